@@ -1,0 +1,1 @@
+"""fastopt: fast numerical optimization for numpy code (C + OpenMP kernels)."""
