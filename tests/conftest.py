@@ -1,0 +1,26 @@
+import numpy as np
+import pytest
+
+import fastopt
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(12345)
+
+
+@pytest.fixture(params=[np.float32, np.float64], ids=["float32", "float64"])
+def dtype(request):
+    return request.param
+
+
+def snapshot(arrays):
+    """Byte copies of arrays, to prove a raising call modified nothing."""
+    return [a.tobytes() for a in arrays]
+
+
+@pytest.fixture(autouse=True)
+def _restore_threads():
+    before = fastopt._kernels._get_user_threads()
+    yield
+    fastopt._kernels._set_user_threads(before)
