@@ -101,6 +101,12 @@ cdef inline bint _needs_copy(cnp.ndarray arr):
                 and arr.dtype.isnative)
 
 
+cdef inline object _contiguous_copy(cnp.ndarray arr):
+    """A C-contiguous, aligned, native-order copy with the same shape (0-d stays 0-d, which
+    np.ascontiguousarray would turn into shape (1,))."""
+    return np.array(arr, dtype=arr.dtype.newbyteorder("="), order="C", copy=True)
+
+
 ctypedef struct Span:
     uintptr_t start
     uintptr_t end
@@ -191,7 +197,7 @@ cdef list prepare(list columns, tuple names, tuple roles, tuple singles):
                          _label(names[0], i, singles[0]))
             a = <cnp.ndarray>col[i]
             if roles[k] == GRAD and _needs_copy(a):
-                col[i] = np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("="))
+                col[i] = _contiguous_copy(a)
     _check_disjoint(cols, names, roles, singles, n)
     # Pointer tables, one per dtype.
     cdef list out = [None, None]
@@ -224,7 +230,12 @@ cdef list prepare(list columns, tuple names, tuple roles, tuple singles):
 
 cdef void _check_disjoint(list cols, tuple names, tuple roles, tuple singles,
                           Py_ssize_t n) except *:
-    """Refuse any overlap between an array that is written and any other array."""
+    """Refuse any overlap between an array that is written and any other array.
+
+    None entries (absent arrays) are skipped. The message names both arrays, starting with
+    the one of the later argument (a grad or state clashing with its param names the grad
+    or state: the param is the reference the others are checked against).
+    """
     cdef int ncol = len(cols), k
     cdef Py_ssize_t i, m = 0, total = n * ncol
     cdef cnp.ndarray a
@@ -232,15 +243,19 @@ cdef void _check_disjoint(list cols, tuple names, tuple roles, tuple singles,
     if spans == NULL:
         raise MemoryError()
     cdef uintptr_t reach_any = 0, reach_written = 0
-    cdef Span s
-    cdef int clash_col = -1
-    cdef Py_ssize_t clash_idx = -1
+    cdef Py_ssize_t any_at = -1, written_at = -1, partner = -1
+    cdef Span s, o
+    cdef int clash_col = -1, other_col = -1
+    cdef Py_ssize_t clash_idx = -1, other_idx = -1
     try:
         for k in range(ncol):
             if cols[k] is None:
                 continue
             for i in range(n):
-                a = <cnp.ndarray>cols[k][i]
+                item = cols[k][i]
+                if item is None:
+                    continue
+                a = <cnp.ndarray>item
                 if cnp.PyArray_NBYTES(a) == 0:
                     continue
                 spans[m].start = <uintptr_t>cnp.PyArray_DATA(a)
@@ -250,34 +265,52 @@ cdef void _check_disjoint(list cols, tuple names, tuple roles, tuple singles,
                 spans[m].index = i
                 m += 1
         qsort(spans, m, sizeof(Span), _span_cmp)
-        # Sorted by start: span i overlaps an earlier one iff start < the furthest earlier end.
+        # Sorted by start: span i overlaps an earlier one iff start < the furthest earlier end
+        # (and the span reaching that end is one it overlaps).
         for i in range(m):
             s = spans[i]
-            if (s.written and s.start < reach_any) or s.start < reach_written:
-                clash_col, clash_idx = s.column, s.index
+            if s.start < reach_written:
+                partner = written_at
+            elif s.written and s.start < reach_any:
+                partner = any_at
+            if partner >= 0:
+                o = spans[partner]
+                if (o.column, o.index) > (s.column, s.index):
+                    s, o = o, s
+                clash_col, clash_idx, other_col, other_idx = s.column, s.index, o.column, o.index
                 break
             if s.end > reach_any:
-                reach_any = s.end
+                reach_any, any_at = s.end, i
             if s.written and s.end > reach_written:
-                reach_written = s.end
+                reach_written, written_at = s.end, i
     finally:
         free(spans)
     if clash_col >= 0:
         raise ValueError(
             f"{_label(names[clash_col], clash_idx, singles[clash_col])}: shares memory with "
-            "another array of this call that is updated in place; pass separate arrays "
-            "(e.g. g.copy())")
+            f"{_label(names[other_col], other_idx, singles[other_col])}, and one of them is "
+            "updated in place; pass separate arrays (e.g. g.copy())")
 
 
 cdef double check_real(object value, str name, double low=-np.inf, double high=np.inf,
-                       bint low_open=False, bint high_open=False) except? -1.0:
-    """Return `value` as a double, or raise TypeError/ValueError naming `name`."""
+                       bint low_open=False, bint high_open=False,
+                       bint finite=False) except? -1.0:
+    """Return `value` as a double, or raise TypeError/ValueError naming `name`.
+
+    With finite=True, +-inf is refused too (an int too large for a double counts as inf).
+    """
     if isinstance(value, (bool, np.bool_)) or not isinstance(
             value, (int, float, np.integer, np.floating)):
         raise TypeError(f"{name}: expected a real number, got {type(value).__name__}")
-    cdef double v = float(value)
+    cdef double v
+    try:
+        v = float(value)
+    except OverflowError:  # a Python int beyond the double range
+        v = np.inf if value > 0 else -np.inf
     if v != v:
         raise ValueError(f"{name}: expected a number, got nan")
+    if finite and not isfinite(v):
+        raise ValueError(f"{name}: expected a finite number, got {v}")
     if v < low or v > high or (low_open and v == low) or (high_open and v == high):
         lo = "(" if low_open else "["
         hi = ")" if high_open else "]"
@@ -299,6 +332,39 @@ cdef int check_status(int status, str where) except -1:
         raise MemoryError(f"{where}: the kernel could not allocate scratch memory")
     raise RuntimeError(f"{where}: the kernel rejected its arguments (status {status}); "
                        "this is a bug in fastopt, please report it")
+
+
+def check_grads(list params, grads, list states=None, str name="grads"):
+    """Validate one optimizer step's gradients before any kernel runs; return them ready.
+
+    grads[i] (None: that param is skipped) must be a gradient for params[i]; gradients that
+    are not C-contiguous, aligned and native are replaced by contiguous copies (made now,
+    before any parameter changes); no gradient may share memory with a parameter or with a
+    state array (`states`, a flat list) -- another param group's update would change it.
+    Raises TypeError/ValueError naming ``grads[i]``, before anything is modified.
+    """
+    if isinstance(grads, (np.ndarray, dict, str, bytes)) or not hasattr(grads, "__iter__"):
+        raise TypeError(f"{name}: expected a list of arrays (one per parameter, None to skip "
+                        f"one), got {type(grads).__name__}")
+    cdef list out = list(grads)
+    cdef Py_ssize_t n = len(params), i
+    if len(out) != n:
+        raise ValueError(f"{name}: expected {n} gradients (one per parameter), got {len(out)}")
+    cdef cnp.ndarray a
+    for i in range(n):
+        if out[i] is None:
+            continue
+        _check_array(out[i], f"{name}[{i}]", GRAD, <cnp.ndarray?>params[i], f"params[{i}]")
+        a = <cnp.ndarray>out[i]
+        if _needs_copy(a):
+            out[i] = _contiguous_copy(a)
+    cdef list st = [] if states is None else list(states)
+    cdef Py_ssize_t width = max(n, len(st))
+    cols = [list(params) + [None] * (width - n), st + [None] * (width - len(st)),
+            out + [None] * (width - n)]
+    _check_disjoint(cols, ("params", "state", name), (PARAM, STATE, GRAD),
+                    (False, False, False), width)
+    return out
 
 
 def check_params(params, str name="params"):

@@ -90,22 +90,25 @@ class Optimizer:
         """
         if isinstance(grads, np.ndarray):
             grads = [grads]
-        grads = list(grads)
-        n = sum(len(g["params"]) for g in self.param_groups)
-        if len(grads) != n:
-            raise ValueError(f"grads: expected {n} gradients (one per parameter), "
-                             f"got {len(grads)}")
+        groups = self.param_groups
+        # Everything is checked before the first kernel runs, so that a bad gradient or a
+        # schedule's bad lr in any group leaves every parameter and all state unchanged.
+        grads = _kernels.check_grads([p for g in groups for p in g["params"]], grads,
+                                     [a for s in self.state.values() for a in s.values()])
+        lrs = [self._lr(group) for group in groups]
+        for group, lr in zip(groups, lrs):  # options may have been edited since the last check
+            self._update_group(group, [], [], [], lr)  # checks the options, touches nothing
         start = 0
         plan = []
-        for group in self.param_groups:
+        for group in groups:
             count = len(group["params"])
             keep = [i for i in range(count) if grads[start + i] is not None]
             plan.append((group, [group["params"][i] for i in keep],
                          [grads[start + i] for i in keep], [start + i for i in keep]))
             start += count
-        for group, params, group_grads, indices in plan:
+        for (group, params, group_grads, indices), lr in zip(plan, lrs):
             if params:
-                self._update_group(group, params, group_grads, indices, self._lr(group))
+                self._update_group(group, params, group_grads, indices, lr)
             group["step"] += 1
         return True
 

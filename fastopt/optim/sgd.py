@@ -59,8 +59,11 @@ class SGD(Optimizer):
         options = dict(lr=lr, momentum=group["momentum"], dampening=group["dampening"],
                        nesterov=group["nesterov"], weight_decay=group["weight_decay"],
                        l1=group["l1"], maximize=group["maximize"])
-        if group["momentum"] == 0 or not params:
-            sgd_step(params, grads, [] if group["momentum"] else None, **options)
+        if not params:  # a dry run: the kernel checks the options (before any test below)
+            sgd_step([], [], [], **options)
+            return
+        if group["momentum"] == 0:
+            sgd_step(params, grads, None, **options)
             return
         bufs, created = self._states(params, indices, "momentum_buffer")
         # torch initialises a buffer to the first d, so new and old buffers take separate calls.

@@ -1,0 +1,159 @@
+"""The table of fuzzed kernels and optimizer classes, with their numpy references.
+
+Covering a new kernel is one more entry in KERNELS (its array arguments, hyperparameter
+domains and a numpy reference written from the documented formula); a new optimizer class
+is one more entry in OPTIMIZERS (a RefOptimizer subclass with its per-parameter update).
+References compute in the array's dtype with scalar coefficients computed in double and
+then cast, as the kernels do, so most agree bit for bit.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+import fastopt
+from fastopt import kernels
+from fuzz_harness import (
+    Arg,
+    Flag,
+    Hyper,
+    KernelSpec,
+    OptimizerSpec,
+    Real,
+)
+
+# -- shared helpers ------------------------------------------------------------------------
+
+
+def sign(x: np.ndarray) -> np.ndarray:
+    """fastopt's sign: (x > 0) - (x < 0), so sign(0) = sign(nan) = 0."""
+    t = x.dtype.type
+    return (x > 0).astype(t) - (x < 0).astype(t)
+
+
+def _f(h: dict, name: str, default: float = 0.0) -> float:
+    return float(h.get(name, default))
+
+
+class RefOptimizer:
+    """A numpy reference of an optimizer class: groups, lr schedules, lazy per-param state.
+
+    groups: [(params, options)], params being the reference's own copies. Subclasses
+    implement update(p, g, state, options, lr, step) for one parameter in place, where
+    `step` is the group's step count before this step and `state` a dict that starts
+    empty for each parameter.
+    """
+
+    def __init__(self, groups):
+        self.groups = [(list(ps), dict(opts)) for ps, opts in groups]
+        self.steps = [0] * len(self.groups)
+        self.state = {}
+
+    def step(self, grads):
+        with np.errstate(all="ignore"):  # NaN/Inf gradients are part of the fuzzing
+            self._step(grads)
+
+    def _step(self, grads):
+        k = 0
+        for gi, (params, opts) in enumerate(self.groups):
+            lr = opts["lr"](self.steps[gi]) if callable(opts["lr"]) else opts["lr"]
+            for p in params:
+                g = grads[k]
+                if g is not None:
+                    g = np.array(g, dtype=p.dtype, order="C")
+                    self.update(p, g, self.state.setdefault(k, {}), opts, float(lr),
+                                self.steps[gi])
+                k += 1
+            self.steps[gi] += 1
+
+    def update(self, p, g, state, opts, lr, step):
+        raise NotImplementedError
+
+
+# -- SGD -----------------------------------------------------------------------------------
+
+
+def sgd_rule(p, g, buf, *, lr, momentum, dampening, nesterov, weight_decay, l1, maximize,
+             first_step):
+    """torch.optim.SGD's documented algorithm, in the array's dtype (fastopt's sign)."""
+    t = p.dtype.type
+    d = -g if maximize else g.copy()
+    if weight_decay:
+        d = d + t(weight_decay) * p
+    if l1:
+        d = d + t(l1) * sign(p)
+    if momentum:
+        buf[...] = d if first_step else t(momentum) * buf + t(1.0 - dampening) * d
+        d = d + t(momentum) * buf if nesterov else buf
+    p -= t(lr) * d
+
+
+SGD_HYPERS = (
+    Hyper("lr", Real(0.0, typical=(0.0, 2.0))),
+    Hyper("momentum", Real(0.0, typical=(0.0, 1.5))),
+    Hyper("dampening", Real(0.0, 1.0)),
+    Hyper("nesterov", Flag()),
+    Hyper("weight_decay", Real(0.0, typical=(0.0, 1.0))),
+    Hyper("l1", Real(0.0, typical=(0.0, 1.0))),
+    Hyper("maximize", Flag()),
+)
+
+
+def _sgd_ok(h):
+    return not h["nesterov"] or (float(h["momentum"]) > 0 and float(h["dampening"]) == 0)
+
+
+def _sgd_reference(a, h):
+    p, g, buf = a["p"], a["g"], a["buf"]
+    opts = {k: (float(v) if k not in ("nesterov", "maximize", "first_step") else bool(v))
+            for k, v in h.items()}
+    if not opts["momentum"]:
+        buf = None
+    sgd_rule(p, g, buf, **opts)
+    return {"p": p, "buf": buf} if buf is not None else {"p": p}
+
+
+SGD_STEP = KernelSpec(
+    name="sgd_step",
+    func=kernels.sgd_step,
+    args=(
+        Arg("p", written=True),
+        Arg("g", written=False),
+        Arg("buf", written=True,
+            presence=lambda h: "required" if float(h["momentum"]) != 0 else "optional"),
+    ),
+    hypers=SGD_HYPERS + (Hyper("first_step", Flag()),),
+    constraint=_sgd_ok,
+    invalid_combos=(
+        ({"nesterov": True, "momentum": 0.0}, "nesterov"),
+        ({"nesterov": True, "momentum": 0.5, "dampening": 0.5}, "nesterov"),
+    ),
+    reference=_sgd_reference,
+    multi=True,
+)
+
+
+class RefSGD(RefOptimizer):
+    def update(self, p, g, state, o, lr, step):
+        first = "momentum_buffer" not in state
+        buf = state.setdefault("momentum_buffer", np.zeros_like(p))
+        sgd_rule(p, g, buf if float(o["momentum"]) else None, lr=lr,
+                 momentum=_f(o, "momentum"), dampening=_f(o, "dampening"),
+                 nesterov=bool(o.get("nesterov", False)),
+                 weight_decay=_f(o, "weight_decay"), l1=_f(o, "l1"),
+                 maximize=bool(o.get("maximize", False)), first_step=first)
+
+
+SGD_CLASS = OptimizerSpec(
+    name="SGD",
+    cls=fastopt.SGD,
+    hypers=SGD_HYPERS,
+    reference=RefSGD,
+    constraint=_sgd_ok,
+    invalid_combos=(({"nesterov": True, "momentum": 0.0}, "nesterov"),),
+)
+
+# -- the tables ----------------------------------------------------------------------------
+
+KERNELS: list[KernelSpec] = [SGD_STEP]
+OPTIMIZERS: list[OptimizerSpec] = [SGD_CLASS]
