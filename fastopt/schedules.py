@@ -27,10 +27,19 @@ Conventions
   ``_get_closed_form_lr`` (or, where torch has no recursion, its ``get_lr``), with
   the same operation order, so it is bit-for-bit what torch's closed form gives.
   For the torch schedulers that update ``lr`` recursively (``StepLR``,
-  ``MultiStepLR``, ``ExponentialLR``, ``LinearLR``, ``PolynomialLR``,
-  ``CosineAnnealingLR``) torch's stepped values accumulate one rounding per step;
-  they agree with the closed form to a relative ~1e-15 per step taken (the closed
-  form is the more accurate of the two).
+  ``MultiStepLR``, ``ExponentialLR``, ``ConstantLR``, ``LinearLR``,
+  ``PolynomialLR``, ``CosineAnnealingLR`` and chains of them) torch's stepped values
+  accumulate one rounding per step; they agree with the closed form to a relative
+  ~1e-15 per step taken (the closed form is the more accurate of the two).
+* **Deliberate deviations from torch** (each documented where it applies):
+  :func:`one_cycle` holds its final value from ``total_steps`` on (torch
+  extrapolates once, possibly to a negative lr, then raises); :func:`linear` gives
+  exactly ``base_lr * end_factor`` from ``total_iters`` on (torch's closed form can
+  round to ``-1e-16``) and allows any factors >= 0; :func:`cyclic`'s
+  ``'triangular2'`` underflows instead of raising ``OverflowError`` after 1024
+  cycles, and gamma powers that overflow give ``inf``; :func:`cosine_restarts`
+  adds ``decay``; :func:`polynomial` adds ``end_lr``; momentum cycling
+  (``cycle_momentum``) is not part of a learning-rate schedule.
 * **Picklable.** Every schedule is a small class instance with a readable
   ``repr`` (the call that builds it), so optimizer state holding one pickles.
   Schedules nested in :func:`warmup`, :func:`sequential` and :func:`chain` may be
@@ -84,10 +93,10 @@ ScheduleLike = Union[float, Callable[[int], float]]
 def _check_int(name: str, value: Any, minimum: int | None = None) -> int:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
-    value = int(value)
-    if minimum is not None and value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
+    result = int(value)
+    if minimum is not None and result < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {result}")
+    return result
 
 
 def _check_real(
@@ -101,18 +110,18 @@ def _check_real(
 ) -> float:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    if low is not None and (value <= low if low_open else value < low):
-        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {value!r}")
-    if high is not None and (value >= high if high_open else value > high):
-        raise ValueError(f"{name} must be {'<' if high_open else '<='} {high}, got {value!r}")
-    return value
+    x = float(value)
+    if not math.isfinite(x):
+        raise ValueError(f"{name} must be finite, got {x!r}")
+    if low is not None and (x <= low if low_open else x < low):
+        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {x!r}")
+    if high is not None and (x >= high if high_open else x > high):
+        raise ValueError(f"{name} must be {'<' if high_open else '<='} {high}, got {x!r}")
+    return x
 
 
-def _check_choice(name: str, value: Any, choices: Sequence[str]) -> str:
-    if value not in choices:
+def _check_choice(name: str, value: Any, choices: Sequence[str]) -> Any:
+    if not isinstance(value, str) or value not in choices:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
     return value
 
@@ -126,7 +135,7 @@ def _check_bool(name: str, value: Any) -> bool:
 def _check_schedule_like(name: str, value: Any) -> float | Callable[[int], float]:
     """A constant lr (real >= 0, returned as float) or a callable, returned as is."""
     if callable(value):
-        return value
+        return value  # type: ignore[no-any-return]
     if isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)):
         return _check_real(name, value, low=0.0)
     raise TypeError(
@@ -145,9 +154,9 @@ def _decayed(base_lr: float, gamma: float, k: int) -> float:
 
 def _eval(s: float | Callable[[int], float], step: int) -> float:
     """Value of a constant or a callable schedule at integer ``step``."""
-    if s.__class__ is float:
-        return s  # type: ignore[return-value]
-    return float(s(step))  # type: ignore[operator]
+    if isinstance(s, float):
+        return s
+    return float(s(step))
 
 
 # --------------------------------------------------------------------------- #
@@ -598,9 +607,8 @@ class _Polynomial(Schedule):
     def _value(self, step: int) -> float:
         # torch PolynomialLR._get_closed_form_lr when end_lr == 0 (x - 0.0 and
         # x + 0.0 are exact, so the value is bit-identical to torch's)
-        return (self.base_lr - self.end_lr) * (
-            1.0 - min(self.total_iters, step) / self.total_iters
-        ) ** self.power + self.end_lr
+        decay: float = (1.0 - min(self.total_iters, step) / self.total_iters) ** self.power
+        return (self.base_lr - self.end_lr) * decay + self.end_lr
 
 
 def polynomial(base_lr: float, total_iters: int = 5, power: float = 1.0, *, end_lr: float = 0.0) -> Schedule:
@@ -664,8 +672,8 @@ class _InverseSqrt(Schedule):
     def _value(self, step: int) -> float:
         s = step + 1
         if self.warmup_steps == 0:
-            return self._scale * s**-0.5
-        return self._scale * min(s**-0.5, s * self.warmup_steps**-1.5)
+            return self._scale * float(s**-0.5)
+        return self._scale * min(float(s**-0.5), s * float(self.warmup_steps**-1.5))
 
 
 def inverse_sqrt(
@@ -757,6 +765,7 @@ class _OneCycle(Schedule):
         initial_lr = self.max_lr / self.div_factor
         min_lr = initial_lr / self.final_div_factor
         T, p = self.total_steps, self.pct_start
+        self._phases: tuple[tuple[float, float, float], ...]
         if self.three_phase:
             self._phases = (
                 (float(p * T) - 1, initial_lr, self.max_lr),
@@ -911,8 +920,8 @@ class _Cyclic(Schedule):
         if self.mode == "triangular2":
             # torch: 1 / (2.0 ** (x - 1)), the same power of two, but that raises
             # OverflowError after 1024 cycles; this underflows to 0 instead
-            return 2.0 ** (1 - x)
-        return self.gamma**x
+            return float(2.0 ** (1 - x))
+        return float(self.gamma**x)
 
     def _value(self, step: int) -> float:
         # torch CyclicLR.get_lr, same operation order
@@ -1123,7 +1132,9 @@ class _Chain(Schedule):
     _name = "chain"
     _fields = ("base", "factors")
 
-    def __init__(self, base: float | Callable[[int], float], factors: tuple[float | Callable[[int], float], ...]) -> None:
+    def __init__(
+        self, base: float | Callable[[int], float], factors: tuple[float | Callable[[int], float], ...]
+    ) -> None:
         self.base = base
         self.factors = factors
 
@@ -1219,8 +1230,8 @@ def scale_lr_for_batch(
     k = batch / base_batch
     if rule == "sqrt":
         k = math.sqrt(k)
-    if lr.__class__ is float:
-        return lr * k  # type: ignore[operator]
+    if isinstance(lr, float):
+        return lr * k
     return _Chain(lr, (k,))
 
 
