@@ -8,7 +8,7 @@ call raises.
 
 __version__ = "0.1.0"
 
-from fastopt import kernels
+from fastopt import kernels, schedules
 from fastopt._config import (
     get_include,
     get_num_threads,
@@ -21,6 +21,7 @@ from fastopt.optim import SGD, Optimizer
 __all__ = [
     "__version__",
     "kernels",
+    "schedules",
     "get_include",
     "get_num_threads",
     "set_num_threads",
