@@ -61,7 +61,9 @@ def _as_generator(rng: RNGLike, name: str = "rng") -> np.random.Generator:
 
 def _as_shape(shape: ShapeLike) -> tuple[int, ...]:
     """Validate ``shape`` (an int or a sequence of non-negative ints) and return a tuple."""
-    if isinstance(shape, (numbers.Integral, np.integer)) and not isinstance(shape, (bool, np.bool_)):
+    if isinstance(shape, (numbers.Integral, np.integer)) and not isinstance(
+        shape, (bool, np.bool_)
+    ):
         dims: tuple = (shape,)
     elif isinstance(shape, (tuple, list)):
         dims = tuple(shape)
@@ -294,7 +296,9 @@ def xavier(
     True
     """
     dims = _as_shape(shape)
-    if isinstance(gain, (bool, np.bool_)) or not isinstance(gain, (numbers.Real, np.floating, np.integer)):
+    if isinstance(gain, (bool, np.bool_)) or not isinstance(
+        gain, (numbers.Real, np.floating, np.integer)
+    ):
         raise TypeError(f"gain must be a real number, got {type(gain).__name__}")
     if not (math.isfinite(gain) and gain >= 0):
         raise ValueError(f"gain must be finite and >= 0, got {gain}")
