@@ -202,6 +202,18 @@ class EarlyStopping:
     (0.7, 1, array([1., 1.]))
     """
 
+    _STATE_KEYS = (
+        "patience",
+        "min_delta",
+        "mode",
+        "restore_best",
+        "best_score",
+        "best_step",
+        "num_steps",
+        "num_bad_steps",
+        "best_params",
+    )
+
     def __init__(
         self,
         patience: int | None,
@@ -333,7 +345,7 @@ class EarlyStopping:
         """Load a dict made by :meth:`state_dict` (arrays are copied)."""
         if not isinstance(state_dict, Mapping):
             raise TypeError(f"state_dict must be a mapping, got {type(state_dict).__name__}")
-        missing = set(self.state_dict()) - set(state_dict)
+        missing = set(self._STATE_KEYS) - set(state_dict)
         if missing:
             raise ValueError(f"state_dict is missing keys {sorted(missing)}")
         fresh = EarlyStopping(
@@ -791,8 +803,6 @@ def _check_picklable(objective: Any, configs: list[dict[str, Any]], executor: An
         raise TypeError(
             f"the sampled parameter values must be picklable for a ProcessPoolExecutor: {exc}"
         ) from exc
-
-
 
 
 def random_search(
