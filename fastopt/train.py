@@ -35,6 +35,7 @@ from typing import Any, Callable, Iterator, Literal, Mapping, Sequence, Union
 import numpy as np
 import numpy.typing as npt
 
+from fastopt import _kernels
 from fastopt.init import _as_generator
 
 __all__ = [
@@ -1407,12 +1408,11 @@ def check_grad(
 # =============================================================================
 # gradient clipping
 # =============================================================================
-# The two passes below (a reduction, then an in-place scale) are written so a C
-# kernel can replace each one later without changing any signature: pass 1
-# reduces fixed-size chunks in float64 and combines the partial results in
-# chunk order (bitwise reproducible, as DESIGN.md asks of reductions); pass 2
-# multiplies in place in the array's own dtype.
-_NORM_CHUNK = 1 << 16  # elements per reduction block
+# The two passes (a reduction, then an in-place scale) run in C for float32/float64 arrays
+# (fastopt._kernels.norm_reduce / scale_: OpenMP, float64 accumulation over fixed blocks
+# combined in block order, so bitwise reproducible for any thread count). Other floating
+# dtypes (float16, longdouble) and, for the scale, non-contiguous views take a numpy path.
+_NORM_CHUNK = 1 << 16  # elements per reduction block of the numpy path
 
 
 def _check_norm_type(norm_type: Any) -> float:
@@ -1422,26 +1422,51 @@ def _check_norm_type(norm_type: Any) -> float:
     return p
 
 
+def _kernel_ready(a: np.ndarray, writeable: bool) -> bool:
+    """Whether the C kernels take `a` directly (else the numpy path handles it)."""
+    if a.dtype not in (np.float32, np.float64):
+        return False
+    return not writeable or (a.flags.c_contiguous and a.flags.aligned and a.dtype.isnative)
+
+
+def _combine(acc: float, part: float, p: float) -> float:
+    if math.isnan(acc) or math.isnan(part):
+        return math.nan
+    return max(acc, part) if math.isinf(p) else acc + part
+
+
 def _norm_pass(arrays: list[np.ndarray], p: float) -> float:
     """Pass 1: ``max |g|`` (p = inf) or ``sum |g|**p`` over all arrays, in float64."""
-    acc = 0.0
+    fast = [g for g in arrays if _kernel_ready(g, writeable=False)]
+    acc = _kernels.norm_reduce(fast, p) if fast else 0.0
     for g in arrays:
+        if _kernel_ready(g, writeable=False):
+            continue
         flat = g.reshape(-1)  # a copy only if g is not contiguous
         for start in range(0, flat.size, _NORM_CHUNK):
             block = flat[start : start + _NORM_CHUNK].astype(np.float64)
             np.abs(block, out=block)
             if math.isinf(p):
-                m = float(block.max())
-                if math.isnan(m):
-                    return math.nan
-                acc = max(acc, m)
+                part = float(block.max()) if block.size else 0.0
             else:
                 if p == 2.0:
                     np.multiply(block, block, out=block)
                 elif p != 1.0:
                     np.power(block, p, out=block)
-                acc += float(block.sum())
+                part = float(block.sum())
+            acc = _combine(acc, part, p)
     return acc
+
+
+def _scale_pass(arrays: list[np.ndarray], coef: float) -> None:
+    """Pass 2: ``g *= coef`` in place, in each array's dtype."""
+    fast = [g for g in arrays if _kernel_ready(g, writeable=True)]
+    if fast:
+        _kernels.scale_(fast, coef)
+    with np.errstate(invalid="ignore"):  # inf * 0 -> nan, as documented
+        for g in arrays:
+            if not _kernel_ready(g, writeable=True):
+                np.multiply(g, coef, out=g)
 
 
 def total_norm(
@@ -1502,10 +1527,8 @@ def clip_grads_with_norm(grads: ArrayOrArrays, max_norm: float, total_norm: floa
     coef = m / (t + 1e-6)
     if not math.isnan(coef):
         coef = min(coef, 1.0)
-    if coef != 1.0:  # pass 2
-        with np.errstate(invalid="ignore"):  # inf * 0 -> nan, as documented
-            for g in arrays:
-                np.multiply(g, coef, out=g)
+    if coef != 1.0:
+        _scale_pass(arrays, coef)
 
 
 def clip_grad_norm(
