@@ -186,7 +186,7 @@ cdef list prepare(list columns, tuple names, tuple roles, tuple singles):
         _check_array(cols[0][i], _label(names[0], i, singles[0]), roles[0], None, None)
         p = <cnp.ndarray>cols[0][i]
         if roles[0] == GRAD and _needs_copy(p):  # a read-only first column (e.g. norms)
-            p = np.ascontiguousarray(p, dtype=p.dtype.newbyteorder("="))
+            p = <cnp.ndarray>_contiguous_copy(p)
             cols[0][i] = p
         if cnp.PyArray_TYPE(p) == cnp.NPY_FLOAT:
             n32 += 1
@@ -295,6 +295,17 @@ cdef void _check_disjoint(list cols, tuple names, tuple roles, tuple singles,
             "updated in place; pass separate arrays (e.g. g.copy())")
 
 
+cdef double to_double(object value, str name) except? -1.0:
+    """A real number (not a bool) as a double; ints beyond its range become +-inf."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+            value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name}: expected a real number, got {type(value).__name__}")
+    try:
+        return float(value)
+    except OverflowError:  # a Python int beyond the double range
+        return np.inf if value > 0 else -np.inf
+
+
 cdef double check_real(object value, str name, double low=-np.inf, double high=np.inf,
                        bint low_open=False, bint high_open=False,
                        bint finite=False) except? -1.0:
@@ -302,14 +313,7 @@ cdef double check_real(object value, str name, double low=-np.inf, double high=n
 
     With finite=True, +-inf is refused too (an int too large for a double counts as inf).
     """
-    if isinstance(value, (bool, np.bool_)) or not isinstance(
-            value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name}: expected a real number, got {type(value).__name__}")
-    cdef double v
-    try:
-        v = float(value)
-    except OverflowError:  # a Python int beyond the double range
-        v = np.inf if value > 0 else -np.inf
+    cdef double v = to_double(value, name)
     if v != v:
         raise ValueError(f"{name}: expected a number, got nan")
     if finite and not isfinite(v):

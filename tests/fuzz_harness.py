@@ -65,10 +65,22 @@ HUGE_INT = 10**400  # float(HUGE_INT) raises OverflowError: the boundary must no
 # -- hyperparameter domains ----------------------------------------------------------------
 
 
+def to_float(value: Any) -> float:
+    """float(value), with ints beyond the double range as +-inf (as the boundary reads them)."""
+    try:
+        return float(value)
+    except OverflowError:
+        return INF if value > 0 else -INF
+
+
 def _as_type(draw, value: float, integral_ok: bool) -> Any:
     """`value` as float, numpy float64/float32 scalar, or int when it is integral."""
+    if isinstance(value, int) and abs(value) > 2**1024:
+        return value
     kinds = ["float", "np64"]
-    if np.float32(value) == value:
+    with np.errstate(over="ignore"):
+        exact32 = np.float32(value) == value
+    if exact32:
         kinds.append("np32")
     if integral_ok and float(value).is_integer() and abs(value) < 2**53:
         kinds.append("int")
@@ -85,6 +97,7 @@ class Real:
     low_open: bool = False
     high_open: bool = False
     allow_inf: bool = False
+    allow_nan: bool = False
     typical: tuple[float, float] | None = None  # where valid values are drawn
     edges: tuple[float, ...] = ()  # extra valid values worth trying
 
@@ -101,7 +114,11 @@ class Real:
             if math.isfinite(bound) and not is_open:
                 edges.append(bound)
         if self.allow_inf and self.high == INF and not self.high_open:
-            edges.append(INF)
+            edges += [INF, HUGE_INT]  # a huge int is +inf as a float
+        if self.allow_inf and self.low == -INF and not self.low_open:
+            edges += [-INF, -HUGE_INT]
+        if self.allow_nan:
+            edges.append(NAN)
         base = st.one_of(body, st.sampled_from(edges)) if edges else body
 
         @st.composite
@@ -111,7 +128,9 @@ class Real:
         return typed()
 
     def contains(self, v: float) -> bool:
-        if v != v or (math.isinf(v) and not self.allow_inf):
+        if v != v:
+            return self.allow_nan
+        if math.isinf(v) and not self.allow_inf:
             return False
         if v < self.low or v > self.high:
             return False
@@ -119,8 +138,9 @@ class Real:
 
     def invalid(self) -> list[tuple[Any, tuple[type, ...]]]:
         """(value, allowed exception types) pairs, each invalid for this domain."""
-        out: list[tuple[Any, tuple[type, ...]]] = [
-            (NAN, (ValueError,)), (np.float64(NAN), (ValueError,)),
+        out: list[tuple[Any, tuple[type, ...]]] = [] if self.allow_nan else [
+            (NAN, (ValueError,)), (np.float64(NAN), (ValueError,))]
+        out += [
             ("0.5", (TypeError,)), (None, (TypeError,)), ([0.5], (TypeError,)),
             (1 + 1j, (TypeError,)), (True, (TypeError,)), (object(), (TypeError,)),
             (np.array([0.5, 0.5]), (TypeError,)),
@@ -276,6 +296,8 @@ class KernelSpec:
     shapes: st.SearchStrategy = hnp.array_shapes(min_dims=0, max_dims=3, min_side=0,
                                                  max_side=5)
     multi: bool = False  # accepts lists of arrays: one multi-tensor C call
+    # multi-tensor return value from (per-tensor reference returns, hypers); default: list
+    combine: Callable[[list, dict], Any] | None = None
     mixed_dtypes: bool = True  # a list may mix float32 and float64 tensors
     dtypes: tuple[np.dtype, ...] = FLOATS
     rtol: dict = dataclasses.field(default_factory=lambda: {np.float32: 2e-6,
@@ -522,7 +544,10 @@ def run_valid(call: Call) -> None:
                     _assert_close(after[a.name][i], want, spec, f"{spec.name}: {a.name}[{i}]")
             if "return" in expected:
                 returns.append(expected["return"])
-        if returns:
+        if call.multi and spec.combine is not None:
+            _assert_close(result, spec.combine(returns, call.hypers), spec,
+                          f"{spec.name}: return value")
+        elif returns:
             _assert_close(result, returns if call.multi else returns[0], spec,
                           f"{spec.name}: return value")
     if spec.check is not None:
@@ -610,29 +635,28 @@ def broken_array_calls(draw, spec: KernelSpec) -> Broken:
         for how, bad in _written_corruptions(target):
             options.append((how, mk(how, bad, {arg.name})))
     # relational faults: the message may name either side
-    if arg.dtype is None:
+    if arg.dtype is None and any(b.name != arg.name and b.dtype is None and
+                                 call.arrays.get(b.name) is not None for b in spec.args):
         other = np.float64 if target.dtype == np.float32 else np.float32
-        other_ok = spec.mixed_dtypes and call.multi and all(
-            a.dtype is not None or a.name == arg.name for a in spec.args
-            if call.arrays.get(a.name) is not None)
-        if not other_ok:
-            options.append(("other float", mk("the other float dtype", target.astype(other),
-                                              any_name, (TypeError,))))
-    new_shape = target.shape + (1,) if target.ndim < 3 else target.shape[:-1] + (
-        target.shape[-1] + 1,)
-    options.append(("shape", mk(f"shape {new_shape}", np.zeros(new_shape, target.dtype),
-                                any_name, (ValueError,))))
-    if target.ndim == 0:
-        options.append(("shape (1,)", mk("shape (1,) for ()", target.reshape(1), any_name,
-                                         (ValueError,))))
-    if call.multi:
+        options.append(("other float", mk("the other float dtype", target.astype(other),
+                                          any_name, (TypeError,))))
+    if any(b.name != arg.name and call.arrays.get(b.name) is not None for b in spec.args):
+        new_shape = target.shape + (1,) if target.ndim < 3 else target.shape[:-1] + (
+            target.shape[-1] + 1,)
+        options.append(("shape", mk(f"shape {new_shape}", np.zeros(new_shape, target.dtype),
+                                    any_name, (ValueError,))))
+        if target.ndim == 0:
+            options.append(("shape (1,)", mk("shape (1,) for ()", target.reshape(1),
+                                             any_name, (ValueError,))))
+    partners_present = sum(call.arrays.get(b.name) is not None for b in spec.args) > 1
+    if call.multi and partners_present:
         def shorter():
             arrays = dict(call.arrays)
             arrays[arg.name] = list(arrays[arg.name])[:-1]
             return Broken(dataclasses.replace(call, arrays=arrays), "list one shorter",
                           any_name, (ValueError,))
         options.append(("shorter", shorter))
-
+    if call.multi:
         def container():
             arrays = dict(call.arrays)
             arrays[arg.name] = {i: t for i, t in enumerate(arrays[arg.name])}

@@ -12,14 +12,16 @@ from __future__ import annotations
 import numpy as np
 
 import fastopt
-from fastopt import kernels
+from fastopt import _kernels, kernels
 from fuzz_harness import (
+    INF,
     Arg,
     Flag,
     Hyper,
     KernelSpec,
     OptimizerSpec,
     Real,
+    to_float,
 )
 
 # -- shared helpers ------------------------------------------------------------------------
@@ -153,7 +155,63 @@ SGD_CLASS = OptimizerSpec(
     invalid_combos=(({"nesterov": True, "momentum": 0.0}, "nesterov"),),
 )
 
+# -- global norms and scaling (csrc/norm.c; used by fastopt.train.clip_grad_norm) -------------
+
+
+def _norm_reference(a, h):
+    x = np.abs(a["x"].astype(np.float64))
+    p = to_float(h["norm_type"])
+    if p == INF:
+        value = np.nan if np.isnan(x).any() else (x.max() if x.size else 0.0)
+    elif p == 1.0:
+        value = x.sum()
+    elif p == 2.0:
+        value = (x * x).sum()
+    else:
+        value = (x ** p).sum()
+    return {"return": np.float64(value)}
+
+
+def _norm_combine(parts, h):
+    """One number for a list: the NaN-sticky max for norm_type=inf, else the sum."""
+    parts = [float(v) for v in parts]
+    if any(v != v for v in parts):
+        return np.float64(np.nan)
+    if to_float(h["norm_type"]) == INF:
+        return np.float64(max(parts, default=0.0))
+    return np.float64(sum(parts))
+
+
+NORM_REDUCE = KernelSpec(
+    name="norm_reduce",
+    func=_kernels.norm_reduce,
+    args=(Arg("x", written=False),),
+    hypers=(Hyper("norm_type", Real(0.0, INF, low_open=True, allow_inf=True,
+                                    typical=(0.1, 4.0), edges=(1.0, 2.0, INF))),),
+    reference=_norm_reference,
+    multi=True,
+    combine=_norm_combine,
+    rtol={np.float32: 1e-12, np.float64: 1e-12},
+    atol={np.float32: 1e-300, np.float64: 1e-300},
+)
+
+
+def _scale_reference(a, h):
+    x = a["x"]
+    return {"x": x * x.dtype.type(to_float(h["factor"]))}
+
+
+SCALE = KernelSpec(
+    name="scale_",
+    func=_kernels.scale_,
+    args=(Arg("x", written=True),),
+    hypers=(Hyper("factor", Real(allow_inf=True, allow_nan=True, typical=(-3.0, 3.0),
+                                 edges=(0.0, -0.0, 1e300))),),
+    reference=_scale_reference,
+    multi=True,
+)
+
 # -- the tables ----------------------------------------------------------------------------
 
-KERNELS: list[KernelSpec] = [SGD_STEP]
+KERNELS: list[KernelSpec] = [SGD_STEP, NORM_REDUCE, SCALE]
 OPTIMIZERS: list[OptimizerSpec] = [SGD_CLASS]

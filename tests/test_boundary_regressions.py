@@ -174,3 +174,12 @@ def test_overlap_message_names_both_arrays():
     ps = [np.zeros(3), np.zeros(3)]
     with pytest.raises(ValueError, match=r"^buf\[1\]: shares memory with p\[0\]"):
         sgd_step(ps, [np.ones(3)] * 2, [np.zeros(3), ps[0]], lr=0.1, momentum=0.9)
+
+
+def test_scale_factor_huge_int_is_inf_not_overflow():
+    # was: OverflowError from float(factor) (scale_ allows inf and NaN factors)
+    x = np.ones(3)
+    _kernels.scale_(x, 10**400)
+    assert (x == np.inf).all()
+    with pytest.raises(TypeError, match="^factor: "):
+        _kernels.scale_(x, "2")
