@@ -85,7 +85,8 @@ def _as_type(draw, value: float, integral_ok: bool) -> Any:
     if integral_ok and float(value).is_integer() and abs(value) < 2**53:
         kinds.append("int")
     kind = draw(st.sampled_from(kinds))
-    return {"float": float, "np64": np.float64, "np32": np.float32, "int": int}[kind](value)
+    with np.errstate(over="ignore"):
+        return {"float": float, "np64": np.float64, "np32": np.float32, "int": int}[kind](value)
 
 
 @dataclasses.dataclass(frozen=True)
