@@ -297,6 +297,8 @@ class KernelSpec:
     shapes: st.SearchStrategy = hnp.array_shapes(min_dims=0, max_dims=3, min_side=0,
                                                  max_side=5)
     multi: bool = False  # accepts lists of arrays: one multi-tensor C call
+    # a shape big enough for the kernel to use several OpenMP threads
+    large_shape: tuple = (70_001,)
     # multi-tensor return value from (per-tensor reference returns, hypers); default: list
     combine: Callable[[list, dict], Any] | None = None
     mixed_dtypes: bool = True  # a list may mix float32 and float64 tensors
@@ -449,8 +451,9 @@ def hyper_values(draw, spec: KernelSpec | "OptimizerSpec") -> dict:
 
 @st.composite
 def valid_calls(draw, spec: KernelSpec, *, layouts: bool = True, special_rate: float | None
-                = None, min_count: int = 0) -> Call:
-    """A valid call of `spec`: random hypers, shapes, dtypes, values and input layouts."""
+                = None, min_count: int = 0, large: bool = False) -> Call:
+    """A valid call of `spec`: random hypers, shapes, dtypes, values and input layouts
+    (`large`: every tensor has spec.large_shape, so the call runs multi-threaded)."""
     hypers = draw(cached(hyper_values, spec))
     multi = spec.multi and draw(st.booleans())
     count = draw(st.integers(max(min_count, 0 if multi else 1), 3)) if multi else 1
@@ -466,7 +469,7 @@ def valid_calls(draw, spec: KernelSpec, *, layouts: bool = True, special_rate: f
     arrays: dict[str, list] = {a.name: [] for a in spec.args if present[a.name]}
     for _ in range(count):
         dtype = draw(st.sampled_from(spec.dtypes)) if spec.mixed_dtypes else base_dtype
-        shape = draw(spec.shapes)
+        shape = spec.large_shape if large else draw(spec.shapes)
         for a in spec.args:
             if not present[a.name]:
                 continue
@@ -751,6 +754,8 @@ class OptimizerSpec:
                                                             np.float64: 1e-12})
     # transform of the valid hyper dict into constructor kwargs (e.g. beta1/beta2 -> betas)
     kwargs: Callable[[dict], dict] = dict
+    # typical constructor kwargs (thread-safety and resume tests use them)
+    example: dict = dataclasses.field(default_factory=dict)
 
     def __repr__(self) -> str:
         return f"<OptimizerSpec {self.name}>"

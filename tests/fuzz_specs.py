@@ -153,6 +153,7 @@ SGD_CLASS = OptimizerSpec(
     reference=RefSGD,
     constraint=_sgd_ok,
     invalid_combos=(({"nesterov": True, "momentum": 0.0}, "nesterov"),),
+    example=dict(lr=0.01, momentum=0.9, nesterov=True, weight_decay=1e-3),
 )
 
 # -- global norms and scaling (csrc/norm.c; used by fastopt.train.clip_grad_norm) -------------
