@@ -183,3 +183,19 @@ def test_scale_factor_huge_int_is_inf_not_overflow():
     assert (x == np.inf).all()
     with pytest.raises(TypeError, match="^factor: "):
         _kernels.scale_(x, "2")
+
+
+def test_state_dict_snapshots_a_stateful_schedule():
+    # found by test_resume: state_dict() kept the ReduceLROnPlateau object itself, so a
+    # checkpoint taken at step k followed the run and restored a later schedule state
+    sched = fastopt.schedules.ReduceLROnPlateau(0.1, patience=0, factor=0.5)
+    opt = fastopt.SGD([np.zeros(2)], lr=sched)
+    sd = opt.state_dict()
+    for metric in (3.0, 4.0, 5.0):
+        opt.param_groups[0]["lr"].update(metric)
+    assert sd["param_groups"][0]["lr"](0) == 0.1
+    fresh = fastopt.SGD([np.zeros(2)], lr=0.1)
+    fresh.load_state_dict(sd)
+    fresh.param_groups[0]["lr"].update(1.0)
+    fresh.param_groups[0]["lr"].update(2.0)
+    assert sd["param_groups"][0]["lr"](0) == 0.1  # loading copies too

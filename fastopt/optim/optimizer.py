@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Union
 
@@ -137,14 +138,16 @@ class Optimizer:
 
     # -- checkpoints -------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """A checkpoint of plain dicts, numbers and numpy arrays (copies, safe to keep).
+        """A checkpoint of plain dicts, numbers and numpy arrays (copies, safe to keep;
+        a schedule given as lr is deep-copied, so a stateful one is a snapshot too).
 
         ``{"state": {index: {name: array}}, "param_groups": [{options, "step": k,
         "params": [indices]}]}`` — torch's layout, keyed by parameter position.
         """
         groups, start = [], 0
         for group in self.param_groups:
-            entry = {k: v for k, v in group.items() if k != "params"}
+            # deep copies: a stateful schedule (ReduceLROnPlateau) as lr must be a snapshot
+            entry = {k: copy.deepcopy(v) for k, v in group.items() if k != "params"}
             entry["params"] = list(range(start, start + len(group["params"])))
             start += len(group["params"])
             groups.append(entry)
@@ -193,7 +196,7 @@ class Optimizer:
         new_groups = []
         for saved, group in zip(saved_groups, self.param_groups):
             merged = dict(group)
-            merged.update({k: v for k, v in saved.items() if k != "params"})
+            merged.update({k: copy.deepcopy(v) for k, v in saved.items() if k != "params"})
             self._check_group(merged)
             new_groups.append(merged)
         self.param_groups = new_groups
