@@ -241,7 +241,8 @@ class Values:
         if special_rate and a.size and self.specials:
             hit = rng.random(shape) < special_rate
             picks = rng.choice(np.array(self.specials, dtype=np.float64), size=shape)
-            a[hit] = picks[hit].astype(dtype)
+            with np.errstate(over="ignore"):  # 1e30 is inf in float16
+                a[hit] = picks[hit].astype(dtype)
         return a
 
 
@@ -266,6 +267,8 @@ class Arg:
     dtype: Callable[[np.dtype], np.dtype] | None = None  # None: the tensor's float dtype
     values: Values = Values()
     presence: Callable[[dict], str] = lambda hypers: "required"
+    # a written array that may have any memory layout (the function falls back to numpy)
+    any_layout: bool = False
     bad_dtypes: tuple[str, ...] = ("int8", "int64", "uint16", "bool", "float16", "complex64",
                                    "complex128", "object", "longdouble", "U1")
 
@@ -297,6 +300,12 @@ class KernelSpec:
     shapes: st.SearchStrategy = hnp.array_shapes(min_dims=0, max_dims=3, min_side=0,
                                                  max_side=5)
     multi: bool = False  # accepts lists of arrays: one multi-tensor C call
+    # whether a written array sharing memory with another argument must raise
+    overlap_checked: bool = True
+    # reference over all tensors at once, for functions whose outputs depend on every
+    # tensor (a global norm): ([per-tensor arrays], hypers) -> ([per-tensor expected],
+    # return value); used instead of `reference` when given
+    reference_all: Callable[[list, dict], tuple[list, Any]] | None = None
     # a shape big enough for the kernel to use several OpenMP threads
     large_shape: tuple = (70_001,)
     # multi-tensor return value from (per-tensor reference returns, hypers); default: list
@@ -476,6 +485,9 @@ def valid_calls(draw, spec: KernelSpec, *, layouts: bool = True, special_rate: f
             arr = a.values.fill(rng, a.shape(shape), a.dtype_for(dtype), special_rate)
             if layouts and not a.written:
                 arr = relayout(arr, draw(st.sampled_from(LAYOUTS)))
+            elif layouts and a.any_layout:
+                arr = relayout(arr, draw(st.sampled_from(
+                    [k for k in LAYOUTS if k != "readonly"])))
             arrays[a.name].append(arr)
     if multi and count >= 2 and draw(st.booleans()):
         # an input array shared by two tensors (allowed: inputs are only read)
@@ -535,7 +547,18 @@ def run_valid(call: Call) -> None:
     result = call.invoke()
     assert inputs.unchanged(), f"{spec.name} wrote to an input array"
     after = {a.name: [native_copy(t) for t in call.tensors(a.name)] for a in spec.args}
-    if spec.reference is not None:
+    if spec.reference_all is not None:
+        per_tensor = [{a.name: (before[a.name][i].copy() if before[a.name] else None)
+                       for a in spec.args} for i in range(call.count)]
+        with np.errstate(all="ignore"):
+            expected_all, ret = spec.reference_all(per_tensor, dict(call.hypers))
+        for i, expected in enumerate(expected_all):
+            for a in spec.args:
+                if a.written and before[a.name]:
+                    want = expected.get(a.name, before[a.name][i])
+                    _assert_close(after[a.name][i], want, spec, f"{spec.name}: {a.name}[{i}]")
+        _assert_close(result, ret, spec, f"{spec.name}: return value")
+    elif spec.reference is not None:
         returns = []
         for i in range(call.count):
             arrays = {a.name: (before[a.name][i].copy() if before[a.name] else None)
@@ -560,7 +583,8 @@ def run_valid(call: Call) -> None:
 
 # -- invalid calls -------------------------------------------------------------------------
 
-NAME_RE = r"(?:{names})(?:\[\d+\])?:"
+# "name: ..." (the boundary's style) or "name must ..." (fastopt.train's style)
+NAME_RE = r"(?:{names})(?:\[\d+\]|\['\w+'\])?(?=[:\s])"
 
 
 def assert_names(message: str, names: set[str] | Sequence[str], where: str) -> None:
@@ -637,11 +661,12 @@ def broken_array_calls(draw, spec: KernelSpec) -> Broken:
         options.append((f"dtype {dt}", mk(f"dtype {dt}", bad, {arg.name}, (TypeError,))))
     if arg.written:
         for how, bad in _written_corruptions(target):
-            options.append((how, mk(how, bad, {arg.name})))
+            if how == "read-only" or not arg.any_layout:
+                options.append((how, mk(how, bad, {arg.name})))
     # relational faults: the message may name either side
     if arg.dtype is None and any(b.name != arg.name and b.dtype is None and
                                  call.arrays.get(b.name) is not None for b in spec.args):
-        other = np.float64 if target.dtype == np.float32 else np.float32
+        other = np.float64 if target.dtype.type == np.float32 else np.float32
         options.append(("other float", mk("the other float dtype", target.astype(other),
                                           any_name, (TypeError,))))
     if any(b.name != arg.name and call.arrays.get(b.name) is not None for b in spec.args):
@@ -674,7 +699,7 @@ def broken_array_calls(draw, spec: KernelSpec) -> Broken:
             if (b.name, j) != (arg.name, index) and isinstance(t, np.ndarray) and \
                     t.size and t.dtype == target.dtype and target.size:
                 partners.append((b, j, t))
-    if arg.written and partners:
+    if arg.written and partners and spec.overlap_checked:
         b, j, t = draw(st.sampled_from(partners))
         offset = draw(st.integers(0, t.size - 1))
 

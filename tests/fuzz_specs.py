@@ -16,6 +16,7 @@ from fastopt import _kernels, kernels
 from fuzz_harness import (
     INF,
     Arg,
+    Choice,
     Flag,
     Hyper,
     KernelSpec,
@@ -212,7 +213,50 @@ SCALE = KernelSpec(
     multi=True,
 )
 
+# -- fastopt.clip_grad_norm (fastopt.train: norm_reduce + scale_, numpy fallback) ----------
+
+
+def _clip_reference_all(tensors, h):
+    p = to_float(h["norm_type"])
+    acc = 0.0
+    for a in tensors:
+        part = _norm_reference({"x": a["grads"]}, {"norm_type": p})["return"]
+        acc = _norm_combine([acc, part], {"norm_type": p})
+    acc = float(acc)
+    norm = acc if p == INF else (np.sqrt(acc) if p == 2.0 else acc ** (1.0 / p))
+    coef = to_float(h["max_norm"]) / (norm + 1e-6)
+    if coef == coef:
+        coef = min(coef, 1.0)
+    out = []
+    for a in tensors:
+        g = a["grads"]
+        out.append({"grads": g * g.dtype.type(coef)} if coef != 1.0 else {})
+    return out, np.float64(norm)
+
+
+CLIP_GRAD_NORM = KernelSpec(
+    name="clip_grad_norm",
+    func=fastopt.clip_grad_norm,
+    args=(Arg("grads", written=True, any_layout=True,
+              bad_dtypes=("int8", "int64", "bool", "complex128", "object", "U1")),),
+    hypers=(
+        Hyper("max_norm", Real(0.0, INF, allow_inf=True, typical=(0.0, 20.0))),
+        Hyper("norm_type", Real(0.0, INF, low_open=True, allow_inf=True, typical=(0.5, 4.0),
+                                edges=(1.0, 2.0, INF))),
+        # True raises FloatingPointError on a non-finite norm: tested in
+        # test_boundary_regressions, not drawn here
+        Hyper("error_if_nonfinite", Choice((False, np.False_), bad=(
+            (1, (TypeError,)), ("no", (TypeError,)), (None, (TypeError,))))),
+    ),
+    reference_all=_clip_reference_all,
+    multi=True,
+    overlap_checked=False,  # overlapping views are scaled twice (torch does the same)
+    dtypes=(np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)),
+    rtol={np.float16: 1e-3, np.float32: 1e-6, np.float64: 1e-12},
+    atol={np.float16: 1e-7, np.float32: 1e-30, np.float64: 1e-300},
+)
+
 # -- the tables ----------------------------------------------------------------------------
 
-KERNELS: list[KernelSpec] = [SGD_STEP, NORM_REDUCE, SCALE]
+KERNELS: list[KernelSpec] = [SGD_STEP, NORM_REDUCE, SCALE, CLIP_GRAD_NORM]
 OPTIMIZERS: list[OptimizerSpec] = [SGD_CLASS]

@@ -199,3 +199,29 @@ def test_state_dict_snapshots_a_stateful_schedule():
     fresh.param_groups[0]["lr"].update(1.0)
     fresh.param_groups[0]["lr"].update(2.0)
     assert sd["param_groups"][0]["lr"](0) == 0.1  # loading copies too
+
+
+def test_clip_grad_norm_huge_int_max_norm_is_inf():
+    # was: OverflowError from fastopt.train's float(max_norm)
+    g = [np.array([3.0]), np.array([4.0])]
+    assert fastopt.clip_grad_norm(g, 10**400) == 5.0
+    assert g[0][0] == 3.0 and g[1][0] == 4.0
+    with pytest.raises(ValueError, match="^max_norm"):
+        fastopt.clip_grad_norm(g, -(10**400))
+
+
+@pytest.mark.parametrize("flag", [1, "yes", None])
+def test_clip_grad_norm_checks_error_if_nonfinite(flag):
+    # was: any truthy value accepted
+    g = np.array([np.inf, 1.0])
+    with pytest.raises(TypeError, match="^error_if_nonfinite"):
+        fastopt.clip_grad_norm(g, 1.0, error_if_nonfinite=flag)
+    assert g[0] == np.inf and g[1] == 1.0
+
+
+def test_clip_grad_norm_error_if_nonfinite_modifies_nothing():
+    g = [np.array([np.nan, 1.0]), np.ones(3, np.float32)]
+    before = snapshot(g)
+    with pytest.raises(FloatingPointError):
+        fastopt.clip_grad_norm(g, 1.0, error_if_nonfinite=True)
+    assert snapshot(g) == before
