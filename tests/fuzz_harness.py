@@ -15,7 +15,7 @@ specs lives in ``fuzz_specs.py``; ``test_fuzz.py`` runs three properties over ev
 3. invalid hyperparameters (out of range, NaN, +-inf, huge ints, wrong types) likewise.
 
 Hypothesis profiles are registered here (no conftest needed); the environment variable
-``FASTOPT_FUZZ_PROFILE`` picks one: ``fastopt`` (default: 40 examples, derandomized, so CI
+``FASTOPT_FUZZ_PROFILE`` picks one: ``fastopt`` (default: 20 examples, derandomized, so CI
 is reproducible), ``fastopt-quick`` (the sanitizer job: 8 examples) or ``fastopt-thorough``
 (1,000 random examples, for a local soak).
 """
@@ -46,7 +46,7 @@ _COMMON = dict(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                            HealthCheck.filter_too_much],
 )
-settings.register_profile("fastopt", max_examples=40, derandomize=True, **_COMMON)
+settings.register_profile("fastopt", max_examples=20, derandomize=True, **_COMMON)
 settings.register_profile("fastopt-quick", max_examples=8, derandomize=True, **_COMMON)
 settings.register_profile("fastopt-thorough", max_examples=1000, derandomize=False, **_COMMON)
 PROFILE_NAME = os.environ.get("FASTOPT_FUZZ_PROFILE", "fastopt")
