@@ -785,6 +785,15 @@ class OptimizerSpec:
     def __repr__(self) -> str:
         return f"<OptimizerSpec {self.name}>"
 
+    def with_defaults(self, options: dict) -> dict:
+        """`options` completed with the constructor's defaults (for the reference)."""
+        import inspect
+
+        sig = inspect.signature(self.cls.__init__)
+        full = {k: v.default for k, v in sig.parameters.items()
+                if v.default is not inspect.Parameter.empty}
+        return {**full, **options}
+
 
 def state_bytes(opt) -> bytes:
     """Every number in an optimizer's state_dict, as bytes (to prove nothing changed)."""
