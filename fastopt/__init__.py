@@ -16,7 +16,7 @@ from fastopt._config import (
     show_config,
     threads,
 )
-from fastopt.optim import SGD, Optimizer
+from fastopt.optim import SGD, Adadelta, Adagrad, Adam, AdamW, Optimizer, RMSprop
 
 __all__ = [
     "__version__",
@@ -28,4 +28,9 @@ __all__ = [
     "threads",
     "Optimizer",
     "SGD",
+    "Adagrad",
+    "RMSprop",
+    "Adam",
+    "AdamW",
+    "Adadelta",
 ]

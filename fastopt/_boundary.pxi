@@ -9,6 +9,7 @@
 from libc.stdint cimport int64_t, uintptr_t
 from libc.stdlib cimport free, malloc, qsort
 from libc.math cimport isfinite
+from cpython.float cimport PyFloat_AS_DOUBLE
 
 cimport numpy as cnp
 import numpy as np
@@ -75,7 +76,7 @@ cdef void _check_array(object a, str label, int role, cnp.ndarray ref, str ref_l
                              f"{ref_label}), got {(<object>arr).shape}")
     if role == GRAD:
         return
-    if not arr.dtype.isnative:
+    if not cnp.PyArray_ISNOTSWAPPED(arr):
         raise TypeError(f"{label}: expected native byte order, got dtype {arr.dtype.str}")
     if not cnp.PyArray_ISWRITEABLE(arr):
         raise ValueError(f"{label}: expected a writeable array (it is updated in place), "
@@ -98,7 +99,7 @@ cdef inline bint _same_shape(cnp.ndarray a, cnp.ndarray b) noexcept:
 
 cdef inline bint _needs_copy(cnp.ndarray arr):
     return not (cnp.PyArray_IS_C_CONTIGUOUS(arr) and cnp.PyArray_ISALIGNED(arr)
-                and arr.dtype.isnative)
+                and cnp.PyArray_ISNOTSWAPPED(arr))
 
 
 ctypedef struct Span:
@@ -272,10 +273,14 @@ cdef void _check_disjoint(list cols, tuple names, tuple roles, tuple singles,
 cdef double check_real(object value, str name, double low=-np.inf, double high=np.inf,
                        bint low_open=False, bint high_open=False) except? -1.0:
     """Return `value` as a double, or raise TypeError/ValueError naming `name`."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(
-            value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name}: expected a real number, got {type(value).__name__}")
-    cdef double v = float(value)
+    cdef double v
+    if type(value) is float:  # the common case first: no isinstance chain
+        v = PyFloat_AS_DOUBLE(value)
+    else:
+        if isinstance(value, (bool, np.bool_)) or not isinstance(
+                value, (int, float, np.integer, np.floating)):
+            raise TypeError(f"{name}: expected a real number, got {type(value).__name__}")
+        v = float(value)
     if v != v:
         raise ValueError(f"{name}: expected a number, got nan")
     if v < low or v > high or (low_open and v == low) or (high_open and v == high):
@@ -286,6 +291,8 @@ cdef double check_real(object value, str name, double low=-np.inf, double high=n
 
 
 cdef bint check_bool(object value, str name) except -1:
+    if value is True or value is False:
+        return value is True
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name}: expected True or False, got {type(value).__name__}")
     return bool(value)
