@@ -62,8 +62,8 @@ def adam(p, g, state, step, *, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.
     p -= t(step_size) * m / (np.sqrt(v) / t(bc2_sqrt) + t(eps))
 
 
-def adamw(p, g, state, step, **kw):
-    adam(p, g, state, step, decoupled=True, **kw)
+def adamw(p, g, state, step, *, weight_decay=1e-2, **kw):
+    adam(p, g, state, step, weight_decay=weight_decay, decoupled=True, **kw)
 
 
 def adagrad(p, g, state, step, *, lr, lr_decay=0.0, weight_decay=0.0,
