@@ -8,7 +8,7 @@ call raises.
 
 __version__ = "0.1.0"
 
-from fastopt import kernels
+from fastopt import init, kernels, schedules, train
 from fastopt._config import (
     get_include,
     get_num_threads,
@@ -17,10 +17,14 @@ from fastopt._config import (
     threads,
 )
 from fastopt.optim import SGD, Adadelta, Adagrad, Adam, AdamW, Optimizer, RMSprop
+from fastopt.train import check_grad, clip_grad_norm
 
 __all__ = [
     "__version__",
     "kernels",
+    "schedules",
+    "init",
+    "train",
     "get_include",
     "get_num_threads",
     "set_num_threads",
@@ -33,4 +37,6 @@ __all__ = [
     "Adam",
     "AdamW",
     "Adadelta",
+    "check_grad",
+    "clip_grad_norm",
 ]
