@@ -298,3 +298,127 @@ def test_bad_input_raises_naming_the_argument_and_modifies_nothing(case, dtype):
     with pytest.raises(exc, match=words):
         call()
     assert snapshot(watched) == before, name
+
+
+# -- GIL, embedding, cimport ---------------------------------------------------------------
+
+def test_kernels_release_the_gil(rng):
+    """While one thread is inside a long kernel call, another thread keeps running Python."""
+    import threading
+    import time
+
+    n = 8_000_000
+    p, g = rng.standard_normal(n).astype(np.float32), rng.standard_normal(n).astype(np.float32)
+    m, v = np.zeros(n, np.float32), np.zeros(n, np.float32)
+    windows, ticks, stop = [], [], threading.Event()
+
+    def worker():
+        with fastopt.threads(1):
+            for step in range(1, 4):
+                t0 = time.perf_counter()
+                adam_step(p, g, m, v, step=step, lr=1e-3)
+                windows.append((t0, time.perf_counter()))
+        stop.set()
+
+    t = threading.Thread(target=worker)
+    t.start()
+    while not stop.is_set():
+        ticks.append(time.perf_counter())
+    t.join()
+    ticks = np.array(ticks)
+    inside = [((ticks > a) & (ticks < b)).sum() for a, b in windows]
+    assert max(inside) > 10, (inside, [b - a for a, b in windows])
+
+
+HAVE_CC = __import__("shutil").which("gcc") is not None
+
+
+@pytest.mark.skipif(not HAVE_CC, reason="no C compiler on this machine")
+def test_c_program_can_call_the_optimizer_kernels(tmp_path):
+    import os
+    import subprocess
+    import textwrap
+
+    csrc = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "csrc")
+    if not os.path.isdir(csrc):
+        pytest.skip("needs the source tree (csrc/)")
+    prog = tmp_path / "embed.c"
+    prog.write_text(textwrap.dedent("""
+        #include <stdio.h>
+        #include "fastopt.h"
+        int main(void) {
+            float p[3] = {1, 2, 3}, g[3] = {1, -1, 0}, m[3] = {0}, v[3] = {0}, x[3] = {0};
+            float *pp = p, *mp = m, *vp = v, *xp = x; const float *gp = g;
+            int64_t off[2] = {0, 3};
+            fo_layout layout = {1, off, 0};
+            fo_adam_options o = {0};
+            o.lr = 0.5; o.beta1 = 0.9; o.beta2 = 0.999; o.eps = 1e-8; o.step = 1;
+            int status = fo_adam_step_f32(&layout, &pp, &gp, &mp, &vp, &xp, &o, 2);
+            int finite = -1;
+            status |= fo_all_finite_f32(&layout, &gp, &finite, 2);
+            printf("%d %g %g %g %d\\n", status, p[0], p[1], p[2], finite);
+            return status;
+        }
+    """))
+    sources = [os.path.join(csrc, f) for f in sorted(os.listdir(csrc)) if f.endswith(".c")]
+    exe = tmp_path / "embed"
+    subprocess.run(["gcc", "-std=gnu11", "-O2", "-fopenmp", "-I", csrc, str(prog), *sources,
+                    "-lm", "-o", str(exe)], check=True, capture_output=True)
+    out = subprocess.run([str(exe)], check=True, capture_output=True, text=True).stdout.split()
+    assert out == ["0", "0.5", "2.5", "3", "1"]
+
+
+@pytest.mark.skipif(not HAVE_CC, reason="no C compiler on this machine")
+def test_downstream_cython_can_cimport_the_optimizer_entry_points(tmp_path):
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    pytest.importorskip("Cython")
+    pkg_dir = os.path.dirname(fastopt.__file__)
+    if not os.path.isfile(os.path.join(pkg_dir, "_kernels.pxd")):
+        pytest.skip("fastopt's .pxd files are not installed with this copy")
+    (tmp_path / "consumer.pyx").write_text(textwrap.dedent("""
+        # cython: language_level=3
+        cimport fastopt._kernels as fk
+        import numpy as np
+
+        def run():
+            cdef double[::1] p = np.ones(4), g = np.full(4, 2.0), a = np.zeros(4)
+            cdef double[::1] b = np.zeros(4), c = np.zeros(4)
+            cdef float[::1] x = np.ones(4, np.float32)
+            cdef int s = 0, finite
+            with nogil:
+                s |= fk.adam_step_f64(&p[0], &g[0], &a[0], &b[0], NULL, 4, 1, 0.25, 0.9,
+                                      0.999, 1e-8, 0.0, 0.0, False, False, 1)
+                s |= fk.adagrad_step_f64(&p[0], &g[0], &c[0], 4, 1, 0.1, 0.0, 0.0, 1e-10,
+                                         0.0, False, 1)
+                s |= fk.rmsprop_step_f64(&p[0], &g[0], &a[0], NULL, NULL, 4, 0.1, 0.99,
+                                         1e-8, 0.0, 0.0, 0.0, False, False, 1)
+                s |= fk.adadelta_step_f64(&p[0], &g[0], &b[0], &c[0], 4, 1.0, 0.9, 1e-6,
+                                          0.0, 0.0, False, 1)
+                finite = fk.all_finite_f32(&x[0], 4, 1)
+            return s, finite, np.asarray(p).tolist()
+    """))
+    (tmp_path / "setup.py").write_text(textwrap.dedent("""
+        from setuptools import setup, Extension
+        from Cython.Build import cythonize
+        setup(name="consumer", ext_modules=cythonize([Extension("consumer", ["consumer.pyx"])]))
+    """))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.path.dirname(pkg_dir) + os.pathsep + env.get("PYTHONPATH", "")
+    subprocess.run([sys.executable, "setup.py", "build_ext", "--inplace"], cwd=tmp_path,
+                   env=env, check=True, capture_output=True)
+    out = subprocess.run([sys.executable, "-c", "import consumer; print(consumer.run())"],
+                         cwd=tmp_path, env=env, check=True, capture_output=True, text=True)
+    status, finite, p = eval(out.stdout)
+    assert status == 0 and finite == 1
+    expect = np.ones(4)
+    sa, sb, sc = (np.zeros(4) for _ in range(3))
+    ga = np.full(4, 2.0)
+    adam_step(expect, ga, sa, sb, step=1, lr=0.25)
+    adagrad_step(expect, ga, sc, step=1, lr=0.1)
+    rmsprop_step(expect, ga, sa, lr=0.1)
+    adadelta_step(expect, ga, sb, sc)
+    assert p == expect.tolist()

@@ -557,3 +557,29 @@ def test_params_must_be_writeable_contiguous_and_distinct():
         Adam([{"params": [p]}, {"params": [p]}])
     with pytest.raises(TypeError, match="float32 or float64"):
         Adam([np.zeros(3, np.int64)])
+
+
+def test_a_fastopt_schedule_as_lr_resumes_through_pickle(rng):
+    from fastopt import schedules
+
+    sched = schedules.warmup(schedules.cosine(0.05, T_max=20), 5)
+    params = [rng.standard_normal(6) for _ in range(2)]
+    copies = [p.copy() for p in params]
+    grads = [_grads(rng, params) for _ in range(12)]
+    opt = Adam(params, lr=sched)
+    for g in grads[:6]:
+        opt.step(g)
+    sd = pickle.loads(pickle.dumps(opt.state_dict()))
+    mid = [p.copy() for p in params]
+    for g in grads[6:]:
+        opt.step(g)
+    twin = Adam(mid, lr=0.1)
+    twin.load_state_dict(sd)
+    for g in grads[6:]:
+        twin.step(g)
+    assert _opt_bytes(twin) == _opt_bytes(opt)
+    reference = ref.ReferenceOptimizer("Adam", copies, lr=sched)
+    for g in grads:
+        reference.step(g)
+    for p, r in zip(params, reference.params):
+        np.testing.assert_allclose(p, r, rtol=1e-12)
