@@ -87,6 +87,24 @@ cdef void _check_array(object a, str label, int role, cnp.ndarray ref, str ref_l
                          "and keep that copy")
 
 
+cdef inline bint _array_ok(object a, int role, cnp.ndarray ref) noexcept:
+    """Whether _check_array(a, ..., role, ref, ...) would pass (no labels built, no raise):
+    the fast path; _check_array runs only to produce the message when this is False."""
+    if not cnp.PyArray_Check(a):
+        return False
+    cdef cnp.ndarray arr = <cnp.ndarray>a
+    cdef int t = cnp.PyArray_TYPE(arr)
+    if ref is None:
+        if t != cnp.NPY_FLOAT and t != cnp.NPY_DOUBLE:
+            return False
+    elif t != cnp.PyArray_TYPE(ref) or not _same_shape(arr, ref):
+        return False
+    if role == GRAD:
+        return True
+    return (cnp.PyArray_ISNOTSWAPPED(arr) and cnp.PyArray_ISWRITEABLE(arr)
+            and cnp.PyArray_IS_C_CONTIGUOUS(arr) and cnp.PyArray_ISALIGNED(arr))
+
+
 cdef inline bint _same_shape(cnp.ndarray a, cnp.ndarray b) noexcept:
     cdef int k, nd = cnp.PyArray_NDIM(a)
     if nd != cnp.PyArray_NDIM(b):
@@ -178,7 +196,8 @@ cdef list prepare(list columns, tuple names, tuple roles, tuple singles):
     cdef list cols = [None if c is None else list(c) for c in columns]
     cdef Py_ssize_t n32 = 0, n64 = 0
     for i in range(n):
-        _check_array(cols[0][i], _label(names[0], i, singles[0]), roles[0], None, None)
+        if not _array_ok(cols[0][i], roles[0], None):  # labels are built only for a message
+            _check_array(cols[0][i], _label(names[0], i, singles[0]), roles[0], None, None)
         p = <cnp.ndarray>cols[0][i]
         if roles[0] == GRAD and _needs_copy(p):  # a read-only first column (e.g. norms)
             p = np.ascontiguousarray(p, dtype=p.dtype.newbyteorder("="))
@@ -191,8 +210,9 @@ cdef list prepare(list columns, tuple names, tuple roles, tuple singles):
             col = <list>cols[k]
             if col is None:
                 continue
-            _check_array(col[i], _label(names[k], i, singles[k]), roles[k], p,
-                         _label(names[0], i, singles[0]))
+            if not _array_ok(col[i], roles[k], p):
+                _check_array(col[i], _label(names[k], i, singles[k]), roles[k], p,
+                             _label(names[0], i, singles[0]))
             a = <cnp.ndarray>col[i]
             if roles[k] == GRAD and _needs_copy(a):
                 col[i] = np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("="))

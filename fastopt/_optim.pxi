@@ -530,7 +530,8 @@ def all_finite(x):
     cdef Py_ssize_t i
     for i in range(len(xs)):
         obj = xs[i]
-        _check_array(obj, _label("x", i, single), GRAD, None, None)
+        if not _array_ok(obj, GRAD, None):
+            _check_array(obj, _label("x", i, single), GRAD, None, None)
         a = <cnp.ndarray>obj
         if _needs_copy(a):
             a = np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("="))
