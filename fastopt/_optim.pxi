@@ -11,7 +11,19 @@
 
 from cpython.object cimport PyObject
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
-from libc.string cimport memset
+
+cdef extern from *:
+    """
+    /* Whether array `a` still has the buffer a StepPlan recorded (no refcounting: the plan
+     * holds a reference to `a`). */
+    static int fo_same_buffer(PyObject *a, void *data, Py_ssize_t nbytes)
+    {
+        PyArrayObject *arr = (PyArrayObject *)a;
+        return PyArray_DATA(arr) == data && PyArray_NBYTES(arr) == nbytes
+               && PyArray_ISWRITEABLE(arr) && PyArray_IS_C_CONTIGUOUS(arr);
+    }
+    """
+    bint fo_same_buffer(PyObject *a, void *data, Py_ssize_t nbytes) noexcept nogil
 
 cdef extern from "optim.h" nogil:
     ctypedef struct fo_adam_options:
@@ -591,6 +603,8 @@ cdef class StepPlan:
     # per gradient slot (length total):
     cdef PyObject **slot_param   # borrowed: the param this gradient belongs to
     cdef void ***slot_ptr        # where in a batch table its pointer goes
+    cdef void **slot_data        # the param's data pointer and size when the plan was built
+    cdef Py_ssize_t *slot_size
     # every written array (params, states), for validity checks:
     cdef PyObject **w_obj
     cdef void **w_data
@@ -604,6 +618,8 @@ cdef class StepPlan:
     def __dealloc__(self):
         free(self.slot_param)
         free(self.slot_ptr)
+        free(self.slot_data)
+        free(self.slot_size)
         free(self.w_obj)
         free(self.w_data)
         free(self.w_size)
@@ -629,10 +645,13 @@ cdef class StepPlan:
         self.nwritten = nwritten
         self.slot_param = <PyObject **>malloc((total + 1) * sizeof(PyObject *))
         self.slot_ptr = <void ***>malloc((total + 1) * sizeof(void **))
+        self.slot_data = <void **>malloc((total + 1) * sizeof(void *))
+        self.slot_size = <Py_ssize_t *>malloc((total + 1) * sizeof(Py_ssize_t))
         self.w_obj = <PyObject **>malloc((nwritten + 1) * sizeof(PyObject *))
         self.w_data = <void **>malloc((nwritten + 1) * sizeof(void *))
         self.w_size = <Py_ssize_t *>malloc((nwritten + 1) * sizeof(Py_ssize_t))
-        if (self.slot_param == NULL or self.slot_ptr == NULL or self.w_obj == NULL
+        if (self.slot_param == NULL or self.slot_ptr == NULL or self.slot_data == NULL
+                or self.slot_size == NULL or self.w_obj == NULL
                 or self.w_data == NULL or self.w_size == NULL):
             raise MemoryError()
         cdef Py_ssize_t slot = 0, w = 0
@@ -677,6 +696,8 @@ cdef class StepPlan:
                 counters[which] += 1
                 self.slot_param[slot] = <PyObject *>p
                 self.slot_ptr[slot] = b.ptrs + 1 * b.count + j
+                self.slot_data[slot] = cnp.PyArray_DATA(p)
+                self.slot_size[slot] = cnp.PyArray_NBYTES(p)
                 slot += 1
                 if steps is not None:
                     a = _check_counter(steps[i], i)
@@ -749,15 +770,14 @@ cdef class StepPlan:
 
     def matches(self, list groups, list options):
         """Whether this plan still describes `groups` (one unit per group, same param objects
-        in the same order, unchanged data pointers and flags) with the state columns that
+        in the same order, with unchanged buffers and flags) with the state columns that
         `options` (one KernelOptions per group) use."""
         cdef Py_ssize_t k, i, n
         cdef list params, mine
-        cdef cnp.ndarray a
         if len(groups) != len(self.units) or len(options) != len(self.units):
             return False
         for k in range(len(groups)):
-            params = (<dict>groups[k])["params"]
+            params = groups[k]["params"]
             mine = <list>self.unit_params[k]
             n = PyList_GET_SIZE(mine)
             if type(params) is not list or PyList_GET_SIZE(params) != n:
@@ -767,10 +787,11 @@ cdef class StepPlan:
                     return False
             if (<KernelOptions>options[k]).used_mask != <int>self.unit_masks[k]:
                 return False
-        for i in range(self.nwritten):
-            a = <cnp.ndarray>self.w_obj[i]
-            if (cnp.PyArray_DATA(a) != self.w_data[i] or cnp.PyArray_NBYTES(a) != self.w_size[i]
-                    or not cnp.PyArray_ISWRITEABLE(a) or not cnp.PyArray_IS_C_CONTIGUOUS(a)):
+        # Params: still the same buffers, writeable and contiguous. (State arrays belong to
+        # the optimizer, whose tracked dicts bump its version when one is replaced; their
+        # objects are not touched here, which would cost a cache miss each.)
+        for i in range(self.total):
+            if not fo_same_buffer(self.slot_param[i], self.slot_data[i], self.slot_size[i]):
                 return False
         return True
 
