@@ -34,8 +34,9 @@ class Adagrad(Optimizer):
     initial_accumulator_value : float, default 0
         :math:`s_0` >= 0.
     eps : float, default 1e-10
-        :math:`\epsilon` > 0, outside the square root (torch; optax's ``adagrad`` also adds
-        it outside, keras adds it outside too but starts :math:`s_0` at 0.1).
+        :math:`\epsilon` > 0, outside the square root (torch's placement). optax's
+        ``adagrad`` and keras' ``Adagrad`` divide by :math:`\sqrt{s_t + \epsilon}` instead
+        and start from :math:`s_0 = 0.1`; they have no ``lr_decay``.
     maximize : bool, default False
         Maximize the objective instead of minimizing it.
     l1 : float, default 0

@@ -34,8 +34,10 @@ class Adam(Optimizer):
         :math:`(\beta_1, \beta_2)`, each in [0, 1).
     eps : float, default 1e-8
         :math:`\epsilon` > 0, added to the *bias-corrected* :math:`\sqrt{\hat v}` (torch,
-        optax and the paper's Algorithm 1). Keras/TF1 add an :math:`\hat\epsilon` to the
-        uncorrected root instead (:math:`\hat\epsilon = \epsilon\sqrt{1-\beta_2^t}`).
+        optax and the paper's Algorithm 1). Keras (and TF1) fold the bias corrections into
+        the step size and add their :math:`\epsilon_k` (default 1e-7) to the uncorrected
+        root: that equals fastopt with :math:`\epsilon = \epsilon_k / \sqrt{1-\beta_2^t}`,
+        so the two differ slightly in the first steps.
     weight_decay : float, default 0
         :math:`\lambda` >= 0: L2 penalty added to the gradient, as torch's Adam (which is
         *not* AdamW's decoupled decay; use :class:`AdamW` for that).
