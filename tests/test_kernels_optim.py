@@ -379,32 +379,40 @@ def test_downstream_cython_can_cimport_the_optimizer_entry_points(tmp_path):
     pkg_dir = os.path.dirname(fastopt.__file__)
     if not os.path.isfile(os.path.join(pkg_dir, "_kernels.pxd")):
         pytest.skip("fastopt's .pxd files are not installed with this copy")
+    # Raw pointers from .ctypes.data (no memoryviews): a small module that compiles fast.
     (tmp_path / "consumer.pyx").write_text(textwrap.dedent("""
         # cython: language_level=3
         cimport fastopt._kernels as fk
         import numpy as np
 
+        cdef double *ptr(a):
+            return <double *><size_t>a.ctypes.data
+
         def run():
-            cdef double[::1] p = np.ones(4), g = np.full(4, 2.0), a = np.zeros(4)
-            cdef double[::1] b = np.zeros(4), c = np.zeros(4)
-            cdef float[::1] x = np.ones(4, np.float32)
+            arrays = [np.ones(4), np.full(4, 2.0), np.zeros(4), np.zeros(4), np.zeros(4)]
+            x = np.ones(4, np.float32)
+            cdef double *p = ptr(arrays[0])
+            cdef double *g = ptr(arrays[1])
+            cdef double *a = ptr(arrays[2])
+            cdef double *b = ptr(arrays[3])
+            cdef double *c = ptr(arrays[4])
+            cdef float *xf = <float *><size_t>x.ctypes.data
             cdef int s = 0, finite
             with nogil:
-                s |= fk.adam_step_f64(&p[0], &g[0], &a[0], &b[0], NULL, 4, 1, 0.25, 0.9,
-                                      0.999, 1e-8, 0.0, 0.0, False, False, 1)
-                s |= fk.adagrad_step_f64(&p[0], &g[0], &c[0], 4, 1, 0.1, 0.0, 0.0, 1e-10,
-                                         0.0, False, 1)
-                s |= fk.rmsprop_step_f64(&p[0], &g[0], &a[0], NULL, NULL, 4, 0.1, 0.99,
-                                         1e-8, 0.0, 0.0, 0.0, False, False, 1)
-                s |= fk.adadelta_step_f64(&p[0], &g[0], &b[0], &c[0], 4, 1.0, 0.9, 1e-6,
-                                          0.0, 0.0, False, 1)
-                finite = fk.all_finite_f32(&x[0], 4, 1)
-            return s, finite, np.asarray(p).tolist()
+                s |= fk.adam_step_f64(p, g, a, b, NULL, 4, 1, 0.25, 0.9, 0.999, 1e-8, 0.0,
+                                      0.0, False, False, 1)
+                s |= fk.adagrad_step_f64(p, g, c, 4, 1, 0.1, 0.0, 0.0, 1e-10, 0.0, False, 1)
+                s |= fk.rmsprop_step_f64(p, g, a, NULL, NULL, 4, 0.1, 0.99, 1e-8, 0.0, 0.0,
+                                         0.0, False, False, 1)
+                s |= fk.adadelta_step_f64(p, g, b, c, 4, 1.0, 0.9, 1e-6, 0.0, 0.0, False, 1)
+                finite = fk.all_finite_f32(xf, 4, 1)
+            return s, finite, arrays[0].tolist()
     """))
     (tmp_path / "setup.py").write_text(textwrap.dedent("""
         from setuptools import setup, Extension
         from Cython.Build import cythonize
-        setup(name="consumer", ext_modules=cythonize([Extension("consumer", ["consumer.pyx"])]))
+        ext = Extension("consumer", ["consumer.pyx"], extra_compile_args=["-O0"])
+        setup(name="consumer", ext_modules=cythonize([ext]))
     """))
     env = dict(os.environ)
     env["PYTHONPATH"] = os.path.dirname(pkg_dir) + os.pathsep + env.get("PYTHONPATH", "")
