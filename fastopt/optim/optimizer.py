@@ -196,11 +196,11 @@ class Optimizer:
         """Initial value of a new state array `name`."""
         return 0.0
 
-    def _units(self, options: _kernels.KernelOptions, group: dict[str, Any],
+    def _units(self, options: _kernels.KernelOptions, group: dict[str, Any], lr: float,
                indices: list[int], params: list[np.ndarray], columns: list, steps: list | None,
                created: list[bool]) -> list[Unit]:
-        """Split one group's update into kernel calls (default: one). `created[k]` says
-        whether params[k]'s state is being allocated by this step."""
+        """Split one group's update into kernel calls (default: one). `lr` is this step's
+        learning rate, `created[k]` whether params[k]'s state is allocated by this step."""
         return [(options, indices, params, columns, steps)]
 
     # -- stepping ----------------------------------------------------------------------
@@ -233,13 +233,14 @@ class Optimizer:
         if skip is not False and skip is not True:
             skip = _kernels_bool(skip, "skip_if_nonfinite")
         groups = self.param_groups
-        options = [self._options(group, self._lr(group)) for group in groups]
+        lrs = [self._lr(group) for group in groups]
+        options = [self._options(group, lr) for group, lr in zip(groups, lrs)]
         plan = self._plan
         if plan is None or self._plan_version != self._version.n \
                 or not plan.matches(groups, options):
             plan = self._full_plan(options)
         if plan is None or not plan.bind(grads):
-            return self._step_general(grads, options, skip)
+            return self._step_general(grads, options, lrs, skip)
         try:
             if skip and not plan.all_finite():
                 return False
@@ -288,7 +289,7 @@ class Optimizer:
         self._plan_version = self._version.n
         return self._plan
 
-    def _step_general(self, grads: list, options: list, skip: bool) -> bool:
+    def _step_general(self, grads: list, options: list, lrs: list, skip: bool) -> bool:
         """A step that allocates missing state or skips None gradients: builds a one-off
         plan over the parameters that have a gradient, commits new state on success."""
         total = sum(len(group["params"]) for group in self.param_groups)
@@ -299,7 +300,7 @@ class Optimizer:
         new: dict[int, dict[str, Any]] = {}
         units: list[Unit] = []
         start = 0
-        for group, o in zip(self.param_groups, options):
+        for group, o, lr in zip(self.param_groups, options, lrs):
             params = group["params"]
             indices = [start + k for k in range(len(params)) if grads[start + k] is not None]
             sub = [params[i - start] for i in indices]
@@ -330,7 +331,7 @@ class Optimizer:
                         counter = np.zeros((), np.int64)
                         new.setdefault(i, {})["step"] = counter
                     steps.append(counter)
-            units.extend(self._units(o, group, indices, sub, columns, steps, created))
+            units.extend(self._units(o, group, lr, indices, sub, columns, steps, created))
         if units:
             plan = _kernels.StepPlan([(u[2], u[3], u[4]) for u in units],
                                      [u[0].state_names for u in units])

@@ -64,13 +64,13 @@ class SGD(Optimizer):
                                     group["nesterov"], group["weight_decay"], group["l1"],
                                     group["maximize"], first_step)
 
-    def _units(self, options: _kernels.KernelOptions, group: dict[str, Any],
+    def _units(self, options: _kernels.KernelOptions, group: dict[str, Any], lr: float,
                indices: list[int], params: list[np.ndarray], columns: list,
                steps: list | None, created: list[bool]) -> list[Unit]:
         # torch initialises a new buffer to the first d, so new and old buffers take two calls.
         if columns[0] is None or not any(created):
             return [(options, indices, params, columns, steps)]
-        first = self._options(group, self._lr(group), first_step=True)
+        first = self._options(group, lr, first_step=True)
         units = []
         for opts, is_new in ((first, True), (options, False)):
             pick = [k for k, c in enumerate(created) if c == is_new]
