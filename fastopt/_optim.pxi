@@ -605,8 +605,7 @@ cdef class StepPlan:
     cdef void ***slot_ptr        # where in a batch table its pointer goes
     cdef void **slot_data        # the param's data pointer and size when the plan was built
     cdef Py_ssize_t *slot_size
-    # every written array (params, states), for validity checks:
-    cdef PyObject **w_obj
+    # every written array (params, states): data and size, for the overlap checks
     cdef void **w_data
     cdef Py_ssize_t *w_size
     # written spans sorted by start, for the gradient overlap check:
@@ -620,7 +619,6 @@ cdef class StepPlan:
         free(self.slot_ptr)
         free(self.slot_data)
         free(self.slot_size)
-        free(self.w_obj)
         free(self.w_data)
         free(self.w_size)
         free(self.s_start)
@@ -634,6 +632,8 @@ cdef class StepPlan:
         cdef cnp.ndarray p, a
         cdef Batch b
         cdef _Steps st
+        if self.slot_param != NULL:
+            raise RuntimeError("StepPlan: already initialised")
         self.units, self.unit_steps, self.unit_masks, self.unit_params = [], [], [], []
         self.unit_ncols = []
         self.keep, self.grad_keep = [], []
@@ -647,12 +647,10 @@ cdef class StepPlan:
         self.slot_ptr = <void ***>malloc((total + 1) * sizeof(void **))
         self.slot_data = <void **>malloc((total + 1) * sizeof(void *))
         self.slot_size = <Py_ssize_t *>malloc((total + 1) * sizeof(Py_ssize_t))
-        self.w_obj = <PyObject **>malloc((nwritten + 1) * sizeof(PyObject *))
         self.w_data = <void **>malloc((nwritten + 1) * sizeof(void *))
         self.w_size = <Py_ssize_t *>malloc((nwritten + 1) * sizeof(Py_ssize_t))
         if (self.slot_param == NULL or self.slot_ptr == NULL or self.slot_data == NULL
-                or self.slot_size == NULL or self.w_obj == NULL
-                or self.w_data == NULL or self.w_size == NULL):
+                or self.slot_size == NULL or self.w_data == NULL or self.w_size == NULL):
             raise MemoryError()
         cdef Py_ssize_t slot = 0, w = 0
         cdef int mask
@@ -719,7 +717,6 @@ cdef class StepPlan:
         self.bound = False
 
     cdef void _add_written(self, Py_ssize_t w, cnp.ndarray a):
-        self.w_obj[w] = <PyObject *>a
         self.w_data[w] = cnp.PyArray_DATA(a)
         self.w_size[w] = cnp.PyArray_NBYTES(a)
 
