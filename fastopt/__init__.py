@@ -9,6 +9,7 @@ call raises.
 __version__ = "0.1.0"
 
 from fastopt import kernels
+from fastopt import nn
 from fastopt._config import (
     get_include,
     get_num_threads,
@@ -21,6 +22,7 @@ from fastopt.optim import SGD, Optimizer
 __all__ = [
     "__version__",
     "kernels",
+    "nn",
     "get_include",
     "get_num_threads",
     "set_num_threads",
