@@ -300,6 +300,10 @@ def batch_norm_forward(x, gamma, beta, running_mean, running_var, training, mome
     xa = _readable(x, "x")
     cdef Py_ssize_t n, c, s
     n, c, s = _bn_view(<cnp.ndarray>xa)
+    params = [a for a in (gamma, beta, running_mean, running_var) if isinstance(a, np.ndarray)]
+    if params and all(a.dtype == params[0].dtype != xa.dtype for a in params):
+        raise TypeError(f"x: expected dtype {params[0].dtype} (the dtype of gamma, beta and the "
+                        f"running statistics), got {xa.dtype}")
     g = _vector(gamma, "gamma", <cnp.ndarray>xa, c, False)
     b = _vector(beta, "beta", <cnp.ndarray>xa, c, False)
     rm = _vector(running_mean, "running_mean", <cnp.ndarray>xa, c, True)
