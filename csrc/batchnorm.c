@@ -1,21 +1,30 @@
 /* batchnorm.c — batch normalization forward and backward with deterministic reductions.
  * The typed bodies live in batchnorm.inc, instantiated here for float and double.
  *
- * Reductions (per-channel sums, in double for every dtype) follow a plan that depends on
- * the shape only: fixed blocks summed with fixed lanes, block sums added in block order.
- * Threads only decide who computes which block, so the result is the same bits for any
- * thread count. Two layouts, both viewed as x[n][c][s]:
+ * x is viewed as x[n][c][s]. Per-channel sums are accumulated in double following a plan
+ * that depends on the shape only: fixed blocks summed in fixed lanes, block sums added in
+ * block order. Threads only decide who computes which block, so every result is the same
+ * bits for any thread count. Two layouts:
  *
- * rows   (s < FO_BN_PLANE_MIN, e.g. (N, D)): n rows of w = c*s columns. A task sums a block
- *        of rows for a chunk of FO_BN_CHUNK columns, column-wise (vector lanes = columns).
- *        Wide inputs (w >= FO_BN_WIDE) use one row block (columns give the parallelism);
- *        narrower ones use row blocks of about FO_BN_BLOCK elements, at most FO_BN_MAX_BLOCKS.
- *        Column sums are folded into channel sums (block-major, then column order).
+ * rows   (s < FO_BN_PLANE_MIN, e.g. (N, D)): n rows of w = c*s columns, summed column-wise
+ *        (vector lanes = columns) in chunks of whole channels (about FO_BN_CHUNK columns).
+ *        Wide inputs (w >= FO_BN_WIDE) use one block of all rows; narrower ones use blocks
+ *        of about FO_BN_BLOCK elements, at most FO_BN_MAX_BLOCKS of them. A channel's sum
+ *        adds its column sums block by block, columns in order.
  * planes (s >= FO_BN_PLANE_MIN, e.g. (N, C, H, W)): channel ch is n planes of s contiguous
- *        values. A task sums a block of whole planes (about FO_BN_BLOCK elements), or one
- *        FO_BN_BLOCK-long segment of a larger plane, into FO_BN_LANES double lanes. */
+ *        values. Each plane (or FO_BN_BLOCK-long segment of a larger plane) is one block,
+ *        summed into FO_BN_LANES double lanes; tasks walk the planes in memory order, so the
+ *        reduction streams through x. A channel's sum adds its blocks in plane order.
+ *
+ * Rows inputs with one block whose column chunk fits in FO_BN_FUSE_BYTES (e.g. (256, 4096)
+ * float32) use the fused plan: a task owns a chunk of whole channels, reduces it, finishes
+ * those channels and applies the element-wise pass while the chunk is still in cache, with
+ * no barrier between threads. Otherwise block sums go to scratch, and after a barrier each
+ * channel is finished and the element-wise pass is split by elements. (Fusing the planes
+ * layout, per channel, measured 2x slower: n short strided runs per channel.) */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "fastopt.h"
 #include "parallel.h"
@@ -26,23 +35,38 @@
 #define FO_BN_WIDE 1024
 #define FO_BN_BLOCK 65536
 #define FO_BN_MAX_BLOCKS 64
-#define FO_BN_LANES 16
+#define FO_BN_LANES 16 /* two vectors of 8 doubles */
+#define FO_BN_FUSE_BYTES 131072
+
+/* Helpers called from the target_clones tasks must be inlined into them, or they are built
+ * for the baseline target only. */
+#if defined(__GNUC__)
+#  define FO_BN_INLINE static inline __attribute__((always_inline))
+#else
+#  define FO_BN_INLINE static inline
+#endif
+
+#if defined(__GNUC__) && !defined(FO_BN_SCALAR)
+typedef double fo_f64x8 __attribute__((vector_size(64)));
+#endif
 
 typedef struct fo_bn_plan {
     int64_t n, c, s, m; /* m = n * s values per channel */
     int rows;           /* 1: rows layout, 0: planes layout */
+    int fused;          /* one block per channel: tasks own whole channels, no barrier */
     int64_t w;          /* rows: columns per row (c * s) */
-    int64_t row_block;  /* rows: rows per block */
+    int64_t chunk;      /* rows: columns per chunk, a multiple of s */
     int64_t chunks;     /* rows: column chunks */
+    int64_t row_block;  /* rows: rows per block */
     int64_t blocks;     /* rows: row blocks; planes: blocks per channel */
-    int64_t planes;     /* planes: whole planes per block (0: segments of one plane) */
-    int64_t segments;   /* planes: segments per plane when planes == 0 */
-    int64_t tasks;      /* reduction tasks */
+    int64_t segments;   /* planes: FO_BN_BLOCK-long segments per plane */
+    int64_t tasks;      /* reduction tasks of the scratch plan (fused: chunks or channels) */
 } fo_bn_plan;
 
-static fo_bn_plan fo_bn_make_plan(int64_t n, int64_t c, int64_t s)
+static fo_bn_plan fo_bn_make_plan(int64_t n, int64_t c, int64_t s, int64_t elem)
 {
-    fo_bn_plan p = {0};
+    fo_bn_plan p;
+    memset(&p, 0, sizeof p);
     p.n = n;
     p.c = c;
     p.s = s;
@@ -50,7 +74,8 @@ static fo_bn_plan fo_bn_make_plan(int64_t n, int64_t c, int64_t s)
     p.rows = s < FO_BN_PLANE_MIN;
     if (p.rows) {
         p.w = c * s;
-        p.chunks = (p.w + FO_BN_CHUNK - 1) / FO_BN_CHUNK;
+        p.chunk = s > 0 ? (FO_BN_CHUNK / s) * s : FO_BN_CHUNK; /* whole channels */
+        p.chunks = p.w > 0 ? (p.w + p.chunk - 1) / p.chunk : 0;
         if (p.w >= FO_BN_WIDE || n == 0) {
             p.row_block = n > 0 ? n : 1;
         } else {
@@ -58,47 +83,23 @@ static fo_bn_plan fo_bn_make_plan(int64_t n, int64_t c, int64_t s)
             const int64_t by_count = (n + FO_BN_MAX_BLOCKS - 1) / FO_BN_MAX_BLOCKS;
             p.row_block = by_size > by_count ? by_size : by_count;
         }
-        p.blocks = (n + p.row_block - 1) / p.row_block;
-        if (p.blocks < 1)
-            p.blocks = 1;
+        p.blocks = n > 0 ? (n + p.row_block - 1) / p.row_block : 1;
         p.tasks = p.blocks * p.chunks;
     } else {
-        if (s >= FO_BN_BLOCK) {
-            p.planes = 0;
-            p.segments = (s + FO_BN_BLOCK - 1) / FO_BN_BLOCK;
-            p.blocks = n * p.segments;
-        } else {
-            p.planes = FO_BN_BLOCK / s;
-            p.blocks = (n + p.planes - 1) / p.planes;
-        }
+        /* one block per plane (or per FO_BN_BLOCK segment of a plane); tasks walk the planes
+         * in memory order, so the reduction streams through x */
+        p.segments = s > FO_BN_BLOCK ? (s + FO_BN_BLOCK - 1) / FO_BN_BLOCK : 1;
+        p.blocks = n * p.segments;
         p.tasks = c * p.blocks;
     }
+    /* rows with one block whose column chunk stays in cache: tasks own whole channels */
+    p.fused = p.rows && p.blocks == 1 && n * p.chunk * elem <= FO_BN_FUSE_BYTES;
+#ifdef FO_BN_NO_FUSE
+    p.fused = 0;
+#endif
+    if (p.fused)
+        p.tasks = p.chunks;
     return p;
-}
-
-/* Scratch for one call: block sums (two per block and column/channel), per-column shifts
- * and per-column coefficients (rows layout), allocated before anything is written. */
-typedef struct fo_bn_scratch {
-    double *sum1, *sum2;  /* rows: [blocks][w]; planes: [c][blocks] */
-    double *shift;        /* per column (rows) or per channel (planes) */
-    double *coef;         /* 4 per column (rows) or per channel (planes): m, a, b, k */
-    void *base;
-} fo_bn_scratch;
-
-static int fo_bn_alloc(const fo_bn_plan *p, fo_bn_scratch *sc)
-{
-    const int64_t sums = p->rows ? p->blocks * p->w : p->c * p->blocks;
-    const int64_t per = p->rows ? p->w : p->c;
-    const size_t bytes = sizeof(double) * (size_t)(2 * sums + per + 4 * per) + 64;
-    double *b = (double *)malloc(bytes);
-    if (!b)
-        return FO_ERR_NOMEM;
-    sc->base = b;
-    sc->sum1 = b;
-    sc->sum2 = b + sums;
-    sc->shift = b + 2 * sums;
-    sc->coef = b + 2 * sums + per;
-    return FO_OK;
 }
 
 /* Add the FO_BN_LANES lanes of a block in a fixed tree. */

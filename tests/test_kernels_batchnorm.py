@@ -9,10 +9,11 @@ import fastopt
 from fastopt.nn import batch_norm, batch_norm_backward
 from conftest import snapshot
 
-# rows layout: wide, narrow with several row blocks, small spatial (s < 32) folded into rows;
-# planes layout: one block, several plane blocks, planes split into segments.
-SHAPES = [(64, 10), (300, 1500), (20000, 8), (600, 300), (8, 3, 2, 2), (8, 3, 5, 7),
-          (4, 6, 40), (200, 2, 1000), (2, 3, 70000), (5, 4, 3, 3, 4)]
+# rows layout: fused plan (one cache-sized block: (64, 10), (100, 2048)), wide, narrow with
+# several row blocks, small spatial (s < 32) folded into rows; planes layout: small and large
+# planes, planes split into segments (s > 65536).
+SHAPES = [(64, 10), (100, 2048), (300, 1500), (20000, 8), (600, 300), (8, 3, 2, 2),
+          (8, 3, 5, 7), (4, 6, 40), (200, 2, 1000), (2, 3, 70000), (5, 4, 3, 3, 4)]
 
 
 def axes_of(x):
