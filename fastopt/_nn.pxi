@@ -399,3 +399,77 @@ def batch_norm_backward(dy, x, gamma, mean, invstd, training, out=None, dgamma_o
                                                 nthreads)
     check_status(status, "batch_norm_backward")
     return dx, dg, db
+
+
+# -- cimportable nogil entry points (declared in _kernels.pxd) -------------------------------
+# nthreads <= 0 means fastopt's current thread setting.
+
+cdef inline int _threads_or_current(int nthreads) noexcept nogil:
+    return nthreads if nthreads > 0 else current_threads()
+
+
+cdef int dropout_forward_f32(const float *x, float *y, uint64_t *bits, Py_ssize_t n, double p,
+                             uint64_t seed, uint64_t stream, int nthreads) noexcept nogil:
+    return fo_dropout_forward_f32(x, y, bits, n, p, seed, stream, _threads_or_current(nthreads))
+
+
+cdef int dropout_forward_f64(const double *x, double *y, uint64_t *bits, Py_ssize_t n, double p,
+                             uint64_t seed, uint64_t stream, int nthreads) noexcept nogil:
+    return fo_dropout_forward_f64(x, y, bits, n, p, seed, stream, _threads_or_current(nthreads))
+
+
+cdef int dropout_backward_f32(const float *dy, float *dx, const uint64_t *bits, Py_ssize_t n,
+                              double p, uint64_t seed, uint64_t stream,
+                              int nthreads) noexcept nogil:
+    return fo_dropout_backward_f32(dy, dx, bits, n, p, seed, stream,
+                                   _threads_or_current(nthreads))
+
+
+cdef int dropout_backward_f64(const double *dy, double *dx, const uint64_t *bits, Py_ssize_t n,
+                              double p, uint64_t seed, uint64_t stream,
+                              int nthreads) noexcept nogil:
+    return fo_dropout_backward_f64(dy, dx, bits, n, p, seed, stream,
+                                   _threads_or_current(nthreads))
+
+
+cdef inline fo_batch_norm_options _bn_options(double eps, double momentum, bint training,
+                                              bint unbiased) noexcept nogil:
+    cdef fo_batch_norm_options o
+    o.eps, o.momentum, o.training, o.unbiased = eps, momentum, training, unbiased
+    return o
+
+
+cdef int batch_norm_forward_f32(const float *x, float *y, Py_ssize_t n, Py_ssize_t c,
+                                Py_ssize_t s, const float *gamma, const float *beta,
+                                float *running_mean, float *running_var, double *mean,
+                                double *invstd, double eps, double momentum, bint training,
+                                bint unbiased, int nthreads) noexcept nogil:
+    cdef fo_batch_norm_options o = _bn_options(eps, momentum, training, unbiased)
+    return fo_batch_norm_forward_f32(x, y, n, c, s, gamma, beta, running_mean, running_var,
+                                     mean, invstd, &o, _threads_or_current(nthreads))
+
+
+cdef int batch_norm_forward_f64(const double *x, double *y, Py_ssize_t n, Py_ssize_t c,
+                                Py_ssize_t s, const double *gamma, const double *beta,
+                                double *running_mean, double *running_var, double *mean,
+                                double *invstd, double eps, double momentum, bint training,
+                                bint unbiased, int nthreads) noexcept nogil:
+    cdef fo_batch_norm_options o = _bn_options(eps, momentum, training, unbiased)
+    return fo_batch_norm_forward_f64(x, y, n, c, s, gamma, beta, running_mean, running_var,
+                                     mean, invstd, &o, _threads_or_current(nthreads))
+
+
+cdef int batch_norm_backward_f32(const float *dy, const float *x, float *dx, Py_ssize_t n,
+                                 Py_ssize_t c, Py_ssize_t s, const float *gamma,
+                                 const double *mean, const double *invstd, bint training,
+                                 float *dgamma, float *dbeta, int nthreads) noexcept nogil:
+    return fo_batch_norm_backward_f32(dy, x, dx, n, c, s, gamma, mean, invstd, training,
+                                      dgamma, dbeta, _threads_or_current(nthreads))
+
+
+cdef int batch_norm_backward_f64(const double *dy, const double *x, double *dx, Py_ssize_t n,
+                                 Py_ssize_t c, Py_ssize_t s, const double *gamma,
+                                 const double *mean, const double *invstd, bint training,
+                                 double *dgamma, double *dbeta, int nthreads) noexcept nogil:
+    return fo_batch_norm_backward_f64(dy, x, dx, n, c, s, gamma, mean, invstd, training,
+                                      dgamma, dbeta, _threads_or_current(nthreads))

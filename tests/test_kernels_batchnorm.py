@@ -284,3 +284,10 @@ def test_bad_backward_arguments(dtype, rng):
     dy = np.ones((6, 4), dtype)
     with pytest.raises(ValueError, match="shares memory"):
         batch_norm_backward(dy, cache, out=dy)
+
+
+def test_nogil_entry_points_are_exported_for_cimport():
+    capi = fastopt._kernels.__pyx_capi__
+    for name in ("batch_norm_forward_f32", "batch_norm_forward_f64", "batch_norm_backward_f32",
+                 "batch_norm_backward_f64"):
+        assert name in capi

@@ -163,3 +163,10 @@ def test_bad_backward_arguments(dtype):
     ro.flags.writeable = False
     with pytest.raises(ValueError, match="writeable"):
         dropout_backward(dy, (100,), 0.5, 1, 0, bits, out=ro)
+
+
+def test_nogil_entry_points_are_exported_for_cimport():
+    capi = fastopt._kernels.__pyx_capi__
+    for name in ("dropout_forward_f32", "dropout_forward_f64", "dropout_backward_f32",
+                 "dropout_backward_f64"):
+        assert name in capi
