@@ -70,3 +70,44 @@ def test_philox_bad_words():
         philox4x32_10([2**32, 0, 0, 0], [0, 0])
     with pytest.raises(ValueError, match="key"):
         philox4x32_10([0, 0, 0, 0], [0])
+
+
+def test_every_implementation_gives_the_same_words(tmp_path):
+    """philox.h is header-only: compile a small C program that runs each implementation
+    (scalar reference, SSE2, AVX2 where the CPU has it, vector extensions) on one group of
+    tiles, and compare with what this machine's dropout uses."""
+    import shutil
+    import subprocess
+
+    cc = shutil.which("gcc") or shutil.which("cc")
+    if cc is None:
+        pytest.skip("needs a C compiler")
+    src = tmp_path / "philox_paths.c"
+    src.write_text(
+        '#include <stdio.h>\n#include "philox.h"\n'
+        "int main(void) {\n"
+        "    uint32_t w[FO_PHILOX_GROUP_WORDS];\n"
+        "    for (int isa = 0; isa < 4; ++isa) {\n"
+        "#if FO_PHILOX_X86\n"
+        '        if (isa == FO_PHILOX_AVX2 && !__builtin_cpu_supports("avx2")) continue;\n'
+        "#else\n"
+        "        if (isa == FO_PHILOX_AVX2 || isa == FO_PHILOX_SSE2) continue;\n"
+        "#endif\n"
+        "        fo_philox_tiles(isa, 0x0123456789ABCDEFull, 42u, 3u, w);\n"
+        '        printf("%d", isa);\n'
+        '        for (int i = 0; i < FO_PHILOX_GROUP_WORDS; ++i) printf(" %u", w[i]);\n'
+        '        printf("\\n");\n'
+        "    }\n    return 0;\n}\n")
+    exe = tmp_path / "philox_paths"
+    build = subprocess.run([cc, "-O2", "-std=gnu11", "-DFO_PHILOX_FORCE_ISA=0",
+                            "-I", fastopt.get_include(), str(src), "-o", str(exe)],
+                           capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr
+    lines = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.split("\n")
+    expected = philox_stream(7 * 64, 0x0123456789ABCDEF, 42)[3 * 64:]
+    seen = []
+    for line in filter(None, lines):
+        isa, *words = line.split()
+        seen.append(int(isa))
+        np.testing.assert_array_equal(np.array(words, dtype=np.uint32), expected, err_msg=isa)
+    assert 0 in seen and len(seen) >= 2
