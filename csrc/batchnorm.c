@@ -35,7 +35,7 @@
 #define FO_BN_WIDE 1024
 #define FO_BN_BLOCK 65536
 #define FO_BN_MAX_BLOCKS 64
-#define FO_BN_LANES 16 /* two vectors of 8 doubles */
+#define FO_BN_LANES 16 /* four vectors of 4 doubles */
 #define FO_BN_FUSE_BYTES 131072
 
 /* Helpers called from the target_clones tasks must be inlined into them, or they are built
@@ -47,7 +47,7 @@
 #endif
 
 #if defined(__GNUC__) && !defined(FO_BN_SCALAR)
-typedef double fo_f64x8 __attribute__((vector_size(64)));
+typedef double fo_f64x4 __attribute__((vector_size(32)));
 #endif
 
 typedef struct fo_bn_plan {
