@@ -3,7 +3,8 @@
     python benchmarks/nn_vs_torch.py [--threads 2] [--repeats 30] [--quick]
 
 Each case times every implementation in interleaved rounds (A B C A B C ...) and reports
-medians, so background load hits all of them alike. Workloads (float32):
+medians (and the best time: on a shared machine the median also measures the scheduler),
+so background load hits all of them alike. Workloads (float32):
 
 - dropout forward + backward on (1024, 4096), p = 0.5: fastopt (dropout + dropout_backward
   into preallocated outputs), torch (F.dropout + autograd backward), numpy (one
@@ -38,7 +39,7 @@ from fastopt import nn
 
 
 def interleaved(funcs: dict, repeats: int, warmup: int = 3) -> dict:
-    """Median seconds per call of each function, timed in interleaved rounds."""
+    """(median, min) seconds per call of each function, timed in interleaved rounds."""
     for f in funcs.values():
         for _ in range(warmup):
             f()
@@ -48,14 +49,14 @@ def interleaved(funcs: dict, repeats: int, warmup: int = 3) -> dict:
             t0 = time.perf_counter()
             f()
             times[name].append(time.perf_counter() - t0)
-    return {name: statistics.median(ts) for name, ts in times.items()}
+    return {name: (statistics.median(ts), min(ts)) for name, ts in times.items()}
 
 
 def copy_bandwidth(nbytes: int, repeats: int) -> float:
     a = np.ones(nbytes // 4, np.float32)
     b = np.empty_like(a)
     t = interleaved({"copy": lambda: np.copyto(b, a)}, repeats)["copy"]
-    return 2 * a.nbytes / t
+    return 2 * a.nbytes / t[0], 2 * a.nbytes / t[1]
 
 
 def dropout_case(shape, p, repeats, torch):
@@ -153,20 +154,24 @@ def main() -> None:
           + (f"; torch {torch.__version__}, {torch.get_num_threads()} threads" if torch else
              "; torch not installed"))
     copy_bw = copy_bandwidth(1024 * 4096 * 4, repeats)
-    print(f"one-pass copy (np.copyto, 16 MiB): {copy_bw / 1e9:.1f} GB/s")
+    print(f"one-pass copy (np.copyto, 16 MiB): {copy_bw[0] / 1e9:.1f} GB/s median, "
+          f"{copy_bw[1] / 1e9:.1f} GB/s best")
     cases = [("dropout fwd+bwd (1024, 4096) p=0.5", dropout_case((1024, 4096), 0.5, repeats, torch)),
              ("batchnorm train fwd+bwd (256, 4096)", batchnorm_case((256, 4096), repeats, torch)),
              ("batchnorm train fwd+bwd (32, 64, 32, 32)",
               batchnorm_case((32, 64, 32, 32), repeats, torch))]
+    print("\n(times: median / best of the repeats; ratios: other / fastopt, median and best)")
     for title, (med, traffic) in cases:
         ours = med["fastopt"]
-        bw = traffic / ours
         print(f"\n{title}")
-        print(f"  fastopt {ours * 1e3:8.3f} ms   {bw / 1e9:5.1f} GB/s = {bw / copy_bw:4.0%} of copy")
+        bw = [traffic / t for t in ours]
+        print(f"  fastopt {ours[0] * 1e3:8.3f} / {ours[1] * 1e3:7.3f} ms   minimal traffic "
+              f"{bw[0] / 1e9:5.1f} / {bw[1] / 1e9:5.1f} GB/s = {bw[0] / copy_bw[0]:4.0%} / "
+              f"{bw[1] / copy_bw[1]:4.0%} of copy")
         for name, t in med.items():
             if name != "fastopt":
-                print(f"  {name:7s} {t * 1e3:8.3f} ms   fastopt is {t / ours:5.1f}x faster")
-
+                print(f"  {name:7s} {t[0] * 1e3:8.3f} / {t[1] * 1e3:7.3f} ms   fastopt is "
+                      f"{t[0] / ours[0]:5.1f}x / {t[1] / ours[1]:5.1f}x faster")
 
 if __name__ == "__main__":
     main()
