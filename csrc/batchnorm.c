@@ -76,7 +76,7 @@ static fo_bn_plan fo_bn_make_plan(int64_t n, int64_t c, int64_t s, int64_t elem)
         p.w = c * s;
         p.chunk = s > 0 ? (FO_BN_CHUNK / s) * s : FO_BN_CHUNK; /* whole channels */
         p.chunks = p.w > 0 ? (p.w + p.chunk - 1) / p.chunk : 0;
-        if (p.w >= FO_BN_WIDE || n == 0) {
+        if (p.w >= FO_BN_WIDE || n == 0 || p.w == 0) {
             p.row_block = n > 0 ? n : 1;
         } else {
             const int64_t by_size = (FO_BN_BLOCK + p.w - 1) / p.w;

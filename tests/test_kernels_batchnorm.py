@@ -291,3 +291,18 @@ def test_nogil_entry_points_are_exported_for_cimport():
     for name in ("batch_norm_forward_f32", "batch_norm_forward_f64", "batch_norm_backward_f32",
                  "batch_norm_backward_f64"):
         assert name in capi
+
+
+@pytest.mark.parametrize("shape", [(4, 0), (0, 3), (0, 3, 40), (3, 2, 0), (2, 0, 5, 5)], ids=str)
+def test_empty_inputs(shape, dtype):
+    c = shape[1]
+    x = np.ones(shape, dtype)
+    rm, rv = np.full(c, 0.5, dtype), np.full(c, 4.0, dtype)
+    y, cache = batch_norm(x, np.ones(c, dtype), np.zeros(c, dtype), rm, rv, training=False)
+    assert y.shape == shape
+    np.testing.assert_array_equal(cache.mean, 0.5)
+    np.testing.assert_allclose(cache.invstd, 1 / np.sqrt(4.0 + 1e-5))
+    dx, dgamma, dbeta = batch_norm_backward(np.ones(shape, dtype), cache)
+    assert dx.shape == shape and np.all(dgamma == 0) and np.all(dbeta == 0)
+    if c == 0:  # no channel: training has nothing to check either
+        assert batch_norm(x, None, None, None, None)[0].shape == shape
