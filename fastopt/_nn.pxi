@@ -60,6 +60,10 @@ cdef object _readable(object a, str name, cnp.ndarray ref=None, str ref_name=Non
     return a
 
 
+cdef inline bint _readable_plain(cnp.ndarray a):
+    return cnp.PyArray_IS_C_CONTIGUOUS(a) and cnp.PyArray_ISALIGNED(a) and a.dtype.isnative
+
+
 cdef object _writable(object out, str name, cnp.ndarray ref, str ref_name):
     """A new array like `ref`, or `out` checked as a writeable C-contiguous array like it."""
     if out is None:
@@ -74,7 +78,7 @@ cdef object _vector(object a, str name, cnp.ndarray x, Py_ssize_t c, bint writte
         return None
     if not isinstance(a, np.ndarray):
         raise TypeError(f"{name}: expected a numpy array or None, got {type(a).__name__}")
-    if a.dtype != x.dtype:
+    if a.dtype.type is not x.dtype.type:  # byte order aside: read-only ones are converted
         raise TypeError(f"{name}: expected dtype {x.dtype} (the dtype of x), got {a.dtype}")
     if a.shape != (c,):
         raise ValueError(f"{name}: expected shape ({c},) (x.shape[1] channels), got {a.shape}")
@@ -111,7 +115,7 @@ cdef double _check_drop_p(object p) except? -1.0:
     return check_real(p, "p", 0.0, 1.0, False, True)
 
 
-def _tiles(Py_ssize_t n):
+cdef inline Py_ssize_t _tiles(Py_ssize_t n) noexcept:
     """Number of 64-bit words of packed keep bits for n elements."""
     return (n + 63) // 64
 
@@ -146,9 +150,7 @@ def philox_stream(n, seed, stream=0):
     threshold of p (``floor(p * 2**32)``).
     """
     cdef uint64_t s = _check_u64(seed, "seed"), st = _check_u64(stream, "stream")
-    cdef Py_ssize_t m = int(check_real(n, "n", 0.0))
-    if m != n:
-        raise ValueError(f"n: expected a non-negative int, got {n!r}")
+    cdef Py_ssize_t m = <Py_ssize_t>_check_u64(n, "n")
     cdef cnp.ndarray out = np.empty(m, np.uint32)
     cdef int status, nthreads = current_threads()
     with nogil:
@@ -244,10 +246,6 @@ def dropout_backward(dy, shape, p, seed, stream, bits=None, out=None):
     return _dropout_apply(dy, "dy", out, pp, seed, stream, bits, False)[0]
 
 
-cdef inline bint _readable_plain(cnp.ndarray a):
-    return cnp.PyArray_IS_C_CONTIGUOUS(a) and cnp.PyArray_ISALIGNED(a) and a.dtype.isnative
-
-
 # -- batch normalization ---------------------------------------------------------------------
 
 cdef tuple _bn_view(cnp.ndarray x):
@@ -268,10 +266,13 @@ cdef double _bn_momentum(object momentum, object convention, object num_batches_
         if convention != "torch":
             raise ValueError("momentum: None (cumulative average) needs convention='torch'")
         if isinstance(num_batches_tracked, (bool, np.bool_)) or not isinstance(
-                num_batches_tracked, (int, np.integer)) or num_batches_tracked < 0:
+                num_batches_tracked, (int, np.integer)):
             raise TypeError("num_batches_tracked: momentum=None (cumulative average) needs the "
                             "number of batches already tracked, an int >= 0; got "
-                            f"{num_batches_tracked!r}")
+                            f"{type(num_batches_tracked).__name__}")
+        if num_batches_tracked < 0:
+            raise ValueError(f"num_batches_tracked: expected an int >= 0, got "
+                             f"{num_batches_tracked}")
         return 1.0 / (float(num_batches_tracked) + 1.0)
     cdef double m = check_real(momentum, "momentum", 0.0, 1.0)
     return m if convention == "torch" else 1.0 - m
@@ -301,7 +302,7 @@ def batch_norm_forward(x, gamma, beta, running_mean, running_var, training, mome
     cdef Py_ssize_t n, c, s
     n, c, s = _bn_view(<cnp.ndarray>xa)
     params = [a for a in (gamma, beta, running_mean, running_var) if isinstance(a, np.ndarray)]
-    if params and all(a.dtype == params[0].dtype != xa.dtype for a in params):
+    if params and all(a.dtype.type is params[0].dtype.type is not xa.dtype.type for a in params):
         raise TypeError(f"x: expected dtype {params[0].dtype} (the dtype of gamma, beta and the "
                         f"running statistics), got {xa.dtype}")
     g = _vector(gamma, "gamma", <cnp.ndarray>xa, c, False)
