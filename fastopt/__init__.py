@@ -9,6 +9,7 @@ call raises.
 __version__ = "0.1.0"
 
 from fastopt import init, kernels, schedules, train
+from fastopt import nn
 from fastopt._config import (
     get_include,
     get_num_threads,
@@ -25,6 +26,7 @@ __all__ = [
     "schedules",
     "init",
     "train",
+    "nn",
     "get_include",
     "get_num_threads",
     "set_num_threads",

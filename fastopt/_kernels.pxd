@@ -55,6 +55,39 @@ cdef int adadelta_step_f64(double *param, const double *grad, double *square_avg
 cdef int all_finite_f32(const float *x, Py_ssize_t n, int nthreads) noexcept nogil
 cdef int all_finite_f64(const double *x, Py_ssize_t n, int nthreads) noexcept nogil
 
-# -- dropout and batch norm (issue: layers) --
+# -- dropout and batch norm (issue: layers; see fastopt.nn and csrc/nn.h) --
+# p is the DROP probability; keep decisions come from Philox stream (seed, stream); `bits`
+# (may be NULL) receives/holds them packed, (n + 63) // 64 words; backward with bits NULL
+# regenerates them. batch_norm_*: x viewed as (n, c, s); gamma/beta/running stats may be NULL;
+# momentum is the weight of the new batch (torch); unbiased: running_var gets var*M/(M-1).
+from libc.stdint cimport uint64_t
+cdef int dropout_forward_f32(const float *x, float *y, uint64_t *bits, Py_ssize_t n, double p,
+                             uint64_t seed, uint64_t stream, int nthreads) noexcept nogil
+cdef int dropout_forward_f64(const double *x, double *y, uint64_t *bits, Py_ssize_t n, double p,
+                             uint64_t seed, uint64_t stream, int nthreads) noexcept nogil
+cdef int dropout_backward_f32(const float *dy, float *dx, const uint64_t *bits, Py_ssize_t n,
+                              double p, uint64_t seed, uint64_t stream,
+                              int nthreads) noexcept nogil
+cdef int dropout_backward_f64(const double *dy, double *dx, const uint64_t *bits, Py_ssize_t n,
+                              double p, uint64_t seed, uint64_t stream,
+                              int nthreads) noexcept nogil
+cdef int batch_norm_forward_f32(const float *x, float *y, Py_ssize_t n, Py_ssize_t c,
+                                Py_ssize_t s, const float *gamma, const float *beta,
+                                float *running_mean, float *running_var, double *mean,
+                                double *invstd, double eps, double momentum, bint training,
+                                bint unbiased, int nthreads) noexcept nogil
+cdef int batch_norm_forward_f64(const double *x, double *y, Py_ssize_t n, Py_ssize_t c,
+                                Py_ssize_t s, const double *gamma, const double *beta,
+                                double *running_mean, double *running_var, double *mean,
+                                double *invstd, double eps, double momentum, bint training,
+                                bint unbiased, int nthreads) noexcept nogil
+cdef int batch_norm_backward_f32(const float *dy, const float *x, float *dx, Py_ssize_t n,
+                                 Py_ssize_t c, Py_ssize_t s, const float *gamma,
+                                 const double *mean, const double *invstd, bint training,
+                                 float *dgamma, float *dbeta, int nthreads) noexcept nogil
+cdef int batch_norm_backward_f64(const double *dy, const double *x, double *dx, Py_ssize_t n,
+                                 Py_ssize_t c, Py_ssize_t s, const double *gamma,
+                                 const double *mean, const double *invstd, bint training,
+                                 double *dgamma, double *dbeta, int nthreads) noexcept nogil
 
 # -- linear algebra for quasi-Newton (issue: minimize) --
