@@ -1,1 +1,37 @@
-"""fastopt: fast numerical optimization for numpy code (C + OpenMP kernels)."""
+"""fastopt: fast numerical optimization for numpy code.
+
+First-order optimizers with torch.optim semantics, learning-rate schedules, dropout and
+BatchNorm, and quasi-Newton minimizers, whose hot loops are C with OpenMP behind one Cython
+boundary (``fastopt._kernels``). Arrays are updated in place; nothing is modified when a
+call raises.
+"""
+
+__version__ = "0.1.0"
+
+from fastopt import init, kernels, schedules, train
+from fastopt._config import (
+    get_include,
+    get_num_threads,
+    set_num_threads,
+    show_config,
+    threads,
+)
+from fastopt.optim import SGD, Optimizer
+from fastopt.train import check_grad, clip_grad_norm
+
+__all__ = [
+    "__version__",
+    "kernels",
+    "schedules",
+    "init",
+    "train",
+    "get_include",
+    "get_num_threads",
+    "set_num_threads",
+    "show_config",
+    "threads",
+    "Optimizer",
+    "SGD",
+    "check_grad",
+    "clip_grad_norm",
+]

@@ -1,0 +1,17 @@
+/* sgd.c — SGD with momentum, dampening, Nesterov, weight decay, L1 and maximize.
+ * The typed body lives in sgd.inc and is instantiated here for float and double. */
+#include "fastopt.h"
+#include "parallel.h"
+#include "rules.h"
+
+#define FO_T float
+#define FO_SUFFIX f32
+#include "sgd.inc"
+#undef FO_T
+#undef FO_SUFFIX
+
+#define FO_T double
+#define FO_SUFFIX f64
+#include "sgd.inc"
+#undef FO_T
+#undef FO_SUFFIX

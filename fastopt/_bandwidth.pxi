@@ -1,0 +1,1 @@
+# _bandwidth.pxi — boundary wrappers for the bandwidth kernels (filled in by their own issue).

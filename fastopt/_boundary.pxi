@@ -1,0 +1,312 @@
+# _boundary.pxi — argument checking shared by every wrapper, and the pointer tables that
+# carry a list of arrays into one multi-tensor C call.
+#
+# The rules (DESIGN.md, "Boundary rules"): float32/float64 numpy arrays; a param and its
+# grad/state share dtype and shape; params and states are writeable, aligned, C-contiguous
+# and in native byte order; a grad that is not is copied; no written array may share memory
+# with any other array of the call; everything is checked before anything is modified.
+
+from libc.stdint cimport int64_t, uintptr_t
+from libc.stdlib cimport free, malloc, qsort
+from libc.math cimport isfinite
+
+cimport numpy as cnp
+import numpy as np
+
+cnp.import_array()
+
+cdef extern from "fastopt.h" nogil:
+    ctypedef struct fo_layout:
+        int64_t count
+        const int64_t *offsets
+        int threads_used
+    enum:
+        FO_OK
+        FO_ERR_ARGUMENT
+        FO_ERR_NOMEM
+
+# Roles of the arrays of one call.
+cdef enum Role:
+    PARAM = 0   # updated in place: writeable, contiguous; defines dtype and shape
+    GRAD = 1    # read only: copied when not contiguous/aligned/native
+    STATE = 2   # updated in place, like PARAM, must match its param
+
+cdef int _last_threads_used = 0
+
+
+def last_threads_used():
+    """Size of the thread team the most recent kernel call ran with (a diagnostic)."""
+    return _last_threads_used
+
+
+cdef inline str _dtype_name(object a):
+    return str(a.dtype) if isinstance(a, np.ndarray) else type(a).__name__
+
+
+cdef inline str _label(str name, Py_ssize_t i, bint single):
+    return name if single else f"{name}[{i}]"
+
+
+cdef object _as_list(object x, str name):
+    """(list, was_single): a single ndarray becomes a one-element list."""
+    if isinstance(x, np.ndarray):
+        return [x], True
+    if isinstance(x, (list, tuple)):
+        return list(x), False
+    raise TypeError(
+        f"{name}: expected a numpy array or a list of numpy arrays, got {type(x).__name__}")
+
+
+cdef void _check_array(object a, str label, int role, cnp.ndarray ref, str ref_label) except *:
+    """Raise TypeError/ValueError if array `a` cannot play `role` next to param `ref`."""
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{label}: expected a numpy array, got {type(a).__name__}")
+    cdef cnp.ndarray arr = <cnp.ndarray>a
+    cdef int t = cnp.PyArray_TYPE(arr)
+    if ref is None:
+        if t != cnp.NPY_FLOAT and t != cnp.NPY_DOUBLE:
+            raise TypeError(f"{label}: expected a float32 or float64 array, got dtype {arr.dtype}")
+    else:
+        if t != cnp.PyArray_TYPE(ref):
+            raise TypeError(f"{label}: expected dtype {ref.dtype} (the dtype of {ref_label}), "
+                            f"got {arr.dtype}")
+        if not _same_shape(arr, ref):
+            raise ValueError(f"{label}: expected shape {(<object>ref).shape} (the shape of "
+                             f"{ref_label}), got {(<object>arr).shape}")
+    if role == GRAD:
+        return
+    if not arr.dtype.isnative:
+        raise TypeError(f"{label}: expected native byte order, got dtype {arr.dtype.str}")
+    if not cnp.PyArray_ISWRITEABLE(arr):
+        raise ValueError(f"{label}: expected a writeable array (it is updated in place), "
+                         "got a read-only one")
+    if not cnp.PyArray_IS_C_CONTIGUOUS(arr) or not cnp.PyArray_ISALIGNED(arr):
+        raise ValueError(f"{label}: expected a C-contiguous, aligned array (it is updated in "
+                         "place), got a non-contiguous one; pass np.ascontiguousarray(...) "
+                         "and keep that copy")
+
+
+cdef inline bint _same_shape(cnp.ndarray a, cnp.ndarray b) noexcept:
+    cdef int k, nd = cnp.PyArray_NDIM(a)
+    if nd != cnp.PyArray_NDIM(b):
+        return False
+    for k in range(nd):
+        if cnp.PyArray_DIMS(a)[k] != cnp.PyArray_DIMS(b)[k]:
+            return False
+    return True
+
+
+cdef inline bint _needs_copy(cnp.ndarray arr):
+    return not (cnp.PyArray_IS_C_CONTIGUOUS(arr) and cnp.PyArray_ISALIGNED(arr)
+                and arr.dtype.isnative)
+
+
+ctypedef struct Span:
+    uintptr_t start
+    uintptr_t end
+    int written
+    int column
+    Py_ssize_t index
+
+
+cdef int _span_cmp(const void *a, const void *b) noexcept nogil:
+    cdef uintptr_t x = (<const Span *>a).start, y = (<const Span *>b).start
+    return -1 if x < y else (1 if x > y else 0)
+
+
+cdef class Batch:
+    """Validated arrays of one dtype for one multi-tensor C call.
+
+    `column(k)` is a C array of `count` data pointers for argument k (NULL for an absent
+    argument); `layout` describes the element counts. Holds references to every array
+    (and to contiguous copies of grads) so the pointers stay valid during the call.
+    """
+    cdef fo_layout layout
+    cdef int64_t *offsets
+    cdef void **ptrs
+    cdef readonly Py_ssize_t count
+    cdef readonly int ncolumns
+    cdef readonly int typenum
+    cdef list keep
+
+    def __dealloc__(self):
+        free(self.offsets)
+        free(self.ptrs)
+
+    cdef inline void **column(self, int k) noexcept nogil:
+        return self.ptrs + k * self.count
+
+    cdef inline int64_t total(self) noexcept nogil:
+        return self.offsets[self.count]
+
+
+cdef Batch _new_batch(int typenum, Py_ssize_t count, int ncolumns):
+    cdef Batch b = Batch.__new__(Batch)
+    b.typenum = typenum
+    b.count = count
+    b.ncolumns = ncolumns
+    b.keep = []
+    b.offsets = <int64_t *>malloc((count + 1) * sizeof(int64_t))
+    b.ptrs = <void **>malloc((count * ncolumns + 1) * sizeof(void *))
+    if b.offsets == NULL or b.ptrs == NULL:
+        raise MemoryError()
+    b.offsets[0] = 0
+    b.layout.count = count
+    b.layout.offsets = b.offsets
+    b.layout.threads_used = 0
+    return b
+
+
+cdef list prepare(list columns, tuple names, tuple roles, tuple singles):
+    """Validate a multi-tensor call and build one Batch per dtype present.
+
+    columns[k] is the list of arrays for argument k (columns[0] are the params) or None
+    when the argument is absent; names/roles/singles describe each column. Returns
+    [batch_float32 or None, batch_float64 or None]; raises before anything is modified.
+    """
+    cdef Py_ssize_t n = len(<list>columns[0])
+    cdef int ncol = len(columns), k
+    cdef Py_ssize_t i
+    cdef cnp.ndarray p, a
+    cdef list col
+    for k in range(1, ncol):
+        if columns[k] is not None and len(<list>columns[k]) != n:
+            raise ValueError(f"{names[k]}: expected {n} arrays (one per entry of {names[0]}), "
+                             f"got {len(<list>columns[k])}")
+    # Check every array and replace grads that C cannot read directly by contiguous copies.
+    cdef list cols = [None if c is None else list(c) for c in columns]
+    cdef Py_ssize_t n32 = 0, n64 = 0
+    for i in range(n):
+        _check_array(cols[0][i], _label(names[0], i, singles[0]), roles[0], None, None)
+        p = <cnp.ndarray>cols[0][i]
+        if roles[0] == GRAD and _needs_copy(p):  # a read-only first column (e.g. norms)
+            p = np.ascontiguousarray(p, dtype=p.dtype.newbyteorder("="))
+            cols[0][i] = p
+        if cnp.PyArray_TYPE(p) == cnp.NPY_FLOAT:
+            n32 += 1
+        else:
+            n64 += 1
+        for k in range(1, ncol):
+            col = <list>cols[k]
+            if col is None:
+                continue
+            _check_array(col[i], _label(names[k], i, singles[k]), roles[k], p,
+                         _label(names[0], i, singles[0]))
+            a = <cnp.ndarray>col[i]
+            if roles[k] == GRAD and _needs_copy(a):
+                col[i] = np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("="))
+    _check_disjoint(cols, names, roles, singles, n)
+    # Pointer tables, one per dtype.
+    cdef list out = [None, None]
+    cdef Batch b
+    cdef Py_ssize_t j, cnt
+    cdef int which, typenum
+    for which in range(2):
+        typenum = cnp.NPY_FLOAT if which == 0 else cnp.NPY_DOUBLE
+        cnt = n32 if which == 0 else n64
+        if cnt == 0:
+            continue
+        b = _new_batch(typenum, cnt, ncol)
+        j = 0
+        for i in range(n):
+            p = <cnp.ndarray>cols[0][i]
+            if cnp.PyArray_TYPE(p) != typenum:
+                continue
+            b.offsets[j + 1] = b.offsets[j] + cnp.PyArray_SIZE(p)
+            for k in range(ncol):
+                col = <list>cols[k]
+                if col is None:
+                    b.ptrs[k * cnt + j] = NULL
+                else:
+                    b.ptrs[k * cnt + j] = cnp.PyArray_DATA(<cnp.ndarray>col[i])
+            j += 1
+        b.keep = cols
+        out[which] = b
+    return out
+
+
+cdef void _check_disjoint(list cols, tuple names, tuple roles, tuple singles,
+                          Py_ssize_t n) except *:
+    """Refuse any overlap between an array that is written and any other array."""
+    cdef int ncol = len(cols), k
+    cdef Py_ssize_t i, m = 0, total = n * ncol
+    cdef cnp.ndarray a
+    cdef Span *spans = <Span *>malloc((total + 1) * sizeof(Span))
+    if spans == NULL:
+        raise MemoryError()
+    cdef uintptr_t reach_any = 0, reach_written = 0
+    cdef Span s
+    cdef int clash_col = -1
+    cdef Py_ssize_t clash_idx = -1
+    try:
+        for k in range(ncol):
+            if cols[k] is None:
+                continue
+            for i in range(n):
+                a = <cnp.ndarray>cols[k][i]
+                if cnp.PyArray_NBYTES(a) == 0:
+                    continue
+                spans[m].start = <uintptr_t>cnp.PyArray_DATA(a)
+                spans[m].end = spans[m].start + <uintptr_t>cnp.PyArray_NBYTES(a)
+                spans[m].written = roles[k] != GRAD
+                spans[m].column = k
+                spans[m].index = i
+                m += 1
+        qsort(spans, m, sizeof(Span), _span_cmp)
+        # Sorted by start: span i overlaps an earlier one iff start < the furthest earlier end.
+        for i in range(m):
+            s = spans[i]
+            if (s.written and s.start < reach_any) or s.start < reach_written:
+                clash_col, clash_idx = s.column, s.index
+                break
+            if s.end > reach_any:
+                reach_any = s.end
+            if s.written and s.end > reach_written:
+                reach_written = s.end
+    finally:
+        free(spans)
+    if clash_col >= 0:
+        raise ValueError(
+            f"{_label(names[clash_col], clash_idx, singles[clash_col])}: shares memory with "
+            "another array of this call that is updated in place; pass separate arrays "
+            "(e.g. g.copy())")
+
+
+cdef double check_real(object value, str name, double low=-np.inf, double high=np.inf,
+                       bint low_open=False, bint high_open=False) except? -1.0:
+    """Return `value` as a double, or raise TypeError/ValueError naming `name`."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+            value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name}: expected a real number, got {type(value).__name__}")
+    cdef double v = float(value)
+    if v != v:
+        raise ValueError(f"{name}: expected a number, got nan")
+    if v < low or v > high or (low_open and v == low) or (high_open and v == high):
+        lo = "(" if low_open else "["
+        hi = ")" if high_open else "]"
+        raise ValueError(f"{name}: expected a value in {lo}{low:g}, {high:g}{hi}, got {value!r}")
+    return v
+
+
+cdef bint check_bool(object value, str name) except -1:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected True or False, got {type(value).__name__}")
+    return bool(value)
+
+
+cdef int check_status(int status, str where) except -1:
+    """Turn a C status into an exception (the boundary should have prevented any)."""
+    if status == FO_OK:
+        return 0
+    if status == FO_ERR_NOMEM:
+        raise MemoryError(f"{where}: the kernel could not allocate scratch memory")
+    raise RuntimeError(f"{where}: the kernel rejected its arguments (status {status}); "
+                       "this is a bug in fastopt, please report it")
+
+
+def check_params(params, str name="params"):
+    """Validate a list of parameter arrays the way every kernel will (for early errors)."""
+    ps, single = _as_list(params, name)
+    if ps:
+        prepare([ps], (name,), (PARAM,), (single,))
+    return ps

@@ -1,0 +1,114 @@
+"""Runtime configuration: thread count, build facts, include directory."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import sys
+from collections.abc import Iterator
+
+import numpy as np
+
+from fastopt import _kernels
+
+__all__ = ["get_num_threads", "set_num_threads", "threads", "show_config", "get_include"]
+
+
+def _physical_cores() -> int:
+    """Physical cores this process may run on (hyper-thread siblings counted once)."""
+    try:
+        cpus = sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+    cores = set()
+    for cpu in cpus:
+        path = f"/sys/devices/system/cpu/cpu{cpu}/topology/thread_siblings_list"
+        try:
+            with open(path) as f:
+                cores.add(f.read().strip())
+        except OSError:
+            cores.add(str(cpu))
+    return max(1, len(cores))
+
+
+_kernels._init_thread_policy(_physical_cores(), "OMP_NUM_THREADS" in os.environ)
+
+get_num_threads = _kernels.get_num_threads
+set_num_threads = _kernels.set_num_threads
+
+
+@contextlib.contextmanager
+def threads(n: int | None) -> Iterator[None]:
+    """Context manager: run the enclosed kernel calls with `n` threads, then restore.
+
+    ``with fastopt.threads(1): opt.step(grads)``. `n` follows :func:`set_num_threads`.
+    The setting is process-wide (not per Python thread).
+    """
+    previous = _kernels._get_user_threads()
+    set_num_threads(n)
+    try:
+        yield
+    finally:
+        _kernels._set_user_threads(previous)
+
+
+def get_include() -> str:
+    """Directory holding fastopt's C headers (``fastopt.h`` and the headers it includes).
+
+    Cython code finds ``fastopt/_kernels.pxd`` through the installed package itself
+    (``cimport fastopt._kernels``); C code adds this directory to its include path.
+    """
+    here = os.path.dirname(os.path.abspath(__file__))
+    installed = os.path.join(here, "include")
+    if os.path.isfile(os.path.join(installed, "fastopt.h")):
+        return installed
+    source_tree = os.path.join(os.path.dirname(here), "csrc")  # editable/in-place builds
+    if os.path.isfile(os.path.join(source_tree, "fastopt.h")):
+        return source_tree
+    raise FileNotFoundError("fastopt's C headers are not installed with this copy")
+
+
+def config_dict() -> dict:
+    """The facts show_config() prints, as a dict."""
+    from fastopt import __version__
+
+    info = _kernels.build_info()
+    return {
+        "fastopt": __version__,
+        "python": sys.version.split()[0],
+        "numpy": np.__version__,
+        "platform": platform.platform(),
+        "openmp": info["openmp"],
+        "openmp_runtime": _openmp_runtime(),
+        "max_threads": _kernels._max_threads(),
+        "threads_now": get_num_threads(),
+        "physical_cores": _physical_cores(),
+        "serial_below_elements": info["serial_below"],
+        "compiler": info["compiler"],
+        "simd_clones": info["simd_clones"],
+        "simd_target": info["simd_target"],
+    }
+
+
+def _openmp_runtime() -> str:
+    """Name of the OpenMP library loaded into this process (e.g. libgomp), if any."""
+    try:
+        with open(f"/proc/{os.getpid()}/maps") as f:
+            maps = f.read()
+    except OSError:
+        return "unknown"
+    for name in ("libgomp", "libiomp5", "libomp"):
+        if name in maps:
+            for line in maps.splitlines():
+                if name in line:
+                    return os.path.basename(line.split()[-1])
+    return "none"
+
+
+def show_config() -> None:
+    """Print fastopt's version, OpenMP status, threads, compiler and SIMD target."""
+    for key, value in config_dict().items():
+        print(f"{key:>22}: {value}")
+
+

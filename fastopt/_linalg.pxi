@@ -1,0 +1,1 @@
+# _linalg.pxi — boundary wrappers for the linalg kernels (filled in by their own issue).

@@ -1,0 +1,1 @@
+# _nn.pxi — boundary wrappers for the nn kernels (filled in by their own issue).

@@ -1,0 +1,1 @@
+# _optim.pxi — boundary wrappers for the optim kernels (filled in by their own issue).
