@@ -171,11 +171,9 @@ def run_quasi_newton(obj: Objective, x: np.ndarray, memory, opts: QNOptions,
                           f"{step:.3g} times the direction.)")
         if ls.success:
             retried_after = None
-            s = ls.x - x
-            y = ls.g - g
+            memory.update_from(ls.x, x, ls.g, g)
             f_old, x_old = f, x
             x, f, g, step = ls.x, ls.f, ls.g, ls.alpha
-            memory.update(s, y)
         else:
             moved = ls.f < f
             if moved:

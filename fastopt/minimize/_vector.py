@@ -1,24 +1,34 @@
-"""Vector helpers used by the solvers (numpy; the C kernels replace them).
+"""Vector helpers of the solvers, on fastopt's C kernels (``fastopt._kernels``).
 
 Reductions accumulate in float64 whatever the storage dtype, so that ``s'y``,
-``y'y`` and ``g'd`` keep their sign and size in float32 runs.
+``y'y`` and ``g'd`` keep their sign and size in float32 runs; they sum fixed
+blocks in a fixed order, so results do not depend on the thread count.
 """
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["dot", "norm_inf"]
+from fastopt import _kernels
+
+__all__ = ["dot", "norm_inf", "axpy"]
 
 
 def dot(a: np.ndarray, b: np.ndarray) -> float:
-    """``sum_i a_i b_i`` accumulated in float64."""
-    if a.dtype == np.float64 and b.dtype == np.float64:
-        return float(np.dot(a, b))
-    return float(np.dot(a.astype(np.float64), b.astype(np.float64)))
+    """``sum_i a_i b_i`` accumulated in float64 (deterministic blocked sum)."""
+    if a.dtype != b.dtype:
+        return _kernels.dot(a.astype(np.float64), b.astype(np.float64))
+    return _kernels.dot(a, b)
 
 
 def norm_inf(a: np.ndarray) -> float:
     """``max_i |a_i|`` (NaN if any element is NaN)."""
     if a.size == 0:
         return 0.0
-    return float(np.max(np.abs(a)))
+    return _kernels.norm_reduce(a, np.inf)
+
+
+def axpy(alpha: float, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """A new array ``y + alpha * x`` (one pass over memory)."""
+    out = np.empty_like(y)
+    _kernels.axpy(alpha, x, y, out=out)
+    return out

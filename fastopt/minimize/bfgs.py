@@ -105,6 +105,11 @@ class BfgsMemory:
         self.count += 1
         return True
 
+    def update_from(self, x_new, x_old, g_new, g_old) -> bool:
+        """:meth:`update` with ``s = x_new - x_old``, ``y = g_new - g_old``."""
+        return self.update(np.subtract(x_new, x_old, dtype=np.float64),
+                           np.subtract(g_new, g_old, dtype=np.float64))
+
     def dense(self) -> np.ndarray:
         """The full symmetric :math:`H` (a new C-ordered float64 array)."""
         U = np.triu(self.H)

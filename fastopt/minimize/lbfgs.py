@@ -19,8 +19,18 @@ accumulated in float64.
     r &\leftarrow \gamma q;\quad b \leftarrow \rho_i y_i^T r,\ r \leftarrow r + (a_i - b) s_i
         \quad (i = k-m, \dots, k-1)
 
-which costs :math:`4mn` multiply-adds.  :class:`LbfgsInverseHessian` exposes the
-same operator as a :class:`scipy.sparse.linalg.LinearOperator` (``res.hess_inv``).
+which costs :math:`4mn` multiply-adds.  It runs in C
+(:func:`fastopt._kernels.lbfgs_two_loop`: :math:`2m+1` passes over memory, each
+update of :math:`q` fused with the dot product the next step needs, float64
+accumulation over fixed blocks, OpenMP above the serial threshold, the same bits
+for any thread count).  :func:`two_loop_numpy` is the plain numpy statement of
+the same recursion, kept as the reference the kernel is tested against.
+
+The ring buffer has :math:`m + 1` rows: a new pair is written straight into the
+free row, its curvature checked there, and only then committed, so a rejected
+pair never overwrites a stored one and no temporaries are allocated.
+:class:`LbfgsInverseHessian` exposes the same operator as a
+:class:`scipy.sparse.linalg.LinearOperator` (``res.hess_inv``).
 """
 from __future__ import annotations
 
@@ -29,24 +39,25 @@ from typing import Any, Dict, Optional
 import numpy as np
 from scipy.sparse.linalg import LinearOperator
 
+from fastopt import _kernels
+
 from ._vector import dot
 
-__all__ = ["LbfgsMemory", "LbfgsInverseHessian", "two_loop"]
+__all__ = ["LbfgsMemory", "LbfgsInverseHessian", "two_loop_numpy"]
 
 
-def two_loop(g: np.ndarray, S: np.ndarray, Y: np.ndarray, rho: np.ndarray, order,
-             gamma: float) -> np.ndarray:
-    r"""Return :math:`H g` for the pairs ``S[order], Y[order]`` (oldest first).
+def two_loop_numpy(g: np.ndarray, S: np.ndarray, Y: np.ndarray, rho: np.ndarray, order,
+                   gamma: float) -> np.ndarray:
+    r"""Reference numpy two-loop recursion: :math:`H g` for the pairs ``S[order], Y[order]``.
 
     Parameters
     ----------
     g : ndarray, shape (n,)
-    S, Y : ndarray, shape (m, n)
-        Ring buffers of :math:`s_i`, :math:`y_i`.
-    rho : ndarray, shape (m,)
+    S, Y : ndarray, shape (slots, n)
+    rho : ndarray, shape (slots,)
         :math:`1 / s_i^T y_i` (float64).
     order : sequence of int
-        Slots of the stored pairs, oldest first.
+        Rows of the stored pairs, oldest first.
     gamma : float
         :math:`H_0 = \gamma I`.
     """
@@ -64,7 +75,7 @@ def two_loop(g: np.ndarray, S: np.ndarray, Y: np.ndarray, rho: np.ndarray, order
 
 
 class LbfgsMemory:
-    r"""Ring buffer of ``m`` correction pairs and the two-loop product.
+    r"""Ring buffer of ``m`` correction pairs and the product :math:`H g`.
 
     Parameters
     ----------
@@ -76,25 +87,48 @@ class LbfgsMemory:
         Storage dtype of ``s`` and ``y``.
     scaling : bool
         Use :math:`H_0 = \gamma I` (else :math:`H_0 = I`).
+    vector_free : bool or None
+        Compute directions with the vector-free form of the two-loop recursion
+        (:func:`fastopt._kernels.lbfgs_vf_direction`): the inner products
+        :math:`s_i^T y_j`, :math:`y_i^T y_j`, :math:`s_i^T g`, :math:`y_i^T g` are
+        kept up to date with one pass over the memory per new pair and gradient
+        (:func:`fastopt._kernels.lbfgs_gram`), the recursion runs on :math:`2m+1`
+        coefficients, and one more pass forms the direction: about half the memory
+        traffic of the :math:`2m+1` passes of the plain recursion.  ``None``
+        (default): vector-free for ``n >= 4096``.
     """
 
-    def __init__(self, n: int, m: int, dtype, scaling: bool = True):
+    def __init__(self, n: int, m: int, dtype, scaling: bool = True,
+                 vector_free: Optional[bool] = None):
         self.scaling = scaling
         self.n, self.m = n, m
+        self.slots = m + 1          # one spare row receives the candidate pair
         self.dtype = np.dtype(dtype)
-        self.S = np.zeros((m, n), dtype=self.dtype)
-        self.Y = np.zeros((m, n), dtype=self.dtype)
-        self.rho = np.zeros(m)
-        self.head = 0        # slot the next pair goes to
+        self.S = np.zeros((self.slots, n), dtype=self.dtype)
+        self.Y = np.zeros((self.slots, n), dtype=self.dtype)
+        self.rho = np.zeros(self.slots)
+        self.head = 0        # the free row: the next pair goes there
         self.count = 0
         self.gamma = 1.0
         self.eps = float(np.finfo(self.dtype).eps)
+        self.vector_free = n >= 4096 if vector_free is None else bool(vector_free)
+        # inner products by physical row: SY[i, j] = s_i . y_j (kept for i older than or
+        # equal to j), YY[i, j] = y_i . y_j; Sp/Yp: s_i . p, y_i . p for the probe p
+        self.SY = np.zeros((self.slots, self.slots))
+        self.YY = np.zeros((self.slots, self.slots))
+        self._probe: Optional[np.ndarray] = None
+        self._Sp = np.zeros(self.slots)
+        self._Yp = np.zeros(self.slots)
 
     # --------------------------------------------------------------- state
     @property
+    def newest(self) -> int:
+        return (self.head - 1) % self.slots
+
+    @property
     def order(self):
-        """Slots of the stored pairs, oldest first."""
-        return [(self.head - self.count + k) % self.m for k in range(self.count)]
+        """Rows of the stored pairs, oldest first."""
+        return [(self.head - self.count + k) % self.slots for k in range(self.count)]
 
     def is_empty(self) -> bool:
         return self.count == 0
@@ -104,34 +138,78 @@ class LbfgsMemory:
         self.count = 0
         self.head = 0
         self.gamma = 1.0
+        self._probe = None
 
-    def update(self, s: np.ndarray, y: np.ndarray) -> bool:
-        r"""Store :math:`(s, y)` if :math:`s^T y > \varepsilon y^T y`; return whether stored."""
-        sy = dot(s, y)
-        yy = dot(y, y)
+    def _commit(self, sy: float, yy: float) -> bool:
         if not (sy > self.eps * yy) or not np.isfinite(sy) or not np.isfinite(yy):
             return False
         i = self.head
-        self.S[i] = s
-        self.Y[i] = y
         self.rho[i] = 1.0 / sy
         if self.scaling:
             self.gamma = sy / yy
-        self.head = (i + 1) % self.m
+        self.head = (i + 1) % self.slots
         self.count = min(self.count + 1, self.m)
         return True
 
+    def _store_gram(self, g: Optional[np.ndarray]) -> bool:
+        """Inner products of the candidate row (and of ``g``) with the memory; commit."""
+        r = self.head
+        rows = self.order + [r]
+        k = len(rows)
+        if self.vector_free:
+            w = g if g is not None else self.Y[r]
+            out = _kernels.lbfgs_gram(self.S, self.Y, np.array(rows), self.Y[r], w)
+            sy, yy = out[4 * (k - 1)], out[4 * (k - 1) + 1]
+        else:
+            sy, yy = dot(self.S[r], self.Y[r]), dot(self.Y[r], self.Y[r])
+        ok = self._commit(sy, yy)
+        if self.vector_free:
+            if ok:
+                self.SY[rows, r] = out[0:4 * k:4]
+                self.YY[rows, r] = out[1:4 * k:4]
+                self.YY[r, rows] = out[1:4 * k:4]
+            if g is not None:
+                self._Sp[rows] = out[2:4 * k:4]
+                self._Yp[rows] = out[3:4 * k:4]
+            self._probe = g
+        return ok
+
+    def update(self, s: np.ndarray, y: np.ndarray) -> bool:
+        r"""Store :math:`(s, y)` if :math:`s^T y > \varepsilon y^T y`; return whether stored."""
+        self.S[self.head] = s
+        self.Y[self.head] = y
+        return self._store_gram(None)
+
+    def update_from(self, x_new, x_old, g_new, g_old) -> bool:
+        """:meth:`update` with ``s = x_new - x_old``, ``y = g_new - g_old`` formed in
+        place; also prepares the product with ``g_new`` (the next direction's)."""
+        np.subtract(x_new, x_old, out=self.S[self.head])
+        np.subtract(g_new, g_old, out=self.Y[self.head])
+        return self._store_gram(g_new)
+
+    def _product(self, g: np.ndarray, negate: bool) -> np.ndarray:
+        g = np.asarray(g, dtype=self.dtype)
+        if not self.vector_free or self.count == 0:
+            return _kernels.lbfgs_two_loop(g, self.S, self.Y, self.rho, self.gamma,
+                                           self.count, self.newest, negate=negate)
+        o = np.array(self.order)
+        if g is not self._probe:
+            out = _kernels.lbfgs_gram(self.S, self.Y, o, None, g)
+            self._Sp[o] = out[2:4 * o.size:4]
+            self._Yp[o] = out[3:4 * o.size:4]
+            self._probe = g
+        ix = np.ix_(o, o)
+        return _kernels.lbfgs_vf_direction(g, self.S, self.Y, o, self.rho[o], self.SY[ix],
+                                           self.YY[ix], self._Sp[o], self._Yp[o],
+                                           self.gamma, negate=negate)
+
     def apply(self, g: np.ndarray) -> np.ndarray:
-        """:math:`H g` by the two-loop recursion (``g`` itself when empty)."""
-        if self.count == 0:
-            return np.array(g, dtype=self.dtype, copy=True)
-        return two_loop(g, self.S, self.Y, self.rho, self.order, self.gamma)
+        """:math:`H g` (C kernels)."""
+        return self._product(g, False)
 
     def direction(self, g: np.ndarray) -> np.ndarray:
         """Search direction :math:`d = -H g`."""
-        d = self.apply(g)
-        np.negative(d, out=d)
-        return d
+        return self._product(g, True)
 
     # ----------------------------------------------------------- export
     def state_dict(self) -> Dict[str, Any]:
@@ -165,7 +243,7 @@ class LbfgsInverseHessian(LinearOperator):
     r"""The L-BFGS inverse-Hessian approximation as a ``LinearOperator``.
 
     :math:`H = V_{k-1}^T \cdots V_{k-m}^T (\gamma I) V_{k-m} \cdots V_{k-1} + \dots`,
-    applied with the two-loop recursion (never formed; ``todense()`` forms it).
+    applied with the two-loop recursion (never formed; :meth:`todense` forms it).
 
     Parameters
     ----------
@@ -182,8 +260,8 @@ class LbfgsInverseHessian(LinearOperator):
     """
 
     def __init__(self, s: np.ndarray, y: np.ndarray, gamma: float):
-        s = np.asarray(s)
-        y = np.asarray(y)
+        s = np.ascontiguousarray(s)
+        y = np.ascontiguousarray(y)
         n = s.shape[1]
         super().__init__(dtype=s.dtype if s.size else np.dtype(np.float64), shape=(n, n))
         self.s = s
@@ -196,11 +274,10 @@ class LbfgsInverseHessian(LinearOperator):
         return self.s.shape[0]
 
     def _matvec(self, v):
-        v = np.asarray(v).reshape(-1)
-        if self.n_pairs == 0:
-            return (self.gamma * v).astype(self.dtype, copy=False)
-        return two_loop(v.astype(self.dtype, copy=False), self.s, self.y, self.rho,
-                        list(range(self.n_pairs)), self.gamma)
+        v = np.ascontiguousarray(np.asarray(v).reshape(-1), dtype=self.dtype)
+        k = self.n_pairs
+        return _kernels.lbfgs_two_loop(v, self.s, self.y, self.rho, self.gamma, k,
+                                       max(k - 1, 0))
 
     def todense(self) -> np.ndarray:
         """The dense ``(n, n)`` matrix (n two-loop products: for inspection only)."""

@@ -42,7 +42,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from ._vector import dot
+from ._vector import axpy, dot
 from .objective import MaxFunReached, Objective
 
 __all__ = ["Line", "LineSearchResult", "more_thuente", "backtracking"]
@@ -72,7 +72,7 @@ class Line:
         self.dphi0 = dot(g0, d)
 
     def point(self, alpha: float) -> np.ndarray:
-        return self.x + self.d * alpha if alpha != 0.0 else self.x.copy()
+        return axpy(alpha, self.d, self.x) if alpha != 0.0 else self.x.copy()
 
     def value(self, alpha: float) -> Tuple[float, np.ndarray]:
         xa = self.point(alpha)

@@ -161,7 +161,7 @@ def run_owlqn(obj: Objective, x: np.ndarray, memory: LbfgsMemory, l1, opts: QNOp
             except MaxFunReached:
                 return result("maxfun", xt, Ft, None)
             retried_after = None
-            memory.update(xt - x, gt - g)
+            memory.update_from(xt, x, gt, g)
             F_old, x_old = F, x
             step = alpha
             x, f, g, F = xt, ft, gt, Ft
