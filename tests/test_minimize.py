@@ -158,6 +158,42 @@ def test_x0_not_modified_and_fun_gets_copies():
     np.testing.assert_allclose(res.x, 1.0, atol=1e-4)
 
 
+def test_points_kept_by_fun_are_not_overwritten():
+    # the copy of x handed to fun is reused only when fun kept no reference to it
+    kept, values = [], []
+
+    def fg(x):
+        kept.append(x)
+        values.append(rosen(x))
+        return rosen(x), rosen_der(x)
+
+    res = minimize(fg, np.zeros(4), jac=True)
+    assert res.success and len({id(a) for a in kept}) == len(kept)
+    assert [rosen(a) for a in kept] == values
+
+
+def test_fresh_gradients_are_not_copied_but_kept_ones_are():
+    from fastopt.minimize.objective import Objective
+    ids, kept = [], []
+
+    def fresh(x):
+        g = 2 * x
+        ids.append(id(g))
+        return float(x @ x), g
+
+    def keeper(x):
+        g = 2 * x
+        kept.append(g)
+        return float(x @ x), g
+
+    obj = Objective(fresh, (3,), np.float64, jac=True)
+    g = obj.fg(np.ones(3))[1]
+    assert id(g) == ids[-1] or id(g.base) == ids[-1]        # taken over, no copy
+    obj = Objective(keeper, (3,), np.float64, jac=True)
+    g = obj.fg(np.ones(3))[1]
+    assert not np.shares_memory(g, kept[-1])                   # the user holds it: copied
+
+
 def test_gradient_buffer_reuse_is_safe():
     buf = np.empty(4)
 

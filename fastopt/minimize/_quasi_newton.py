@@ -129,6 +129,7 @@ def run_quasi_newton(obj: Objective, x: np.ndarray, memory, opts: QNOptions,
                               nit=nit, nfev=obj.nfev, njev=obj.njev, step_size=step)
 
     x = x.copy()
+    pool: list = []          # spare arrays for trial points (no page faults per iteration)
     try:
         f, g = obj.fg(x)
     except MaxFunReached:
@@ -145,13 +146,14 @@ def run_quasi_newton(obj: Objective, x: np.ndarray, memory, opts: QNOptions,
     # Hager-Zhang running average of |f|, the scale of the function-value noise
     f_avg, f_q = abs(f), 1.0
     while True:
+        x_old = None
         if memory.is_empty():
             d = -g
             alpha0 = first_step(x, f, g)
         else:
             d = memory.direction(g)
             alpha0 = 1.0
-        line = Line(obj, x, d, f, g)
+        line = Line(obj, x, d, f, g, pool)
         if search is more_thuente:
             ls = more_thuente(line, alpha0, c1=opts.c1, c2=opts.c2, maxls=opts.maxls,
                               xtol=opts.ls_xtol, fnoise=opts.fnoise * f_avg)
@@ -169,6 +171,7 @@ def run_quasi_newton(obj: Objective, x: np.ndarray, memory, opts: QNOptions,
             nit += 1
             return result("unbounded", x, f, g, f"(f = {f:.6g} after a step of "
                           f"{step:.3g} times the direction.)")
+        line.release(ls.x)
         if ls.success:
             retried_after = None
             memory.update_from(ls.x, x, ls.g, g)
@@ -210,3 +213,6 @@ def run_quasi_newton(obj: Objective, x: np.ndarray, memory, opts: QNOptions,
             return result("maxiter", x, f, g)
         if opts.maxfun is not None and obj.nfev >= opts.maxfun:
             return result("maxfun", x, f, g)
+        if x_old is not None:        # the previous point's array becomes a spare
+            obj.forget(x_old)
+            pool.append(x_old)

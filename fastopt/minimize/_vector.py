@@ -27,8 +27,9 @@ def norm_inf(a: np.ndarray) -> float:
     return _kernels.norm_reduce(a, np.inf)
 
 
-def axpy(alpha: float, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """A new array ``y + alpha * x`` (one pass over memory)."""
-    out = np.empty_like(y)
+def axpy(alpha: float, x: np.ndarray, y: np.ndarray, out=None) -> np.ndarray:
+    """``out = y + alpha * x`` (one pass over memory; a new array if ``out`` is None)."""
+    if out is None:
+        out = np.empty_like(y)
     _kernels.axpy(alpha, x, y, out=out)
     return out

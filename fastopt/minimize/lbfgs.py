@@ -119,6 +119,7 @@ class LbfgsMemory:
         self._probe: Optional[np.ndarray] = None
         self._Sp = np.zeros(self.slots)
         self._Yp = np.zeros(self.slots)
+        self._dbuf: Optional[np.ndarray] = None   # reused output of direction()
 
     # --------------------------------------------------------------- state
     @property
@@ -187,29 +188,32 @@ class LbfgsMemory:
         np.subtract(g_new, g_old, out=self.Y[self.head])
         return self._store_gram(g_new)
 
-    def _product(self, g: np.ndarray, negate: bool) -> np.ndarray:
+    def _product(self, g: np.ndarray, negate: bool, out=None) -> np.ndarray:
         g = np.asarray(g, dtype=self.dtype)
         if not self.vector_free or self.count == 0:
             return _kernels.lbfgs_two_loop(g, self.S, self.Y, self.rho, self.gamma,
-                                           self.count, self.newest, negate=negate)
+                                           self.count, self.newest, out=out, negate=negate)
         o = np.array(self.order)
         if g is not self._probe:
-            out = _kernels.lbfgs_gram(self.S, self.Y, o, None, g)
-            self._Sp[o] = out[2:4 * o.size:4]
-            self._Yp[o] = out[3:4 * o.size:4]
+            dots = _kernels.lbfgs_gram(self.S, self.Y, o, None, g)
+            self._Sp[o] = dots[2:4 * o.size:4]
+            self._Yp[o] = dots[3:4 * o.size:4]
             self._probe = g
         ix = np.ix_(o, o)
         return _kernels.lbfgs_vf_direction(g, self.S, self.Y, o, self.rho[o], self.SY[ix],
                                            self.YY[ix], self._Sp[o], self._Yp[o],
-                                           self.gamma, negate=negate)
+                                           self.gamma, out=out, negate=negate)
 
     def apply(self, g: np.ndarray) -> np.ndarray:
         """:math:`H g` (C kernels)."""
         return self._product(g, False)
 
     def direction(self, g: np.ndarray) -> np.ndarray:
-        """Search direction :math:`d = -H g`."""
-        return self._product(g, True)
+        """Search direction :math:`d = -H g`, written into a buffer that the next call
+        reuses (one direction is alive at a time)."""
+        if self._dbuf is None:
+            self._dbuf = np.empty(self.n, dtype=self.dtype)
+        return self._product(g, True, out=self._dbuf)
 
     # ----------------------------------------------------------- export
     def state_dict(self) -> Dict[str, Any]:
@@ -235,8 +239,9 @@ class LbfgsMemory:
         return self.count
 
     def operator(self) -> "LbfgsInverseHessian":
-        st = self.state_dict()
-        return LbfgsInverseHessian(st["s"], st["y"], st["gamma"])
+        """The memory as a LinearOperator (a view on the ring buffer: no copy)."""
+        return LbfgsInverseHessian._from_ring(self.S, self.Y, self.rho, self.order,
+                                              self.gamma)
 
 
 class LbfgsInverseHessian(LinearOperator):
@@ -262,22 +267,45 @@ class LbfgsInverseHessian(LinearOperator):
     def __init__(self, s: np.ndarray, y: np.ndarray, gamma: float):
         s = np.ascontiguousarray(s)
         y = np.ascontiguousarray(y)
-        n = s.shape[1]
-        super().__init__(dtype=s.dtype if s.size else np.dtype(np.float64), shape=(n, n))
-        self.s = s
-        self.y = y
+        rho = np.array([1.0 / dot(s[i], y[i]) for i in range(s.shape[0])])
+        self._init(s, y, rho, list(range(s.shape[0])), gamma)
+
+    @classmethod
+    def _from_ring(cls, S, Y, rho, rows, gamma) -> "LbfgsInverseHessian":
+        self = cls.__new__(cls)
+        self._init(S, Y, rho, list(rows), gamma)
+        return self
+
+    def _init(self, S, Y, rho, rows, gamma):
+        n = S.shape[1]
+        super().__init__(dtype=S.dtype, shape=(n, n))
+        self._S, self._Y, self._rho, self._rows = S, Y, rho, rows
         self.gamma = float(gamma)
-        self.rho = np.array([1.0 / dot(s[i], y[i]) for i in range(s.shape[0])])
 
     @property
     def n_pairs(self) -> int:
-        return self.s.shape[0]
+        return len(self._rows)
+
+    @property
+    def s(self) -> np.ndarray:
+        """The stored :math:`s_i`, oldest first, shape (k, n) (a copy)."""
+        return self._S[self._rows]
+
+    @property
+    def y(self) -> np.ndarray:
+        """The stored :math:`y_i`, oldest first, shape (k, n) (a copy)."""
+        return self._Y[self._rows]
+
+    @property
+    def rho(self) -> np.ndarray:
+        """:math:`1 / s_i^T y_i`, oldest first."""
+        return self._rho[self._rows]
 
     def _matvec(self, v):
         v = np.ascontiguousarray(np.asarray(v).reshape(-1), dtype=self.dtype)
         k = self.n_pairs
-        return _kernels.lbfgs_two_loop(v, self.s, self.y, self.rho, self.gamma, k,
-                                       max(k - 1, 0))
+        return _kernels.lbfgs_two_loop(v, self._S, self._Y, self._rho, self.gamma, k,
+                                       self._rows[-1] if k else 0)
 
     def todense(self) -> np.ndarray:
         """The dense ``(n, n)`` matrix (n two-loop products: for inspection only)."""
@@ -291,4 +319,5 @@ class LbfgsInverseHessian(LinearOperator):
         return self
 
     def state_dict(self) -> Dict[str, Any]:
-        return {"s": self.s.copy(), "y": self.y.copy(), "gamma": self.gamma}
+        """Plain arrays (copies), oldest pair first: ``{"s", "y", "gamma"}``."""
+        return {"s": self.s, "y": self.y, "gamma": self.gamma}

@@ -60,19 +60,40 @@ class Line:
         :math:`\phi(0)`.
     g0 : ndarray
         Gradient at ``x``.
+    pool : list, optional
+        Spare arrays (shape and dtype of ``x``) that trial points may reuse;
+        every trial point is recorded in :attr:`points` so that the caller can
+        give back the ones it does not keep (:meth:`release`).
     """
 
     def __init__(self, obj: Objective, x: np.ndarray, d: np.ndarray, f0: float,
-                 g0: np.ndarray):
+                 g0: np.ndarray, pool: Optional[list] = None):
         self.obj = obj
         self.x = x
         self.d = d
         self.f0 = f0
         self.g0 = g0
         self.dphi0 = dot(g0, d)
+        self.pool = pool
+        self.points: list = []
 
     def point(self, alpha: float) -> np.ndarray:
-        return axpy(alpha, self.d, self.x) if alpha != 0.0 else self.x.copy()
+        out = self.pool.pop() if self.pool else np.empty_like(self.x)
+        self.points.append(out)
+        if alpha == 0.0:
+            np.copyto(out, self.x)
+            return out
+        return axpy(alpha, self.d, self.x, out=out)
+
+    def release(self, keep: Optional[np.ndarray]) -> None:
+        """Give every trial point but ``keep`` back to the pool."""
+        if self.pool is None:
+            return
+        for a in self.points:
+            if a is not keep:
+                self.obj.forget(a)
+                self.pool.append(a)
+        self.points = []
 
     def value(self, alpha: float) -> Tuple[float, np.ndarray]:
         xa = self.point(alpha)

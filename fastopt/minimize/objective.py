@@ -5,10 +5,15 @@ never deal with ``args``, ``jac=True``, finite differences, shapes or dtypes.
 
 * ``fun`` receives a **copy** of the current point, shaped like ``x0`` (scipy
   gh-13740: a user function that modifies its argument cannot corrupt the
-  solver's state).
-* The gradient is copied into a flat array of the working dtype (a user
+  solver's state).  The copy goes into a buffer that is reused from call to
+  call as long as ``fun`` kept no reference to it (CPython reference count):
+  a fresh 8 MB array costs page faults that can exceed the solver's own work
+  per iteration at n = 1e6.
+* The gradient is copied into a flat array of the working dtype, so a user
   function returning one reused buffer cannot corrupt the stored ``(s, y)``
-  pairs either).
+  pairs -- except when the returned array is a fresh one nobody else holds
+  (it owns its data and its reference count says the solver has the only
+  reference), which is then taken over without a copy.
 * ``nfev`` counts calls of ``fun`` (finite-difference calls included, as in
   scipy) and ``njev`` counts gradient evaluations (analytic, or one per
   finite-difference approximation).  With ``jac=True`` every call of ``fun``
@@ -16,6 +21,7 @@ never deal with ``args``, ``jac=True``, finite differences, shapes or dtypes.
 """
 from __future__ import annotations
 
+import sys
 from typing import Any, Callable, Optional, Tuple
 
 import numpy as np
@@ -85,17 +91,34 @@ class Objective:
         self._last_x: Optional[np.ndarray] = None
         self._last_f = 0.0
         self._last_g: Optional[np.ndarray] = None
+        self._ubuf: Optional[np.ndarray] = None   # the copy of x handed to fun
 
     @property
     def finite_differences(self) -> bool:
         return self.mode in ("2-point", "3-point")
 
     # ------------------------------------------------------------------ calls
+    def forget(self, x: np.ndarray) -> None:
+        """``x`` is about to be reused for another point: drop it from the cache."""
+        if self._last_x is x:
+            self._last_x, self._last_g = None, None
+
+    def _user_copy(self, x: np.ndarray) -> np.ndarray:
+        """``x`` copied into an array of x0's shape for the user's function."""
+        buf = self._ubuf
+        # references: the attribute, `buf` and getrefcount's argument -- any other one
+        # means the user kept the array (or a view of it): then it is not reused
+        if buf is None or sys.getrefcount(buf) > 3:
+            buf = np.empty(self.shape, dtype=self.dtype)
+            self._ubuf = buf
+        np.copyto(buf.reshape(-1), x)
+        return buf
+
     def _call(self, x: np.ndarray):
         if self.maxfun is not None and self.nfev >= self.maxfun:
             raise MaxFunReached
         self.nfev += 1
-        return self._fun(x.reshape(self.shape).copy(), *self.args)
+        return self._fun(self._user_copy(x), *self.args)
 
     def _scalar(self, value, what="fun") -> float:
         arr = np.asarray(value)
@@ -105,13 +128,20 @@ class Objective:
             raise TypeError(f"{what} must return a real scalar, got {arr.dtype}")
         return float(arr.reshape(()))
 
-    def _vector(self, value, what: str) -> np.ndarray:
+    def _vector(self, value, what: str, fresh: bool = False) -> np.ndarray:
+        """The gradient as a flat array of the working dtype that the solver owns.
+
+        ``fresh``: the caller saw no reference to ``value`` but its own, so an
+        array that owns its data can be kept without copying."""
         arr = np.asarray(value)
         if arr.size != self.n:
             raise ValueError(f"{what} must return a gradient with {self.n} elements "
                              f"(the size of x0), got shape {arr.shape}")
         if np.iscomplexobj(arr):
             raise TypeError(f"{what} must return a real gradient, got {arr.dtype}")
+        if (fresh and arr is value and type(arr) is np.ndarray and arr.dtype == self.dtype
+                and arr.flags.owndata and arr.flags.c_contiguous and arr.flags.writeable):
+            return arr.reshape(self.n)
         return np.array(arr, dtype=self.dtype, copy=True).reshape(self.n)
 
     def f(self, x: np.ndarray) -> float:
@@ -122,9 +152,12 @@ class Objective:
                 fv, gv = out
             except (TypeError, ValueError):
                 raise TypeError("with jac=True, fun must return a pair (f, gradient)") from None
+            del out
             f = self._scalar(fv)
             self.njev += 1
-            self._last_x, self._last_f, self._last_g = x, f, self._vector(gv, "fun")
+            # references to gv: this frame and getrefcount's argument
+            fresh = sys.getrefcount(gv) == 2
+            self._last_x, self._last_f, self._last_g = x, f, self._vector(gv, "fun", fresh)
             return f
         f = self._scalar(self._call(x))
         self._last_x, self._last_f, self._last_g = x, f, None
@@ -139,7 +172,10 @@ class Objective:
             return self._last_g
         if self.mode == "jac":
             self.njev += 1
-            g = self._vector(self._jac(x.reshape(self.shape).copy(), *self.args), "jac")
+            gv = self._jac(self._user_copy(x), *self.args)
+            fresh = sys.getrefcount(gv) == 2
+            g = self._vector(gv, "jac", fresh)
+            del gv
         else:
             f0 = self._last_f if self._last_x is x else self.f(x)
             g = self._fd(x, f0)
