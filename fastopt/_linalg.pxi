@@ -273,7 +273,8 @@ cdef tuple _ring(object S, object Y, cnp.ndarray ref):
 cdef cnp.ndarray _rows(object rows, int64_t slots):
     cdef cnp.ndarray r = np.ascontiguousarray(rows, dtype=np.int64)
     if r.ndim != 1:
-        raise ValueError(f"rows: expected a 1-D array of row indices, got shape {(<object>r).shape}")
+        raise ValueError(
+            f"rows: expected a 1-D array of row indices, got shape {(<object>r).shape}")
     if r.size and (r.min() < 0 or r.max() >= slots):
         raise ValueError(f"rows: expected indices in [0, {slots}), got {rows!r}")
     return r

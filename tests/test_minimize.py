@@ -472,7 +472,8 @@ def test_warm_start_reduces_evaluations(method):
 
     def logreg(x, lam):
         z = yb * (A @ x)
-        return np.sum(np.logaddexp(0, -z)) + 0.5 * lam * x @ x, A.T @ (-yb / (1 + np.exp(z))) + lam * x
+        f = np.sum(np.logaddexp(0, -z)) + 0.5 * lam * x @ x
+        return f, A.T @ (-yb / (1 + np.exp(z))) + lam * x
 
     first = minimize(logreg, np.zeros(30), args=(1.0,), jac=True, method=method)
     cold = minimize(logreg, first.x, args=(1.2,), jac=True, method=method)

@@ -276,8 +276,9 @@ def minimize(fun: Callable[..., Any], x0: ArrayLike, args: Union[tuple, Any] = (
 
     unknown = set(opts) - _KNOWN[kind]
     if unknown:
-        warnings.warn(f"Unknown solver options for method {kind!r}: "
-                      f"{', '.join(repr(k) for k in sorted(unknown))}", OptimizeWarning, stacklevel=2)
+        names = ", ".join(repr(k) for k in sorted(unknown))
+        warnings.warn(f"Unknown solver options for method {kind!r}: {names}",
+                      OptimizeWarning, stacklevel=2)
     if tol is not None:
         opts.setdefault("gtol", tol)
         if kind != "BFGS":

@@ -440,7 +440,8 @@ def _ext_maratos(x):
 
 
 @_register("ext_cliff", "Extended Cliff",
-           "sum_{i=1}^{n/2} ((x_{2i-1} - 3)/100)^2 - (x_{2i-1} - x_{2i}) + exp(20 (x_{2i-1} - x_{2i}))",
+           "sum_{i=1}^{n/2} ((x_{2i-1} - 3)/100)^2 - (x_{2i-1} - x_{2i})"
+           " + exp(20 (x_{2i-1} - x_{2i}))",
            lambda n: _alt(n, 0.0, -1.0), block=2)
 def _ext_cliff(x):
     a, b = _pairs(x)
@@ -538,7 +539,8 @@ def _qf2(x):
 
 
 @_register("ext_ep1", "Extended EP1",
-           "sum_{i=1}^{n/2} (exp(x_{2i-1} - x_{2i}) - 5)^2 + (x_{2i-1} - x_{2i})^2 (x_{2i-1} - x_{2i} - 11)^2",
+           "sum_{i=1}^{n/2} (exp(x_{2i-1} - x_{2i}) - 5)^2"
+           " + (x_{2i-1} - x_{2i})^2 (x_{2i-1} - x_{2i} - 11)^2",
            _const(1.5), block=2)
 def _ext_ep1(x):
     a, b = _pairs(x)
@@ -563,7 +565,8 @@ def _ext_tridiagonal2(x):
 
 
 @_register("bdqrtic", "BDQRTIC (CUTE)",
-           "sum_{i=1}^{n-4} (-4 x_i + 3)^2 + (x_i^2 + 2 x_{i+1}^2 + 3 x_{i+2}^2 + 4 x_{i+3}^2 + 5 x_n^2)^2",
+           "sum_{i=1}^{n-4} (-4 x_i + 3)^2"
+           " + (x_i^2 + 2 x_{i+1}^2 + 3 x_{i+2}^2 + 4 x_{i+3}^2 + 5 x_n^2)^2",
            _const(1.0), min_n=5)
 def _bdqrtic(x):
     n = x.size
