@@ -144,7 +144,9 @@ def minimize(fun: Callable[..., Any], x0: ArrayLike, args: Union[tuple, Any] = (
     fun : callable
         ``fun(x, *args) -> float`` where ``x`` has the shape of ``x0``; with
         ``jac=True``, ``fun(x, *args) -> (float, gradient)``.  ``fun`` receives
-        a copy of the current point.
+        a copy of the current point (the same buffer is refilled for the next
+        call when ``fun`` kept no reference to it), and a returned gradient is
+        copied unless ``fun`` kept no reference to it either.
     x0 : array_like
         Starting point, never modified.  float32 ``x0`` runs the float32 path
         (``res.x`` is float32); any other real dtype is converted to float64.
