@@ -9,6 +9,7 @@ call raises.
 __version__ = "0.1.0"
 
 from fastopt import init, kernels, schedules, train
+from fastopt import nn
 from fastopt._config import (
     get_include,
     get_num_threads,
@@ -16,7 +17,7 @@ from fastopt._config import (
     show_config,
     threads,
 )
-from fastopt.optim import SGD, Optimizer
+from fastopt.optim import SGD, Adadelta, Adagrad, Adam, AdamW, Optimizer, RMSprop
 from fastopt.train import check_grad, clip_grad_norm
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "schedules",
     "init",
     "train",
+    "nn",
     "get_include",
     "get_num_threads",
     "set_num_threads",
@@ -32,6 +34,11 @@ __all__ = [
     "threads",
     "Optimizer",
     "SGD",
+    "Adagrad",
+    "RMSprop",
+    "Adam",
+    "AdamW",
+    "Adadelta",
     "check_grad",
     "clip_grad_norm",
 ]
