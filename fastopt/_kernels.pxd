@@ -90,4 +90,21 @@ cdef int batch_norm_backward_f64(const double *dy, const double *x, double *dx, 
                                  const double *mean, const double *invstd, bint training,
                                  double *dgamma, double *dbeta, int nthreads) noexcept nogil
 
-# -- linear algebra for quasi-Newton (issue: minimize) --
+# -- linear algebra for quasi-Newton (issue: minimize; see fastopt._kernels.dot, axpy,
+#    lbfgs_two_loop for the semantics). `result`/`out` are written; dots accumulate in double.
+cdef int dot_f32(const float *x, const float *y, Py_ssize_t n, double *result,
+                 int nthreads) noexcept nogil
+cdef int dot_f64(const double *x, const double *y, Py_ssize_t n, double *result,
+                 int nthreads) noexcept nogil
+cdef int axpy_f32(double a, const float *x, const float *y, float *out, Py_ssize_t n,
+                  int nthreads) noexcept nogil
+cdef int axpy_f64(double a, const double *x, const double *y, double *out, Py_ssize_t n,
+                  int nthreads) noexcept nogil
+cdef int lbfgs_two_loop_f32(const float *S, const float *Y, const double *rho,
+                            Py_ssize_t slots, Py_ssize_t count, Py_ssize_t newest,
+                            double gamma, const float *g, float *out, Py_ssize_t n,
+                            bint negate, int nthreads) noexcept nogil
+cdef int lbfgs_two_loop_f64(const double *S, const double *Y, const double *rho,
+                            Py_ssize_t slots, Py_ssize_t count, Py_ssize_t newest,
+                            double gamma, const double *g, double *out, Py_ssize_t n,
+                            bint negate, int nthreads) noexcept nogil
