@@ -9,6 +9,7 @@
 from libc.stdint cimport int64_t, uintptr_t
 from libc.stdlib cimport free, malloc, qsort
 from libc.math cimport isfinite
+from cpython.float cimport PyFloat_AS_DOUBLE
 
 cimport numpy as cnp
 import numpy as np
@@ -75,7 +76,7 @@ cdef void _check_array(object a, str label, int role, cnp.ndarray ref, str ref_l
                              f"{ref_label}), got {(<object>arr).shape}")
     if role == GRAD:
         return
-    if not arr.dtype.isnative:
+    if not cnp.PyArray_ISNOTSWAPPED(arr):
         raise TypeError(f"{label}: expected native byte order, got dtype {arr.dtype.str}")
     if not cnp.PyArray_ISWRITEABLE(arr):
         raise ValueError(f"{label}: expected a writeable array (it is updated in place), "
@@ -84,6 +85,24 @@ cdef void _check_array(object a, str label, int role, cnp.ndarray ref, str ref_l
         raise ValueError(f"{label}: expected a C-contiguous, aligned array (it is updated in "
                          "place), got a non-contiguous one; pass np.ascontiguousarray(...) "
                          "and keep that copy")
+
+
+cdef inline bint _array_ok(object a, int role, cnp.ndarray ref) noexcept:
+    """Whether _check_array(a, ..., role, ref, ...) would pass (no labels built, no raise):
+    the fast path; _check_array runs only to produce the message when this is False."""
+    if not cnp.PyArray_Check(a):
+        return False
+    cdef cnp.ndarray arr = <cnp.ndarray>a
+    cdef int t = cnp.PyArray_TYPE(arr)
+    if ref is None:
+        if t != cnp.NPY_FLOAT and t != cnp.NPY_DOUBLE:
+            return False
+    elif t != cnp.PyArray_TYPE(ref) or not _same_shape(arr, ref):
+        return False
+    if role == GRAD:
+        return True
+    return (cnp.PyArray_ISNOTSWAPPED(arr) and cnp.PyArray_ISWRITEABLE(arr)
+            and cnp.PyArray_IS_C_CONTIGUOUS(arr) and cnp.PyArray_ISALIGNED(arr))
 
 
 cdef inline bint _same_shape(cnp.ndarray a, cnp.ndarray b) noexcept:
@@ -98,7 +117,7 @@ cdef inline bint _same_shape(cnp.ndarray a, cnp.ndarray b) noexcept:
 
 cdef inline bint _needs_copy(cnp.ndarray arr):
     return not (cnp.PyArray_IS_C_CONTIGUOUS(arr) and cnp.PyArray_ISALIGNED(arr)
-                and arr.dtype.isnative)
+                and cnp.PyArray_ISNOTSWAPPED(arr))
 
 
 cdef inline object _contiguous_copy(cnp.ndarray arr):
@@ -183,7 +202,8 @@ cdef list prepare(list columns, tuple names, tuple roles, tuple singles):
     cdef list cols = [None if c is None else list(c) for c in columns]
     cdef Py_ssize_t n32 = 0, n64 = 0
     for i in range(n):
-        _check_array(cols[0][i], _label(names[0], i, singles[0]), roles[0], None, None)
+        if not _array_ok(cols[0][i], roles[0], None):  # labels are built only for a message
+            _check_array(cols[0][i], _label(names[0], i, singles[0]), roles[0], None, None)
         p = <cnp.ndarray>cols[0][i]
         if roles[0] == GRAD and _needs_copy(p):  # a read-only first column (e.g. norms)
             p = <cnp.ndarray>_contiguous_copy(p)
@@ -196,8 +216,9 @@ cdef list prepare(list columns, tuple names, tuple roles, tuple singles):
             col = <list>cols[k]
             if col is None:
                 continue
-            _check_array(col[i], _label(names[k], i, singles[k]), roles[k], p,
-                         _label(names[0], i, singles[0]))
+            if not _array_ok(col[i], roles[k], p):
+                _check_array(col[i], _label(names[k], i, singles[k]), roles[k], p,
+                             _label(names[0], i, singles[0]))
             a = <cnp.ndarray>col[i]
             if roles[k] == GRAD and _needs_copy(a):
                 col[i] = _contiguous_copy(a)
@@ -313,7 +334,11 @@ cdef double check_real(object value, str name, double low=-np.inf, double high=n
 
     With finite=True, +-inf is refused too (an int too large for a double counts as inf).
     """
-    cdef double v = to_double(value, name)
+    cdef double v
+    if type(value) is float:  # the common case first: no isinstance chain
+        v = PyFloat_AS_DOUBLE(value)
+    else:
+        v = to_double(value, name)
     if v != v:
         raise ValueError(f"{name}: expected a number, got nan")
     if finite and not isfinite(v):
@@ -326,6 +351,8 @@ cdef double check_real(object value, str name, double low=-np.inf, double high=n
 
 
 cdef bint check_bool(object value, str name) except -1:
+    if value is True or value is False:
+        return value is True
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name}: expected True or False, got {type(value).__name__}")
     return bool(value)
@@ -339,39 +366,6 @@ cdef int check_status(int status, str where) except -1:
         raise MemoryError(f"{where}: the kernel could not allocate scratch memory")
     raise RuntimeError(f"{where}: the kernel rejected its arguments (status {status}); "
                        "this is a bug in fastopt, please report it")
-
-
-def check_grads(list params, grads, list states=None, str name="grads"):
-    """Validate one optimizer step's gradients before any kernel runs; return them ready.
-
-    grads[i] (None: that param is skipped) must be a gradient for params[i]; gradients that
-    are not C-contiguous, aligned and native are replaced by contiguous copies (made now,
-    before any parameter changes); no gradient may share memory with a parameter or with a
-    state array (`states`, a flat list) -- another param group's update would change it.
-    Raises TypeError/ValueError naming ``grads[i]``, before anything is modified.
-    """
-    if isinstance(grads, (np.ndarray, dict, str, bytes)) or not hasattr(grads, "__iter__"):
-        raise TypeError(f"{name}: expected a list of arrays (one per parameter, None to skip "
-                        f"one), got {type(grads).__name__}")
-    cdef list out = list(grads)
-    cdef Py_ssize_t n = len(params), i
-    if len(out) != n:
-        raise ValueError(f"{name}: expected {n} gradients (one per parameter), got {len(out)}")
-    cdef cnp.ndarray a
-    for i in range(n):
-        if out[i] is None:
-            continue
-        _check_array(out[i], f"{name}[{i}]", GRAD, <cnp.ndarray?>params[i], f"params[{i}]")
-        a = <cnp.ndarray>out[i]
-        if _needs_copy(a):
-            out[i] = _contiguous_copy(a)
-    cdef list st = [] if states is None else list(states)
-    cdef Py_ssize_t width = max(n, len(st))
-    cols = [list(params) + [None] * (width - n), st + [None] * (width - len(st)),
-            out + [None] * (width - n)]
-    _check_disjoint(cols, ("params", "state", name), (PARAM, STATE, GRAD),
-                    (False, False, False), width)
-    return out
 
 
 def check_params(params, str name="params"):

@@ -79,7 +79,7 @@ def _as_type(draw, value: float, integral_ok: bool) -> Any:
         return value
     kinds = ["float", "np64"]
     with np.errstate(over="ignore"):
-        exact32 = np.float32(value) == value
+        exact32 = float(np.float32(value)) == value  # compared in double, not float32
     if exact32:
         kinds.append("np32")
     if integral_ok and float(value).is_integer() and abs(value) < 2**53:
