@@ -287,3 +287,38 @@ def test_dropout_out_partly_overlapping_x_is_refused_when_not_training():
         assert (buf == before).all()
     y, _ = fastopt.nn.dropout(buf, 0.5, False, 1, buf)  # exactly in place is fine
     assert y is buf
+
+
+@pytest.mark.parametrize("kwargs, name", [(dict(count=2**70, newest=0), "count"),
+                                          (dict(count=1, newest=2**70), "newest"),
+                                          (dict(count=np.uint64(2**64 - 1), newest=0), "count")])
+def test_lbfgs_two_loop_huge_counts_are_value_errors(kwargs, name):
+    # was: OverflowError("Python int too large to convert to C long")
+    S, Y, rho, g = np.eye(3, 4), 2 * np.eye(3, 4), np.full(3, 0.5), np.ones(4)
+    with pytest.raises(ValueError, match=f"^{name}: "):
+        _kernels.lbfgs_two_loop(g, S, Y, rho, 1.0, **kwargs)
+
+
+@pytest.mark.parametrize("rows", [[0.5], ["1"], [2**70]])
+def test_lbfgs_rows_must_be_integers(rows):
+    # was: [0.5] silently truncated to row 0; "1" and 2**70 gave numpy's own errors
+    S, Y, g = np.eye(3, 4), 2 * np.eye(3, 4), np.ones(4)
+    with pytest.raises(TypeError, match="^rows: "):
+        _kernels.lbfgs_gram(S, Y, rows, None, g)
+
+
+def test_lbfgs_rho_of_another_dtype_is_a_type_error():
+    S, Y, g = np.eye(3, 4), 2 * np.eye(3, 4), np.ones(4)
+    with pytest.raises(TypeError, match="^rho: "):
+        _kernels.lbfgs_two_loop(g, S, Y, np.full(3, 0.5, np.float32), 1.0, 1, 0)
+    with pytest.raises(ValueError, match="^rho: "):
+        _kernels.lbfgs_two_loop(g, S, Y, np.full(4, 0.5), 1.0, 1, 0)
+
+
+def test_axpy_overlap_message_names_the_output_it_writes():
+    # was: "out: overlaps x or y ..." when no out was passed (y is written)
+    buf = np.zeros(10)
+    with pytest.raises(ValueError, match="^y: shares memory with x"):
+        _kernels.axpy(1.0, buf[:6], buf[2:8])
+    with pytest.raises(ValueError, match="^out: shares memory with y"):
+        _kernels.axpy(1.0, np.ones(6), buf[:6], out=buf[2:8])
