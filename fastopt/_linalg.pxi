@@ -130,7 +130,7 @@ def axpy(a, x, y, out=None):
     if (oa is not xa and _overlap(oa, xa)
             and cnp.PyArray_DATA(oa) != cnp.PyArray_DATA(xa)) or (
             oa is not ya and _overlap(oa, ya) and cnp.PyArray_DATA(oa) != cnp.PyArray_DATA(ya)):
-        raise ValueError(f"{'y' if out is None else 'out'}: shares memory with "
+        raise ValueError(f"{'y' if out is None else 'out'}: overlaps "
                          f"{'x' if _overlap(oa, xa) else 'y'} without being the same array")
     cdef int64_t n = cnp.PyArray_SIZE(xa)
     cdef int status, nthreads = current_threads()
