@@ -71,7 +71,8 @@ def _resolve_seed(seed: SeedLike) -> int:
         raise TypeError(
             f"seed: expected an int, a numpy.random.Generator or None, got {type(seed).__name__}"
         )
-    return int(seed)  # the range [0, 2**64) is checked by the kernel boundary
+    _check_u64(seed, "seed")  # here too: Dropout(seed=-1) fails at once, not at forward
+    return int(seed)
 
 
 # -- dropout -------------------------------------------------------------------------------
@@ -254,6 +255,8 @@ class Dropout:
         self.p = _kernels.check_dropout_p(p)
         self.seed = _resolve_seed(seed)
         self.stream = 0
+        if not isinstance(pack, (bool, np.bool_)):
+            raise TypeError(f"pack: expected True or False, got {type(pack).__name__}")
         self.pack = bool(pack)
         self.mask: Optional[DropoutMask] = None
 
@@ -492,6 +495,8 @@ class BatchNorm:
             raise TypeError(f"num_features: expected an int, got {type(num_features).__name__}")
         if num_features < 1:
             raise ValueError(f"num_features: expected a positive int, got {num_features}")
+        if not isinstance(affine, (bool, np.bool_)):
+            raise TypeError(f"affine: expected True or False, got {type(affine).__name__}")
         dt = np.dtype(dtype)
         if dt not in (np.float32, np.float64):
             raise TypeError(f"dtype: expected float32 or float64, got {dt}")

@@ -338,3 +338,18 @@ def test_layer_checkpoints_fail_with_type_or_value_errors():
         bn.load_state_dict({k: v for k, v in sd.items() if k != "running_var"})
     with pytest.raises(ValueError, match=r"^state\['num_batches_tracked'\]"):
         bn.load_state_dict(dict(sd, num_batches_tracked=-1))
+
+
+@pytest.mark.parametrize("kwargs, exc, name", [
+    (dict(seed=-1), ValueError, "seed"), (dict(seed=2**64), ValueError, "seed"),
+    (dict(pack="no"), TypeError, "pack")])
+def test_dropout_layer_checks_its_arguments_at_construction(kwargs, exc, name):
+    # was: accepted, failing only at the first training forward (seed) or never (pack)
+    with pytest.raises(exc, match=f"^{name}: "):
+        fastopt.nn.Dropout(0.5, **{"seed": 1, **kwargs})
+
+
+def test_batchnorm_affine_must_be_a_bool():
+    # was: bool(affine), so affine="no" made an affine layer
+    with pytest.raises(TypeError, match="^affine: "):
+        fastopt.nn.BatchNorm(3, affine="no")
