@@ -112,9 +112,8 @@ class DropoutMask:
             raw = self.bits.astype("<u8", copy=False).view(np.uint8)
             return np.unpackbits(raw, count=n, bitorder="little").astype(bool).reshape(self.shape)
         threshold = min(int(self.p * 2.0**32), 2**32 - 1)
-        return (_kernels.philox_stream(n, self.seed, self.stream) >= threshold).reshape(
-            self.shape
-        )
+        words: np.ndarray = _kernels.philox_stream(n, self.seed, self.stream)
+        return (words >= threshold).reshape(self.shape)
 
     def __repr__(self) -> str:
         how = "packed bits" if self.bits is not None else "regenerated"
@@ -186,9 +185,10 @@ def dropout_backward(
     """
     if not isinstance(mask, DropoutMask):
         raise TypeError(f"mask: expected a DropoutMask, got {type(mask).__name__}")
-    return _kernels.dropout_backward(
+    dx: np.ndarray = _kernels.dropout_backward(
         dy, mask.shape, mask.p, mask.seed, mask.stream, mask.bits, out
     )
+    return dx
 
 
 def dropconnect(
@@ -283,7 +283,9 @@ class _DefaultMomentum:
 DEFAULT_MOMENTUM: Any = _DefaultMomentum()
 
 
-def _momentum(momentum: Any, convention: str) -> Optional[float]:
+def _momentum(momentum: Any, convention: str) -> Any:
+    """The convention's default for DEFAULT_MOMENTUM; anything else as given (the kernel
+    boundary checks it)."""
     if momentum is DEFAULT_MOMENTUM:
         return 0.9 if convention == "cs231n" else 0.1
     return momentum
@@ -424,7 +426,8 @@ def batch_norm_backward(
         outs = out
     else:
         raise TypeError("out: expected an array or a tuple (dx_out, dgamma_out, dbeta_out)")
-    return _kernels.batch_norm_backward(
+    grads: tuple[np.ndarray, Optional[np.ndarray], Optional[np.ndarray]]
+    grads = _kernels.batch_norm_backward(
         dy,
         cache.x,
         cache.gamma,
@@ -438,6 +441,7 @@ def batch_norm_backward(
         cache.gamma is not None,
         cache.has_beta,
     )
+    return grads
 
 
 class BatchNorm:
