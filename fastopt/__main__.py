@@ -1,4 +1,4 @@
-"""Command line: ``python -m fastopt config`` (more subcommands join as they are built)."""
+"""Command line: ``python -m fastopt demo`` (the main job) and ``python -m fastopt config``."""
 
 from __future__ import annotations
 
@@ -9,8 +9,16 @@ import sys
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fastopt", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+    from fastopt import demo
+
+    demo_parser = sub.add_parser("demo", help="train a small network with every optimizer",
+                                 description=demo.__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    demo.add_arguments(demo_parser)
     sub.add_parser("config", help="print the build and runtime configuration")
     args = parser.parse_args(argv)
+    if args.command == "demo":
+        return demo.run_from_args(args)
     if args.command == "config":
         import fastopt
 
