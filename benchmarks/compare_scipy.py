@@ -104,19 +104,30 @@ def main(argv=None):
     todo = [t for t in tasks if not (SOLVERS[t[0]][0] == "scipy" and key(t) in cache)]
     results = {key(t): cache[key(t)] for t in tasks if key(t) in cache
                and SOLVERS[t[0]][0] == "scipy"}
+    def save():
+        if args.cache:
+            for k, v in results.items():
+                if SOLVERS[k[0]][0] == "scipy":
+                    cache[k] = v
+            with open(args.cache + ".tmp", "w") as fh:
+                json.dump({"|".join(k): v for k, v in cache.items()}, fh)
+            os.replace(args.cache + ".tmp", args.cache)
+
     if args.jobs > 1:
         with ProcessPoolExecutor(args.jobs) as ex:
             for t, r in zip(todo, ex.map(run_one, todo, chunksize=1)):
                 results[key(t)] = r
+                if SOLVERS[t[0]][0] == "scipy":
+                    save()          # scipy's runs are slow: keep each as it finishes
     else:
         for t in todo:
             results[key(t)] = run_one(t)
-    if args.cache:
-        for k, v in results.items():
-            if SOLVERS[k[0]][0] == "scipy":
-                cache[k] = v
-        with open(args.cache, "w") as fh:
-            json.dump({"|".join(k): v for k, v in cache.items()}, fh)
+            if SOLVERS[t[0]][0] == "scipy":
+                save()
+    save()
+    missing = [t for t in tasks if key(t) not in results]
+    if missing:
+        sys.exit(f"{len(missing)} runs missing")
 
     if args.verbose:
         for n in args.n:
