@@ -1,4 +1,4 @@
-"""Command line: ``python -m fastopt config`` (more subcommands join as they are built)."""
+"""Command line: ``python -m fastopt config`` and ``python -m fastopt bench``."""
 
 from __future__ import annotations
 
@@ -10,11 +10,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fastopt", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("config", help="print the build and runtime configuration")
+    from fastopt import bench
+
+    bench_parser = sub.add_parser(
+        "bench", help="time the kernels against numpy, torch and the memory-bandwidth limit",
+        description=bench.__doc__.split("\n\n")[0])
+    bench.add_arguments(bench_parser)
     args = parser.parse_args(argv)
     if args.command == "config":
         import fastopt
 
         fastopt.show_config()
+    elif args.command == "bench":
+        return bench.command(args, bench_parser)
     return 0
 
 
