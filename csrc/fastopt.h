@@ -28,5 +28,6 @@ FO_API const char *fo_compiler(void);
 #include "nn.h"
 #include "linalg.h"
 #include "bandwidth.h"
+#include "norm.h"
 
 #endif

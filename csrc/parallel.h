@@ -19,7 +19,9 @@ static inline int fo_max_threads(void) { return 1; }
 
 /* Below this many elements an element-wise update runs on the calling thread: waking a
  * second thread costs a few microseconds, about what one core needs for this much work.
- * Measured with benchmarks/bench_threshold.py (see README). */
+ * Measured with benchmarks/serial_threshold.py (SGD+momentum, float32, 2 cores): 2 threads
+ * were 0.55-1.18x of 1 thread at 8,192 elements, 0.79-1.41x at 16,384 and 1.13-1.66x at
+ * 32,768 over two runs on a busy machine, so 32,768 is where a second thread always paid. */
 #ifndef FO_SERIAL_BELOW
 #  define FO_SERIAL_BELOW 32768
 #endif
@@ -37,7 +39,8 @@ static inline int fo_team_size(int64_t work, int requested)
 #if FO_OPENMP
     if (requested <= 1 || work < FO_SERIAL_BELOW)
         return 1;
-    int64_t useful = work / (FO_SERIAL_BELOW / 2); /* at least ~16k elements per thread */
+    const int64_t per_thread = FO_SERIAL_BELOW / 2 > 0 ? FO_SERIAL_BELOW / 2 : 1;
+    int64_t useful = work / per_thread; /* each thread gets at least half the threshold */
     return useful < requested ? (int)useful : requested;
 #else
     (void)work;

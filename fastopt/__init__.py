@@ -8,7 +8,7 @@ call raises.
 
 __version__ = "0.1.0"
 
-from fastopt import kernels
+from fastopt import init, kernels, schedules, train
 from fastopt._config import (
     get_include,
     get_num_threads,
@@ -17,10 +17,14 @@ from fastopt._config import (
     threads,
 )
 from fastopt.optim import SGD, Optimizer
+from fastopt.train import check_grad, clip_grad_norm
 
 __all__ = [
     "__version__",
     "kernels",
+    "schedules",
+    "init",
+    "train",
     "get_include",
     "get_num_threads",
     "set_num_threads",
@@ -28,4 +32,6 @@ __all__ = [
     "threads",
     "Optimizer",
     "SGD",
+    "check_grad",
+    "clip_grad_norm",
 ]

@@ -177,8 +177,11 @@ cdef list prepare(list columns, tuple names, tuple roles, tuple singles):
     cdef list cols = [None if c is None else list(c) for c in columns]
     cdef Py_ssize_t n32 = 0, n64 = 0
     for i in range(n):
-        _check_array(cols[0][i], _label(names[0], i, singles[0]), PARAM, None, None)
+        _check_array(cols[0][i], _label(names[0], i, singles[0]), roles[0], None, None)
         p = <cnp.ndarray>cols[0][i]
+        if roles[0] == GRAD and _needs_copy(p):  # a read-only first column (e.g. norms)
+            p = np.ascontiguousarray(p, dtype=p.dtype.newbyteorder("="))
+            cols[0][i] = p
         if cnp.PyArray_TYPE(p) == cnp.NPY_FLOAT:
             n32 += 1
         else:

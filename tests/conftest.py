@@ -4,6 +4,12 @@ import pytest
 import fastopt
 
 
+def pytest_report_header(config):
+    info = fastopt._kernels.build_info()
+    return (f"fastopt {fastopt.__version__} from {fastopt.__file__}; openmp={info['openmp']}, "
+            f"threads={fastopt.get_num_threads()}, simd={info['simd_target']}")
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)
