@@ -63,7 +63,9 @@ JSON (``--json FILE``), schema ``"fastopt-bench/1"``::
           "spread": {contender: float},  # (slowest - fastest repeat) / median
           "noise": float,                # the largest spread of the case
           "notes": [str]}],
-      "skipped": [{"kernel": str, "case": str | null, "reason": str}]
+      "skipped": [{"kernel": str, "case": str | null, "reason": str}],
+      "targets": [{"kernel": str, "case": str, "ratio": str, "threshold": float,
+                   "value": float | null, "met": bool | null, "target": str}]
     }
 
 Times are seconds per call, ratios plain floats; ``null`` means the contender does not
@@ -88,7 +90,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["MINIMAL_BYTES", "KERNELS", "run", "format_table", "main"]
+__all__ = ["MINIMAL_BYTES", "KERNELS", "TARGETS", "run", "check_targets", "format_table",
+           "main"]
 
 SCHEMA = "fastopt-bench/1"
 
@@ -380,12 +383,12 @@ def _optimizer_case(name: str, layout: Layout, ctx: Context) -> Case:
     n_arrays = 2 + len(spec.states)
     case = Case(name, layout, dt, MINIMAL_BYTES[name] * layout.elements * dt.itemsize,
                 n_arrays * layout.elements * dt.itemsize)
+    kernel = _fastopt_optimizer_call(spec)  # Unavailable before allocating anything
     roles = {"p": (-1.0, 1.0), "g": (-1.0, 1.0)}
     roles.update({s: (0.0, 0.0) for s in spec.states})
     data = _Tensors(layout, dt, roles, ctx.seed)
 
     # fastopt, functional kernel (the state persists across calls, step counts up).
-    kernel = _fastopt_optimizer_call(spec)
     a = data.copy()
     ps, gs, st = a["p"], a["g"], [a[s] for s in spec.states]
     if layout.tensors == 1:
@@ -649,7 +652,8 @@ KERNELS: dict[str, KernelEntry] = {}
 for _name in OPTIMIZERS:
     KERNELS[_name] = KernelEntry(
         _name, "optim",
-        FULL_SIZES + (MANY_TENSORS if _name in ("sgd", "adam") else []),
+        (["1e4", "1e5", "1e6", "1e7"] if _name == "adam" else FULL_SIZES)
+        + (MANY_TENSORS if _name in ("sgd", "adam") else []),
         _opt_builder(_name),
         f"fastopt.kernels.{OPTIMIZERS[_name].kernel} vs numpy / torch.optim."
         f"{OPTIMIZERS[_name].torch_class}")
@@ -666,6 +670,45 @@ KERNELS["lbfgs"] = KernelEntry(
     lambda label, ctx: _lbfgs_case(parse_optimizer_size(label), ctx),
     f"L-BFGS two-loop recursion, m = {LBFGS_MEMORY} (optional kernel)")
 del _name
+
+
+#: The performance targets of fastopt's issues, checked on every run that covers them:
+#: (kernel, case, ratio key, threshold, what it means). "fraction_of_bandwidth" stands in
+#: for "fraction of a plain one-pass C Adam's bandwidth" (a stricter yardstick: copy and
+#: triad do no arithmetic).
+TARGETS: list[tuple[str, str, str, float, str]] = [
+    ("adam", "1e7", "vs_torch_fused", 1.1, ">= 1.1x torch fused Adam at 1e7"),
+    ("adam", "1e7", "fraction_of_bandwidth", 0.9, ">= 0.9 of the bandwidth limit at 1e7"),
+    ("adam", "1e6", "vs_torch_fused", 1.3, ">= 1.3x torch fused Adam at 1e6"),
+    ("adam", "1e5", "vs_torch_fused", 2.0, ">= 2x torch fused Adam at 1e5"),
+    ("adam", "500x2000", "vs_torch_fused", 4.0, ">= 4x torch fused Adam at 500 x 2,000"),
+    ("adam", "500x2000", "class_vs_torch_fused", 4.0,
+     ">= 4x torch fused Adam at 500 x 2,000 (fastopt.Adam class)"),
+    ("adam", "2000x64x64", "vs_torch_fused", 2.5, ">= 2.5x torch fused Adam at 2,000 x 64x64"),
+    ("adam", "2000x64x64", "class_vs_torch_fused", 2.5,
+     ">= 2.5x torch fused Adam at 2,000 x 64x64 (fastopt.Adam class)"),
+    ("adam", "1e7", "vs_numpy", 6.0, ">= 6x in-place numpy Adam at 1e7"),
+    ("rmsprop", "1e7", "vs_torch", 4.0, ">= 4x torch RMSprop (default) at 1e7"),
+    ("adadelta", "1e7", "vs_torch", 4.0, ">= 4x torch Adadelta (default) at 1e7"),
+    ("dropout", "1024x4096", "vs_torch", 10.0,
+     ">= 10x torch dropout fwd+bwd (autograd) at (1024, 4096)"),
+    ("dropout", "1024x4096", "vs_numpy", 4.0, ">= 4x best numpy dropout fwd+bwd at (1024, 4096)"),
+    ("batchnorm", "*", "vs_torch", 1.5, ">= 1.5x torch BatchNorm fwd+bwd (autograd)"),
+]
+
+
+def check_targets(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each target whose case is in the report: value, threshold, met (None: no value)."""
+    out = []
+    for kernel, case, key, threshold, text in TARGETS:
+        for r in report["results"]:
+            if r["kernel"] != kernel or (case != "*" and r["case"] != case):
+                continue
+            value = r["ratios"].get(key)
+            out.append({"kernel": kernel, "case": r["case"], "ratio": key,
+                        "threshold": threshold, "value": value, "target": text,
+                        "met": None if value is None else value >= threshold})
+    return out
 
 
 # ---------------------------------------------------------------------------------------
@@ -895,6 +938,7 @@ def run(only: list[str] | None = None, *, threads: int | None = None, repeats: i
             bar.step(f"{name} {label}")
     bar.close()
     report["machine"]["loadavg_end"] = _loadavg()
+    report["targets"] = check_targets(report)
     if torch_note:
         for r in report["results"]:
             r["notes"].append(torch_note)
@@ -1042,6 +1086,13 @@ def format_table(report: dict[str, Any]) -> str:
         notes.insert(0, f"  {s['torch_note']}: torch columns are empty")
     for sk in report["skipped"]:
         notes.append(f"  skipped {sk['kernel']} {sk['case']}: {sk['reason']}")
+    if report.get("targets"):
+        lines += ["", "targets:"]
+        for t in report["targets"]:
+            mark = {True: "met   ", False: "MISSED", None: "n/a   "}[t["met"]]
+            value = "-" if t["value"] is None else f"{t['value']:.2f}"
+            where = f" [{t['case']}]" if "*" in t["target"] or t["kernel"] == "batchnorm" else ""
+            lines.append(f"  {mark} {t['target']}{where}: {value}")
     if notes:
         lines += ["", "notes:"] + _dedupe(notes)
     return "\n".join(lines)
