@@ -2,8 +2,10 @@
 
 For every kernel and size it times, in one process and interleaved:
 
-- **fastopt**: the functional kernel (``fastopt.kernels.<name>_step``, ``fastopt.nn.*``);
-  for optimizers also the class (``fastopt.Adam(...).step(grads)``, column ``class``);
+- **fastopt**: the functional kernel (``fastopt.kernels.<name>_step``; ``fastopt.nn.*``
+  with preallocated ``out=`` arrays when the function takes them, like the numpy
+  reference). Column ``class``: for optimizers the class (``fastopt.Adam(...).step(grads)``),
+  for layers the plain call that allocates its outputs;
 - **numpy**: the best a numpy user can write: in-place ufuncs with ``out=`` arguments and
   scratch buffers allocated once, a loop over the tensors of a many-tensor layout;
 - **torch** (when importable): the optimizer's default implementation (``torch.optim.X``
@@ -197,6 +199,16 @@ def _fastopt_attr(path: str) -> Any:
     return getattr(module, attr)
 
 
+def _accepts(fn: Callable[..., Any], name: str) -> bool:
+    """Whether `fn` takes a keyword argument `name` (False when it cannot be inspected)."""
+    import inspect
+
+    try:
+        return name in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 class _Tensors:
     """Per-contender copies of a case's arrays (so no contender warms another's cache)."""
 
@@ -341,12 +353,12 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
     "rmsprop": OptimizerSpec(
         "rmsprop", ("square_avg",), dict(lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0),
         _np_rmsprop, "RMSprop", dict(lr=1e-2), "RMSprop", dict(lr=1e-2),
-        kernel="rmsprop_step"),
+        kernel="rmsprop_step", takes_step=False),
     "adadelta": OptimizerSpec(
         "adadelta", ("square_avg", "acc_delta"), dict(lr=1.0, rho=0.9, eps=1e-6,
                                                       weight_decay=0.0),
         _np_adadelta, "Adadelta", dict(lr=1.0), "Adadelta", dict(lr=1.0),
-        kernel="adadelta_step", scratch=2),
+        kernel="adadelta_step", takes_step=False, scratch=2),
 }
 
 
@@ -371,6 +383,10 @@ def _fastopt_optimizer_call(spec: OptimizerSpec) -> Callable[..., None]:
             fn(ps, gs, *st, step=step, **spec.hyper, **extra)
         return call
     fn = _fastopt_attr("kernels." + spec.kernel)
+    if not spec.takes_step:
+        def call(ps, gs, st, step):
+            fn(ps, gs, *st, **spec.hyper)
+        return call
 
     def call(ps, gs, st, step):
         fn(ps, gs, *st, step=step, **spec.hyper)
@@ -457,10 +473,19 @@ def _dropout_case(layout: Layout, ctx: Context) -> Case:
     a = data.copy()
     x, dy = a["x"][0], a["dy"][0]
 
-    def fastopt_fb():
+    def fastopt_alloc():
         y, mask = dropout(x, p=p, training=True, seed=1234)
         return dropout_backward(dy, mask)
-    case.contenders["fastopt"] = fastopt_fb
+    if _accepts(dropout, "out") and _accepts(dropout_backward, "out"):
+        fy, fdx = np.empty(shape, dt), np.empty(shape, dt)
+
+        def fastopt_out():
+            y, mask = dropout(x, p=p, training=True, seed=1234, out=fy)
+            return dropout_backward(dy, mask, out=fdx)
+        case.contenders["fastopt"] = fastopt_out
+        case.contenders["fastopt_class"] = fastopt_alloc
+    else:
+        case.contenders["fastopt"] = fastopt_alloc
 
     b = data.copy()
     xb, dyb = b["x"][0], b["dy"][0]
@@ -521,10 +546,21 @@ def _batchnorm_case(layout: Layout, ctx: Context) -> Case:
     gamma, beta = gamma0.copy(), beta0.copy()
     rm, rv = np.zeros(C, dt), np.ones(C, dt)
 
-    def fastopt_fb():
+    def fastopt_alloc():
         y, cache = batch_norm(x, gamma, beta, rm, rv, training=True, momentum=mom, eps=eps)
         return batch_norm_backward(dy, cache)
-    case.contenders["fastopt"] = fastopt_fb
+    if _accepts(batch_norm, "out") and _accepts(batch_norm_backward, "out"):
+        fy, fdx = np.empty(shape, dt), np.empty(shape, dt)
+        fdg, fdb = np.empty(C, dt), np.empty(C, dt)
+
+        def fastopt_out():
+            y, cache = batch_norm(x, gamma, beta, rm, rv, training=True, momentum=mom,
+                                  eps=eps, out=fy)
+            return batch_norm_backward(dy, cache, out=(fdx, fdg, fdb))
+        case.contenders["fastopt"] = fastopt_out
+        case.contenders["fastopt_class"] = fastopt_alloc
+    else:
+        case.contenders["fastopt"] = fastopt_alloc
 
     b = data.copy()
     xb, dyb = b["x"][0], b["dy"][0]
@@ -1046,6 +1082,7 @@ def format_table(report: dict[str, Any]) -> str:
         "columns: times per call; x = speedup of fastopt's kernel (other time / fastopt "
         "time); limit = minimal bytes / measured copy-triad bandwidth at the same "
         "footprint; of BW = limit / fastopt",
+        "class = fastopt optimizer class step() (layers: the call without out=); "
         "layers: torch = autograd forward+backward, fused = aten kernels directly; "
         "noise = largest (slowest - fastest repeat) / median among the row's contenders",
     ]
