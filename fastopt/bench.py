@@ -62,6 +62,7 @@ JSON (``--json FILE``), schema ``"fastopt-bench/1"``::
           "ratios": {"vs_numpy": float | null, "vs_torch": float | null,
                      "vs_torch_fused": float | null, "fraction_of_bandwidth": float,
                      "class_vs_torch_fused": float | null},
+          "fastest_s": {contender: float},  # best repeat's seconds per call
           "spread": {contender: float},  # (slowest - fastest repeat) / median
           "noise": float,                # the largest spread of the case
           "notes": [str]}],
@@ -210,18 +211,30 @@ def _accepts(fn: Callable[..., Any], name: str) -> bool:
 
 
 class _Tensors:
-    """Per-contender copies of a case's arrays (so no contender warms another's cache)."""
+    """The arrays of a case, and per-contender copies of the ones a contender writes.
 
-    def __init__(self, layout: Layout, dtype: np.dtype, roles: dict[str, tuple[float, float]],
-                 seed: int):
+    `roles` maps a role to the (low, high) of its uniform random values, or None for
+    zeros. Roles in `shared` are read-only inputs (gradients, x, dy): every contender reads
+    the same arrays. The others are copied per contender, so each keeps its own state.
+    """
+
+    def __init__(self, layout: Layout, dtype: np.dtype,
+                 roles: dict[str, tuple[float, float] | None], seed: int,
+                 shared: tuple[str, ...] = ()):
         rng = np.random.default_rng(seed)
-        self.layout = layout
-        self.base = {role: [_rand(layout.shape, dtype, rng, lo, hi)
+        self.layout, self.dtype, self.shared = layout, dtype, shared
+        self.zeros = [role for role, span in roles.items() if span is None]
+        self.base = {role: [_rand(layout.shape, dtype, rng, *span)
                             for _ in range(layout.tensors)]
-                     for role, (lo, hi) in roles.items()}
+                     for role, span in roles.items() if span is not None}
 
     def copy(self) -> dict[str, list[np.ndarray]]:
-        return {role: [a.copy() for a in arrays] for role, arrays in self.base.items()}
+        out = {role: arrays if role in self.shared else [a.copy() for a in arrays]
+               for role, arrays in self.base.items()}
+        for role in self.zeros:
+            out[role] = [np.zeros(self.layout.shape, self.dtype)
+                         for _ in range(self.layout.tensors)]
+        return out
 
 
 # -- optimizers ------------------------------------------------------------------------
@@ -401,8 +414,8 @@ def _optimizer_case(name: str, layout: Layout, ctx: Context) -> Case:
                 n_arrays * layout.elements * dt.itemsize)
     kernel = _fastopt_optimizer_call(spec)  # Unavailable before allocating anything
     roles = {"p": (-1.0, 1.0), "g": (-1.0, 1.0)}
-    roles.update({s: (0.0, 0.0) for s in spec.states})
-    data = _Tensors(layout, dt, roles, ctx.seed)
+    roles.update({s: None for s in spec.states})
+    data = _Tensors(layout, dt, roles, ctx.seed, shared=("g",))
 
     # fastopt, functional kernel (the state persists across calls, step counts up).
     a = data.copy()
@@ -469,7 +482,8 @@ def _dropout_case(layout: Layout, ctx: Context) -> Case:
     p = 0.5
     case = Case("dropout", layout, dt, MINIMAL_BYTES["dropout"] * n * dt.itemsize,
                 4 * n * dt.itemsize)
-    data = _Tensors(layout, dt, {"x": (-1.0, 1.0), "dy": (-1.0, 1.0)}, ctx.seed)
+    data = _Tensors(layout, dt, {"x": (-1.0, 1.0), "dy": (-1.0, 1.0)}, ctx.seed,
+                    shared=("x", "dy"))
     a = data.copy()
     x, dy = a["x"][0], a["dy"][0]
 
@@ -537,7 +551,8 @@ def _batchnorm_case(layout: Layout, ctx: Context) -> Case:
     eps, mom = 1e-5, 0.1
     case = Case("batchnorm", layout, dt, MINIMAL_BYTES["batchnorm"] * n * dt.itemsize,
                 4 * n * dt.itemsize)
-    data = _Tensors(layout, dt, {"x": (-1.0, 3.0), "dy": (-1.0, 1.0)}, ctx.seed)
+    data = _Tensors(layout, dt, {"x": (-1.0, 3.0), "dy": (-1.0, 1.0)}, ctx.seed,
+                    shared=("x", "dy"))
     gamma0 = np.linspace(0.5, 1.5, C).astype(dt)
     beta0 = np.linspace(-0.1, 0.1, C).astype(dt)
 
@@ -678,6 +693,7 @@ class KernelEntry:
     sizes: list[str]
     build: Callable[[str, Context], Case]
     describe: str
+    quick_sizes: list[str] | None = None  # --quick's sizes, when fewer than `sizes`
 
 
 def _opt_builder(name: str) -> Callable[[str, Context], Case]:
@@ -696,7 +712,8 @@ for _name in OPTIMIZERS:
 KERNELS["dropout"] = KernelEntry(
     "dropout", "nn", ["1e4", "1e6", "1024x4096", "1e7"],
     lambda label, ctx: _dropout_case(parse_array_size(label, 2), ctx),
-    "fastopt.nn.dropout + dropout_backward (p = 0.5)")
+    "fastopt.nn.dropout + dropout_backward (p = 0.5)",
+    quick_sizes=["1e4", "1e6", "1024x4096"])  # torch needs ~0.3 s per 1e7 call
 KERNELS["batchnorm"] = KernelEntry(
     "batchnorm", "nn", ["100x100", "64x64x16x16", "128x64x32x32"],
     lambda label, ctx: _batchnorm_case(parse_array_size(label, 2), ctx),
@@ -770,7 +787,10 @@ def _bandwidth_contenders(footprint_bytes: int, dtype: np.dtype
 
 def _calibrate(f: Callable[[], Any], target: float) -> int:
     """Calls per batch so that a batch takes about `target` seconds (after a warm-up)."""
-    f()
+    t0 = time.perf_counter()
+    f()  # warm-up (first-touch page faults, lazy state allocation)
+    if time.perf_counter() - t0 >= 2 * target:
+        return 1  # a slow contender: one call per batch, no second calibration call
     calls, t0 = 0, time.perf_counter()
     while True:
         f()
@@ -783,11 +803,13 @@ def _calibrate(f: Callable[[], Any], target: float) -> int:
 
 
 def measure(contenders: dict[str, Callable[[], Any]], repeats: int, target: float,
-            gap: float) -> tuple[dict[str, float], dict[str, float], dict[str, str]]:
+            gap: float) -> tuple[dict[str, float], dict[str, float], dict[str, float],
+                                 dict[str, str]]:
     """Median seconds per call of each contender over `repeats` interleaved batches.
 
-    Returns (times, spread, failures): spread is (slowest - fastest batch) / median, a
-    noise figure; a contender that raises is dropped and its error is in failures.
+    Returns (times, fastest, spread, failures): fastest is the best batch's per-call time,
+    spread is (slowest - fastest batch) / median, a noise figure; a contender that raises
+    is dropped and its error is in failures.
     """
     failures: dict[str, str] = {}
     numbers: dict[str, int] = {}
@@ -810,9 +832,10 @@ def measure(contenders: dict[str, Callable[[], Any]], repeats: int, target: floa
                 f()
             samples[name].append((perf() - t0) / number)
     times = {n: statistics.median(v) for n, v in samples.items()}
+    times_min = {n: min(v) for n, v in samples.items()}
     spread = {n: (max(v) - min(v)) / times[n] if times[n] > 0 else 0.0
               for n, v in samples.items()}
-    return times, spread, failures
+    return times, times_min, spread, failures
 
 
 def _ratio(num: float | None, den: float | None) -> float | None:
@@ -954,7 +977,9 @@ def run(only: list[str] | None = None, *, threads: int | None = None, repeats: i
     }
     if torch_note:
         report["settings"]["torch_note"] = torch_note
-    plan = [(name, label) for name in names for label in (sizes or KERNELS[name].sizes)]
+    plan = [(name, label) for name in names
+            for label in (sizes or (KERNELS[name].quick_sizes if quick else None)
+                          or KERNELS[name].sizes)]
     bar = _Progress(len(plan), progress)
     ctx = Context(dt, torch)
     with _environment(threads, torch) as blas:
@@ -987,7 +1012,7 @@ def _run_case(entry: KernelEntry, label: str, ctx: Context, repeats: int, target
     bw, n_bw = _bandwidth_contenders(case.footprint_bytes, case.dtype)
     contenders = dict(case.contenders)
     contenders.update(bw)
-    times, spread, failures = measure(contenders, repeats, target, gap)
+    times, fastest, spread, failures = measure(contenders, repeats, target, gap)
     del contenders, case.contenders, bw  # free the arrays before the next case
     if "fastopt" not in times:
         return {"skip": f"fastopt call failed: {failures.get('fastopt', 'unknown error')}"}
@@ -1031,6 +1056,7 @@ def _run_case(entry: KernelEntry, label: str, ctx: Context, repeats: int, target
             "class_vs_torch_fused": _ratio(times.get("torch_fused"),
                                            times.get("fastopt_class")),
         },
+        "fastest_s": fastest,
         "spread": spread,
         "noise": max(spread.values()),
         "notes": notes,

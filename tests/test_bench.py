@@ -18,7 +18,7 @@ TINY = ["--quick", "--repeats", "2", "--target", "0.0005", "--gap", "0", "--no-p
 
 RESULT_KEYS = {"kernel", "case", "tensors", "shape", "elements", "dtype", "minimal_bytes",
                "times_s", "bandwidth_gbs", "effective_gbs", "elements_per_s", "ratios",
-               "spread", "noise", "notes"}
+               "spread", "fastest_s", "noise", "notes"}
 TIME_KEYS = {"fastopt", "fastopt_class", "numpy", "torch", "torch_fused", "copy", "triad",
              "limit"}
 RATIO_KEYS = {"vs_numpy", "vs_torch", "vs_torch_fused", "fraction_of_bandwidth",
