@@ -780,9 +780,21 @@ def _bandwidth_contenders(footprint_bytes: int, dtype: np.dtype
     from fastopt._kernels import stream_copy, stream_triad
 
     n = max(4096, footprint_bytes // (3 * dtype.itemsize))
-    a, b, c = (np.full(n, 0.5, dtype) for _ in range(3))
+    a, b, c = _bandwidth_buffers(n, dtype)
     return {"copy": lambda: stream_copy(a, b),
             "triad": lambda: stream_triad(a, b, c, 0.5)}, n
+
+
+_BUFFERS: dict[str, list[np.ndarray]] = {}
+
+
+def _bandwidth_buffers(n: int, dtype: np.dtype) -> list[np.ndarray]:
+    """Three arrays of n elements: views of buffers kept for the whole run (allocating and
+    first-touching hundreds of MB per case would cost more than measuring)."""
+    have = _BUFFERS.get(dtype.str)
+    if have is None or have[0].size < n:
+        have = _BUFFERS[dtype.str] = [np.full(n, 0.5, dtype) for _ in range(3)]
+    return [buf[:n] for buf in have]
 
 
 def _calibrate(f: Callable[[], Any], target: float) -> int:
@@ -998,6 +1010,7 @@ def run(only: list[str] | None = None, *, threads: int | None = None, repeats: i
                     report["results"].append(result)
             bar.step(f"{name} {label}")
     bar.close()
+    _BUFFERS.clear()
     report["machine"]["loadavg_end"] = _loadavg()
     report["targets"] = check_targets(report)
     if torch_note:
