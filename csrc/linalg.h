@@ -1,7 +1,85 @@
-/* linalg.h — prototypes of the linalg kernels (filled in by their own issue). */
+/* linalg.h — vector kernels of the quasi-Newton solvers (fastopt.minimize).
+ *
+ * Reductions accumulate in double over blocks of FO_REDUCE_BLOCK elements and add the
+ * block sums in block order, so every result is the same bits for any thread count.
+ * Element-wise arithmetic is in the arrays' own type (coefficients rounded to it once). */
 #ifndef FASTOPT_LINALG_H
 #define FASTOPT_LINALG_H
 
 #include "config.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* *result = sum_i x[i] * y[i], accumulated in double. */
+FO_API int fo_dot_f32(int64_t n, const float *x, const float *y, double *result, int nthreads);
+FO_API int fo_dot_f64(int64_t n, const double *x, const double *y, double *result,
+                      int nthreads);
+
+/* out[i] = y[i] + a * x[i]; out may be y (in place) or x. */
+FO_API int fo_axpy_f32(int64_t n, double a, const float *x, const float *y, float *out,
+                       int nthreads);
+FO_API int fo_axpy_f64(int64_t n, double a, const double *x, const double *y, double *out,
+                       int nthreads);
+
+/* x[i] *= a. */
+FO_API int fo_scal_f32(int64_t n, double a, float *x, int nthreads);
+FO_API int fo_scal_f64(int64_t n, double a, double *x, int nthreads);
+
+/* L-BFGS two-loop recursion (Nocedal & Wright, Algorithm 7.4): out = sign * H g, where H is
+ * the L-BFGS inverse Hessian of the `count` newest pairs in a ring buffer and
+ * H0 = gamma * I, sign = -1 if `negate` else +1.
+ *
+ *   S, Y    (slots, n) row-major: pair k (k = 0 newest, ..., count-1 oldest) lives in row
+ *           (newest - k) mod slots
+ *   rho     (slots,): rho[row] = 1 / (s_row . y_row), in double
+ *   g, out  (n,): out must not overlap g, S or Y
+ *
+ * The 2*count+1 passes over memory fuse each update of the work vector with the dot
+ * product the next step needs; the dots are blocked as above (deterministic). */
+FO_API int fo_lbfgs_two_loop_f32(int64_t n, int64_t slots, int64_t count, int64_t newest,
+                                 const float *S, const float *Y, const double *rho,
+                                 double gamma, const float *g, float *out, int negate,
+                                 int nthreads);
+FO_API int fo_lbfgs_two_loop_f64(int64_t n, int64_t slots, int64_t count, int64_t newest,
+                                 const double *S, const double *Y, const double *rho,
+                                 double gamma, const double *g, double *out, int negate,
+                                 int nthreads);
+
+/* Vector-free L-BFGS (the same two-loop recursion run on the coefficients of q in the
+ * basis {p, s_i, y_i}, after Chen, Wang, Zhou & Chen, "Large-scale L-BFGS using
+ * MapReduce", NIPS 2014): two passes over memory per direction instead of 2*count+1.
+ *
+ * fo_lbfgs_gram: dot products of the rows rows[0..k) of S and Y with v and w, in one pass:
+ *   out[4i+0] = S_row . v   out[4i+1] = Y_row . v   (skipped, left 0, when v is NULL)
+ *   out[4i+2] = S_row . w   out[4i+3] = Y_row . w   and out[4k] = w . w
+ * accumulated in double over fixed blocks (deterministic). */
+FO_API int fo_lbfgs_gram_f32(int64_t n, const float *S, const float *Y, const int64_t *rows,
+                             int64_t k, const float *v, const float *w, double *out,
+                             int nthreads);
+FO_API int fo_lbfgs_gram_f64(int64_t n, const double *S, const double *Y, const int64_t *rows,
+                             int64_t k, const double *v, const double *w, double *out,
+                             int nthreads);
+
+/* fo_lbfgs_vf_direction: out = sign * H p for the pairs in rows[0..k) (oldest first), from
+ *   rho[i] = 1/(s_i.y_i), SY[i*k+j] = s_i.y_j (read for i <= j), YY[i*k+j] = y_i.y_j,
+ *   Sp[i] = s_i.p, Yp[i] = y_i.p (all in the order of rows[]):
+ * the recursion runs on 2k+1 coefficients (O(k^2) flops), then one pass forms
+ * out = c_p p + sum_i (c_s[i] s_i + c_y[i] y_i), summed in double per element. */
+FO_API int fo_lbfgs_vf_direction_f32(int64_t n, const float *S, const float *Y,
+                                     const int64_t *rows, int64_t k, const double *rho,
+                                     const double *SY, const double *YY, const double *Sp,
+                                     const double *Yp, double gamma, const float *p,
+                                     float *out, int negate, int nthreads);
+FO_API int fo_lbfgs_vf_direction_f64(int64_t n, const double *S, const double *Y,
+                                     const int64_t *rows, int64_t k, const double *rho,
+                                     const double *SY, const double *YY, const double *Sp,
+                                     const double *Yp, double gamma, const double *p,
+                                     double *out, int negate, int nthreads);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

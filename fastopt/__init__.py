@@ -8,7 +8,7 @@ call raises.
 
 __version__ = "0.1.0"
 
-from fastopt import init, kernels, schedules, train
+from fastopt import init, kernels, nn, schedules, train
 from fastopt._config import (
     get_include,
     get_num_threads,
@@ -16,8 +16,12 @@ from fastopt._config import (
     show_config,
     threads,
 )
-from fastopt.optim import SGD, Optimizer
+from fastopt.optim import SGD, Adadelta, Adagrad, Adam, AdamW, Optimizer, RMSprop
 from fastopt.train import check_grad, clip_grad_norm
+
+# After the submodules: the name fastopt.minimize is the function, as in scipy.optimize
+# (import the subpackage's modules with `from fastopt.minimize.problems import ...`).
+from fastopt.minimize import minimize  # noqa: E402
 
 __all__ = [
     "__version__",
@@ -25,6 +29,7 @@ __all__ = [
     "schedules",
     "init",
     "train",
+    "nn",
     "get_include",
     "get_num_threads",
     "set_num_threads",
@@ -32,6 +37,12 @@ __all__ = [
     "threads",
     "Optimizer",
     "SGD",
+    "Adagrad",
+    "RMSprop",
+    "Adam",
+    "AdamW",
+    "Adadelta",
     "check_grad",
     "clip_grad_norm",
+    "minimize",
 ]

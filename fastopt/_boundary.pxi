@@ -9,6 +9,7 @@
 from libc.stdint cimport int64_t, uintptr_t
 from libc.stdlib cimport free, malloc, qsort
 from libc.math cimport isfinite
+from cpython.float cimport PyFloat_AS_DOUBLE
 
 cimport numpy as cnp
 import numpy as np
@@ -75,7 +76,7 @@ cdef void _check_array(object a, str label, int role, cnp.ndarray ref, str ref_l
                              f"{ref_label}), got {(<object>arr).shape}")
     if role == GRAD:
         return
-    if not arr.dtype.isnative:
+    if not cnp.PyArray_ISNOTSWAPPED(arr):
         raise TypeError(f"{label}: expected native byte order, got dtype {arr.dtype.str}")
     if not cnp.PyArray_ISWRITEABLE(arr):
         raise ValueError(f"{label}: expected a writeable array (it is updated in place), "
@@ -84,6 +85,24 @@ cdef void _check_array(object a, str label, int role, cnp.ndarray ref, str ref_l
         raise ValueError(f"{label}: expected a C-contiguous, aligned array (it is updated in "
                          "place), got a non-contiguous one; pass np.ascontiguousarray(...) "
                          "and keep that copy")
+
+
+cdef inline bint _array_ok(object a, int role, cnp.ndarray ref) noexcept:
+    """Whether _check_array(a, ..., role, ref, ...) would pass (no labels built, no raise):
+    the fast path; _check_array runs only to produce the message when this is False."""
+    if not cnp.PyArray_Check(a):
+        return False
+    cdef cnp.ndarray arr = <cnp.ndarray>a
+    cdef int t = cnp.PyArray_TYPE(arr)
+    if ref is None:
+        if t != cnp.NPY_FLOAT and t != cnp.NPY_DOUBLE:
+            return False
+    elif t != cnp.PyArray_TYPE(ref) or not _same_shape(arr, ref):
+        return False
+    if role == GRAD:
+        return True
+    return (cnp.PyArray_ISNOTSWAPPED(arr) and cnp.PyArray_ISWRITEABLE(arr)
+            and cnp.PyArray_IS_C_CONTIGUOUS(arr) and cnp.PyArray_ISALIGNED(arr))
 
 
 cdef inline bint _same_shape(cnp.ndarray a, cnp.ndarray b) noexcept:
@@ -98,7 +117,7 @@ cdef inline bint _same_shape(cnp.ndarray a, cnp.ndarray b) noexcept:
 
 cdef inline bint _needs_copy(cnp.ndarray arr):
     return not (cnp.PyArray_IS_C_CONTIGUOUS(arr) and cnp.PyArray_ISALIGNED(arr)
-                and arr.dtype.isnative)
+                and cnp.PyArray_ISNOTSWAPPED(arr))
 
 
 ctypedef struct Span:
@@ -177,7 +196,8 @@ cdef list prepare(list columns, tuple names, tuple roles, tuple singles):
     cdef list cols = [None if c is None else list(c) for c in columns]
     cdef Py_ssize_t n32 = 0, n64 = 0
     for i in range(n):
-        _check_array(cols[0][i], _label(names[0], i, singles[0]), roles[0], None, None)
+        if not _array_ok(cols[0][i], roles[0], None):  # labels are built only for a message
+            _check_array(cols[0][i], _label(names[0], i, singles[0]), roles[0], None, None)
         p = <cnp.ndarray>cols[0][i]
         if roles[0] == GRAD and _needs_copy(p):  # a read-only first column (e.g. norms)
             p = np.ascontiguousarray(p, dtype=p.dtype.newbyteorder("="))
@@ -190,8 +210,9 @@ cdef list prepare(list columns, tuple names, tuple roles, tuple singles):
             col = <list>cols[k]
             if col is None:
                 continue
-            _check_array(col[i], _label(names[k], i, singles[k]), roles[k], p,
-                         _label(names[0], i, singles[0]))
+            if not _array_ok(col[i], roles[k], p):
+                _check_array(col[i], _label(names[k], i, singles[k]), roles[k], p,
+                             _label(names[0], i, singles[0]))
             a = <cnp.ndarray>col[i]
             if roles[k] == GRAD and _needs_copy(a):
                 col[i] = np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("="))
@@ -275,10 +296,14 @@ cdef void _check_disjoint(list cols, tuple names, tuple roles, tuple singles,
 cdef double check_real(object value, str name, double low=-np.inf, double high=np.inf,
                        bint low_open=False, bint high_open=False) except? -1.0:
     """Return `value` as a double, or raise TypeError/ValueError naming `name`."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(
-            value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name}: expected a real number, got {type(value).__name__}")
-    cdef double v = float(value)
+    cdef double v
+    if type(value) is float:  # the common case first: no isinstance chain
+        v = PyFloat_AS_DOUBLE(value)
+    else:
+        if isinstance(value, (bool, np.bool_)) or not isinstance(
+                value, (int, float, np.integer, np.floating)):
+            raise TypeError(f"{name}: expected a real number, got {type(value).__name__}")
+        v = float(value)
     if v != v:
         raise ValueError(f"{name}: expected a number, got nan")
     if v < low or v > high or (low_open and v == low) or (high_open and v == high):
@@ -289,6 +314,8 @@ cdef double check_real(object value, str name, double low=-np.inf, double high=n
 
 
 cdef bint check_bool(object value, str name) except -1:
+    if value is True or value is False:
+        return value is True
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name}: expected True or False, got {type(value).__name__}")
     return bool(value)

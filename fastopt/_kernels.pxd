@@ -4,6 +4,8 @@
 # `n` valid, non-overlapping, aligned elements. Each returns 0 on success (enum fo_status).
 # `nthreads` <= 0 means "fastopt's current thread setting".
 
+from libc.stdint cimport int64_t
+
 # -- SGD (see fastopt.kernels.sgd_step for the update rule) --
 cdef int sgd_step_f32(float *param, const float *grad, float *momentum_buffer, Py_ssize_t n,
                       double lr, double momentum, double dampening, double weight_decay,
@@ -14,8 +16,95 @@ cdef int sgd_step_f64(double *param, const double *grad, double *momentum_buffer
                       double l1, bint nesterov, bint maximize, bint first_step,
                       int nthreads) noexcept nogil
 
-# -- other optimizers (issue: all first-order optimizers) --
+# -- Adam/AdamW, Adagrad, RMSprop, Adadelta (see fastopt.kernels.<name>_step for the rules) --
+# `step` is the 1-based number of this update. Optional state pointers may be NULL: AMSGrad
+# runs iff max_exp_avg_sq != NULL; RMSprop is centered iff grad_avg != NULL and needs
+# momentum_buffer iff momentum != 0.
+cdef int adam_step_f32(float *param, const float *grad, float *exp_avg, float *exp_avg_sq,
+                       float *max_exp_avg_sq, Py_ssize_t n, int64_t step, double lr,
+                       double beta1, double beta2, double eps, double weight_decay, double l1,
+                       bint decoupled, bint maximize, int nthreads) noexcept nogil
+cdef int adam_step_f64(double *param, const double *grad, double *exp_avg, double *exp_avg_sq,
+                       double *max_exp_avg_sq, Py_ssize_t n, int64_t step, double lr,
+                       double beta1, double beta2, double eps, double weight_decay, double l1,
+                       bint decoupled, bint maximize, int nthreads) noexcept nogil
+cdef int adagrad_step_f32(float *param, const float *grad, float *state_sum, Py_ssize_t n,
+                          int64_t step, double lr, double lr_decay, double weight_decay,
+                          double eps, double l1, bint maximize, int nthreads) noexcept nogil
+cdef int adagrad_step_f64(double *param, const double *grad, double *state_sum, Py_ssize_t n,
+                          int64_t step, double lr, double lr_decay, double weight_decay,
+                          double eps, double l1, bint maximize, int nthreads) noexcept nogil
+cdef int rmsprop_step_f32(float *param, const float *grad, float *square_avg, float *grad_avg,
+                          float *momentum_buffer, Py_ssize_t n, double lr, double alpha,
+                          double eps, double weight_decay, double momentum, double l1,
+                          bint maximize, bint eps_in_sqrt, int nthreads) noexcept nogil
+cdef int rmsprop_step_f64(double *param, const double *grad, double *square_avg,
+                          double *grad_avg, double *momentum_buffer, Py_ssize_t n, double lr,
+                          double alpha, double eps, double weight_decay, double momentum,
+                          double l1, bint maximize, bint eps_in_sqrt,
+                          int nthreads) noexcept nogil
+cdef int adadelta_step_f32(float *param, const float *grad, float *square_avg,
+                           float *acc_delta, Py_ssize_t n, double lr, double rho, double eps,
+                           double weight_decay, double l1, bint maximize,
+                           int nthreads) noexcept nogil
+cdef int adadelta_step_f64(double *param, const double *grad, double *square_avg,
+                           double *acc_delta, Py_ssize_t n, double lr, double rho, double eps,
+                           double weight_decay, double l1, bint maximize,
+                           int nthreads) noexcept nogil
+# 1 if all n elements are finite, 0 if one is NaN/Inf, -1 for a bad argument.
+cdef int all_finite_f32(const float *x, Py_ssize_t n, int nthreads) noexcept nogil
+cdef int all_finite_f64(const double *x, Py_ssize_t n, int nthreads) noexcept nogil
 
-# -- dropout and batch norm (issue: layers) --
+# -- dropout and batch norm (issue: layers; see fastopt.nn and csrc/nn.h) --
+# p is the DROP probability; keep decisions come from Philox stream (seed, stream); `bits`
+# (may be NULL) receives/holds them packed, (n + 63) // 64 words; backward with bits NULL
+# regenerates them. batch_norm_*: x viewed as (n, c, s); gamma/beta/running stats may be NULL;
+# momentum is the weight of the new batch (torch); unbiased: running_var gets var*M/(M-1).
+from libc.stdint cimport uint64_t
+cdef int dropout_forward_f32(const float *x, float *y, uint64_t *bits, Py_ssize_t n, double p,
+                             uint64_t seed, uint64_t stream, int nthreads) noexcept nogil
+cdef int dropout_forward_f64(const double *x, double *y, uint64_t *bits, Py_ssize_t n, double p,
+                             uint64_t seed, uint64_t stream, int nthreads) noexcept nogil
+cdef int dropout_backward_f32(const float *dy, float *dx, const uint64_t *bits, Py_ssize_t n,
+                              double p, uint64_t seed, uint64_t stream,
+                              int nthreads) noexcept nogil
+cdef int dropout_backward_f64(const double *dy, double *dx, const uint64_t *bits, Py_ssize_t n,
+                              double p, uint64_t seed, uint64_t stream,
+                              int nthreads) noexcept nogil
+cdef int batch_norm_forward_f32(const float *x, float *y, Py_ssize_t n, Py_ssize_t c,
+                                Py_ssize_t s, const float *gamma, const float *beta,
+                                float *running_mean, float *running_var, double *mean,
+                                double *invstd, double eps, double momentum, bint training,
+                                bint unbiased, int nthreads) noexcept nogil
+cdef int batch_norm_forward_f64(const double *x, double *y, Py_ssize_t n, Py_ssize_t c,
+                                Py_ssize_t s, const double *gamma, const double *beta,
+                                double *running_mean, double *running_var, double *mean,
+                                double *invstd, double eps, double momentum, bint training,
+                                bint unbiased, int nthreads) noexcept nogil
+cdef int batch_norm_backward_f32(const float *dy, const float *x, float *dx, Py_ssize_t n,
+                                 Py_ssize_t c, Py_ssize_t s, const float *gamma,
+                                 const double *mean, const double *invstd, bint training,
+                                 float *dgamma, float *dbeta, int nthreads) noexcept nogil
+cdef int batch_norm_backward_f64(const double *dy, const double *x, double *dx, Py_ssize_t n,
+                                 Py_ssize_t c, Py_ssize_t s, const double *gamma,
+                                 const double *mean, const double *invstd, bint training,
+                                 double *dgamma, double *dbeta, int nthreads) noexcept nogil
 
-# -- linear algebra for quasi-Newton (issue: minimize) --
+# -- linear algebra for quasi-Newton (issue: minimize; see fastopt._kernels.dot, axpy,
+#    lbfgs_two_loop for the semantics). `result`/`out` are written; dots accumulate in double.
+cdef int dot_f32(const float *x, const float *y, Py_ssize_t n, double *result,
+                 int nthreads) noexcept nogil
+cdef int dot_f64(const double *x, const double *y, Py_ssize_t n, double *result,
+                 int nthreads) noexcept nogil
+cdef int axpy_f32(double a, const float *x, const float *y, float *out, Py_ssize_t n,
+                  int nthreads) noexcept nogil
+cdef int axpy_f64(double a, const double *x, const double *y, double *out, Py_ssize_t n,
+                  int nthreads) noexcept nogil
+cdef int lbfgs_two_loop_f32(const float *S, const float *Y, const double *rho,
+                            Py_ssize_t slots, Py_ssize_t count, Py_ssize_t newest,
+                            double gamma, const float *g, float *out, Py_ssize_t n,
+                            bint negate, int nthreads) noexcept nogil
+cdef int lbfgs_two_loop_f64(const double *S, const double *Y, const double *rho,
+                            Py_ssize_t slots, Py_ssize_t count, Py_ssize_t newest,
+                            double gamma, const double *g, double *out, Py_ssize_t n,
+                            bint negate, int nthreads) noexcept nogil

@@ -1,1 +1,411 @@
-# _linalg.pxi — boundary wrappers for the linalg kernels (filled in by their own issue).
+# _linalg.pxi — boundary for the quasi-Newton vector kernels (csrc/linalg.c): dot, axpy,
+# scal and the L-BFGS two-loop recursion. Arrays are checked once here (dtype, size,
+# contiguity, writeability, overlap); C runs without the GIL.
+#
+# The BFGS rank-2 update is not here: fastopt.minimize.bfgs calls scipy's BLAS (dsymv,
+# dsyr2 from scipy.linalg.blas) from Python, one call each per iteration on an (n, n)
+# matrix, where the Python overhead is negligible next to the O(n^2) work.
+
+cdef extern from "linalg.h" nogil:
+    int fo_dot_f32(int64_t n, const float *x, const float *y, double *result, int nthreads)
+    int fo_dot_f64(int64_t n, const double *x, const double *y, double *result, int nthreads)
+    int fo_axpy_f32(int64_t n, double a, const float *x, const float *y, float *out,
+                    int nthreads)
+    int fo_axpy_f64(int64_t n, double a, const double *x, const double *y, double *out,
+                    int nthreads)
+    int fo_scal_f32(int64_t n, double a, float *x, int nthreads)
+    int fo_scal_f64(int64_t n, double a, double *x, int nthreads)
+    int fo_lbfgs_two_loop_f32(int64_t n, int64_t slots, int64_t count, int64_t newest,
+                              const float *S, const float *Y, const double *rho, double gamma,
+                              const float *g, float *out, int negate, int nthreads)
+    int fo_lbfgs_two_loop_f64(int64_t n, int64_t slots, int64_t count, int64_t newest,
+                              const double *S, const double *Y, const double *rho,
+                              double gamma, const double *g, double *out, int negate,
+                              int nthreads)
+    int fo_lbfgs_gram_f32(int64_t n, const float *S, const float *Y, const int64_t *rows,
+                          int64_t k, const float *v, const float *w, double *out, int nthreads)
+    int fo_lbfgs_gram_f64(int64_t n, const double *S, const double *Y, const int64_t *rows,
+                          int64_t k, const double *v, const double *w, double *out,
+                          int nthreads)
+    int fo_lbfgs_vf_direction_f32(int64_t n, const float *S, const float *Y,
+                                  const int64_t *rows, int64_t k, const double *rho,
+                                  const double *SY, const double *YY, const double *Sp,
+                                  const double *Yp, double gamma, const float *p, float *out,
+                                  int negate, int nthreads)
+    int fo_lbfgs_vf_direction_f64(int64_t n, const double *S, const double *Y,
+                                  const int64_t *rows, int64_t k, const double *rho,
+                                  const double *SY, const double *YY, const double *Sp,
+                                  const double *Yp, double gamma, const double *p,
+                                  double *out, int negate, int nthreads)
+
+
+cdef cnp.ndarray _vec_in(object a, str name, cnp.ndarray ref):
+    """A read-only vector argument: float32/float64 ndarray (dtype and size of `ref` when
+    given), returned C-contiguous (copied if it is not)."""
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name}: expected a numpy array, got {type(a).__name__}")
+    cdef cnp.ndarray arr = <cnp.ndarray>a
+    cdef int t = cnp.PyArray_TYPE(arr)
+    if ref is None:
+        if t != cnp.NPY_FLOAT and t != cnp.NPY_DOUBLE:
+            raise TypeError(f"{name}: expected a float32 or float64 array, got dtype {arr.dtype}")
+    else:
+        if t != cnp.PyArray_TYPE(ref):
+            raise TypeError(f"{name}: expected dtype {ref.dtype}, got {arr.dtype}")
+        if cnp.PyArray_SIZE(arr) != cnp.PyArray_SIZE(ref):
+            raise ValueError(f"{name}: expected {cnp.PyArray_SIZE(ref)} elements, got "
+                             f"{cnp.PyArray_SIZE(arr)} (shape {(<object>arr).shape})")
+    if _needs_copy(arr):
+        arr = np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("="))
+    return arr
+
+
+cdef cnp.ndarray _vec_out(object a, str name, cnp.ndarray ref):
+    """A written vector argument: dtype and size of `ref`, writeable, C-contiguous."""
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name}: expected a numpy array, got {type(a).__name__}")
+    cdef cnp.ndarray arr = <cnp.ndarray>a
+    if cnp.PyArray_TYPE(arr) != cnp.PyArray_TYPE(ref):
+        raise TypeError(f"{name}: expected dtype {ref.dtype}, got {arr.dtype}")
+    if cnp.PyArray_SIZE(arr) != cnp.PyArray_SIZE(ref):
+        raise ValueError(f"{name}: expected {cnp.PyArray_SIZE(ref)} elements, got "
+                         f"{cnp.PyArray_SIZE(arr)} (shape {(<object>arr).shape})")
+    if not cnp.PyArray_ISWRITEABLE(arr):
+        raise ValueError(f"{name}: expected a writeable array, got a read-only one")
+    if not (cnp.PyArray_IS_C_CONTIGUOUS(arr) and cnp.PyArray_ISALIGNED(arr)
+            and arr.dtype.isnative):
+        raise ValueError(f"{name}: expected a C-contiguous, aligned, native-order array")
+    return arr
+
+
+cdef inline bint _overlap(cnp.ndarray a, cnp.ndarray b) noexcept:
+    cdef uintptr_t a0 = <uintptr_t>cnp.PyArray_DATA(a), b0 = <uintptr_t>cnp.PyArray_DATA(b)
+    cdef uintptr_t a1 = a0 + <uintptr_t>cnp.PyArray_NBYTES(a)
+    cdef uintptr_t b1 = b0 + <uintptr_t>cnp.PyArray_NBYTES(b)
+    return a0 < b1 and b0 < a1 and cnp.PyArray_NBYTES(a) > 0 and cnp.PyArray_NBYTES(b) > 0
+
+
+def dot(x, y):
+    """``sum_i x_i * y_i`` over all elements, accumulated in float64.
+
+    The sum is formed over fixed blocks of elements whose partial sums are added in block
+    order, so the result is the same bits for any thread count. `x` and `y` must have the
+    same dtype (float32 or float64) and size; non-contiguous inputs are copied.
+    """
+    global _last_threads_used
+    cdef cnp.ndarray xa = _vec_in(x, "x", None)
+    cdef cnp.ndarray ya = _vec_in(y, "y", xa)
+    cdef int64_t n = cnp.PyArray_SIZE(xa)
+    cdef double r = 0.0
+    cdef int status, nthreads = current_threads()
+    with nogil:
+        if cnp.PyArray_TYPE(xa) == cnp.NPY_FLOAT:
+            status = fo_dot_f32(n, <const float *>cnp.PyArray_DATA(xa),
+                                <const float *>cnp.PyArray_DATA(ya), &r, nthreads)
+        else:
+            status = fo_dot_f64(n, <const double *>cnp.PyArray_DATA(xa),
+                                <const double *>cnp.PyArray_DATA(ya), &r, nthreads)
+    _last_threads_used = fo_team_size(n, nthreads)
+    check_status(status, "dot")
+    return r
+
+
+def axpy(a, x, y, out=None):
+    """``out = y + a * x`` element-wise (in the arrays' dtype; `a` rounded to it once).
+
+    `out` defaults to `y` (updated in place); it may also be `x`, but must not partially
+    overlap either. Returns `out`.
+    """
+    global _last_threads_used
+    cdef double av = check_real(a, "a")
+    cdef cnp.ndarray xa = _vec_in(x, "x", None)
+    cdef cnp.ndarray ya
+    cdef cnp.ndarray oa
+    if out is None:
+        ya = _vec_out(y, "y", xa)
+        oa = ya
+    else:
+        ya = _vec_in(y, "y", xa)
+        oa = _vec_out(out, "out", xa)
+    if (oa is not xa and _overlap(oa, xa)
+            and cnp.PyArray_DATA(oa) != cnp.PyArray_DATA(xa)) or (
+            oa is not ya and _overlap(oa, ya) and cnp.PyArray_DATA(oa) != cnp.PyArray_DATA(ya)):
+        raise ValueError("out: overlaps x or y without being the same array")
+    cdef int64_t n = cnp.PyArray_SIZE(xa)
+    cdef int status, nthreads = current_threads()
+    with nogil:
+        if cnp.PyArray_TYPE(xa) == cnp.NPY_FLOAT:
+            status = fo_axpy_f32(n, av, <const float *>cnp.PyArray_DATA(xa),
+                                 <const float *>cnp.PyArray_DATA(ya),
+                                 <float *>cnp.PyArray_DATA(oa), nthreads)
+        else:
+            status = fo_axpy_f64(n, av, <const double *>cnp.PyArray_DATA(xa),
+                                 <const double *>cnp.PyArray_DATA(ya),
+                                 <double *>cnp.PyArray_DATA(oa), nthreads)
+    _last_threads_used = fo_team_size(n, nthreads)
+    check_status(status, "axpy")
+    return out if out is not None else y
+
+
+def scal(a, x):
+    """``x *= a`` in place (in x's dtype; `a` rounded to it once). Returns `x`."""
+    global _last_threads_used
+    cdef double av = check_real(a, "a")
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"x: expected a numpy array, got {type(x).__name__}")
+    cdef cnp.ndarray xa = _vec_in(x, "x", None)
+    xa = _vec_out(x, "x", xa)
+    cdef int64_t n = cnp.PyArray_SIZE(xa)
+    cdef int status, nthreads = current_threads()
+    with nogil:
+        if cnp.PyArray_TYPE(xa) == cnp.NPY_FLOAT:
+            status = fo_scal_f32(n, av, <float *>cnp.PyArray_DATA(xa), nthreads)
+        else:
+            status = fo_scal_f64(n, av, <double *>cnp.PyArray_DATA(xa), nthreads)
+    _last_threads_used = fo_team_size(n, nthreads)
+    check_status(status, "scal")
+    return x
+
+
+def lbfgs_two_loop(g, S, Y, rho, gamma, count, newest, out=None, negate=False):
+    """L-BFGS two-loop recursion: ``out = (-1 if negate else 1) * H @ g``.
+
+    ``H`` is the L-BFGS inverse-Hessian approximation built on ``H0 = gamma * I`` from
+    the `count` newest correction pairs of a ring buffer: pair k (k = 0 the newest) is
+    row ``(newest - k) % slots`` of `S` (the s vectors) and `Y` (the y vectors), and
+    ``rho[row] = 1 / (s_row . y_row)``.
+
+    Parameters
+    ----------
+    g : ndarray, shape (n,)
+        float32 or float64.
+    S, Y : ndarray, shape (slots, n)
+        C-contiguous, dtype of `g`.
+    rho : ndarray of float64, shape (slots,)
+    gamma : float
+        Initial scaling (> 0, finite).
+    count, newest : int
+        ``0 <= count <= slots``; ``0 <= newest < slots`` when ``count > 0``.
+    out : ndarray, shape (n,), optional
+        Written with the result (allocated when omitted); must not overlap `g`, `S`, `Y`.
+    negate : bool
+        Return ``-H g`` (the L-BFGS search direction).
+
+    Returns
+    -------
+    out : ndarray
+        Computed in 2 * count + 1 passes over memory, with dot products accumulated in
+        float64 over fixed blocks (the same bits for any thread count).
+    """
+    global _last_threads_used
+    cdef cnp.ndarray ga = _vec_in(g, "g", None)
+    cdef int64_t n = cnp.PyArray_SIZE(ga)
+    cdef double gm = check_real(gamma, "gamma", 0.0, np.inf, True, True)
+    cdef bint neg = check_bool(negate, "negate")
+    for name, v in (("count", count), ("newest", newest)):
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+            raise TypeError(f"{name}: expected an integer, got {type(v).__name__}")
+    for name, a in (("S", S), ("Y", Y)):
+        if not isinstance(a, np.ndarray):
+            raise TypeError(f"{name}: expected a numpy array, got {type(a).__name__}")
+        if a.dtype != ga.dtype:
+            raise TypeError(f"{name}: expected dtype {ga.dtype} (the dtype of g), got {a.dtype}")
+        if a.ndim != 2 or a.shape[1] != n:
+            raise ValueError(f"{name}: expected shape (slots, {n}), got {a.shape}")
+        if not (a.flags.c_contiguous and a.flags.aligned and a.dtype.isnative):
+            raise ValueError(f"{name}: expected a C-contiguous, aligned, native-order array")
+    cdef cnp.ndarray Sa = <cnp.ndarray>S
+    cdef cnp.ndarray Ya = <cnp.ndarray>Y
+    cdef int64_t slots = Sa.shape[0]
+    if Ya.shape[0] != slots:
+        raise ValueError(f"Y: expected shape {S.shape} (the shape of S), got {Y.shape}")
+    if not isinstance(rho, np.ndarray) or rho.dtype != np.float64 or rho.shape != (slots,):
+        raise ValueError(f"rho: expected a float64 array of shape ({slots},)")
+    cdef cnp.ndarray ra = np.ascontiguousarray(rho)
+    cdef int64_t cnt = count, nw = newest
+    if cnt < 0 or cnt > slots:
+        raise ValueError(f"count: expected 0 <= count <= {slots}, got {count}")
+    if cnt > 0 and (nw < 0 or nw >= slots):
+        raise ValueError(f"newest: expected 0 <= newest < {slots}, got {newest}")
+    cdef cnp.ndarray oa
+    if out is None:
+        oa = np.empty(n, dtype=ga.dtype)
+    else:
+        oa = _vec_out(out, "out", ga)
+        if _overlap(oa, ga) or _overlap(oa, Sa) or _overlap(oa, Ya):
+            raise ValueError("out: shares memory with g, S or Y")
+    cdef int status, nthreads = current_threads()
+    with nogil:
+        if cnp.PyArray_TYPE(ga) == cnp.NPY_FLOAT:
+            status = fo_lbfgs_two_loop_f32(
+                n, slots, cnt, nw, <const float *>cnp.PyArray_DATA(Sa),
+                <const float *>cnp.PyArray_DATA(Ya), <const double *>cnp.PyArray_DATA(ra), gm,
+                <const float *>cnp.PyArray_DATA(ga), <float *>cnp.PyArray_DATA(oa), neg,
+                nthreads)
+        else:
+            status = fo_lbfgs_two_loop_f64(
+                n, slots, cnt, nw, <const double *>cnp.PyArray_DATA(Sa),
+                <const double *>cnp.PyArray_DATA(Ya), <const double *>cnp.PyArray_DATA(ra), gm,
+                <const double *>cnp.PyArray_DATA(ga), <double *>cnp.PyArray_DATA(oa), neg,
+                nthreads)
+    _last_threads_used = fo_team_size(n, nthreads)
+    check_status(status, "lbfgs_two_loop")
+    return out if out is not None else oa
+
+
+cdef tuple _ring(object S, object Y, cnp.ndarray ref):
+    """Check the (slots, n) ring buffers S and Y against vector `ref`."""
+    cdef int64_t n = cnp.PyArray_SIZE(ref)
+    for name, a in (("S", S), ("Y", Y)):
+        if not isinstance(a, np.ndarray):
+            raise TypeError(f"{name}: expected a numpy array, got {type(a).__name__}")
+        if a.dtype != ref.dtype:
+            raise TypeError(f"{name}: expected dtype {ref.dtype}, got {a.dtype}")
+        if a.ndim != 2 or a.shape[1] != n:
+            raise ValueError(f"{name}: expected shape (slots, {n}), got {a.shape}")
+        if not (a.flags.c_contiguous and a.flags.aligned and a.dtype.isnative):
+            raise ValueError(f"{name}: expected a C-contiguous, aligned, native-order array")
+    if Y.shape != S.shape:
+        raise ValueError(f"Y: expected shape {S.shape} (the shape of S), got {Y.shape}")
+    return <cnp.ndarray>S, <cnp.ndarray>Y
+
+
+cdef cnp.ndarray _rows(object rows, int64_t slots):
+    cdef cnp.ndarray r = np.ascontiguousarray(rows, dtype=np.int64)
+    if r.ndim != 1:
+        raise ValueError(
+            f"rows: expected a 1-D array of row indices, got shape {(<object>r).shape}")
+    if r.size and (r.min() < 0 or r.max() >= slots):
+        raise ValueError(f"rows: expected indices in [0, {slots}), got {rows!r}")
+    return r
+
+
+cdef cnp.ndarray _f64(object a, str name, tuple shape):
+    if not isinstance(a, np.ndarray) or a.dtype != np.float64 or a.shape != shape:
+        raise ValueError(f"{name}: expected a float64 array of shape {shape}")
+    return np.ascontiguousarray(a)
+
+
+def lbfgs_gram(S, Y, rows, v, w):
+    """Dot products of the rows ``rows`` of `S` and `Y` with `v` and `w`, in one pass.
+
+    Returns a float64 array ``out`` of length ``4 k + 1`` (k = len(rows)):
+    ``out[4i] = S[rows[i]] . v``, ``out[4i+1] = Y[rows[i]] . v`` (0 when `v` is None),
+    ``out[4i+2] = S[rows[i]] . w``, ``out[4i+3] = Y[rows[i]] . w`` and ``out[4k] = w . w``,
+    accumulated in float64 over fixed blocks (the same bits for any thread count).
+    """
+    global _last_threads_used
+    cdef cnp.ndarray wa = _vec_in(w, "w", None)
+    cdef cnp.ndarray va = None if v is None else _vec_in(v, "v", wa)
+    Sa, Ya = _ring(S, Y, wa)
+    cdef cnp.ndarray Sc = <cnp.ndarray>Sa, Yc = <cnp.ndarray>Ya
+    cdef cnp.ndarray ra = _rows(rows, Sc.shape[0])
+    cdef int64_t n = cnp.PyArray_SIZE(wa), k = cnp.PyArray_SIZE(ra)
+    cdef cnp.ndarray out = np.empty(4 * k + 1)
+    cdef const void *vp = NULL if va is None else cnp.PyArray_DATA(va)
+    cdef int status, nthreads = current_threads()
+    with nogil:
+        if cnp.PyArray_TYPE(wa) == cnp.NPY_FLOAT:
+            status = fo_lbfgs_gram_f32(n, <const float *>cnp.PyArray_DATA(Sc),
+                                       <const float *>cnp.PyArray_DATA(Yc),
+                                       <const int64_t *>cnp.PyArray_DATA(ra), k,
+                                       <const float *>vp, <const float *>cnp.PyArray_DATA(wa),
+                                       <double *>cnp.PyArray_DATA(out), nthreads)
+        else:
+            status = fo_lbfgs_gram_f64(n, <const double *>cnp.PyArray_DATA(Sc),
+                                       <const double *>cnp.PyArray_DATA(Yc),
+                                       <const int64_t *>cnp.PyArray_DATA(ra), k,
+                                       <const double *>vp,
+                                       <const double *>cnp.PyArray_DATA(wa),
+                                       <double *>cnp.PyArray_DATA(out), nthreads)
+    _last_threads_used = fo_team_size(n * (2 * k + 1), nthreads)
+    check_status(status, "lbfgs_gram")
+    return out
+
+
+def lbfgs_vf_direction(p, S, Y, rows, rho, SY, YY, Sp, Yp, gamma, out=None, negate=False):
+    """Vector-free L-BFGS product ``out = (-1 if negate else 1) * H @ p``.
+
+    The two-loop recursion of :func:`lbfgs_two_loop`, run on the coefficients of the
+    work vector in the basis ``{p, s_i, y_i}`` from inner products (Chen et al., NIPS
+    2014), then one pass over memory forms the result. The pairs are the rows ``rows``
+    (oldest first) of `S` and `Y`; in that order ``rho[i] = 1/(s_i . y_i)``,
+    ``SY[i, j] = s_i . y_j`` (read for i <= j), ``YY[i, j] = y_i . y_j``,
+    ``Sp[i] = s_i . p``, ``Yp[i] = y_i . p`` (all float64; see :func:`lbfgs_gram`).
+    """
+    global _last_threads_used
+    cdef cnp.ndarray pa = _vec_in(p, "p", None)
+    Sa, Ya = _ring(S, Y, pa)
+    cdef cnp.ndarray Sc = <cnp.ndarray>Sa, Yc = <cnp.ndarray>Ya
+    cdef cnp.ndarray ra = _rows(rows, Sc.shape[0])
+    cdef int64_t n = cnp.PyArray_SIZE(pa), k = cnp.PyArray_SIZE(ra)
+    cdef cnp.ndarray rh = _f64(rho, "rho", (k,))
+    cdef cnp.ndarray sy = _f64(SY, "SY", (k, k)), yy = _f64(YY, "YY", (k, k))
+    cdef cnp.ndarray sp = _f64(Sp, "Sp", (k,)), yp = _f64(Yp, "Yp", (k,))
+    cdef double gm = check_real(gamma, "gamma", 0.0, np.inf, True, True)
+    cdef bint neg = check_bool(negate, "negate")
+    cdef cnp.ndarray oa
+    if out is None:
+        oa = np.empty(n, dtype=pa.dtype)
+    else:
+        oa = _vec_out(out, "out", pa)
+        if _overlap(oa, pa) or _overlap(oa, Sc) or _overlap(oa, Yc):
+            raise ValueError("out: shares memory with p, S or Y")
+    cdef int status, nthreads = current_threads()
+    with nogil:
+        if cnp.PyArray_TYPE(pa) == cnp.NPY_FLOAT:
+            status = fo_lbfgs_vf_direction_f32(
+                n, <const float *>cnp.PyArray_DATA(Sc), <const float *>cnp.PyArray_DATA(Yc),
+                <const int64_t *>cnp.PyArray_DATA(ra), k, <const double *>cnp.PyArray_DATA(rh),
+                <const double *>cnp.PyArray_DATA(sy), <const double *>cnp.PyArray_DATA(yy),
+                <const double *>cnp.PyArray_DATA(sp), <const double *>cnp.PyArray_DATA(yp),
+                gm, <const float *>cnp.PyArray_DATA(pa), <float *>cnp.PyArray_DATA(oa), neg,
+                nthreads)
+        else:
+            status = fo_lbfgs_vf_direction_f64(
+                n, <const double *>cnp.PyArray_DATA(Sc), <const double *>cnp.PyArray_DATA(Yc),
+                <const int64_t *>cnp.PyArray_DATA(ra), k, <const double *>cnp.PyArray_DATA(rh),
+                <const double *>cnp.PyArray_DATA(sy), <const double *>cnp.PyArray_DATA(yy),
+                <const double *>cnp.PyArray_DATA(sp), <const double *>cnp.PyArray_DATA(yp),
+                gm, <const double *>cnp.PyArray_DATA(pa), <double *>cnp.PyArray_DATA(oa), neg,
+                nthreads)
+    _last_threads_used = fo_team_size(n * (2 * k + 1), nthreads)
+    check_status(status, "lbfgs_vf_direction")
+    return out if out is not None else oa
+
+
+# cimportable nogil entry points (declared in _kernels.pxd); nthreads <= 0: current setting
+cdef int dot_f32(const float *x, const float *y, Py_ssize_t n, double *result,
+                 int nthreads) noexcept nogil:
+    return fo_dot_f32(n, x, y, result, nthreads if nthreads > 0 else current_threads())
+
+
+cdef int dot_f64(const double *x, const double *y, Py_ssize_t n, double *result,
+                 int nthreads) noexcept nogil:
+    return fo_dot_f64(n, x, y, result, nthreads if nthreads > 0 else current_threads())
+
+
+cdef int axpy_f32(double a, const float *x, const float *y, float *out, Py_ssize_t n,
+                  int nthreads) noexcept nogil:
+    return fo_axpy_f32(n, a, x, y, out, nthreads if nthreads > 0 else current_threads())
+
+
+cdef int axpy_f64(double a, const double *x, const double *y, double *out, Py_ssize_t n,
+                  int nthreads) noexcept nogil:
+    return fo_axpy_f64(n, a, x, y, out, nthreads if nthreads > 0 else current_threads())
+
+
+cdef int lbfgs_two_loop_f32(const float *S, const float *Y, const double *rho,
+                            Py_ssize_t slots, Py_ssize_t count, Py_ssize_t newest,
+                            double gamma, const float *g, float *out, Py_ssize_t n,
+                            bint negate, int nthreads) noexcept nogil:
+    return fo_lbfgs_two_loop_f32(n, slots, count, newest, S, Y, rho, gamma, g, out, negate,
+                                 nthreads if nthreads > 0 else current_threads())
+
+
+cdef int lbfgs_two_loop_f64(const double *S, const double *Y, const double *rho,
+                            Py_ssize_t slots, Py_ssize_t count, Py_ssize_t newest,
+                            double gamma, const double *g, double *out, Py_ssize_t n,
+                            bint negate, int nthreads) noexcept nogil:
+    return fo_lbfgs_two_loop_f64(n, slots, count, newest, S, Y, rho, gamma, g, out, negate,
+                                 nthreads if nthreads > 0 else current_threads())

@@ -5,6 +5,16 @@ elements). Use these when your code keeps its own optimizer state; the classes i
 :mod:`fastopt.optim` wrap them.
 """
 
-from fastopt._kernels import last_threads_used, planned_threads, sgd_step
+from fastopt._kernels import (
+    adadelta_step,
+    adagrad_step,
+    adam_step,
+    all_finite,
+    last_threads_used,
+    planned_threads,
+    rmsprop_step,
+    sgd_step,
+)
 
-__all__ = ["sgd_step", "planned_threads", "last_threads_used"]
+__all__ = ["sgd_step", "adam_step", "adagrad_step", "rmsprop_step", "adadelta_step",
+           "all_finite", "planned_threads", "last_threads_used"]

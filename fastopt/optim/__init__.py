@@ -1,6 +1,44 @@
-"""Stateful first-order optimizers with torch.optim's names and update semantics."""
+"""Stateful first-order optimizers with torch.optim's names and update semantics.
 
+``SGD``, ``Adagrad``, ``RMSprop``, ``Adam``, ``AdamW`` and ``Adadelta`` update numpy arrays
+(float32 or float64, C-contiguous, writeable) in place::
+
+    opt = fastopt.Adam(params, lr=1e-3)          # or [{"params": [...], "lr": ...}, ...]
+    opt.step(grads)                             # grads in the order of the params
+
+Each class documents its update rule as an equation, its defaults and where torch, optax
+and keras differ. Shared behaviour:
+
+* **One fused pass, one C call per group and dtype.** A step reads each param, gradient
+  and state array once and writes each param and state array once, in one multi-tensor
+  C call per param group (per dtype) whose work is split by total elements between the
+  threads; the GIL is released. Results are bitwise identical for any thread count.
+* **Beyond torch.** Every optimizer takes ``l1`` (``l1 * sign(p)`` added to the gradient,
+  sign(0) = 0, so L2 + L1 = elastic net costs no extra pass); RMSprop takes
+  ``eps_in_sqrt``. ``lr`` may be a float or any schedule ``lr(step)`` of the group's step
+  count (see :mod:`fastopt.schedules`).
+* **State** is allocated lazily on a parameter's first update, with its dtype, keyed by
+  position (``opt.state[i]``), and includes torch's per-parameter ``step`` count.
+  ``state_dict()`` / ``load_state_dict()`` round-trip plain numbers and numpy arrays
+  (pickle or ``np.savez`` them); a resumed run continues bitwise identically.
+* **Non-finite gradients.** By default NaN/Inf propagate as the formulas say. With
+  ``step(grads, skip_if_nonfinite=True)`` a parallel pre-scan of the gradients runs first
+  and, if any element is NaN/Inf, nothing changes (params, state, step counts) and
+  ``step`` returns False, as mixed-precision loss scaling needs.
+* **Errors** are TypeError/ValueError naming the argument, raised before anything is
+  modified.
+* **Threads.** Optimizers used from different Python threads are independent. One
+  optimizer stepped from two threads at once raises RuntimeError in the second.
+
+The functional forms (``fastopt.kernels.adam_step`` and friends) run the same kernels on
+arrays whose state you keep yourself.
+"""
+
+from fastopt.optim.adadelta import Adadelta
+from fastopt.optim.adagrad import Adagrad
+from fastopt.optim.adam import Adam, AdamW
 from fastopt.optim.optimizer import Optimizer
+from fastopt.optim.rmsprop import RMSprop
 from fastopt.optim.sgd import SGD
 
-__all__ = ["Optimizer", "SGD"]
+__all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta"]

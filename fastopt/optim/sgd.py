@@ -6,8 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from fastopt._kernels import sgd_step
-from fastopt.optim.optimizer import LearningRate, Optimizer, ParamsArg
+from fastopt import _kernels
+from fastopt.optim.optimizer import LearningRate, Optimizer, ParamsArg, Unit
 
 
 class SGD(Optimizer):
@@ -32,7 +32,7 @@ class SGD(Optimizer):
         Learning rate :math:`\eta` (torch's default), or a schedule ``lr(step)``.
     momentum : float, default 0
         :math:`\mu`. torch's form ``b = mu*b + g; p -= lr*b``. cs231n/keras write
-        ``v = mu*v - lr*g; p += v``; the two agree while lr is constant.
+        ``v = mu*v - lr*g; p += v``; the two agree while lr is constant (v = -lr*b).
     dampening : float, default 0
         :math:`\tau`, in [0, 1].
     nesterov : bool, default False
@@ -43,9 +43,13 @@ class SGD(Optimizer):
         :math:`\lambda_1`, L1 penalty subgradient added to the gradient (sign(0) = 0).
     maximize : bool, default False
         Maximize the objective instead of minimizing it.
+
+    State: ``momentum_buffer`` (when momentum > 0), created on a parameter's first update
+    as :math:`d` itself (torch's rule). SGD keeps no per-parameter step count.
     """
 
     state_names = ("momentum_buffer",)
+    _has_step = False
 
     def __init__(self, params: ParamsArg, lr: LearningRate = 1e-3, momentum: float = 0.0,
                  dampening: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0,
@@ -54,19 +58,23 @@ class SGD(Optimizer):
                         weight_decay=weight_decay, l1=l1, maximize=maximize)
         super().__init__(params, defaults)
 
-    def _update_group(self, group: dict[str, Any], params: list[np.ndarray],
-                      grads: list[np.ndarray], indices: list[int], lr: float) -> None:
-        options = dict(lr=lr, momentum=group["momentum"], dampening=group["dampening"],
-                       nesterov=group["nesterov"], weight_decay=group["weight_decay"],
-                       l1=group["l1"], maximize=group["maximize"])
-        if group["momentum"] == 0 or not params:
-            sgd_step(params, grads, [] if group["momentum"] else None, **options)
-            return
-        bufs, created = self._states(params, indices, "momentum_buffer")
-        # torch initialises a buffer to the first d, so new and old buffers take separate calls.
-        for first in (True, False):
-            pick = [k for k, c in enumerate(created) if c == first]
+    def _options(self, group: dict[str, Any], lr: float,
+                 first_step: bool = False) -> _kernels.KernelOptions:
+        return _kernels.sgd_options(lr, group["momentum"], group["dampening"],
+                                    group["nesterov"], group["weight_decay"], group["l1"],
+                                    group["maximize"], first_step)
+
+    def _units(self, options: _kernels.KernelOptions, group: dict[str, Any], lr: float,
+               indices: list[int], params: list[np.ndarray], columns: list,
+               steps: list | None, created: list[bool]) -> list[Unit]:
+        # torch initialises a new buffer to the first d, so new and old buffers take two calls.
+        if columns[0] is None or not any(created):
+            return [(options, indices, params, columns, steps)]
+        first = self._options(group, lr, first_step=True)
+        units = []
+        for opts, is_new in ((first, True), (options, False)):
+            pick = [k for k, c in enumerate(created) if c == is_new]
             if pick:
-                sgd_step([params[k] for k in pick], [grads[k] for k in pick],
-                         [bufs[k] for k in pick], first_step=first, **options)
-        self._keep_states(indices, "momentum_buffer", bufs)
+                units.append((opts, [indices[k] for k in pick], [params[k] for k in pick],
+                              [[columns[0][k] for k in pick]], None))
+        return units

@@ -1,0 +1,147 @@
+"""Compare fastopt's BFGS / L-BFGS with scipy's BFGS / L-BFGS-B on the test collection.
+
+Runs every problem of :mod:`fastopt.minimize.problems` at n = 10, 100, 1000 (each
+problem at its nearest admissible size) from its standard starting point with
+the same gtol and maxiter for all four solvers, and prints, per solver and n,
+how many problems were solved -- ``max|g_i| <= 1e-5`` at the returned point,
+computed here, whatever the solver's own status -- and the total number of
+function evaluations (calls of the combined ``fun -> (f, g)``, counted here).
+
+    python benchmarks/compare_scipy.py                 # whole table (slow: scipy BFGS
+                                                        # at n=1000 is O(n^3) per iteration)
+    python benchmarks/compare_scipy.py --n 10 100 -v   # per-problem lines
+    python benchmarks/compare_scipy.py --cache /tmp/scipy.json   # reuse scipy's runs
+
+Each solver runs with its own defaults except gtol and maxiter (scipy's
+L-BFGS-B keeps its ftol = 2.2e-9 and maxfun = 15000; fastopt's L-BFGS its
+maxfun = 15000).  BLAS is pinned to one thread.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+import scipy.optimize as so  # noqa: E402
+
+from fastopt.minimize import minimize as fo_minimize  # noqa: E402
+from fastopt.minimize.problems import PROBLEMS  # noqa: E402
+
+SOLVERS = {
+    "fastopt BFGS": ("fastopt", "BFGS"),
+    "fastopt L-BFGS": ("fastopt", "L-BFGS"),
+    "scipy BFGS": ("scipy", "BFGS"),
+    "scipy L-BFGS-B": ("scipy", "L-BFGS-B"),
+}
+GTOL = 1e-5
+
+
+def run_one(task):
+    solver, name, n, maxiter = task
+    lib, method = SOLVERS[solver]
+    p = PROBLEMS[name]
+    m = p.admissible_n(n)
+    x0 = p.x0(m)
+    calls = [0]
+
+    def fg(x):
+        calls[0] += 1
+        return p.fg(x)
+
+    opts = {"gtol": GTOL, "maxiter": maxiter}
+    t = time.perf_counter()
+    with np.errstate(all="ignore"):
+        try:
+            if lib == "fastopt":
+                res = fo_minimize(fg, x0, jac=True, method=method, options=opts)
+            else:
+                res = so.minimize(fg, x0, jac=True, method=method, options=opts)
+            x = np.asarray(res.x, dtype=np.float64)
+            err = ""
+        except Exception as exc:  # a crash counts as unsolved
+            x, res, err = x0, None, repr(exc)
+        elapsed = time.perf_counter() - t
+        f, g = p.fg(x)
+    gmax = float(np.max(np.abs(g))) if np.all(np.isfinite(g)) else float("inf")
+    return {"solver": solver, "problem": name, "n": n, "m": m, "maxiter": maxiter,
+            "nfev": calls[0], "gmax": gmax, "f": float(f), "solved": bool(gmax <= GTOL),
+            "nit": int(res.nit) if res is not None else 0, "time": elapsed,
+            "status": int(res.status) if res is not None else -1, "error": err}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, nargs="+", default=[10, 100, 1000])
+    ap.add_argument("--maxiter", type=int, default=2000)
+    ap.add_argument("--problems", nargs="+", default=None)
+    ap.add_argument("--solvers", nargs="+", default=list(SOLVERS),
+                    help="any of: " + ", ".join(repr(s) for s in SOLVERS))
+    ap.add_argument("--jobs", type=int, default=1)
+    ap.add_argument("--cache", default=None,
+                    help="JSON file holding scipy's runs (read if present, then updated)")
+    ap.add_argument("-v", "--verbose", action="store_true")
+    args = ap.parse_args(argv)
+    names = args.problems or list(PROBLEMS)
+    cache = {}
+    if args.cache and os.path.exists(args.cache):
+        with open(args.cache) as fh:
+            cache = {tuple(k.split("|")): v for k, v in json.load(fh).items()}
+
+    def key(t):
+        return (t[0], t[1], str(t[2]), str(t[3]))
+
+    tasks = [(s, name, n, args.maxiter) for n in args.n for name in names for s in args.solvers]
+    todo = [t for t in tasks if not (SOLVERS[t[0]][0] == "scipy" and key(t) in cache)]
+    results = {key(t): cache[key(t)] for t in tasks if key(t) in cache
+               and SOLVERS[t[0]][0] == "scipy"}
+    if args.jobs > 1:
+        with ProcessPoolExecutor(args.jobs) as ex:
+            for t, r in zip(todo, ex.map(run_one, todo, chunksize=1)):
+                results[key(t)] = r
+    else:
+        for t in todo:
+            results[key(t)] = run_one(t)
+    if args.cache:
+        for k, v in results.items():
+            if SOLVERS[k[0]][0] == "scipy":
+                cache[k] = v
+        with open(args.cache, "w") as fh:
+            json.dump({"|".join(k): v for k, v in cache.items()}, fh)
+
+    if args.verbose:
+        for n in args.n:
+            print(f"\n== n = {n}")
+            print(f"{'problem':28s}" + "".join(f"{s:>26s}" for s in args.solvers))
+            for name in names:
+                row = f"{name:28s}"
+                for s in args.solvers:
+                    r = results[key((s, name, n, args.maxiter))]
+                    mark = "ok" if r["solved"] else "--"
+                    row += f"{mark:>4s} {r['nfev']:6d} {r['gmax']:9.1e} {r['status']:3d}"
+                print(row)
+    print(f"\nsolved = max|g_i| <= {GTOL:g} at the returned point; nfev = calls of fun "
+          f"(f and g together); maxiter = {args.maxiter}; {len(names)} problems")
+    print(f"{'n':>6s} {'solver':16s} {'solved':>8s} {'total nfev':>11s} {'time [s]':>9s}")
+    for n in args.n:
+        for s in args.solvers:
+            rs = [results[key((s, name, n, args.maxiter))] for name in names]
+            print(f"{n:6d} {s:16s} {sum(r['solved'] for r in rs):4d}/{len(rs):<3d} "
+                  f"{sum(r['nfev'] for r in rs):11d} {sum(r['time'] for r in rs):9.1f}")
+    for s in args.solvers:
+        rs = [results[key((s, name, n, args.maxiter))] for n in args.n for name in names]
+        print(f"{'all':>6s} {s:16s} {sum(r['solved'] for r in rs):4d}/{len(rs):<3d} "
+              f"{sum(r['nfev'] for r in rs):11d} {sum(r['time'] for r in rs):9.1f}")
+
+
+if __name__ == "__main__":
+    main()

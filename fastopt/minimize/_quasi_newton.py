@@ -1,0 +1,218 @@
+r"""The quasi-Newton iteration shared by BFGS and L-BFGS.
+
+One iteration:
+
+1. direction :math:`d_k = -H_k g_k` from the memory (dense BFGS matrix or the
+   L-BFGS ring buffer);
+2. line search along :math:`d_k` for :math:`\alpha_k` (Moré–Thuente by default),
+   first trial :math:`\alpha = 1` once the memory holds curvature information,
+   and the scale-free guess :func:`first_step` on a steepest-descent step;
+3. :math:`x_{k+1} = x_k + \alpha_k d_k`, and the pair
+   :math:`(s_k, y_k) = (x_{k+1} - x_k, g_{k+1} - g_k)` goes to the memory
+   (curvature guard inside the memory);
+4. callback, then the stopping tests (status table in :mod:`.result`).
+
+When the line search fails (or :math:`d_k` is not a descent direction), the
+iteration moves to the best point the search saw (if it is lower), forgets the
+memory and tries once more along :math:`-g`; a second consecutive failure stops
+with ``status = 2`` and a message saying what failed.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+import numpy as np
+from scipy.optimize import OptimizeResult
+
+from ._vector import dot, norm_inf
+from .linesearch import Line, backtracking, more_thuente
+from .objective import MaxFunReached, Objective
+from .result import CHECK_GRAD_HINT, make_result
+
+__all__ = ["QNOptions", "run_quasi_newton", "first_step", "CallbackStop"]
+
+
+@dataclass
+class QNOptions:
+    """Validated options of a quasi-Newton run (see ``fastopt.minimize``)."""
+
+    maxiter: int
+    maxfun: Optional[int]
+    gtol: float
+    ftol: float
+    xtol: float
+    line_search: str
+    c1: float
+    c2: float
+    maxls: int
+    ls_xtol: float
+    fnoise: float = 0.0
+    disp: bool = False
+
+
+class CallbackStop(Exception):
+    """The user's callback raised StopIteration."""
+
+
+def first_step(x: np.ndarray, f: float, g: np.ndarray) -> float:
+    r"""First trial step along :math:`d = -g` when no curvature is known.
+
+    The step is chosen so that the first trial moves :math:`x` by a fixed
+    fraction of its own size, :math:`\|\alpha g\|_\infty = 0.01\,\|x\|_\infty`, or,
+    at :math:`x = 0`, so that the linear model predicts a decrease of 1% of
+    :math:`|f|` (Hager & Zhang, 2006, CG_DESCENT's choice ``psi0 = 0.01``);
+    when both are zero, :math:`1/\|g\|_2` (a step of unit length, as L-BFGS-B).
+    The Moré–Thuente search extrapolates quickly if this is too short.
+    """
+    gi = norm_inf(g)
+    xi = norm_inf(x)
+    if xi > 0.0:
+        return 0.01 * xi / gi
+    g2 = dot(g, g)
+    if f != 0.0:
+        return 0.01 * abs(f) / g2
+    return 1.0 / math.sqrt(g2)
+
+
+def _failure_detail(message: str, retried_after: Optional[str]) -> str:
+    """Message for a line search that failed (twice, if a restart was possible)."""
+    if retried_after is None:
+        detail = f"Along steepest descent: {message}"
+    else:
+        detail = (f"First: {retried_after} Then, after forgetting the curvature memory "
+                  f"and restarting along steepest descent: {message}")
+    return f"{detail} Returning the best point found. {CHECK_GRAD_HINT}"
+
+
+def _call_callback(callback, res_factory):
+    if callback is None:
+        return
+    try:
+        callback(res_factory())
+    except StopIteration:
+        raise CallbackStop from None
+
+
+def run_quasi_newton(obj: Objective, x: np.ndarray, memory, opts: QNOptions,
+                     callback: Optional[Callable[[OptimizeResult], Any]],
+                     finalize: Callable[[OptimizeResult], OptimizeResult]) -> OptimizeResult:
+    """Minimise ``obj`` from ``x`` with a quasi-Newton ``memory``.
+
+    Parameters
+    ----------
+    obj : Objective
+    x : ndarray
+        Start (flat, working dtype; not modified).
+    memory : LbfgsMemory or BfgsMemory
+        Provides ``direction(g)``, ``update(s, y)``, ``reset()`` and ``is_empty()``.
+    opts : QNOptions
+    callback : callable or None
+        Called with an ``OptimizeResult`` after every iteration (already wrapped
+        for the legacy ``callback(xk)`` form).
+    finalize : callable
+        Adds the method-specific fields (``hess_inv``) to the result.
+    """
+    shape = obj.shape
+    nit = 0
+    step = 0.0
+
+    def result(reason, x, f, g, detail=""):
+        res = make_result(reason, x=x.reshape(shape), fun=f,
+                          jac=None if g is None else g.reshape(shape),
+                          nit=nit, nfev=obj.nfev, njev=obj.njev, detail=detail)
+        return finalize(res)
+
+    def intermediate():
+        return OptimizeResult(x=x.reshape(shape).copy(), fun=f, jac=g.reshape(shape).copy(),
+                              nit=nit, nfev=obj.nfev, njev=obj.njev, step_size=step)
+
+    x = x.copy()
+    pool: list = []          # spare arrays for trial points (no page faults per iteration)
+    try:
+        f, g = obj.fg(x)
+    except MaxFunReached:
+        return result("maxfun", x, math.nan, None)
+    if not (math.isfinite(f) and np.all(np.isfinite(g))):
+        return result("nonfinite", x, f, g, "The objective or its gradient is not finite at x0.")
+    if norm_inf(g) <= opts.gtol:
+        return result("gtol", x, f, g)
+    if opts.maxiter <= 0:
+        return result("maxiter", x, f, g)
+
+    search = more_thuente if opts.line_search == "more-thuente" else backtracking
+    retried_after: Optional[str] = None   # message of the failure we restarted after
+    # Hager-Zhang running average of |f|, the scale of the function-value noise
+    f_avg, f_q = abs(f), 1.0
+    while True:
+        x_old = None
+        if memory.is_empty():
+            d = -g
+            alpha0 = first_step(x, f, g)
+        else:
+            d = memory.direction(g)
+            alpha0 = 1.0
+        line = Line(obj, x, d, f, g, pool)
+        if search is more_thuente:
+            ls = more_thuente(line, alpha0, c1=opts.c1, c2=opts.c2, maxls=opts.maxls,
+                              xtol=opts.ls_xtol, fnoise=opts.fnoise * f_avg)
+        else:
+            ls = backtracking(line, alpha0, c1=opts.c1, maxls=opts.maxls)
+
+        if ls.maxfun:
+            if ls.f < f:
+                x, f = ls.x, ls.f
+                g = ls.g
+            return result("maxfun", x, f, g if g is not None else None)
+
+        if ls.success and ls.unbounded:
+            x, f, g, step = ls.x, ls.f, ls.g, ls.alpha
+            nit += 1
+            return result("unbounded", x, f, g, f"(f = {f:.6g} after a step of "
+                          f"{step:.3g} times the direction.)")
+        line.release(ls.x)
+        if ls.success:
+            retried_after = None
+            memory.update_from(ls.x, x, ls.g, g)
+            f_old, x_old = f, x
+            x, f, g, step = ls.x, ls.f, ls.g, ls.alpha
+        else:
+            moved = ls.f < f
+            if moved:
+                f_old, x_old = f, x
+                x, f, step = ls.x, ls.f, ls.alpha
+                try:
+                    g = ls.g if ls.g is not None else obj.grad(x)
+                except MaxFunReached:
+                    return result("maxfun", x, f, None)
+            if retried_after is None and (moved or not memory.is_empty()):
+                retried_after = ls.message
+                memory.reset(identity=True)
+                if not moved:
+                    continue
+            else:
+                return result("linesearch", x, f, g, _failure_detail(ls.message, retried_after))
+        nit += 1
+        f_q = 0.7 * f_q + 1.0
+        f_avg += (abs(f) - f_avg) / f_q
+        # ---- stopping tests
+        try:
+            _call_callback(callback, intermediate)
+        except CallbackStop:
+            return result("callback", x, f, g)
+        if not (math.isfinite(f) and np.all(np.isfinite(g))):
+            return result("nonfinite", x, f, g)
+        if norm_inf(g) <= opts.gtol:
+            return result("gtol", x, f, g)
+        if opts.ftol > 0 and f_old - f <= opts.ftol * max(abs(f_old), abs(f), 1.0):
+            return result("ftol", x, f, g)
+        if opts.xtol > 0 and norm_inf(x - x_old) <= opts.xtol * (opts.xtol + norm_inf(x_old)):
+            return result("xtol", x, f, g)
+        if nit >= opts.maxiter:
+            return result("maxiter", x, f, g)
+        if opts.maxfun is not None and obj.nfev >= opts.maxfun:
+            return result("maxfun", x, f, g)
+        if x_old is not None:        # the previous point's array becomes a spare
+            obj.forget(x_old)
+            pool.append(x_old)

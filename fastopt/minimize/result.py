@@ -1,0 +1,82 @@
+"""Status table and :class:`scipy.optimize.OptimizeResult` construction.
+
+Every way a fastopt minimizer can stop has one entry in :data:`STATUS`: an integer
+``status`` (scipy's meanings are kept for 0-3 and 99), whether it counts as
+``success``, and a fixed message.  Solvers stop with a *reason* key; a few
+reasons (line-search failures, non-finite values) append a detail sentence that
+says what exactly went wrong.
+
+=======  ===========  =======  =====================================================
+status   reason       success  meaning
+=======  ===========  =======  =====================================================
+0        gtol         yes      ``max|g_i| <= gtol``
+1        maxiter      no       iteration limit reached
+2        linesearch   no       line search failed twice (precision loss or bad gradient)
+3        nonfinite    no       ``fun`` or the gradient returned NaN or Inf
+4        maxfun       no       function-evaluation limit reached
+5        ftol         yes      ``(f_k - f_{k+1}) <= ftol * max(|f_k|, |f_{k+1}|, 1)``
+6        xtol         yes      ``max|x_{k+1} - x_k| <= xtol * (xtol + max|x_k|)``
+7        unbounded    no       ``f`` kept decreasing up to the largest step allowed
+99       callback     no       the callback raised ``StopIteration``
+=======  ===========  =======  =====================================================
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, NamedTuple, Optional
+
+import numpy as np
+from scipy.optimize import OptimizeResult
+
+__all__ = ["STATUS", "Stop", "make_result", "CHECK_GRAD_HINT"]
+
+
+class Stop(NamedTuple):
+    status: int
+    success: bool
+    message: str
+
+
+CHECK_GRAD_HINT = ("If this happens far from a minimum, check the gradient with "
+                   "fastopt.check_grad(fun, jac, x).")
+
+STATUS: Dict[str, Stop] = {
+    "gtol": Stop(0, True, "Optimization terminated successfully: the gradient "
+                 "max-norm is at most gtol."),
+    "maxiter": Stop(1, False, "Maximum number of iterations has been exceeded."),
+    "linesearch": Stop(2, False, "Desired error not necessarily achieved due to precision "
+                       "loss or an inaccurate gradient: the line search failed."),
+    "nonfinite": Stop(3, False, "NaN or Inf result encountered."),
+    "maxfun": Stop(4, False, "Maximum number of function evaluations has been exceeded."),
+    "ftol": Stop(5, True, "Optimization terminated successfully: the relative "
+                 "reduction of f is at most ftol."),
+    "xtol": Stop(6, True, "Optimization terminated successfully: the step is at "
+                 "most xtol relative to x."),
+    "unbounded": Stop(7, False, "The objective seems unbounded below: it kept "
+                      "decreasing along the search direction up to the largest step allowed."),
+    "callback": Stop(99, False, "`callback` raised `StopIteration`."),
+}
+
+
+def make_result(reason: str, *, x: np.ndarray, fun: float, jac: Optional[np.ndarray],
+                nit: int, nfev: int, njev: int, detail: str = "",
+                **extra: Any) -> OptimizeResult:
+    """Build the :class:`~scipy.optimize.OptimizeResult` for a stop ``reason``.
+
+    Parameters
+    ----------
+    reason : str
+        A key of :data:`STATUS`.
+    x, fun, jac, nit, nfev, njev
+        The final point and the counters.
+    detail : str
+        Appended to the fixed message (what failed, where).
+    **extra
+        Further fields (``hess_inv``, ...).
+    """
+    stop = STATUS[reason]
+    message = stop.message if not detail else f"{stop.message} {detail}"
+    res = OptimizeResult(x=x, fun=float(fun), jac=jac, nit=int(nit), nfev=int(nfev),
+                         njev=int(njev), status=stop.status, success=stop.success,
+                         message=message)
+    res.update(extra)
+    return res

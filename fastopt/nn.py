@@ -1,0 +1,560 @@
+"""Dropout, DropConnect and batch normalization, forward and backward, on numpy arrays.
+
+The hot loops are C with OpenMP (``csrc/dropout.c``, ``csrc/batchnorm.c``); results are
+bitwise identical for any number of threads.
+
+**p is the DROP probability** everywhere in this module, as in torch and keras
+(``p=0.2`` drops 20% of the elements). Code written for the keep probability (cs231n's
+``dropout_forward(x, {"p": keep})``) must pass ``1 - keep``.
+
+Randomness is counter-based (Philox4x32-10): the keep decision of element ``i`` is a pure
+function of ``(seed, stream, i)``, so masks are reproducible, independent of the thread
+count, and can be regenerated instead of stored. See :class:`DropoutMask`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Union
+
+import numpy as np
+
+from fastopt import _kernels
+
+__all__ = [
+    "dropout",
+    "dropout_backward",
+    "dropconnect",
+    "dropconnect_backward",
+    "DropoutMask",
+    "Dropout",
+    "batch_norm",
+    "batch_norm_backward",
+    "BatchNormCache",
+    "BatchNorm",
+]
+
+SeedLike = Union[int, np.integer, np.random.Generator, None]
+
+_seed_source: Optional[np.random.Generator] = None
+
+
+def _resolve_seed(seed: SeedLike) -> int:
+    """An int seed for Philox: `seed` itself, or 64 bits drawn from a Generator (None: from
+    a process-wide ``np.random.default_rng()`` seeded from OS entropy)."""
+    global _seed_source
+    if seed is None:
+        if _seed_source is None:
+            _seed_source = np.random.default_rng()
+        seed = _seed_source
+    if isinstance(seed, np.random.Generator):
+        return int(seed.integers(0, 2**64, dtype=np.uint64))
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(
+            f"seed: expected an int, a numpy.random.Generator or None, got {type(seed).__name__}"
+        )
+    return int(seed)  # the range [0, 2**64) is checked by the kernel boundary
+
+
+# -- dropout -------------------------------------------------------------------------------
+
+
+class DropoutMask:
+    """The keep decisions of one dropout (or DropConnect) call.
+
+    Always holds ``(seed, stream, shape, p)``, enough to regenerate every decision; with
+    ``pack=True`` (the default) it also holds them packed one bit per element
+    (``bits``: uint64, bit ``i % 64`` of word ``i // 64``), which makes the backward pass a
+    pure streaming pass. Measured on (1024, 4096) float32, 1 thread, best of 80: backward
+    from bits 1.35 ms (at memory bandwidth: ``np.copyto`` of the array takes 1.58 ms)
+    against 2.9 ms regenerating, while packing costs the forward (about 3 ms, bound by
+    Philox) under 10%; the bits are n/8 bytes, 3% of a float32 activation. ``pack=False``
+    stores nothing per element, for when memory matters more than the backward's speed.
+
+    A mask with ``p == 0`` keeps everything (what ``training=False`` returns).
+    """
+
+    __slots__ = ("shape", "p", "seed", "stream", "bits")
+
+    def __init__(
+        self,
+        shape: tuple[int, ...],
+        p: float,
+        seed: int = 0,
+        stream: int = 0,
+        bits: Optional[np.ndarray] = None,
+    ) -> None:
+        self.shape = tuple(int(d) for d in shape)
+        self.p = float(p)
+        self.seed = int(seed)
+        self.stream = int(stream)
+        self.bits = bits
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    @property
+    def scale(self) -> float:
+        """What a kept element is multiplied by: ``1 / (1 - p)``."""
+        return 1.0 / (1.0 - self.p)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held per element: the packed bits, or 0 when they are regenerated."""
+        return 0 if self.bits is None else int(self.bits.nbytes)
+
+    def keep(self) -> np.ndarray:
+        """The keep decisions as a bool array of the mask's shape."""
+        n = self.size
+        if self.p == 0.0:
+            return np.ones(self.shape, bool)
+        if self.bits is not None:
+            raw = self.bits.astype("<u8", copy=False).view(np.uint8)
+            return np.unpackbits(raw, count=n, bitorder="little").astype(bool).reshape(self.shape)
+        threshold = min(int(self.p * 2.0**32), 2**32 - 1)
+        return (_kernels.philox_stream(n, self.seed, self.stream) >= threshold).reshape(
+            self.shape
+        )
+
+    def __repr__(self) -> str:
+        how = "packed bits" if self.bits is not None else "regenerated"
+        return (
+            f"DropoutMask(shape={self.shape}, p={self.p}, seed={self.seed}, "
+            f"stream={self.stream}, {how})"
+        )
+
+
+def dropout(
+    x: np.ndarray,
+    p: float = 0.5,
+    training: bool = True,
+    seed: SeedLike = None,
+    out: Optional[np.ndarray] = None,
+    *,
+    stream: int = 0,
+    pack: bool = True,
+) -> tuple[np.ndarray, DropoutMask]:
+    """Inverted dropout: ``y = x * keep / (1 - p)``, each element dropped with probability p.
+
+    **p is the DROP probability** (torch/keras convention), NOT the keep probability used by
+    cs231n's lecture code: ``p=0.2`` zeroes about 20% of the elements.
+
+    Parameters
+    ----------
+    x : ndarray
+        float32 or float64, any shape (non-contiguous input is copied).
+    p : float
+        Drop probability, ``0 <= p < 1``.
+    training : bool
+        False returns ``x`` itself (no copy, unless `out` is given) and a keep-all mask.
+    seed : int, numpy.random.Generator or None
+        An int in ``[0, 2**64)`` gives the same mask every time; a Generator gives a seed
+        drawn from it; None draws a fresh seed from numpy's default generator.
+    out : ndarray, optional
+        Where to write y (same dtype/shape as x, C-contiguous, writeable); may be x itself.
+    stream : int
+        Which of the 2**64 independent streams of the seed to use (:class:`Dropout` uses one
+        per forward call).
+    pack : bool
+        Store the decisions as packed bits in the mask (default), or store nothing and
+        regenerate them in the backward pass.
+
+    Returns
+    -------
+    y, mask : ndarray, DropoutMask
+        A multiply, not a select: a dropped NaN/Inf gives NaN, as in torch.
+
+    The decision for element ``i`` (C order) depends only on ``(seed, stream, i)``: not on
+    the thread count, dtype or chunking.
+    """
+    pp = _kernels.check_dropout_p(p)
+    if not training or pp == 0.0:
+        y, _ = _kernels.dropout_forward(x, pp, 0, 0, out, pack, False)
+        return y, DropoutMask(np.shape(x), 0.0)
+    s = _resolve_seed(seed)
+    y, bits = _kernels.dropout_forward(x, pp, s, stream, out, pack, True)
+    return y, DropoutMask(y.shape, pp, s, stream, bits)
+
+
+def dropout_backward(
+    dy: np.ndarray, mask: DropoutMask, out: Optional[np.ndarray] = None
+) -> np.ndarray:
+    """Gradient of :func:`dropout`: ``dx = dy * keep / (1 - p)`` with the forward's mask.
+
+    One read of dy, one write of dx (plus the mask's n/8 bytes of bits, or the regenerated
+    decisions). A keep-all mask (``p == 0``) returns dy itself unless `out` is given.
+    """
+    if not isinstance(mask, DropoutMask):
+        raise TypeError(f"mask: expected a DropoutMask, got {type(mask).__name__}")
+    return _kernels.dropout_backward(
+        dy, mask.shape, mask.p, mask.seed, mask.stream, mask.bits, out
+    )
+
+
+def dropconnect(
+    w: np.ndarray,
+    p: float = 0.5,
+    seed: SeedLike = None,
+    out: Optional[np.ndarray] = None,
+    *,
+    stream: int = 0,
+    pack: bool = True,
+) -> tuple[np.ndarray, DropoutMask]:
+    """DropConnect: the weight matrix for one training forward pass, ``w * keep / (1 - p)``.
+
+    Drops WEIGHTS (connections) instead of activations, each with probability p (the DROP
+    probability). One mask serves the whole batch (the usual simplification of Wan et al.
+    2013, who sample one per example), and kept weights are rescaled by ``1 / (1 - p)``
+    (inverted, as dropout), so inference uses ``w`` unchanged instead of the paper's Gaussian
+    moment matching. Use: ``wm, mask = dropconnect(w, p, seed); y = x @ wm``; backward:
+    ``dw = dropconnect_backward(x.T @ dy, mask)`` (and ``dx = dy @ wm.T``).
+    Arguments as :func:`dropout`.
+    """
+    return dropout(w, p, True, seed, out, stream=stream, pack=pack)
+
+
+def dropconnect_backward(
+    dw_masked: np.ndarray, mask: DropoutMask, out: Optional[np.ndarray] = None
+) -> np.ndarray:
+    """Gradient with respect to ``w`` from the gradient with respect to the masked weights:
+    ``dw = dw_masked * keep / (1 - p)``."""
+    return dropout_backward(dw_masked, mask, out)
+
+
+class Dropout:
+    """A dropout layer: ``p`` (DROP probability) and a seed, a fresh mask every forward.
+
+    Each training forward uses the next Philox stream of the seed, so successive batches get
+    different masks, and a run is reproducible from ``(seed, stream)``: ``state_dict()``
+    saves them, ``load_state_dict()`` resumes exactly. ``backward(dy)`` uses the mask of the
+    last forward.
+    """
+
+    def __init__(self, p: float = 0.5, seed: SeedLike = None, *, pack: bool = True) -> None:
+        self.p = _kernels.check_dropout_p(p)
+        self.seed = _resolve_seed(seed)
+        self.stream = 0
+        self.pack = bool(pack)
+        self.mask: Optional[DropoutMask] = None
+
+    def forward(
+        self, x: np.ndarray, training: bool = True, out: Optional[np.ndarray] = None
+    ) -> np.ndarray:
+        y, mask = dropout(
+            x, self.p, training, self.seed, out, stream=self.stream, pack=self.pack
+        )
+        if training and self.p > 0.0:
+            self.stream = (self.stream + 1) % 2**64
+        self.mask = mask
+        return y
+
+    __call__ = forward
+
+    def backward(self, dy: np.ndarray, out: Optional[np.ndarray] = None) -> np.ndarray:
+        if self.mask is None:
+            raise RuntimeError("Dropout.backward: call forward first")
+        return dropout_backward(dy, self.mask, out)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"p": self.p, "seed": self.seed, "stream": self.stream}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        p = _kernels.check_dropout_p(state["p"])
+        seed, stream = int(state["seed"]), int(state["stream"])
+        if not 0 <= seed < 2**64 or not 0 <= stream < 2**64:
+            raise ValueError("state: seed and stream must be in [0, 2**64)")
+        self.p, self.seed, self.stream = p, seed, stream
+        self.mask = None
+
+    def __repr__(self) -> str:
+        return f"Dropout(p={self.p}, seed={self.seed}, stream={self.stream})"
+
+
+# -- batch normalization ---------------------------------------------------------------------
+
+
+class _DefaultMomentum:
+    """momentum's default: 0.1 under convention="torch", 0.9 under convention="cs231n"."""
+
+    def __repr__(self) -> str:
+        return "0.1 (torch) / 0.9 (cs231n)"
+
+
+DEFAULT_MOMENTUM: Any = _DefaultMomentum()
+
+
+def _momentum(momentum: Any, convention: str) -> Optional[float]:
+    if momentum is DEFAULT_MOMENTUM:
+        return 0.9 if convention == "cs231n" else 0.1
+    return momentum
+
+
+class BatchNormCache:
+    """What :func:`batch_norm_backward` needs, and nothing more.
+
+    ``x`` (a reference to the forward's input, not a copy: do not modify it in place before
+    the backward pass), ``gamma`` (a reference, or None), and per channel the float64
+    ``mean`` and ``invstd`` the output was normalized with: ``16 * C`` bytes of its own.
+    xhat is recomputed from x in the backward pass instead of stored: storing it would cost
+    one more full-size write in the forward and N*C*S elements of memory, while the backward
+    reads x in its place at the same cost.
+    """
+
+    __slots__ = ("x", "gamma", "mean", "invstd", "training", "has_beta")
+
+    def __init__(
+        self,
+        x: np.ndarray,
+        gamma: Optional[np.ndarray],
+        mean: np.ndarray,
+        invstd: np.ndarray,
+        training: bool,
+        has_beta: bool,
+    ) -> None:
+        self.x, self.gamma, self.mean, self.invstd = x, gamma, mean, invstd
+        self.training, self.has_beta = bool(training), bool(has_beta)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the cache holds itself (x and gamma are references)."""
+        return int(self.mean.nbytes + self.invstd.nbytes)
+
+
+def batch_norm(
+    x: np.ndarray,
+    gamma: Optional[np.ndarray],
+    beta: Optional[np.ndarray],
+    running_mean: Optional[np.ndarray],
+    running_var: Optional[np.ndarray],
+    training: bool = True,
+    momentum: Optional[float] = DEFAULT_MOMENTUM,
+    eps: float = 1e-5,
+    *,
+    convention: str = "torch",
+    num_batches_tracked: Optional[int] = None,
+    out: Optional[np.ndarray] = None,
+) -> tuple[np.ndarray, BatchNormCache]:
+    """Batch normalization of x of shape (N, D) or (N, C, *spatial), per feature/channel.
+
+    ``y = (x - mean) / sqrt(var + eps) * gamma + beta`` where, in training, mean and var are
+    the batch mean and BIASED variance over N (and the spatial axes); in eval
+    (``training=False``) the running statistics, which are then not touched.
+
+    Running statistics (updated in place in training, when given):
+
+    - ``convention="torch"`` (default), torch.nn.BatchNorm semantics: momentum (default 0.1)
+      is the weight of the NEW value, and running_var receives the UNBIASED batch variance
+      ``var * M / (M - 1)`` (M = values per channel)::
+
+          running_mean = (1 - momentum) * running_mean + momentum * mean
+          running_var  = (1 - momentum) * running_var  + momentum * var_unbiased
+
+      ``momentum=None`` gives the cumulative average (factor ``1 / (num_batches_tracked + 1)``),
+      which needs ``num_batches_tracked``, the number of batches ALREADY tracked (the
+      :class:`BatchNorm` layer keeps this count).
+    - ``convention="cs231n"``: momentum (default 0.9) is the weight of the OLD value and
+      running_var receives the biased variance::
+
+          running_mean = momentum * running_mean + (1 - momentum) * mean
+          running_var  = momentum * running_var  + (1 - momentum) * var
+
+    Parameters
+    ----------
+    x : ndarray
+        float32 or float64 (non-contiguous input is copied; the cache references what was
+        read). Training needs more than one value per channel.
+    gamma, beta : ndarray of shape (C,) or None
+        Scale and shift, x's dtype; None means no affine part (1 and 0).
+    running_mean, running_var : ndarray of shape (C,) or None
+        x's dtype, C-contiguous and writeable; required when ``training=False``.
+    out : ndarray, optional
+        Where to write y (like x, C-contiguous, writeable, not overlapping x).
+
+    Sums are accumulated in double over fixed blocks combined in a fixed order: the same
+    bits for any thread count. Nothing is modified when the call raises.
+
+    Returns
+    -------
+    y, cache : ndarray, BatchNormCache
+    """
+    y, xr, mean, invstd = _kernels.batch_norm_forward(
+        x,
+        gamma,
+        beta,
+        running_mean,
+        running_var,
+        training,
+        _momentum(momentum, convention),
+        eps,
+        convention,
+        num_batches_tracked,
+        out,
+    )
+    return y, BatchNormCache(xr, gamma, mean, invstd, training, beta is not None)
+
+
+OutTriple = Union[
+    None,
+    np.ndarray,
+    tuple[Optional[np.ndarray], Optional[np.ndarray], Optional[np.ndarray]],
+]
+
+
+def batch_norm_backward(
+    dy: np.ndarray, cache: BatchNormCache, out: OutTriple = None
+) -> tuple[np.ndarray, Optional[np.ndarray], Optional[np.ndarray]]:
+    """Gradients of :func:`batch_norm`: ``(dx, dgamma, dbeta)``.
+
+    With ``xhat = (x - mean) * invstd`` recomputed from the cache and M values per channel::
+
+        dbeta  = sum(dy)           dgamma = sum(dy * xhat)        (per channel)
+        dx     = (gamma * invstd / M) * (M * dy - dbeta - xhat * dgamma)     (training)
+        dx     = gamma * invstd * dy                                          (eval)
+
+    Two passes over memory: one reduction (double, fixed order), one element-wise pass.
+    dgamma is None when the forward had no gamma, dbeta None when it had no beta.
+    `out` is an array for dx, or a tuple ``(dx_out, dgamma_out, dbeta_out)`` (entries may
+    be None) to write into preallocated arrays.
+    """
+    if not isinstance(cache, BatchNormCache):
+        raise TypeError(f"cache: expected a BatchNormCache, got {type(cache).__name__}")
+    if out is None or isinstance(out, np.ndarray):
+        outs: tuple[Any, Any, Any] = (out, None, None)
+    elif isinstance(out, tuple) and len(out) == 3:
+        outs = out
+    else:
+        raise TypeError("out: expected an array or a tuple (dx_out, dgamma_out, dbeta_out)")
+    return _kernels.batch_norm_backward(
+        dy,
+        cache.x,
+        cache.gamma,
+        cache.mean,
+        cache.invstd,
+        cache.training,
+        outs[0],
+        outs[1],
+        outs[2],
+        True,
+        cache.gamma is not None,
+        cache.has_beta,
+    )
+
+
+class BatchNorm:
+    """A batch-normalization layer holding gamma/beta, running statistics and gradients.
+
+    ``forward(x, training)`` normalizes (N, C) or (N, C, *spatial) input (see
+    :func:`batch_norm` for both conventions); ``backward(dy)`` returns dx and writes
+    ``dgamma``/``dbeta`` IN PLACE, so ``params`` and ``grads`` can be handed to an optimizer
+    once: ``opt = fastopt.SGD(bn.params, lr=0.1); ...; bn.backward(dy); opt.step(bn.grads)``.
+    ``num_batches_tracked`` counts training batches (used by ``momentum=None``).
+    ``state_dict()`` / ``load_state_dict()`` save and restore everything a run needs to
+    resume exactly (arrays are copied into the existing ones, keeping optimizer references).
+    """
+
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: Optional[float] = DEFAULT_MOMENTUM,
+        affine: bool = True,
+        convention: str = "torch",
+        dtype: Any = np.float64,
+    ) -> None:
+        if isinstance(num_features, (bool, np.bool_)) or not isinstance(
+            num_features, (int, np.integer)
+        ):
+            raise TypeError(f"num_features: expected an int, got {type(num_features).__name__}")
+        if num_features < 1:
+            raise ValueError(f"num_features: expected a positive int, got {num_features}")
+        dt = np.dtype(dtype)
+        if dt not in (np.float32, np.float64):
+            raise TypeError(f"dtype: expected float32 or float64, got {dt}")
+        momentum = _momentum(momentum, convention)
+        _kernels.batch_norm_options(momentum, eps, convention)  # early errors
+        c = int(num_features)
+        self.num_features, self.eps, self.momentum = c, float(eps), momentum
+        self.convention, self.affine, self.dtype = convention, bool(affine), dt
+        self.gamma = np.ones(c, dt) if affine else None
+        self.beta = np.zeros(c, dt) if affine else None
+        self.dgamma = np.zeros(c, dt) if affine else None
+        self.dbeta = np.zeros(c, dt) if affine else None
+        self.running_mean = np.zeros(c, dt)
+        self.running_var = np.ones(c, dt)
+        self.num_batches_tracked = 0
+        self.cache: Optional[BatchNormCache] = None
+
+    @property
+    def params(self) -> list[np.ndarray]:
+        return [self.gamma, self.beta] if self.affine else []  # type: ignore[list-item]
+
+    @property
+    def grads(self) -> list[np.ndarray]:
+        return [self.dgamma, self.dbeta] if self.affine else []  # type: ignore[list-item]
+
+    def forward(
+        self, x: np.ndarray, training: bool = True, out: Optional[np.ndarray] = None
+    ) -> np.ndarray:
+        y, cache = batch_norm(
+            x,
+            self.gamma,
+            self.beta,
+            self.running_mean,
+            self.running_var,
+            training,
+            self.momentum,
+            self.eps,
+            convention=self.convention,
+            num_batches_tracked=self.num_batches_tracked,
+            out=out,
+        )
+        if training:
+            self.num_batches_tracked += 1
+        self.cache = cache
+        return y
+
+    __call__ = forward
+
+    def backward(self, dy: np.ndarray, out: Optional[np.ndarray] = None) -> np.ndarray:
+        """dx; dgamma and dbeta are written into ``self.dgamma`` / ``self.dbeta``."""
+        if self.cache is None:
+            raise RuntimeError("BatchNorm.backward: call forward first")
+        dx, _, _ = batch_norm_backward(dy, self.cache, (out, self.dgamma, self.dbeta))
+        return dx
+
+    _ARRAYS = ("gamma", "beta", "running_mean", "running_var")
+
+    def state_dict(self) -> dict[str, Any]:
+        state: dict[str, Any] = {
+            name: getattr(self, name).copy()
+            for name in self._ARRAYS
+            if getattr(self, name) is not None
+        }
+        state["num_batches_tracked"] = self.num_batches_tracked
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Copy a state_dict's arrays into this layer's (checked first: nothing changes on
+        error)."""
+        names = [n for n in self._ARRAYS if getattr(self, n) is not None]
+        missing = [n for n in names + ["num_batches_tracked"] if n not in state]
+        if missing:
+            raise KeyError(f"state: missing {', '.join(missing)}")
+        for name in names:
+            a = np.asarray(state[name])
+            if a.shape != (self.num_features,):
+                raise ValueError(
+                    f"state[{name!r}]: expected shape ({self.num_features},), got {a.shape}"
+                )
+        count = state["num_batches_tracked"]
+        if isinstance(count, (bool, np.bool_)) or not isinstance(count, (int, np.integer)):
+            raise TypeError("state['num_batches_tracked']: expected an int")
+        for name in names:
+            np.copyto(getattr(self, name), state[name], casting="same_kind")
+        self.num_batches_tracked = int(count)
+
+    def __repr__(self) -> str:
+        return (
+            f"BatchNorm({self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+            f"affine={self.affine}, convention={self.convention!r}, dtype={self.dtype.name})"
+        )

@@ -1,0 +1,207 @@
+"""dot / axpy / scal / L-BFGS two-loop kernels (csrc/linalg.c) against numpy."""
+import numpy as np
+import pytest
+
+import fastopt
+from fastopt import _kernels
+from fastopt.minimize.lbfgs import LbfgsMemory, two_loop_numpy
+from conftest import snapshot
+
+N = 100_003          # above the serial threshold, not a multiple of the block size
+RTOL = {np.float32: 2e-6, np.float64: 1e-13}
+
+
+def _two_threads_possible():
+    return _kernels.build_info()["openmp"] and fastopt._kernels._max_threads() >= 2
+
+
+def _ring(dtype, rng, n=N, m=6):
+    """A ring buffer of m + 1 rows holding pairs with s'y > 0 (y = A s, A > 0 diagonal)."""
+    A = rng.uniform(0.5, 3.0, n)
+    S = rng.standard_normal((m + 1, n)).astype(dtype)
+    Y = (S * A).astype(dtype)
+    rho = 1.0 / np.einsum("ij,ij->i", S.astype(np.float64), Y.astype(np.float64))
+    return S, Y, rho
+
+
+# ------------------------------------------------------------------ dot / axpy / scal
+def test_dot_matches_float64_reference(dtype, rng):
+    x = rng.standard_normal(N).astype(dtype)
+    y = rng.standard_normal(N).astype(dtype)
+    ref = float(np.dot(x.astype(np.float64), y.astype(np.float64)))
+    assert _kernels.dot(x, y) == pytest.approx(ref, rel=1e-12, abs=1e-12)
+    assert _kernels.dot(x[:0], y[:0]) == 0.0
+    assert _kernels.dot(x[:5], y[:5]) == pytest.approx(
+        float(np.dot(x[:5].astype(np.float64), y[:5].astype(np.float64))), rel=1e-14)
+
+
+def test_dot_float32_accumulates_in_float64():
+    x = np.full(3_000_000, 1.0 + 2.0 ** -11, dtype=np.float32)
+    exact = 3_000_000 * float(x[0]) ** 2
+    assert _kernels.dot(x, x) == pytest.approx(exact, rel=1e-13)
+    assert abs(float(np.dot(x, x)) - exact) > abs(_kernels.dot(x, x) - exact)
+
+
+def test_dot_strided_and_readonly_inputs_are_copied(rng):
+    x = rng.standard_normal(2 * N)[::2]
+    y = rng.standard_normal(N)
+    y.flags.writeable = False
+    assert _kernels.dot(x, y) == pytest.approx(float(np.dot(x, y)), rel=1e-12)
+
+
+def test_axpy_and_scal_match_numpy(dtype, rng):
+    x = rng.standard_normal(N).astype(dtype)
+    y = rng.standard_normal(N).astype(dtype)
+    a = 0.37
+    expected = y + dtype(a) * x
+    out = np.empty_like(y)
+    keep = snapshot([x, y])
+    assert _kernels.axpy(a, x, y, out=out) is out
+    assert snapshot([x, y]) == keep
+    np.testing.assert_array_equal(out, expected)      # element-wise: exact
+    y2 = y.copy()
+    _kernels.axpy(a, x, y2)                           # in place
+    np.testing.assert_array_equal(y2, expected)
+    _kernels.scal(2.5, y2)
+    np.testing.assert_array_equal(y2, expected * dtype(2.5))
+
+
+def test_validation_errors(rng):
+    x = rng.standard_normal(10)
+    with pytest.raises(TypeError, match="y: expected dtype float64"):
+        _kernels.dot(x, x.astype(np.float32))
+    with pytest.raises(ValueError, match="y: expected 10 elements"):
+        _kernels.dot(x, x[:5])
+    with pytest.raises(TypeError, match="x: expected a float32 or float64"):
+        _kernels.dot(np.arange(3), np.arange(3))
+    ro = x.copy()
+    ro.flags.writeable = False
+    keep = ro.copy()
+    with pytest.raises(ValueError, match="y: expected a writeable array"):
+        _kernels.axpy(1.0, x, ro)
+    np.testing.assert_array_equal(ro, keep)
+    with pytest.raises(ValueError, match="out: overlaps"):
+        big = np.zeros(20)
+        _kernels.axpy(1.0, big[:10], x, out=big[5:15])
+    with pytest.raises(TypeError, match="a: expected a real number"):
+        _kernels.scal("2", x)
+    S, Y, rho = _ring(np.float64, rng, n=10, m=2)
+    with pytest.raises(ValueError, match="count: expected 0 <= count <= 3"):
+        _kernels.lbfgs_two_loop(x, S, Y, rho, 1.0, 4, 0)
+    with pytest.raises(ValueError, match="newest"):
+        _kernels.lbfgs_two_loop(x, S, Y, rho, 1.0, 2, 3)
+    with pytest.raises(ValueError, match="gamma"):
+        _kernels.lbfgs_two_loop(x, S, Y, rho, 0.0, 2, 1)
+    with pytest.raises(TypeError, match="S: expected dtype float64"):
+        _kernels.lbfgs_two_loop(x, S.astype(np.float32), Y, rho, 1.0, 2, 1)
+    with pytest.raises(ValueError, match="out: shares memory"):
+        _kernels.lbfgs_two_loop(x, S, Y, rho, 1.0, 2, 1, out=S[0])
+    with pytest.raises(ValueError, match="rows: expected indices in"):
+        _kernels.lbfgs_gram(S, Y, [0, 3], None, x)
+
+
+# ------------------------------------------------------------------ two-loop recursion
+@pytest.mark.parametrize("count,newest", [(0, 0), (1, 4), (4, 1), (7, 6), (7, 2)])
+@pytest.mark.parametrize("negate", [False, True])
+def test_two_loop_matches_numpy(dtype, rng, count, newest, negate):
+    S, Y, rho = _ring(dtype, rng)
+    g = rng.standard_normal(N).astype(dtype)
+    gamma = 0.7
+    slots = S.shape[0]
+    order = [(newest - count + 1 + k) % slots for k in range(count)]   # oldest first
+    ref = two_loop_numpy(g, S, Y, rho, order, gamma) if count else gamma * g
+    got = _kernels.lbfgs_two_loop(g, S, Y, rho, gamma, count, newest, negate=negate)
+    assert got.dtype == dtype
+    np.testing.assert_allclose(-got if negate else got, ref, rtol=RTOL[dtype] * 50,
+                               atol=RTOL[dtype] * 50 * np.abs(ref).max())
+
+
+def test_two_loop_equals_dense_bfgs_product(rng):
+    """H from the textbook recursion H+ = V'HV + rho s s', applied densely."""
+    n, m = 9, 4
+    A = rng.uniform(0.5, 3.0, n)
+    S = rng.standard_normal((m, n))
+    Y = S * A
+    rho = 1 / np.einsum("ij,ij->i", S, Y)
+    gamma = 0.4
+    H = gamma * np.eye(n)
+    for s, y in zip(S, Y):
+        r = 1 / (s @ y)
+        V = np.eye(n) - r * np.outer(y, s)
+        H = V.T @ H @ V + r * np.outer(s, s)
+    g = rng.standard_normal(n)
+    np.testing.assert_allclose(_kernels.lbfgs_two_loop(g, S, Y, rho, gamma, m, m - 1),
+                               H @ g, rtol=1e-12)
+
+
+@pytest.mark.skipif(not _two_threads_possible(), reason="needs OpenMP and 2 threads")
+def test_one_and_two_threads_bitwise_identical(dtype, rng):
+    S, Y, rho = _ring(dtype, rng, n=3 * N)
+    g = rng.standard_normal(3 * N).astype(dtype)
+    x = rng.standard_normal(3 * N).astype(dtype)
+    order = np.array([3, 4, 5, 6, 0, 1])
+    k = order.size
+    out = {}
+    for t in (1, 2):
+        with fastopt.threads(t):
+            r = [_kernels.dot(g, x).hex()]
+            assert _kernels.last_threads_used() == t
+            r.append(_kernels.lbfgs_two_loop(g, S, Y, rho, 0.3, 6, 1).tobytes())
+            assert _kernels.last_threads_used() == t
+            gram = _kernels.lbfgs_gram(S, Y, order, x, g)
+            r.append(gram.tobytes())
+            SY = np.triu(np.outer(rho[order], rho[order]))    # any numbers will do here
+            YY = np.outer(rho[order], rho[order])
+            r.append(_kernels.lbfgs_vf_direction(g, S, Y, order, rho[order], SY, YY,
+                                                 gram[2:4 * k:4], gram[3:4 * k:4],
+                                                 0.3).tobytes())
+            y = x.copy()
+            _kernels.axpy(0.3, g, y)
+            r.append(y.tobytes())
+        out[t] = r
+    assert out[1] == out[2]
+
+
+def test_gram_matches_numpy(dtype, rng):
+    S, Y, rho = _ring(dtype, rng)
+    v = rng.standard_normal(N).astype(dtype)
+    w = rng.standard_normal(N).astype(dtype)
+    rows = np.array([5, 6, 0, 2])
+    out = _kernels.lbfgs_gram(S, Y, rows, v, w)
+    S64, Y64, v64, w64 = (a.astype(np.float64) for a in (S, Y, v, w))
+    ref = np.empty(4 * rows.size + 1)
+    ref[0::4][:4] = S64[rows] @ v64
+    ref[1::4][:4] = Y64[rows] @ v64
+    ref[2::4] = S64[rows] @ w64
+    ref[3::4] = Y64[rows] @ w64
+    ref[16] = w64 @ w64
+    np.testing.assert_allclose(out, ref, rtol=1e-12)
+    none = _kernels.lbfgs_gram(S, Y, rows, None, w)
+    assert np.all(none[0:16:4] == 0) and np.all(none[1:16:4] == 0)
+    np.testing.assert_array_equal(none[2::4], out[2::4])
+    np.testing.assert_array_equal(none[3::4], out[3::4])
+    assert none[16] == out[16]
+
+
+@pytest.mark.parametrize("vector_free", [True, False])
+def test_memory_directions_match_numpy_two_loop(dtype, rng, vector_free):
+    """Run the ring through more pairs than it holds; compare every direction."""
+    n, m = 20_000, 4
+    A = rng.uniform(0.5, 3.0, n)
+    mem = LbfgsMemory(n, m, dtype, vector_free=vector_free)
+    x = rng.standard_normal(n).astype(dtype)
+    g = (A * x).astype(dtype)
+    for it in range(9):
+        d = mem.direction(g)
+        ref = -two_loop_numpy(g, mem.S, mem.Y, mem.rho, mem.order, mem.gamma)
+        np.testing.assert_allclose(d, ref, rtol=RTOL[dtype] * 100,
+                                   atol=RTOL[dtype] * 100 * np.abs(ref).max())
+        xn = (x + 0.3 * d).astype(dtype)
+        gn = (A * xn).astype(dtype)
+        assert mem.update_from(xn, x, gn, g)
+        x, g = xn, gn
+    assert mem.count == m
+    # a rejected pair (negative curvature) leaves the stored pairs and products intact
+    before = mem.direction(g).copy()
+    assert not mem.update(np.ones(n, dtype), -np.ones(n, dtype))
+    np.testing.assert_array_equal(mem.direction(g), before)
