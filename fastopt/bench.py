@@ -644,6 +644,35 @@ def _batchnorm_case(layout: Layout, ctx: Context) -> Case:
 LBFGS_MEMORY = 10
 
 
+def _np_two_loop(g, S, Y, rho, gamma, q, tmp, alpha):
+    """The two-loop recursion in place in numpy (pairs oldest first: row m-1 is newest);
+    leaves H g in q. Dots in the arrays' dtype, axpys with out= and one scratch vector."""
+    m = S.shape[0]
+    t = q.dtype.type
+    np.copyto(q, g)
+    for i in range(m - 1, -1, -1):
+        alpha[i] = rho[i] * float(np.dot(S[i], q))
+        np.multiply(Y[i], t(alpha[i]), out=tmp)
+        np.subtract(q, tmp, out=q)
+    np.multiply(q, t(gamma), out=q)
+    for i in range(m):
+        beta = rho[i] * float(np.dot(Y[i], q))
+        np.multiply(S[i], t(alpha[i] - beta), out=tmp)
+        np.add(q, tmp, out=q)
+
+
+def lbfgs_problem(n: int, dtype: np.dtype, m: int = LBFGS_MEMORY, seed: int = 0
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
+    """(g, S, Y, rho, gamma) of a well-conditioned L-BFGS memory of m pairs."""
+    rng = np.random.default_rng(seed)
+    S = _rand((m, n), dtype, rng, -1.0, 1.0)
+    Y = S + _rand((m, n), dtype, rng, -0.1, 0.1)
+    g = _rand((n,), dtype, rng, -1.0, 1.0)
+    rho = 1.0 / np.einsum("ij,ij->i", S.astype(np.float64), Y.astype(np.float64))
+    gamma = float(S[-1].astype(np.float64) @ Y[-1]) / float(Y[-1].astype(np.float64) @ Y[-1])
+    return g, S, Y, rho, gamma
+
+
 def _lbfgs_case(layout: Layout, ctx: Context) -> Case:
     from fastopt import _kernels
 
@@ -651,32 +680,15 @@ def _lbfgs_case(layout: Layout, ctx: Context) -> Case:
     if two_loop is None:
         raise Unavailable("fastopt._kernels.lbfgs_two_loop is not exposed by this build")
     dt, n, m = ctx.dtype, layout.elements, LBFGS_MEMORY
-    # Two loops each read S and Y once (4mn elements), g read, direction written.
+    # Each loop reads every s and y once (4mn), g is read, the direction written.
     case = Case("lbfgs", layout, dt, (4 * m + 2) * n * dt.itemsize,
                 (2 * m + 2) * n * dt.itemsize)
-    rng = np.random.default_rng(ctx.seed)
-    S = _rand((m, n), dt, rng, -1.0, 1.0)
-    Y = S + _rand((m, n), dt, rng, -0.1, 0.1)
-    g = _rand((n,), dt, rng, -1.0, 1.0)
-    rho = 1.0 / np.einsum("ij,ij->i", S.astype(np.float64), Y.astype(np.float64))
-    order = list(range(m))
-    gamma = float(S[-1] @ Y[-1]) / float(Y[-1] @ Y[-1])
+    g, S, Y, rho, gamma = lbfgs_problem(n, dt, m, ctx.seed)
     out = np.empty(n, dt)
-    case.contenders["fastopt"] = lambda: two_loop(g, S, Y, rho, gamma, out=out)
+    # Ring buffer full, newest pair in row m - 1 (the numpy reference's order).
+    case.contenders["fastopt"] = lambda: two_loop(g, S, Y, rho, gamma, m, m - 1, out=out)
     q, tmp, alpha = np.empty(n, dt), np.empty(n, dt), np.empty(m)
-
-    def numpy_two_loop():
-        np.copyto(q, g)
-        for i in reversed(order):
-            alpha[i] = rho[i] * np.dot(S[i], q)
-            np.multiply(Y[i], dt.type(alpha[i]), out=tmp)
-            np.subtract(q, tmp, out=q)
-        np.multiply(q, dt.type(gamma), out=q)
-        for i in order:
-            beta = rho[i] * np.dot(Y[i], q)
-            np.multiply(S[i], dt.type(alpha[i] - beta), out=tmp)
-            np.add(q, tmp, out=q)
-    case.contenders["numpy"] = numpy_two_loop
+    case.contenders["numpy"] = lambda: _np_two_loop(g, S, Y, rho, gamma, q, tmp, alpha)
     case.notes.append(f"m = {m} pairs; torch has no two-loop kernel")
     return case
 

@@ -31,9 +31,10 @@ def _positive_finite(x):
 
 @pytest.fixture(scope="module")
 def cli_report(tmp_path_factory):
-    """One real `python -m fastopt bench` run in a subprocess (with torch if importable)."""
+    """One real `python -m fastopt bench` run in a subprocess (without torch: importing it
+    twice would double this file's time; torch columns are checked in process below)."""
     out = tmp_path_factory.mktemp("bench") / "report.json"
-    cmd = [sys.executable, "-m", "fastopt", "bench", *TINY, "--only", "sgd",
+    cmd = [sys.executable, "-m", "fastopt", "bench", *TINY, "--only", "sgd", "--no-torch",
            "--sizes", "2000,40000,3x500", "--json", str(out), "--threads", "1"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120,
                           cwd=os.path.dirname(os.path.dirname(fastopt.__file__)))
@@ -72,9 +73,20 @@ def test_ratios_and_times_are_positive_finite(cli_report):
         assert _positive_finite(r["ratios"]["fraction_of_bandwidth"])
         for key, value in r["ratios"].items():  # torch ratios exist only with torch
             assert value is None or _positive_finite(value), key
-        if report["versions"]["torch"]:
-            assert _positive_finite(r["ratios"]["vs_torch"])
-            assert _positive_finite(r["ratios"]["vs_torch_fused"])
+        assert r["ratios"]["vs_torch"] is None and r["times_s"]["torch"] is None
+    assert report["versions"]["torch"] is None and report["settings"]["torch"] is False
+
+
+def test_torch_columns_when_torch_is_importable():
+    pytest.importorskip("torch")
+    report = bench.run(["sgd", "adam"], threads=1, repeats=2, target=0.0005, gap=0.0,
+                       sizes=["3000", "2x500"], progress=False)
+    assert report["versions"]["torch"]
+    assert len(report["results"]) == 4
+    for r in report["results"]:
+        for key in ("vs_torch", "vs_torch_fused", "class_vs_torch_fused"):
+            assert _positive_finite(r["ratios"][key]), (r["kernel"], key)
+    json.dumps(report)  # serialisable as it is
 
 
 def test_table_and_progress(cli_report):
@@ -215,3 +227,15 @@ def test_numpy_reference_matches_fastopt_kernel(name, rng):
         call(p, g, states, step)
         spec.numpy_step(q, g, qstates, scratch, step, spec.hyper)
     np.testing.assert_allclose(p, q, rtol=1e-12, atol=1e-12)
+
+
+def test_numpy_two_loop_matches_fastopt_kernel():
+    two_loop = getattr(fastopt._kernels, "lbfgs_two_loop", None)
+    if two_loop is None:
+        pytest.skip("fastopt._kernels.lbfgs_two_loop is not in this build")
+    n, m = 1000, bench.LBFGS_MEMORY
+    g, S, Y, rho, gamma = bench.lbfgs_problem(n, np.dtype(np.float64), m)
+    q, tmp, alpha = np.empty(n), np.empty(n), np.empty(m)
+    bench._np_two_loop(g, S, Y, rho, gamma, q, tmp, alpha)
+    np.testing.assert_allclose(two_loop(g, S, Y, rho, gamma, m, m - 1), q, rtol=1e-10,
+                               atol=1e-12)
