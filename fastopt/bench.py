@@ -24,7 +24,9 @@ For every kernel and size it times, in one process and interleaved:
 Each contender runs in batches of calls sized to about ``--target`` seconds; the batches
 of all contenders of a case are interleaved (rotating order, a short sleep between
 batches so one library's spinning OpenMP threads do not steal the cores from the next),
-repeated ``--repeats`` times, and the median per-call time is reported. BLAS pools are
+repeated ``--repeats`` times, and the median per-call time is reported (``--stat min``:
+the fastest repeat, a steadier estimate of the intrinsic cost on a busy machine; the JSON
+always holds both). BLAS pools are
 pinned to one thread with threadpoolctl (when installed) because an OpenBLAS pool and an
 OpenMP pool oversubscribe a small machine; fastopt and torch use ``--threads`` threads.
 
@@ -46,13 +48,14 @@ JSON (``--json FILE``), schema ``"fastopt-bench/1"``::
                    "simd_target": str, "openmp": bool},
       "settings": {"threads": int, "blas_threads": 1 | null, "dtype": str,
                    "repeats": int, "target_s": float, "gap_s": float, "quick": bool,
+                   "stat": "median" | "min",
                    "torch": bool, "only": [str] | null},
       "results": [{
           "kernel": str,                 # registry name, e.g. "adam"
           "case": str,                   # "1e6", "500x2000" (tensors x elements), "1024x4096"
           "tensors": int, "shape": [int], "elements": int, "dtype": str,
           "minimal_bytes": int,
-          "times_s": {"fastopt": float, "fastopt_class": float | null,
+          "times_s": {"fastopt": float, "fastopt_class": float | null,  # per --stat
                       "numpy": float | null, "torch": float | null,
                       "torch_fused": float | null, "copy": float, "triad": float,
                       "limit": float},   # limit = minimal_bytes / bandwidth_gbs
@@ -62,6 +65,7 @@ JSON (``--json FILE``), schema ``"fastopt-bench/1"``::
           "ratios": {"vs_numpy": float | null, "vs_torch": float | null,
                      "vs_torch_fused": float | null, "fraction_of_bandwidth": float,
                      "class_vs_torch_fused": float | null},
+          "median_s": {contender: float},   # median repeat's seconds per call
           "fastest_s": {contender: float},  # best repeat's seconds per call
           "spread": {contender: float},  # (slowest - fastest repeat) / median
           "noise": float,                # the largest spread of the case
@@ -961,7 +965,7 @@ class _Progress:
 def run(only: list[str] | None = None, *, threads: int | None = None, repeats: int = 7,
         target: float = 0.05, gap: float = 0.005, dtype: str = "float32",
         use_torch: bool = True, sizes: list[str] | None = None, quick: bool = False,
-        progress: bool = True) -> dict[str, Any]:
+        progress: bool = True, stat: str = "median") -> dict[str, Any]:
     """Run the benchmark and return the report (the JSON document described above)."""
     import fastopt
     from fastopt._config import _physical_cores, config_dict
@@ -995,6 +999,7 @@ def run(only: list[str] | None = None, *, threads: int | None = None, repeats: i
         },
         "settings": {"threads": threads, "blas_threads": None, "dtype": dt.name,
                      "repeats": repeats, "target_s": target, "gap_s": gap, "quick": quick,
+                     "stat": stat,
                      "torch": torch is not None, "only": only or None},
         "results": [],
         "skipped": [],
@@ -1037,7 +1042,8 @@ def _run_case(entry: KernelEntry, label: str, ctx: Context, repeats: int, target
     bw, n_bw = _bandwidth_contenders(case.footprint_bytes, case.dtype)
     contenders = dict(case.contenders)
     contenders.update(bw)
-    times, fastest, spread, failures = measure(contenders, repeats, target, gap)
+    median, fastest, spread, failures = measure(contenders, repeats, target, gap)
+    times = fastest if stat == "min" else median
     del contenders, case.contenders, bw  # free the arrays before the next case
     if "fastopt" not in times:
         return {"skip": f"fastopt call failed: {failures.get('fastopt', 'unknown error')}"}
@@ -1081,6 +1087,7 @@ def _run_case(entry: KernelEntry, label: str, ctx: Context, repeats: int, target
             "class_vs_torch_fused": _ratio(times.get("torch_fused"),
                                            times.get("fastopt_class")),
         },
+        "median_s": median,
         "fastest_s": fastest,
         "spread": spread,
         "noise": max(spread.values()),
@@ -1091,6 +1098,9 @@ def _run_case(entry: KernelEntry, label: str, ctx: Context, repeats: int, target
 # ---------------------------------------------------------------------------------------
 # Output
 # ---------------------------------------------------------------------------------------
+
+
+_STAT_WORDS = {"median": "median", "min": "fastest"}
 
 
 def _fmt_time(t: float | None) -> str:
@@ -1128,7 +1138,8 @@ def format_table(report: dict[str, Any]) -> str:
         f"threads: {s['threads']} (fastopt and torch); BLAS "
         + ("pinned to 1 thread (threadpoolctl)" if s["blas_threads"] == 1
            else "NOT pinned (threadpoolctl not installed)")
-        + f"; {s['dtype']}; median of {s['repeats']} interleaved repeats of "
+        + f"; {s['dtype']}; {_STAT_WORDS[s.get('stat', 'median')]} of {s['repeats']} "
+        "interleaved repeats of "
         f"~{s['target_s'] * 1e3:.0f} ms batches",
         "columns: times per call; x = speedup of fastopt's kernel (other time / fastopt "
         "time); limit = minimal bytes / measured copy-triad bandwidth at the same "
@@ -1212,6 +1223,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", metavar="FILE", help="also write the report as JSON")
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     parser.add_argument("--no-torch", action="store_true", help="do not import torch")
+    parser.add_argument("--stat", choices=["median", "min"], default="median",
+                        help="statistic of the repeats behind times and ratios: median "
+                        "(default) or min (the fastest repeat; steadier on a busy machine)")
     parser.add_argument("--target", type=float, metavar="SECONDS",
                         help="seconds per timed batch (default 0.05, --quick 0.01)")
     parser.add_argument("--no-progress", action="store_true",
@@ -1247,7 +1261,7 @@ def command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     gap = args.gap if args.gap is not None else (0.002 if args.quick else 0.005)
     report = run(only, threads=args.threads, repeats=repeats, target=target, gap=gap,
                  dtype=args.dtype, use_torch=not args.no_torch, sizes=sizes,
-                 quick=args.quick, progress=not args.no_progress)
+                 quick=args.quick, progress=not args.no_progress, stat=args.stat)
     print(format_table(report))
     if args.json:
         with open(args.json, "w") as f:

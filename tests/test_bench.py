@@ -18,7 +18,7 @@ TINY = ["--quick", "--repeats", "2", "--target", "0.0005", "--gap", "0", "--no-p
 
 RESULT_KEYS = {"kernel", "case", "tensors", "shape", "elements", "dtype", "minimal_bytes",
                "times_s", "bandwidth_gbs", "effective_gbs", "elements_per_s", "ratios",
-               "spread", "fastest_s", "noise", "notes"}
+               "spread", "median_s", "fastest_s", "noise", "notes"}
 TIME_KEYS = {"fastopt", "fastopt_class", "numpy", "torch", "torch_fused", "copy", "triad",
              "limit"}
 RATIO_KEYS = {"vs_numpy", "vs_torch", "vs_torch_fused", "fraction_of_bandwidth",
@@ -60,6 +60,9 @@ def test_cli_writes_json_with_documented_keys(cli_report):
         assert r["kernel"] == "sgd"
         assert r["minimal_bytes"] == 5 * 4 * r["elements"]
     assert report["results"][2]["tensors"] == 3 and report["results"][2]["shape"] == [500]
+    for r in report["results"]:  # --stat median (the default): times are the medians
+        assert r["times_s"]["fastopt"] == r["median_s"]["fastopt"]
+        assert r["fastest_s"]["fastopt"] <= r["median_s"]["fastopt"]
 
 
 def test_ratios_and_times_are_positive_finite(cli_report):
@@ -87,6 +90,15 @@ def test_torch_columns_when_torch_is_importable():
         for key in ("vs_torch", "vs_torch_fused", "class_vs_torch_fused"):
             assert _positive_finite(r["ratios"][key]), (r["kernel"], key)
     json.dumps(report)  # serialisable as it is
+
+
+def test_stat_min_uses_the_fastest_repeat():
+    report = bench.run(["sgd"], threads=1, repeats=3, target=0.0005, gap=0.0, use_torch=False,
+                       sizes=["1000"], progress=False, stat="min")
+    r = report["results"][0]
+    assert report["settings"]["stat"] == "min"
+    assert r["times_s"]["numpy"] == r["fastest_s"]["numpy"] <= r["median_s"]["numpy"]
+    assert "fastest of 3" in bench.format_table(report)
 
 
 def test_table_and_progress(cli_report):
