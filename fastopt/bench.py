@@ -1016,7 +1016,7 @@ def run(only: list[str] | None = None, *, threads: int | None = None, repeats: i
         report["settings"]["threads"] = fastopt.get_num_threads()
         for name, label in plan:
             try:
-                result = _run_case(KERNELS[name], label, ctx, repeats, target, gap)
+                result = _run_case(KERNELS[name], label, ctx, repeats, target, gap, stat)
             except Unavailable as exc:
                 report["skipped"].append({"kernel": name, "case": label, "reason": str(exc)})
             else:
@@ -1037,7 +1037,7 @@ def run(only: list[str] | None = None, *, threads: int | None = None, repeats: i
 
 
 def _run_case(entry: KernelEntry, label: str, ctx: Context, repeats: int, target: float,
-              gap: float) -> dict[str, Any]:
+              gap: float, stat: str = "median") -> dict[str, Any]:
     case = entry.build(label, ctx)
     bw, n_bw = _bandwidth_contenders(case.footprint_bytes, case.dtype)
     contenders = dict(case.contenders)
