@@ -1145,6 +1145,7 @@ def format_table(report: dict[str, Any]) -> str:
         "time); limit = minimal bytes / measured copy-triad bandwidth at the same "
         "footprint; of BW = limit / fastopt",
         "class = fastopt optimizer class step() (layers: the call without out=); "
+        "torch = torch.optim default (single-tensor loop on CPU), fused = fused=True; "
         "layers: torch = autograd forward+backward, fused = aten kernels directly; "
         "noise = largest (slowest - fastest repeat) / median among the row's contenders",
     ]
