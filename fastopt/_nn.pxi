@@ -56,7 +56,7 @@ cdef object _readable(object a, str name, cnp.ndarray ref=None, str ref_name=Non
     contiguous native copy when C cannot read it directly."""
     _check_array(a, name, GRAD, ref, ref_name)
     if _needs_copy(<cnp.ndarray>a):
-        return np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("="))
+        return _contiguous_copy(a)
     return a
 
 
