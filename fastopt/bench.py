@@ -1155,7 +1155,9 @@ def format_table(report: dict[str, Any]) -> str:
         lines.append(f"WARNING: other processes were using the CPUs (load average "
                      f"{load[0]:.2f} at start, {end[0] if end else float('nan'):.2f} at end, "
                      f"{m['physical_cores']} cores): times are noisy, compare ratios within "
-                     "this run")
+                     "this run" + ("; a team of several threads stalls whenever one of its "
+                                   "threads waits for a core, so --threads 1 is steadier"
+                                   if s["threads"] > 1 else ""))
     lines.append("")
     header = ["kernel", "case", "fastopt", "class", "numpy", "torch", "fused", "limit",
               "x numpy", "x torch", "x fused", "GB/s", "BW GB/s", "of BW", "noise"]
