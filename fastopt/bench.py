@@ -49,6 +49,7 @@ JSON (``--json FILE``), schema ``"fastopt-bench/1"``::
       "settings": {"threads": int, "blas_threads": 1 | null, "dtype": str,
                    "repeats": int, "target_s": float, "gap_s": float, "quick": bool,
                    "stat": "median" | "min",
+                   "env": {str: str},   # OMP_*, GOMP_*, KMP_*, OPENBLAS_*, MKL_* set
                    "torch": bool, "only": [str] | null},
       "results": [{
           "kernel": str,                 # registry name, e.g. "adam"
@@ -1000,6 +1001,8 @@ def run(only: list[str] | None = None, *, threads: int | None = None, repeats: i
         "settings": {"threads": threads, "blas_threads": None, "dtype": dt.name,
                      "repeats": repeats, "target_s": target, "gap_s": gap, "quick": quick,
                      "stat": stat,
+                     "env": {k: v for k, v in sorted(os.environ.items())
+                             if k.startswith(("OMP_", "GOMP_", "KMP_", "OPENBLAS_", "MKL_"))},
                      "torch": torch is not None, "only": only or None},
         "results": [],
         "skipped": [],
@@ -1133,11 +1136,13 @@ def format_table(report: dict[str, Any]) -> str:
         f"{m['logical_cpus']} logical CPUs"
         + (f", load average {load[0]:.2f} at start" if load else ""),
         f"versions: fastopt {v['fastopt']} (OpenMP {'on' if v['openmp'] else 'off'}, "
-        f"{v['simd_target']}), numpy {v['numpy']}, torch {v['torch'] or 'not available'}, "
+        f"{v['simd_target']}), numpy {v['numpy']}, torch "
+        f"{v['torch'] or ('off (--no-torch)' if not s.get('torch_note', '').startswith('torch not') else 'not importable')}, "
         f"python {v['python']}",
         f"threads: {s['threads']} (fastopt and torch); BLAS "
         + ("pinned to 1 thread (threadpoolctl)" if s["blas_threads"] == 1
            else "NOT pinned (threadpoolctl not installed)")
+        + (f"; {' '.join(f'{k}={v}' for k, v in s['env'].items())}" if s.get("env") else "")
         + f"; {s['dtype']}; {_STAT_WORDS[s.get('stat', 'median')]} of {s['repeats']} "
         "interleaved repeats of "
         f"~{s['target_s'] * 1e3:.0f} ms batches",
@@ -1155,9 +1160,11 @@ def format_table(report: dict[str, Any]) -> str:
         lines.append(f"WARNING: other processes were using the CPUs (load average "
                      f"{load[0]:.2f} at start, {end[0] if end else float('nan'):.2f} at end, "
                      f"{m['physical_cores']} cores): times are noisy, compare ratios within "
-                     "this run" + ("; a team of several threads stalls whenever one of its "
-                                   "threads waits for a core, so --threads 1 is steadier"
-                                   if s["threads"] > 1 else ""))
+                     "this run")
+        if s["threads"] > 1 and s.get("env", {}).get("OMP_WAIT_POLICY", "").upper() != "PASSIVE":
+            lines.append("  with several threads, libgomp's spinning barriers can then cost a "
+                         "whole scheduler slice (~16 ms here) per parallel call: run with "
+                         "OMP_WAIT_POLICY=PASSIVE or --threads 1")
     lines.append("")
     header = ["kernel", "case", "fastopt", "class", "numpy", "torch", "fused", "limit",
               "x numpy", "x torch", "x fused", "GB/s", "BW GB/s", "of BW", "noise"]
