@@ -1130,14 +1130,15 @@ def format_table(report: dict[str, Any]) -> str:
     """The human-readable table of a report (header, one row per case, notes)."""
     m, v, s = report["machine"], report["versions"], report["settings"]
     load = m.get("loadavg")
+    torch_text = v["torch"] or ("not importable" if s.get("torch_note", "").startswith(
+        "torch not") else "off (--no-torch)")
     lines = [
         f"fastopt bench  {report['created']}",
         f"machine: {m['cpu']}, {m['physical_cores']} physical cores, "
         f"{m['logical_cpus']} logical CPUs"
         + (f", load average {load[0]:.2f} at start" if load else ""),
         f"versions: fastopt {v['fastopt']} (OpenMP {'on' if v['openmp'] else 'off'}, "
-        f"{v['simd_target']}), numpy {v['numpy']}, torch "
-        f"{v['torch'] or ('off (--no-torch)' if not s.get('torch_note', '').startswith('torch not') else 'not importable')}, "
+        f"{v['simd_target']}), numpy {v['numpy']}, torch {torch_text}, "
         f"python {v['python']}",
         f"threads: {s['threads']} (fastopt and torch); BLAS "
         + ("pinned to 1 thread (threadpoolctl)" if s["blas_threads"] == 1
