@@ -49,6 +49,7 @@ JSON (``--json FILE``), schema ``"fastopt-bench/1"``::
       "settings": {"threads": int, "blas_threads": 1 | null, "dtype": str,
                    "repeats": int, "target_s": float, "gap_s": float, "quick": bool,
                    "stat": "median" | "min",
+                   "env": {str: str},   # OMP_*, GOMP_*, KMP_*, OPENBLAS_*, MKL_* set
                    "torch": bool, "only": [str] | null},
       "results": [{
           "kernel": str,                 # registry name, e.g. "adam"
@@ -1000,6 +1001,8 @@ def run(only: list[str] | None = None, *, threads: int | None = None, repeats: i
         "settings": {"threads": threads, "blas_threads": None, "dtype": dt.name,
                      "repeats": repeats, "target_s": target, "gap_s": gap, "quick": quick,
                      "stat": stat,
+                     "env": {k: v for k, v in sorted(os.environ.items())
+                             if k.startswith(("OMP_", "GOMP_", "KMP_", "OPENBLAS_", "MKL_"))},
                      "torch": torch is not None, "only": only or None},
         "results": [],
         "skipped": [],
@@ -1127,17 +1130,20 @@ def format_table(report: dict[str, Any]) -> str:
     """The human-readable table of a report (header, one row per case, notes)."""
     m, v, s = report["machine"], report["versions"], report["settings"]
     load = m.get("loadavg")
+    torch_text = v["torch"] or ("not importable" if s.get("torch_note", "").startswith(
+        "torch not") else "off (--no-torch)")
     lines = [
         f"fastopt bench  {report['created']}",
         f"machine: {m['cpu']}, {m['physical_cores']} physical cores, "
         f"{m['logical_cpus']} logical CPUs"
         + (f", load average {load[0]:.2f} at start" if load else ""),
         f"versions: fastopt {v['fastopt']} (OpenMP {'on' if v['openmp'] else 'off'}, "
-        f"{v['simd_target']}), numpy {v['numpy']}, torch {v['torch'] or 'not available'}, "
+        f"{v['simd_target']}), numpy {v['numpy']}, torch {torch_text}, "
         f"python {v['python']}",
         f"threads: {s['threads']} (fastopt and torch); BLAS "
         + ("pinned to 1 thread (threadpoolctl)" if s["blas_threads"] == 1
            else "NOT pinned (threadpoolctl not installed)")
+        + (f"; {' '.join(f'{k}={v}' for k, v in s['env'].items())}" if s.get("env") else "")
         + f"; {s['dtype']}; {_STAT_WORDS[s.get('stat', 'median')]} of {s['repeats']} "
         "interleaved repeats of "
         f"~{s['target_s'] * 1e3:.0f} ms batches",
@@ -1156,6 +1162,10 @@ def format_table(report: dict[str, Any]) -> str:
                      f"{load[0]:.2f} at start, {end[0] if end else float('nan'):.2f} at end, "
                      f"{m['physical_cores']} cores): times are noisy, compare ratios within "
                      "this run")
+        if s["threads"] > 1 and s.get("env", {}).get("OMP_WAIT_POLICY", "").upper() != "PASSIVE":
+            lines.append("  with several threads, libgomp's spinning barriers can then cost a "
+                         "whole scheduler slice (~16 ms here) per parallel call: run with "
+                         "OMP_WAIT_POLICY=PASSIVE or --threads 1")
     lines.append("")
     header = ["kernel", "case", "fastopt", "class", "numpy", "torch", "fused", "limit",
               "x numpy", "x torch", "x fused", "GB/s", "BW GB/s", "of BW", "noise"]
