@@ -104,19 +104,30 @@ def main(argv=None):
     todo = [t for t in tasks if not (SOLVERS[t[0]][0] == "scipy" and key(t) in cache)]
     results = {key(t): cache[key(t)] for t in tasks if key(t) in cache
                and SOLVERS[t[0]][0] == "scipy"}
+    def save():
+        if args.cache:
+            for k, v in results.items():
+                if SOLVERS[k[0]][0] == "scipy":
+                    cache[k] = v
+            with open(args.cache + ".tmp", "w") as fh:
+                json.dump({"|".join(k): v for k, v in cache.items()}, fh)
+            os.replace(args.cache + ".tmp", args.cache)
+
     if args.jobs > 1:
         with ProcessPoolExecutor(args.jobs) as ex:
             for t, r in zip(todo, ex.map(run_one, todo, chunksize=1)):
                 results[key(t)] = r
+                if SOLVERS[t[0]][0] == "scipy":
+                    save()          # scipy's runs are slow: keep each as it finishes
     else:
         for t in todo:
             results[key(t)] = run_one(t)
-    if args.cache:
-        for k, v in results.items():
-            if SOLVERS[k[0]][0] == "scipy":
-                cache[k] = v
-        with open(args.cache, "w") as fh:
-            json.dump({"|".join(k): v for k, v in cache.items()}, fh)
+            if SOLVERS[t[0]][0] == "scipy":
+                save()
+    save()
+    missing = [t for t in tasks if key(t) not in results]
+    if missing:
+        sys.exit(f"{len(missing)} runs missing")
 
     if args.verbose:
         for n in args.n:
@@ -141,6 +152,16 @@ def main(argv=None):
         rs = [results[key((s, name, n, args.maxiter))] for n in args.n for name in names]
         print(f"{'all':>6s} {s:16s} {sum(r['solved'] for r in rs):4d}/{len(rs):<3d} "
               f"{sum(r['nfev'] for r in rs):11d} {sum(r['time'] for r in rs):9.1f}")
+    # like against like, on the problems both solve (per-problem efficiency)
+    for ours, theirs in (("fastopt L-BFGS", "scipy L-BFGS-B"), ("fastopt BFGS", "scipy BFGS")):
+        if ours not in args.solvers or theirs not in args.solvers:
+            continue
+        both = [(n, name) for n in args.n for name in names
+                if results[key((ours, name, n, args.maxiter))]["solved"]
+                and results[key((theirs, name, n, args.maxiter))]["solved"]]
+        fo = sum(results[key((ours, name, n, args.maxiter))]["nfev"] for n, name in both)
+        sc = sum(results[key((theirs, name, n, args.maxiter))]["nfev"] for n, name in both)
+        print(f"solved by both {ours} and {theirs}: {len(both)} runs, nfev {fo} vs {sc}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Command line: ``python -m fastopt demo`` (the main job) and ``python -m fastopt config``."""
+"""Command line: ``python -m fastopt demo`` (the main job), ``python -m fastopt config`` and
+``python -m fastopt bench``."""
 
 from __future__ import annotations
 
@@ -16,6 +17,12 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     demo.add_arguments(demo_parser)
     sub.add_parser("config", help="print the build and runtime configuration")
+    from fastopt import bench
+
+    bench_parser = sub.add_parser(
+        "bench", help="time the kernels against numpy, torch and the memory-bandwidth limit",
+        description=bench.__doc__.split("\n\n")[0])
+    bench.add_arguments(bench_parser)
     args = parser.parse_args(argv)
     if args.command == "demo":
         return demo.run_from_args(args)
@@ -23,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
         import fastopt
 
         fastopt.show_config()
+    elif args.command == "bench":
+        return bench.command(args, bench_parser)
     return 0
 
 

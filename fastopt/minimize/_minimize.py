@@ -233,11 +233,14 @@ def minimize(fun: Callable[..., Any], x0: ArrayLike, args: Union[tuple, Any] = (
 
     Examples
     --------
-    >>> import numpy as np, fastopt
+    >>> import numpy as np
+    >>> from fastopt.minimize import minimize
     >>> from scipy.optimize import rosen, rosen_der
-    >>> res = fastopt.minimize(rosen, np.zeros(5), jac=rosen_der)
-    >>> bool(res.success), np.allclose(res.x, 1, atol=1e-4)
+    >>> res = minimize(rosen, np.zeros(5), jac=rosen_der)
+    >>> bool(res.success), bool(np.allclose(res.x, 1, atol=1e-4))
     (True, True)
+    >>> res.hess_inv.shape, res.nfev == res.njev
+    ((5, 5), True)
     """
     if not callable(fun):
         raise TypeError(f"fun must be callable, got {type(fun).__name__}")
