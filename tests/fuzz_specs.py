@@ -696,6 +696,33 @@ if hasattr(_kernels, "lbfgs_two_loop"):
     ]
 
 
+# -- memory-bandwidth yardsticks (csrc/bandwidth.c): inputs are never copied ------------------
+
+
+def _copy_reference(a, h):
+    return {"dst": a["src"].copy()}
+
+
+def _triad_reference(a, h):
+    t = a["a"].dtype.type
+    return {"a": a["b"] + t(to_float(h["scalar"])) * a["c"]}
+
+
+STREAM_KERNELS: list[KernelSpec] = []
+if hasattr(_kernels, "stream_triad"):
+    STREAM_KERNELS += [
+        KernelSpec(name="stream_copy", func=_kernels.stream_copy,
+                   args=(Arg("dst", written=True),
+                         Arg("src", written=False, layouts=_CONTIGUOUS)),
+                   reference=_copy_reference),
+        KernelSpec(name="stream_triad", func=_kernels.stream_triad,
+                   args=(Arg("a", written=True), Arg("b", written=False, layouts=_CONTIGUOUS),
+                         Arg("c", written=False, layouts=_CONTIGUOUS)),
+                   hypers=(Hyper("scalar", Real(typical=(-3.0, 3.0))),),
+                   reference=_triad_reference),
+    ]
+
+
 # -- global norms and scaling (csrc/norm.c; used by fastopt.train.clip_grad_norm) -------------
 
 
@@ -890,5 +917,5 @@ if hasattr(fastopt, "Adam"):
 # -- the tables ----------------------------------------------------------------------------
 
 KERNELS: list[KernelSpec] = [SGD_STEP, *OPTIM_KERNELS, *NN_KERNELS, *LINALG_KERNELS,
-                              NORM_REDUCE, SCALE, CLIP_GRAD_NORM]
+                              *STREAM_KERNELS, NORM_REDUCE, SCALE, CLIP_GRAD_NORM]
 OPTIMIZERS: list[OptimizerSpec] = [SGD_CLASS, *OTHER_OPTIMIZERS]
