@@ -312,3 +312,43 @@ def test_layer_forward_with_bad_input_changes_nothing(layer, data):
     assert_names(str(info.value), {"x", "gamma", "beta", "running_mean", "running_var"},
                  f"{layer}.forward")
     assert _layer_state(obj) == before and snap.unchanged()
+
+
+# -- fastopt.minimize: x0 is only read; bad arguments are TypeError/ValueError -------------
+
+minimize = getattr(__import__("fastopt"), "minimize", None)
+
+
+@pytest.mark.skipif(minimize is None, reason="fastopt.minimize not on main")
+@fuzz_settings(0.5)
+@given(data=st.data())
+def test_minimize_reads_x0_in_any_layout_and_never_writes_it(data):
+    n = data.draw(st.integers(1, 6), label="n")
+    dtype = data.draw(st.sampled_from([np.float64, np.float32, np.int64]), label="dtype")
+    kind = data.draw(st.sampled_from(LAYOUTS), label="layout")
+    method = data.draw(st.sampled_from(["BFGS", "L-BFGS"]), label="method")
+    x0 = relayout(np.arange(n).astype(dtype), kind)
+    snap = Snapshot([x0])
+    target = np.linspace(-1, 1, n)
+
+    def fun(x):
+        d = np.asarray(x, np.float64) - target
+        return float(d @ d), 2 * d
+
+    res = minimize(fun, x0, jac=True, method=method)
+    assert snap.unchanged(), "minimize wrote to x0"
+    assert res.success and np.allclose(np.asarray(res.x, np.float64), target, atol=1e-4)
+
+
+@pytest.mark.skipif(minimize is None, reason="fastopt.minimize not on main")
+@pytest.mark.parametrize("kwargs, exc", [
+    (dict(method="nope"), ValueError), (dict(tol=-1.0), ValueError), (dict(tol="a"), TypeError),
+    (dict(options={"maxiter": -1}), ValueError), (dict(options={"maxiter": 1.5}), TypeError),
+    (dict(x0=np.zeros(3, complex)), TypeError), (dict(x0="x"), TypeError),
+    (dict(x0=np.zeros(0)), ValueError)])
+def test_minimize_bad_arguments_raise(kwargs, exc):
+    x0 = kwargs.pop("x0", np.zeros(3))
+    snap = Snapshot([x0])
+    with pytest.raises(exc):
+        minimize(lambda x: (float(x @ x), 2 * x), x0, jac=True, **kwargs)
+    assert snap.unchanged()
