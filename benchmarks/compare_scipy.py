@@ -152,6 +152,16 @@ def main(argv=None):
         rs = [results[key((s, name, n, args.maxiter))] for n in args.n for name in names]
         print(f"{'all':>6s} {s:16s} {sum(r['solved'] for r in rs):4d}/{len(rs):<3d} "
               f"{sum(r['nfev'] for r in rs):11d} {sum(r['time'] for r in rs):9.1f}")
+    # like against like, on the problems both solve (per-problem efficiency)
+    for ours, theirs in (("fastopt L-BFGS", "scipy L-BFGS-B"), ("fastopt BFGS", "scipy BFGS")):
+        if ours not in args.solvers or theirs not in args.solvers:
+            continue
+        both = [(n, name) for n in args.n for name in names
+                if results[key((ours, name, n, args.maxiter))]["solved"]
+                and results[key((theirs, name, n, args.maxiter))]["solved"]]
+        fo = sum(results[key((ours, name, n, args.maxiter))]["nfev"] for n, name in both)
+        sc = sum(results[key((theirs, name, n, args.maxiter))]["nfev"] for n, name in both)
+        print(f"solved by both {ours} and {theirs}: {len(both)} runs, nfev {fo} vs {sc}")
 
 
 if __name__ == "__main__":

@@ -56,7 +56,7 @@ cdef cnp.ndarray _vec_in(object a, str name, cnp.ndarray ref):
             raise ValueError(f"{name}: expected {cnp.PyArray_SIZE(ref)} elements, got "
                              f"{cnp.PyArray_SIZE(arr)} (shape {(<object>arr).shape})")
     if _needs_copy(arr):
-        arr = np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("="))
+        arr = <cnp.ndarray>_contiguous_copy(arr)  # aligned too (ascontiguousarray is not)
     return arr
 
 
@@ -221,7 +221,9 @@ def lbfgs_two_loop(g, S, Y, rho, gamma, count, newest, out=None, negate=False):
         raise ValueError(f"Y: expected shape {S.shape} (the shape of S), got {Y.shape}")
     if not isinstance(rho, np.ndarray) or rho.dtype != np.float64 or rho.shape != (slots,):
         raise ValueError(f"rho: expected a float64 array of shape ({slots},)")
-    cdef cnp.ndarray ra = np.ascontiguousarray(rho)
+    cdef cnp.ndarray ra = <cnp.ndarray>rho
+    if _needs_copy(ra):
+        ra = <cnp.ndarray>_contiguous_copy(ra)
     cdef int64_t cnt = count, nw = newest
     if cnt < 0 or cnt > slots:
         raise ValueError(f"count: expected 0 <= count <= {slots}, got {count}")
@@ -271,7 +273,9 @@ cdef tuple _ring(object S, object Y, cnp.ndarray ref):
 
 
 cdef cnp.ndarray _rows(object rows, int64_t slots):
-    cdef cnp.ndarray r = np.ascontiguousarray(rows, dtype=np.int64)
+    cdef cnp.ndarray r = np.asarray(rows, dtype=np.int64)
+    if _needs_copy(r):
+        r = <cnp.ndarray>_contiguous_copy(r)
     if r.ndim != 1:
         raise ValueError(
             f"rows: expected a 1-D array of row indices, got shape {(<object>r).shape}")
@@ -283,7 +287,7 @@ cdef cnp.ndarray _rows(object rows, int64_t slots):
 cdef cnp.ndarray _f64(object a, str name, tuple shape):
     if not isinstance(a, np.ndarray) or a.dtype != np.float64 or a.shape != shape:
         raise ValueError(f"{name}: expected a float64 array of shape {shape}")
-    return np.ascontiguousarray(a)
+    return _contiguous_copy(a) if _needs_copy(<cnp.ndarray>a) else a
 
 
 def lbfgs_gram(S, Y, rows, v, w):

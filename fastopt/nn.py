@@ -38,6 +38,25 @@ SeedLike = Union[int, np.integer, np.random.Generator, None]
 _seed_source: Optional[np.random.Generator] = None
 
 
+def _check_u64(value: Any, name: str) -> None:
+    """TypeError/ValueError unless `value` is an int in [0, 2**64) (None and Generators are
+    checked by _resolve_seed)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name}: expected an int in [0, 2**64), got {type(value).__name__}")
+    if not 0 <= int(value) < 2**64:
+        raise ValueError(f"{name}: expected an int in [0, 2**64), got {value}")
+
+
+def _check_dropout_args(training: Any, seed: SeedLike, stream: Any) -> None:
+    """Check the arguments a dropout call may not look at (training=False, p=0), so that a
+    bad one fails at once rather than when training starts."""
+    if not isinstance(training, (bool, np.bool_)):
+        raise TypeError(f"training: expected True or False, got {type(training).__name__}")
+    if seed is not None and not isinstance(seed, np.random.Generator):
+        _check_u64(seed, "seed")
+    _check_u64(stream, "stream")
+
+
 def _resolve_seed(seed: SeedLike) -> int:
     """An int seed for Philox: `seed` itself, or 64 bits drawn from a Generator (None: from
     a process-wide ``np.random.default_rng()`` seeded from OS entropy)."""
@@ -168,6 +187,7 @@ def dropout(
     the thread count, dtype or chunking.
     """
     pp = _kernels.check_dropout_p(p)
+    _check_dropout_args(training, seed, stream)
     if not training or pp == 0.0:
         y, _ = _kernels.dropout_forward(x, pp, 0, 0, out, pack, False)
         return y, DropoutMask(np.shape(x), 0.0)

@@ -99,6 +99,7 @@ class Real:
     high_open: bool = False
     allow_inf: bool = False
     allow_nan: bool = False
+    none_ok: bool = False  # None is a valid value with its own meaning (not drawn)
     typical: tuple[float, float] | None = None  # where valid values are drawn
     edges: tuple[float, ...] = ()  # extra valid values worth trying
 
@@ -142,10 +143,12 @@ class Real:
         out: list[tuple[Any, tuple[type, ...]]] = [] if self.allow_nan else [
             (NAN, (ValueError,)), (np.float64(NAN), (ValueError,))]
         out += [
-            ("0.5", (TypeError,)), (None, (TypeError,)), ([0.5], (TypeError,)),
+            ("0.5", (TypeError,)), ([0.5], (TypeError,)),
             (1 + 1j, (TypeError,)), (True, (TypeError,)), (object(), (TypeError,)),
             (np.array([0.5, 0.5]), (TypeError,)),
         ]
+        if not self.none_ok:
+            out.append((None, (TypeError,)))
         for v in (INF, -INF):
             if not self.contains(v):
                 out.append((v, (ValueError,)))
@@ -189,18 +192,19 @@ class Integer:
     def valid(self) -> st.SearchStrategy:
         ints = st.integers(self.low, min(self.high, self.low + 10**6)) | st.sampled_from(
             [self.low, self.high])
-        return ints.flatmap(lambda v: st.sampled_from([v, np.int64(v)]))
+        return ints.flatmap(lambda v: st.sampled_from(
+            [v, np.int64(v) if v < 2**63 else np.uint64(v)]))
 
     def invalid(self) -> list[tuple[Any, tuple[type, ...]]]:
         out: list[tuple[Any, tuple[type, ...]]] = [
             (1.5, (TypeError,)), ("3", (TypeError,)), (None, (TypeError,)),
             (True, (TypeError,)), (NAN, (TypeError, ValueError)), ([3], (TypeError,)),
-            (self.low - 1, (ValueError,)), (-HUGE_INT, (ValueError, OverflowError)),
+            (self.low - 1, (ValueError,)), (-HUGE_INT, (ValueError,)),
         ]
         if self.high < 2**62:
             out.append((self.high + 1, (ValueError,)))
         else:
-            out.append((HUGE_INT, (ValueError, OverflowError)))
+            out.append((HUGE_INT, (ValueError,)))
         return out
 
 
@@ -269,6 +273,10 @@ class Arg:
     presence: Callable[[dict], str] = lambda hypers: "required"
     # a written array that may have any memory layout (the function falls back to numpy)
     any_layout: bool = False
+    # the layouts an input accepts (the others must raise naming it); default: all
+    layouts: tuple[str, ...] | None = None
+    # a shape that must be refused (default: one more trailing element or axis)
+    bad_shape: Callable[[tuple], tuple] | None = None
     bad_dtypes: tuple[str, ...] = ("int8", "int64", "uint16", "bool", "float16", "complex64",
                                    "complex128", "object", "longdouble", "U1")
 
@@ -302,6 +310,11 @@ class KernelSpec:
     multi: bool = False  # accepts lists of arrays: one multi-tensor C call
     # whether a written array sharing memory with another argument must raise
     overlap_checked: bool = True
+    # pairs of arguments that may be exactly the same memory (out=x: in place)
+    exact_alias_ok: tuple[frozenset, ...] = ()
+    # whether a drawn base shape suits these hypers (e.g. batch norm in training needs
+    # more than one value per channel)
+    shape_ok: Callable[[tuple, dict], bool] = lambda shape, hypers: True
     # reference over all tensors at once, for functions whose outputs depend on every
     # tensor (a global norm): ([per-tensor arrays], hypers) -> ([per-tensor expected],
     # return value); used instead of `reference` when given
@@ -478,13 +491,14 @@ def valid_calls(draw, spec: KernelSpec, *, layouts: bool = True, special_rate: f
     arrays: dict[str, list] = {a.name: [] for a in spec.args if present[a.name]}
     for _ in range(count):
         dtype = draw(st.sampled_from(spec.dtypes)) if spec.mixed_dtypes else base_dtype
-        shape = spec.large_shape if large else draw(spec.shapes)
+        shape = spec.large_shape if large else draw(spec.shapes.filter(
+            lambda sh: spec.shape_ok(sh, hypers)))
         for a in spec.args:
             if not present[a.name]:
                 continue
             arr = a.values.fill(rng, a.shape(shape), a.dtype_for(dtype), special_rate)
             if layouts and not a.written:
-                arr = relayout(arr, draw(st.sampled_from(LAYOUTS)))
+                arr = relayout(arr, draw(st.sampled_from(a.layouts or LAYOUTS)))
             elif layouts and a.any_layout:
                 arr = relayout(arr, draw(st.sampled_from(
                     [k for k in LAYOUTS if k != "readonly"])))
@@ -583,13 +597,15 @@ def run_valid(call: Call) -> None:
 
 # -- invalid calls -------------------------------------------------------------------------
 
-# "name: ..." (the boundary's style) or "name must ..." (fastopt.train's style)
-NAME_RE = r"(?:{names})(?:\[\d+\]|\['\w+'\])?(?=[:\s])"
+# "name: ..." (the boundary's style), "name must ..." (fastopt.train's style) or
+# "name, other: ..." (a message about two arguments)
+NAME_RE = r"(?:{names})(?:\[\d+\]|\['\w+'\])?(?=[:\s,])"
 
 
 def assert_names(message: str, names: set[str] | Sequence[str], where: str) -> None:
     """The message starts with one of `names` (optionally indexed) and a colon."""
-    pattern = NAME_RE.format(names="|".join(re.escape(n) for n in sorted(names)))
+    pattern = r"(?:[\w\[\]']+, )*" + NAME_RE.format(
+        names="|".join(re.escape(n) for n in sorted(names)))
     assert re.match(pattern, message), (
         f"{where}: the message should start with {' or '.join(sorted(names))}, got "
         f"{message!r}")
@@ -663,6 +679,11 @@ def broken_array_calls(draw, spec: KernelSpec) -> Broken:
         for how, bad in _written_corruptions(target):
             if how == "read-only" or not arg.any_layout:
                 options.append((how, mk(how, bad, {arg.name})))
+    elif arg.layouts is not None:
+        for how, bad in _written_corruptions(target):
+            kind = "byteswapped" if how == "byte-swapped" else how
+            if kind not in arg.layouts:
+                options.append((how, mk(how, bad, {arg.name})))
     # relational faults: the message may name either side
     if arg.dtype is None and any(b.name != arg.name and b.dtype is None and
                                  call.arrays.get(b.name) is not None for b in spec.args):
@@ -670,11 +691,12 @@ def broken_array_calls(draw, spec: KernelSpec) -> Broken:
         options.append(("other float", mk("the other float dtype", target.astype(other),
                                           any_name, (TypeError,))))
     if any(b.name != arg.name and call.arrays.get(b.name) is not None for b in spec.args):
-        new_shape = target.shape + (1,) if target.ndim < 3 else target.shape[:-1] + (
-            target.shape[-1] + 1,)
+        new_shape = arg.bad_shape(target.shape) if arg.bad_shape else (
+            target.shape + (1,) if target.ndim < 3 else target.shape[:-1] + (
+                target.shape[-1] + 1,))
         options.append(("shape", mk(f"shape {new_shape}", np.zeros(new_shape, target.dtype),
                                     any_name, (ValueError,))))
-        if target.ndim == 0:
+        if target.ndim == 0 and arg.bad_shape is None:
             options.append(("shape (1,)", mk("shape (1,) for ()", target.reshape(1),
                                              any_name, (ValueError,))))
     partners_present = sum(call.arrays.get(b.name) is not None for b in spec.args) > 1
@@ -699,9 +721,13 @@ def broken_array_calls(draw, spec: KernelSpec) -> Broken:
             if (b.name, j) != (arg.name, index) and isinstance(t, np.ndarray) and \
                     t.size and t.dtype == target.dtype and target.size:
                 partners.append((b, j, t))
+    if arg.written and spec.overlap_checked:
+        partners = [(b, j, t) for b, j, t in partners
+                    if frozenset((arg.name, b.name)) not in spec.exact_alias_ok or t.size > 1]
     if arg.written and partners and spec.overlap_checked:
         b, j, t = draw(st.sampled_from(partners))
-        offset = draw(st.integers(0, t.size - 1))
+        exact_ok = frozenset((arg.name, b.name)) in spec.exact_alias_ok
+        offset = draw(st.integers(1 if exact_ok else 0, t.size - 1))
 
         def overlap():
             base = np.zeros(offset + max(t.size, target.size) + t.size, target.dtype)

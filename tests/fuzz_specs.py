@@ -13,7 +13,10 @@ import numpy as np
 
 import fastopt
 from fastopt import _kernels, kernels
+from hypothesis import strategies as st
+
 from fuzz_harness import (
+    HUGE_INT,
     INF,
     Arg,
     NAN,
@@ -25,6 +28,7 @@ from fuzz_harness import (
     OptimizerSpec,
     Real,
     Values,
+    native_copy,
     to_float,
 )
 
@@ -329,6 +333,237 @@ if hasattr(kernels, "all_finite"):
         combine=lambda parts, h: all(parts)))
 
 
+# -- fastopt.nn: dropout and batch normalization (csrc/dropout.c, csrc/batchnorm.c) -----------
+
+nn = getattr(fastopt, "nn", None)
+_SEEDS = Choice((0, 1, 12345, 2**64 - 1, np.uint64(7), np.int64(3)), bad=(
+    (-1, (ValueError,)), (2**64, (ValueError,)), (1.5, (TypeError,)), ("1", (TypeError,)),
+    (True, (TypeError,)), (HUGE_INT, (ValueError,))))
+_DROPOUT_HYPERS = (
+    Hyper("p", Real(0.0, 1.0, high_open=True, edges=(0.5,))),
+    Hyper("seed", _SEEDS),
+    Hyper("stream", Integer(0, 2**64 - 1)),
+    Hyper("pack", Flag()),
+)
+
+
+def _keep_factor(mask, dtype):
+    """What each element is multiplied by: 1/(1-p) where kept, 0 where dropped."""
+    t = np.dtype(dtype).type
+    return np.where(mask.keep(), t(mask.scale), t(0.0))
+
+
+def _dropout_check(result, before, after, h):
+    y, mask = result
+    x = before["x"][0]
+    out = after["out"][0] if after["out"] else None
+    assert y.shape == x.shape
+    if not h["training"] or float(h["p"]) == 0.0:  # x itself (any layout), or copied to out
+        np.testing.assert_array_equal(y, x)
+        assert mask.p == 0.0 and mask.keep().all()
+        return
+    assert y.dtype == x.dtype
+    assert mask.shape == x.shape and mask.p == float(h["p"])
+    with np.errstate(all="ignore"):
+        expected = x * _keep_factor(mask, x.dtype)
+    assert native_copy(np.asarray(y)).tobytes() == np.asarray(expected, x.dtype).tobytes()
+    if out is not None:
+        assert out.tobytes() == native_copy(np.asarray(y)).tobytes()
+    # the same (seed, stream) gives the same mask, whatever the layout or dtype of x
+    _, again = nn.dropout(x.astype(np.float64), float(h["p"]), True, h["seed"],
+                          stream=h["stream"], pack=not h["pack"])
+    assert (again.keep() == mask.keep()).all()
+
+
+def _dropout_backward(dy, out=None, *, p, seed, stream, pack):
+    """dropout_backward with the mask of a forward pass of the same shape."""
+    _, mask = nn.dropout(np.zeros(np.shape(dy)), p, True, seed, stream=stream, pack=pack)
+    return nn.dropout_backward(dy, mask, out), mask
+
+
+def _dropout_backward_check(result, before, after, h):
+    dx, mask = result
+    dy = before["dy"][0]
+    with np.errstate(all="ignore"):
+        expected = dy * _keep_factor(mask, dy.dtype)
+    assert native_copy(np.asarray(dx)).tobytes() == np.asarray(expected, dy.dtype).tobytes()
+
+
+def _bn_shapes():
+    return st.tuples(st.integers(1, 5), st.integers(0, 4),
+                     st.lists(st.integers(0, 3), max_size=2)).map(
+        lambda t: (t[0], t[1], *t[2]))
+
+
+def _bn_shape_ok(shape, h):
+    n, c, spatial = shape[0], shape[1], int(np.prod(shape[2:], dtype=np.int64))
+    return not h["training"] or c == 0 or n * spatial > 1
+
+
+def _bn_stats(x, rm, rv, h):
+    """(mean, invstd) in float64 the output is normalized with, and the expected running
+    statistics after the call."""
+    xd = x.astype(np.float64)
+    axes = (0,) + tuple(range(2, x.ndim))
+    eps = float(h["eps"])
+    if not h["training"]:
+        mean = rm.astype(np.float64)
+        return mean, 1.0 / np.sqrt(rv.astype(np.float64) + eps), rm, rv
+    m = xd.size // max(x.shape[1], 1) if x.shape[1] else 0
+    mean = xd.mean(axis=axes) if m else np.zeros(x.shape[1])
+    var = ((xd - mean.reshape((1, -1) + (1,) * (x.ndim - 2))) ** 2).mean(axis=axes) \
+        if m else np.zeros(x.shape[1])
+    torch = h.get("convention", "torch") == "torch"
+    w = float(h["momentum"]) if torch else 1.0 - float(h["momentum"])
+    if rm is not None and m:
+        t = rm.dtype.type
+        unbiased = var * m / (m - 1) if torch else var
+        rm = ((1.0 - w) * rm.astype(np.float64) + w * mean).astype(t)
+        rv = ((1.0 - w) * rv.astype(np.float64) + w * unbiased).astype(t)
+    return mean, 1.0 / np.sqrt(var + eps), rm, rv
+
+
+def _close_scaled(actual, expected, scale, dtype, what):
+    """|actual - expected| <= tol * scale elementwise (scale: the magnitudes that were
+    combined, so cancellation does not make a correct float32 result look wrong)."""
+    tol = 2e-5 if np.dtype(dtype) == np.float32 else 1e-12
+    actual = np.asarray(actual, dtype=np.float64)
+    err = np.abs(actual - expected)
+    bound = tol * (np.abs(scale) + np.abs(expected) + 1e-30)
+    assert actual.shape == expected.shape, what
+    assert (err <= bound).all(), f"{what}: max error {np.max(err - bound, initial=0)} over"
+
+
+def _bc(v, ndim):
+    return v.reshape((1, -1) + (1,) * (ndim - 2))
+
+
+def _bn_check(result, before, after, h):
+    y, cache = result
+    x, rm0, rv0 = before["x"][0], before["running_mean"][0], before["running_var"][0]
+    gamma = before["gamma"][0] if before["gamma"] else None
+    beta = before["beta"][0] if before["beta"] else None
+    mean, invstd, rm, rv = _bn_stats(x, rm0, rv0, h)
+    g = np.ones(x.shape[1]) if gamma is None else gamma.astype(np.float64)
+    b = np.zeros(x.shape[1]) if beta is None else beta.astype(np.float64)
+    xd = x.astype(np.float64)
+    a = _bc(invstd * g, x.ndim)
+    expected = (xd - _bc(mean, x.ndim)) * a + _bc(b, x.ndim)
+    scale = np.abs(xd * a) + np.abs(_bc(mean, x.ndim) * a) + np.abs(_bc(b, x.ndim))
+    assert y.dtype == x.dtype.newbyteorder("=") and y.shape == x.shape
+    _close_scaled(y, expected, scale, x.dtype, "batch_norm y")
+    if after["out"]:
+        assert after["out"][0].tobytes() == np.asarray(y).tobytes()
+    _close_scaled(cache.mean, mean, mean, np.float32 if x.dtype.itemsize == 4 else np.float64,
+                  "cache.mean")
+    _close_scaled(after["running_mean"][0], rm.astype(np.float64), rm, x.dtype,
+                  "running_mean")
+    _close_scaled(after["running_var"][0], rv.astype(np.float64), rv, x.dtype, "running_var")
+
+
+_BN_X = Values(-4.0, 4.0, specials=())
+_BN_HYPERS = (
+    Hyper("training", Flag()),
+    Hyper("momentum", Real(0.0, 1.0, none_ok=True)),  # None: cumulative average
+    Hyper("eps", Real(0.0, INF, low_open=True, typical=(1e-8, 1.0), edges=(1e-5,))),
+    Hyper("convention", Choice(("torch", "cs231n"), bad=(
+        ("keras", (ValueError,)), (None, (ValueError, TypeError)), (1, (ValueError, TypeError))))),
+)
+
+
+def _channels(shape):
+    return shape[1:2]
+
+
+def _more_channels(shape):
+    """An x shape that no longer matches the channel vectors (spatial axes are free)."""
+    return (shape[0], shape[1] + 1, *shape[2:])
+
+
+def _bn_backward(dy, x, gamma=None, beta=None, out=None, *, training, eps):
+    """batch_norm_backward of a forward with running statistics 0 and 1 (eval mode)."""
+    c = np.shape(x)[1] if np.ndim(x) >= 2 else 0
+    dt = x.dtype if isinstance(x, np.ndarray) and x.dtype.kind == "f" and \
+        x.dtype.itemsize in (4, 8) else np.dtype(np.float64)
+    rm, rv = np.zeros(c, dt.newbyteorder("=")), np.ones(c, dt.newbyteorder("="))
+    _, cache = nn.batch_norm(x, gamma, beta, rm, rv, training, 0.1, eps)
+    return nn.batch_norm_backward(dy, cache, out)
+
+
+def _bn_backward_check(result, before, after, h):
+    dx, dgamma, dbeta = result
+    dy, x = before["dy"][0].astype(np.float64), before["x"][0]
+    gamma = before["gamma"][0] if before["gamma"] else None
+    c = x.shape[1]
+    mean, invstd, _, _ = _bn_stats(x, np.zeros(c), np.ones(c), {**h, "momentum": 0.1})
+    g = np.ones(c) if gamma is None else gamma.astype(np.float64)
+    axes = (0,) + tuple(range(2, x.ndim))
+    xhat = (x.astype(np.float64) - _bc(mean, x.ndim)) * _bc(invstd, x.ndim)
+    db = dy.sum(axis=axes)
+    dg = (dy * xhat).sum(axis=axes)
+    m = x.size // c if c else 0
+    if h["training"] and m:
+        k = _bc(g * invstd / m, x.ndim)
+        expected = k * (m * dy - _bc(db, x.ndim) - xhat * _bc(dg, x.ndim))
+        scale = np.abs(k) * (m * np.abs(dy) + _bc(np.abs(dy).sum(axis=axes), x.ndim)
+                             + np.abs(xhat) * _bc((np.abs(dy * xhat)).sum(axis=axes), x.ndim))
+    else:
+        expected = _bc(g * invstd, x.ndim) * dy
+        scale = expected
+    _close_scaled(dx, expected, scale * 10, x.dtype, "dx")
+    if gamma is None:
+        assert dgamma is None
+    else:
+        _close_scaled(dgamma, dg, (np.abs(dy * xhat)).sum(axis=axes) * 10, x.dtype, "dgamma")
+    if not before["beta"]:
+        assert dbeta is None
+    else:
+        _close_scaled(dbeta, db, np.abs(dy).sum(axis=axes) * 10, x.dtype, "dbeta")
+
+
+NN_KERNELS: list[KernelSpec] = []
+if nn is not None and hasattr(nn, "batch_norm"):
+    NN_KERNELS += [
+        KernelSpec(
+            name="dropout", func=nn.dropout,
+            args=(Arg("x", written=False),
+                  Arg("out", written=True, keyword=True, presence=lambda h: "optional")),
+            hypers=(*_DROPOUT_HYPERS, Hyper("training", Flag())),
+            check=_dropout_check, exact_alias_ok=(frozenset(("x", "out")),)),
+        KernelSpec(
+            name="dropout_backward", func=_dropout_backward,
+            args=(Arg("dy", written=False),
+                  Arg("out", written=True, keyword=True, presence=lambda h: "optional")),
+            hypers=_DROPOUT_HYPERS, check=_dropout_backward_check,
+            exact_alias_ok=(frozenset(("dy", "out")),)),
+        KernelSpec(
+            name="batch_norm", func=nn.batch_norm,
+            args=(Arg("x", written=False, values=_BN_X, bad_shape=_more_channels),
+                  Arg("gamma", written=False, shape=_channels, values=_BN_X,
+                      presence=lambda h: "optional"),
+                  Arg("beta", written=False, shape=_channels, values=_BN_X,
+                      presence=lambda h: "optional"),
+                  Arg("running_mean", written=True, shape=_channels, values=_BN_X),
+                  Arg("running_var", written=True, shape=_channels,
+                      values=Values(0.0, 4.0, specials=())),
+                  Arg("out", written=True, keyword=True, presence=lambda h: "optional")),
+            hypers=_BN_HYPERS, check=_bn_check, shapes=_bn_shapes(), shape_ok=_bn_shape_ok,
+            large_shape=(4096, 3, 6)),
+        KernelSpec(
+            name="batch_norm_backward", func=_bn_backward,
+            args=(Arg("dy", written=False, values=_BN_X),
+                  Arg("x", written=False, values=_BN_X),
+                  Arg("gamma", written=False, shape=_channels, values=_BN_X,
+                      presence=lambda h: "optional"),
+                  Arg("beta", written=False, shape=_channels, values=_BN_X,
+                      presence=lambda h: "optional"),
+                  Arg("out", written=True, keyword=True, presence=lambda h: "optional")),
+            hypers=(Hyper("training", Flag()), _BN_HYPERS[2]),
+            check=_bn_backward_check, shapes=_bn_shapes(), shape_ok=_bn_shape_ok,
+            large_shape=(4096, 3, 6)),
+    ]
+
+
 # -- global norms and scaling (csrc/norm.c; used by fastopt.train.clip_grad_norm) -------------
 
 
@@ -478,8 +713,8 @@ class RefAdadelta(_Counted):
 def _betas(h):
     """Constructor kwargs from drawn hypers: beta1/beta2 become betas=(beta1, beta2)."""
     h = dict(h)
-    if "beta1" in h or "beta2" in h:
-        h["betas"] = (h.pop("beta1", 0.9), h.pop("beta2", 0.999))
+    betas = (h.pop("beta1", 0.9), h.pop("beta2", 0.999))
+    h.setdefault("betas", betas)  # an explicit (possibly invalid) betas wins
     return h
 
 
@@ -522,5 +757,6 @@ if hasattr(fastopt, "Adam"):
 
 # -- the tables ----------------------------------------------------------------------------
 
-KERNELS: list[KernelSpec] = [SGD_STEP, *OPTIM_KERNELS, NORM_REDUCE, SCALE, CLIP_GRAD_NORM]
+KERNELS: list[KernelSpec] = [SGD_STEP, *OPTIM_KERNELS, *NN_KERNELS, NORM_REDUCE, SCALE,
+                              CLIP_GRAD_NORM]
 OPTIMIZERS: list[OptimizerSpec] = [SGD_CLASS, *OTHER_OPTIMIZERS]

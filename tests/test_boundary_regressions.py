@@ -225,3 +225,65 @@ def test_clip_grad_norm_error_if_nonfinite_modifies_nothing():
     with pytest.raises(FloatingPointError):
         fastopt.clip_grad_norm(g, 1.0, error_if_nonfinite=True)
     assert snapshot(g) == before
+
+
+def _unaligned(a):
+    raw = np.empty(a.nbytes + 1, np.uint8)
+    view = raw[1:].view(a.dtype).reshape(a.shape)
+    view[...] = a
+    assert not view.flags.aligned
+    return view
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_unaligned_inputs_are_copied_to_aligned_memory(dtype):
+    # was: np.ascontiguousarray keeps an unaligned C-contiguous array as it is, so the C
+    # kernels read misaligned floats (UBSan: "load of misaligned address" in
+    # batchnorm.inc), and batch_norm_backward refused the cache of an unaligned forward
+    x = np.random.default_rng(0).standard_normal((6, 5)).astype(dtype)
+    xu = _unaligned(x)
+    y, cache = fastopt.nn.batch_norm(xu, None, None, None, None)
+    dx, _, _ = fastopt.nn.batch_norm_backward(_unaligned(np.ones_like(x)), cache)
+    y2, cache2 = fastopt.nn.batch_norm(x, None, None, None, None)
+    dx2, _, _ = fastopt.nn.batch_norm_backward(np.ones_like(x), cache2)
+    assert y.tobytes() == y2.tobytes() and dx.tobytes() == dx2.tobytes()
+    assert cache.x.flags.aligned
+    assert _kernels.dot(xu.ravel(), xu.ravel()) == _kernels.dot(x.ravel(), x.ravel())
+    assert fastopt.kernels.all_finite(xu)
+    a, b = fastopt.nn.dropout(xu, 0.5, seed=3)[0], fastopt.nn.dropout(x, 0.5, seed=3)[0]
+    assert a.tobytes() == b.tobytes()
+
+
+def test_zero_d_byteswapped_dropout_input_keeps_its_shape():
+    # was: y of shape (1,) for a 0-d input (np.ascontiguousarray)
+    y, mask = fastopt.nn.dropout(np.array(2.0, ">f8"), 0.5, seed=1)
+    assert y.shape == () and mask.shape == ()
+    dx = fastopt.nn.dropout_backward(np.array(1.0, ">f4"), mask, out=np.zeros((), np.float32))
+    assert dx.shape == ()
+
+
+@pytest.mark.parametrize("kwargs, exc, name", [
+    (dict(seed=-1), ValueError, "seed"), (dict(seed=1.5), TypeError, "seed"),
+    (dict(stream=2**64), ValueError, "stream"), (dict(training="no"), TypeError, "training"),
+])
+@pytest.mark.parametrize("p, training", [(0.0, True), (0.5, False)])
+def test_dropout_checks_arguments_it_does_not_use_this_time(kwargs, exc, name, p, training):
+    # was: with training=False or p=0 a bad seed/stream was accepted, and training was
+    # only tested for truth (training="no" trained)
+    x = np.ones(4)
+    call = {"training": training, "seed": 1, "stream": 0, **kwargs}
+    with pytest.raises(exc, match=f"^{name}: "):
+        fastopt.nn.dropout(x, p, call.pop("training"), call.pop("seed"), **call)
+
+
+def test_dropout_out_partly_overlapping_x_is_refused_when_not_training():
+    # was: training=False/p=0 copied x into a partly overlapping out (training=True raised)
+    buf = np.arange(10.0)
+    for p, training in ((0.0, True), (0.5, False), (0.5, True)):
+        x, out = buf[:6], buf[2:8]
+        before = buf.copy()
+        with pytest.raises(ValueError, match="shares memory"):
+            fastopt.nn.dropout(x, p, training, 1, out)
+        assert (buf == before).all()
+    y, _ = fastopt.nn.dropout(buf, 0.5, False, 1, buf)  # exactly in place is fine
+    assert y is buf
