@@ -71,7 +71,8 @@ def _resolve_seed(seed: SeedLike) -> int:
         raise TypeError(
             f"seed: expected an int, a numpy.random.Generator or None, got {type(seed).__name__}"
         )
-    return int(seed)  # the range [0, 2**64) is checked by the kernel boundary
+    _check_u64(seed, "seed")  # here too: Dropout(seed=-1) fails at once, not at forward
+    return int(seed)
 
 
 # -- dropout -------------------------------------------------------------------------------
@@ -255,6 +256,8 @@ class Dropout:
         self.p = _kernels.check_dropout_p(p)
         self.seed = _resolve_seed(seed)
         self.stream = 0
+        if not isinstance(pack, (bool, np.bool_)):
+            raise TypeError(f"pack: expected True or False, got {type(pack).__name__}")
         self.pack = bool(pack)
         self.mask: Optional[DropoutMask] = None
 
@@ -280,11 +283,16 @@ class Dropout:
         return {"p": self.p, "seed": self.seed, "stream": self.stream}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore p, seed and stream (checked first: nothing changes on error)."""
+        if not isinstance(state, dict):
+            raise TypeError(f"state: expected a dict, got {type(state).__name__}")
+        missing = [k for k in ("p", "seed", "stream") if k not in state]
+        if missing:
+            raise ValueError(f"state: missing {', '.join(missing)}")
         p = _kernels.check_dropout_p(state["p"])
-        seed, stream = int(state["seed"]), int(state["stream"])
-        if not 0 <= seed < 2**64 or not 0 <= stream < 2**64:
-            raise ValueError("state: seed and stream must be in [0, 2**64)")
-        self.p, self.seed, self.stream = p, seed, stream
+        _check_u64(state["seed"], "state['seed']")
+        _check_u64(state["stream"], "state['stream']")
+        self.p, self.seed, self.stream = p, int(state["seed"]), int(state["stream"])
         self.mask = None
 
     def __repr__(self) -> str:
@@ -492,6 +500,8 @@ class BatchNorm:
             raise TypeError(f"num_features: expected an int, got {type(num_features).__name__}")
         if num_features < 1:
             raise ValueError(f"num_features: expected a positive int, got {num_features}")
+        if not isinstance(affine, (bool, np.bool_)):
+            raise TypeError(f"affine: expected True or False, got {type(affine).__name__}")
         dt = np.dtype(dtype)
         if dt not in (np.float32, np.float64):
             raise TypeError(f"dtype: expected float32 or float64, got {dt}")
@@ -561,10 +571,12 @@ class BatchNorm:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Copy a state_dict's arrays into this layer's (checked first: nothing changes on
         error)."""
+        if not isinstance(state, dict):
+            raise TypeError(f"state: expected a dict, got {type(state).__name__}")
         names = [n for n in self._ARRAYS if getattr(self, n) is not None]
         missing = [n for n in names + ["num_batches_tracked"] if n not in state]
         if missing:
-            raise KeyError(f"state: missing {', '.join(missing)}")
+            raise ValueError(f"state: missing {', '.join(missing)}")
         for name in names:
             a = np.asarray(state[name])
             if a.shape != (self.num_features,):
@@ -574,6 +586,8 @@ class BatchNorm:
         count = state["num_batches_tracked"]
         if isinstance(count, (bool, np.bool_)) or not isinstance(count, (int, np.integer)):
             raise TypeError("state['num_batches_tracked']: expected an int")
+        if count < 0:
+            raise ValueError(f"state['num_batches_tracked']: expected an int >= 0, got {count}")
         for name in names:
             np.copyto(getattr(self, name), state[name], casting="same_kind")
         self.num_batches_tracked = int(count)

@@ -666,7 +666,7 @@ def broken_array_calls(draw, spec: KernelSpec) -> Broken:
     # intrinsic faults: the message must name this argument
     options.append(("python float", mk("a Python float", 1.5, {arg.name})))
     options.append(("string", mk("a string", "abc", {arg.name})))
-    if arg.presence(call.hypers) == "required" and not call.multi:
+    if arg.presence(call.hypers) == "required" and not call.multi and not arg.keyword:
         options.append(("None", mk("None", None, {arg.name})))
     for dt in arg.bad_dtypes:
         try:
@@ -681,7 +681,7 @@ def broken_array_calls(draw, spec: KernelSpec) -> Broken:
                 options.append((how, mk(how, bad, {arg.name})))
     elif arg.layouts is not None:
         for how, bad in _written_corruptions(target):
-            kind = "byteswapped" if how == "byte-swapped" else how
+            kind = {"byte-swapped": "byteswapped", "read-only": "readonly"}.get(how, how)
             if kind not in arg.layouts:
                 options.append((how, mk(how, bad, {arg.name})))
     # relational faults: the message may name either side

@@ -564,6 +564,138 @@ if nn is not None and hasattr(nn, "batch_norm"):
     ]
 
 
+# -- linear algebra for the quasi-Newton minimizers (csrc/linalg.c) ---------------------------
+
+
+def _dot_check(result, before, after, h):
+    x, y = before["x"][0].astype(np.float64), before["y"][0].astype(np.float64)
+    with np.errstate(all="ignore"):
+        terms = x.ravel() * y.ravel()
+        expected = terms.sum()
+    assert isinstance(result, float)
+    if np.isnan(expected) or np.isinf(expected):
+        assert repr(result) == repr(float(expected)) or (np.isnan(result) and
+                                                         np.isnan(expected))
+    else:
+        assert abs(result - expected) <= 1e-12 * (np.abs(terms).sum() + 1e-300)
+
+
+def _axpy_reference(a, h):
+    x, y = a["x"], a["y"]
+    t = x.dtype.type
+    expected = y + t(to_float(h["a"])) * x
+    if a.get("out") is not None:
+        return {"out": expected, "return": expected}
+    return {"y": expected, "return": expected}
+
+
+def _scal_reference(a, h):
+    x = a["x"]
+    expected = x * x.dtype.type(to_float(h["a"]))
+    return {"x": expected, "return": expected}
+
+
+def _two_loop_check(result, before, after, h):
+    g, S, Y, rho = (before[k][0].astype(np.float64) for k in ("g", "S", "Y", "rho"))
+    slots, count, newest = S.shape[0], int(h["count"]), int(h["newest"])
+    rows = [(newest - k) % slots for k in range(count)]
+    q, alpha = g.copy(), {}
+    for i in rows:
+        alpha[i] = rho[i] * (S[i] @ q)
+        q -= alpha[i] * Y[i]
+    r = float(h["gamma"]) * q
+    for i in reversed(rows):
+        r += S[i] * (alpha[i] - rho[i] * (Y[i] @ r))
+    if h["negate"]:
+        r = -r
+    tol = 1e-4 if before["g"][0].dtype == np.float32 else 1e-10
+    got = np.asarray(result, np.float64)
+    assert got.shape == g.shape
+    scale = np.abs(r).max(initial=0.0) + np.abs(g).max(initial=0.0) * float(h["gamma"]) + 1e-30
+    assert np.abs(got - r).max(initial=0.0) <= tol * scale
+    if after["out"]:
+        assert after["out"][0].tobytes() == np.asarray(result).tobytes()
+
+
+def _ring_shapes():
+    return st.tuples(st.integers(3, 4), st.integers(0, 6))
+
+
+def _vector_of(shape):
+    return shape[1:]
+
+
+def _slots(shape):
+    return shape[:1]
+
+
+_SMALL = Values(-1.0, 1.0, specials=())
+
+
+def _one_more(shape):
+    """A vector argument checked by size only: one element more is wrong."""
+    return (int(np.prod(shape, dtype=np.int64)) + 1,)
+
+
+def _axpy(x, y, *, a, **out):
+    return _kernels.axpy(a, x, y, **out)
+
+
+def _scal(x, *, a):
+    return _kernels.scal(a, x)
+_CONTIGUOUS = ("contig", "readonly")
+
+LINALG_KERNELS: list[KernelSpec] = []
+if hasattr(_kernels, "lbfgs_two_loop"):
+    LINALG_KERNELS += [
+        KernelSpec(
+            name="dot", func=_kernels.dot,
+            args=(Arg("x", written=False, bad_shape=_one_more),
+                  Arg("y", written=False, bad_shape=_one_more)),
+            check=_dot_check),
+        KernelSpec(
+            name="axpy", func=_axpy,
+            args=(Arg("x", written=False, bad_shape=_one_more),
+                  Arg("y", written=True, bad_shape=_one_more)),
+            hypers=(Hyper("a", Real(allow_inf=True, typical=(-3.0, 3.0))),),
+            reference=_axpy_reference, exact_alias_ok=(frozenset(("x", "y")),)),
+        KernelSpec(
+            name="axpy(out=)", func=_axpy,
+            args=(Arg("x", written=False, bad_shape=_one_more),
+                  Arg("y", written=False, bad_shape=_one_more),
+                  Arg("out", written=True, keyword=True, bad_shape=_one_more)),
+            hypers=(Hyper("a", Real(allow_inf=True, typical=(-3.0, 3.0))),),
+            reference=_axpy_reference,
+            exact_alias_ok=(frozenset(("x", "out")), frozenset(("y", "out")))),
+        KernelSpec(
+            name="scal", func=_scal, args=(Arg("x", written=True),),
+            hypers=(Hyper("a", Real(allow_inf=True, typical=(-3.0, 3.0))),),
+            reference=_scal_reference),
+        KernelSpec(
+            name="lbfgs_two_loop", func=_kernels.lbfgs_two_loop,
+            args=(Arg("g", written=False, shape=_vector_of, values=_SMALL, bad_shape=_one_more),
+                  Arg("S", written=False, values=_SMALL, layouts=_CONTIGUOUS),
+                  Arg("Y", written=False, values=_SMALL, layouts=_CONTIGUOUS),
+                  Arg("rho", written=False, shape=_slots, dtype=lambda dt: np.float64,
+                      values=Values(0.1, 1.0, specials=()), bad_shape=_one_more,
+                      layouts=("contig", "strided", "reversed", "readonly", "unaligned")),
+                  Arg("out", written=True, keyword=True, shape=_vector_of,
+                      presence=lambda h: "optional", bad_shape=_one_more)),
+            hypers=(Hyper("gamma", Real(0.0, INF, low_open=True, typical=(0.1, 2.0))),
+                    Hyper("count", Choice((0, 1, 2, 3, np.int64(2)), bad=(
+                        (-1, (ValueError,)), (9, (ValueError,)), (1.5, (TypeError,)),
+                        (HUGE_INT, (ValueError,)), ("1", (TypeError,)),
+                        (True, (TypeError,))))),
+                    Hyper("newest", Choice((0, 1, 2), bad=((1.5, (TypeError,)),
+                                                           (None, (TypeError,))))),
+                    Hyper("negate", Flag())),
+            invalid_combos=(({"count": 1, "newest": -1}, "newest"),
+                            ({"count": 1, "newest": 7}, "newest"),
+                            ({"count": 1, "newest": HUGE_INT}, "newest")),
+            check=_two_loop_check, shapes=_ring_shapes(), large_shape=(3, 70_001)),
+    ]
+
+
 # -- global norms and scaling (csrc/norm.c; used by fastopt.train.clip_grad_norm) -------------
 
 
@@ -757,6 +889,6 @@ if hasattr(fastopt, "Adam"):
 
 # -- the tables ----------------------------------------------------------------------------
 
-KERNELS: list[KernelSpec] = [SGD_STEP, *OPTIM_KERNELS, *NN_KERNELS, NORM_REDUCE, SCALE,
-                              CLIP_GRAD_NORM]
+KERNELS: list[KernelSpec] = [SGD_STEP, *OPTIM_KERNELS, *NN_KERNELS, *LINALG_KERNELS,
+                              NORM_REDUCE, SCALE, CLIP_GRAD_NORM]
 OPTIMIZERS: list[OptimizerSpec] = [SGD_CLASS, *OTHER_OPTIMIZERS]

@@ -287,3 +287,69 @@ def test_dropout_out_partly_overlapping_x_is_refused_when_not_training():
         assert (buf == before).all()
     y, _ = fastopt.nn.dropout(buf, 0.5, False, 1, buf)  # exactly in place is fine
     assert y is buf
+
+
+@pytest.mark.parametrize("kwargs, name", [(dict(count=2**70, newest=0), "count"),
+                                          (dict(count=1, newest=2**70), "newest"),
+                                          (dict(count=np.uint64(2**64 - 1), newest=0), "count")])
+def test_lbfgs_two_loop_huge_counts_are_value_errors(kwargs, name):
+    # was: OverflowError("Python int too large to convert to C long")
+    S, Y, rho, g = np.eye(3, 4), 2 * np.eye(3, 4), np.full(3, 0.5), np.ones(4)
+    with pytest.raises(ValueError, match=f"^{name}: "):
+        _kernels.lbfgs_two_loop(g, S, Y, rho, 1.0, **kwargs)
+
+
+@pytest.mark.parametrize("rows", [[0.5], ["1"], [2**70]])
+def test_lbfgs_rows_must_be_integers(rows):
+    # was: [0.5] silently truncated to row 0; "1" and 2**70 gave numpy's own errors
+    S, Y, g = np.eye(3, 4), 2 * np.eye(3, 4), np.ones(4)
+    with pytest.raises(TypeError, match="^rows: "):
+        _kernels.lbfgs_gram(S, Y, rows, None, g)
+
+
+def test_lbfgs_rho_of_another_dtype_is_a_type_error():
+    S, Y, g = np.eye(3, 4), 2 * np.eye(3, 4), np.ones(4)
+    with pytest.raises(TypeError, match="^rho: "):
+        _kernels.lbfgs_two_loop(g, S, Y, np.full(3, 0.5, np.float32), 1.0, 1, 0)
+    with pytest.raises(ValueError, match="^rho: "):
+        _kernels.lbfgs_two_loop(g, S, Y, np.full(4, 0.5), 1.0, 1, 0)
+
+
+def test_axpy_overlap_message_names_the_output_it_writes():
+    # was: "out: overlaps x or y ..." when no out was passed (y is written)
+    buf = np.zeros(10)
+    with pytest.raises(ValueError, match="^y: overlaps x"):
+        _kernels.axpy(1.0, buf[:6], buf[2:8])
+    with pytest.raises(ValueError, match="^out: overlaps y"):
+        _kernels.axpy(1.0, np.ones(6), buf[:6], out=buf[2:8])
+
+
+def test_layer_checkpoints_fail_with_type_or_value_errors():
+    # was: KeyError for a missing entry; Dropout took seed=1.5 as 1 and any int() of a
+    # string; BatchNorm took a negative num_batches_tracked
+    d = fastopt.nn.Dropout(0.5, seed=3)
+    with pytest.raises(ValueError, match="^state: missing stream"):
+        d.load_state_dict({"p": 0.5, "seed": 1})
+    with pytest.raises(TypeError, match=r"^state\['seed'\]"):
+        d.load_state_dict({"p": 0.5, "seed": 1.5, "stream": 0})
+    bn = fastopt.nn.BatchNorm(2)
+    sd = bn.state_dict()
+    with pytest.raises(ValueError, match="^state: missing running_var"):
+        bn.load_state_dict({k: v for k, v in sd.items() if k != "running_var"})
+    with pytest.raises(ValueError, match=r"^state\['num_batches_tracked'\]"):
+        bn.load_state_dict(dict(sd, num_batches_tracked=-1))
+
+
+@pytest.mark.parametrize("kwargs, exc, name", [
+    (dict(seed=-1), ValueError, "seed"), (dict(seed=2**64), ValueError, "seed"),
+    (dict(pack="no"), TypeError, "pack")])
+def test_dropout_layer_checks_its_arguments_at_construction(kwargs, exc, name):
+    # was: accepted, failing only at the first training forward (seed) or never (pack)
+    with pytest.raises(exc, match=f"^{name}: "):
+        fastopt.nn.Dropout(0.5, **{"seed": 1, **kwargs})
+
+
+def test_batchnorm_affine_must_be_a_bool():
+    # was: bool(affine), so affine="no" made an affine layer
+    with pytest.raises(TypeError, match="^affine: "):
+        fastopt.nn.BatchNorm(3, affine="no")

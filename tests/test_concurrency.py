@@ -116,20 +116,19 @@ def test_kernel_calls_from_threads_match_sequential(name, data):
     for a, b in zip(one_by_one, together):
         for x, y in zip(a.all_arrays(), b.all_arrays()):
             assert x.tobytes() == y.tobytes()
-    assert _result_arrays(r1) == _result_arrays(r2)
+    assert _canon(r1) == _canon(r2)
 
 
-def _result_arrays(result):
-    """The bytes of every array in a (nested) kernel result; other objects by type, since
-    their repr may hold a memory address (e.g. batch_norm's cache)."""
-    if isinstance(result, np.ndarray):
-        return [result.tobytes()]
-    if isinstance(result, (list, tuple)):
-        return [b for item in result for b in _result_arrays(item)]
-    if isinstance(result, (int, float, bool, str, type(None))):
-        return [repr(result)]
-    arrays = [v for v in vars(result).values()] if hasattr(result, "__dict__") else []
-    return [type(result).__name__] + _result_arrays(arrays)
+def _canon(value):
+    """A comparable form of a kernel's return value: array bytes, object attributes."""
+    if isinstance(value, np.ndarray):
+        return (value.dtype.str, value.shape, value.tobytes())
+    if isinstance(value, (list, tuple)):
+        return tuple(_canon(v) for v in value)
+    slots = getattr(type(value), "__slots__", None)
+    if slots:
+        return (type(value).__name__,) + tuple(_canon(getattr(value, s)) for s in slots)
+    return repr(value)
 
 
 @pytest.mark.parametrize("name", list(OPTIMIZER))

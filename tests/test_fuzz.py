@@ -252,3 +252,63 @@ def test_written_corruptions_are_really_invalid_layouts():
         np.testing.assert_array_equal(bad, a)
     for kind in LAYOUTS:
         np.testing.assert_array_equal(relayout(a, kind), a)
+
+
+# -- layer classes (fastopt.nn.Dropout, fastopt.nn.BatchNorm) --------------------------------
+
+nn = getattr(__import__("fastopt"), "nn", None)
+needs_nn = pytest.mark.skipif(nn is None or not hasattr(nn, "BatchNorm"),
+                              reason="fastopt.nn not on main")
+LAYER_ARGS = {
+    "Dropout": (lambda **kw: nn.Dropout(**{"p": 0.5, "seed": 1, **kw}), [
+        ("p", -0.1, ValueError), ("p", 1.0, ValueError), ("p", "0.5", TypeError),
+        ("p", float("nan"), ValueError), ("seed", -1, ValueError), ("seed", 1.5, TypeError),
+        ("seed", 2**64, ValueError), ("pack", "no", TypeError), ("pack", 1, TypeError)]),
+    "BatchNorm": (lambda **kw: nn.BatchNorm(**{"num_features": 3, **kw}), [
+        ("num_features", 0, ValueError), ("num_features", 2.0, TypeError),
+        ("num_features", True, TypeError), ("eps", 0.0, ValueError),
+        ("eps", float("inf"), ValueError), ("eps", "1e-5", TypeError),
+        ("momentum", 1.5, ValueError), ("momentum", float("nan"), ValueError),
+        ("convention", "keras", ValueError), ("dtype", np.int32, TypeError),
+        ("affine", "yes", TypeError), ("affine", None, TypeError)]),
+}
+
+
+@needs_nn
+@pytest.mark.parametrize("layer", list(LAYER_ARGS))
+def test_layer_constructors_check_every_argument(layer):
+    make, bad = LAYER_ARGS[layer]
+    make()  # the defaults are fine
+    for name, value, exc in bad:
+        with pytest.raises(exc) as info:
+            make(**{name: value})
+        assert_names(str(info.value), {name}, f"{layer}({name}={value!r})")
+
+
+def _layer_state(layer):
+    sd = layer.state_dict()
+    return repr({k: (v.tobytes() if isinstance(v, np.ndarray) else v) for k, v in sd.items()})
+
+
+@needs_nn
+@pytest.mark.parametrize("layer", list(LAYER_ARGS))
+@fuzz_settings(0.5)
+@given(data=st.data())
+def test_layer_forward_with_bad_input_changes_nothing(layer, data):
+    make, _ = LAYER_ARGS[layer]
+    obj = make()
+    x = np.random.default_rng(0).standard_normal((4, 3, 2))
+    obj.forward(x)  # some state to protect
+    bad_inputs = [x.astype(np.int64), x.astype(np.float16), x.astype(complex), x.tolist(),
+                  None, "x", x.astype(object)]
+    if layer == "BatchNorm":
+        bad_inputs += [x[:, :2], x[:1, :, :1], x.astype(np.float32), x[0]]
+    bad = data.draw(st.sampled_from(bad_inputs), label="x")
+    before = _layer_state(obj)
+    snap = Snapshot([x, bad])
+    with pytest.raises((TypeError, ValueError)) as info:
+        obj.forward(bad, training=data.draw(st.booleans(), label="training") or
+                    layer == "BatchNorm")
+    assert_names(str(info.value), {"x", "gamma", "beta", "running_mean", "running_var"},
+                 f"{layer}.forward")
+    assert _layer_state(obj) == before and snap.unchanged()

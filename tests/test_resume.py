@@ -15,7 +15,8 @@ import pickle
 import numpy as np
 import pytest
 
-from fastopt import schedules
+import fastopt
+from fastopt import nn, schedules
 from fuzz_harness import Snapshot, state_bytes
 from fuzz_specs import OPTIMIZERS
 
@@ -233,3 +234,108 @@ def test_malformed_checkpoints_fail_and_change_nothing(name, bad):
     with pytest.raises((ValueError, TypeError), match="state_dict"):
         opt.load_state_dict(sd)
     assert state_bytes(opt) == before
+
+
+# -- layers: Dropout's RNG position and BatchNorm's running statistics ----------------------
+
+needs_nn = pytest.mark.skipif(not hasattr(nn, "BatchNorm"), reason="fastopt.nn not on main")
+
+
+class _Net:
+    """x -> BatchNorm -> Dropout -> sum: the layers' state and an optimizer over gamma/beta
+    (Adam when available, with a schedule)."""
+
+    def __init__(self, seed=0):
+        self.bn = nn.BatchNorm(3, momentum=0.2)
+        self.drop = nn.Dropout(0.3, seed=1234 + seed)
+        cls = getattr(fastopt, "Adam", fastopt.SGD)
+        self.opt = cls(self.bn.params, lr=schedules.warmup(schedules.cosine(0.05, 20), 3))
+
+    def step(self, x):
+        y = self.drop.forward(self.bn.forward(x, training=True))
+        dx = self.bn.backward(self.drop.backward(np.ones_like(y)))
+        self.opt.step(self.bn.grads)
+        return y, dx
+
+    def state(self):
+        return {"bn": self.bn.state_dict(), "drop": self.drop.state_dict(),
+                "opt": self.opt.state_dict()}
+
+    def load(self, state):
+        self.bn.load_state_dict(state["bn"])
+        self.drop.load_state_dict(state["drop"])
+        self.opt.load_state_dict(state["opt"])
+
+
+def _batches(n):
+    rng = np.random.default_rng(5)
+    return [rng.standard_normal((8, 3, 2)) for _ in range(n)]
+
+
+@needs_nn
+@pytest.mark.parametrize("trip", ["memory", "pickle", "savez"])
+def test_layers_resume_bitwise(trip):
+    xs = _batches(2 * K)
+    whole = _Net()
+    outs = [whole.step(x) for x in xs]
+    first = _Net()
+    for x in xs[:K]:
+        first.step(x)
+    sd = first.state()
+    if trip == "memory":
+        for x in xs[K:]:
+            first.step(x)
+    elif trip == "pickle":
+        sd = pickle.loads(pickle.dumps(sd))
+    else:
+        sd = _savez_round_trip(sd)
+    resumed = _Net(seed=99)  # another dropout seed: the checkpoint must restore it
+    resumed.load(sd)
+    for x, (y, dx) in zip(xs[K:], outs[K:]):
+        y2, dx2 = resumed.step(x)
+        assert y.tobytes() == y2.tobytes() and dx.tobytes() == dx2.tobytes()
+    for a, b in zip([whole.bn.gamma, whole.bn.beta, whole.bn.running_mean,
+                     whole.bn.running_var],
+                    [resumed.bn.gamma, resumed.bn.beta, resumed.bn.running_mean,
+                     resumed.bn.running_var]):
+        assert a.tobytes() == b.tobytes()
+    assert whole.bn.num_batches_tracked == resumed.bn.num_batches_tracked
+    assert whole.drop.state_dict() == resumed.drop.state_dict()
+
+
+@needs_nn
+@pytest.mark.parametrize("bad", ["other features", "missing", "negative count", "not a dict"])
+def test_batchnorm_rejects_a_checkpoint_of_another_layer(bad):
+    bn = nn.BatchNorm(3)
+    bn.forward(_batches(1)[0])
+    sd = nn.BatchNorm(4).state_dict()
+    if bad == "missing":
+        sd = bn.state_dict()
+        del sd["running_var"]
+    elif bad == "negative count":
+        sd = dict(bn.state_dict(), num_batches_tracked=-1)
+    elif bad == "not a dict":
+        sd = [sd]
+    before = {k: (v.copy() if isinstance(v, np.ndarray) else v)
+              for k, v in bn.state_dict().items()}
+    with pytest.raises((ValueError, TypeError), match="state"):
+        bn.load_state_dict(sd)
+    after = bn.state_dict()
+    assert all(np.array_equal(before[k], after[k]) for k in before)
+
+
+@needs_nn
+@pytest.mark.parametrize("bad", [{"seed": -1}, {"seed": 1.5}, {"stream": 2**64}, {"p": 1.0},
+                                 "missing"])
+def test_dropout_rejects_a_bad_checkpoint(bad):
+    d = nn.Dropout(0.5, seed=3)
+    d.forward(np.ones(4))
+    sd = d.state_dict()
+    if bad == "missing":
+        del sd["stream"]
+    else:
+        sd.update(bad)
+    before = d.state_dict()
+    with pytest.raises((ValueError, TypeError), match="state|p"):
+        d.load_state_dict(sd)
+    assert d.state_dict() == before
