@@ -103,6 +103,8 @@ class BuildExt(build_ext):
         if openmp:
             cflags += ["/openmp"] if msvc else ["-fopenmp"]
             lflags += [] if msvc else ["-fopenmp"]
+        elif not msvc:
+            cflags.append("-Wno-unknown-pragmas")  # the serial build ignores `omp` pragmas
         for ext in self.extensions:
             ext.extra_compile_args = list(cflags)
             ext.extra_link_args = list(lflags)

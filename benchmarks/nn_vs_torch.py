@@ -1,6 +1,7 @@
 """fastopt.nn against torch (CPU) and the best plain-numpy dropout, with ratios.
 
     python benchmarks/nn_vs_torch.py [--threads 2] [--repeats 30] [--quick]
+    python benchmarks/nn_vs_torch.py --threads 1 --cpu-time     # robust on a busy machine
 
 Each case times every implementation in interleaved rounds (A B C A B C ...) and reports
 medians (and the best time: on a shared machine the median also measures the scheduler),
@@ -38,6 +39,9 @@ except ImportError:  # run from a source checkout with an in-place build
 from fastopt import nn
 
 
+CLOCK = time.perf_counter
+
+
 def interleaved(funcs: dict, repeats: int, warmup: int = 3) -> dict:
     """(median, min) seconds per call of each function, timed in interleaved rounds."""
     for f in funcs.values():
@@ -46,9 +50,9 @@ def interleaved(funcs: dict, repeats: int, warmup: int = 3) -> dict:
     times = {name: [] for name in funcs}
     for _ in range(repeats):
         for name, f in funcs.items():
-            t0 = time.perf_counter()
+            t0 = CLOCK()
             f()
-            times[name].append(time.perf_counter() - t0)
+            times[name].append(CLOCK() - t0)
     return {name: (statistics.median(ts), min(ts)) for name, ts in times.items()}
 
 
@@ -134,7 +138,15 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=30)
     ap.add_argument("--quick", action="store_true", help="few repeats (a smoke test)")
+    ap.add_argument("--cpu-time", action="store_true",
+                    help="time with the calling thread's CPU time (needs --threads 1): on a "
+                         "shared machine it leaves out the time other processes held the core")
     args = ap.parse_args()
+    if args.cpu_time:
+        if args.threads != 1:
+            ap.error("--cpu-time measures one thread: use it with --threads 1")
+        global CLOCK
+        CLOCK = time.thread_time
     repeats = 3 if args.quick else args.repeats
     try:
         import torch
@@ -151,6 +163,7 @@ def main() -> None:
     fastopt.set_num_threads(args.threads)
     print(f"fastopt {fastopt.__version__}, {fastopt.get_num_threads()} threads, float32, "
           f"median of {repeats} interleaved repeats"
+          + (", thread CPU time" if args.cpu_time else ", wall time")
           + (f"; torch {torch.__version__}, {torch.get_num_threads()} threads" if torch else
              "; torch not installed"))
     copy_bw = copy_bandwidth(1024 * 4096 * 4, repeats)

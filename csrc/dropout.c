@@ -43,11 +43,8 @@ static inline
     return (uint64_t)lo | ((uint64_t)hi << 32);
 }
 
-/* Tiles [lo, hi) of n elements split between threads: the part of thread `part` of `parts`. */
-static inline void fo_tile_range(int64_t n, int part, int parts, int64_t *lo, int64_t *hi)
-{
-    fo_split((n + FO_PHILOX_TILE - 1) / FO_PHILOX_TILE, part, parts, lo, hi);
-}
+/* Tiles of FO_PHILOX_TILE elements covering n elements; threads split whole tiles. */
+static inline int64_t fo_tiles(int64_t n) { return (n + FO_PHILOX_TILE - 1) / FO_PHILOX_TILE; }
 
 static FO_CLONES void fo_philox_fill_tiles(uint32_t *restrict out, int64_t n, int64_t t0,
                                            int64_t t1, uint64_t seed, uint64_t stream, int isa)
@@ -67,10 +64,14 @@ int fo_philox_fill(uint32_t *out, int64_t n, uint64_t seed, uint64_t stream, int
     if (n < 0 || (n > 0 && !out))
         return FO_ERR_ARGUMENT;
     const int team = fo_team_size(n, nthreads), isa = fo_philox_isa();
-#pragma omp parallel num_threads(team) if (team > 1)
+    if (team <= 1) { /* no OpenMP region at all: even an if(0) one costs a team setup */
+        fo_philox_fill_tiles(out, n, 0, fo_tiles(n), seed, stream, isa);
+        return FO_OK;
+    }
+#pragma omp parallel num_threads(team)
     {
         int64_t t0, t1;
-        fo_tile_range(n, fo_thread_id(), fo_team_threads(), &t0, &t1);
+        fo_split(fo_tiles(n), fo_thread_id(), fo_team_threads(), &t0, &t1);
         fo_philox_fill_tiles(out, n, t0, t1, seed, stream, isa);
     }
     return FO_OK;

@@ -5,15 +5,17 @@
  * fo_philox4x32_10() is the reference, checked against Random123's known-answer vectors
  * (tests/test_philox.py); fo_philox_tiles() is the same function over many counters at once,
  * in the implementation fo_philox_isa() picks for this CPU:
- *   FO_PHILOX_AVX2     x86-64 with AVX2: _mm256_mul_epu32, an out-of-line target("avx2")
- *                      function (called once per 256 words)
- *   FO_PHILOX_SSE2     other x86-64: _mm_mul_epu32
+ *   FO_PHILOX_AVX512   x86-64 with AVX-512F: _mm512_mul_epu32, 16 lanes
+ *   FO_PHILOX_AVX2     x86-64 with AVX2: _mm256_mul_epu32, 8 lanes
+ *   FO_PHILOX_SSE2     other x86-64: _mm_mul_epu32, 4 lanes
  *   FO_PHILOX_VECTOR   other CPUs with GCC/clang: vector extensions, 16 lanes
  *   FO_PHILOX_SCALAR_IMPL  the reference, one counter at a time
- * All give the same words (checked against each other with FO_PHILOX_FORCE_ISA). Measured
- * on an AVX-512 Zen 4, 4M words: AVX2 2.1 ms, 512-bit vector extensions 3.0 ms; the vector
- * extensions compiled for AVX2 or SSE2 emulate 64-bit multiplies and spill (27-50 ms).
- *
+ * The x86 ones are out-of-line functions with their own target attribute, called once per
+ * 256 words from the target_clones loops. All give the same words (checked against each
+ * other, tests/test_philox.py). Measured on a Zen 4, 4M words, 1 thread, dropout forward:
+ * AVX-512 2.0 ms, AVX2 2.45 ms, vector extensions in the v4 clone 2.7 ms; the vector
+ * extensions compiled for AVX2 or SSE2 emulate 64-bit multiplies and spill (27-50 ms),
+ * which is why x86 does not use them. *
  * The stream of (seed, stream) used by fastopt's dropout:
  *   key     = (seed & 0xffffffff, seed >> 32)
  *   counter = (block & 0xffffffff, block >> 32, stream & 0xffffffff, stream >> 32)
@@ -153,7 +155,7 @@ static inline void fo_philox_tiles_scalar(uint64_t seed, uint64_t stream, uint64
 }
 
 #if FO_PHILOX_X86
-/* The two x86 paths share one body: V vectors of L blocks (L = 4 for SSE2, 8 for AVX2) cover
+/* The x86 paths share one body: V vectors of L blocks (L = 4, 8, 16 for SSE2, AVX2, AVX-512) cover
  * the 64 blocks of a group, in batches of FO_PHILOX_X86_BATCH independent chains. Round 1 is
  * done by hand as in fo_philox_tiles_vec. Word k of block 16 * (tile + t) + j goes to
  * out[64 * t + 16 * k + j]. */
@@ -229,9 +231,27 @@ fo_philox_tiles_avx2(uint64_t seed, uint64_t stream, uint64_t tile, uint32_t *re
                        _mm256_storeu_si256, FO_PHILOX_AVX2_MULHILO,
                        _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
 }
+
+#  define FO_PHILOX_AVX512_MULHILO(a, m, hi, lo)                                             \
+      do {                                                                                   \
+          const __m512i pe_ = _mm512_mul_epu32((a), (m));                                    \
+          const __m512i po_ = _mm512_mul_epu32(_mm512_srli_epi64((a), 32), (m));             \
+          (lo) = _mm512_mask_blend_epi32(0xAAAA, pe_, _mm512_slli_epi64(po_, 32));           \
+          (hi) = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(pe_, 32), po_);           \
+      } while (0)
+
+static __attribute__((noinline, target("avx512f"))) void
+fo_philox_tiles_avx512(uint64_t seed, uint64_t stream, uint64_t tile, uint32_t *restrict out)
+{
+    FO_PHILOX_X86_BODY(__m512i, 16, _mm512_set1_epi32, _mm512_add_epi32, _mm512_xor_si512,
+                       _mm512_storeu_si512, FO_PHILOX_AVX512_MULHILO,
+                       _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15))
+}
 #endif
 
-enum fo_philox_impl { FO_PHILOX_SCALAR_IMPL, FO_PHILOX_SSE2, FO_PHILOX_AVX2, FO_PHILOX_VECTOR };
+enum fo_philox_impl {
+    FO_PHILOX_SCALAR_IMPL, FO_PHILOX_SSE2, FO_PHILOX_AVX2, FO_PHILOX_VECTOR, FO_PHILOX_AVX512
+};
 
 /* The fastest implementation on this CPU; compute it once per call, outside parallel code. */
 static inline int fo_philox_isa(void)
@@ -240,6 +260,8 @@ static inline int fo_philox_isa(void)
     return FO_PHILOX_FORCE_ISA;
 #elif FO_PHILOX_X86
     __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f"))
+        return FO_PHILOX_AVX512;
     return __builtin_cpu_supports("avx2") ? FO_PHILOX_AVX2 : FO_PHILOX_SSE2;
 #elif defined(__GNUC__) && !defined(FO_PHILOX_SCALAR)
     return FO_PHILOX_VECTOR;
@@ -260,6 +282,10 @@ static inline
 #if FO_PHILOX_X86
     if (isa == FO_PHILOX_AVX2) {
         fo_philox_tiles_avx2(seed, stream, tile, out);
+        return;
+    }
+    if (isa == FO_PHILOX_AVX512) {
+        fo_philox_tiles_avx512(seed, stream, tile, out);
         return;
     }
     if (isa == FO_PHILOX_SSE2) {

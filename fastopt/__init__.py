@@ -8,8 +8,7 @@ call raises.
 
 __version__ = "0.1.0"
 
-from fastopt import init, kernels, schedules, train
-from fastopt import nn
+from fastopt import init, kernels, nn, schedules, train
 from fastopt._config import (
     get_include,
     get_num_threads,
@@ -19,6 +18,10 @@ from fastopt._config import (
 )
 from fastopt.optim import SGD, Adadelta, Adagrad, Adam, AdamW, Optimizer, RMSprop
 from fastopt.train import check_grad, clip_grad_norm
+
+# After the submodules: the name fastopt.minimize is the function, as in scipy.optimize
+# (import the subpackage's modules with `from fastopt.minimize.problems import ...`).
+from fastopt.minimize import minimize  # noqa: E402
 
 __all__ = [
     "__version__",
@@ -41,4 +44,5 @@ __all__ = [
     "Adadelta",
     "check_grad",
     "clip_grad_norm",
+    "minimize",
 ]

@@ -120,6 +120,12 @@ cdef inline bint _needs_copy(cnp.ndarray arr):
                 and cnp.PyArray_ISNOTSWAPPED(arr))
 
 
+cdef inline object _contiguous_copy(cnp.ndarray arr):
+    """A C-contiguous, aligned, native-order copy with the same shape (0-d stays 0-d, which
+    np.ascontiguousarray would turn into shape (1,))."""
+    return np.array(arr, dtype=arr.dtype.newbyteorder("="), order="C", copy=True)
+
+
 ctypedef struct Span:
     uintptr_t start
     uintptr_t end
@@ -200,7 +206,7 @@ cdef list prepare(list columns, tuple names, tuple roles, tuple singles):
             _check_array(cols[0][i], _label(names[0], i, singles[0]), roles[0], None, None)
         p = <cnp.ndarray>cols[0][i]
         if roles[0] == GRAD and _needs_copy(p):  # a read-only first column (e.g. norms)
-            p = np.ascontiguousarray(p, dtype=p.dtype.newbyteorder("="))
+            p = <cnp.ndarray>_contiguous_copy(p)
             cols[0][i] = p
         if cnp.PyArray_TYPE(p) == cnp.NPY_FLOAT:
             n32 += 1
@@ -215,7 +221,7 @@ cdef list prepare(list columns, tuple names, tuple roles, tuple singles):
                              _label(names[0], i, singles[0]))
             a = <cnp.ndarray>col[i]
             if roles[k] == GRAD and _needs_copy(a):
-                col[i] = np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("="))
+                col[i] = _contiguous_copy(a)
     _check_disjoint(cols, names, roles, singles, n)
     # Pointer tables, one per dtype.
     cdef list out = [None, None]
@@ -248,7 +254,12 @@ cdef list prepare(list columns, tuple names, tuple roles, tuple singles):
 
 cdef void _check_disjoint(list cols, tuple names, tuple roles, tuple singles,
                           Py_ssize_t n) except *:
-    """Refuse any overlap between an array that is written and any other array."""
+    """Refuse any overlap between an array that is written and any other array.
+
+    None entries (absent arrays) are skipped. The message names both arrays, starting with
+    the one of the later argument (a grad or state clashing with its param names the grad
+    or state: the param is the reference the others are checked against).
+    """
     cdef int ncol = len(cols), k
     cdef Py_ssize_t i, m = 0, total = n * ncol
     cdef cnp.ndarray a
@@ -256,15 +267,19 @@ cdef void _check_disjoint(list cols, tuple names, tuple roles, tuple singles,
     if spans == NULL:
         raise MemoryError()
     cdef uintptr_t reach_any = 0, reach_written = 0
-    cdef Span s
-    cdef int clash_col = -1
-    cdef Py_ssize_t clash_idx = -1
+    cdef Py_ssize_t any_at = -1, written_at = -1, partner = -1
+    cdef Span s, o
+    cdef int clash_col = -1, other_col = -1
+    cdef Py_ssize_t clash_idx = -1, other_idx = -1
     try:
         for k in range(ncol):
             if cols[k] is None:
                 continue
             for i in range(n):
-                a = <cnp.ndarray>cols[k][i]
+                item = cols[k][i]
+                if item is None:
+                    continue
+                a = <cnp.ndarray>item
                 if cnp.PyArray_NBYTES(a) == 0:
                     continue
                 spans[m].start = <uintptr_t>cnp.PyArray_DATA(a)
@@ -274,38 +289,60 @@ cdef void _check_disjoint(list cols, tuple names, tuple roles, tuple singles,
                 spans[m].index = i
                 m += 1
         qsort(spans, m, sizeof(Span), _span_cmp)
-        # Sorted by start: span i overlaps an earlier one iff start < the furthest earlier end.
+        # Sorted by start: span i overlaps an earlier one iff start < the furthest earlier end
+        # (and the span reaching that end is one it overlaps).
         for i in range(m):
             s = spans[i]
-            if (s.written and s.start < reach_any) or s.start < reach_written:
-                clash_col, clash_idx = s.column, s.index
+            if s.start < reach_written:
+                partner = written_at
+            elif s.written and s.start < reach_any:
+                partner = any_at
+            if partner >= 0:
+                o = spans[partner]
+                if (o.column, o.index) > (s.column, s.index):
+                    s, o = o, s
+                clash_col, clash_idx, other_col, other_idx = s.column, s.index, o.column, o.index
                 break
             if s.end > reach_any:
-                reach_any = s.end
+                reach_any, any_at = s.end, i
             if s.written and s.end > reach_written:
-                reach_written = s.end
+                reach_written, written_at = s.end, i
     finally:
         free(spans)
     if clash_col >= 0:
         raise ValueError(
             f"{_label(names[clash_col], clash_idx, singles[clash_col])}: shares memory with "
-            "another array of this call that is updated in place; pass separate arrays "
-            "(e.g. g.copy())")
+            f"{_label(names[other_col], other_idx, singles[other_col])}, and one of them is "
+            "updated in place; pass separate arrays (e.g. g.copy())")
+
+
+cdef double to_double(object value, str name) except? -1.0:
+    """A real number (not a bool) as a double; ints beyond its range become +-inf."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+            value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name}: expected a real number, got {type(value).__name__}")
+    try:
+        return float(value)
+    except OverflowError:  # a Python int beyond the double range
+        return np.inf if value > 0 else -np.inf
 
 
 cdef double check_real(object value, str name, double low=-np.inf, double high=np.inf,
-                       bint low_open=False, bint high_open=False) except? -1.0:
-    """Return `value` as a double, or raise TypeError/ValueError naming `name`."""
+                       bint low_open=False, bint high_open=False,
+                       bint finite=False) except? -1.0:
+    """Return `value` as a double, or raise TypeError/ValueError naming `name`.
+
+    With finite=True, +-inf is refused too (an int too large for a double counts as inf).
+    """
     cdef double v
     if type(value) is float:  # the common case first: no isinstance chain
         v = PyFloat_AS_DOUBLE(value)
     else:
-        if isinstance(value, (bool, np.bool_)) or not isinstance(
-                value, (int, float, np.integer, np.floating)):
-            raise TypeError(f"{name}: expected a real number, got {type(value).__name__}")
-        v = float(value)
+        v = to_double(value, name)
     if v != v:
         raise ValueError(f"{name}: expected a number, got nan")
+    if finite and not isfinite(v):
+        raise ValueError(f"{name}: expected a finite number, got {v}")
     if v < low or v > high or (low_open and v == low) or (high_open and v == high):
         lo = "(" if low_open else "["
         hi = ")" if high_open else "]"

@@ -1,4 +1,35 @@
-"""Runtime configuration: thread count, build facts, include directory."""
+"""Runtime configuration: thread count, build facts, include directory.
+
+Processes and threads
+---------------------
+fastopt's kernels release the GIL, so Python threads may step *their own* optimizers (or
+call kernels on their own arrays) concurrently; the results are the same bytes as running
+them one after the other. One optimizer must not be stepped by two threads at once.
+
+``fork`` and OpenMP: GNU libgomp (GCC's OpenMP runtime) is not fork-safe. Once a process
+has run a parallel region with two or more threads, a child created by ``fork`` that opens
+a parallel region with two or more threads waits forever for the parent's worker threads,
+which do not exist in the child (checked with GCC 12's libgomp; see GCC bug 60035). This is
+what ``multiprocessing`` does by default on Linux before Python 3.14, and what
+``multiprocessing.Pool``/``ProcessPoolExecutor``/joblib's "multiprocessing" backend do with
+the "fork" start method.
+
+fastopt therefore makes every child created by ``os.fork()`` run its kernels on one thread
+(as if it had called ``set_num_threads(1)``): the child cannot hang in fastopt, and its
+results are the same bits (every kernel gives the same result for any thread count). To
+use several threads in worker processes:
+
+- start them with the "spawn" or "forkserver" method
+  (``multiprocessing.get_context("forkserver").Pool(...)``, joblib's default loky backend):
+  they start with fastopt's normal thread policy; or
+- call ``fastopt.set_num_threads(n)`` in the forked child yourself -- safe only if the
+  parent never ran a multi-threaded OpenMP region (from fastopt or any other library using
+  libgomp, such as scikit-learn), otherwise that child hangs.
+
+Another library's OpenMP code running in a forked child is not covered by this (its own
+thread setting applies); ``OMP_NUM_THREADS=1`` in the child's environment, or
+threadpoolctl's ``threadpool_limits(1)`` in the child, covers it.
+"""
 
 from __future__ import annotations
 
@@ -33,6 +64,15 @@ def _physical_cores() -> int:
 
 
 _kernels._init_thread_policy(_physical_cores(), "OMP_NUM_THREADS" in os.environ)
+
+
+def _serial_after_fork() -> None:
+    """In a child made by os.fork(): one thread (libgomp's pool does not survive a fork)."""
+    _kernels._set_user_threads(1)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_serial_after_fork)
 
 get_num_threads = _kernels.get_num_threads
 set_num_threads = _kernels.set_num_threads

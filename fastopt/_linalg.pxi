@@ -56,7 +56,7 @@ cdef cnp.ndarray _vec_in(object a, str name, cnp.ndarray ref):
             raise ValueError(f"{name}: expected {cnp.PyArray_SIZE(ref)} elements, got "
                              f"{cnp.PyArray_SIZE(arr)} (shape {(<object>arr).shape})")
     if _needs_copy(arr):
-        arr = np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("="))
+        arr = <cnp.ndarray>_contiguous_copy(arr)  # aligned too (ascontiguousarray is not)
     return arr
 
 
@@ -130,7 +130,8 @@ def axpy(a, x, y, out=None):
     if (oa is not xa and _overlap(oa, xa)
             and cnp.PyArray_DATA(oa) != cnp.PyArray_DATA(xa)) or (
             oa is not ya and _overlap(oa, ya) and cnp.PyArray_DATA(oa) != cnp.PyArray_DATA(ya)):
-        raise ValueError("out: overlaps x or y without being the same array")
+        raise ValueError(f"{'y' if out is None else 'out'}: overlaps "
+                         f"{'x' if _overlap(oa, xa) else 'y'} without being the same array")
     cdef int64_t n = cnp.PyArray_SIZE(xa)
     cdef int status, nthreads = current_threads()
     with nogil:
@@ -219,14 +220,15 @@ def lbfgs_two_loop(g, S, Y, rho, gamma, count, newest, out=None, negate=False):
     cdef int64_t slots = Sa.shape[0]
     if Ya.shape[0] != slots:
         raise ValueError(f"Y: expected shape {S.shape} (the shape of S), got {Y.shape}")
-    if not isinstance(rho, np.ndarray) or rho.dtype != np.float64 or rho.shape != (slots,):
-        raise ValueError(f"rho: expected a float64 array of shape ({slots},)")
-    cdef cnp.ndarray ra = np.ascontiguousarray(rho)
-    cdef int64_t cnt = count, nw = newest
-    if cnt < 0 or cnt > slots:
+    cdef cnp.ndarray ra = <cnp.ndarray>_f64(rho, "rho", (slots,))
+    if _needs_copy(ra):
+        ra = <cnp.ndarray>_contiguous_copy(ra)
+    # compared as Python ints first: a huge count is a ValueError, not an OverflowError
+    if not 0 <= count <= slots:
         raise ValueError(f"count: expected 0 <= count <= {slots}, got {count}")
-    if cnt > 0 and (nw < 0 or nw >= slots):
+    if count > 0 and not 0 <= newest < slots:
         raise ValueError(f"newest: expected 0 <= newest < {slots}, got {newest}")
+    cdef int64_t cnt = count, nw = newest if count > 0 else 0
     cdef cnp.ndarray oa
     if out is None:
         oa = np.empty(n, dtype=ga.dtype)
@@ -271,19 +273,28 @@ cdef tuple _ring(object S, object Y, cnp.ndarray ref):
 
 
 cdef cnp.ndarray _rows(object rows, int64_t slots):
-    cdef cnp.ndarray r = np.ascontiguousarray(rows, dtype=np.int64)
-    if r.ndim != 1:
+    raw = np.asarray(rows)
+    if raw.ndim != 1:
         raise ValueError(
-            f"rows: expected a 1-D array of row indices, got shape {(<object>r).shape}")
-    if r.size and (r.min() < 0 or r.max() >= slots):
+            f"rows: expected a 1-D array of row indices, got shape {raw.shape}")
+    if raw.size and raw.dtype.kind not in "iu":  # no silent truncation of 0.5 or "1"
+        raise TypeError(f"rows: expected integer row indices, got dtype {raw.dtype}")
+    if raw.size and (raw.min() < 0 or raw.max() >= slots):
         raise ValueError(f"rows: expected indices in [0, {slots}), got {rows!r}")
+    cdef cnp.ndarray r = np.asarray(raw, dtype=np.int64)
+    if _needs_copy(r):
+        r = <cnp.ndarray>_contiguous_copy(r)
     return r
 
 
 cdef cnp.ndarray _f64(object a, str name, tuple shape):
-    if not isinstance(a, np.ndarray) or a.dtype != np.float64 or a.shape != shape:
-        raise ValueError(f"{name}: expected a float64 array of shape {shape}")
-    return np.ascontiguousarray(a)
+    if not isinstance(a, np.ndarray) or a.dtype != np.float64:
+        raise TypeError(f"{name}: expected a float64 array of shape {shape}, got "
+                        f"{_dtype_name(a)}")
+    if a.shape != shape:
+        raise ValueError(f"{name}: expected a float64 array of shape {shape}, got shape "
+                         f"{a.shape}")
+    return _contiguous_copy(a) if _needs_copy(<cnp.ndarray>a) else a
 
 
 def lbfgs_gram(S, Y, rows, v, w):

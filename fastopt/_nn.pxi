@@ -56,7 +56,7 @@ cdef object _readable(object a, str name, cnp.ndarray ref=None, str ref_name=Non
     contiguous native copy when C cannot read it directly."""
     _check_array(a, name, GRAD, ref, ref_name)
     if _needs_copy(<cnp.ndarray>a):
-        return np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("="))
+        return _contiguous_copy(<cnp.ndarray>a)  # aligned, and 0-d stays 0-d
     return a
 
 
@@ -171,6 +171,8 @@ cdef object _identity(object a, object out, str name):
     if out is None:
         return a
     _check_array(out, "out", STATE, <cnp.ndarray>a, name)
+    if _data(out) != _data(a):  # exactly in place is fine, partly overlapping is not
+        _refuse_overlap([a, out], (name, "out"), (False, True))
     np.copyto(out, a)
     return out
 

@@ -58,10 +58,7 @@ def norm_reduce(x, norm_type=2.0):
 def scale_(x, factor):
     """Multiply one array or a list of arrays in place by `factor` (in each array's dtype)."""
     global _last_threads_used
-    if isinstance(factor, (bool, np.bool_)) or not isinstance(
-            factor, (int, float, np.integer, np.floating)):
-        raise TypeError(f"factor: expected a real number, got {type(factor).__name__}")
-    cdef double f = float(factor)  # NaN and inf allowed: they propagate as in x * factor
+    cdef double f = to_double(factor, "factor")  # NaN and inf allowed: they propagate
     xs, single = _as_list(x, "x")
     if not xs:
         return

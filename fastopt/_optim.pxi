@@ -546,7 +546,7 @@ def all_finite(x):
             _check_array(obj, _label("x", i, single), GRAD, None, None)
         a = <cnp.ndarray>obj
         if _needs_copy(a):
-            a = np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("="))
+            a = <cnp.ndarray>_contiguous_copy(a)  # aligned, 0-d stays 0-d
         cols[0 if cnp.PyArray_TYPE(a) == cnp.NPY_FLOAT else 1].append(a)
     cdef int which
     cdef Batch b
@@ -817,7 +817,7 @@ cdef class StepPlan:
                              f"params[{i if indices is None else indices[i]}]")
             a = <cnp.ndarray>g
             if _needs_copy(a):
-                a = np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("="))
+                a = <cnp.ndarray>_contiguous_copy(a)  # aligned, 0-d stays 0-d
                 self.grad_keep.append(a)
             start = <uintptr_t>cnp.PyArray_DATA(a)
             if self._overlaps_written(start, start + <uintptr_t>cnp.PyArray_NBYTES(a)):

@@ -13,17 +13,14 @@ cdef extern from "optim.h" nogil:
 cdef fo_sgd_options _sgd_options(lr, momentum, dampening, nesterov, weight_decay, l1,
                                  maximize, first_step) except *:
     cdef fo_sgd_options o
-    o.lr = check_real(lr, "lr", 0.0)
-    o.momentum = check_real(momentum, "momentum", 0.0)
+    o.lr = check_real(lr, "lr", 0.0, np.inf, False, False, True)
+    o.momentum = check_real(momentum, "momentum", 0.0, np.inf, False, False, True)
     o.dampening = check_real(dampening, "dampening", 0.0, 1.0)
-    o.weight_decay = check_real(weight_decay, "weight_decay", 0.0)
-    o.l1 = check_real(l1, "l1", 0.0)
+    o.weight_decay = check_real(weight_decay, "weight_decay", 0.0, np.inf, False, False, True)
+    o.l1 = check_real(l1, "l1", 0.0, np.inf, False, False, True)
     o.nesterov = check_bool(nesterov, "nesterov")
     o.maximize = check_bool(maximize, "maximize")
     o.first_step = check_bool(first_step, "first_step")
-    if not isfinite(o.lr) or not isfinite(o.momentum) or not isfinite(o.weight_decay) \
-            or not isfinite(o.l1):
-        raise ValueError("lr, momentum, weight_decay and l1 must be finite")
     if o.nesterov and (o.momentum == 0.0 or o.dampening != 0.0):
         raise ValueError("nesterov: Nesterov momentum requires momentum > 0 and dampening = 0")
     return o
@@ -49,7 +46,8 @@ def sgd_step(p, g, buf=None, *, lr, momentum=0.0, dampening=0.0, nesterov=False,
     g : ndarray or list of ndarray
         Gradients, same dtype and shape as `p` (non-contiguous ones are copied).
     buf : ndarray or list of ndarray, optional
-        Momentum buffers (required when momentum > 0), updated in place. With
+        Momentum buffers (required when momentum > 0; checked but unused when momentum
+        is 0), updated in place. With
         ``first_step=True`` their old contents are ignored and overwritten by ``d``
         (torch initialises the buffer to the first gradient, without dampening).
     lr, momentum, dampening, weight_decay, l1 : float
@@ -73,10 +71,10 @@ def sgd_step(p, g, buf=None, *, lr, momentum=0.0, dampening=0.0, nesterov=False,
     gs, gsingle = _as_list(g, "g")
     bs = None
     bsingle = single
-    if o.momentum != 0.0:
-        if buf is None:
-            raise ValueError("buf: momentum buffers are required when momentum > 0")
+    if buf is not None:  # checked even when momentum == 0 (and then left alone)
         bs, bsingle = _as_list(buf, "buf")
+    elif o.momentum != 0.0:
+        raise ValueError("buf: momentum buffers are required when momentum > 0")
     batches = prepare([ps, gs, bs], ("p", "g", "buf"), (PARAM, GRAD, STATE),
                       (single, gsingle, bsingle))
     _run_sgd(batches, &o)

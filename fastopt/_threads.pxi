@@ -66,7 +66,7 @@ def set_num_threads(n):
         return
     if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)):
         raise TypeError(f"n: expected an int or None, got {type(n).__name__}")
-    cdef long v = int(n)
+    v = int(n)  # a Python int: no overflow for huge counts
     if v == 0:
         raise ValueError("n: expected a positive or negative thread count, got 0")
     if v < 0:
@@ -77,6 +77,11 @@ def set_num_threads(n):
     _user_threads = <int>min(v, 1 << 20)
 
 
-def planned_threads(long long total_elements):
+def planned_threads(total_elements):
     """Threads a kernel over `total_elements` elements would use now (serial threshold applied)."""
-    return fo_team_size(total_elements, current_threads())
+    if isinstance(total_elements, (bool, np.bool_)) or not isinstance(
+            total_elements, (int, np.integer)):
+        raise TypeError(f"total_elements: expected an int, got {type(total_elements).__name__}")
+    if total_elements < 0:
+        raise ValueError(f"total_elements: expected a count >= 0, got {total_elements}")
+    return fo_team_size(<long long>min(int(total_elements), 1 << 62), current_threads())

@@ -79,7 +79,10 @@ def _as_real(value: object, name: str) -> float:
         value = value[()]
     if not _is_real(value):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    return float(value)  # type: ignore[arg-type]
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except OverflowError:  # an int beyond the double range: +-inf, then range-checked
+        return math.inf if value > 0 else -math.inf  # type: ignore[operator]
 
 
 def _as_int(value: object, name: str, minimum: int) -> int:
@@ -1496,6 +1499,10 @@ def total_norm(
     """
     arrays = _as_array_list(grads, "grads")
     p = _check_norm_type(norm_type)
+    if not isinstance(error_if_nonfinite, (bool, np.bool_)):
+        raise TypeError(
+            f"error_if_nonfinite must be a bool, got {type(error_if_nonfinite).__name__}"
+        )
     acc = _norm_pass(arrays, p)
     norm = acc if math.isinf(p) else (math.sqrt(acc) if p == 2.0 else acc ** (1.0 / p))
     if error_if_nonfinite and not math.isfinite(norm):

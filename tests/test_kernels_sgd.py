@@ -204,3 +204,29 @@ def test_matches_torch_when_installed(dtype, rng):
         topt.step()
         sgd_step(p, g, buf, first_step=step == 0, maximize=True, **opts)
     np.testing.assert_allclose(p, tp.detach().numpy(), rtol=RTOL[dtype] * 10, atol=1e-7)
+
+
+def misaligned(values, dtype):
+    """A C-contiguous but misaligned array (np.ascontiguousarray keeps such arrays as is)."""
+    raw = np.zeros(len(values) * np.dtype(dtype).itemsize + 1, np.uint8)
+    arr = raw[1:].view(dtype)
+    arr[...] = values
+    assert arr.flags.c_contiguous and not arr.flags.aligned
+    return arr
+
+
+def test_misaligned_inputs_are_copied_not_read_in_place():
+    """Found by the UBSan job: a contiguous misaligned grad reached C as is."""
+    values = np.arange(8.0)
+    g = misaligned(values, np.float64)
+    p = np.zeros(8)
+    sgd_step(p, g, lr=1.0)
+    np.testing.assert_array_equal(p, -values)
+    assert fastopt.kernels.all_finite([misaligned(values, np.float32)])
+    assert _kernels_norm(misaligned(values, np.float32)) == float((values ** 2).sum())
+    with pytest.raises(ValueError, match="aligned"):
+        sgd_step(misaligned(values, np.float64), np.ones(8), lr=1.0)
+
+
+def _kernels_norm(x):
+    return fastopt._kernels.norm_reduce(x, 2.0)

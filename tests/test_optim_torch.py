@@ -12,6 +12,17 @@ import fastopt
 
 torch = pytest.importorskip("torch")
 
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _torch_one_thread():
+    """The tensors here are tiny: keep torch's thread pool out of the way (and restore it)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 TOL = {np.float32: dict(rtol=2e-5, atol=2e-6), np.float64: dict(rtol=1e-10, atol=1e-12)}
 FUSED = {"Adam", "AdamW", "SGD", "Adagrad"}
 

@@ -74,8 +74,8 @@ def test_philox_bad_words():
 
 def test_every_implementation_gives_the_same_words(tmp_path):
     """philox.h is header-only: compile a small C program that runs each implementation
-    (scalar reference, SSE2, AVX2 where the CPU has it, vector extensions) on one group of
-    tiles, and compare with what this machine's dropout uses."""
+    (scalar reference, SSE2, AVX2 and AVX-512 where the CPU has them, vector extensions) on
+    one group of tiles, and compare with what this machine's dropout uses."""
     import shutil
     import subprocess
 
@@ -87,11 +87,12 @@ def test_every_implementation_gives_the_same_words(tmp_path):
         '#include <stdio.h>\n#include "philox.h"\n'
         "int main(void) {\n"
         "    uint32_t w[FO_PHILOX_GROUP_WORDS];\n"
-        "    for (int isa = 0; isa < 4; ++isa) {\n"
+        "    for (int isa = 0; isa <= FO_PHILOX_AVX512; ++isa) {\n"
         "#if FO_PHILOX_X86\n"
         '        if (isa == FO_PHILOX_AVX2 && !__builtin_cpu_supports("avx2")) continue;\n'
+        '        if (isa == FO_PHILOX_AVX512 && !__builtin_cpu_supports("avx512f")) continue;\n'
         "#else\n"
-        "        if (isa == FO_PHILOX_AVX2 || isa == FO_PHILOX_SSE2) continue;\n"
+        "        if (isa != FO_PHILOX_SCALAR_IMPL && isa != FO_PHILOX_VECTOR) continue;\n"
         "#endif\n"
         "        fo_philox_tiles(isa, 0x0123456789ABCDEFull, 42u, 3u, w);\n"
         '        printf("%d", isa);\n'

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Union
@@ -363,12 +364,13 @@ class Optimizer:
 
         ``{"state": {index: {name: array, "step": int}}, "param_groups": [{options,
         "step": k, "params": [indices]}]}`` — torch's layout, keyed by parameter position.
-        A schedule stored as ``lr`` is kept as the callable itself (pickle it only if it
-        pickles).
+        A schedule stored as ``lr`` is deep-copied (so a stateful one, ReduceLROnPlateau, is
+        a snapshot too; pickle the checkpoint only if the schedule pickles).
         """
         groups, start = [], 0
         for group in self.param_groups:
-            entry = {k: v for k, v in group.items() if k != "params"}
+            # deep copies: a stateful schedule (ReduceLROnPlateau) as lr must be a snapshot
+            entry = {k: copy.deepcopy(v) for k, v in group.items() if k != "params"}
             entry["params"] = list(range(start, start + len(group["params"])))
             start += len(group["params"])
             groups.append(entry)
@@ -413,7 +415,7 @@ class Optimizer:
         new_groups = []
         for saved, group in zip(saved_groups, self.param_groups):
             merged = dict(group)
-            merged.update({k: v for k, v in saved.items() if k != "params"})
+            merged.update({k: copy.deepcopy(v) for k, v in saved.items() if k != "params"})
             self._check_group(merged)
             new_groups.append(merged)
         new_state: dict[int, dict[str, Any]] = {}

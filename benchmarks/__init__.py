@@ -1,0 +1,1 @@
+"""fastopt's asv benchmark suites, one file per area (see README "Benchmarks")."""

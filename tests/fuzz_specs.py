@@ -1,0 +1,894 @@
+"""The table of fuzzed kernels and optimizer classes, with their numpy references.
+
+Covering a new kernel is one more entry in KERNELS (its array arguments, hyperparameter
+domains and a numpy reference written from the documented formula); a new optimizer class
+is one more entry in OPTIMIZERS (a RefOptimizer subclass with its per-parameter update).
+References compute in the array's dtype with scalar coefficients computed in double and
+then cast, as the kernels do, so most agree bit for bit.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+import fastopt
+from fastopt import _kernels, kernels
+from hypothesis import strategies as st
+
+from fuzz_harness import (
+    HUGE_INT,
+    INF,
+    Arg,
+    NAN,
+    Choice,
+    Flag,
+    Hyper,
+    Integer,
+    KernelSpec,
+    OptimizerSpec,
+    Real,
+    Values,
+    native_copy,
+    to_float,
+)
+
+# -- shared helpers ------------------------------------------------------------------------
+
+
+def sign(x: np.ndarray) -> np.ndarray:
+    """fastopt's sign: (x > 0) - (x < 0), so sign(0) = sign(nan) = 0."""
+    t = x.dtype.type
+    return (x > 0).astype(t) - (x < 0).astype(t)
+
+
+def _f(h: dict, name: str, default: float = 0.0) -> float:
+    return float(h.get(name, default))
+
+
+class RefOptimizer:
+    """A numpy reference of an optimizer class: groups, lr schedules, lazy per-param state.
+
+    groups: [(params, options)], params being the reference's own copies. Subclasses
+    implement update(p, g, state, options, lr, step) for one parameter in place, where
+    `step` is the group's step count before this step and `state` a dict that starts
+    empty for each parameter.
+    """
+
+    def __init__(self, groups):
+        self.groups = [(list(ps), dict(opts)) for ps, opts in groups]
+        self.steps = [0] * len(self.groups)
+        self.state = {}
+
+    def step(self, grads):
+        with np.errstate(all="ignore"):  # NaN/Inf gradients are part of the fuzzing
+            self._step(grads)
+
+    def _step(self, grads):
+        k = 0
+        for gi, (params, opts) in enumerate(self.groups):
+            lr = opts["lr"](self.steps[gi]) if callable(opts["lr"]) else opts["lr"]
+            for p in params:
+                g = grads[k]
+                if g is not None:
+                    g = np.array(g, dtype=p.dtype, order="C")
+                    self.update(p, g, self.state.setdefault(k, {}), opts, float(lr),
+                                self.steps[gi])
+                k += 1
+            self.steps[gi] += 1
+
+    def update(self, p, g, state, opts, lr, step):
+        raise NotImplementedError
+
+
+# -- SGD -----------------------------------------------------------------------------------
+
+
+def sgd_rule(p, g, buf, *, lr, momentum, dampening, nesterov, weight_decay, l1, maximize,
+             first_step):
+    """torch.optim.SGD's documented algorithm, in the array's dtype (fastopt's sign)."""
+    t = p.dtype.type
+    d = -g if maximize else g.copy()
+    if weight_decay:
+        d = d + t(weight_decay) * p
+    if l1:
+        d = d + t(l1) * sign(p)
+    if momentum:
+        buf[...] = d if first_step else t(momentum) * buf + t(1.0 - dampening) * d
+        d = d + t(momentum) * buf if nesterov else buf
+    p -= t(lr) * d
+
+
+SGD_HYPERS = (
+    Hyper("lr", Real(0.0, typical=(0.0, 2.0))),
+    Hyper("momentum", Real(0.0, typical=(0.0, 1.5))),
+    Hyper("dampening", Real(0.0, 1.0)),
+    Hyper("nesterov", Flag()),
+    Hyper("weight_decay", Real(0.0, typical=(0.0, 1.0))),
+    Hyper("l1", Real(0.0, typical=(0.0, 1.0))),
+    Hyper("maximize", Flag()),
+)
+
+
+def _sgd_ok(h):
+    return not h["nesterov"] or (float(h["momentum"]) > 0 and float(h["dampening"]) == 0)
+
+
+def _sgd_reference(a, h):
+    p, g, buf = a["p"], a["g"], a["buf"]
+    opts = {k: (float(v) if k not in ("nesterov", "maximize", "first_step") else bool(v))
+            for k, v in h.items()}
+    if not opts["momentum"]:
+        buf = None
+    sgd_rule(p, g, buf, **opts)
+    return {"p": p, "buf": buf} if buf is not None else {"p": p}
+
+
+SGD_STEP = KernelSpec(
+    name="sgd_step",
+    func=kernels.sgd_step,
+    args=(
+        Arg("p", written=True),
+        Arg("g", written=False),
+        Arg("buf", written=True,
+            presence=lambda h: "required" if float(h["momentum"]) != 0 else "optional"),
+    ),
+    hypers=SGD_HYPERS + (Hyper("first_step", Flag()),),
+    constraint=_sgd_ok,
+    invalid_combos=(
+        ({"nesterov": True, "momentum": 0.0}, "nesterov"),
+        ({"nesterov": True, "momentum": 0.5, "dampening": 0.5}, "nesterov"),
+    ),
+    reference=_sgd_reference,
+    multi=True,
+)
+
+
+class RefSGD(RefOptimizer):
+    def update(self, p, g, state, o, lr, step):
+        first = "momentum_buffer" not in state
+        buf = state.setdefault("momentum_buffer", np.zeros_like(p))
+        sgd_rule(p, g, buf if float(o["momentum"]) else None, lr=lr,
+                 momentum=_f(o, "momentum"), dampening=_f(o, "dampening"),
+                 nesterov=bool(o.get("nesterov", False)),
+                 weight_decay=_f(o, "weight_decay"), l1=_f(o, "l1"),
+                 maximize=bool(o.get("maximize", False)), first_step=first)
+
+
+SGD_CLASS = OptimizerSpec(
+    name="SGD",
+    cls=fastopt.SGD,
+    hypers=SGD_HYPERS,
+    reference=RefSGD,
+    constraint=_sgd_ok,
+    invalid_combos=(({"nesterov": True, "momentum": 0.0}, "nesterov"),),
+    example=dict(lr=0.01, momentum=0.9, nesterov=True, weight_decay=1e-3),
+)
+
+# -- Adam, Adagrad, RMSprop, Adadelta (csrc/adam.c ...; active once they are on main) ------
+# References transcribe the kernels' documented formulas in the same operation order, with
+# the scalar coefficients computed in double and cast, so most agree bit for bit.
+
+_STEP = Hyper("step", Integer(1, 1 << 62))
+_NONNEG = Real(0.0, typical=(0.0, 1.0))
+_LR = Hyper("lr", Real(0.0, typical=(0.0, 2.0)))
+_EPS = Hyper("eps", Real(0.0, low_open=True, typical=(1e-10, 1.0), edges=(1e-8,)))
+_MAXIMIZE = Hyper("maximize", Flag())
+
+
+def _d(p, g, h, l2=True):
+    """The gradient the update uses: -g if maximize, plus L2 and L1 terms."""
+    t = p.dtype.type
+    d = -g if h.get("maximize") else g.copy()
+    wd = float(h.get("weight_decay", 0.0))
+    if l2 and wd:
+        d = d + t(wd) * p
+    l1 = float(h.get("l1", 0.0))
+    if l1:
+        d = d + t(l1) * sign(p)
+    return d
+
+
+def max_nan(a, b):
+    """fastopt's max: a if a > b or a is NaN, else b."""
+    return np.where((a > b) | (a != a), a, b)
+
+
+def adam_rule(p, g, m, v, vmax, h, step):
+    t = p.dtype.type
+    lr, b1, b2 = float(h["lr"]), float(h["beta1"]), float(h["beta2"])
+    decoupled = bool(h.get("decoupled", False))
+    d = _d(p, g, h, l2=not decoupled)
+    if decoupled and float(h.get("weight_decay", 0.0)):
+        p *= t(1.0 - lr * float(h["weight_decay"]))
+    m[...] = t(b1) * m + t(1.0 - b1) * d
+    v[...] = t(b2) * v + t(1.0 - b2) * d * d
+    hi = v
+    if vmax is not None:
+        vmax[...] = max_nan(vmax, v)
+        hi = vmax
+    step_size = t(lr / (1.0 - b1 ** step))
+    bc2 = t(np.sqrt(1.0 - b2 ** step))
+    p -= step_size * m / (np.sqrt(hi) / bc2 + t(float(h["eps"])))
+
+
+def adagrad_rule(p, g, s, h, step):
+    t = p.dtype.type
+    clr = t(float(h["lr"]) / (1.0 + (step - 1) * float(h.get("lr_decay", 0.0))))
+    d = _d(p, g, h)
+    s += d * d
+    p -= clr * d / (np.sqrt(s) + t(float(h["eps"])))
+
+
+def rmsprop_rule(p, g, sq, ga, buf, h):
+    t = p.dtype.type
+    alpha, eps = float(h["alpha"]), float(h["eps"])
+    d = _d(p, g, h)
+    sq[...] = t(alpha) * sq + t(1.0 - alpha) * d * d
+    w = sq
+    if h.get("centered"):
+        ga[...] = t(alpha) * ga + t(1.0 - alpha) * d
+        w = sq - ga * ga
+    in_sqrt = bool(h.get("eps_in_sqrt", False))
+    den = np.sqrt(w + t(eps if in_sqrt else 0.0)) + t(0.0 if in_sqrt else eps)
+    if float(h.get("momentum", 0.0)):
+        buf[...] = t(float(h["momentum"])) * buf + d / den
+        p -= t(float(h["lr"])) * buf
+    else:
+        p -= t(float(h["lr"])) * d / den
+
+
+def adadelta_rule(p, g, sq, acc, h):
+    t = p.dtype.type
+    rho, eps = float(h["rho"]), t(float(h["eps"]))
+    d = _d(p, g, h)
+    sq[...] = t(rho) * sq + t(1.0 - rho) * d * d
+    delta = np.sqrt(acc + eps) / np.sqrt(sq + eps) * d
+    acc[...] = t(rho) * acc + t(1.0 - rho) * delta * delta
+    p -= t(float(h["lr"])) * delta
+
+
+_NONNEG_STATE = Values(0.0, 4.0, specials=(0.0, INF, NAN, 1e30))
+
+
+def _adam_reference(a, h):
+    adam_rule(a["p"], a["g"], a["m"], a["v"], a.get("vmax"), h, int(h["step"]))
+    return {k: a[k] for k in ("p", "m", "v", "vmax") if a.get(k) is not None}
+
+
+def _adagrad_reference(a, h):
+    adagrad_rule(a["p"], a["g"], a["state_sum"], h, int(h["step"]))
+    return {"p": a["p"], "state_sum": a["state_sum"]}
+
+
+def _rmsprop_reference(a, h):
+    rmsprop_rule(a["p"], a["g"], a["square_avg"], a.get("grad_avg"), a.get("momentum_buffer"),
+                 h)
+    return {k: a[k] for k in ("p", "square_avg", "grad_avg", "momentum_buffer")
+            if a.get(k) is not None}
+
+
+def _adadelta_reference(a, h):
+    adadelta_rule(a["p"], a["g"], a["square_avg"], a["acc_delta"], h)
+    return {k: a[k] for k in ("p", "square_avg", "acc_delta")}
+
+
+def _all_finite_reference(a, h):
+    return {"return": bool(np.isfinite(a["x"]).all())}
+
+
+OPTIM_KERNELS: list[KernelSpec] = []
+if hasattr(kernels, "adam_step"):
+    OPTIM_KERNELS += [
+        KernelSpec(
+            name="adam_step", func=kernels.adam_step,
+            args=(Arg("p", written=True), Arg("g", written=False),
+                  Arg("m", written=True), Arg("v", written=True, values=_NONNEG_STATE),
+                  Arg("vmax", written=True, keyword=True, values=_NONNEG_STATE,
+                      presence=lambda h: "optional")),
+            hypers=(_STEP, _LR, Hyper("beta1", Real(0.0, 1.0, high_open=True)),
+                    Hyper("beta2", Real(0.0, 1.0, high_open=True)), _EPS,
+                    Hyper("weight_decay", _NONNEG), Hyper("decoupled", Flag()), _MAXIMIZE,
+                    Hyper("l1", _NONNEG)),
+            reference=_adam_reference, multi=True,
+            rtol={np.float32: 1e-5, np.float64: 1e-12},
+        ),
+        KernelSpec(
+            name="adagrad_step", func=kernels.adagrad_step,
+            args=(Arg("p", written=True), Arg("g", written=False),
+                  Arg("state_sum", written=True, values=_NONNEG_STATE)),
+            hypers=(_STEP, _LR, Hyper("lr_decay", _NONNEG), Hyper("weight_decay", _NONNEG),
+                    _EPS, _MAXIMIZE, Hyper("l1", _NONNEG)),
+            reference=_adagrad_reference, multi=True,
+            rtol={np.float32: 1e-5, np.float64: 1e-12},
+        ),
+        KernelSpec(
+            name="rmsprop_step", func=kernels.rmsprop_step,
+            args=(Arg("p", written=True), Arg("g", written=False),
+                  Arg("square_avg", written=True, values=_NONNEG_STATE),
+                  Arg("grad_avg", written=True, keyword=True,
+                      presence=lambda h: "required" if h["centered"] else "absent"),
+                  Arg("momentum_buffer", written=True, keyword=True,
+                      presence=lambda h: "required" if float(h["momentum"]) else "absent")),
+            hypers=(_LR, Hyper("alpha", Real(0.0, 1.0)), _EPS, Hyper("weight_decay", _NONNEG),
+                    Hyper("momentum", _NONNEG), Hyper("centered", Flag()), _MAXIMIZE,
+                    Hyper("l1", _NONNEG), Hyper("eps_in_sqrt", Flag())),
+            reference=_rmsprop_reference, multi=True,
+            rtol={np.float32: 1e-5, np.float64: 1e-12},
+        ),
+        KernelSpec(
+            name="adadelta_step", func=kernels.adadelta_step,
+            args=(Arg("p", written=True), Arg("g", written=False),
+                  Arg("square_avg", written=True, values=_NONNEG_STATE),
+                  Arg("acc_delta", written=True, values=_NONNEG_STATE)),
+            hypers=(_LR, Hyper("rho", Real(0.0, 1.0)), _EPS, Hyper("weight_decay", _NONNEG),
+                    _MAXIMIZE, Hyper("l1", _NONNEG)),
+            reference=_adadelta_reference, multi=True,
+            rtol={np.float32: 1e-5, np.float64: 1e-12},
+        ),
+    ]
+if hasattr(kernels, "all_finite"):
+    OPTIM_KERNELS.append(KernelSpec(
+        name="all_finite", func=kernels.all_finite, args=(Arg("x", written=False),),
+        reference=_all_finite_reference, multi=True,
+        combine=lambda parts, h: all(parts)))
+
+
+# -- fastopt.nn: dropout and batch normalization (csrc/dropout.c, csrc/batchnorm.c) -----------
+
+nn = getattr(fastopt, "nn", None)
+_SEEDS = Choice((0, 1, 12345, 2**64 - 1, np.uint64(7), np.int64(3)), bad=(
+    (-1, (ValueError,)), (2**64, (ValueError,)), (1.5, (TypeError,)), ("1", (TypeError,)),
+    (True, (TypeError,)), (HUGE_INT, (ValueError,))))
+_DROPOUT_HYPERS = (
+    Hyper("p", Real(0.0, 1.0, high_open=True, edges=(0.5,))),
+    Hyper("seed", _SEEDS),
+    Hyper("stream", Integer(0, 2**64 - 1)),
+    Hyper("pack", Flag()),
+)
+
+
+def _keep_factor(mask, dtype):
+    """What each element is multiplied by: 1/(1-p) where kept, 0 where dropped."""
+    t = np.dtype(dtype).type
+    return np.where(mask.keep(), t(mask.scale), t(0.0))
+
+
+def _dropout_check(result, before, after, h):
+    y, mask = result
+    x = before["x"][0]
+    out = after["out"][0] if after["out"] else None
+    assert y.shape == x.shape
+    if not h["training"] or float(h["p"]) == 0.0:  # x itself (any layout), or copied to out
+        np.testing.assert_array_equal(y, x)
+        assert mask.p == 0.0 and mask.keep().all()
+        return
+    assert y.dtype == x.dtype
+    assert mask.shape == x.shape and mask.p == float(h["p"])
+    with np.errstate(all="ignore"):
+        expected = x * _keep_factor(mask, x.dtype)
+    assert native_copy(np.asarray(y)).tobytes() == np.asarray(expected, x.dtype).tobytes()
+    if out is not None:
+        assert out.tobytes() == native_copy(np.asarray(y)).tobytes()
+    # the same (seed, stream) gives the same mask, whatever the layout or dtype of x
+    _, again = nn.dropout(x.astype(np.float64), float(h["p"]), True, h["seed"],
+                          stream=h["stream"], pack=not h["pack"])
+    assert (again.keep() == mask.keep()).all()
+
+
+def _dropout_backward(dy, out=None, *, p, seed, stream, pack):
+    """dropout_backward with the mask of a forward pass of the same shape."""
+    _, mask = nn.dropout(np.zeros(np.shape(dy)), p, True, seed, stream=stream, pack=pack)
+    return nn.dropout_backward(dy, mask, out), mask
+
+
+def _dropout_backward_check(result, before, after, h):
+    dx, mask = result
+    dy = before["dy"][0]
+    with np.errstate(all="ignore"):
+        expected = dy * _keep_factor(mask, dy.dtype)
+    assert native_copy(np.asarray(dx)).tobytes() == np.asarray(expected, dy.dtype).tobytes()
+
+
+def _bn_shapes():
+    return st.tuples(st.integers(1, 5), st.integers(0, 4),
+                     st.lists(st.integers(0, 3), max_size=2)).map(
+        lambda t: (t[0], t[1], *t[2]))
+
+
+def _bn_shape_ok(shape, h):
+    n, c, spatial = shape[0], shape[1], int(np.prod(shape[2:], dtype=np.int64))
+    return not h["training"] or c == 0 or n * spatial > 1
+
+
+def _bn_stats(x, rm, rv, h):
+    """(mean, invstd) in float64 the output is normalized with, and the expected running
+    statistics after the call."""
+    xd = x.astype(np.float64)
+    axes = (0,) + tuple(range(2, x.ndim))
+    eps = float(h["eps"])
+    if not h["training"]:
+        mean = rm.astype(np.float64)
+        return mean, 1.0 / np.sqrt(rv.astype(np.float64) + eps), rm, rv
+    m = xd.size // max(x.shape[1], 1) if x.shape[1] else 0
+    mean = xd.mean(axis=axes) if m else np.zeros(x.shape[1])
+    var = ((xd - mean.reshape((1, -1) + (1,) * (x.ndim - 2))) ** 2).mean(axis=axes) \
+        if m else np.zeros(x.shape[1])
+    torch = h.get("convention", "torch") == "torch"
+    w = float(h["momentum"]) if torch else 1.0 - float(h["momentum"])
+    if rm is not None and m:
+        t = rm.dtype.type
+        unbiased = var * m / (m - 1) if torch else var
+        rm = ((1.0 - w) * rm.astype(np.float64) + w * mean).astype(t)
+        rv = ((1.0 - w) * rv.astype(np.float64) + w * unbiased).astype(t)
+    return mean, 1.0 / np.sqrt(var + eps), rm, rv
+
+
+def _close_scaled(actual, expected, scale, dtype, what):
+    """|actual - expected| <= tol * scale elementwise (scale: the magnitudes that were
+    combined, so cancellation does not make a correct float32 result look wrong)."""
+    tol = 2e-5 if np.dtype(dtype) == np.float32 else 1e-12
+    actual = np.asarray(actual, dtype=np.float64)
+    err = np.abs(actual - expected)
+    bound = tol * (np.abs(scale) + np.abs(expected) + 1e-30)
+    assert actual.shape == expected.shape, what
+    assert (err <= bound).all(), f"{what}: max error {np.max(err - bound, initial=0)} over"
+
+
+def _bc(v, ndim):
+    return v.reshape((1, -1) + (1,) * (ndim - 2))
+
+
+def _bn_check(result, before, after, h):
+    y, cache = result
+    x, rm0, rv0 = before["x"][0], before["running_mean"][0], before["running_var"][0]
+    gamma = before["gamma"][0] if before["gamma"] else None
+    beta = before["beta"][0] if before["beta"] else None
+    mean, invstd, rm, rv = _bn_stats(x, rm0, rv0, h)
+    g = np.ones(x.shape[1]) if gamma is None else gamma.astype(np.float64)
+    b = np.zeros(x.shape[1]) if beta is None else beta.astype(np.float64)
+    xd = x.astype(np.float64)
+    a = _bc(invstd * g, x.ndim)
+    expected = (xd - _bc(mean, x.ndim)) * a + _bc(b, x.ndim)
+    scale = np.abs(xd * a) + np.abs(_bc(mean, x.ndim) * a) + np.abs(_bc(b, x.ndim))
+    assert y.dtype == x.dtype.newbyteorder("=") and y.shape == x.shape
+    _close_scaled(y, expected, scale, x.dtype, "batch_norm y")
+    if after["out"]:
+        assert after["out"][0].tobytes() == np.asarray(y).tobytes()
+    _close_scaled(cache.mean, mean, mean, np.float32 if x.dtype.itemsize == 4 else np.float64,
+                  "cache.mean")
+    _close_scaled(after["running_mean"][0], rm.astype(np.float64), rm, x.dtype,
+                  "running_mean")
+    _close_scaled(after["running_var"][0], rv.astype(np.float64), rv, x.dtype, "running_var")
+
+
+_BN_X = Values(-4.0, 4.0, specials=())
+_BN_HYPERS = (
+    Hyper("training", Flag()),
+    Hyper("momentum", Real(0.0, 1.0, none_ok=True)),  # None: cumulative average
+    Hyper("eps", Real(0.0, INF, low_open=True, typical=(1e-8, 1.0), edges=(1e-5,))),
+    Hyper("convention", Choice(("torch", "cs231n"), bad=(
+        ("keras", (ValueError,)), (None, (ValueError, TypeError)), (1, (ValueError, TypeError))))),
+)
+
+
+def _channels(shape):
+    return shape[1:2]
+
+
+def _more_channels(shape):
+    """An x shape that no longer matches the channel vectors (spatial axes are free)."""
+    return (shape[0], shape[1] + 1, *shape[2:])
+
+
+def _bn_backward(dy, x, gamma=None, beta=None, out=None, *, training, eps):
+    """batch_norm_backward of a forward with running statistics 0 and 1 (eval mode)."""
+    c = np.shape(x)[1] if np.ndim(x) >= 2 else 0
+    dt = x.dtype if isinstance(x, np.ndarray) and x.dtype.kind == "f" and \
+        x.dtype.itemsize in (4, 8) else np.dtype(np.float64)
+    rm, rv = np.zeros(c, dt.newbyteorder("=")), np.ones(c, dt.newbyteorder("="))
+    _, cache = nn.batch_norm(x, gamma, beta, rm, rv, training, 0.1, eps)
+    return nn.batch_norm_backward(dy, cache, out)
+
+
+def _bn_backward_check(result, before, after, h):
+    dx, dgamma, dbeta = result
+    dy, x = before["dy"][0].astype(np.float64), before["x"][0]
+    gamma = before["gamma"][0] if before["gamma"] else None
+    c = x.shape[1]
+    mean, invstd, _, _ = _bn_stats(x, np.zeros(c), np.ones(c), {**h, "momentum": 0.1})
+    g = np.ones(c) if gamma is None else gamma.astype(np.float64)
+    axes = (0,) + tuple(range(2, x.ndim))
+    xhat = (x.astype(np.float64) - _bc(mean, x.ndim)) * _bc(invstd, x.ndim)
+    db = dy.sum(axis=axes)
+    dg = (dy * xhat).sum(axis=axes)
+    m = x.size // c if c else 0
+    if h["training"] and m:
+        k = _bc(g * invstd / m, x.ndim)
+        expected = k * (m * dy - _bc(db, x.ndim) - xhat * _bc(dg, x.ndim))
+        scale = np.abs(k) * (m * np.abs(dy) + _bc(np.abs(dy).sum(axis=axes), x.ndim)
+                             + np.abs(xhat) * _bc((np.abs(dy * xhat)).sum(axis=axes), x.ndim))
+    else:
+        expected = _bc(g * invstd, x.ndim) * dy
+        scale = expected
+    _close_scaled(dx, expected, scale * 10, x.dtype, "dx")
+    if gamma is None:
+        assert dgamma is None
+    else:
+        _close_scaled(dgamma, dg, (np.abs(dy * xhat)).sum(axis=axes) * 10, x.dtype, "dgamma")
+    if not before["beta"]:
+        assert dbeta is None
+    else:
+        _close_scaled(dbeta, db, np.abs(dy).sum(axis=axes) * 10, x.dtype, "dbeta")
+
+
+NN_KERNELS: list[KernelSpec] = []
+if nn is not None and hasattr(nn, "batch_norm"):
+    NN_KERNELS += [
+        KernelSpec(
+            name="dropout", func=nn.dropout,
+            args=(Arg("x", written=False),
+                  Arg("out", written=True, keyword=True, presence=lambda h: "optional")),
+            hypers=(*_DROPOUT_HYPERS, Hyper("training", Flag())),
+            check=_dropout_check, exact_alias_ok=(frozenset(("x", "out")),)),
+        KernelSpec(
+            name="dropout_backward", func=_dropout_backward,
+            args=(Arg("dy", written=False),
+                  Arg("out", written=True, keyword=True, presence=lambda h: "optional")),
+            hypers=_DROPOUT_HYPERS, check=_dropout_backward_check,
+            exact_alias_ok=(frozenset(("dy", "out")),)),
+        KernelSpec(
+            name="batch_norm", func=nn.batch_norm,
+            args=(Arg("x", written=False, values=_BN_X, bad_shape=_more_channels),
+                  Arg("gamma", written=False, shape=_channels, values=_BN_X,
+                      presence=lambda h: "optional"),
+                  Arg("beta", written=False, shape=_channels, values=_BN_X,
+                      presence=lambda h: "optional"),
+                  Arg("running_mean", written=True, shape=_channels, values=_BN_X),
+                  Arg("running_var", written=True, shape=_channels,
+                      values=Values(0.0, 4.0, specials=())),
+                  Arg("out", written=True, keyword=True, presence=lambda h: "optional")),
+            hypers=_BN_HYPERS, check=_bn_check, shapes=_bn_shapes(), shape_ok=_bn_shape_ok,
+            large_shape=(4096, 3, 6)),
+        KernelSpec(
+            name="batch_norm_backward", func=_bn_backward,
+            args=(Arg("dy", written=False, values=_BN_X),
+                  Arg("x", written=False, values=_BN_X),
+                  Arg("gamma", written=False, shape=_channels, values=_BN_X,
+                      presence=lambda h: "optional"),
+                  Arg("beta", written=False, shape=_channels, values=_BN_X,
+                      presence=lambda h: "optional"),
+                  Arg("out", written=True, keyword=True, presence=lambda h: "optional")),
+            hypers=(Hyper("training", Flag()), _BN_HYPERS[2]),
+            check=_bn_backward_check, shapes=_bn_shapes(), shape_ok=_bn_shape_ok,
+            large_shape=(4096, 3, 6)),
+    ]
+
+
+# -- linear algebra for the quasi-Newton minimizers (csrc/linalg.c) ---------------------------
+
+
+def _dot_check(result, before, after, h):
+    x, y = before["x"][0].astype(np.float64), before["y"][0].astype(np.float64)
+    with np.errstate(all="ignore"):
+        terms = x.ravel() * y.ravel()
+        expected = terms.sum()
+    assert isinstance(result, float)
+    if np.isnan(expected) or np.isinf(expected):
+        assert repr(result) == repr(float(expected)) or (np.isnan(result) and
+                                                         np.isnan(expected))
+    else:
+        assert abs(result - expected) <= 1e-12 * (np.abs(terms).sum() + 1e-300)
+
+
+def _axpy_reference(a, h):
+    x, y = a["x"], a["y"]
+    t = x.dtype.type
+    expected = y + t(to_float(h["a"])) * x
+    if a.get("out") is not None:
+        return {"out": expected, "return": expected}
+    return {"y": expected, "return": expected}
+
+
+def _scal_reference(a, h):
+    x = a["x"]
+    expected = x * x.dtype.type(to_float(h["a"]))
+    return {"x": expected, "return": expected}
+
+
+def _two_loop_check(result, before, after, h):
+    g, S, Y, rho = (before[k][0].astype(np.float64) for k in ("g", "S", "Y", "rho"))
+    slots, count, newest = S.shape[0], int(h["count"]), int(h["newest"])
+    rows = [(newest - k) % slots for k in range(count)]
+    q, alpha = g.copy(), {}
+    for i in rows:
+        alpha[i] = rho[i] * (S[i] @ q)
+        q -= alpha[i] * Y[i]
+    r = float(h["gamma"]) * q
+    for i in reversed(rows):
+        r += S[i] * (alpha[i] - rho[i] * (Y[i] @ r))
+    if h["negate"]:
+        r = -r
+    tol = 1e-4 if before["g"][0].dtype == np.float32 else 1e-10
+    got = np.asarray(result, np.float64)
+    assert got.shape == g.shape
+    scale = np.abs(r).max(initial=0.0) + np.abs(g).max(initial=0.0) * float(h["gamma"]) + 1e-30
+    assert np.abs(got - r).max(initial=0.0) <= tol * scale
+    if after["out"]:
+        assert after["out"][0].tobytes() == np.asarray(result).tobytes()
+
+
+def _ring_shapes():
+    return st.tuples(st.integers(3, 4), st.integers(0, 6))
+
+
+def _vector_of(shape):
+    return shape[1:]
+
+
+def _slots(shape):
+    return shape[:1]
+
+
+_SMALL = Values(-1.0, 1.0, specials=())
+
+
+def _one_more(shape):
+    """A vector argument checked by size only: one element more is wrong."""
+    return (int(np.prod(shape, dtype=np.int64)) + 1,)
+
+
+def _axpy(x, y, *, a, **out):
+    return _kernels.axpy(a, x, y, **out)
+
+
+def _scal(x, *, a):
+    return _kernels.scal(a, x)
+_CONTIGUOUS = ("contig", "readonly")
+
+LINALG_KERNELS: list[KernelSpec] = []
+if hasattr(_kernels, "lbfgs_two_loop"):
+    LINALG_KERNELS += [
+        KernelSpec(
+            name="dot", func=_kernels.dot,
+            args=(Arg("x", written=False, bad_shape=_one_more),
+                  Arg("y", written=False, bad_shape=_one_more)),
+            check=_dot_check),
+        KernelSpec(
+            name="axpy", func=_axpy,
+            args=(Arg("x", written=False, bad_shape=_one_more),
+                  Arg("y", written=True, bad_shape=_one_more)),
+            hypers=(Hyper("a", Real(allow_inf=True, typical=(-3.0, 3.0))),),
+            reference=_axpy_reference, exact_alias_ok=(frozenset(("x", "y")),)),
+        KernelSpec(
+            name="axpy(out=)", func=_axpy,
+            args=(Arg("x", written=False, bad_shape=_one_more),
+                  Arg("y", written=False, bad_shape=_one_more),
+                  Arg("out", written=True, keyword=True, bad_shape=_one_more)),
+            hypers=(Hyper("a", Real(allow_inf=True, typical=(-3.0, 3.0))),),
+            reference=_axpy_reference,
+            exact_alias_ok=(frozenset(("x", "out")), frozenset(("y", "out")))),
+        KernelSpec(
+            name="scal", func=_scal, args=(Arg("x", written=True),),
+            hypers=(Hyper("a", Real(allow_inf=True, typical=(-3.0, 3.0))),),
+            reference=_scal_reference),
+        KernelSpec(
+            name="lbfgs_two_loop", func=_kernels.lbfgs_two_loop,
+            args=(Arg("g", written=False, shape=_vector_of, values=_SMALL, bad_shape=_one_more),
+                  Arg("S", written=False, values=_SMALL, layouts=_CONTIGUOUS),
+                  Arg("Y", written=False, values=_SMALL, layouts=_CONTIGUOUS),
+                  Arg("rho", written=False, shape=_slots, dtype=lambda dt: np.float64,
+                      values=Values(0.1, 1.0, specials=()), bad_shape=_one_more,
+                      layouts=("contig", "strided", "reversed", "readonly", "unaligned")),
+                  Arg("out", written=True, keyword=True, shape=_vector_of,
+                      presence=lambda h: "optional", bad_shape=_one_more)),
+            hypers=(Hyper("gamma", Real(0.0, INF, low_open=True, typical=(0.1, 2.0))),
+                    Hyper("count", Choice((0, 1, 2, 3, np.int64(2)), bad=(
+                        (-1, (ValueError,)), (9, (ValueError,)), (1.5, (TypeError,)),
+                        (HUGE_INT, (ValueError,)), ("1", (TypeError,)),
+                        (True, (TypeError,))))),
+                    Hyper("newest", Choice((0, 1, 2), bad=((1.5, (TypeError,)),
+                                                           (None, (TypeError,))))),
+                    Hyper("negate", Flag())),
+            invalid_combos=(({"count": 1, "newest": -1}, "newest"),
+                            ({"count": 1, "newest": 7}, "newest"),
+                            ({"count": 1, "newest": HUGE_INT}, "newest")),
+            check=_two_loop_check, shapes=_ring_shapes(), large_shape=(3, 70_001)),
+    ]
+
+
+# -- global norms and scaling (csrc/norm.c; used by fastopt.train.clip_grad_norm) -------------
+
+
+def _norm_reference(a, h):
+    x = np.abs(a["x"].astype(np.float64))
+    p = to_float(h["norm_type"])
+    if p == INF:
+        value = np.nan if np.isnan(x).any() else (x.max() if x.size else 0.0)
+    elif p == 1.0:
+        value = x.sum()
+    elif p == 2.0:
+        value = (x * x).sum()
+    else:
+        value = (x ** p).sum()
+    return {"return": np.float64(value)}
+
+
+def _norm_combine(parts, h):
+    """One number for a list: the NaN-sticky max for norm_type=inf, else the sum."""
+    parts = [float(v) for v in parts]
+    if any(v != v for v in parts):
+        return np.float64(np.nan)
+    if to_float(h["norm_type"]) == INF:
+        return np.float64(max(parts, default=0.0))
+    return np.float64(sum(parts))
+
+
+NORM_REDUCE = KernelSpec(
+    name="norm_reduce",
+    func=_kernels.norm_reduce,
+    args=(Arg("x", written=False),),
+    hypers=(Hyper("norm_type", Real(0.0, INF, low_open=True, allow_inf=True,
+                                    typical=(0.1, 4.0), edges=(1.0, 2.0, INF))),),
+    reference=_norm_reference,
+    multi=True,
+    combine=_norm_combine,
+    rtol={np.float32: 1e-12, np.float64: 1e-12},
+    atol={np.float32: 1e-300, np.float64: 1e-300},
+)
+
+
+def _scale_reference(a, h):
+    x = a["x"]
+    return {"x": x * x.dtype.type(to_float(h["factor"]))}
+
+
+SCALE = KernelSpec(
+    name="scale_",
+    func=_kernels.scale_,
+    args=(Arg("x", written=True),),
+    hypers=(Hyper("factor", Real(allow_inf=True, allow_nan=True, typical=(-3.0, 3.0),
+                                 edges=(0.0, -0.0, 1e300))),),
+    reference=_scale_reference,
+    multi=True,
+)
+
+# -- fastopt.clip_grad_norm (fastopt.train: norm_reduce + scale_, numpy fallback) ----------
+
+
+def _clip_reference_all(tensors, h):
+    p = to_float(h["norm_type"])
+    acc = 0.0
+    for a in tensors:
+        part = _norm_reference({"x": a["grads"]}, {"norm_type": p})["return"]
+        acc = _norm_combine([acc, part], {"norm_type": p})
+    acc = float(acc)
+    norm = acc if p == INF else (np.sqrt(acc) if p == 2.0 else acc ** (1.0 / p))
+    coef = to_float(h["max_norm"]) / (norm + 1e-6)
+    if coef == coef:
+        coef = min(coef, 1.0)
+    out = []
+    for a in tensors:
+        g = a["grads"]
+        out.append({"grads": g * g.dtype.type(coef)} if coef != 1.0 else {})
+    return out, np.float64(norm)
+
+
+CLIP_GRAD_NORM = KernelSpec(
+    name="clip_grad_norm",
+    func=fastopt.clip_grad_norm,
+    args=(Arg("grads", written=True, any_layout=True,
+              bad_dtypes=("int8", "int64", "bool", "complex128", "object", "U1")),),
+    hypers=(
+        Hyper("max_norm", Real(0.0, INF, allow_inf=True, typical=(0.0, 20.0))),
+        Hyper("norm_type", Real(0.0, INF, low_open=True, allow_inf=True, typical=(0.5, 4.0),
+                                edges=(1.0, 2.0, INF))),
+        # True raises FloatingPointError on a non-finite norm: tested in
+        # test_boundary_regressions, not drawn here
+        Hyper("error_if_nonfinite", Choice((False, np.False_), bad=(
+            (1, (TypeError,)), ("no", (TypeError,)), (None, (TypeError,))))),
+    ),
+    reference_all=_clip_reference_all,
+    multi=True,
+    overlap_checked=False,  # overlapping views are scaled twice (torch does the same)
+    dtypes=(np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)),
+    rtol={np.float16: 1e-3, np.float32: 1e-6, np.float64: 1e-12},
+    atol={np.float16: 1e-7, np.float32: 1e-30, np.float64: 1e-300},
+)
+
+# -- the other optimizer classes (active once they are on main) -----------------------------
+
+
+class _Counted(RefOptimizer):
+    """Per-parameter update count t (1 on the parameter's first update), as torch."""
+
+    def update(self, p, g, state, o, lr, step):
+        state["step"] = t = state.get("step", 0) + 1
+        self.rule(p, g, state, {**o, "lr": lr}, t)
+
+
+class RefAdam(_Counted):
+    decoupled = False
+
+    def rule(self, p, g, state, o, t):
+        for name in ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if o.get("amsgrad")
+                                                  else ()):
+            state.setdefault(name, np.zeros_like(p))
+        b1, b2 = o["betas"]
+        adam_rule(p, g, state["exp_avg"], state["exp_avg_sq"], state.get("max_exp_avg_sq"),
+                  {**o, "beta1": b1, "beta2": b2, "decoupled": self.decoupled}, t)
+
+
+class RefAdamW(RefAdam):
+    decoupled = True
+
+
+class RefAdagrad(_Counted):
+    def rule(self, p, g, state, o, t):
+        state.setdefault("sum", np.full_like(p, _f(o, "initial_accumulator_value")))
+        adagrad_rule(p, g, state["sum"], o, t)
+
+
+class RefRMSprop(_Counted):
+    def rule(self, p, g, state, o, t):
+        for name in ("square_avg", "grad_avg", "momentum_buffer"):
+            state.setdefault(name, np.zeros_like(p))
+        rmsprop_rule(p, g, state["square_avg"], state["grad_avg"], state["momentum_buffer"], o)
+
+
+class RefAdadelta(_Counted):
+    def rule(self, p, g, state, o, t):
+        for name in ("square_avg", "acc_delta"):
+            state.setdefault(name, np.zeros_like(p))
+        adadelta_rule(p, g, state["square_avg"], state["acc_delta"], o)
+
+
+def _betas(h):
+    """Constructor kwargs from drawn hypers: beta1/beta2 become betas=(beta1, beta2)."""
+    h = dict(h)
+    betas = (h.pop("beta1", 0.9), h.pop("beta2", 0.999))
+    h.setdefault("betas", betas)  # an explicit (possibly invalid) betas wins
+    return h
+
+
+def _adam_ref(cls):
+    def make(groups):
+        return cls([(ps, _betas(o)) for ps, o in groups])
+    return make
+
+
+_ADAM_HYPERS = (_LR, Hyper("beta1", Real(0.0, 1.0, high_open=True)),
+                Hyper("beta2", Real(0.0, 1.0, high_open=True)), _EPS,
+                Hyper("weight_decay", _NONNEG), Hyper("amsgrad", Flag()), _MAXIMIZE,
+                Hyper("l1", _NONNEG))
+OTHER_OPTIMIZERS: list[OptimizerSpec] = []
+if hasattr(fastopt, "Adam"):
+    OTHER_OPTIMIZERS += [
+        OptimizerSpec("Adam", fastopt.Adam, _ADAM_HYPERS, _adam_ref(RefAdam), kwargs=_betas,
+                      invalid_combos=(({"betas": (0.9,)}, "betas"),),
+                      example=dict(lr=1e-3, betas=(0.9, 0.99), weight_decay=1e-2,
+                                   amsgrad=True)),
+        OptimizerSpec("AdamW", fastopt.AdamW, _ADAM_HYPERS, _adam_ref(RefAdamW),
+                      kwargs=_betas, example=dict(lr=1e-3, weight_decay=1e-2)),
+        OptimizerSpec("Adagrad", fastopt.Adagrad,
+                      (_LR, Hyper("lr_decay", _NONNEG), Hyper("weight_decay", _NONNEG),
+                       Hyper("initial_accumulator_value", _NONNEG), _EPS, _MAXIMIZE,
+                       Hyper("l1", _NONNEG)),
+                      RefAdagrad,
+                      example=dict(lr=0.05, lr_decay=1e-3, initial_accumulator_value=0.1)),
+        OptimizerSpec("RMSprop", fastopt.RMSprop,
+                      (_LR, Hyper("alpha", Real(0.0, 1.0)), _EPS,
+                       Hyper("weight_decay", _NONNEG), Hyper("momentum", _NONNEG),
+                       Hyper("centered", Flag()), _MAXIMIZE, Hyper("l1", _NONNEG),
+                       Hyper("eps_in_sqrt", Flag())),
+                      RefRMSprop, example=dict(lr=1e-3, momentum=0.9, centered=True)),
+        OptimizerSpec("Adadelta", fastopt.Adadelta,
+                      (_LR, Hyper("rho", Real(0.0, 1.0)), _EPS, Hyper("weight_decay", _NONNEG),
+                       _MAXIMIZE, Hyper("l1", _NONNEG)),
+                      RefAdadelta, example=dict(lr=1.0, weight_decay=1e-3)),
+    ]
+
+# -- the tables ----------------------------------------------------------------------------
+
+KERNELS: list[KernelSpec] = [SGD_STEP, *OPTIM_KERNELS, *NN_KERNELS, *LINALG_KERNELS,
+                              NORM_REDUCE, SCALE, CLIP_GRAD_NORM]
+OPTIMIZERS: list[OptimizerSpec] = [SGD_CLASS, *OTHER_OPTIMIZERS]

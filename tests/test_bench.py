@@ -1,0 +1,253 @@
+"""python -m fastopt bench: the CLI, its JSON report, its errors and its numpy references."""
+
+import importlib.util
+import json
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import fastopt
+from fastopt import bench
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = ["--quick", "--repeats", "2", "--target", "0.0005", "--gap", "0", "--no-progress"]
+
+RESULT_KEYS = {"kernel", "case", "tensors", "shape", "elements", "dtype", "minimal_bytes",
+               "times_s", "bandwidth_gbs", "effective_gbs", "elements_per_s", "ratios",
+               "spread", "median_s", "fastest_s", "noise", "notes"}
+TIME_KEYS = {"fastopt", "fastopt_class", "numpy", "torch", "torch_fused", "copy", "triad",
+             "limit"}
+RATIO_KEYS = {"vs_numpy", "vs_torch", "vs_torch_fused", "fraction_of_bandwidth",
+              "class_vs_torch_fused"}
+
+
+def _positive_finite(x):
+    return isinstance(x, float) and math.isfinite(x) and x > 0
+
+
+@pytest.fixture(scope="module")
+def cli_report(tmp_path_factory):
+    """One real `python -m fastopt bench` run in a subprocess (without torch: importing it
+    twice would double this file's time; torch columns are checked in process below)."""
+    out = tmp_path_factory.mktemp("bench") / "report.json"
+    cmd = [sys.executable, "-m", "fastopt", "bench", *TINY, "--only", "sgd", "--no-torch",
+           "--sizes", "2000,40000,3x500", "--json", str(out), "--threads", "1"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120,
+                          cwd=os.path.dirname(os.path.dirname(fastopt.__file__)))
+    assert proc.returncode == 0, proc.stderr
+    return proc, json.loads(out.read_text())
+
+
+def test_cli_writes_json_with_documented_keys(cli_report):
+    proc, report = cli_report
+    assert report["schema"] == "fastopt-bench/1"
+    assert {"created", "machine", "versions", "settings", "results", "skipped"} <= set(report)
+    assert {"cpu", "physical_cores", "logical_cpus", "platform", "loadavg"} <= set(
+        report["machine"])
+    assert report["versions"]["fastopt"] == fastopt.__version__
+    assert report["versions"]["numpy"] == np.__version__
+    s = report["settings"]
+    assert s["threads"] == 1 and s["repeats"] == 2 and s["quick"] is True
+    assert s["only"] == ["sgd"] and s["dtype"] == "float32"
+    assert [r["case"] for r in report["results"]] == ["2000", "40000", "3x500"]
+    for r in report["results"]:
+        assert RESULT_KEYS <= set(r), RESULT_KEYS - set(r)
+        assert TIME_KEYS <= set(r["times_s"]) and RATIO_KEYS <= set(r["ratios"])
+        assert r["kernel"] == "sgd"
+        assert r["minimal_bytes"] == 5 * 4 * r["elements"]
+    assert report["results"][2]["tensors"] == 3 and report["results"][2]["shape"] == [500]
+    for r in report["results"]:  # --stat median (the default): times are the medians
+        assert r["times_s"]["fastopt"] == r["median_s"]["fastopt"]
+        assert r["fastest_s"]["fastopt"] <= r["median_s"]["fastopt"]
+
+
+def test_ratios_and_times_are_positive_finite(cli_report):
+    _, report = cli_report
+    for r in report["results"]:
+        for key in ("fastopt", "numpy", "copy", "triad", "limit"):
+            assert _positive_finite(r["times_s"][key]), (key, r["times_s"][key])
+        for key in ("bandwidth_gbs", "effective_gbs", "elements_per_s"):
+            assert _positive_finite(r[key])
+        assert _positive_finite(r["ratios"]["vs_numpy"])
+        assert _positive_finite(r["ratios"]["fraction_of_bandwidth"])
+        for key, value in r["ratios"].items():  # torch ratios exist only with torch
+            assert value is None or _positive_finite(value), key
+        assert r["ratios"]["vs_torch"] is None and r["times_s"]["torch"] is None
+    assert report["versions"]["torch"] is None and report["settings"]["torch"] is False
+
+
+def test_torch_columns_when_torch_is_importable():
+    pytest.importorskip("torch")
+    report = bench.run(["sgd", "adam"], threads=1, repeats=2, target=0.0005, gap=0.0,
+                       sizes=["3000", "2x500"], progress=False)
+    assert report["versions"]["torch"]
+    assert len(report["results"]) == 4
+    for r in report["results"]:
+        for key in ("vs_torch", "vs_torch_fused", "class_vs_torch_fused"):
+            assert _positive_finite(r["ratios"][key]), (r["kernel"], key)
+    json.dumps(report)  # serialisable as it is
+
+
+def test_stat_min_uses_the_fastest_repeat():
+    report = bench.run(["sgd"], threads=1, repeats=3, target=0.0005, gap=0.0, use_torch=False,
+                       sizes=["1000"], progress=False, stat="min")
+    r = report["results"][0]
+    assert report["settings"]["stat"] == "min"
+    assert r["times_s"]["numpy"] == r["fastest_s"]["numpy"] <= r["median_s"]["numpy"]
+    assert "fastest of 3" in bench.format_table(report)
+
+
+def test_table_and_progress(cli_report):
+    proc, report = cli_report
+    out = proc.stdout
+    assert "fastopt bench" in out and "machine:" in out and "threads: 1" in out
+    assert "BLAS pinned to 1 thread" in out or "NOT pinned" in out
+    assert f"numpy {np.__version__}" in out
+    rows = [line for line in out.splitlines() if line.startswith("sgd ")]
+    assert len(rows) == 3
+
+
+def test_progress_counter_without_tqdm(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # import tqdm -> ImportError
+    bar = bench._Progress(2, True)
+    bar.step("sgd 1e4")
+    bar.step("sgd 1e6")
+    bar.close()
+    assert capsys.readouterr().err.splitlines() == ["[1/2] sgd 1e4", "[2/2] sgd 1e6"]
+
+
+def test_unknown_only_name_exits_2_with_message(capsys):
+    with pytest.raises(SystemExit) as exc:
+        bench.main(["--only", "adam,nosuchkernel"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "--only" in err and "'nosuchkernel'" in err and "sgd" in err
+
+
+def test_unknown_only_name_through_python_m():
+    proc = subprocess.run([sys.executable, "-m", "fastopt", "bench", "--only", "bogus"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "unknown kernel name(s) 'bogus'" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("args, words", [(["--threads", "0"], "--threads"),
+                                         (["--repeats", "0"], "--repeats"),
+                                         (["--sizes", "abc"], "--sizes"),
+                                         (["--only", ","], "--only")])
+def test_bad_arguments_exit_2(args, words, capsys):
+    with pytest.raises(SystemExit) as exc:
+        bench.main(args)
+    assert exc.value.code == 2
+    assert words in capsys.readouterr().err
+
+
+def test_unavailable_kernel_is_skipped_with_a_note(monkeypatch):
+    def missing(label, ctx):
+        raise bench.Unavailable("fastopt.kernels.nothing_step is not in this installation")
+
+    entry = bench.KernelEntry("ghost", "optim", ["1e3"], missing, "not built")
+    monkeypatch.setitem(bench.KERNELS, "ghost", entry)
+    report = bench.run(["ghost", "sgd"], threads=1, repeats=1, target=0.0005, gap=0.0,
+                       use_torch=False, sizes=["1000"], progress=False)
+    assert report["skipped"] == [{"kernel": "ghost", "case": "1000",
+                                  "reason": "fastopt.kernels.nothing_step is not in this "
+                                            "installation"}]
+    assert [r["kernel"] for r in report["results"]] == ["sgd"]
+    assert report["results"][0]["times_s"]["torch"] is None
+    table = bench.format_table(report)
+    assert "skipped ghost 1000: fastopt.kernels.nothing_step" in table
+    assert "torch disabled" in table
+
+
+def test_every_registered_kernel_runs_or_skips_cleanly():
+    """Each registry entry either measures or reports why not (never an exception)."""
+    report = bench.run(None, threads=1, repeats=1, target=0.0002, gap=0.0, use_torch=False,
+                       sizes=["600", "2x300"], progress=False)
+    done = {(r["kernel"], r["case"]) for r in report["results"]}
+    skipped = {(s["kernel"], s["case"]) for s in report["skipped"]}
+    assert done | skipped == {(k, c) for k in bench.KERNELS for c in ("600", "2x300")}
+    assert not done & skipped
+    assert ("sgd", "600") in done
+    for s in report["skipped"]:
+        assert s["reason"]
+
+
+def test_minimal_bytes_table_matches_the_asv_suite():
+    path = os.path.join(ROOT, "benchmarks", "common.py")
+    if not os.path.exists(path):
+        pytest.skip("benchmarks/ not in this checkout")
+    spec = importlib.util.spec_from_file_location("_asv_common", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.MINIMAL_BYTES == bench.MINIMAL_BYTES
+
+
+def test_size_parsing():
+    assert bench.parse_optimizer_size("1e6") == bench.Layout("1e6", 1, (1_000_000,))
+    lay = bench.parse_optimizer_size("2000x64x64")
+    assert (lay.tensors, lay.shape, lay.elements) == (2000, (64, 64), 2000 * 4096)
+    assert bench.parse_array_size("1024x4096").shape == (1024, 4096)
+    assert bench.parse_array_size("1e6", 2).elements == 1_000_000
+
+
+# -- the numpy references compute the same update as the libraries they stand in for --
+
+def _torch_reference_step(torch, name, p0, g, steps):
+    spec = bench.OPTIMIZERS[name]
+    tp = torch.tensor(p0.copy())
+    tp.grad = torch.tensor(g)
+    opt = getattr(torch.optim, spec.torch_class)([tp], **spec.torch_kwargs)
+    for _ in range(steps):
+        opt.step()
+    return tp.numpy()
+
+
+@pytest.mark.parametrize("name", list(bench.OPTIMIZERS))
+def test_numpy_reference_matches_torch(name, rng):
+    torch = pytest.importorskip("torch")
+    spec = bench.OPTIMIZERS[name]
+    p0 = rng.standard_normal(257)
+    g = rng.standard_normal(257)
+    p = p0.copy()
+    states = [np.zeros_like(p) for _ in spec.states]
+    scratch = [np.empty_like(p) for _ in range(spec.scratch)]
+    for step in range(1, 4):
+        spec.numpy_step(p, g, states, scratch, step, spec.hyper)
+    np.testing.assert_allclose(p, _torch_reference_step(torch, name, p0, g, 3),
+                               rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", list(bench.OPTIMIZERS))
+def test_numpy_reference_matches_fastopt_kernel(name, rng):
+    spec = bench.OPTIMIZERS[name]
+    try:
+        call = bench._fastopt_optimizer_call(spec)
+    except bench.Unavailable as exc:
+        pytest.skip(str(exc))
+    p0 = rng.standard_normal(257)
+    g = rng.standard_normal(257)
+    p, states = p0.copy(), [np.zeros_like(p0) for _ in spec.states]
+    q, qstates = p0.copy(), [np.zeros_like(p0) for _ in spec.states]
+    scratch = [np.empty_like(p0) for _ in range(spec.scratch)]
+    for step in range(1, 4):
+        call(p, g, states, step)
+        spec.numpy_step(q, g, qstates, scratch, step, spec.hyper)
+    np.testing.assert_allclose(p, q, rtol=1e-12, atol=1e-12)
+
+
+def test_numpy_two_loop_matches_fastopt_kernel():
+    two_loop = getattr(fastopt._kernels, "lbfgs_two_loop", None)
+    if two_loop is None:
+        pytest.skip("fastopt._kernels.lbfgs_two_loop is not in this build")
+    n, m = 1000, bench.LBFGS_MEMORY
+    g, S, Y, rho, gamma = bench.lbfgs_problem(n, np.dtype(np.float64), m)
+    q, tmp, alpha = np.empty(n), np.empty(n), np.empty(m)
+    bench._np_two_loop(g, S, Y, rho, gamma, q, tmp, alpha)
+    np.testing.assert_allclose(two_loop(g, S, Y, rho, gamma, m, m - 1), q, rtol=1e-10,
+                               atol=1e-12)
