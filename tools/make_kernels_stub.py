@@ -16,7 +16,7 @@ RETURNS = {
     "build_info": "dict[str, Any]", "dot": "float", "norm_reduce": "float",
     "all_finite": "bool", "set_num_threads": "None", "scale_": "None", "sgd_step": "None",
     "adam_step": "None", "adagrad_step": "None", "rmsprop_step": "None",
-    "adadelta_step": "None", "scal": "None", "_set_user_threads": "None",
+    "adadelta_step": "None", "_set_user_threads": "None",
     "_get_user_threads": "int", "_max_threads": "int", "_init_thread_policy": "None",
     "check_dropout_p": "float", "stream_copy": "None", "stream_triad": "None",
 }
