@@ -132,14 +132,14 @@ def extensions():
     import numpy as np
     from Cython.Build import cythonize
 
-    sources = ["fastopt/_kernels.pyx"] + sorted(glob.glob("csrc/*.c"))
+    sources = ["src/fastopt/_kernels.pyx"] + sorted(glob.glob("csrc/*.c"))
     ext = Extension(
         "fastopt._kernels",
         sources=sources,
         include_dirs=["csrc", np.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_25_API_VERSION")],
-        depends=glob.glob("csrc/*.h") + glob.glob("csrc/*.inc") + glob.glob("fastopt/*.pxi")
-        + glob.glob("fastopt/*.pxd"),
+        depends=glob.glob("csrc/*.h") + glob.glob("csrc/*.inc") + glob.glob("src/fastopt/*.pxi")
+        + glob.glob("src/fastopt/*.pxd"),
     )
     return cythonize(
         [ext],

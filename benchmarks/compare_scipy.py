@@ -14,7 +14,10 @@ function evaluations (calls of the combined ``fun -> (f, g)``, counted here).
 
 Each solver runs with its own defaults except gtol and maxiter (scipy's
 L-BFGS-B keeps its ftol = 2.2e-9 and maxfun = 15000; fastopt's L-BFGS its
-maxfun = 15000).  maxiter is 2000, except for the two BFGS solvers at n >= 1000,
+maxfun = 15000).  scipy's ftol stops L-BFGS-B on about half the runs before
+gtol is reached, so two more solvers (``--solvers``) compare the stopping rules
+like with like: "scipy L-BFGS-B ftol=0" (gtol/maxiter only, as fastopt) and
+"fastopt L-BFGS ftol=2.2e-9" (scipy's default ftol).  maxiter is 2000, except for the two BFGS solvers at n >= 1000,
 which both get ``--bfgs-maxiter-large`` (500): scipy's BFGS costs O(n^3) per
 iteration (0.2-0.4 s at n = 1000 here; the n = 1000 BFGS column alone took 1.5 h
 of CPU at maxiter 500).  BLAS is pinned to one thread.
@@ -33,7 +36,10 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+try:
+    import fastopt  # noqa: F401,E402  (the installed package)
+except ImportError:  # run from a source checkout with an in-place build
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
 
 import scipy.optimize as so  # noqa: E402
 
@@ -41,17 +47,23 @@ from fastopt.minimize import minimize as fo_minimize  # noqa: E402
 from fastopt.minimize.problems import PROBLEMS  # noqa: E402
 
 SOLVERS = {
-    "fastopt BFGS": ("fastopt", "BFGS"),
-    "fastopt L-BFGS": ("fastopt", "L-BFGS"),
-    "scipy BFGS": ("scipy", "BFGS"),
-    "scipy L-BFGS-B": ("scipy", "L-BFGS-B"),
+    "fastopt BFGS": ("fastopt", "BFGS", {}),
+    "fastopt L-BFGS": ("fastopt", "L-BFGS", {}),
+    # with scipy L-BFGS-B's default relative-decrease stop (factr 1e7 * eps = 2.2e-9)
+    "fastopt L-BFGS ftol=2.2e-9": ("fastopt", "L-BFGS", {"ftol": 1e7 * 2.220446049250313e-16}),
+    "scipy BFGS": ("scipy", "BFGS", {}),
+    "scipy L-BFGS-B": ("scipy", "L-BFGS-B", {}),
+    # scipy's L-BFGS-B without its relative-decrease stop: the same stopping rule as
+    # fastopt's L-BFGS (gtol, maxiter, maxfun), so totals compare like with like
+    "scipy L-BFGS-B ftol=0": ("scipy", "L-BFGS-B", {"ftol": 0.0}),
 }
+DEFAULT_SOLVERS = ["fastopt BFGS", "fastopt L-BFGS", "scipy BFGS", "scipy L-BFGS-B"]
 GTOL = 1e-5
 
 
 def run_one(task):
     solver, name, n, maxiter = task
-    lib, method = SOLVERS[solver]
+    lib, method, extra = SOLVERS[solver]
     p = PROBLEMS[name]
     m = p.admissible_n(n)
     x0 = p.x0(m)
@@ -61,7 +73,7 @@ def run_one(task):
         calls[0] += 1
         return p.fg(x)
 
-    opts = {"gtol": GTOL, "maxiter": maxiter}
+    opts = {"gtol": GTOL, "maxiter": maxiter, **extra}
     t = time.perf_counter()
     with np.errstate(all="ignore"):
         try:
@@ -89,7 +101,7 @@ def main(argv=None):
     ap.add_argument("--bfgs-maxiter-large", type=int, default=500,
                     help="maxiter of both BFGS solvers at n >= 1000")
     ap.add_argument("--problems", nargs="+", default=None)
-    ap.add_argument("--solvers", nargs="+", default=list(SOLVERS),
+    ap.add_argument("--solvers", nargs="+", default=DEFAULT_SOLVERS,
                     help="any of: " + ", ".join(repr(s) for s in SOLVERS))
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--cache", default=None,
@@ -152,18 +164,21 @@ def main(argv=None):
     print(f"\nsolved = max|g_i| <= {GTOL:g} at the returned point; nfev = calls of fun "
           f"(f and g together); maxiter = {args.maxiter} ({args.bfgs_maxiter_large} for "
           f"BFGS at n >= 1000); {len(names)} problems")
-    print(f"{'n':>6s} {'solver':16s} {'solved':>8s} {'total nfev':>11s} {'time [s]':>9s}")
+    print(f"{'n':>6s} {'solver':26s} {'solved':>8s} {'total nfev':>11s} {'time [s]':>9s}")
     for n in args.n:
         for s in args.solvers:
             rs = [results[key((s, name, n, maxiter(s, n)))] for name in names]
-            print(f"{n:6d} {s:16s} {sum(r['solved'] for r in rs):4d}/{len(rs):<3d} "
+            print(f"{n:6d} {s:26s} {sum(r['solved'] for r in rs):4d}/{len(rs):<3d} "
                   f"{sum(r['nfev'] for r in rs):11d} {sum(r['time'] for r in rs):9.1f}")
     for s in args.solvers:
         rs = [results[key((s, name, n, maxiter(s, n)))] for n in args.n for name in names]
-        print(f"{'all':>6s} {s:16s} {sum(r['solved'] for r in rs):4d}/{len(rs):<3d} "
+        print(f"{'all':>6s} {s:26s} {sum(r['solved'] for r in rs):4d}/{len(rs):<3d} "
               f"{sum(r['nfev'] for r in rs):11d} {sum(r['time'] for r in rs):9.1f}")
     # like against like, on the problems both solve (per-problem efficiency)
-    for ours, theirs in (("fastopt L-BFGS", "scipy L-BFGS-B"), ("fastopt BFGS", "scipy BFGS")):
+    for ours, theirs in (("fastopt L-BFGS", "scipy L-BFGS-B"),
+                         ("fastopt L-BFGS", "scipy L-BFGS-B ftol=0"),
+                         ("fastopt L-BFGS ftol=2.2e-9", "scipy L-BFGS-B"),
+                         ("fastopt BFGS", "scipy BFGS")):
         if ours not in args.solvers or theirs not in args.solvers:
             continue
         both = [(n, name) for n in args.n for name in names

@@ -34,7 +34,7 @@ import numpy as np
 try:
     import fastopt
 except ImportError:  # run from a source checkout with an in-place build
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src"))
     import fastopt
 from fastopt import nn
 

@@ -1,4 +1,4 @@
-"""Regenerate fastopt/_kernels.pyi from the compiled module's embedded signatures.
+"""Regenerate src/fastopt/_kernels.pyi from the compiled module's embedded signatures.
 
     python setup.py build_ext --inplace && PYTHONPATH=. python tools/make_kernels_stub.py
 
@@ -56,7 +56,7 @@ def main() -> None:
         elif callable(obj):
             lines.append(stub_line(name, obj))
     path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                        "fastopt", "_kernels.pyi")
+                        "src", "fastopt", "_kernels.pyi")
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
     print(f"wrote {path}")

@@ -6,7 +6,7 @@ One iteration:
    L-BFGS ring buffer);
 2. line search along :math:`d_k` for :math:`\alpha_k` (Moré–Thuente by default),
    first trial :math:`\alpha = 1` once the memory holds curvature information,
-   and the scale-free guess :func:`first_step` on a steepest-descent step;
+   and a step of unit length (:func:`first_step`) on a steepest-descent step;
 3. :math:`x_{k+1} = x_k + \alpha_k d_k`, and the pair
    :math:`(s_k, y_k) = (x_{k+1} - x_k, g_{k+1} - g_k)` goes to the memory
    (curvature guard inside the memory);
@@ -59,21 +59,19 @@ class CallbackStop(Exception):
 def first_step(x: np.ndarray, f: float, g: np.ndarray) -> float:
     r"""First trial step along :math:`d = -g` when no curvature is known.
 
-    The step is chosen so that the first trial moves :math:`x` by a fixed
-    fraction of its own size, :math:`\|\alpha g\|_\infty = 0.01\,\|x\|_\infty`, or,
-    at :math:`x = 0`, so that the linear model predicts a decrease of 1% of
-    :math:`|f|` (Hager & Zhang, 2006, CG_DESCENT's choice ``psi0 = 0.01``);
-    when both are zero, :math:`1/\|g\|_2` (a step of unit length, as L-BFGS-B).
-    The Moré–Thuente search extrapolates quickly if this is too short.
+    :math:`\alpha = 1/\|g\|_2`, a first move of unit length: the choice of
+    L-BFGS-B (scipy) and LBFGS++, and close to scipy BFGS's
+    :math:`\min(1, 1.01/\|g\|_2)`. The Moré–Thuente search extrapolates quickly when
+    it is too short and interpolates when it is too long.
+
+    Measured on the 70-problem collection at n = 10, 100, 1000
+    (``benchmarks/compare_scipy.py``): against the scale-relative guess
+    :math:`\|\alpha g\|_\infty = 0.01\,\|x\|_\infty` (Hager & Zhang's
+    ``psi0``) it saves 1.7% of L-BFGS's evaluations and costs 1.6% of BFGS's, with the
+    same problems solved give or take one; one rule for both keeps the solvers alike.
     """
-    gi = norm_inf(g)
-    xi = norm_inf(x)
-    if xi > 0.0:
-        return 0.01 * xi / gi
-    g2 = dot(g, g)
-    if f != 0.0:
-        return 0.01 * abs(f) / g2
-    return 1.0 / math.sqrt(g2)
+    del x, f     # the rule is the same whatever the point and value
+    return 1.0 / math.sqrt(dot(g, g))
 
 
 def _failure_detail(message: str, retried_after: Optional[str]) -> str:
