@@ -7,9 +7,10 @@ asv suites (``setup`` + ``time_*``/``track_*``, ``params``/``param_names``):
 * :class:`BfgsIteration` -- the same for fastopt BFGS and scipy BFGS, n = 100 .. 1000.
 
 ``track_overhead_ms`` reports the time per iteration spent outside the objective (the
-run's wall time minus the time inside ``fun``, divided by the iterations), the number
-the design targets are about; ``track_steady_overhead_ms`` the same over the iterations
-after the first ``m + 1`` (L-BFGS) -- without the one-time cost of first touching the
+run's wall time minus the time inside ``fun``, divided by the iterations; runs without a
+callback), the number the design targets are about; ``track_steady_overhead_ms`` the same
+over the iterations after the first ``m + 1`` (L-BFGS; measured as the difference with a
+run stopped there) -- without the one-time cost of first touching the
 curvature memory (both solvers allocate theirs, ~0.2 GB at n = 1e6, and first-touch page
 faults are expensive on this VM); ``time_run`` is the whole run (asv's regression gate).
 
@@ -59,36 +60,36 @@ class _Timed:
         return out
 
 
-def run(solver: str, n: int, threads: int = 1, iterations: int = ITERATIONS):
-    """One run of `iterations` iterations.
-
-    Returns (overhead s/iteration over the whole run, overhead s/iteration from iteration
-    STEADY_FROM on, iterations done)."""
+def _outside(solver: str, n: int, threads: int, iterations: int):
+    """One run without a callback (a callback's intermediate results cost copies that are
+    not the solver's): (seconds outside the objective, iterations done)."""
     obj = _Timed(n)
-    marks = []          # (wall time, time inside fun) at the end of each iteration
-
-    def callback(intermediate_result):
-        marks.append((time.perf_counter(), obj.inside))
-
-    t = time.perf_counter()
     method = solver.split()[1]
+    t = time.perf_counter()
     if solver.startswith("fastopt"):
         with fastopt.threads(threads):
-            res = fo_minimize(obj, obj.x0, jac=True, method=method, callback=callback,
+            res = fo_minimize(obj, obj.x0, jac=True, method=method,
                               options={"maxiter": iterations, "gtol": 0.0})
     else:
         opts = {"maxiter": iterations, "gtol": 0.0}
         if method == "L-BFGS-B":
             opts["ftol"] = 0.0
-        res = so.minimize(obj, obj.x0, jac=True, method=method, options=opts,
-                          callback=callback)
-    total = time.perf_counter() - t
-    whole = (total - obj.inside) / res.nit
+        res = so.minimize(obj, obj.x0, jac=True, method=method, options=opts)
+    return time.perf_counter() - t - obj.inside, res.nit
+
+
+def run(solver: str, n: int, threads: int = 1, iterations: int = ITERATIONS):
+    """Overhead per iteration outside the objective.
+
+    Returns (over the whole run of `iterations` iterations, over the iterations after the
+    first STEADY_FROM -- the difference with a run that stops there: the iterates are the
+    same -- and the iterations done)."""
+    whole_s, nit = _outside(solver, n, threads, iterations)
     steady = float("nan")
-    if len(marks) > STEADY_FROM + 1:
-        (t0, i0), (t1, i1) = marks[STEADY_FROM - 1], marks[-1]
-        steady = ((t1 - t0) - (i1 - i0)) / (len(marks) - STEADY_FROM)
-    return whole, steady, res.nit
+    if nit > STEADY_FROM + 1:
+        first_s, first_nit = _outside(solver, n, threads, STEADY_FROM)
+        steady = (whole_s - first_s) / (nit - first_nit)
+    return whole_s / nit, steady, nit
 
 
 class LbfgsIteration:

@@ -27,6 +27,16 @@ FO_API int fo_axpy_f64(int64_t n, double a, const double *x, const double *y, do
 FO_API int fo_scal_f32(int64_t n, double a, float *x, int nthreads);
 FO_API int fo_scal_f64(int64_t n, double a, double *x, int nthreads);
 
+/* A new L-BFGS correction pair in one pass: s = x1 - x0, y = g1 - g0 (written to s, y, which
+ * must not overlap the inputs), *sy = s . y and *yy = y . y accumulated in double over
+ * fixed blocks (the same bits for any thread count). */
+FO_API int fo_lbfgs_pair_f32(int64_t n, const float *x1, const float *x0, const float *g1,
+                             const float *g0, float *s, float *y, double *sy, double *yy,
+                             int nthreads);
+FO_API int fo_lbfgs_pair_f64(int64_t n, const double *x1, const double *x0, const double *g1,
+                             const double *g0, double *s, double *y, double *sy, double *yy,
+                             int nthreads);
+
 /* L-BFGS two-loop recursion (Nocedal & Wright, Algorithm 7.4): out = sign * H g, where H is
  * the L-BFGS inverse Hessian of the `count` newest pairs in a ring buffer and
  * H0 = gamma * I, sign = -1 if `negate` else +1.

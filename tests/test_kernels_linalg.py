@@ -158,8 +158,62 @@ def test_one_and_two_threads_bitwise_identical(dtype, rng):
             y = x.copy()
             _kernels.axpy(0.3, g, y)
             r.append(y.tobytes())
+            s_row, y_row = np.empty_like(x), np.empty_like(x)
+            sy, yy = _kernels.lbfgs_pair(x, g, S[0], S[1], s_row, y_row)
+            assert _kernels.last_threads_used() == t
+            r += [sy.hex(), yy.hex(), s_row.tobytes(), y_row.tobytes()]
         out[t] = r
     assert out[1] == out[2]
+
+
+# ------------------------------------------------------------------ new L-BFGS pair
+@pytest.mark.parametrize("n", [0, 1, 7, 4096, N])
+def test_pair_matches_numpy(dtype, rng, n):
+    x1, x0, g1, g0 = (rng.standard_normal(n).astype(dtype) for _ in range(4))
+    S = np.full((3, n), 7.0, dtype=dtype)       # writes row 1 only
+    Y = np.full((3, n), 7.0, dtype=dtype)
+    sy, yy = _kernels.lbfgs_pair(x1, x0, g1, g0, S[1], Y[1])
+    s_ref, y_ref = x1 - x0, g1 - g0               # in the arrays' dtype, as the kernel
+    np.testing.assert_array_equal(S[1], s_ref)
+    np.testing.assert_array_equal(Y[1], y_ref)
+    assert np.all(S[[0, 2]] == 7.0) and np.all(Y[[0, 2]] == 7.0)
+    s64, y64 = s_ref.astype(np.float64), y_ref.astype(np.float64)
+    assert sy == pytest.approx(float(s64 @ y64), rel=1e-12, abs=1e-300)
+    assert yy == pytest.approx(float(y64 @ y64), rel=1e-12, abs=1e-300)
+    assert isinstance(sy, float) and isinstance(yy, float)
+
+
+def test_pair_strided_inputs_are_copied(rng):
+    x1, x0, g1, g0 = (rng.standard_normal(2 * 1000) for _ in range(4))
+    s, y = np.empty(1000), np.empty(1000)
+    sy, yy = _kernels.lbfgs_pair(x1[::2], x0[::2], g1[::2], g0[::2], s, y)
+    np.testing.assert_array_equal(s, x1[::2] - x0[::2])
+    assert yy == pytest.approx(float((g1[::2] - g0[::2]) @ (g1[::2] - g0[::2])), rel=1e-12)
+
+
+def test_pair_validation_leaves_arrays_untouched(rng):
+    n = 50
+    x1, x0, g1, g0 = (rng.standard_normal(n) for _ in range(4))
+    s, y = np.zeros(n), np.zeros(n)
+    ro = np.zeros(n)
+    ro.flags.writeable = False
+    arrays = [x1, x0, g1, g0, s, y]
+    before = snapshot(arrays)
+    bad = [
+        ((x1, x0.astype(np.float32), g1, g0, s, y), TypeError, "x0: expected dtype"),
+        ((x1, x0[:-1], g1, g0, s, y), ValueError, "x0: expected 50 elements"),
+        ((x1.astype(np.int64), x0, g1, g0, s, y), TypeError, "x1: expected a float32"),
+        ((x1, x0, g1, g0, ro, y), ValueError, "s: expected a writeable"),
+        ((x1, x0, g1, g0, s, np.zeros(2 * n)[::2]), ValueError, "y: expected a C-contiguous"),
+        ((x1, x0, g1, g0, s, s), ValueError, "s: shares memory with y"),
+        ((x1, x0, g1, g0, x1, y), ValueError, "s: shares memory with x1"),
+        ((x1, x0, g1, g0, s, g0), ValueError, "y: shares memory with x1"),
+        ((x1, x0, g1, [0.0] * n, s, y), TypeError, "g0: expected a numpy array"),
+    ]
+    for args, exc, match in bad:
+        with pytest.raises(exc, match=match):
+            _kernels.lbfgs_pair(*args)
+    assert snapshot(arrays) == before
 
 
 def test_gram_matches_numpy(dtype, rng):

@@ -103,7 +103,8 @@ def get_include() -> str:
     installed = os.path.join(here, "include")
     if os.path.isfile(os.path.join(installed, "fastopt.h")):
         return installed
-    source_tree = os.path.join(os.path.dirname(here), "csrc")  # editable/in-place builds
+    # editable/in-place builds: src/fastopt/ -> the checkout's csrc/
+    source_tree = os.path.join(os.path.dirname(os.path.dirname(here)), "csrc")
     if os.path.isfile(os.path.join(source_tree, "fastopt.h")):
         return source_tree
     raise FileNotFoundError("fastopt's C headers are not installed with this copy")

@@ -100,6 +100,12 @@ cdef int axpy_f32(double a, const float *x, const float *y, float *out, Py_ssize
                   int nthreads) noexcept nogil
 cdef int axpy_f64(double a, const double *x, const double *y, double *out, Py_ssize_t n,
                   int nthreads) noexcept nogil
+cdef int lbfgs_pair_f32(const float *x1, const float *x0, const float *g1, const float *g0,
+                        float *s, float *y, Py_ssize_t n, double *sy, double *yy,
+                        int nthreads) noexcept nogil
+cdef int lbfgs_pair_f64(const double *x1, const double *x0, const double *g1,
+                        const double *g0, double *s, double *y, Py_ssize_t n, double *sy,
+                        double *yy, int nthreads) noexcept nogil
 cdef int lbfgs_two_loop_f32(const float *S, const float *Y, const double *rho,
                             Py_ssize_t slots, Py_ssize_t count, Py_ssize_t newest,
                             double gamma, const float *g, float *out, Py_ssize_t n,

@@ -1,5 +1,5 @@
 # _linalg.pxi — boundary for the quasi-Newton vector kernels (csrc/linalg.c): dot, axpy,
-# scal and the L-BFGS two-loop recursion. Arrays are checked once here (dtype, size,
+# scal, the new L-BFGS pair and the L-BFGS two-loop recursion. Arrays are checked once here (dtype, size,
 # contiguity, writeability, overlap); C runs without the GIL.
 #
 # The BFGS rank-2 update is not here: fastopt.minimize.bfgs calls scipy's BLAS (dsymv,
@@ -15,6 +15,12 @@ cdef extern from "linalg.h" nogil:
                     int nthreads)
     int fo_scal_f32(int64_t n, double a, float *x, int nthreads)
     int fo_scal_f64(int64_t n, double a, double *x, int nthreads)
+    int fo_lbfgs_pair_f32(int64_t n, const float *x1, const float *x0, const float *g1,
+                          const float *g0, float *s, float *y, double *sy, double *yy,
+                          int nthreads)
+    int fo_lbfgs_pair_f64(int64_t n, const double *x1, const double *x0, const double *g1,
+                          const double *g0, double *s, double *y, double *sy, double *yy,
+                          int nthreads)
     int fo_lbfgs_two_loop_f32(int64_t n, int64_t slots, int64_t count, int64_t newest,
                               const float *S, const float *Y, const double *rho, double gamma,
                               const float *g, float *out, int negate, int nthreads)
@@ -166,6 +172,61 @@ def scal(a, x):
     _last_threads_used = fo_team_size(n, nthreads)
     check_status(status, "scal")
     return x
+
+
+def lbfgs_pair(x1, x0, g1, g0, s, y):
+    """A new L-BFGS correction pair in one pass over memory.
+
+    Writes ``s = x1 - x0`` and ``y = g1 - g0`` (element-wise, in the arrays' dtype) and
+    returns ``(s . y, y . y)`` accumulated in float64 over fixed blocks (the same bits
+    for any thread count): what the curvature test ``s . y > eps * y . y`` and the
+    scaling ``gamma = s . y / y . y`` need, without reading ``s`` and ``y`` again.
+
+    Parameters
+    ----------
+    x1, x0, g1, g0 : ndarray
+        float32 or float64, all of the dtype and size of `x1`; non-contiguous inputs are
+        copied.
+    s, y : ndarray
+        Outputs: dtype and size of `x1`, writeable, C-contiguous; they must not share
+        memory with each other or with any input.
+
+    Returns
+    -------
+    (sy, yy) : tuple of float
+    """
+    global _last_threads_used
+    cdef cnp.ndarray x1a = _vec_in(x1, "x1", None)
+    cdef cnp.ndarray x0a = _vec_in(x0, "x0", x1a)
+    cdef cnp.ndarray g1a = _vec_in(g1, "g1", x1a)
+    cdef cnp.ndarray g0a = _vec_in(g0, "g0", x1a)
+    cdef cnp.ndarray sa = _vec_out(s, "s", x1a)
+    cdef cnp.ndarray ya = _vec_out(y, "y", x1a)
+    if _overlap(sa, ya):
+        raise ValueError("s: shares memory with y")
+    for name, out in (("s", sa), ("y", ya)):
+        for other in (x1a, x0a, g1a, g0a):
+            if _overlap(out, other):
+                raise ValueError(f"{name}: shares memory with x1, x0, g1 or g0")
+    cdef int64_t n = cnp.PyArray_SIZE(x1a)
+    cdef double sy = 0.0, yy = 0.0
+    cdef int status, nthreads = current_threads()
+    with nogil:
+        if cnp.PyArray_TYPE(x1a) == cnp.NPY_FLOAT:
+            status = fo_lbfgs_pair_f32(
+                n, <const float *>cnp.PyArray_DATA(x1a), <const float *>cnp.PyArray_DATA(x0a),
+                <const float *>cnp.PyArray_DATA(g1a), <const float *>cnp.PyArray_DATA(g0a),
+                <float *>cnp.PyArray_DATA(sa), <float *>cnp.PyArray_DATA(ya), &sy, &yy,
+                nthreads)
+        else:
+            status = fo_lbfgs_pair_f64(
+                n, <const double *>cnp.PyArray_DATA(x1a),
+                <const double *>cnp.PyArray_DATA(x0a), <const double *>cnp.PyArray_DATA(g1a),
+                <const double *>cnp.PyArray_DATA(g0a), <double *>cnp.PyArray_DATA(sa),
+                <double *>cnp.PyArray_DATA(ya), &sy, &yy, nthreads)
+    _last_threads_used = fo_team_size(n, nthreads)
+    check_status(status, "lbfgs_pair")
+    return sy, yy
 
 
 def lbfgs_two_loop(g, S, Y, rho, gamma, count, newest, out=None, negate=False):
@@ -420,3 +481,17 @@ cdef int lbfgs_two_loop_f64(const double *S, const double *Y, const double *rho,
                             bint negate, int nthreads) noexcept nogil:
     return fo_lbfgs_two_loop_f64(n, slots, count, newest, S, Y, rho, gamma, g, out, negate,
                                  nthreads if nthreads > 0 else current_threads())
+
+
+cdef int lbfgs_pair_f32(const float *x1, const float *x0, const float *g1, const float *g0,
+                        float *s, float *y, Py_ssize_t n, double *sy, double *yy,
+                        int nthreads) noexcept nogil:
+    return fo_lbfgs_pair_f32(n, x1, x0, g1, g0, s, y, sy, yy,
+                             nthreads if nthreads > 0 else current_threads())
+
+
+cdef int lbfgs_pair_f64(const double *x1, const double *x0, const double *g1,
+                        const double *g0, double *s, double *y, Py_ssize_t n, double *sy,
+                        double *yy, int nthreads) noexcept nogil:
+    return fo_lbfgs_pair_f64(n, x1, x0, g1, g0, s, y, sy, yy,
+                             nthreads if nthreads > 0 else current_threads())

@@ -352,14 +352,14 @@ def minimize(fun: Callable[..., Any], x0: ArrayLike, args: Union[tuple, Any] = (
             H0 = _bfgs_H0(H0, n, "options['warm_start'].hess_inv")
         elif H0 is not None:
             H0 = _bfgs_H0(H0, n, "options['hess_inv0']")
-        memory = BfgsMemory(n, dtype, H0)
+        bfgs_memory = BfgsMemory(n, dtype, H0)
         if not scaling:
-            memory.pristine = False
+            bfgs_memory.pristine = False
 
         def finalize(res):
-            res["hess_inv"] = memory.dense()
+            res["hess_inv"] = bfgs_memory.dense()
             return res
-        res = run_quasi_newton(obj, x, memory, qn, cb, finalize)
+        res = run_quasi_newton(obj, x, bfgs_memory, qn, cb, finalize)
     else:
         m = _check_number("m", opts.get("m", 10), lo=1, integer=True)
         memory = LbfgsMemory(n, m, dtype, scaling=bool(scaling))

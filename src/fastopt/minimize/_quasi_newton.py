@@ -31,7 +31,7 @@ from .linesearch import Line, backtracking, more_thuente
 from .objective import MaxFunReached, Objective
 from .result import CHECK_GRAD_HINT, make_result
 
-__all__ = ["QNOptions", "run_quasi_newton", "first_step", "CallbackStop"]
+__all__ = ["QNOptions", "run_quasi_newton", "first_step", "stop_reason", "CallbackStop"]
 
 
 @dataclass
@@ -72,6 +72,29 @@ def first_step(x: np.ndarray, f: float, g: np.ndarray) -> float:
     """
     del x, f     # the rule is the same whatever the point and value
     return 1.0 / math.sqrt(dot(g, g))
+
+
+def stop_reason(opts: QNOptions, obj: Objective, nit: int, finite: bool, gnorm: float,
+                f_old: float, f: float, x_old: Optional[np.ndarray],
+                x: np.ndarray) -> Optional[str]:
+    """The stopping test after an iteration: a reason of the status table
+    (:mod:`.result`), or None to go on.  ``finite``: the value and gradient are finite;
+    ``gnorm``: the norm the ``gtol`` test reads (the gradient's, or OWL-QN's
+    pseudo-gradient's)."""
+    if not finite:
+        return "nonfinite"
+    if gnorm <= opts.gtol:
+        return "gtol"
+    if opts.ftol > 0 and f_old - f <= opts.ftol * max(abs(f_old), abs(f), 1.0):
+        return "ftol"
+    if (opts.xtol > 0 and x_old is not None
+            and norm_inf(x - x_old) <= opts.xtol * (opts.xtol + norm_inf(x_old))):
+        return "xtol"
+    if nit >= opts.maxiter:
+        return "maxiter"
+    if opts.maxfun is not None and obj.nfev >= opts.maxfun:
+        return "maxfun"
+    return None
 
 
 def _failure_detail(message: str, retried_after: Optional[str]) -> str:
@@ -132,9 +155,10 @@ def run_quasi_newton(obj: Objective, x: np.ndarray, memory, opts: QNOptions,
         f, g = obj.fg(x)
     except MaxFunReached:
         return result("maxfun", x, math.nan, None)
-    if not (math.isfinite(f) and np.all(np.isfinite(g))):
+    gnorm = norm_inf(g)
+    if not (math.isfinite(f) and math.isfinite(gnorm)):
         return result("nonfinite", x, f, g, "The objective or its gradient is not finite at x0.")
-    if norm_inf(g) <= opts.gtol:
+    if gnorm <= opts.gtol:
         return result("gtol", x, f, g)
     if opts.maxiter <= 0:
         return result("maxiter", x, f, g)
@@ -160,21 +184,23 @@ def run_quasi_newton(obj: Objective, x: np.ndarray, memory, opts: QNOptions,
 
         if ls.maxfun:
             if ls.f < f:
-                x, f = ls.x, ls.f
-                g = ls.g
-            return result("maxfun", x, f, g if g is not None else None)
+                return result("maxfun", ls.x, ls.f, ls.g)
+            return result("maxfun", x, f, g)
 
+        g_ls = ls.g                      # not None after a successful search
         if ls.success and ls.unbounded:
-            x, f, g, step = ls.x, ls.f, ls.g, ls.alpha
+            assert g_ls is not None
+            x, f, g, step = ls.x, ls.f, g_ls, ls.alpha
             nit += 1
             return result("unbounded", x, f, g, f"(f = {f:.6g} after a step of "
                           f"{step:.3g} times the direction.)")
         line.release(ls.x)
         if ls.success:
             retried_after = None
-            memory.update_from(ls.x, x, ls.g, g)
+            assert g_ls is not None
+            memory.update_from(ls.x, x, g_ls, g)
             f_old, x_old = f, x
-            x, f, g, step = ls.x, ls.f, ls.g, ls.alpha
+            x, f, g, step = ls.x, ls.f, g_ls, ls.alpha
         else:
             moved = ls.f < f
             if moved:
@@ -199,18 +225,11 @@ def run_quasi_newton(obj: Objective, x: np.ndarray, memory, opts: QNOptions,
             _call_callback(callback, intermediate)
         except CallbackStop:
             return result("callback", x, f, g)
-        if not (math.isfinite(f) and np.all(np.isfinite(g))):
-            return result("nonfinite", x, f, g)
-        if norm_inf(g) <= opts.gtol:
-            return result("gtol", x, f, g)
-        if opts.ftol > 0 and f_old - f <= opts.ftol * max(abs(f_old), abs(f), 1.0):
-            return result("ftol", x, f, g)
-        if opts.xtol > 0 and norm_inf(x - x_old) <= opts.xtol * (opts.xtol + norm_inf(x_old)):
-            return result("xtol", x, f, g)
-        if nit >= opts.maxiter:
-            return result("maxiter", x, f, g)
-        if opts.maxfun is not None and obj.nfev >= opts.maxfun:
-            return result("maxfun", x, f, g)
+        gnorm = norm_inf(g)     # NaN or inf when g is not finite: one pass for both tests
+        reason = stop_reason(opts, obj, nit, math.isfinite(f) and math.isfinite(gnorm), gnorm,
+                             f_old, f, x_old, x)
+        if reason is not None:
+            return result(reason, x, f, g)
         if x_old is not None:        # the previous point's array becomes a spare
             obj.forget(x_old)
             pool.append(x_old)

@@ -108,8 +108,11 @@ class LbfgsMemory:
         self.n, self.m = n, m
         self.slots = m + 1          # one spare row receives the candidate pair
         self.dtype = np.dtype(dtype)
-        self.S = np.zeros((self.slots, n), dtype=self.dtype)
-        self.Y = np.zeros((self.slots, n), dtype=self.dtype)
+        # np.empty, not np.zeros: a row is read only after a pair was written to it, and
+        # numpy's calloc path first-touches fresh pages far more slowly on this VM (0.07 to
+        # 0.5 s against 0.03 to 0.05 s for the 0.18 GB of m = 10 at n = 1e6, measured)
+        self.S = np.empty((self.slots, n), dtype=self.dtype)
+        self.Y = np.empty((self.slots, n), dtype=self.dtype)
         self.rho = np.zeros(self.slots)
         self.head = 0        # the free row: the next pair goes there
         self.count = 0
@@ -187,9 +190,15 @@ class LbfgsMemory:
 
     def update_from(self, x_new, x_old, g_new, g_old) -> bool:
         """:meth:`update` with ``s = x_new - x_old``, ``y = g_new - g_old`` formed in
-        place; also prepares the product with ``g_new`` (the next direction's)."""
-        np.subtract(x_new, x_old, out=self.S[self.head])
-        np.subtract(g_new, g_old, out=self.Y[self.head])
+        place (one pass that also returns ``s.y`` and ``y.y``:
+        :func:`fastopt._kernels.lbfgs_pair`); the vector-free path also prepares the
+        product with ``g_new`` (the next direction's)."""
+        r = self.head
+        if not self.vector_free:
+            sy, yy = _kernels.lbfgs_pair(x_new, x_old, g_new, g_old, self.S[r], self.Y[r])
+            return self._commit(sy, yy)
+        np.subtract(x_new, x_old, out=self.S[r])
+        np.subtract(g_new, g_old, out=self.Y[r])
         return self._store_gram(g_new)
 
     def _product(self, g: np.ndarray, negate: bool, out=None) -> np.ndarray:

@@ -169,8 +169,10 @@ class Objective:
             return self._last_g
         if self.mode == "combined":
             self.f(x)
+            assert self._last_g is not None     # f() of a combined fun keeps the gradient
             return self._last_g
         if self.mode == "jac":
+            assert self._jac is not None
             self.njev += 1
             gv = self._jac(self._user_copy(x), *self.args)
             fresh = sys.getrefcount(gv) == 2

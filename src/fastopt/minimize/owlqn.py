@@ -31,13 +31,13 @@ zeros; the run stops when :math:`\|\diamond F\|_\infty \le` ``gtol``.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Tuple
 
 import numpy as np
 from scipy.optimize import OptimizeResult
 
 from ._quasi_newton import (CallbackStop, QNOptions, _call_callback, _failure_detail,
-                            first_step)
+                            first_step, stop_reason)
 from ._vector import dot, norm_inf
 from .lbfgs import LbfgsMemory
 from .objective import MaxFunReached, Objective
@@ -117,7 +117,9 @@ def run_owlqn(obj: Objective, x: np.ndarray, memory: LbfgsMemory, l1, opts: QNOp
         alpha = alpha0
         accepted = None
         nls = 0
-        best = (F, None, None)
+        # lowest F seen: (F, x, f); gbest its gradient, asked for only when needed
+        best: Tuple[float, Optional[np.ndarray], float] = (F, None, f)
+        gbest: Optional[np.ndarray] = None
         prev = None
         try:
             while nls < opts.maxls:
@@ -168,10 +170,12 @@ def run_owlqn(obj: Objective, x: np.ndarray, memory: LbfgsMemory, l1, opts: QNOp
         else:
             msg = (f"OWL-QN backtracking: sufficient decrease was not reached after {nls} "
                    f"evaluations.")
-            moved = best[1] is not None and best[0] < F
+            best_x = best[1]
+            moved = best_x is not None and best[0] < F
             if moved:
+                assert best_x is not None and gbest is not None   # set together above
                 F_old, x_old = F, x
-                x, f, F, g = best[1], best[2], best[0], gbest
+                x, f, F, g = best_x, best[2], best[0], gbest
                 step = alpha
             if retried_after is None and (moved or not memory.is_empty()):
                 retried_after = msg
@@ -189,15 +193,7 @@ def run_owlqn(obj: Objective, x: np.ndarray, memory: LbfgsMemory, l1, opts: QNOp
             _call_callback(callback, intermediate)
         except CallbackStop:
             return result("callback", x, F, pg)
-        if not (math.isfinite(F) and np.all(np.isfinite(g))):
-            return result("nonfinite", x, F, pg)
-        if norm_inf(pg) <= opts.gtol:
-            return result("gtol", x, F, pg)
-        if opts.ftol > 0 and F_old - F <= opts.ftol * max(abs(F_old), abs(F), 1.0):
-            return result("ftol", x, F, pg)
-        if opts.xtol > 0 and norm_inf(x - x_old) <= opts.xtol * (opts.xtol + norm_inf(x_old)):
-            return result("xtol", x, F, pg)
-        if nit >= opts.maxiter:
-            return result("maxiter", x, F, pg)
-        if opts.maxfun is not None and obj.nfev >= opts.maxfun:
-            return result("maxfun", x, F, pg)
+        reason = stop_reason(opts, obj, nit, math.isfinite(F) and bool(np.all(np.isfinite(g))),
+                             norm_inf(pg), F_old, F, x_old, x)
+        if reason is not None:
+            return result(reason, x, F, pg)
