@@ -1,0 +1,106 @@
+"""The quasi-Newton vector kernels (csrc/linalg.c) against the numpy that does the same.
+
+``time_*`` per call over size x dtype x threads (the gate); each class has a numpy twin
+(``*Numpy``, threads ignored) so the ratio can be read off at every size. The L-BFGS
+memory holds ``M`` pairs, as ``fastopt.minimize``'s default.
+"""
+
+import numpy as np
+
+from .common import DTYPES, THREADS, elements, set_threads
+
+SIZES = ["1e4", "1e5", "1e6"]
+M = 10
+
+
+def _vectors(size, dtype, count, seed=0):
+    rng = np.random.default_rng(seed)
+    n = elements(size)
+    return [rng.standard_normal(n).astype(dtype) for _ in range(count)]
+
+
+def _ring(size, dtype, seed=1):
+    """M + 1 rows of pairs with s.y > 0 (y = A s, A > 0 diagonal), the newest in row M-1."""
+    rng = np.random.default_rng(seed)
+    n = elements(size)
+    A = rng.uniform(0.5, 3.0, n)
+    S = rng.standard_normal((M + 1, n)).astype(dtype)
+    Y = (S * A).astype(dtype)
+    rho = 1.0 / np.einsum("ij,ij->i", S.astype(np.float64), Y.astype(np.float64))
+    return S, Y, rho
+
+
+class _Grid:
+    params = (SIZES, DTYPES, THREADS)
+    param_names = ["size", "dtype", "threads"]
+    timeout = 120
+
+
+class Dot(_Grid):
+    """fastopt._kernels.dot: float64 accumulation over fixed blocks."""
+
+    def setup(self, size, dtype, threads):
+        set_threads(threads)
+        from fastopt import _kernels
+
+        self.dot = _kernels.dot
+        self.x, self.y = _vectors(size, dtype, 2)
+
+    def time_dot(self, size, dtype, threads):
+        self.dot(self.x, self.y)
+
+
+class DotNumpy(Dot):
+    def time_dot(self, size, dtype, threads):
+        np.dot(self.x, self.y)
+
+
+class LbfgsPair(_Grid):
+    """fastopt._kernels.lbfgs_pair: s = x1 - x0, y = g1 - g0, s.y and y.y in one pass."""
+
+    def setup(self, size, dtype, threads):
+        set_threads(threads)
+        from fastopt import _kernels
+
+        self.pair = _kernels.lbfgs_pair
+        self.x1, self.x0, self.g1, self.g0, self.s, self.y = _vectors(size, dtype, 6)
+
+    def time_pair(self, size, dtype, threads):
+        self.pair(self.x1, self.x0, self.g1, self.g0, self.s, self.y)
+
+
+class LbfgsPairNumpy(LbfgsPair):
+    def time_pair(self, size, dtype, threads):
+        np.subtract(self.x1, self.x0, out=self.s)
+        np.subtract(self.g1, self.g0, out=self.y)
+        np.dot(self.s, self.y), np.dot(self.y, self.y)
+
+
+class LbfgsTwoLoop(_Grid):
+    """fastopt._kernels.lbfgs_two_loop: d = -H g from M pairs (2M + 1 fused passes)."""
+
+    def setup(self, size, dtype, threads):
+        set_threads(threads)
+        from fastopt import _kernels
+
+        self.two_loop = _kernels.lbfgs_two_loop
+        self.S, self.Y, self.rho = _ring(size, dtype)
+        (self.g,) = _vectors(size, dtype, 1)
+        self.out = np.empty_like(self.g)
+
+    def time_two_loop(self, size, dtype, threads):
+        self.two_loop(self.g, self.S, self.Y, self.rho, 0.5, M, M - 1, out=self.out,
+                      negate=True)
+
+
+class LbfgsTwoLoopNumpy(LbfgsTwoLoop):
+    """The textbook recursion in numpy (fastopt.minimize.lbfgs.two_loop_numpy)."""
+
+    def setup(self, size, dtype, threads):
+        super().setup(size, dtype, threads)
+        from fastopt.minimize.lbfgs import two_loop_numpy
+
+        self.reference = two_loop_numpy
+
+    def time_two_loop(self, size, dtype, threads):
+        self.reference(self.g, self.S, self.Y, self.rho, list(range(M)), 0.5)
