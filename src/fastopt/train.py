@@ -921,14 +921,9 @@ def grid_search(
 
     Notes
     -----
-    Failure policy: an exception raised by the objective (any ``Exception``;
-    ``KeyboardInterrupt`` still stops the search), or a return value that is
-    not a real number, does not stop the search: the trial is recorded with
-    ``score = nan`` and ``error = "ExceptionType: message"``. Trials with a
-    NaN score (failed, or the objective returned NaN) sort last, by index.
-    ``on_error="raise"`` re-raises the first failure (in trial order) instead,
-    cancelling trials that have not started. A broken executor
-    (``concurrent.futures.BrokenExecutor``) always raises.
+    Failures are handled as in :func:`random_search` (see its Notes): a trial
+    whose objective raises or returns a non-number is recorded with a NaN
+    score and its ``error``, and sorts last; ``on_error="raise"`` re-raises.
 
     Examples
     --------
