@@ -11,17 +11,19 @@ Grid: optimizer x size x dtype x threads. ``size`` is a flat element count ("1e3
 
 BLAS pools are pinned to one thread for the process (threadpoolctl); fastopt's thread count
 is set per benchmark; a count the machine lacks skips the combination. torch rows are
-skipped when torch is not installed. Self-contained on purpose (no shared helper module),
-so the file also runs against older commits. Ratios against torch, a plain C loop and numpy
-for the issue's targets: ``python benchmarks/optim_vs_torch.py``.
+skipped when torch is not installed. The arrays are this file's own (values in [-0.5, 0.5),
+unlike common.make_arrays, so its results stay comparable); the throughput timer is
+common.py's. Ratios against torch, a plain C loop and numpy for the issue's targets:
+``python benchmarks/optim_vs_torch.py``.
 """
 
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
+
+from .common import per_call_seconds
 
 try:
     from threadpoolctl import threadpool_limits
@@ -73,22 +75,6 @@ def set_threads(n):
     if n > max(1, fastopt._kernels._max_threads()):
         raise NotImplementedError(f"{n} threads requested, fewer available")
     fastopt.set_num_threads(n)
-
-
-def per_call_seconds(call, budget=0.05, min_calls=3):
-    call()
-    best, spent, calls, batch = math.inf, 0.0, 0, 1
-    while spent < budget or calls < min_calls:
-        t0 = time.perf_counter()
-        for _ in range(batch):
-            call()
-        dt = time.perf_counter() - t0
-        best = min(best, dt / batch)
-        spent += dt
-        calls += batch
-        if dt < 1e-3:
-            batch *= 4
-    return best
 
 
 class OptimizerStep:

@@ -12,30 +12,20 @@
 #  define CLONES
 #endif
 
-CLONES void plain_adam_f32(float *restrict p, const float *restrict g, float *restrict m,
-                    float *restrict v, int64_t n, float lr_bc1, float bc2_sqrt, float b1,
-                    float b2, float eps, int nthreads)
-{
-#pragma omp parallel for schedule(static) num_threads(nthreads)
-    for (int64_t i = 0; i < n; ++i) {
-        const float mi = b1 * m[i] + (1.0f - b1) * g[i];
-        const float vi = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
-        m[i] = mi;
-        v[i] = vi;
-        p[i] = p[i] - lr_bc1 * mi / (sqrtf(vi) / bc2_sqrt + eps);
+/* The float and double loops differ only in their type, literal suffix and sqrt. */
+#define PLAIN_ADAM(NAME, T, ONE, SQRT)                                                    \
+    CLONES void NAME(T *restrict p, const T *restrict g, T *restrict m, T *restrict v,    \
+                     int64_t n, T lr_bc1, T bc2_sqrt, T b1, T b2, T eps, int nthreads)    \
+    {                                                                                     \
+        _Pragma("omp parallel for schedule(static) num_threads(nthreads)")                \
+        for (int64_t i = 0; i < n; ++i) {                                                 \
+            const T mi = b1 * m[i] + (ONE - b1) * g[i];                                   \
+            const T vi = b2 * v[i] + (ONE - b2) * g[i] * g[i];                            \
+            m[i] = mi;                                                                    \
+            v[i] = vi;                                                                    \
+            p[i] = p[i] - lr_bc1 * mi / (SQRT(vi) / bc2_sqrt + eps);                      \
+        }                                                                                 \
     }
-}
 
-CLONES void plain_adam_f64(double *restrict p, const double *restrict g, double *restrict m,
-                    double *restrict v, int64_t n, double lr_bc1, double bc2_sqrt, double b1,
-                    double b2, double eps, int nthreads)
-{
-#pragma omp parallel for schedule(static) num_threads(nthreads)
-    for (int64_t i = 0; i < n; ++i) {
-        const double mi = b1 * m[i] + (1.0 - b1) * g[i];
-        const double vi = b2 * v[i] + (1.0 - b2) * g[i] * g[i];
-        m[i] = mi;
-        v[i] = vi;
-        p[i] = p[i] - lr_bc1 * mi / (sqrt(vi) / bc2_sqrt + eps);
-    }
-}
+PLAIN_ADAM(plain_adam_f32, float, 1.0f, sqrtf)
+PLAIN_ADAM(plain_adam_f64, double, 1.0, sqrt)

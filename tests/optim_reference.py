@@ -12,7 +12,8 @@ import math
 import numpy as np
 
 
-def _direction(p, g, weight_decay, l1, maximize):
+def direction(p, g, weight_decay, l1, maximize):
+    """The gradient the update uses: -g when maximizing, plus the L2 and L1 terms."""
     t = p.dtype.type
     d = -g if maximize else g.copy()
     if weight_decay:
@@ -31,7 +32,7 @@ def _get(state, name, p, fill=0.0):
 def sgd(p, g, state, step, *, lr, momentum=0.0, dampening=0.0, nesterov=False,
         weight_decay=0.0, l1=0.0, maximize=False):
     t = p.dtype.type
-    d = _direction(p, g, weight_decay, l1, maximize)
+    d = direction(p, g, weight_decay, l1, maximize)
     if momentum:
         if "momentum_buffer" not in state:
             state["momentum_buffer"] = d.copy()
@@ -47,7 +48,7 @@ def adam(p, g, state, step, *, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.
          amsgrad=False, maximize=False, l1=0.0, decoupled=False):
     t = p.dtype.type
     beta1, beta2 = betas
-    d = _direction(p, g, 0.0 if decoupled else weight_decay, l1, maximize)
+    d = direction(p, g, 0.0 if decoupled else weight_decay, l1, maximize)
     if decoupled and weight_decay:
         p *= t(1 - lr * weight_decay)
     m, v = _get(state, "exp_avg", p), _get(state, "exp_avg_sq", p)
@@ -69,7 +70,7 @@ def adamw(p, g, state, step, *, weight_decay=1e-2, **kw):
 def adagrad(p, g, state, step, *, lr, lr_decay=0.0, weight_decay=0.0,
             initial_accumulator_value=0.0, eps=1e-10, maximize=False, l1=0.0):
     t = p.dtype.type
-    d = _direction(p, g, weight_decay, l1, maximize)
+    d = direction(p, g, weight_decay, l1, maximize)
     s = _get(state, "sum", p, initial_accumulator_value)
     s += d * d
     clr = lr / (1 + (step - 1) * lr_decay)
@@ -79,7 +80,7 @@ def adagrad(p, g, state, step, *, lr, lr_decay=0.0, weight_decay=0.0,
 def rmsprop(p, g, state, step, *, lr, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
             centered=False, maximize=False, l1=0.0, eps_in_sqrt=False):
     t = p.dtype.type
-    d = _direction(p, g, weight_decay, l1, maximize)
+    d = direction(p, g, weight_decay, l1, maximize)
     sq = _get(state, "square_avg", p)
     sq[...] = t(alpha) * sq + t(1 - alpha) * d * d
     w = sq
@@ -99,7 +100,7 @@ def rmsprop(p, g, state, step, *, lr, alpha=0.99, eps=1e-8, weight_decay=0.0, mo
 def adadelta(p, g, state, step, *, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0,
              maximize=False, l1=0.0):
     t = p.dtype.type
-    d = _direction(p, g, weight_decay, l1, maximize)
+    d = direction(p, g, weight_decay, l1, maximize)
     sq, acc = _get(state, "square_avg", p), _get(state, "acc_delta", p)
     sq[...] = t(rho) * sq + t(1 - rho) * d * d
     delta = np.sqrt(acc + t(eps)) / np.sqrt(sq + t(eps)) * d

@@ -8,6 +8,7 @@ import pytest
 import fastopt
 from fastopt.kernels import sgd_step
 from conftest import snapshot
+from optim_reference import direction
 
 RTOL = {np.float32: 1e-6, np.float64: 1e-12}
 
@@ -16,11 +17,7 @@ def reference_sgd(p, g, buf, *, lr, momentum, dampening, nesterov, weight_decay,
                   maximize, first_step):
     """torch.optim.SGD's documented algorithm, step by step, in the array's dtype."""
     t = p.dtype.type
-    d = -g if maximize else g.copy()
-    if weight_decay:
-        d = d + t(weight_decay) * p
-    if l1:
-        d = d + t(l1) * np.sign(p)
+    d = direction(p, g, weight_decay, l1, maximize)
     if momentum:
         buf[...] = d if first_step else t(momentum) * buf + t(1 - dampening) * d
         d = d + t(momentum) * buf if nesterov else buf

@@ -93,38 +93,39 @@ def test_more_thuente_reproduces_paper_tables(k):
         assert r.nfev == evals == line.calls
 
 
-@pytest.mark.parametrize("name", ["ext_rosenbrock", "ext_beale", "raydan2", "edensch",
-                                  "ext_powell", "bdqrtic", "dixmaanc", "ext_cliff"])
-@pytest.mark.parametrize("alpha0", [1e-4, 1.0, 100.0])
-def test_more_thuente_strong_wolfe_on_collection(name, alpha0):
+def descent_line(name):
+    """Problem `name` from its x0 (n = 12 or the nearest size it admits), f0 and the Line
+    along the normalized steepest-descent direction there (line.x, line.d, line.obj)."""
     p = get_problem(name)
     x = p.x0(p.admissible_n(12))
     obj = Objective(p.fg, x.shape, x.dtype, jac=True)
     f0, g0 = obj.fg(x)
     d = -g0 / np.linalg.norm(g0)
-    line = Line(obj, x, d, f0, g0)
+    return p, f0, Line(obj, x, d, f0, g0)
+
+
+@pytest.mark.parametrize("name", ["ext_rosenbrock", "ext_beale", "raydan2", "edensch",
+                                  "ext_powell", "bdqrtic", "dixmaanc", "ext_cliff"])
+@pytest.mark.parametrize("alpha0", [1e-4, 1.0, 100.0])
+def test_more_thuente_strong_wolfe_on_collection(name, alpha0):
+    p, f0, line = descent_line(name)
     r = more_thuente(line, alpha0, c1=1e-4, c2=0.9, maxls=40)
     assert r.success
-    f, g = p.fg(x + r.alpha * d)
+    f, g = p.fg(line.x + r.alpha * line.d)
     assert f == pytest.approx(r.f, rel=1e-12, abs=1e-300)
     assert f <= f0 + 1e-4 * r.alpha * line.dphi0
     if r.curvature:
-        assert abs(g @ d) <= 0.9 * abs(line.dphi0)
-    assert r.nfev == obj.nfev - 1
+        assert abs(g @ line.d) <= 0.9 * abs(line.dphi0)
+    assert r.nfev == line.obj.nfev - 1
 
 
 @pytest.mark.parametrize("name", ["ext_rosenbrock", "ext_beale", "edensch", "ext_cliff"])
 @pytest.mark.parametrize("alpha0", [1e-3, 1.0, 1e3])
 def test_backtracking_armijo_on_collection(name, alpha0):
-    p = get_problem(name)
-    x = p.x0(p.admissible_n(12))
-    obj = Objective(p.fg, x.shape, x.dtype, jac=True)
-    f0, g0 = obj.fg(x)
-    d = -g0 / np.linalg.norm(g0)
-    line = Line(obj, x, d, f0, g0)
+    p, f0, line = descent_line(name)
     r = backtracking(line, alpha0, c1=1e-4)
     assert r.success and r.armijo
-    f, g = p.fg(x + r.alpha * d)
+    f, g = p.fg(line.x + r.alpha * line.d)
     assert f <= f0 + 1e-4 * r.alpha * line.dphi0
     np.testing.assert_allclose(r.g, g)
     assert r.alpha <= alpha0

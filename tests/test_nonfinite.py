@@ -25,6 +25,16 @@ def _has_skip(spec):
     return "skip_if_nonfinite" in inspect.signature(spec.cls.step).parameters
 
 
+@pytest.fixture(params=list(OPTIMIZER))
+def spec_with_skip(request):
+    """Each optimizer's spec, for the skip_if_nonfinite tests (skipped where step() lacks
+    the option)."""
+    spec = OPTIMIZER[request.param]
+    if not _has_skip(spec):
+        pytest.skip("this optimizer has no skip_if_nonfinite")
+    return spec
+
+
 def _setup(spec, seed=0):
     rng = np.random.default_rng(seed)
     groups = [[rng.standard_normal((4, 5)).astype(np.float32), rng.standard_normal(7)],
@@ -68,13 +78,10 @@ def test_nonfinite_gradients_propagate_element_by_element(name, bad):
         assert p.tobytes() == c.tobytes()
 
 
-@pytest.mark.parametrize("name", list(OPTIMIZER))
 @pytest.mark.parametrize("where", ["first", "last group", "strided grad", "after None"])
 @pytest.mark.parametrize("bad", BAD, ids=["nan", "inf", "-inf"])
-def test_skip_if_nonfinite_skips_the_whole_step(name, where, bad):
-    spec = OPTIMIZER[name]
-    if not _has_skip(spec):
-        pytest.skip("this optimizer has no skip_if_nonfinite")
+def test_skip_if_nonfinite_skips_the_whole_step(spec_with_skip, where, bad):
+    spec = spec_with_skip
     opt, ref, flat, grads = _setup(spec)
     assert opt.step(grads[0], skip_if_nonfinite=True) is True
     ref.step(grads[0])
@@ -100,16 +107,12 @@ def test_skip_if_nonfinite_skips_the_whole_step(name, where, bad):
     assert opt.step(grads[2], skip_if_nonfinite=True) is True
     ref.step(grads[2])
     for i, (p, r) in enumerate(zip(flat, _ref_flat(ref))):
-        _assert_close(p, r, spec, f"{name}: param {i} after a skipped step")
+        _assert_close(p, r, spec, f"{spec.name}: param {i} after a skipped step")
 
 
-@pytest.mark.parametrize("name", list(OPTIMIZER))
-def test_skip_if_nonfinite_with_finite_grads_is_a_normal_step(name):
-    spec = OPTIMIZER[name]
-    if not _has_skip(spec):
-        pytest.skip("this optimizer has no skip_if_nonfinite")
-    a, _, fa, grads = _setup(spec)
-    b, _, fb, _ = _setup(spec)
+def test_skip_if_nonfinite_with_finite_grads_is_a_normal_step(spec_with_skip):
+    a, _, fa, grads = _setup(spec_with_skip)
+    b, _, fb, _ = _setup(spec_with_skip)
     for g in grads:
         assert a.step(g, skip_if_nonfinite=True) is True
         assert b.step([native_copy(x) for x in g]) is True
@@ -120,25 +123,17 @@ def test_skip_if_nonfinite_with_finite_grads_is_a_normal_step(name):
         assert x.tobytes() == y.tobytes()
 
 
-@pytest.mark.parametrize("name", list(OPTIMIZER))
-def test_nonfinite_params_are_not_a_reason_to_skip(name):
+def test_nonfinite_params_are_not_a_reason_to_skip(spec_with_skip):
     """The check is on the gradients; a NaN parameter just propagates."""
-    spec = OPTIMIZER[name]
-    if not _has_skip(spec):
-        pytest.skip("this optimizer has no skip_if_nonfinite")
-    opt, _, flat, grads = _setup(spec)
+    opt, _, flat, grads = _setup(spec_with_skip)
     flat[1][0] = np.nan
     assert opt.step(grads[0], skip_if_nonfinite=True) is True
     assert np.isnan(flat[1][0]) and np.isfinite(flat[1][1:]).all()
 
 
-@pytest.mark.parametrize("name", list(OPTIMIZER))
 @pytest.mark.parametrize("flag", [1, "yes", None, np.array([True])])
-def test_skip_if_nonfinite_must_be_a_bool(name, flag):
-    spec = OPTIMIZER[name]
-    if not _has_skip(spec):
-        pytest.skip("this optimizer has no skip_if_nonfinite")
-    opt, _, flat, grads = _setup(spec)
+def test_skip_if_nonfinite_must_be_a_bool(spec_with_skip, flag):
+    opt, _, flat, grads = _setup(spec_with_skip)
     before, state = Snapshot(flat), state_bytes(opt)
     with pytest.raises(TypeError, match="^skip_if_nonfinite"):
         opt.step(grads[0], skip_if_nonfinite=flag)

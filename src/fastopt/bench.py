@@ -385,9 +385,9 @@ def _fastopt_optimizer_call(spec: OptimizerSpec) -> Callable[..., None]:
     if spec.name == "sgd":
         fn = _fastopt_attr("kernels.sgd_step")
 
-        def call(ps, gs, st, step):
+        def call_sgd(ps, gs, st, step):
             fn(ps, gs, st[0], first_step=step == 1, **spec.hyper)
-        return call
+        return call_sgd
     if spec.name == "adamw":
         try:
             fn = _fastopt_attr("kernels.adamw_step")
@@ -397,18 +397,18 @@ def _fastopt_optimizer_call(spec: OptimizerSpec) -> Callable[..., None]:
         else:
             extra = {}
 
-        def call(ps, gs, st, step):
+        def call_adamw(ps, gs, st, step):
             fn(ps, gs, *st, step=step, **spec.hyper, **extra)
-        return call
+        return call_adamw
     fn = _fastopt_attr("kernels." + spec.kernel)
     if not spec.takes_step:
-        def call(ps, gs, st, step):
+        def call_stepless(ps, gs, st, step):
             fn(ps, gs, *st, **spec.hyper)
-        return call
+        return call_stepless
 
-    def call(ps, gs, st, step):
+    def call_with_step(ps, gs, st, step):
         fn(ps, gs, *st, step=step, **spec.hyper)
-    return call
+    return call_with_step
 
 
 def _optimizer_case(name: str, layout: Layout, ctx: Context) -> Case:
@@ -418,15 +418,17 @@ def _optimizer_case(name: str, layout: Layout, ctx: Context) -> Case:
     case = Case(name, layout, dt, MINIMAL_BYTES[name] * layout.elements * dt.itemsize,
                 n_arrays * layout.elements * dt.itemsize)
     kernel = _fastopt_optimizer_call(spec)  # Unavailable before allocating anything
-    roles = {"p": (-1.0, 1.0), "g": (-1.0, 1.0)}
+    roles: dict[str, tuple[float, float] | None] = {"p": (-1.0, 1.0), "g": (-1.0, 1.0)}
     roles.update({s: None for s in spec.states})
     data = _Tensors(layout, dt, roles, ctx.seed, shared=("g",))
 
     # fastopt, functional kernel (the state persists across calls, step counts up).
     a = data.copy()
-    ps, gs, st = a["p"], a["g"], [a[s] for s in spec.states]
-    if layout.tensors == 1:
-        ps, gs, st = ps[0], gs[0], [s[0] for s in st]
+
+    def tensors(arrays: list[np.ndarray]) -> np.ndarray | list[np.ndarray]:
+        # one tensor: the array itself, as a single-tensor caller passes it
+        return arrays[0] if layout.tensors == 1 else arrays
+    ps, gs, st = tensors(a["p"]), tensors(a["g"]), [tensors(a[s]) for s in spec.states]
     counter = {"step": 0}
 
     def fastopt_kernel():
@@ -480,6 +482,20 @@ def _optimizer_case(name: str, layout: Layout, ctx: Context) -> Case:
 # -- layers ----------------------------------------------------------------------------
 
 
+def _add_fastopt_layer(case: Case, fns: tuple[Callable[..., Any], ...],
+                       alloc: Callable[[], Any],
+                       make_out: Callable[[], Callable[[], Any]]) -> None:
+    """A layer case's fastopt contenders. When every one of `fns` takes ``out=``,
+    'fastopt' is the call into preallocated outputs (``make_out()`` allocates them and
+    returns it) and 'fastopt_class' the allocating call `alloc`; an older fastopt without
+    ``out=`` has only 'fastopt', the allocating call."""
+    if all(_accepts(fn, "out") for fn in fns):
+        case.contenders["fastopt"] = make_out()
+        case.contenders["fastopt_class"] = alloc
+    else:
+        case.contenders["fastopt"] = alloc
+
+
 def _dropout_case(layout: Layout, ctx: Context) -> Case:
     dropout = _fastopt_attr("nn.dropout")
     dropout_backward = _fastopt_attr("nn.dropout_backward")
@@ -495,16 +511,15 @@ def _dropout_case(layout: Layout, ctx: Context) -> Case:
     def fastopt_alloc():
         y, mask = dropout(x, p=p, training=True, seed=1234)
         return dropout_backward(dy, mask)
-    if _accepts(dropout, "out") and _accepts(dropout_backward, "out"):
+
+    def make_fastopt_out():
         fy, fdx = np.empty(shape, dt), np.empty(shape, dt)
 
         def fastopt_out():
             y, mask = dropout(x, p=p, training=True, seed=1234, out=fy)
             return dropout_backward(dy, mask, out=fdx)
-        case.contenders["fastopt"] = fastopt_out
-        case.contenders["fastopt_class"] = fastopt_alloc
-    else:
-        case.contenders["fastopt"] = fastopt_alloc
+        return fastopt_out
+    _add_fastopt_layer(case, (dropout, dropout_backward), fastopt_alloc, make_fastopt_out)
 
     b = data.copy()
     xb, dyb = b["x"][0], b["dy"][0]
@@ -569,7 +584,8 @@ def _batchnorm_case(layout: Layout, ctx: Context) -> Case:
     def fastopt_alloc():
         y, cache = batch_norm(x, gamma, beta, rm, rv, training=True, momentum=mom, eps=eps)
         return batch_norm_backward(dy, cache)
-    if _accepts(batch_norm, "out") and _accepts(batch_norm_backward, "out"):
+
+    def make_fastopt_out():
         fy, fdx = np.empty(shape, dt), np.empty(shape, dt)
         fdg, fdb = np.empty(C, dt), np.empty(C, dt)
 
@@ -577,10 +593,9 @@ def _batchnorm_case(layout: Layout, ctx: Context) -> Case:
             y, cache = batch_norm(x, gamma, beta, rm, rv, training=True, momentum=mom,
                                   eps=eps, out=fy)
             return batch_norm_backward(dy, cache, out=(fdx, fdg, fdb))
-        case.contenders["fastopt"] = fastopt_out
-        case.contenders["fastopt_class"] = fastopt_alloc
-    else:
-        case.contenders["fastopt"] = fastopt_alloc
+        return fastopt_out
+    _add_fastopt_layer(case, (batch_norm, batch_norm_backward), fastopt_alloc,
+                       make_fastopt_out)
 
     b = data.copy()
     xb, dyb = b["x"][0], b["dy"][0]

@@ -257,7 +257,8 @@ def train(name: str, data, epochs: int, seed: int, quiet: bool = False,
         progress.update(epoch, loss=result.train_loss[-1], train=result.train_acc[-1],
                         val=result.val_acc[-1], lr=result.lrs[-1])
     progress.close()
-    keeper.restore(model.state())
+    keeper.restore(model.state())  # raises unless some epoch improved, setting best_step
+    assert keeper.best_step is not None
     result.best_epoch = int(keeper.best_step) + 1
     result.final_val_acc = model.accuracy(x_val, y_val)
     result.seconds = time.perf_counter() - start

@@ -263,18 +263,11 @@ def xavier(
 
     Parameters
     ----------
-    shape : tuple of int
-        Weight shape, at least 2-D; see :func:`fan_in_fan_out` for the layouts.
-    rng : None, int or numpy.random.Generator, optional
-        Source of randomness: ``None`` for fresh entropy, an int seed, or a
-        Generator (whose state is advanced).
-    dtype : floating dtype, default float64
-        Output dtype. Samples are drawn in float64 and rounded to ``dtype``.
+    shape, rng, dtype, dense
+        As in :func:`he` (``dtype`` defaults to float64, ``dense`` to "in_out").
     distribution : {"uniform", "normal"}, default "uniform"
     gain : float, default 1.0
         Multiplies the scale (torch's ``gain``; e.g. 5/3 for tanh).
-    dense : {"in_out", "out_in"}, default "in_out"
-        Layout of 2-D shapes, passed to :func:`fan_in_fan_out`.
 
     Returns
     -------

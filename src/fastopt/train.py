@@ -30,7 +30,7 @@ import numbers
 import pickle
 from concurrent.futures import BrokenExecutor, Executor, ProcessPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Literal, Mapping, Sequence, Union
+from typing import Any, Callable, Iterable, Iterator, Literal, Mapping, Sequence, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -130,6 +130,15 @@ def _check_same_structure(
             raise ValueError(f"{name}[{i}] has shape {a.shape}, expected {r.shape}")
         if dtype and a.dtype != r.dtype:
             raise ValueError(f"{name}[{i}] has dtype {a.dtype}, expected {r.dtype}")
+
+
+def _check_state_dict(state_dict: Any, keys: Iterable[str]) -> None:
+    """TypeError unless ``state_dict`` is a mapping, ValueError if it lacks any of ``keys``."""
+    if not isinstance(state_dict, Mapping):
+        raise TypeError(f"state_dict must be a mapping, got {type(state_dict).__name__}")
+    missing = set(keys) - set(state_dict)
+    if missing:
+        raise ValueError(f"state_dict is missing keys {sorted(missing)}")
 
 
 def _same_layout(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
@@ -347,11 +356,7 @@ class EarlyStopping:
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Load a dict made by :meth:`state_dict` (arrays are copied)."""
-        if not isinstance(state_dict, Mapping):
-            raise TypeError(f"state_dict must be a mapping, got {type(state_dict).__name__}")
-        missing = set(self._STATE_KEYS) - set(state_dict)
-        if missing:
-            raise ValueError(f"state_dict is missing keys {sorted(missing)}")
+        _check_state_dict(state_dict, self._STATE_KEYS)
         fresh = EarlyStopping(
             state_dict["patience"],
             state_dict["min_delta"],
@@ -526,11 +531,7 @@ class EMA:
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Load a dict made by :meth:`state_dict`; shadow shapes must match."""
-        if not isinstance(state_dict, Mapping):
-            raise TypeError(f"state_dict must be a mapping, got {type(state_dict).__name__}")
-        missing = {"decay", "warmup", "num_updates", "shadow"} - set(state_dict)
-        if missing:
-            raise ValueError(f"state_dict is missing keys {sorted(missing)}")
+        _check_state_dict(state_dict, ("decay", "warmup", "num_updates", "shadow"))
         shadow = _as_array_list(state_dict["shadow"], "state_dict['shadow']")
         _check_same_structure(shadow, self._shadow, "state_dict['shadow']")
         d = _as_real(state_dict["decay"], "state_dict['decay']")
@@ -921,14 +922,9 @@ def grid_search(
 
     Notes
     -----
-    Failure policy: an exception raised by the objective (any ``Exception``;
-    ``KeyboardInterrupt`` still stops the search), or a return value that is
-    not a real number, does not stop the search: the trial is recorded with
-    ``score = nan`` and ``error = "ExceptionType: message"``. Trials with a
-    NaN score (failed, or the objective returned NaN) sort last, by index.
-    ``on_error="raise"`` re-raises the first failure (in trial order) instead,
-    cancelling trials that have not started. A broken executor
-    (``concurrent.futures.BrokenExecutor``) always raises.
+    Failures are handled as in :func:`random_search` (see its Notes): a trial
+    whose objective raises or returns a non-number is recorded with a NaN
+    score and its ``error``, and sorts last; ``on_error="raise"`` re-raises.
 
     Examples
     --------

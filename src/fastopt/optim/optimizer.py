@@ -18,6 +18,14 @@ ParamsArg = Union[Iterable[np.ndarray], Iterable[dict[str, Any]]]
 #: param list, params, state columns (list of arrays or None), step counters or None).
 Unit = tuple
 
+#: State columns of one unit: one list of arrays per state name, None for a name the
+#: group's options leave unused.
+Columns = list[Union[list[np.ndarray], None]]
+
+#: Supplies the state entry `name` (a state array, or "step" for the step counter) of the
+#: k-th parameter of a unit when the state lacks it, or returns None to give up.
+MakeState = Callable[[int, str, np.ndarray], Union[np.ndarray, None]]
+
 
 class _Version:
     """A counter shared by an optimizer and its tracked dicts: any change to the state
@@ -75,7 +83,9 @@ class _TrackedDict(dict):
         super().update(*args, **kwargs)
         self._touch()
 
-    def __ior__(self, other: Any) -> _TrackedDict:
+    # mypy requires an in-place operator to match dict.__or__'s overloads item for item, a
+    # check that typeshed's own dict.__ior__ signature fails too: a false positive here.
+    def __ior__(self, other: Any) -> _TrackedDict:  # type: ignore[misc]
         super().update(other)
         self._touch()
         return self
@@ -127,10 +137,11 @@ class Optimizer:
         groups = list(params)
         if not groups:
             raise ValueError("params: got an empty list of parameters")
-        if all(isinstance(g, dict) for g in groups):
-            for group in groups:
+        dicts = [g for g in groups if isinstance(g, dict)]
+        if len(dicts) == len(groups):
+            for group in dicts:
                 self.add_param_group(group)
-        elif any(isinstance(g, dict) for g in groups):
+        elif dicts:
             raise TypeError("params: mix of arrays and param-group dicts; use one or the other")
         else:
             self.add_param_group({"params": groups})
@@ -204,6 +215,41 @@ class Optimizer:
         learning rate, `created[k]` whether params[k]'s state is allocated by this step."""
         return [(options, indices, params, columns, steps)]
 
+    def _gather_state(self, options: _kernels.KernelOptions, indices: Sequence[int],
+                      params: Sequence[np.ndarray], make: MakeState
+                      ) -> tuple[Columns, list[np.ndarray] | None] | None:
+        """The state columns of `params` (at positions `indices` of the flattened list)
+        for `options`, and their step counters (None if the family keeps none). An entry
+        the state lacks comes from ``make(k, name, params[k])``; None if `make` gives up."""
+        state = self._state
+
+        def column(name: str) -> list[np.ndarray] | None:
+            arrays = []
+            for k, (i, p) in enumerate(zip(indices, params)):
+                arr = state.get(i, {}).get(name)
+                if arr is None:
+                    arr = make(k, name, p)
+                    if arr is None:
+                        return None
+                arrays.append(arr)
+            return arrays
+
+        columns: Columns = []
+        for name, used in zip(options.state_names, options.used):
+            if not used:
+                columns.append(None)
+                continue
+            arrays = column(name)
+            if arrays is None:
+                return None
+            columns.append(arrays)
+        steps = None
+        if self._has_step:
+            steps = column("step")
+            if steps is None:
+                return None
+        return columns, steps
+
     # -- stepping ----------------------------------------------------------------------
     def step(self, grads: Sequence[np.ndarray | None], skip_if_nonfinite: bool = False) -> bool:
         """Apply one update with `grads`, given in the flattened order of the params.
@@ -259,31 +305,14 @@ class Optimizer:
         some parameter lacks state (then the general path allocates it)."""
         self._plan = None
         units, names, start = [], [], 0
-        state = self._state
         for group, o in zip(self.param_groups, options):
             params = group["params"]
             indices = range(start, start + len(params))
             start += len(params)
-            columns = []
-            for name, used in zip(o.state_names, o.used):
-                if not used:
-                    columns.append(None)
-                    continue
-                column = []
-                for i in indices:
-                    arr = state.get(i, {}).get(name)
-                    if arr is None:
-                        return None
-                    column.append(arr)
-                columns.append(column)
-            steps = None
-            if self._has_step:
-                steps = []
-                for i in indices:
-                    counter = state.get(i, {}).get("step")
-                    if counter is None:
-                        return None
-                    steps.append(counter)
+            gathered = self._gather_state(o, indices, params, lambda k, name, p: None)
+            if gathered is None:
+                return None
+            columns, steps = gathered
             units.append((params, columns, steps))
             names.append(o.state_names)
         self._plan = _kernels.StepPlan(units, names)
@@ -309,29 +338,21 @@ class Optimizer:
             if not indices:
                 continue
             created = [False] * len(indices)
-            columns = []
-            for name, used in zip(o.state_names, o.used):
-                if not used:
-                    columns.append(None)
-                    continue
-                column = []
-                for k, (i, p) in enumerate(zip(indices, sub)):
-                    arr = state.get(i, {}).get(name)
-                    if arr is None:
-                        arr = np.full(p.shape, self._fill(name, group), dtype=p.dtype)
-                        new.setdefault(i, {})[name] = arr
-                        created[k] = True
-                    column.append(arr)
-                columns.append(column)
-            steps = None
-            if self._has_step:
-                steps = []
-                for i in indices:
-                    counter = state.get(i, {}).get("step")
-                    if counter is None:
-                        counter = np.zeros((), np.int64)
-                        new.setdefault(i, {})["step"] = counter
-                    steps.append(counter)
+
+            def allocate(k: int, name: str, p: np.ndarray) -> np.ndarray:
+                # called within this iteration; the new entries wait in `new` until the
+                # step succeeds, and `created` marks new state arrays, not step counters
+                if name == "step":
+                    entry = np.zeros((), np.int64)
+                else:
+                    entry = np.full(p.shape, self._fill(name, group), dtype=p.dtype)
+                    created[k] = True
+                new.setdefault(indices[k], {})[name] = entry
+                return entry
+
+            gathered = self._gather_state(o, indices, sub, allocate)
+            assert gathered is not None  # allocate never gives up
+            columns, steps = gathered
             units.extend(self._units(o, group, lr, indices, sub, columns, steps, created))
         if units:
             plan = _kernels.StepPlan([(u[2], u[3], u[4]) for u in units],
