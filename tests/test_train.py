@@ -491,6 +491,20 @@ def test_intuniform_inclusive_and_choice():
     assert set(ints) == {2, 3, 4, 5}
     assert all(type(i) is int for i in ints)
     assert IntUniform(3, 3).sample(rng) == 3
+
+
+def test_int_uniform_log_scale_puts_each_decade_alike():
+    rng = np.random.default_rng(3)
+    dim = IntUniform(1, 1000, log=True)
+    draws = np.array([dim.sample(rng) for _ in range(4000)])
+    assert draws.min() >= 1 and draws.max() <= 1000
+    assert all(isinstance(v, int) for v in draws[:10].tolist())
+    # mass of [0.5, 10.5) on the log scale of [0.5, 1000.5): log(21) / log(2001) = 0.40
+    assert abs(np.mean(draws <= 10) - np.log(21) / np.log(2001)) < 0.03
+    uniform = np.array([IntUniform(1, 1000).sample(rng) for _ in range(4000)])
+    assert np.mean(uniform <= 10) < 0.03
+    assert {IntUniform(1, 2, log=True).sample(rng) for _ in range(200)} == {1, 2}
+    assert IntUniform(7, 7, log=True).sample(rng) == 7
     opts = ["relu", "tanh", None]
     picks = [Choice(opts).sample(rng) for _ in range(300)]
     assert set(picks) == set(opts)
@@ -507,6 +521,8 @@ def test_intuniform_inclusive_and_choice():
         (lambda: LogUniform(1.0, 0.5), ValueError, "low < high"),
         (lambda: IntUniform(3, 2), ValueError, "low <= high"),
         (lambda: IntUniform(1.5, 2), TypeError, "IntUniform.low"),
+        (lambda: IntUniform(0, 5, log=True), ValueError, "low >= 1"),
+        (lambda: IntUniform(1, 5, log="yes"), TypeError, "IntUniform.log"),
         (lambda: Choice([]), ValueError, "empty"),
         (lambda: Choice("abc"), TypeError, "Choice.options"),
     ],

@@ -665,21 +665,38 @@ class LogUniform:
 
 @dataclass(frozen=True)
 class IntUniform:
-    """Integer dimension sampled uniformly from ``low, ..., high`` (both included)."""
+    r"""Integer dimension on ``low, ..., high`` (both included).
+
+    ``log=False``: each integer equally likely. ``log=True`` (``low >= 1``): the
+    logarithm is uniform, :math:`\mathrm{round}(\exp U(\log(low - \tfrac12),
+    \log(high + \tfrac12)))` -- the prior for sizes such as hidden units or batch
+    sizes, where 8 to 16 matters as much as 512 to 1024 (each integer ``k`` gets the
+    mass of :math:`[k - \tfrac12, k + \tfrac12)` on the log scale, optuna's
+    ``IntDistribution(log=True)`` convention).
+    """
 
     low: int
     high: int
+    log: bool = False
 
     def __post_init__(self) -> None:
         lo = _as_int(self.low, "IntUniform.low", -(2**63))
         hi = _as_int(self.high, "IntUniform.high", -(2**63))
         if lo > hi:
             raise ValueError(f"IntUniform needs low <= high, got low={lo}, high={hi}")
+        if not isinstance(self.log, (bool, np.bool_)):
+            raise TypeError(f"IntUniform.log must be True or False, got {self.log!r}")
+        if self.log and lo < 1:
+            raise ValueError(f"IntUniform(log=True) needs low >= 1, got low={lo}")
         object.__setattr__(self, "low", lo)
         object.__setattr__(self, "high", hi)
+        object.__setattr__(self, "log", bool(self.log))
 
     def sample(self, rng: np.random.Generator) -> int:
-        return int(rng.integers(self.low, self.high, endpoint=True))
+        if not self.log:
+            return int(rng.integers(self.low, self.high, endpoint=True))
+        v = math.exp(rng.uniform(math.log(self.low - 0.5), math.log(self.high + 0.5)))
+        return min(max(int(round(v)), self.low), self.high)  # round(.) may hit a bound + 1
 
 
 @dataclass(frozen=True)
