@@ -12,7 +12,8 @@ specs lives in ``fuzz_specs.py``; ``test_fuzz.py`` runs three properties over ev
    unaligned outputs, memory shared with another argument, missing arrays, wrong
    containers, list-length mismatches) raise TypeError/ValueError whose message starts with
    the offending argument's name, and every byte of every array is unchanged;
-3. invalid hyperparameters (out of range, NaN, +-inf, huge ints, wrong types) likewise.
+3. invalid hyperparameters (out of range, NaN, +-inf, huge ints, wrong types) likewise;
+4. a call big enough for an OpenMP team gives the same bits with 1 and 2 threads.
 
 Hypothesis profiles are registered here (no conftest needed); the environment variable
 ``FASTOPT_FUZZ_PROFILE`` picks one: ``fastopt`` (default: 20 examples, derandomized, so CI
@@ -374,6 +375,12 @@ class Call:
             out += [t for t in self.tensors(a.name) if isinstance(t, np.ndarray)]
         return out
 
+    def copy(self) -> "Call":
+        """The same call on native C-contiguous copies of its arrays (lists stay lists)."""
+        arrays = {k: (type(v)(native_copy(t) for t in v) if self.multi and v is not None
+                      else native_copy(v)) for k, v in self.arrays.items()}
+        return dataclasses.replace(self, arrays=arrays, hypers=dict(self.hypers))
+
 
 # -- memory layouts ------------------------------------------------------------------------
 
@@ -523,6 +530,26 @@ def native_copy(a: Any) -> Any:
     if not isinstance(a, np.ndarray):
         return a
     return np.array(a, dtype=a.dtype.newbyteorder("="), order="C", copy=True)
+
+
+def canonical(value: Any) -> Any:
+    """A comparable form of a call's result, bit for bit: array bytes, float hex, the slots
+    of result objects (a dropout mask, a batch-norm cache)."""
+    if isinstance(value, np.ndarray):
+        return ("ndarray", value.dtype.str, value.shape, value.tobytes())
+    if isinstance(value, np.generic):
+        return canonical(np.asarray(value))
+    if isinstance(value, float):
+        return ("float", value.hex())
+    if isinstance(value, (list, tuple)):
+        return (type(value).__name__,) + tuple(canonical(v) for v in value)
+    slots = getattr(type(value), "__slots__", None)
+    if slots:
+        return (type(value).__name__,) + tuple(canonical(getattr(value, s)) for s in slots)
+    if hasattr(value, "__dict__"):
+        return (type(value).__name__,) + tuple(
+            (k, canonical(v)) for k, v in sorted(vars(value).items()))
+    return value
 
 
 def _assert_close(actual: Any, expected: Any, spec: Any, what: str) -> None:
