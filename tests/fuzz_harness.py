@@ -184,15 +184,18 @@ class Flag:
 
 @dataclasses.dataclass(frozen=True)
 class Integer:
-    """An integer hyperparameter in [low, high]."""
+    """An integer hyperparameter in [low, high] (valid draws up to `typical_high` when
+    given: a count of elements to allocate is valid up to 2**64 - 1 but cannot be drawn)."""
 
     low: int = 0
     high: int = 2**62
+    typical_high: int | None = None
 
     @functools.cache  # noqa: B019
     def valid(self) -> st.SearchStrategy:
-        ints = st.integers(self.low, min(self.high, self.low + 10**6)) | st.sampled_from(
-            [self.low, self.high])
+        top = self.high if self.typical_high is None else self.typical_high
+        ints = st.integers(self.low, min(top, self.low + 10**6)) | st.sampled_from(
+            [self.low, top])
         return ints.flatmap(lambda v: st.sampled_from(
             [v, np.int64(v) if v < 2**63 else np.uint64(v)]))
 
@@ -224,9 +227,41 @@ class Choice:
 
 
 @dataclasses.dataclass(frozen=True)
+class Words:
+    """A sequence of exactly `count` unsigned `bits`-bit integers (a Philox counter or key):
+    a list, a tuple or a numpy array of them; anything else is a TypeError/ValueError."""
+
+    count: int
+    bits: int = 32
+
+    @functools.cache  # noqa: B019
+    def valid(self) -> st.SearchStrategy:
+        top = 2**self.bits - 1
+        word = st.integers(0, top) | st.sampled_from([0, 1, top])
+        unsigned = np.uint32 if self.bits == 32 else np.uint64
+        return st.lists(word, min_size=self.count, max_size=self.count).flatmap(
+            lambda ws: st.sampled_from([ws, tuple(ws), np.array(ws, unsigned),
+                                        [unsigned(w) for w in ws], [np.uint64(w) for w in ws]]))
+
+    def invalid(self) -> list[tuple[Any, tuple[type, ...]]]:
+        ok = [0] * self.count
+
+        def one(bad):
+            return [bad] + ok[1:]
+        return [
+            (ok + [0], (ValueError,)), (ok[:-1], (ValueError,)), ([], (ValueError,)),
+            (one(2**self.bits), (ValueError,)), (one(-1), (ValueError,)),
+            (one(HUGE_INT), (ValueError,)), (one(-HUGE_INT), (ValueError,)),
+            (one(1.0), (TypeError,)), (one(True), (TypeError,)), (one(None), (TypeError,)),
+            (one("1"), (TypeError,)), (np.zeros(self.count), (TypeError,)),
+            ("x" * self.count, (TypeError,)),
+        ]
+
+
+@dataclasses.dataclass(frozen=True)
 class Hyper:
     name: str
-    domain: Real | Flag | Integer | Choice
+    domain: Real | Flag | Integer | Choice | Words
 
 
 # -- array arguments -----------------------------------------------------------------------
@@ -330,6 +365,8 @@ class KernelSpec:
     reference_all: Callable[[list, dict], tuple[list, Any]] | None = None
     # a shape big enough for the kernel to use several OpenMP threads
     large_shape: tuple = (70_001,)
+    # hyperparameters that make a call that big (a count of elements to generate)
+    large_hypers: dict = dataclasses.field(default_factory=dict)
     # multi-tensor return value from (per-tensor reference returns, hypers); default: list
     combine: Callable[[list, dict], Any] | None = None
     mixed_dtypes: bool = True  # a list may mix float32 and float64 tensors
@@ -492,6 +529,8 @@ def valid_calls(draw, spec: KernelSpec, *, layouts: bool = True, special_rate: f
     """A valid call of `spec`: random hypers, shapes, dtypes, values and input layouts
     (`large`: every tensor has spec.large_shape, so the call runs multi-threaded)."""
     hypers = draw(cached(hyper_values, spec))
+    if large:
+        hypers.update(spec.large_hypers)
     multi = spec.multi and draw(st.booleans())
     count = draw(st.integers(max(min_count, 0 if multi else 1), 3)) if multi else 1
     seed = draw(st.integers(0, 2**32 - 1))

@@ -28,6 +28,7 @@ from fuzz_harness import (
     OptimizerSpec,
     Real,
     Values,
+    Words,
     native_copy,
     to_float,
 )
@@ -871,6 +872,68 @@ if hasattr(_kernels, "lbfgs_gram"):
     ]
 
 
+# -- Philox4x32-10 (csrc/philox.h), the generator behind dropout ------------------------------
+
+_PHILOX_M = (np.uint64(0xD2511F53), np.uint64(0xCD9E8D57))
+_PHILOX_W = (0x9E3779B9, 0xBB67AE85)
+_LO32 = np.uint64(0xFFFFFFFF)
+
+
+def philox4x32_10_numpy(ctr, key):
+    """Random123's Philox4x32-10 in numpy, vectorized: ctr (4, m) and key (2,) words as
+    uint64 arrays; returns the (4, m) output words (uint64 holding 32-bit values)."""
+    c0, c1, c2, c3 = (np.asarray(w, np.uint64) for w in ctr)
+    k0, k1 = int(key[0]), int(key[1])
+    for r in range(10):
+        if r:
+            k0, k1 = (k0 + _PHILOX_W[0]) & 0xFFFFFFFF, (k1 + _PHILOX_W[1]) & 0xFFFFFFFF
+        p0, p1 = _PHILOX_M[0] * c0, _PHILOX_M[1] * c2  # < 2**64: no wrap
+        c0, c1, c2, c3 = ((p1 >> np.uint64(32)) ^ c1 ^ np.uint64(k0), p1 & _LO32,
+                          (p0 >> np.uint64(32)) ^ c3 ^ np.uint64(k1), p0 & _LO32)
+    return np.stack([c0, c1, c2, c3])
+
+
+def philox_stream_numpy(n, seed, stream):
+    """philox_stream's words: element i is word (i % 64) // 16 of the block
+    16 * (i // 64) + i % 16, counter (block, stream), key seed (as test_philox's scalar
+    reference_stream, vectorized)."""
+    i = np.arange(n, dtype=np.uint64)
+    block = np.uint64(16) * (i // np.uint64(64)) + i % np.uint64(16)
+    word = ((i % np.uint64(64)) // np.uint64(16)).astype(np.intp)
+    lo, hi = stream & 0xFFFFFFFF, stream >> 32
+    words = philox4x32_10_numpy(
+        (block & _LO32, block >> np.uint64(32), np.full(n, lo, np.uint64),
+         np.full(n, hi, np.uint64)), (seed & 0xFFFFFFFF, seed >> 32))
+    return words[word, np.arange(n)].astype(np.uint32)
+
+
+def _philox_reference(a, h):
+    ctr = [[int(w)] for w in h["ctr"]]
+    return {"return": tuple(int(w[0]) for w in philox4x32_10_numpy(ctr, [int(w) for w in
+                                                                        h["key"]]))}
+
+
+def _philox_stream_reference(a, h):
+    return {"return": philox_stream_numpy(int(h["n"]), int(h["seed"]), int(h["stream"]))}
+
+
+PHILOX_KERNELS: list[KernelSpec] = []
+if hasattr(_kernels, "philox_stream"):
+    PHILOX_KERNELS += [
+        KernelSpec(
+            name="philox4x32_10", func=_kernels.philox4x32_10, args=(),
+            hypers=(Hyper("ctr", Words(4)), Hyper("key", Words(2))),
+            reference=_philox_reference, shapes=st.just(())),
+        KernelSpec(
+            name="philox_stream", func=_kernels.philox_stream, args=(),
+            # n >= 2**63 wraps to a negative size: test_fuzz_philox.py (xfail)
+            hypers=(Hyper("n", Integer(0, 2**63 - 1, typical_high=3000)),
+                    Hyper("seed", _SEEDS), Hyper("stream", Integer(0, 2**64 - 1))),
+            reference=_philox_stream_reference, shapes=st.just(()),
+            large_hypers={"n": 70_001}),
+    ]
+
+
 # -- memory-bandwidth yardsticks (csrc/bandwidth.c): inputs are never copied ------------------
 
 
@@ -1092,5 +1155,6 @@ if hasattr(fastopt, "Adam"):
 # -- the tables ----------------------------------------------------------------------------
 
 KERNELS: list[KernelSpec] = [SGD_STEP, *OPTIM_KERNELS, *NN_KERNELS, *LINALG_KERNELS,
-                              *STREAM_KERNELS, NORM_REDUCE, SCALE, CLIP_GRAD_NORM]
+                              *PHILOX_KERNELS, *STREAM_KERNELS, NORM_REDUCE, SCALE,
+                              CLIP_GRAD_NORM]
 OPTIMIZERS: list[OptimizerSpec] = [SGD_CLASS, *OTHER_OPTIMIZERS]

@@ -65,6 +65,8 @@ def test_kernel_valid_inputs_match_reference(name, data):
 @fuzz_settings(2.0)
 @given(data=st.data())
 def test_kernel_invalid_arrays_raise_and_modify_nothing(name, data):
+    if not KERNEL[name].args:
+        pytest.skip(f"{name} has no array arguments")
     run_broken(_draw(data, broken_array_calls, name))
 
 
