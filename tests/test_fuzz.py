@@ -3,7 +3,8 @@
 For each entry of fuzz_specs.KERNELS and fuzz_specs.OPTIMIZERS: valid inputs match the
 numpy reference; every invalid array or hyperparameter raises TypeError/ValueError whose
 message starts with the argument's name; a raising call changes no byte of any array (nor
-an optimizer's state).
+an optimizer's state); a kernel call big enough for an OpenMP team gives the same bits
+with 1 and 2 threads.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import fastopt
+from fastopt import _kernels
 from fuzz_harness import (
     LAYOUTS,
     NAN,
@@ -23,6 +26,7 @@ from fuzz_harness import (
     cached,
     broken_array_calls,
     broken_hyper_calls,
+    canonical,
     fuzz_settings,
     hyper_values,
     native_copy,
@@ -45,30 +49,52 @@ optimizer_specs = pytest.mark.parametrize("name", list(OPTIMIZER))
 # -- kernels -------------------------------------------------------------------------------
 
 
+def _draw(data, factory, name, **kwargs):
+    """One example of factory(KERNEL[name], **kwargs) (the strategy is built once)."""
+    return data.draw(cached(factory, KERNEL[name], **kwargs), label=factory.__name__)
+
+
 @kernel_specs
 @fuzz_settings(2.0)
 @given(data=st.data())
 def test_kernel_valid_inputs_match_reference(name, data):
-    spec = KERNEL[name]
-    run_valid(data.draw(cached(valid_calls, spec), label="call"))
+    run_valid(_draw(data, valid_calls, name))
 
 
 @kernel_specs
 @fuzz_settings(2.0)
 @given(data=st.data())
 def test_kernel_invalid_arrays_raise_and_modify_nothing(name, data):
-    spec = KERNEL[name]
-    run_broken(data.draw(cached(broken_array_calls, spec), label="broken"))
+    if not KERNEL[name].args:
+        pytest.skip(f"{name} has no array arguments")
+    run_broken(_draw(data, broken_array_calls, name))
 
 
 @kernel_specs
 @fuzz_settings(1.0)
 @given(data=st.data())
 def test_kernel_invalid_hyperparameters_raise_and_modify_nothing(name, data):
-    spec = KERNEL[name]
-    if not spec.hypers and not spec.invalid_combos:
+    if not KERNEL[name].hypers and not KERNEL[name].invalid_combos:
         pytest.skip(f"{name} has no hyperparameters")
-    run_broken(data.draw(cached(broken_hyper_calls, spec), label="broken"))
+    run_broken(_draw(data, broken_hyper_calls, name))
+
+
+@kernel_specs
+@pytest.mark.skipif(not _kernels.build_info()["openmp"] or _kernels._max_threads() < 2,
+                    reason="needs OpenMP and 2 threads")
+@fuzz_settings(0.1)
+@given(data=st.data())
+def test_kernel_one_and_two_threads_give_the_same_bits(name, data):
+    """A call of spec.large_shape (above the serial threshold), on its own copies of the
+    arrays with 1 and with 2 threads: every array and the result, bit for bit."""
+    call = _draw(data, valid_calls, name, large=True, layouts=False)
+    outcomes = []
+    for threads in (1, 2):
+        c = call.copy()
+        with fastopt.threads(threads):
+            result = c.invoke()
+        outcomes.append((canonical(result), [a.tobytes() for a in c.all_arrays()]))
+    assert outcomes[0] == outcomes[1], f"{name}: 1 and 2 threads differ"
 
 
 # -- optimizer classes ---------------------------------------------------------------------
