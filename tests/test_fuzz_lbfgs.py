@@ -4,8 +4,7 @@ The table checks lbfgs_gram and lbfgs_vf_direction on arbitrary inputs (the
 inner-product tables need not come from S and Y there). Here the tables come from real
 correction pairs, as fastopt.minimize builds them: the vector-free direction must then be
 the plain two-loop direction (two_loop_numpy, and the lbfgs_two_loop kernel) for the same
-pairs. Known boundary bugs are strict xfails, so fixing one makes its test fail until the
-marker (and the matching overlap_unchecked entry in fuzz_specs) is removed.
+pairs. Then regressions of boundary bugs the fuzzing found.
 """
 
 from __future__ import annotations
@@ -89,12 +88,9 @@ def test_vf_direction_equals_the_two_loop_direction(ring, gamma, negate):
                                    err_msg=name)
 
 
-# -- known bugs ----------------------------------------------------------------------------
+# -- regressions: boundary bugs found by fuzzing (fixed) ------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="lbfgs_two_loop checks out against g, S and Y but "
-                   "not rho: an out sharing rho's memory is accepted, and the kernel reads "
-                   "the rho entries it has just overwritten (a wrong direction, no error)")
 def test_two_loop_refuses_out_overlapping_rho():
     rng = np.random.default_rng(0)
     n = 6
@@ -131,10 +127,6 @@ _ROWS_IN_OUT = textwrap.dedent("""
 """)
 
 
-@pytest.mark.xfail(strict=True, reason="lbfgs_vf_direction does not refuse an out sharing "
-                   "memory with rows (int64, not copied): the pass that writes out re-reads "
-                   "rows for its next range and indexes S and Y with the bits of a double "
-                   "(segmentation fault)")
 def test_vf_direction_refuses_out_overlapping_rows():
     # in a subprocess: the bug crashes the interpreter
     env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(fastopt.__file__)))

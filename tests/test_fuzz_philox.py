@@ -4,8 +4,8 @@ The table fuzzes philox4x32_10 and philox_stream against a vectorized numpy Phil
 (fuzz_specs.philox4x32_10_numpy); here that reference is held to Random123's known-answer
 vectors and to test_philox's scalar reference, and the stream's invariants are checked
 directly: a stream is a function of (seed, stream) whose first n words do not depend on n
-(a longer call extends a shorter one) or on the thread count. Known boundary bugs are
-strict xfails.
+(a longer call extends a shorter one) or on the thread count; then regressions of boundary
+bugs the fuzzing found.
 """
 
 from __future__ import annotations
@@ -62,12 +62,9 @@ def test_stream_same_bits_for_one_and_two_threads_at_any_length(seed, stream, n)
     assert words[0] == philox_stream_numpy(n, seed, stream).tobytes()
 
 
-# -- known bugs ----------------------------------------------------------------------------
+# -- regressions: boundary bugs found by fuzzing (fixed) ------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="philox_stream casts n (checked < 2**64) to "
-                   "Py_ssize_t: n >= 2**63 wraps negative and numpy's 'negative dimensions "
-                   "are not allowed' ValueError does not name n")
 @pytest.mark.parametrize("n", [2**63, 2**64 - 1, np.uint64(2**63)])
 def test_stream_length_beyond_ssize_t_is_an_error_naming_n(n):
     with pytest.raises((ValueError, MemoryError)) as info:
@@ -75,9 +72,6 @@ def test_stream_length_beyond_ssize_t_is_an_error_naming_n(n):
     assert_names(str(info.value), {"n"}, f"philox_stream(n={n})")
 
 
-@pytest.mark.xfail(strict=True, reason="philox4x32_10 calls list(ctr), list(key) before "
-                   "any check: a non-iterable gives Python's \"'int' object is not "
-                   "iterable\" TypeError, which does not name the argument")
 @pytest.mark.parametrize("name", ["ctr", "key"])
 @pytest.mark.parametrize("bad", [None, 5, 1.5], ids=["None", "int", "float"])
 def test_philox_non_iterable_words_name_the_argument(name, bad):

@@ -295,8 +295,8 @@ def lbfgs_two_loop(g, S, Y, rho, gamma, count, newest, out=None, negate=False):
         oa = np.empty(n, dtype=ga.dtype)
     else:
         oa = _vec_out(out, "out", ga)
-        if _overlap(oa, ga) or _overlap(oa, Sa) or _overlap(oa, Ya):
-            raise ValueError("out: shares memory with g, S or Y")
+        if _overlap(oa, ga) or _overlap(oa, Sa) or _overlap(oa, Ya) or _overlap(oa, ra):
+            raise ValueError("out: shares memory with g, S, Y or rho")
     cdef int status, nthreads = current_threads()
     with nogil:
         if cnp.PyArray_TYPE(ga) == cnp.NPY_FLOAT:
@@ -423,6 +423,11 @@ def lbfgs_vf_direction(p, S, Y, rows, rho, SY, YY, Sp, Yp, gamma, out=None, nega
         oa = _vec_out(out, "out", pa)
         if _overlap(oa, pa) or _overlap(oa, Sc) or _overlap(oa, Yc):
             raise ValueError("out: shares memory with p, S or Y")
+        # rows is re-read while out is written; the tables are not, but refuse them alike
+        for name, t in (("rows", ra), ("rho", rh), ("SY", sy), ("YY", yy), ("Sp", sp),
+                        ("Yp", yp)):
+            if _overlap(oa, t):
+                raise ValueError(f"out: shares memory with {name}")
     cdef int status, nthreads = current_threads()
     with nogil:
         if cnp.PyArray_TYPE(pa) == cnp.NPY_FLOAT:

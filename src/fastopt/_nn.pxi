@@ -132,6 +132,10 @@ def philox4x32_10(ctr, key):
     cdef uint32_t k[2]
     cdef uint32_t o[4]
     cdef int i
+    for name, words in (("ctr", ctr), ("key", key)):
+        if isinstance(words, (str, bytes)) or not hasattr(words, "__iter__"):
+            raise TypeError(f"{name}: expected a sequence of 32-bit words, got "
+                            f"{type(words).__name__}")
     ctr, key = list(ctr), list(key)
     if len(ctr) != 4 or len(key) != 2:
         raise ValueError(f"ctr, key: expected 4 and 2 words, got {len(ctr)} and {len(key)}")
@@ -150,7 +154,11 @@ def philox_stream(n, seed, stream=0):
     threshold of p (``floor(p * 2**32)``).
     """
     cdef uint64_t s = _check_u64(seed, "seed"), st = _check_u64(stream, "stream")
-    cdef Py_ssize_t m = <Py_ssize_t>_check_u64(n, "n")
+    cdef uint64_t n64 = _check_u64(n, "n")
+    limit = np.iinfo(np.intp).max // 4           # the words' bytes must stay addressable
+    if n64 > limit:
+        raise ValueError(f"n: expected at most {limit} words, got {n}")
+    cdef Py_ssize_t m = <Py_ssize_t>n64
     cdef cnp.ndarray out = np.empty(m, np.uint32)
     cdef int status, nthreads = current_threads()
     with nogil:
