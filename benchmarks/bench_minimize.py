@@ -29,15 +29,13 @@ import time
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")   # BLAS pinned: no pool fights
 
-import numpy as np  # noqa: E402
 import scipy.optimize as so  # noqa: E402
 
 try:
-    import fastopt  # noqa: F401,E402  (the installed package)
+    import fastopt  # noqa: E402  (the installed package)
 except ImportError:  # run from a source checkout with an in-place build
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
-
-import fastopt  # noqa: E402
+    import fastopt  # noqa: E402
 from fastopt.minimize import minimize as fo_minimize  # noqa: E402
 from fastopt.minimize.problems import get_problem  # noqa: E402
 

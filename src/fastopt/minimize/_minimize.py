@@ -8,12 +8,12 @@ import warnings
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Union
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import ArrayLike
 from scipy.optimize import OptimizeResult, OptimizeWarning
 
 from ._quasi_newton import QNOptions, run_quasi_newton
 from .bfgs import BfgsMemory
-from .first_order import DRIVER_OPTIONS, FIRST_ORDER_METHODS, run_first_order
+from .first_order import FIRST_ORDER_METHODS, run_first_order
 from .lbfgs import LbfgsInverseHessian, LbfgsMemory
 from .objective import Objective
 from .owlqn import run_owlqn

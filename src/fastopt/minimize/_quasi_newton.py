@@ -31,7 +31,8 @@ from .linesearch import Line, backtracking, more_thuente
 from .objective import MaxFunReached, Objective
 from .result import CHECK_GRAD_HINT, make_result
 
-__all__ = ["QNOptions", "run_quasi_newton", "first_step", "stop_reason", "CallbackStop"]
+__all__ = ["QNOptions", "run_quasi_newton", "first_step", "stop_reason", "final_result",
+           "intermediate_result", "CallbackStop"]
 
 
 @dataclass
@@ -97,6 +98,25 @@ def stop_reason(opts: QNOptions, obj: Objective, nit: int, finite: bool, gnorm: 
     return None
 
 
+def final_result(obj: Objective, finalize: Callable[[OptimizeResult], OptimizeResult],
+                 reason: str, nit: int, x: np.ndarray, f: float, g: Optional[np.ndarray],
+                 detail: str = "") -> OptimizeResult:
+    """The returned result (status table in :mod:`.result`), in the user's shape."""
+    shape = obj.shape
+    res = make_result(reason, x=x.reshape(shape), fun=f,
+                      jac=None if g is None else g.reshape(shape),
+                      nit=nit, nfev=obj.nfev, njev=obj.njev, detail=detail)
+    return finalize(res)
+
+
+def intermediate_result(obj: Objective, nit: int, x: np.ndarray, f: float, g: np.ndarray,
+                        step: float) -> OptimizeResult:
+    """What a callback receives: copies, since the solver reuses its arrays."""
+    shape = obj.shape
+    return OptimizeResult(x=x.reshape(shape).copy(), fun=f, jac=g.reshape(shape).copy(),
+                          nit=nit, nfev=obj.nfev, njev=obj.njev, step_size=step)
+
+
 def _failure_detail(message: str, retried_after: Optional[str]) -> str:
     """Message for a line search that failed (twice, if a restart was possible)."""
     if retried_after is None:
@@ -135,19 +155,14 @@ def run_quasi_newton(obj: Objective, x: np.ndarray, memory, opts: QNOptions,
     finalize : callable
         Adds the method-specific fields (``hess_inv``) to the result.
     """
-    shape = obj.shape
     nit = 0
     step = 0.0
 
     def result(reason, x, f, g, detail=""):
-        res = make_result(reason, x=x.reshape(shape), fun=f,
-                          jac=None if g is None else g.reshape(shape),
-                          nit=nit, nfev=obj.nfev, njev=obj.njev, detail=detail)
-        return finalize(res)
+        return final_result(obj, finalize, reason, nit, x, f, g, detail)
 
     def intermediate():
-        return OptimizeResult(x=x.reshape(shape).copy(), fun=f, jac=g.reshape(shape).copy(),
-                              nit=nit, nfev=obj.nfev, njev=obj.njev, step_size=step)
+        return intermediate_result(obj, nit, x, f, g, step)
 
     x = x.copy()
     pool: list = []          # spare arrays for trial points (no page faults per iteration)

@@ -312,7 +312,6 @@ def more_thuente(line: Line, alpha0: float, *, c1: float = 1e-4, c2: float = 0.9
     stmin, stmax = 0.0, stp + 4.0 * stp
     bad = math.inf                  # smallest step where fun was not finite
     nfev = 0
-    last = "no evaluation"
     seen_armijo = seen_curv = False
 
     def finish(reason):
@@ -350,7 +349,6 @@ def more_thuente(line: Line, alpha0: float, *, c1: float = 1e-4, c2: float = 0.9
                 return finish("the objective is not finite between the start and the best step")
             # Too far: retreat towards the best end and never come back here.
             bad = min(bad, stp)
-            last = "non-finite value"
             cur = None
             stp = stx + 0.5 * (stp - stx)
             if brackt:

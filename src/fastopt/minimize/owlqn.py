@@ -37,11 +37,10 @@ import numpy as np
 from scipy.optimize import OptimizeResult
 
 from ._quasi_newton import (CallbackStop, QNOptions, _call_callback, _failure_detail,
-                            first_step, stop_reason)
+                            final_result, first_step, intermediate_result, stop_reason)
 from ._vector import dot, norm_inf
 from .lbfgs import LbfgsMemory
 from .objective import MaxFunReached, Objective
-from .result import make_result
 
 __all__ = ["pseudo_gradient", "run_owlqn"]
 
@@ -68,20 +67,15 @@ def run_owlqn(obj: Objective, x: np.ndarray, memory: LbfgsMemory, l1, opts: QNOp
               callback: Optional[Callable[[OptimizeResult], Any]],
               finalize: Callable[[OptimizeResult], OptimizeResult]) -> OptimizeResult:
     """Minimise ``f(x) + sum(l1 * |x|)`` with OWL-QN from ``x`` (flat, working dtype)."""
-    shape = obj.shape
     c = l1
     nit = 0
     step = 0.0
 
     def result(reason, x, F, pg, detail=""):
-        res = make_result(reason, x=x.reshape(shape), fun=F,
-                          jac=None if pg is None else pg.reshape(shape),
-                          nit=nit, nfev=obj.nfev, njev=obj.njev, detail=detail)
-        return finalize(res)
+        return final_result(obj, finalize, reason, nit, x, F, pg, detail)
 
     def intermediate():
-        return OptimizeResult(x=x.reshape(shape).copy(), fun=F, jac=pg.reshape(shape).copy(),
-                              nit=nit, nfev=obj.nfev, njev=obj.njev, step_size=step)
+        return intermediate_result(obj, nit, x, F, pg, step)
 
     x = x.copy()
     try:
