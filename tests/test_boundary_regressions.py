@@ -353,3 +353,14 @@ def test_batchnorm_affine_must_be_a_bool():
     # was: bool(affine), so affine="no" made an affine layer
     with pytest.raises(TypeError, match="^affine: "):
         fastopt.nn.BatchNorm(3, affine="no")
+
+
+def test_adagrad_huge_int_initial_accumulator_is_a_value_error():
+    """Found by the thorough fuzz profile: 10**400 passed `0 <= v < inf` (an int compares
+    with inf) and only failed later, converting to float."""
+    p = np.zeros(3, np.float32)
+    for bad in (10**400, -(10**400)):
+        with pytest.raises(ValueError, match="initial_accumulator_value"):
+            fastopt.Adagrad([p], initial_accumulator_value=bad)
+    assert fastopt.Adagrad([p], initial_accumulator_value=10**30).param_groups[0][
+        "initial_accumulator_value"] == 10**30

@@ -62,7 +62,11 @@ class Adagrad(Optimizer):
                 value, (int, float, np.integer, np.floating)):
             raise TypeError("initial_accumulator_value: expected a real number, got "
                             f"{type(value).__name__}")
-        if not 0 <= value < np.inf:
+        try:
+            finite = 0 <= float(value) < np.inf
+        except OverflowError:   # an int beyond float range (10**400 < inf holds for ints)
+            finite = False
+        if not finite:
             raise ValueError("initial_accumulator_value: expected a finite number >= 0, got "
                              f"{value!r}")
 
