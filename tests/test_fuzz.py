@@ -148,16 +148,23 @@ def _compare(spec, params, ref_params, what):
         _assert_close(p, r, spec, f"{spec.name}: {what} param {i}")
 
 
-@optimizer_specs
-@fuzz_settings(1.0)
-@given(data=st.data())
-def test_optimizer_matches_reference(name, data):
-    spec = OPTIMIZER[name]
+def _optimizer_and_reference(spec, data):
+    """A drawn optimizer setup: (optimizer, numpy reference, its params, the reference's
+    params, a seeded generator for the gradients)."""
     (params_arg, kwargs), ref_groups, flat, _ = data.draw(cached(optimizer_setups, spec), label="setup")
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label="seed"))
     opt = spec.cls(params_arg, **kwargs)
     ref = spec.reference(ref_groups)
     ref_flat = [p for ps, _ in ref.groups for p in ps]
+    return opt, ref, flat, ref_flat, rng
+
+
+@optimizer_specs
+@fuzz_settings(1.0)
+@given(data=st.data())
+def test_optimizer_matches_reference(name, data):
+    spec = OPTIMIZER[name]
+    opt, ref, flat, ref_flat, rng = _optimizer_and_reference(spec, data)
     for k in range(data.draw(st.integers(1, 4), label="steps")):
         grads = _grads(data.draw, rng, flat)
         ref.step([native_copy(g) for g in grads])
@@ -221,11 +228,7 @@ def broken_grads(draw, spec, flat, rng):
 @given(data=st.data())
 def test_optimizer_invalid_grads_raise_and_change_nothing(name, data):
     spec = OPTIMIZER[name]
-    (params_arg, kwargs), ref_groups, flat, _ = data.draw(cached(optimizer_setups, spec), label="setup")
-    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label="seed"))
-    opt = spec.cls(params_arg, **kwargs)
-    ref = spec.reference(ref_groups)
-    ref_flat = [p for ps, _ in ref.groups for p in ps]
+    opt, ref, flat, ref_flat, rng = _optimizer_and_reference(spec, data)
     for _ in range(data.draw(st.integers(0, 2), label="warmup")):
         grads = _grads(data.draw, rng, flat)
         opt.step(grads)
