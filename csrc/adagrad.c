@@ -10,14 +10,5 @@ static double adagrad_clr(const fo_adagrad_options *o, int64_t t)
     return o->lr / (1.0 + (double)(t - 1) * o->lr_decay);
 }
 
-#define FO_T float
-#define FO_SUFFIX f32
-#include "adagrad.inc"
-#undef FO_T
-#undef FO_SUFFIX
-
-#define FO_T double
-#define FO_SUFFIX f64
-#include "adagrad.inc"
-#undef FO_T
-#undef FO_SUFFIX
+#define FO_TEMPLATE "adagrad.inc"
+#include "instantiate.h"

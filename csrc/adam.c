@@ -30,14 +30,5 @@ static adam_coefficients adam_coefficients_at(const fo_adam_options *o, int64_t 
     return c;
 }
 
-#define FO_T float
-#define FO_SUFFIX f32
-#include "adam.inc"
-#undef FO_T
-#undef FO_SUFFIX
-
-#define FO_T double
-#define FO_SUFFIX f64
-#include "adam.inc"
-#undef FO_T
-#undef FO_SUFFIX
+#define FO_TEMPLATE "adam.inc"
+#include "instantiate.h"

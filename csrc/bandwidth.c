@@ -5,14 +5,5 @@
 #include "parallel.h"
 #include "rules.h"
 
-#define FO_T float
-#define FO_SUFFIX f32
-#include "bandwidth.inc"
-#undef FO_T
-#undef FO_SUFFIX
-
-#define FO_T double
-#define FO_SUFFIX f64
-#include "bandwidth.inc"
-#undef FO_T
-#undef FO_SUFFIX
+#define FO_TEMPLATE "bandwidth.inc"
+#include "instantiate.h"

@@ -114,14 +114,5 @@ static inline double fo_bn_lanes_total(const double *v)
     return t[0];
 }
 
-#define FO_T float
-#define FO_SUFFIX f32
-#include "batchnorm.inc"
-#undef FO_T
-#undef FO_SUFFIX
-
-#define FO_T double
-#define FO_SUFFIX f64
-#include "batchnorm.inc"
-#undef FO_T
-#undef FO_SUFFIX
+#define FO_TEMPLATE "batchnorm.inc"
+#include "instantiate.h"

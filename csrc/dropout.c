@@ -77,14 +77,5 @@ int fo_philox_fill(uint32_t *out, int64_t n, uint64_t seed, uint64_t stream, int
     return FO_OK;
 }
 
-#define FO_T float
-#define FO_SUFFIX f32
-#include "dropout.inc"
-#undef FO_T
-#undef FO_SUFFIX
-
-#define FO_T double
-#define FO_SUFFIX f64
-#include "dropout.inc"
-#undef FO_T
-#undef FO_SUFFIX
+#define FO_TEMPLATE "dropout.inc"
+#include "instantiate.h"

@@ -26,14 +26,5 @@ static inline double fo_sum_ordered(const double *partial, int64_t n)
     return acc;
 }
 
-#define FO_T float
-#define FO_SUFFIX f32
-#include "linalg.inc"
-#undef FO_T
-#undef FO_SUFFIX
-
-#define FO_T double
-#define FO_SUFFIX f64
-#include "linalg.inc"
-#undef FO_T
-#undef FO_SUFFIX
+#define FO_TEMPLATE "linalg.inc"
+#include "instantiate.h"

@@ -19,14 +19,5 @@ static inline double fo_norm_combine(int kind, double a, double b)
     return b > a ? b : a;
 }
 
-#define FO_T float
-#define FO_SUFFIX f32
-#include "norm.inc"
-#undef FO_T
-#undef FO_SUFFIX
-
-#define FO_T double
-#define FO_SUFFIX f64
-#include "norm.inc"
-#undef FO_T
-#undef FO_SUFFIX
+#define FO_TEMPLATE "norm.inc"
+#include "instantiate.h"
