@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import pickle
-import warnings
 
 import numpy as np
 import pytest
@@ -12,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fastopt.schedules as S
+import torch_reference as R
 
 HSET = settings(max_examples=60, deadline=None)
 
@@ -483,8 +483,18 @@ def test_prop_sequential_picks_the_right_piece(bounds, t):
 
 
 # --------------------------------------------------------------------------- #
-# Against torch
+# Against torch: torch 2.13's values recorded in tests/data/torch_schedules.npz
+# (tools/record_torch_reference.py) are checked in every run; with torch installed the
+# same comparisons also run live. The cases are in torch_reference.py.
 # --------------------------------------------------------------------------- #
+
+EXACT, RECURSIVE, PLATEAU_CASES = R.EXACT, R.RECURSIVE, R.PLATEAU_CASES
+PLATEAU_IDS = [R.plateau_id(k) for k in PLATEAU_CASES]
+
+
+@pytest.fixture(scope="module")
+def recorded():
+    return R.load(R.SCHEDULES_FILE)
 
 
 @pytest.fixture(scope="module")
@@ -495,69 +505,67 @@ def torch_mods():
     return torch, lr_scheduler
 
 
-def _torch_lrs(torch, make, n, base=0.1):
-    """get_last_lr()[0] after k = 0..n scheduler steps, optimizer.step() first each time."""
-    p = torch.zeros(1, requires_grad=True)
-    opt = torch.optim.SGD([p], lr=base)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # we follow torch's protocol: no warnings expected
-        sch = make(opt)
-        out = [sch.get_last_lr()[0]]
-        for _ in range(n):
-            opt.step()
-            sch.step()
-            out.append(sch.get_last_lr()[0])
-    return np.array(out), sch
+def _check_exact(ours, n, expected):
+    np.testing.assert_array_equal(ours(np.arange(n + 1)), expected)
 
 
-# torch computes these in closed form from the step (get_lr uses last_epoch / T_cur only),
-# and fastopt uses the same expressions in the same order: equal to the last bit.
-EXACT = [
-    ("CosineAnnealingWarmRestarts T_mult=1",
-     lambda L, o: L.CosineAnnealingWarmRestarts(o, 7, 1, 0.001), S.cosine_restarts(0.1, 7, 1, 0.001), 60),
-    ("CosineAnnealingWarmRestarts T_mult=2",
-     lambda L, o: L.CosineAnnealingWarmRestarts(o, 3, 2, 0.001), S.cosine_restarts(0.1, 3, 2, 0.001), 100),
-    ("CosineAnnealingWarmRestarts T_mult=3",
-     lambda L, o: L.CosineAnnealingWarmRestarts(o, 2, 3), S.cosine_restarts(0.1, 2, 3), 100),
-    ("CyclicLR triangular",
-     lambda L, o: L.CyclicLR(o, 0.01, 0.1, 5, 3, cycle_momentum=False), S.cyclic(0.01, 0.1, 5, 3), 60),
-    ("CyclicLR triangular2",
-     lambda L, o: L.CyclicLR(o, 0.01, 0.1, 4, mode="triangular2", cycle_momentum=False),
-     S.cyclic(0.01, 0.1, 4, mode="triangular2"), 60),
-    ("CyclicLR exp_range",
-     lambda L, o: L.CyclicLR(o, 0.01, 0.1, 5, 2, mode="exp_range", gamma=0.97, cycle_momentum=False),
-     S.cyclic(0.01, 0.1, 5, 2, "exp_range", 0.97), 60),
-    ("CyclicLR scale_fn",
-     lambda L, o: L.CyclicLR(o, 0.01, 0.1, 5, scale_fn=_module_level_scale, scale_mode="iterations",
-                             cycle_momentum=False),
-     S.cyclic(0.01, 0.1, 5, scale_fn=_module_level_scale, scale_mode="iterations"), 40),
-]
-# OneCycleLR: compared on the steps an optimizer uses, 0 .. total_steps - 1 (see test below).
-for _strategy in ("cos", "linear"):
-    for _three in (False, True):
-        EXACT.append((
-            f"OneCycleLR {_strategy} three_phase={_three}",
-            lambda L, o, a=_strategy, t=_three: L.OneCycleLR(o, 0.5, total_steps=50, anneal_strategy=a,
-                                                             three_phase=t, cycle_momentum=False),
-            S.one_cycle(0.5, 50, anneal_strategy=_strategy, three_phase=_three), 49))
-EXACT.append(("OneCycleLR pct/div",
-              lambda L, o: L.OneCycleLR(o, 0.5, total_steps=37, pct_start=0.25, div_factor=10.0,
-                                        final_div_factor=100.0, cycle_momentum=False),
-              S.one_cycle(0.5, 37, 0.25, div_factor=10, final_div_factor=100), 36))
+def _check_recursive(name, ours, n, expected, closed):
+    np.testing.assert_allclose(ours(np.arange(n + 1)), expected, rtol=1e-12, atol=0)
+    if closed is not None:  # and bit-identical to torch's own closed form, where it has one
+        k = np.arange(n + 1)
+        if name.startswith("LinearLR"):  # from total_iters on fastopt gives base*end_factor exactly
+            k = k[k < ours.total_iters]
+        np.testing.assert_array_equal(ours(k), closed[k])
+
+
+def _check_plateau(kw, expected):
+    ours = S.ReduceLROnPlateau(0.1, **kw)
+    for t, m in enumerate(R.plateau_metrics(kw)):
+        assert ours.update(m) == expected["lr"][t] == ours(17)
+        assert (ours.best, ours.num_bad_epochs, ours.cooldown_counter) == pytest.approx(
+            (expected["best"][t], expected["bad"][t], expected["cooldown"][t]), nan_ok=True)
+    assert len(set(expected["lr"])) >= 3  # the sequence exercises several reductions
 
 
 @pytest.mark.parametrize("name, make, ours, n", EXACT, ids=[e[0] for e in EXACT])
-def test_torch_closed_form_schedulers_bit_exact(torch_mods, name, make, ours, n):
-    torch, L = torch_mods
-    expected, _ = _torch_lrs(torch, lambda o: make(L, o), n)
-    np.testing.assert_array_equal(ours(np.arange(n + 1)), expected)
+def test_recorded_torch_closed_form_schedulers_bit_exact(recorded, name, make, ours, n):
+    _check_exact(ours, n, recorded[f"lr|{name}"])
+
+
+@pytest.mark.parametrize("name, make, ours, n", EXACT, ids=[e[0] for e in EXACT])
+def test_torch_closed_form_schedulers_bit_exact(torch_mods, recorded, name, make, ours, n):
+    expected, _ = R.torch_lrs(make, n)
+    _check_exact(ours, n, expected)
+    np.testing.assert_array_equal(expected, recorded[f"lr|{name}"])  # the recording is current
+
+
+@pytest.mark.parametrize("name, make, ours, n", RECURSIVE, ids=[r[0] for r in RECURSIVE])
+def test_recorded_torch_recursive_schedulers(recorded, name, make, ours, n):
+    closed = recorded[f"closed|{name}"] if f"closed|{name}" in recorded.files else None
+    _check_recursive(name, ours, n, recorded[f"lr|{name}"], closed)
+
+
+@pytest.mark.parametrize("name, make, ours, n", RECURSIVE, ids=[r[0] for r in RECURSIVE])
+def test_torch_recursive_schedulers(torch_mods, recorded, name, make, ours, n):
+    expected, sched = R.torch_lrs(make, n)
+    closed = R.torch_closed_form(sched, n)
+    _check_recursive(name, ours, n, expected, closed)
+    np.testing.assert_array_equal(expected, recorded[f"lr|{name}"])
+    assert (closed is None) == (f"closed|{name}" not in recorded.files)
+
+
+def test_every_schedule_case_is_recorded(recorded):
+    names = {f"lr|{c[0]}" for c in EXACT + RECURSIVE}
+    names |= {f"plateau|{i}|{f}" for i in PLATEAU_IDS for f in ("lr", "best", "bad", "cooldown")}
+    stored = {f for f in recorded.files if not f.startswith("closed|")} - {"torch_version"}
+    assert names == stored  # regenerate with tools/record_torch_reference.py after editing
 
 
 def test_torch_one_cycle_after_the_end(torch_mods):
     """Deviation: torch extrapolates the last phase at step == total_steps, then raises."""
     torch, L = torch_mods
-    expected, sch = _torch_lrs(torch, lambda o: L.OneCycleLR(o, 0.5, total_steps=10, anneal_strategy="linear",
-                                                             cycle_momentum=False), 10)
+    expected, sch = R.torch_lrs(lambda L, o: L.OneCycleLR(o, 0.5, total_steps=10, anneal_strategy="linear",
+                                                         cycle_momentum=False), 10)
     ours = S.one_cycle(0.5, 10, anneal_strategy="linear")
     np.testing.assert_array_equal(ours(np.arange(10)), expected[:10])
     assert expected[10] < 0  # torch's extrapolated value; fastopt holds the final lr instead
@@ -566,92 +574,18 @@ def test_torch_one_cycle_after_the_end(torch_mods):
         sch.step()
 
 
-# torch updates these recursively (lr_t = lr_{t-1} * ratio_t), fastopt uses the closed form
-# (torch's own _get_closed_form_lr). The two round differently in the last bits; the recursion
-# drifts by about one ulp per step, so over <= 500 steps they agree to rtol 1e-12 (measured
-# worst case 1.3e-14, cosine with eta_min > 0 near its minimum).
-RECURSIVE = [
-    ("StepLR", lambda L, o: L.StepLR(o, 7, 0.5), S.step_decay(0.1, 7, 0.5), 100),
-    ("StepLR resnet", lambda L, o: L.StepLR(o, 30, 0.1), S.step_decay(0.1, 30), 100),
-    ("MultiStepLR", lambda L, o: L.MultiStepLR(o, [5, 9, 9, 20], 0.3), S.multistep(0.1, [5, 9, 9, 20], 0.3), 40),
-    ("ExponentialLR", lambda L, o: L.ExponentialLR(o, 0.97), S.exponential(0.1, 0.97), 500),
-    ("CosineAnnealingLR", lambda L, o: L.CosineAnnealingLR(o, 17, 0.001), S.cosine(0.1, 17, 0.001), 60),
-    ("CosineAnnealingLR eta_min=0", lambda L, o: L.CosineAnnealingLR(o, 50), S.cosine(0.1, 50), 160),
-    ("LinearLR up", lambda L, o: L.LinearLR(o, 0.1, 0.9, 13), S.linear(0.1, 0.1, 0.9, 13), 30),
-    ("LinearLR down", lambda L, o: L.LinearLR(o, 1.0, 0.05, 13), S.linear(0.1, 1.0, 0.05, 13), 30),
-    ("ConstantLR", lambda L, o: L.ConstantLR(o, 0.3, 4), S.constant(0.1, 0.3, 4), 10),
-    ("PolynomialLR", lambda L, o: L.PolynomialLR(o, 20, 2.0), S.polynomial(0.1, 20, 2.0), 30),
-    ("PolynomialLR sqrt", lambda L, o: L.PolynomialLR(o, 20, 0.5), S.polynomial(0.1, 20, 0.5), 30),
-    ("SequentialLR warmup+cosine",
-     lambda L, o: L.SequentialLR(o, [L.LinearLR(o, 0.1, 1.0, 5), L.CosineAnnealingLR(o, 20)], [5]),
-     S.sequential([S.linear(0.1, 0.1, 1.0, 5), S.cosine(0.1, 20)], [5]), 40),
-    ("SequentialLR three",
-     lambda L, o: L.SequentialLR(o, [L.ConstantLR(o, 0.5, 3), L.ExponentialLR(o, 0.9), L.StepLR(o, 4, 0.5)],
-                                 [4, 10]),
-     S.sequential([S.constant(0.1, 0.5, 3), S.exponential(0.1, 0.9), S.step_decay(0.1, 4, 0.5)], [4, 10]), 30),
-    ("ChainedScheduler constant*exp",
-     lambda L, o: L.ChainedScheduler([L.ConstantLR(o, 0.5, 4), L.ExponentialLR(o, 0.9)]),
-     S.chain(0.1, S.constant(1.0, 0.5, 4), S.exponential(1.0, 0.9)), 30),
-    ("ChainedScheduler linear*step",
-     lambda L, o: L.ChainedScheduler([L.LinearLR(o, 0.2, 1.0, 6), L.StepLR(o, 4, 0.5)]),
-     S.chain(0.1, S.linear(1.0, 0.2, 1.0, 6), S.step_decay(1.0, 4, 0.5)), 30),
-    ("warmup = ChainedScheduler(LinearLR, ExponentialLR)",
-     lambda L, o: L.ChainedScheduler([L.LinearLR(o, 0.2, 1.0, 6), L.ExponentialLR(o, 0.9)]),
-     S.warmup(S.exponential(0.1, 0.9), 6, 0.2), 30),
-    ("warmup shift = SequentialLR(LinearLR, CosineAnnealingLR)",
-     lambda L, o: L.SequentialLR(o, [L.LinearLR(o, 0.2, 1.0, 6), L.CosineAnnealingLR(o, 20)], [6]),
-     S.warmup(S.cosine(0.1, 20), 6, 0.2, shift=True), 30),
-]
+@pytest.mark.parametrize("kw", PLATEAU_CASES, ids=PLATEAU_IDS)
+def test_recorded_torch_reduce_lr_on_plateau(recorded, kw):
+    pid = R.plateau_id(kw)
+    _check_plateau(kw, {f: recorded[f"plateau|{pid}|{f}"] for f in ("lr", "best", "bad", "cooldown")})
 
 
-@pytest.mark.parametrize("name, make, ours, n", RECURSIVE, ids=[r[0] for r in RECURSIVE])
-def test_torch_recursive_schedulers(torch_mods, name, make, ours, n):
-    torch, L = torch_mods
-    expected, sch = _torch_lrs(torch, lambda o: make(L, o), n)
-    np.testing.assert_allclose(ours(np.arange(n + 1)), expected, rtol=1e-12, atol=0)
-    if hasattr(sch, "_get_closed_form_lr") and hasattr(sch, "base_lrs"):
-        # and bit-identical to torch's own closed form (a private method; checked when present)
-        closed = []
-        for k in range(n + 1):
-            sch.last_epoch = k
-            closed.append(sch._get_closed_form_lr()[0])
-        k = np.arange(n + 1)
-        if name.startswith("LinearLR"):  # from total_iters on fastopt gives base*end_factor exactly
-            k = k[k < sch.total_iters]
-        np.testing.assert_array_equal(ours(k), np.asarray(closed)[k])
-
-
-PLATEAU_CASES = [
-    dict(mode="min", factor=0.5, patience=2),
-    dict(mode="min", factor=0.5, patience=1, threshold=0.05, threshold_mode="rel", cooldown=2),
-    dict(mode="min", factor=0.3, patience=0, threshold=0.1, threshold_mode="abs", min_lr=0.002),
-    dict(mode="max", factor=0.5, patience=2, threshold=0.01, threshold_mode="rel"),
-    dict(mode="max", factor=0.1, patience=1, threshold=0.2, threshold_mode="abs", cooldown=1, eps=1e-3),
-]
-
-
-@pytest.mark.parametrize("kw", PLATEAU_CASES, ids=[str(sorted(k.items())) for k in PLATEAU_CASES])
-def test_torch_reduce_lr_on_plateau(torch_mods, kw):
-    torch, L = torch_mods
-    rng = np.random.default_rng(0)
-    # improve, plateau, noisy, with NaNs and negative values
-    metrics = np.concatenate([np.linspace(2, 1, 6), np.ones(8), 1 + 0.1 * rng.standard_normal(30),
-                              [np.nan, np.nan], -np.linspace(0, 1, 5), np.full(10, -1.0)])
-    if kw["mode"] == "max":
-        metrics = -metrics
-    p = torch.zeros(1, requires_grad=True)
-    opt = torch.optim.SGD([p], lr=0.1)
-    ref = L.ReduceLROnPlateau(opt, **kw)
-    ours = S.ReduceLROnPlateau(0.1, **kw)
-    seen = set()
-    for m in metrics:
-        opt.step()
-        ref.step(float(m))
-        assert ours.update(m) == ref.get_last_lr()[0] == ours(17)
-        assert (ours.best, ours.num_bad_epochs, ours.cooldown_counter) == pytest.approx(
-            (ref.best, ref.num_bad_epochs, ref.cooldown_counter), nan_ok=True)
-        seen.add(ours.lr)
-    assert len(seen) >= 3  # the sequence exercises several reductions
+@pytest.mark.parametrize("kw", PLATEAU_CASES, ids=PLATEAU_IDS)
+def test_torch_reduce_lr_on_plateau(torch_mods, recorded, kw):
+    live = R.torch_plateau(kw)
+    _check_plateau(kw, live)
+    for field, values in live.items():
+        np.testing.assert_array_equal(values, recorded[f"plateau|{R.plateau_id(kw)}|{field}"])
 
 
 @settings(max_examples=40, deadline=None)

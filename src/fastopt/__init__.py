@@ -9,6 +9,7 @@ call raises.
 __version__ = "0.1.0"
 
 from fastopt import init, kernels, nn, schedules, train
+from fastopt.checkpoint import load_state, save_state
 from fastopt._config import (
     get_include,
     get_num_threads,
@@ -45,4 +46,6 @@ __all__ = [
     "check_grad",
     "clip_grad_norm",
     "minimize",
+    "save_state",
+    "load_state",
 ]

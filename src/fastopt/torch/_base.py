@@ -1,0 +1,611 @@
+"""The base of fastopt.torch's optimizers: a ``torch.optim.Optimizer`` whose ``step()`` runs
+fastopt's fused C kernels on numpy views of CPU tensors, in place.
+
+How a step runs (the short path, taken while nothing but hyperparameter values changed):
+
+1. each group's kernel options are rebuilt only when its values changed (torch's LR
+   schedulers write ``group["lr"]`` and OneCycleLR ``betas``/``momentum`` every step);
+   groups with equal options share one unit (one C call per dtype for all of them);
+2. each ``p.grad`` becomes a numpy view (``Tensor.numpy()``; reused while ``p.grad`` stays
+   the same tensor, as with ``zero_grad(set_to_none=False)``); params are checked to still
+   have the buffers the cached tables point at;
+3. a cached ``StepPlan`` (pointer tables over the param, state and step-counter views,
+   validated once) binds the gradients and runs one C call per unit and dtype, GIL
+   released; the per-parameter step counters are int64 tensors the plan increments.
+
+The cache is rebuilt when the structure changes: param groups added or edited, state
+replaced (``opt.state`` and its entries are tracked dicts), a param's storage swapped
+(``p.data = ...``), new state allocated, or a different set of params has gradients.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import weakref
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+import torch
+
+from fastopt import _kernels
+from fastopt import torch_state as _torch_layout
+from fastopt.torch._state import TrackedState, Version
+
+# A grad slot's cached source when it holds no retained gradient tensor.
+_NO_GRAD = object()
+# Plans kept per structure (one per combination of units, used state and params with a grad).
+_MAX_PLANS = 8
+
+try:  # the global step hooks torch's own step wrapper runs (empty stand-ins if they move)
+    from torch.optim.optimizer import (
+        _global_optimizer_post_hooks,
+        _global_optimizer_pre_hooks,
+    )
+except ImportError:  # pragma: no cover - torch moved them
+    _global_optimizer_pre_hooks = _global_optimizer_post_hooks = {}  # type: ignore[assignment]
+_profiler_enabled: Callable[[], bool] = getattr(torch._C._autograd, "_profiler_enabled",
+                                                lambda: False)
+
+
+def real(value: Any, name: str) -> Any:
+    """A hyperparameter as the kernel boundary takes it: tensors (torch allows a 1-element
+    tensor lr, betas or weight_decay) become Python floats; everything else is left for the
+    boundary to check."""
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            raise ValueError(f"{name}: a tensor {name} must have one element, got shape "
+                             f"{tuple(value.shape)}")
+        return float(value.item())
+    return value
+
+
+def _plain(key: tuple) -> bool:
+    """Whether a group's option values can be cached by equality (no tensors, whose values
+    can change in place)."""
+    for v in key:
+        if type(v) is tuple:
+            if not all(type(x) in (float, int) for x in v):
+                return False
+        elif type(v) not in (float, int, bool, str, type(None)):
+            return False
+    return True
+
+
+def _partition(keys: list, plain: list) -> tuple[tuple[int, ...], ...]:
+    """Groups with equal option values, merged into units (first-appearance order)."""
+    units: list[list[int]] = []
+    where: dict[Any, int] = {}
+    for k, (key, ok) in enumerate(zip(keys, plain)):
+        u = where.get(key) if ok else None
+        if u is None:
+            if ok:
+                where[key] = len(units)
+            units.append([k])
+        else:
+            units[u].append(k)
+    return tuple(tuple(u) for u in units)
+
+
+def check_param(p: Any, where: str) -> None:
+    """A parameter fastopt.torch can step in place: a dense, contiguous CPU tensor of
+    float32/float64 (TypeError/ValueError naming it otherwise)."""
+    if not isinstance(p, torch.Tensor):
+        raise TypeError(f"{where}: expected a torch.Tensor, got {type(p).__name__}")
+    if p.layout != torch.strided:
+        raise ValueError(f"{where}: a {p.layout} tensor; fastopt.torch steps dense tensors "
+                         "(torch.optim.SparseAdam handles sparse ones)")
+    if p.device.type != "cpu":
+        raise ValueError(f"{where}: on device {p.device}; fastopt.torch steps CPU tensors "
+                         "(use torch.optim's fused optimizers on accelerators)")
+    if p.is_complex():
+        raise TypeError(f"{where}: complex dtype {p.dtype}; fastopt.torch steps float32 and "
+                        "float64 tensors (view complex ones with torch.view_as_real)")
+    if p.dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"{where}: dtype {p.dtype}; fastopt.torch steps float32 and float64 "
+                        "tensors")
+    if not p.is_contiguous() or p.is_neg():
+        raise ValueError(f"{where}: not contiguous (strides {p.stride()} for shape "
+                         f"{tuple(p.shape)}); fastopt.torch updates params in place through "
+                         "their memory, so they must be contiguous: pass p.contiguous() "
+                         "(a copy) to the model and the optimizer")
+
+
+def _check_state_tensor(t: Any, p: torch.Tensor, where: str) -> None:
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{where}: expected a tensor, got {type(t).__name__}")
+    if t.layout != torch.strided or t.device.type != "cpu" or t.dtype != p.dtype \
+            or t.shape != p.shape:
+        raise ValueError(f"{where}: a {t.layout} {t.dtype} tensor of shape {tuple(t.shape)} "
+                         f"on {t.device}; the parameter is a {p.dtype} tensor of shape "
+                         f"{tuple(p.shape)} on cpu")
+    if t.requires_grad:
+        raise ValueError(f"{where}: requires grad; fastopt.torch writes state in place "
+                         "outside autograd (store t.detach())")
+    if not t.is_contiguous() or t.is_neg():
+        raise ValueError(f"{where}: not contiguous; fastopt.torch writes state through its "
+                         "memory (store t.contiguous())")
+
+
+def _counter(value: Any, where: str) -> torch.Tensor:
+    """A per-parameter step as fastopt.torch keeps it: a 0-d int64 CPU tensor (torch keeps a
+    float tensor; state_dict() converts back)."""
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            raise ValueError(f"{where}: expected a scalar step, got shape {tuple(value.shape)}")
+        value = value.item()
+    step = _torch_layout.step_count(value, where)
+    return torch.tensor(step, dtype=torch.int64)
+
+
+class _Layout:
+    """What the short path of step() checks and reuses (see the module docstring)."""
+
+    __slots__ = ("version", "state", "group_lists", "group_lens", "params", "arrays", "ptrs",
+                 "where", "group_of", "views", "srcs", "gptrs", "weak", "keys", "plain",
+                 "options", "sig", "plans")
+
+    def __init__(self, groups: list[dict[str, Any]], state: Any, version: int) -> None:
+        self.version = version
+        self.state = state
+        self.group_lists = [g["params"] for g in groups]
+        self.group_lens = [len(g["params"]) for g in groups]
+        self.params: list[torch.Tensor] = []
+        self.where: list[tuple[int, int]] = []
+        for k, group in enumerate(groups):
+            for j, p in enumerate(group["params"]):
+                self.params.append(p)
+                self.where.append((k, j))
+        self.group_of = [k for k, _ in self.where]
+        self.arrays = [p.detach().numpy() for p in self.params]
+        self.ptrs = [p.data_ptr() for p in self.params]
+        n = len(self.params)
+        self.views: list[Any] = [None] * n          # numpy views of the grads of this step
+        self.srcs: list[Any] = [_NO_GRAD] * n       # grad tensors whose views are retained
+        self.gptrs = [0] * n
+        self.weak: list[Any] = [None] * n           # the grads of the previous step
+        self.keys: list[Any] = [None] * len(groups)
+        self.plain = [False] * len(groups)
+        self.options: list[Any] = [None] * len(groups)
+        self.sig: Any = None
+        self.plans: dict[Any, tuple] = {}
+
+    def same_groups(self, groups: list[dict[str, Any]]) -> bool:
+        if len(groups) != len(self.group_lists):
+            return False
+        for group, lst, n in zip(groups, self.group_lists, self.group_lens):
+            params = group["params"]
+            if params is not lst or len(params) != n:
+                return False
+        return True
+
+    def set_options(self, k: int, key: tuple, options: Any) -> None:
+        self.keys[k] = key
+        self.plain[k] = _plain(key)
+        self.options[k] = options
+        self.sig = None
+
+    def signature(self) -> Any:
+        if self.sig is None:
+            self.sig = (_partition(self.keys, self.plain),
+                        tuple(o.used for o in self.options))
+            if len(self.plans) > _MAX_PLANS:
+                self.plans.clear()
+        return self.sig
+
+    def drop_grads(self) -> None:
+        n = len(self.params)
+        self.views = [None] * n
+        self.srcs = [_NO_GRAD] * n
+        self.weak = [None] * n
+
+
+class Optimizer(torch.optim.Optimizer):
+    """Base class of fastopt.torch's optimizers (a ``torch.optim.Optimizer``).
+
+    Subclasses give the family's ``_state_names`` (kernel argument order),
+    ``_option_key`` (the group values the kernel options depend on) and ``_options(group)``
+    (the validated kernel options), and may override ``_fill`` and ``_first_step_options``.
+    """
+
+    _state_names: tuple[str, ...] = ()
+    #: whether the state holds a per-parameter step (all but SGD)
+    _has_step = True
+    _option_key: Callable[[dict[str, Any]], tuple]
+
+    def __init__(self, params: Iterable[Any], defaults: dict[str, Any]) -> None:
+        self._fo_version = Version()
+        self._fo_layout: _Layout | None = None
+        self._fo_lock = threading.Lock()
+        super().__init__(params, defaults)
+        self.state = TrackedState(self._fo_version, self.state)  # type: ignore[assignment]
+        self._fo_register_hooks()
+
+    # -- what subclasses provide ------------------------------------------------------------
+    def _options(self, group: dict[str, Any]) -> Any:
+        """The validated kernel options of `group` (a KernelOptions)."""
+        raise NotImplementedError
+
+    def _fill(self, name: str) -> float:
+        """Initial value of a new state tensor `name`."""
+        return 0.0
+
+    def _first_step_options(self, group: dict[str, Any]) -> Any:
+        """Options for params whose state this step creates, when they differ (SGD)."""
+        return None
+
+    # -- groups -------------------------------------------------------------------------------
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """torch's ``add_param_group``, checking first that every param is a dense,
+        contiguous CPU float32/float64 tensor and that the group's options are valid."""
+        if isinstance(param_group, dict) and "params" in param_group:
+            params = param_group["params"]
+            if isinstance(params, torch.Tensor):
+                params = [params]
+            elif not isinstance(params, set):  # torch raises its own TypeError for a set
+                params = list(params)
+            param_group["params"] = params
+            k = len(self.param_groups)
+            for j, p in enumerate(params):
+                check_param(p[1] if isinstance(p, tuple) else p,
+                            f"param_groups[{k}]['params'][{j}]")
+        super().add_param_group(param_group)
+        try:
+            self._check_group(self.param_groups[-1])
+        except Exception:
+            self.param_groups.pop()
+            raise
+        self._fo_version.n += 1
+
+    def _check_group(self, group: dict[str, Any]) -> None:
+        if group.get("differentiable"):
+            raise ValueError("differentiable: fastopt.torch updates tensors in place outside "
+                             "autograd; use torch.optim for differentiable=True")
+        if group.get("capturable"):
+            raise ValueError("capturable: True captures the step in a CUDA graph; "
+                             "fastopt.torch steps CPU tensors on the host (use "
+                             "capturable=False)")
+        if group.get("fused") and group.get("foreach"):
+            raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
+        self._options(group)
+
+    # -- stepping ---------------------------------------------------------------------------
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:  # type: ignore[override]
+        """One update of every parameter that has a gradient (torch.optim's ``step``).
+
+        Parameters
+        ----------
+        closure : callable, optional
+            Re-evaluates the model and returns the loss (run with gradients enabled).
+
+        Returns
+        -------
+        The closure's loss, or None.
+        """
+        if (_global_optimizer_pre_hooks or _global_optimizer_post_hooks
+                or self._optimizer_step_pre_hooks or self._optimizer_step_post_hooks
+                or _profiler_enabled()):
+            return _hooked_step(self, closure)
+        return self._plain_step(closure)
+
+    # torch wraps step() in its profiling and hook wrapper unless the function is marked;
+    # that wrapper costs microseconds, so it runs only while a hook or the profiler is on.
+    step.hooked = True  # type: ignore[attr-defined]
+
+    def _plain_step(self, closure: Callable[[], Any] | None = None) -> Any:
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        if not self._fo_lock.acquire(False):
+            raise RuntimeError(f"{type(self).__name__}.step: another thread is running step() "
+                               "on this optimizer")
+        try:
+            self._fo_step()
+        finally:
+            self._fo_lock.release()
+        return loss
+
+    def _fo_step(self) -> None:
+        lay = self._fo_layout
+        groups = self.param_groups
+        if lay is None or lay.version != self._fo_version.n or lay.state is not self.state \
+                or not lay.same_groups(groups):
+            lay = self._fo_rebuild()
+        getkey = self._option_key
+        keys = lay.keys
+        for k in range(len(groups)):
+            key = getkey(groups[k])
+            if key != keys[k] or not lay.plain[k]:
+                lay.set_options(k, key, self._options(groups[k]))
+        # gradients: a numpy view of each p.grad, reused while p.grad is the same tensor
+        params, views, srcs, gptrs, ptrs = lay.params, lay.views, lay.srcs, lay.gptrs, lay.ptrs
+        missing: list[int] | None = None
+        transient: list[int] | None = None
+        for i in range(len(params)):
+            p = params[i]
+            if p.data_ptr() != ptrs[i]:  # p.data was replaced: rebuild the tables
+                self._fo_layout = None
+                return self._fo_step()
+            g = p.grad
+            if g is srcs[i]:
+                if g.data_ptr() == gptrs[i]:
+                    continue
+            elif g is None:
+                if missing is None:
+                    missing = []
+                missing.append(i)
+                srcs[i] = _NO_GRAD
+                views[i] = None
+                continue
+            views[i] = self._grad_view(lay, i, g)
+            gptrs[i] = g.data_ptr()
+            w = lay.weak[i]
+            if w is not None and w() is g:  # the same grad tensor as last step: retain it
+                srcs[i] = g
+            else:  # a new grad tensor every step (zero_grad(set_to_none=True)): drop it after
+                srcs[i] = _NO_GRAD
+                lay.weak[i] = weakref.ref(g)
+                if transient is None:
+                    transient = []
+                transient.append(i)
+        try:
+            if missing is None:
+                active = None
+                grads = views
+            else:
+                skip = set(missing)
+                active = tuple(i for i in range(len(params)) if i not in skip)
+                if not active:
+                    return
+                grads = [views[i] for i in active]
+            self._fo_run(lay, active, grads)
+        finally:
+            if transient is not None:
+                for i in transient:
+                    views[i] = None
+        return
+
+    def _fo_run(self, lay: _Layout, active: tuple[int, ...] | None, grads: list) -> None:
+        entry = lay.plans.get((lay.signature(), active))
+        created: dict[int, list[str]] = {}
+        if entry is None:
+            entry, created = self._fo_plan(lay, active)
+        plan, unit_groups, unit_options = entry
+        try:
+            plan.bind(grads, None if active is None else list(active))
+        except (TypeError, ValueError) as err:
+            self._fo_rollback(lay, created)
+            raise type(err)(_torch_words(str(err), lay)) from None
+        try:
+            if unit_options is None:
+                options = lay.options
+                for u in range(len(unit_groups)):
+                    plan.run(u, options[unit_groups[u]])
+            else:
+                for u in range(len(unit_options)):
+                    plan.run(u, unit_options[u])
+            plan.advance()
+        finally:
+            plan.release()
+
+    def _grad_view(self, lay: _Layout, i: int, g: Any) -> np.ndarray:
+        try:
+            return g.numpy()
+        except (TypeError, RuntimeError):
+            pass
+        k, j = lay.where[i]
+        where = f"param_groups[{k}]['params'][{j}].grad"
+        if not isinstance(g, torch.Tensor):
+            raise TypeError(f"{where}: expected a tensor, got {type(g).__name__}")
+        if g.layout != torch.strided:
+            raise RuntimeError(f"{where}: sparse gradients are not supported (torch.optim."
+                               "SparseAdam handles them)")
+        if g.device.type != "cpu":
+            raise ValueError(f"{where}: on device {g.device}; fastopt.torch steps CPU tensors")
+        if g.requires_grad or g.is_neg() or g.is_conj():  # create_graph=True, or a lazy view
+            return g.detach().resolve_neg().resolve_conj().numpy()
+        raise TypeError(f"{where}: dtype {g.dtype}, the parameter's is {lay.params[i].dtype}")
+
+    # -- the cached tables ------------------------------------------------------------------
+    def _fo_rebuild(self) -> _Layout:
+        """Check every param and state tensor and start a fresh cache."""
+        self._fo_layout = None
+        if not isinstance(self.state, TrackedState) or \
+                self.state._version is not self._fo_version:
+            self.state = TrackedState(self._fo_version, self.state)  # type: ignore[assignment]
+        for k, group in enumerate(self.param_groups):
+            for j, p in enumerate(group["params"]):
+                check_param(p, f"param_groups[{k}]['params'][{j}]")
+        self._fo_normalize_state()
+        lay = _Layout(self.param_groups, self.state, self._fo_version.n)
+        self._fo_layout = lay
+        return lay
+
+    def _fo_normalize_state(self) -> None:
+        """Check the state tensors of every param; turn each step into an int64 counter."""
+        counters: set[int] = set()
+        for k, group in enumerate(self.param_groups):
+            for j, p in enumerate(group["params"]):
+                entry = self.state.get(p)
+                if not entry:
+                    continue
+                where = f"state[param_groups[{k}]['params'][{j}]]"
+                for name in self._state_names:
+                    t = entry.get(name)
+                    if t is not None:
+                        _check_state_tensor(t, p, f"{where}[{name!r}]")
+                if self._has_step and "step" in entry:
+                    step = entry["step"]
+                    if not (isinstance(step, torch.Tensor) and step.dtype == torch.int64
+                            and step.dim() == 0 and step.device.type == "cpu"
+                            and not step.requires_grad) or id(step) in counters:
+                        entry["step"] = step = _counter(step, f"{where}['step']")
+                    counters.add(id(step))
+
+    def _fo_plan(self, lay: _Layout, active: tuple[int, ...] | None
+                 ) -> tuple[tuple, dict[int, list[str]]]:
+        """The StepPlan for the params in `active` (all when None), allocating their missing
+        state. Cached unless this step creates state that runs with other options."""
+        indices = range(len(lay.params)) if active is None else active
+        created = self._fo_allocate(lay, indices)
+        partition, _ = lay.signature()
+        units, names, unit_groups, unit_options = [], [], [], []
+        one_off = False
+        for unit in partition:
+            members = [i for i in indices if lay.group_of[i] in unit]
+            if not members:
+                continue
+            options = lay.options[unit[0]]
+            first = self._first_step_options(self.param_groups[unit[0]]) if created else None
+            new = [i for i in members if i in created] if first is not None else []
+            if new:
+                one_off = True
+                old = [i for i in members if i not in created]
+                split = [(new, first)] + ([(old, options)] if old else [])
+            else:
+                split = [(members, options)]
+            for sub, opts in split:
+                units.append(self._fo_unit(lay, sub, opts))
+                names.append(opts.state_names)
+                unit_groups.append(unit[0])
+                unit_options.append(opts)
+        try:
+            plan = _kernels.StepPlan(units, names)
+        except (TypeError, ValueError):
+            self._fo_rollback(lay, created)
+            raise
+        if one_off:
+            return (plan, unit_groups, unit_options), created
+        entry = (plan, unit_groups, None)
+        lay.plans[(lay.signature(), active)] = entry
+        return entry, created
+
+    def _fo_unit(self, lay: _Layout, members: list[int], options: Any) -> tuple:
+        entries = [self.state[lay.params[i]] for i in members]
+        columns = [[e[name].numpy() for e in entries] if used else None
+                   for name, used in zip(options.state_names, options.used)]
+        steps = [e["step"].numpy() for e in entries] if self._has_step else None
+        return ([lay.arrays[i] for i in members], columns, steps)
+
+    def _fo_allocate(self, lay: _Layout, indices: Iterable[int]) -> dict[int, list[str]]:
+        """Zero (or ``_fill``) state tensors the options need and a param lacks."""
+        created: dict[int, list[str]] = {}
+        state = self.state
+        for i in indices:
+            p = lay.params[i]
+            entry = state.get(p)
+            options = lay.options[lay.group_of[i]]
+            needed = [n for n, used in zip(options.state_names, options.used)
+                      if used and (entry is None or entry.get(n) is None)]
+            if self._has_step and (entry is None or entry.get("step") is None):
+                needed.append("step")
+            if not needed:
+                continue
+            entry = state[p]
+            for name in needed:
+                if name == "step":
+                    entry[name] = torch.zeros((), dtype=torch.int64)
+                else:
+                    entry[name] = torch.full_like(p, self._fill(name),
+                                                  memory_format=torch.contiguous_format)
+            created[i] = needed
+        if created:
+            lay.version = self._fo_version.n  # our own additions leave the tables valid
+        return created
+
+    def _fo_rollback(self, lay: _Layout, created: dict[int, list[str]]) -> None:
+        """Undo _fo_allocate after a failed step (nothing is modified when a step raises)."""
+        for i, names in created.items():
+            entry = self.state[lay.params[i]]
+            for name in names:
+                entry.pop(name, None)
+            if not entry:
+                self.state.pop(lay.params[i], None)
+
+    # -- zero_grad, state_dict, pickling ----------------------------------------------------
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """torch's ``zero_grad``; with ``set_to_none=True`` it also drops the numpy views of
+        the old gradients, so their memory is freed at once."""
+        super().zero_grad(set_to_none)
+        if set_to_none and self._fo_layout is not None:
+            self._fo_layout.drop_grads()
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """torch's ``load_state_dict`` (a torch.optim or fastopt.torch state dict of the
+        same family), then checks: every state tensor matches its parameter (dtype, shape,
+        CPU, no grad; non-contiguous ones are copied), each ``step`` is a non-negative whole
+        number (kept as an int64 counter), and the groups' options are valid. On error
+        nothing changes. As in torch, loaded state tensors may share memory with the
+        state_dict's (deep-copy the dict first if you keep using it)."""
+        before = self.__dict__.get("state"), self.param_groups
+        super().load_state_dict(state_dict)
+        try:
+            for group in self.param_groups:
+                self._check_group(group)
+            for group in self.param_groups:
+                for p in group["params"]:
+                    entry = self.state.get(p)
+                    for name in self._state_names:
+                        t = entry.get(name) if entry else None
+                        if isinstance(t, torch.Tensor) and (t.requires_grad
+                                                            or not t.is_contiguous()):
+                            entry[name] = t.detach().contiguous()
+            self._fo_normalize_state()
+        except Exception:
+            self.state, self.param_groups = before  # type: ignore[assignment]
+            self._fo_version.n += 1
+            raise
+        self._fo_layout = None
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        if "_fo_version" not in self.__dict__:  # unpickled or deep-copied
+            self._fo_version = Version()
+            self._fo_lock = threading.Lock()
+            self._fo_register_hooks()
+        self._fo_layout = None
+        self.state = TrackedState(self._fo_version, self.state)  # type: ignore[assignment]
+        self._fo_version.n += 1
+
+    def _fo_register_hooks(self) -> None:
+        # First among the post hooks: user hooks see torch's step format too.
+        self.register_state_dict_post_hook(_torch_format, prepend=True)
+
+
+_hooked_step = torch.optim.Optimizer.profile_hook_step(Optimizer._plain_step)
+
+
+def _torch_format(opt: Optimizer, state_dict: dict[str, Any]) -> dict[str, Any]:
+    """state_dict() post hook: each step as torch stores it (a float tensor), and plain
+    per-parameter dicts (the tensors themselves are the live ones, as in torch)."""
+    special = set()
+    for group in state_dict["param_groups"]:
+        if group.get("fused") or group.get("capturable"):
+            special.update(group["params"])
+    state = {}
+    for key, entry in state_dict["state"].items():
+        if isinstance(entry, dict):
+            entry = dict(entry)
+            step = entry.get("step")
+            if isinstance(step, torch.Tensor) and step.dtype == torch.int64:
+                entry["step"] = torch.tensor(float(step.item()),
+                                             dtype=_torch_layout.torch_step_dtype(
+                                                 key in special))
+        state[key] = entry
+    return {"state": state, "param_groups": state_dict["param_groups"]}
+
+
+_GRAD = re.compile(r"\b(grads|params)\[(\d+)\]")
+
+
+def _torch_words(message: str, lay: _Layout) -> str:
+    """A boundary message about ``grads[i]`` / ``params[i]`` in torch's words."""
+    def name(m: re.Match) -> str:
+        i = int(m.group(2))
+        if i >= len(lay.where):
+            return m.group(0)
+        k, j = lay.where[i]
+        return f"param_groups[{k}]['params'][{j}]" + (".grad" if m.group(1) == "grads" else "")
+    return _GRAD.sub(name, message)

@@ -1,0 +1,287 @@
+"""SGD, Adagrad, RMSprop, Adam, AdamW and Adadelta with torch 2.13's signatures and defaults.
+
+Each is a ``torch.optim.Optimizer`` whose step runs the kernel of the fastopt (numpy) class
+of the same name; the kernels follow torch.optim's single-tensor update rules (see
+``fastopt.Adam`` etc. for the equations, and tests/test_torch_optim.py for the comparison).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from operator import itemgetter
+from typing import Any
+
+import torch
+
+import fastopt.optim as _numpy_optim
+from fastopt import _kernels
+from fastopt.torch._base import Optimizer, real
+
+__all__ = ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta"]
+
+Params = Iterable[Any]
+
+
+class SGD(Optimizer):
+    """torch.optim.SGD, stepped by fastopt's fused kernel (see :class:`fastopt.SGD`).
+
+    Same signature, defaults, state (``momentum_buffer`` when momentum != 0, created as the
+    first gradient) and state_dict as torch 2.13's. ``foreach`` and ``fused`` are accepted
+    and kept in the groups (fastopt always runs one fused pass); ``differentiable=True`` is
+    a ValueError.
+
+    Examples
+    --------
+    >>> import torch, fastopt.torch
+    >>> w = torch.nn.Parameter(torch.ones(3))
+    >>> opt = fastopt.torch.SGD([w], lr=0.1, momentum=0.9)
+    >>> w.grad = torch.ones(3)
+    >>> opt.step()
+    >>> w
+    Parameter containing:
+    tensor([0.9000, 0.9000, 0.9000], requires_grad=True)
+    """
+
+    _state_names = _numpy_optim.SGD.state_names
+    _has_step = False
+    _option_key = itemgetter("lr", "momentum", "dampening", "nesterov", "weight_decay",
+                             "maximize")
+
+    def __init__(self, params: Params, lr: float | torch.Tensor = 1e-3, momentum: float = 0,
+                 dampening: float = 0, weight_decay: float | torch.Tensor = 0,
+                 nesterov: bool = False, *, maximize: bool = False,
+                 foreach: bool | None = None, differentiable: bool = False,
+                 fused: bool | None = None) -> None:
+        defaults = {"lr": lr, "momentum": momentum, "dampening": dampening,
+                    "weight_decay": weight_decay, "nesterov": nesterov, "maximize": maximize,
+                    "foreach": foreach, "differentiable": differentiable, "fused": fused}
+        super().__init__(params, defaults)
+
+    def _options(self, group: dict[str, Any], first_step: bool = False) -> Any:
+        return _kernels.sgd_options(real(group["lr"], "lr"), real(group["momentum"], "momentum"),
+                                    real(group["dampening"], "dampening"), group["nesterov"],
+                                    real(group["weight_decay"], "weight_decay"), 0.0,
+                                    group["maximize"], first_step)
+
+    def _first_step_options(self, group: dict[str, Any]) -> Any:
+        # torch initialises a momentum buffer to the first (decayed) gradient, undamped
+        return self._options(group, first_step=True)
+
+
+class Adagrad(Optimizer):
+    """torch.optim.Adagrad, stepped by fastopt's fused kernel (see :class:`fastopt.Adagrad`).
+
+    As torch 2.13, the state (``step``, ``sum``) is created at construction, filled with the
+    constructor's ``initial_accumulator_value`` (a group's own value is not used, as in
+    torch); params added later with :meth:`add_param_group` get theirs on their first step.
+    ``eps`` must be > 0 (torch accepts 0).
+
+    Examples
+    --------
+    >>> import torch, fastopt.torch
+    >>> w = torch.nn.Parameter(torch.ones(2))
+    >>> opt = fastopt.torch.Adagrad([w], lr=0.5)
+    >>> w.grad = torch.tensor([1.0, -2.0])
+    >>> opt.step()
+    >>> w.detach()
+    tensor([0.5000, 1.5000])
+    """
+
+    _state_names = _numpy_optim.Adagrad.state_names
+    _option_key = itemgetter("lr", "lr_decay", "weight_decay", "eps", "maximize")
+
+    def __init__(self, params: Params, lr: float | torch.Tensor = 1e-2, lr_decay: float = 0,
+                 weight_decay: float = 0, initial_accumulator_value: float = 0,
+                 eps: float = 1e-10, foreach: bool | None = None, *, maximize: bool = False,
+                 differentiable: bool = False, fused: bool | None = None) -> None:
+        value = real(initial_accumulator_value, "initial_accumulator_value")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not 0 <= value < float("inf"):
+            raise ValueError("initial_accumulator_value: expected a finite number >= 0, got "
+                             f"{initial_accumulator_value!r}")
+        defaults = {"lr": lr, "lr_decay": lr_decay, "eps": eps, "weight_decay": weight_decay,
+                    "initial_accumulator_value": initial_accumulator_value,
+                    "foreach": foreach, "maximize": maximize,
+                    "differentiable": differentiable, "fused": fused}
+        super().__init__(params, defaults)
+        for group in self.param_groups:
+            for p in group["params"]:
+                self.state[p] = {"step": torch.zeros((), dtype=torch.int64),
+                                 "sum": torch.full_like(p, float(value),
+                                                        memory_format=torch.contiguous_format)}
+
+    def _options(self, group: dict[str, Any]) -> Any:
+        return _kernels.adagrad_options(real(group["lr"], "lr"),
+                                        real(group["lr_decay"], "lr_decay"),
+                                        real(group["weight_decay"], "weight_decay"),
+                                        real(group["eps"], "eps"), 0.0, group["maximize"])
+
+    def _fill(self, name: str) -> float:
+        return float(real(self.defaults["initial_accumulator_value"],
+                          "initial_accumulator_value"))
+
+
+class RMSprop(Optimizer):
+    """torch.optim.RMSprop, stepped by fastopt's fused kernel (see :class:`fastopt.RMSprop`).
+
+    Same signature (all arguments positional as in torch 2.13), defaults and state
+    (``step``, ``square_avg``, ``momentum_buffer`` when momentum > 0, ``grad_avg`` when
+    centered). A state tensor a group's options need later (momentum or centered switched
+    on mid-run) starts from zeros, where torch raises KeyError.
+
+    Examples
+    --------
+    >>> import torch, fastopt.torch
+    >>> w = torch.nn.Parameter(torch.ones(2))
+    >>> opt = fastopt.torch.RMSprop([w], lr=0.01, centered=True)
+    >>> w.grad = torch.ones(2)
+    >>> opt.step()
+    >>> sorted(opt.state[w])
+    ['grad_avg', 'square_avg', 'step']
+    """
+
+    _state_names = _numpy_optim.RMSprop.state_names
+    _option_key = itemgetter("lr", "alpha", "eps", "weight_decay", "momentum", "centered",
+                             "maximize")
+
+    def __init__(self, params: Params, lr: float | torch.Tensor = 1e-2, alpha: float = 0.99,
+                 eps: float = 1e-8, weight_decay: float = 0, momentum: float = 0,
+                 centered: bool = False, capturable: bool = False,
+                 foreach: bool | None = None, maximize: bool = False,
+                 differentiable: bool = False) -> None:
+        defaults = {"lr": lr, "momentum": momentum, "alpha": alpha, "eps": eps,
+                    "centered": centered, "weight_decay": weight_decay,
+                    "capturable": capturable, "foreach": foreach, "maximize": maximize,
+                    "differentiable": differentiable}
+        super().__init__(params, defaults)
+
+    def _options(self, group: dict[str, Any]) -> Any:
+        return _kernels.rmsprop_options(real(group["lr"], "lr"), real(group["alpha"], "alpha"),
+                                        real(group["eps"], "eps"),
+                                        real(group["weight_decay"], "weight_decay"),
+                                        real(group["momentum"], "momentum"), group["centered"],
+                                        0.0, group["maximize"], False)
+
+
+class Adam(Optimizer):
+    """torch.optim.Adam, stepped by fastopt's fused kernel (see :class:`fastopt.Adam`).
+
+    Same signature (including torch 2.13's ``decoupled_weight_decay``, which makes it
+    AdamW), defaults, state (``step``, ``exp_avg``, ``exp_avg_sq``, ``max_exp_avg_sq`` with
+    amsgrad) and state_dict. ``lr`` and ``betas`` may be floats or 1-element tensors, and
+    are read at every step, so torch's LR schedulers work, including OneCycleLR cycling
+    ``betas``. ``eps`` must be > 0 (torch accepts 0).
+
+    Examples
+    --------
+    >>> import torch, fastopt.torch
+    >>> model = torch.nn.Linear(3, 1)
+    >>> opt = fastopt.torch.Adam(model.parameters(), lr=1e-3)
+    >>> model(torch.ones(4, 3)).sum().backward()
+    >>> opt.step()
+    >>> opt.zero_grad()
+    >>> int(opt.state[model.weight]["step"])
+    1
+    """
+
+    _state_names = _numpy_optim.Adam.state_names
+    _option_key = itemgetter("lr", "betas", "eps", "weight_decay", "amsgrad", "maximize",
+                             "decoupled_weight_decay")
+
+    def __init__(self, params: Params, lr: float | torch.Tensor = 1e-3,
+                 betas: tuple[float | torch.Tensor, float | torch.Tensor] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0, amsgrad: bool = False, *,
+                 foreach: bool | None = None, maximize: bool = False, capturable: bool = False,
+                 differentiable: bool = False, fused: bool | None = None,
+                 decoupled_weight_decay: bool = False) -> None:
+        defaults = {"lr": lr, "betas": _pair(betas), "eps": eps, "weight_decay": weight_decay,
+                    "amsgrad": amsgrad, "maximize": maximize, "foreach": foreach,
+                    "capturable": capturable, "differentiable": differentiable,
+                    "fused": fused, "decoupled_weight_decay": decoupled_weight_decay}
+        super().__init__(params, defaults)
+
+    def _options(self, group: dict[str, Any]) -> Any:
+        beta1, beta2 = _pair(group["betas"])
+        return _kernels.adam_options(real(group["lr"], "lr"), real(beta1, "betas[0]"),
+                                     real(beta2, "betas[1]"), real(group["eps"], "eps"),
+                                     real(group["weight_decay"], "weight_decay"), 0.0,
+                                     group["amsgrad"], group["decoupled_weight_decay"],
+                                     group["maximize"])
+
+
+class AdamW(Adam):
+    """torch.optim.AdamW (Adam with decoupled weight decay, default 1e-2), stepped by
+    fastopt's fused kernel (see :class:`fastopt.AdamW`).
+
+    As torch 2.13's AdamW: groups always have ``decoupled_weight_decay=True``, also after
+    loading a state dict.
+
+    Examples
+    --------
+    >>> import torch, fastopt.torch
+    >>> w = torch.nn.Parameter(torch.ones(2))
+    >>> opt = fastopt.torch.AdamW([w], lr=0.1, weight_decay=0.1)
+    >>> w.grad = torch.zeros(2)
+    >>> opt.step()          # zero gradient: only the decay acts, w *= 1 - lr * weight_decay
+    >>> w.detach()
+    tensor([0.9900, 0.9900])
+    """
+
+    def __init__(self, params: Params, lr: float | torch.Tensor = 1e-3,
+                 betas: tuple[float | torch.Tensor, float | torch.Tensor] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 1e-2, amsgrad: bool = False, *,
+                 maximize: bool = False, foreach: bool | None = None,
+                 capturable: bool = False, differentiable: bool = False,
+                 fused: bool | None = None) -> None:
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, foreach=foreach,
+                         maximize=maximize, capturable=capturable,
+                         differentiable=differentiable, fused=fused,
+                         decoupled_weight_decay=True)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        for group in self.param_groups:
+            group["decoupled_weight_decay"] = True
+
+
+class Adadelta(Optimizer):
+    """torch.optim.Adadelta, stepped by fastopt's fused kernel (see
+    :class:`fastopt.Adadelta`).
+
+    Same signature, defaults, state (``step``, ``square_avg``, ``acc_delta``) and state_dict
+    as torch 2.13's.
+
+    Examples
+    --------
+    >>> import torch, fastopt.torch
+    >>> w = torch.nn.Parameter(torch.zeros(2))
+    >>> opt = fastopt.torch.Adadelta([w])
+    >>> w.grad = torch.ones(2)
+    >>> opt.step()
+    >>> sorted(opt.state[w])
+    ['acc_delta', 'square_avg', 'step']
+    """
+
+    _state_names = _numpy_optim.Adadelta.state_names
+    _option_key = itemgetter("lr", "rho", "eps", "weight_decay", "maximize")
+
+    def __init__(self, params: Params, lr: float | torch.Tensor = 1.0, rho: float = 0.9,
+                 eps: float = 1e-6, weight_decay: float = 0, foreach: bool | None = None, *,
+                 capturable: bool = False, maximize: bool = False,
+                 differentiable: bool = False) -> None:
+        defaults = {"lr": lr, "rho": rho, "eps": eps, "weight_decay": weight_decay,
+                    "maximize": maximize, "capturable": capturable, "foreach": foreach,
+                    "differentiable": differentiable}
+        super().__init__(params, defaults)
+
+    def _options(self, group: dict[str, Any]) -> Any:
+        return _kernels.adadelta_options(real(group["lr"], "lr"), real(group["rho"], "rho"),
+                                         real(group["eps"], "eps"),
+                                         real(group["weight_decay"], "weight_decay"), 0.0,
+                                         group["maximize"])
+
+
+def _pair(betas: Any) -> tuple[Any, Any]:
+    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+        raise TypeError(f"betas: expected a pair (beta1, beta2), got {betas!r}")
+    return (betas[0], betas[1])

@@ -1,0 +1,416 @@
+"""fastopt.torch: torch.optim drop-ins (skipped without torch; test_torch_import.py checks
+the message then).
+
+The comparisons run 200 steps of every case of torch_reference.py (every optimizer and
+option, two param groups, LR schedulers including OneCycleLR cycling betas/momentum, a
+tensor without a gradient now and then) against torch.optim with foreach=False and, where
+torch has one, its fused CPU kernel, within the tolerances of test_optim_torch.py.
+"""
+
+import copy
+import gc
+import inspect
+import pickle
+import weakref
+
+import numpy as np
+import pytest
+import torch_reference as R
+
+torch = pytest.importorskip("torch")
+import fastopt.torch as ft  # noqa: E402
+
+NAMES = ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta"]
+RUNS = [(c, v, d) for c in R.OPTIM_CASES for v in R.variants_of(c) for d in R.DTYPES]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _torch_one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _params(n=3, dtype=torch.float32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.nn.Parameter(torch.randn(4, 5, generator=g, dtype=dtype)) for _ in range(n)]
+
+
+def _set_grads(params, step, seed=1):
+    g = torch.Generator().manual_seed(seed * 1000 + step)
+    for p in params:
+        p.grad = torch.randn(p.shape, generator=g, dtype=p.dtype)
+
+
+def _state(opt, params):
+    return [{k: v.detach().clone() for k, v in opt.state[p].items()} for p in params]
+
+
+def _assert_equal_runs(a_params, b_params, a_opt, b_opt, tol=None):
+    tol = tol or dict(rtol=1e-6, atol=1e-7)
+    for p, q in zip(a_params, b_params):
+        np.testing.assert_allclose(p.detach().numpy(), q.detach().numpy(), **tol)
+    for p, q in zip(a_params, b_params):
+        sa, sb = a_opt.state_dict()["state"], b_opt.state_dict()["state"]
+        assert sa.keys() == sb.keys()
+        for k in sa:
+            assert sa[k].keys() == sb[k].keys()
+            for name in sa[k]:
+                np.testing.assert_allclose(sa[k][name].numpy(), sb[k][name].numpy(), **tol)
+
+
+# -- 200 steps against torch.optim -------------------------------------------------------------
+
+@pytest.mark.parametrize("case, variant, dtype", RUNS,
+                         ids=[f"{c.id}-{v}-{d}" for c, v, d in RUNS])
+def test_matches_torch_for_200_steps(case, variant, dtype):
+    dtype = R.DTYPES[dtype]
+    R.assert_same_run(R.fastopt_torch_run(case, variant, dtype),
+                      R.torch_run(case, variant, dtype), dtype, case.id)
+
+
+def test_adagrad_ignores_a_groups_initial_accumulator_value_as_torch_does():
+    def run(module):
+        ps = _params(2, torch.float64)
+        opt = module.Adagrad([{"params": ps[:1]},
+                              {"params": ps[1:], "initial_accumulator_value": 5.0}],
+                             lr=0.1, initial_accumulator_value=0.5)
+        late = torch.nn.Parameter(torch.ones(3, dtype=torch.float64))
+        opt.add_param_group({"params": [late], "initial_accumulator_value": 7.0})
+        for step in range(3):
+            _set_grads(ps, step)
+            late.grad = torch.full((3,), 0.5, dtype=torch.float64)
+            opt.step()
+        return ps + [late], opt
+
+    (pa, oa), (pb, ob) = run(torch.optim), run(ft)
+    _assert_equal_runs(pa, pb, oa, ob, dict(rtol=1e-12, atol=1e-14))
+
+
+# -- the torch.optim surface ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", NAMES)
+def test_signature_and_defaults_are_torchs(name):
+    ours, theirs = getattr(ft, name), getattr(torch.optim, name)
+    assert issubclass(ours, torch.optim.Optimizer)
+    sig_a, sig_b = inspect.signature(ours), inspect.signature(theirs)
+    assert [(p.name, p.kind, p.default) for p in sig_a.parameters.values()] == \
+        [(p.name, p.kind, p.default) for p in sig_b.parameters.values()]
+    ps = _params(1)
+    assert ours(ps).defaults == theirs(ps).defaults
+    assert list(ours(ps).param_groups[0]) == list(theirs(ps).param_groups[0])
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("direction", ["torch->fastopt", "fastopt->torch"])
+def test_state_dict_travels_both_ways_and_training_goes_on(name, direction):
+    """Train 5 steps with one, load its state_dict into the other, train 5 more: the same
+    as 10 steps with the first."""
+    first, second = (torch.optim, ft) if direction == "torch->fastopt" else (ft, torch.optim)
+    options = dict(lr=0.05)
+    if name in ("SGD", "RMSprop"):
+        options["momentum"] = 0.9
+    ref_params = _params(3, torch.float64)
+    ref = getattr(first, name)(ref_params, **options)
+    params = _params(3, torch.float64)
+    opt = getattr(first, name)(params, **options)
+    for step in range(5):
+        _set_grads(ref_params, step)
+        _set_grads(params, step)
+        ref.step()
+        opt.step()
+    saved = copy.deepcopy(opt.state_dict())
+    for k, entry in saved["state"].items():  # torch's format: float steps
+        if "step" in entry:
+            assert entry["step"].dtype == torch.float32 and entry["step"].dim() == 0
+    other = getattr(second, name)(params, **options)
+    other.load_state_dict(saved)
+    for step in range(5, 10):
+        _set_grads(ref_params, step)
+        _set_grads(params, step)
+        ref.step()
+        other.step()
+    _assert_equal_runs(ref_params, params, ref, other, dict(rtol=1e-12, atol=1e-14))
+
+
+def test_state_dict_step_format_follows_torch():
+    ps = _params(1)
+    for fused in (None, True):
+        ours = ft.Adam(ps, fused=fused)
+        theirs = torch.optim.Adam(_params(1), fused=fused)
+        for opt, params in ((ours, ps), (theirs, theirs.param_groups[0]["params"])):
+            _set_grads(params, 0)
+            opt.step()
+        a, b = ours.state_dict()["state"][0]["step"], theirs.state_dict()["state"][0]["step"]
+        assert (a.dtype, a.shape, float(a)) == (b.dtype, b.shape, float(b))
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        opt = ft.Adam(ps)
+        _set_grads(ps, 0)
+        opt.step()
+        assert opt.state_dict()["state"][0]["step"].dtype == torch.float64
+    finally:
+        torch.set_default_dtype(before)
+    # the live counter is an int64 tensor the kernel increments
+    assert opt.state[ps[0]]["step"].dtype == torch.int64
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_step_closure_zero_grad_and_hooks(name):
+    ps = _params(2)
+    opt = getattr(ft, name)(ps, lr=0.01)
+    calls = []
+    h1 = opt.register_step_pre_hook(lambda o, a, k: calls.append("pre"))
+    h2 = opt.register_step_post_hook(lambda o, a, k: calls.append("post"))
+
+    def closure():
+        opt.zero_grad()
+        loss = sum((p ** 2).sum() for p in ps)
+        loss.backward()
+        return loss
+
+    loss = opt.step(closure)
+    assert float(loss.detach()) > 0 and calls == ["pre", "post"]
+    h1.remove()
+    h2.remove()
+    opt.step(closure)
+    assert calls == ["pre", "post"]
+    from torch.optim.optimizer import register_optimizer_step_post_hook
+
+    g = register_optimizer_step_post_hook(lambda o, a, k: calls.append("g"))
+    try:
+        opt.step(closure)
+    finally:
+        g.remove()
+    assert calls[-1] == "g"
+    opt.zero_grad()
+    assert all(p.grad is None for p in ps)
+    closure()
+    opt.zero_grad(set_to_none=False)
+    assert all(p.grad is not None and not p.grad.any() for p in ps)
+
+
+def test_params_and_state_are_updated_in_place_without_copies():
+    ps = _params(3)
+    opt = ft.Adam(ps, lr=0.1)
+    ptrs = [p.data_ptr() for p in ps]
+    _set_grads(ps, 0)
+    opt.step()
+    state_ptrs = {k: t.data_ptr() for k, t in opt.state[ps[0]].items()}
+    for step in range(1, 4):
+        _set_grads(ps, step)
+        opt.step()
+    assert [p.data_ptr() for p in ps] == ptrs
+    assert {k: t.data_ptr() for k, t in opt.state[ps[0]].items()} == state_ptrs
+    assert int(opt.state[ps[0]]["step"]) == 4
+
+
+def test_params_without_grad_are_skipped():
+    ps = _params(3)
+    opt = ft.Adam(ps, lr=0.1)
+    _set_grads(ps, 0)
+    ps[1].grad = None
+    before = ps[1].detach().clone()
+    opt.step()
+    assert torch.equal(ps[1].detach(), before) and len(opt.state[ps[1]]) == 0
+    _set_grads(ps, 1)
+    ps[0].grad = None
+    opt.step()
+    assert [int(opt.state[p]["step"]) for p in ps] == [1, 1, 2]
+    for p in ps:
+        p.grad = None
+    opt.step()  # nothing to do
+    assert [int(opt.state[p]["step"]) for p in ps] == [1, 1, 2]
+
+
+def test_equal_groups_share_one_call_per_dtype():
+    ps = _params(4)
+    opt = ft.AdamW([{"params": ps[:2]}, {"params": ps[2:]}], lr=0.01)
+    _set_grads(ps, 0)
+    opt.step()
+    opt.step()
+    plans = list(opt._fo_layout.plans.values())
+    assert len(plans[-1][1]) == 1               # one unit: the two groups have equal options
+    opt.param_groups[1]["weight_decay"] = 0.0  # now they differ: two units
+    opt.step()
+    assert [len(e[1]) for e in opt._fo_layout.plans.values()][-1] == 2
+
+
+def test_lr_scheduler_and_tensor_lr():
+    ps, qs = _params(2), _params(2)
+    ours = ft.SGD(ps, lr=torch.tensor(0.1), momentum=0.9)
+    theirs = torch.optim.SGD(qs, lr=torch.tensor(0.1), momentum=0.9)
+    sa = torch.optim.lr_scheduler.StepLR(ours, 2, 0.5)
+    sb = torch.optim.lr_scheduler.StepLR(theirs, 2, 0.5)
+    for step in range(6):
+        _set_grads(ps, step)
+        _set_grads(qs, step)
+        ours.step()
+        theirs.step()
+        sa.step()
+        sb.step()
+    _assert_equal_runs(ps, qs, ours, theirs)
+
+
+def test_add_param_group_mid_run():
+    ps = _params(3)
+    opt = ft.RMSprop(ps[:2], lr=0.01, momentum=0.5)
+    _set_grads(ps, 0)
+    opt.step()
+    opt.add_param_group({"params": ps[2:], "lr": 0.001, "centered": True})
+    _set_grads(ps, 1)
+    opt.step()
+    assert int(opt.state[ps[2]]["step"]) == 1 and "grad_avg" in opt.state[ps[2]]
+    assert int(opt.state[ps[0]]["step"]) == 2 and "grad_avg" not in opt.state[ps[0]]
+
+
+def test_grad_views_are_reused_and_transient_grads_not_retained():
+    ps = _params(2)
+    opt = ft.Adam(ps)
+    _set_grads(ps, 0)
+    opt.step()
+    opt.step()  # the same grad tensors as the step before: their views are retained
+    lay = opt._fo_layout
+    assert lay.srcs[0] is ps[0].grad
+    opt.zero_grad()  # set_to_none drops them
+    assert all(v is None for v in lay.views)
+    # new grad tensors every step (model.zero_grad() style): none outlives its step
+    refs = []
+    for step in range(3):
+        _set_grads(ps, step)
+        refs.append(weakref.ref(ps[0].grad))
+        opt.step()
+        for p in ps:
+            p.grad = None
+    gc.collect()
+    assert all(r() is None for r in refs)
+
+
+def test_non_contiguous_grad_is_copied_and_matches():
+    ps, qs = _params(1), _params(1)
+    ours, theirs = ft.Adam(ps), torch.optim.Adam(qs, foreach=False)
+    for step in range(3):
+        g = torch.randn(5, 4, generator=torch.Generator().manual_seed(step)).t()
+        assert not g.is_contiguous()
+        ps[0].grad, qs[0].grad = g, g.clone()
+        ours.step()
+        theirs.step()
+    _assert_equal_runs(ps, qs, ours, theirs)
+
+
+def test_replaced_param_storage_and_state_are_followed():
+    ps = _params(2)
+    opt = ft.SGD(ps, lr=0.1, momentum=0.9)
+    _set_grads(ps, 0)
+    opt.step()
+    buf0 = opt.state[ps[0]]["momentum_buffer"].clone()
+    p1 = ps[1].detach().clone()
+    ps[0].data = torch.zeros(4, 5)                               # a new storage
+    opt.state[ps[1]]["momentum_buffer"] = torch.zeros(4, 5)      # a new state tensor
+    for p in ps:
+        p.grad = torch.ones(4, 5)
+    opt.step()
+    torch.testing.assert_close(ps[0].detach(), -0.1 * (0.9 * buf0 + 1))
+    torch.testing.assert_close(opt.state[ps[1]]["momentum_buffer"], torch.ones(4, 5))
+    torch.testing.assert_close(ps[1].detach(), p1 - 0.1)
+
+
+def test_pickle_and_deepcopy_keep_stepping():
+    ps = _params(2)
+    opt = ft.AdamW(ps, lr=0.01)
+    _set_grads(ps, 0)
+    opt.step()
+    for clone in (copy.deepcopy(opt), pickle.loads(pickle.dumps(opt))):
+        assert isinstance(clone, ft.AdamW)
+        cps = [p for g in clone.param_groups for p in g["params"]]
+        _set_grads(cps, 1)
+        clone.step()
+        assert int(clone.state[cps[0]]["step"]) == 2
+    assert int(opt.state[ps[0]]["step"]) == 1
+
+
+# -- refusals ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("bad, error, match", [
+    (lambda: torch.zeros(3, device="meta", requires_grad=True), ValueError, "CPU"),
+    (lambda: torch.zeros(3, dtype=torch.complex64, requires_grad=True), TypeError, "complex"),
+    (lambda: torch.zeros(3, dtype=torch.float16, requires_grad=True), TypeError, "float16"),
+    (lambda: torch.zeros(4, 3).t().requires_grad_(), ValueError, "contiguous"),
+    (lambda: torch.zeros(3, 3).to_sparse().requires_grad_(), ValueError, "sparse"),
+])
+def test_unsupported_params_are_refused(bad, error, match):
+    with pytest.raises(error, match=match):
+        ft.Adam([torch.nn.Parameter(torch.zeros(2)), bad()])
+    opt = ft.Adam([torch.nn.Parameter(torch.zeros(2))])
+    with pytest.raises(error, match=r"param_groups\[1\]\['params'\]\[0\]"):
+        opt.add_param_group({"params": [bad()]})
+    assert len(opt.param_groups) == 1
+
+
+@pytest.mark.parametrize("options, error, match", [
+    (dict(differentiable=True), ValueError, "differentiable"),
+    (dict(capturable=True), ValueError, "capturable"),
+    (dict(fused=True, foreach=True), RuntimeError, "fused"),
+    (dict(lr=-1.0), ValueError, "lr"),
+    (dict(betas=(1.5, 0.9)), ValueError, "beta1"),
+])
+def test_unsupported_options_are_refused(options, error, match):
+    with pytest.raises(error, match=match):
+        ft.Adam(_params(1), **options)
+
+
+def test_bad_grads_raise_and_change_nothing():
+    ps = _params(2)
+    opt = ft.SGD(ps, lr=0.1, momentum=0.9)
+    before = [p.detach().clone() for p in ps]
+    ps[0].grad = torch.ones(4, 5)
+    ps[1].grad_dtype = None  # torch refuses a grad of another dtype unless told not to
+    ps[1].grad = torch.ones(4, 5, dtype=torch.float64)
+    with pytest.raises(TypeError, match=r"param_groups\[0\]\['params'\]\[1\]\.grad: .*float32"):
+        opt.step()
+    ps[1].grad = torch.ones(4, 5).to_sparse()
+    with pytest.raises(RuntimeError, match="sparse"):
+        opt.step()
+    assert all(torch.equal(p.detach(), b) for p, b in zip(ps, before))
+    assert len(opt.state[ps[0]]) == 0  # the first step's buffers were not kept
+    ps[1].grad = torch.ones(4, 5)
+    opt.step()  # and the first successful step initialises the buffers to the gradient
+    assert torch.equal(opt.state[ps[0]]["momentum_buffer"], torch.ones(4, 5))
+
+
+def test_bad_state_dict_raises_and_changes_nothing():
+    ps = _params(2)
+    opt = ft.Adam(ps)
+    _set_grads(ps, 0)
+    opt.step()
+    good = copy.deepcopy(opt.state_dict())
+    for mutate, match in [
+        (lambda sd: sd["state"][0].__setitem__("exp_avg", torch.zeros(3)), "shape"),
+        (lambda sd: sd["state"][0].__setitem__("step", torch.tensor(1.5)), "whole number"),
+        (lambda sd: sd["param_groups"][0].__setitem__("differentiable", True), "differentiable"),
+        (lambda sd: sd["param_groups"][0].__setitem__("lr", -2.0), "lr"),
+    ]:
+        bad = copy.deepcopy(good)
+        mutate(bad)
+        with pytest.raises((ValueError, TypeError), match=match):
+            opt.load_state_dict(bad)
+        assert int(opt.state[ps[0]]["step"]) == 1
+        assert opt.param_groups[0]["lr"] == 1e-3
+    _set_grads(ps, 1)
+    opt.step()
+    assert int(opt.state[ps[0]]["step"]) == 2
+
+
+def test_loaded_state_requiring_grad_or_strided_is_made_usable():
+    ps = _params(1)
+    opt = ft.Adam(ps)
+    _set_grads(ps, 0)
+    opt.step()
+    sd = copy.deepcopy(opt.state_dict())
+    sd["state"][0]["exp_avg"] = sd["state"][0]["exp_avg"].t().contiguous().t().requires_grad_()
+    opt.load_state_dict(sd)
+    t = opt.state[ps[0]]["exp_avg"]
+    assert t.is_contiguous() and not t.requires_grad
+    opt.step()
