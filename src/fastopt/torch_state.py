@@ -177,7 +177,8 @@ def from_torch_state_dict(state_dict: dict[str, Any], optimizer: Any, *,
     * each group's ``step`` becomes `step` when given, else the largest per-parameter step
       of the group, so that a schedule resumes where torch's LR scheduler was (torch's
       scheduler counts ``scheduler.step()`` calls: pass ``step=scheduler.last_epoch`` if you
-      stepped it other than once per optimizer step).
+      stepped it other than once per optimizer step). torch's SGD keeps no step count: for
+      a group with a schedule, `step` is then required (ValueError otherwise).
 
     Parameters
     ----------
@@ -264,6 +265,11 @@ def from_torch_state_dict(state_dict: dict[str, Any], optimizer: Any, *,
             else:
                 group[name] = _plain(value)
         steps = [state[i]["step"] for i in group["params"] if "step" in state.get(i, {})]
+        if step is None and not steps and any(state.get(i) for i in group["params"]) \
+                and any(_holds_schedule(v) for v in current.values()):
+            raise ValueError(f"state_dict: torch.optim.{family} keeps no step count, and param "
+                             f"group {k} has a schedule: pass step= (the optimizer steps "
+                             "taken, e.g. your LR scheduler's last_epoch)")
         group["step"] = step if step is not None else max(steps, default=0)
         groups.append(group)
     return {"state": state, "param_groups": groups}

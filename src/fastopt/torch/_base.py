@@ -144,7 +144,7 @@ class _Layout:
 
     __slots__ = ("version", "state", "group_lists", "group_lens", "params", "arrays", "ptrs",
                  "where", "group_of", "views", "srcs", "gptrs", "weak", "keys", "plain",
-                 "options", "sig", "plans")
+                 "options", "sig", "dirty", "plans", "full")
 
     def __init__(self, groups: list[dict[str, Any]], state: Any, version: int) -> None:
         self.version = version
@@ -169,7 +169,9 @@ class _Layout:
         self.plain = [False] * len(groups)
         self.options: list[Any] = [None] * len(groups)
         self.sig: Any = None
+        self.dirty = True
         self.plans: dict[Any, tuple] = {}
+        self.full: tuple | None = None  # the plan of the current signature, all params active
 
     def same_groups(self, groups: list[dict[str, Any]]) -> bool:
         if len(groups) != len(self.group_lists):
@@ -181,17 +183,26 @@ class _Layout:
         return True
 
     def set_options(self, k: int, key: tuple, options: Any) -> None:
+        old = self.options[k]
         self.keys[k] = key
         self.plain[k] = _plain(key)
         self.options[k] = options
-        self.sig = None
+        # with one group only the state columns used can change the plan (an lr schedule
+        # changes the key every step); with several, which groups merge can change too
+        if len(self.keys) > 1 or old is None or old.used != options.used:
+            self.dirty = True
 
     def signature(self) -> Any:
-        if self.sig is None:
-            self.sig = (_partition(self.keys, self.plain),
-                        tuple(o.used for o in self.options))
-            if len(self.plans) > _MAX_PLANS:
-                self.plans.clear()
+        """(units, state columns used per group): what a plan depends on besides which
+        params have a gradient."""
+        if self.dirty:
+            sig = (_partition(self.keys, self.plain), tuple(o.used for o in self.options))
+            if sig != self.sig:
+                self.sig = sig
+                self.full = None
+                if len(self.plans) > _MAX_PLANS:
+                    self.plans.clear()
+            self.dirty = False
         return self.sig
 
     def drop_grads(self) -> None:
@@ -320,61 +331,70 @@ class Optimizer(torch.optim.Optimizer):
             if key != keys[k] or not lay.plain[k]:
                 lay.set_options(k, key, self._options(groups[k]))
         # gradients: a numpy view of each p.grad, reused while p.grad is the same tensor
-        params, views, srcs, gptrs, ptrs = lay.params, lay.views, lay.srcs, lay.gptrs, lay.ptrs
+        views = lay.views
         missing: list[int] | None = None
         transient: list[int] | None = None
-        for i in range(len(params)):
-            p = params[i]
-            if p.data_ptr() != ptrs[i]:  # p.data was replaced: rebuild the tables
+        for i, (p, src, ptr, gptr) in enumerate(zip(lay.params, lay.srcs, lay.ptrs, lay.gptrs)):
+            if p.data_ptr() != ptr:  # p.data was replaced: rebuild the tables
                 self._fo_layout = None
                 return self._fo_step()
             g = p.grad
-            if g is srcs[i]:
-                if g.data_ptr() == gptrs[i]:
-                    continue
-            elif g is None:
+            if g is src and g.data_ptr() == gptr:
+                continue
+            if g is None:
                 if missing is None:
                     missing = []
                 missing.append(i)
-                srcs[i] = _NO_GRAD
+                lay.srcs[i] = _NO_GRAD
                 views[i] = None
-                continue
-            views[i] = self._grad_view(lay, i, g)
-            gptrs[i] = g.data_ptr()
-            w = lay.weak[i]
-            if w is not None and w() is g:  # the same grad tensor as last step: retain it
-                srcs[i] = g
-            else:  # a new grad tensor every step (zero_grad(set_to_none=True)): drop it after
-                srcs[i] = _NO_GRAD
-                lay.weak[i] = weakref.ref(g)
+            elif self._fo_new_grad(lay, i, g):
                 if transient is None:
                     transient = []
                 transient.append(i)
         try:
             if missing is None:
-                active = None
-                grads = views
-            else:
+                self._fo_run(lay, None, views)
+            elif len(missing) < len(views):
                 skip = set(missing)
-                active = tuple(i for i in range(len(params)) if i not in skip)
-                if not active:
-                    return
-                grads = [views[i] for i in active]
-            self._fo_run(lay, active, grads)
+                active = tuple(i for i in range(len(views)) if i not in skip)
+                self._fo_run(lay, active, [views[i] for i in active])
         finally:
             if transient is not None:
                 for i in transient:
                     views[i] = None
-        return
+
+    def _fo_new_grad(self, lay: _Layout, i: int, g: Any) -> bool:
+        """Take a grad tensor this slot has not seen (or whose storage moved). Returns
+        whether its view is transient (dropped after the step): a new grad tensor every
+        step, as after ``zero_grad(set_to_none=True)``, must not outlive its step; the same
+        tensor two steps running (``set_to_none=False``) keeps its view."""
+        lay.views[i] = self._grad_view(lay, i, g)
+        lay.gptrs[i] = g.data_ptr()
+        w = lay.weak[i]
+        if w is not None and w() is g:
+            lay.srcs[i] = g
+            return False
+        lay.srcs[i] = _NO_GRAD
+        lay.weak[i] = weakref.ref(g)
+        return True
 
     def _fo_run(self, lay: _Layout, active: tuple[int, ...] | None, grads: list) -> None:
-        entry = lay.plans.get((lay.signature(), active))
+        if lay.dirty:
+            lay.signature()
+        entry = lay.full if active is None else None
         created: dict[int, list[str]] = {}
         if entry is None:
-            entry, created = self._fo_plan(lay, active)
+            entry = lay.plans.get((lay.signature(), active))
+            if entry is None:
+                entry, created = self._fo_plan(lay, active)
+            if active is None and entry[2] is None:
+                lay.full = entry
         plan, unit_groups, unit_options = entry
         try:
-            plan.bind(grads, None if active is None else list(active))
+            if active is None:
+                plan.bind(grads)
+            else:
+                plan.bind(grads, list(active))
         except (TypeError, ValueError) as err:
             self._fo_rollback(lay, created)
             raise type(err)(_torch_words(str(err), lay)) from None

@@ -1,0 +1,208 @@
+"""fastopt.torch against torch.optim on CPU tensors: the ratios of issue 15's speed targets.
+
+    python benchmarks/torch_dropin.py                       # float32, fastopt's threads
+    python benchmarks/torch_dropin.py --threads 1 --repeats 9 --only sizes
+
+Rows (each times its contenders interleaved, median over rounds, as optim_vs_torch.py):
+
+* ``sizes``: ``fastopt.torch.Adam.step()`` against torch's fused CPU Adam and its default
+  (foreach) Adam, one tensor of 1e5 .. 1.6e7 elements and 500 tensors x 2,000; ratios are
+  torch's time / fastopt.torch's (above 1: fastopt.torch faster). The gradients stay the
+  same tensors between steps, as with ``zero_grad(set_to_none=False)``, the way torch's
+  own benchmarks step. DeepSpeedCPUAdam is a column when ``deepspeed`` is installed.
+* ``fresh``: the same with a NEW gradient tensor per parameter every step (what
+  ``zero_grad()``'s default ``set_to_none=True`` and a backward pass give): every contender
+  first assigns ``p.grad`` from one of 4 pre-made gradient sets; the assignment alone is
+  timed too, and subtracted in the ratio column ``net``.
+* ``overhead``: a 10-tensor model (10 x 1,000 float32): ``step()`` against the kernel alone,
+  that is the cached StepPlan's bind + one C call + counter advance on the same arrays, and
+  against ``fastopt.kernels.adam_step`` over the same lists. The difference is the Python
+  cost of ``step()``, with the same grad tensors and with new ones every step.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+if "--passive" in sys.argv[1:]:  # before libgomp is loaded (see optim_vs_torch.py)
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+
+import argparse
+import statistics
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import optim_vs_torch as common  # noqa: E402  (the interleaved timer, fastopt import path)
+
+import fastopt  # noqa: E402
+
+try:
+    import torch
+except ImportError:  # pragma: no cover
+    torch = None
+
+LR = 1e-3
+SIZES = [("1 x 1e5", 1, 100_000), ("1 x 3e5", 1, 300_000), ("1 x 1e6", 1, 1_000_000),
+         ("1 x 4e6", 1, 4_000_000), ("1 x 1.6e7", 1, 16_000_000), ("500 x 2,000", 500, 2_000)]
+
+
+def _deepspeed_adam():
+    try:
+        from deepspeed.ops.adam import DeepSpeedCPUAdam
+    except Exception:  # not installed, or its op does not build here
+        return None
+    return DeepSpeedCPUAdam
+
+
+def _model(count, n, dtype, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    params = [torch.nn.Parameter(torch.rand(n, generator=g, dtype=dtype) - 0.5)
+              for _ in range(count)]
+    for p in params:
+        p.grad = torch.rand(n, generator=g, dtype=dtype) - 0.5
+    return params
+
+
+def _clone(params):
+    out = [torch.nn.Parameter(p.detach().clone()) for p in params]
+    for q, p in zip(out, params):
+        q.grad = p.grad.clone()
+    return out
+
+
+def _contenders(params):
+    import fastopt.torch as ft
+
+    opts = {"fastopt.torch": ft.Adam(params, lr=LR)}
+    fused = _clone(params)
+    opts["torch fused"] = torch.optim.Adam(fused, lr=LR, fused=True)
+    default = _clone(params)
+    opts["torch default"] = torch.optim.Adam(default, lr=LR)
+    ds = _deepspeed_adam()
+    if ds is not None:
+        try:
+            opts["DeepSpeedCPUAdam"] = ds(_clone(params), lr=LR, adamw_mode=False)
+        except Exception as err:  # pragma: no cover - its op failed to build
+            print(f"  (DeepSpeedCPUAdam unavailable: {type(err).__name__})")
+    return opts
+
+
+def sizes_rows(args):
+    for label, count, n in SIZES:
+        opts = _contenders(_model(count, n, torch.float32))
+        times = common.interleaved({k: o.step for k, o in opts.items()}, args.repeats)
+        common.row(f"Adam {label}", times, base="fastopt.torch")
+        del opts
+
+
+def fresh_rows(args):
+    for label, count, n in (("500 x 2,000", 500, 2_000), ("1 x 1e6", 1, 1_000_000),
+                            ("10 x 1,000", 10, 1_000)):
+        params = _model(count, n, torch.float32)
+        opts = _contenders(params)
+        sets = [[torch.rand(n) - 0.5 for _ in range(count)] for _ in range(4)]
+        models = {k: [p for g in o.param_groups for p in g["params"]] for k, o in opts.items()}
+
+        def fresh(name, opt=None):
+            ps, k = models[name], [0]
+
+            def call():
+                k[0] = (k[0] + 1) % 4
+                for p, g in zip(ps, sets[k[0]]):
+                    p.grad = g
+                if opt is not None:
+                    opt.step()
+            return call
+
+        calls = {k: fresh(k, o) for k, o in opts.items()}
+        calls["assign only"] = fresh("fastopt.torch")
+        times = common.interleaved(calls, args.repeats)
+        base = times["assign only"]
+        ours = times["fastopt.torch"] - base
+        parts = [f"{'Adam ' + label + ', new grads':<34s} fastopt.torch {ours * 1e6:9.1f} us net"]
+        for name in opts:
+            if name != "fastopt.torch":
+                parts.append(f"{name} {(times[name] - base) / ours:5.2f}x net")
+        print("  ".join(parts) + f"   [assigning the grads: {base * 1e6:.1f} us]", flush=True)
+
+
+def overhead_rows(args):
+    import fastopt.torch as ft
+
+    params = _model(10, 1_000, torch.float32)
+    opt = ft.Adam(params, lr=LR)
+    opt.step()
+    opt.step()  # the grads are the same tensors: their views are retained
+    lay = opt._fo_layout
+    plan, options = lay.full[0], lay.options[0]
+    views = list(lay.views)
+    arrays = [p.detach().numpy() for p in params]
+    m = [np.zeros(1_000, np.float32) for _ in params]
+    v = [np.zeros(1_000, np.float32) for _ in params]
+
+    def kernel():
+        plan.bind(views)
+        plan.run(0, options)
+        plan.advance()
+        plan.release()
+
+    sets = [[torch.rand(1_000) - 0.5 for _ in params] for _ in range(4)]
+    k = [0]
+
+    def assign():
+        k[0] = (k[0] + 1) % 4
+        for p, g in zip(params, sets[k[0]]):
+            p.grad = g
+
+    def fresh_step():
+        assign()
+        opt.step()
+
+    times = common.interleaved({"step": opt.step, "kernel": kernel,
+                                "kernels.adam_step": lambda: fastopt.kernels.adam_step(
+                                    arrays, views, m, v, step=3, lr=LR),
+                                "assign + step": fresh_step, "assign only": assign},
+                               args.repeats)
+    us = {name: t * 1e6 for name, t in times.items()}
+    print(f"{'10 tensors x 1,000, same grads':<34s} step {us['step']:.2f} us   kernel "
+          f"(StepPlan bind+run+advance) {us['kernel']:.2f} us   overhead "
+          f"{us['step'] - us['kernel']:.2f} us   kernels.adam_step {us['kernels.adam_step']:.2f} us")
+    fresh = us["assign + step"] - us["assign only"]
+    print(f"{'10 tensors x 1,000, new grads':<34s} step {fresh:.2f} us net   overhead "
+          f"{fresh - us['kernel']:.2f} us  [assigning the grads: {us['assign only']:.2f} us]")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=fastopt.get_num_threads())
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--only", default="", help="comma list of: sizes,fresh,overhead")
+    ap.add_argument("--passive", action="store_true", help="OMP_WAIT_POLICY=PASSIVE")
+    ap.add_argument("--stat", default="median", choices=["median", "min"])
+    args = ap.parse_args(argv)
+    if torch is None:
+        print("torch is not installed: nothing to compare (pip install torch==2.13.0)")
+        return 1
+    common.STAT = statistics.median if args.stat == "median" else min
+    fastopt.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads)
+    ds = "present" if _deepspeed_adam() is not None else "not installed"
+    print(f"fastopt {fastopt.__version__}  torch {torch.__version__}  threads {args.threads}  "
+          f"float32  {args.stat} of {args.repeats} interleaved rounds  DeepSpeedCPUAdam "
+          f"{ds}  load {os.getloadavg()[0]:.2f}")
+    print("ratios: other's time / fastopt.torch's time (above 1: fastopt.torch faster)")
+    only = set(filter(None, args.only.split(",")))
+    if not only or "overhead" in only:
+        overhead_rows(args)
+    if not only or "sizes" in only:
+        sizes_rows(args)
+    if not only or "fresh" in only:
+        fresh_rows(args)
+    print(f"load at the end {os.getloadavg()[0]:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
