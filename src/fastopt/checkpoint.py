@@ -82,7 +82,10 @@ def save_state(file: FileLike, state: Any, *, compress: bool = False) -> None:
                         allow_nan=False, separators=(",", ":"))
     entries = {f"a{i}": a for i, a in enumerate(arrays)}
     entries[_HEADER] = np.frombuffer(header.encode("utf-8"), dtype=np.uint8)
-    (np.savez_compressed if compress else np.savez)(file, **entries)
+    if compress:
+        np.savez_compressed(file, **entries)  # type: ignore[arg-type]
+    else:
+        np.savez(file, **entries)  # type: ignore[arg-type]
 
 
 def load_state(file: FileLike) -> Any:
@@ -277,8 +280,9 @@ class _Decoder:
             raise ValueError(f"file: damaged fields of the schedule at {path}")
         obj = cls.__new__(cls)
         try:
-            if getattr(cls, "__setstate__", None) is not None:
-                obj.__setstate__(fields)
+            setstate = getattr(obj, "__setstate__", None)
+            if setstate is not None:
+                setstate(fields)
             else:
                 obj.__dict__.update(fields)
             obj(0)  # a schedule whose fields do not fit fails here, not in the training loop

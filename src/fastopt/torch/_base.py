@@ -486,11 +486,12 @@ class Optimizer(torch.optim.Optimizer):
                 split = [(new, first)] + ([(old, options)] if old else [])
             else:
                 split = [(members, options)]
-            for sub, opts in split:
-                units.append(self._fo_unit(lay, sub, opts))
-                names.append(opts.state_names)
+            sub_opts: Any
+            for sub, sub_opts in split:
+                units.append(self._fo_unit(lay, sub, sub_opts))
+                names.append(sub_opts.state_names)
                 unit_groups.append(unit[0])
-                unit_options.append(opts)
+                unit_options.append(sub_opts)
         try:
             plan = _kernels.StepPlan(units, names)
         except (TypeError, ValueError):
@@ -567,8 +568,10 @@ class Optimizer(torch.optim.Optimizer):
             for group in self.param_groups:
                 for p in group["params"]:
                     entry = self.state.get(p)
+                    if not entry:
+                        continue
                     for name in self._state_names:
-                        t = entry.get(name) if entry else None
+                        t = entry.get(name)
                         if isinstance(t, torch.Tensor) and (t.requires_grad
                                                             or not t.is_contiguous()):
                             entry[name] = t.detach().contiguous()
@@ -591,7 +594,7 @@ class Optimizer(torch.optim.Optimizer):
 
     def _fo_register_hooks(self) -> None:
         # First among the post hooks: user hooks see torch's step format too.
-        self.register_state_dict_post_hook(_torch_format, prepend=True)
+        self.register_state_dict_post_hook(_torch_format, prepend=True)  # type: ignore[arg-type]
 
 
 _hooked_step = torch.optim.Optimizer.profile_hook_step(Optimizer._plain_step)
