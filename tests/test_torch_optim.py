@@ -414,3 +414,12 @@ def test_loaded_state_requiring_grad_or_strided_is_made_usable():
     t = opt.state[ps[0]]["exp_avg"]
     assert t.is_contiguous() and not t.requires_grad
     opt.step()
+
+
+def test_docstring_examples():
+    import doctest
+
+    import fastopt.torch._optimizers as module
+
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.attempted >= 6 and result.failed == 0
