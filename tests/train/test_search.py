@@ -1204,5 +1204,5 @@ def test_clip_grad_norm_matches_torch(p, dtype, case):
 # docstring examples
 # =============================================================================
 def test_docstring_examples():
-    result = doctest.testmod(ftrain, optionflags=doctest.ELLIPSIS)
+    result = doctest.testmod(ftrain.search, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 10 and result.failed == 0
