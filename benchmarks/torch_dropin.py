@@ -160,7 +160,11 @@ def overhead_rows(args):
         assign()
         opt.step()
 
+    numpy_params = [a.copy() for a in arrays]
+    numpy_opt = fastopt.Adam(numpy_params, lr=LR)
+    numpy_opt.step(views)
     times = common.interleaved({"step": opt.step, "kernel": kernel,
+                                "fastopt.Adam (numpy)": lambda: numpy_opt.step(views),
                                 "kernels.adam_step": lambda: fastopt.kernels.adam_step(
                                     arrays, views, m, v, step=3, lr=LR),
                                 "assign + step": fresh_step, "assign only": assign},
@@ -168,7 +172,8 @@ def overhead_rows(args):
     us = {name: t * 1e6 for name, t in times.items()}
     print(f"{'10 tensors x 1,000, same grads':<34s} step {us['step']:.2f} us   kernel "
           f"(StepPlan bind+run+advance) {us['kernel']:.2f} us   overhead "
-          f"{us['step'] - us['kernel']:.2f} us   kernels.adam_step {us['kernels.adam_step']:.2f} us")
+          f"{us['step'] - us['kernel']:.2f} us   kernels.adam_step {us['kernels.adam_step']:.2f} us"
+          f"   numpy fastopt.Adam.step {us['fastopt.Adam (numpy)']:.2f} us")
     fresh = us["assign + step"] - us["assign only"]
     print(f"{'10 tensors x 1,000, new grads':<34s} step {fresh:.2f} us net   overhead "
           f"{fresh - us['kernel']:.2f} us  [assigning the grads: {us['assign only']:.2f} us]")

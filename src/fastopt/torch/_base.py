@@ -20,6 +20,7 @@ replaced (``opt.state`` and its entries are tracked dicts), a param's storage sw
 
 from __future__ import annotations
 
+import operator
 import re
 import threading
 import weakref
@@ -35,6 +36,8 @@ from fastopt.torch._state import TrackedState, Version
 
 # A grad slot's cached source when it holds no retained gradient tensor.
 _NO_GRAD = object()
+_is = operator.is_
+_data_ptr = torch.Tensor.data_ptr
 # Plans kept per structure (one per combination of units, used state and params with a grad).
 _MAX_PLANS = 8
 
@@ -331,26 +334,29 @@ class Optimizer(torch.optim.Optimizer):
             if key != keys[k] or not lay.plain[k]:
                 lay.set_options(k, key, self._options(groups[k]))
         # gradients: a numpy view of each p.grad, reused while p.grad is the same tensor
+        params = lay.params
+        if list(map(_data_ptr, params)) != lay.ptrs:  # some p.data was replaced
+            self._fo_layout = None
+            return self._fo_step()
+        grads = [p.grad for p in params]
+        if all(map(_is, grads, lay.srcs)) and list(map(_data_ptr, grads)) == lay.gptrs:
+            entry = lay.full  # the short path: every view retained, the plan cached
+            if entry is None or lay.dirty:
+                self._fo_run(lay, None, lay.views)
+                return
+            plan, unit_groups, _ = entry
+            if not plan.bind(lay.views):  # pragma: no cover - retained views are never None
+                raise RuntimeError("fastopt.torch: a retained gradient view is missing")
+            try:
+                options = lay.options
+                for u in range(len(unit_groups)):
+                    plan.run(u, options[unit_groups[u]])
+                plan.advance()
+            finally:
+                plan.release()
+            return
         views = lay.views
-        missing: list[int] | None = None
-        transient: list[int] | None = None
-        for i, (p, src, ptr, gptr) in enumerate(zip(lay.params, lay.srcs, lay.ptrs, lay.gptrs)):
-            if p.data_ptr() != ptr:  # p.data was replaced: rebuild the tables
-                self._fo_layout = None
-                return self._fo_step()
-            g = p.grad
-            if g is src and g.data_ptr() == gptr:
-                continue
-            if g is None:
-                if missing is None:
-                    missing = []
-                missing.append(i)
-                lay.srcs[i] = _NO_GRAD
-                views[i] = None
-            elif self._fo_new_grad(lay, i, g):
-                if transient is None:
-                    transient = []
-                transient.append(i)
+        missing, transient = self._fo_gather(lay, grads)
         try:
             if missing is None:
                 self._fo_run(lay, None, views)
@@ -359,9 +365,27 @@ class Optimizer(torch.optim.Optimizer):
                 active = tuple(i for i in range(len(views)) if i not in skip)
                 self._fo_run(lay, active, [views[i] for i in active])
         finally:
-            if transient is not None:
-                for i in transient:
-                    views[i] = None
+            for i in transient:
+                views[i] = None
+
+    def _fo_gather(self, lay: _Layout, grads: list) -> tuple[list[int] | None, list[int]]:
+        """Views of the grads that are not the retained ones; returns the slots without a
+        grad (None if all have one) and those whose view is dropped after the step."""
+        missing: list[int] | None = None
+        transient: list[int] = []
+        srcs, gptrs = lay.srcs, lay.gptrs
+        for i, g in enumerate(grads):
+            if g is srcs[i] and g.data_ptr() == gptrs[i]:
+                continue
+            if g is None:
+                if missing is None:
+                    missing = []
+                missing.append(i)
+                srcs[i] = _NO_GRAD
+                lay.views[i] = None
+            elif self._fo_new_grad(lay, i, g):
+                transient.append(i)
+        return missing, transient
 
     def _fo_new_grad(self, lay: _Layout, i: int, g: Any) -> bool:
         """Take a grad tensor this slot has not seen (or whose storage moved). Returns
