@@ -89,11 +89,18 @@ def _contenders(params):
     return opts
 
 
+def _row(label, times, base="fastopt.torch"):
+    ours = times[base]
+    parts = [f"{label:<34s} {base} {ours * 1e6:10.1f} us"]
+    parts += [f"{name} {t / ours:5.2f}x" for name, t in times.items() if name != base]
+    print("  ".join(parts), flush=True)
+
+
 def sizes_rows(args):
     for label, count, n in SIZES:
         opts = _contenders(_model(count, n, torch.float32))
         times = common.interleaved({k: o.step for k, o in opts.items()}, args.repeats)
-        common.row(f"Adam {label}", times, base="fastopt.torch")
+        _row(f"Adam {label}", times)
         del opts
 
 

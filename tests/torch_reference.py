@@ -131,7 +131,7 @@ OPTIM_CASES = [
     OptimCase("Adadelta", dict(lr=0.5, rho=0.8, weight_decay=1e-2, maximize=True)),
     OptimCase("Adam", dict(lr=0.01),
               scheduler=("CosineAnnealingLR", dict(T_max=50, eta_min=1e-4)),
-              label="CosineAnnealingLR"),
+              numpy_lr=lambda: S.cosine(0.01, T_max=50, eta_min=1e-4), label="CosineAnnealingLR"),
 ]
 
 
