@@ -38,6 +38,7 @@ from fastopt.torch._state import TrackedState, Version
 _NO_GRAD = object()
 _is = operator.is_
 _data_ptr = torch.Tensor.data_ptr
+_numpy = torch.Tensor.numpy
 # Plans kept per structure (one per combination of units, used state and params with a grad).
 _MAX_PLANS = 8
 
@@ -370,10 +371,14 @@ class Optimizer(torch.optim.Optimizer):
 
     def _fo_gather(self, lay: _Layout, grads: list) -> tuple[list[int] | None, list[int]]:
         """Views of the grads that are not the retained ones; returns the slots without a
-        grad (None if all have one) and those whose view is dropped after the step."""
+        grad (None if all have one) and those whose view is dropped after the step.
+
+        A view is retained only for a grad tensor met two steps running (as with
+        ``zero_grad(set_to_none=False)``): a new grad tensor every step (the default
+        ``set_to_none=True``) must not outlive its step through our reference."""
         missing: list[int] | None = None
         transient: list[int] = []
-        srcs, gptrs = lay.srcs, lay.gptrs
+        srcs, gptrs, views, weak = lay.srcs, lay.gptrs, lay.views, lay.weak
         for i, g in enumerate(grads):
             if g is srcs[i] and g.data_ptr() == gptrs[i]:
                 continue
@@ -382,25 +387,21 @@ class Optimizer(torch.optim.Optimizer):
                     missing = []
                 missing.append(i)
                 srcs[i] = _NO_GRAD
-                lay.views[i] = None
-            elif self._fo_new_grad(lay, i, g):
+                views[i] = None
+                continue
+            try:
+                views[i] = _numpy(g)
+            except (TypeError, RuntimeError):
+                views[i] = self._grad_view(lay, i, g)
+            w = weak[i]
+            if w is not None and w() is g:
+                srcs[i] = g
+                gptrs[i] = g.data_ptr()
+            else:
+                srcs[i] = _NO_GRAD
+                weak[i] = weakref.ref(g)
                 transient.append(i)
         return missing, transient
-
-    def _fo_new_grad(self, lay: _Layout, i: int, g: Any) -> bool:
-        """Take a grad tensor this slot has not seen (or whose storage moved). Returns
-        whether its view is transient (dropped after the step): a new grad tensor every
-        step, as after ``zero_grad(set_to_none=True)``, must not outlive its step; the same
-        tensor two steps running (``set_to_none=False``) keeps its view."""
-        lay.views[i] = self._grad_view(lay, i, g)
-        lay.gptrs[i] = g.data_ptr()
-        w = lay.weak[i]
-        if w is not None and w() is g:
-            lay.srcs[i] = g
-            return False
-        lay.srcs[i] = _NO_GRAD
-        lay.weak[i] = weakref.ref(g)
-        return True
 
     def _fo_run(self, lay: _Layout, active: tuple[int, ...] | None, grads: list) -> None:
         if lay.dirty:
@@ -435,10 +436,7 @@ class Optimizer(torch.optim.Optimizer):
             plan.release()
 
     def _grad_view(self, lay: _Layout, i: int, g: Any) -> np.ndarray:
-        try:
-            return g.numpy()
-        except (TypeError, RuntimeError):
-            pass
+        """A view of a grad Tensor.numpy() refused: explain why, or take another road."""
         k, j = lay.where[i]
         where = f"param_groups[{k}]['params'][{j}].grad"
         if not isinstance(g, torch.Tensor):
