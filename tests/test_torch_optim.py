@@ -423,3 +423,17 @@ def test_docstring_examples():
 
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.attempted >= 6 and result.failed == 0
+
+
+def test_state_dict_of_an_older_torch_gets_the_missing_options():
+    ps = _params(1)
+    opt = ft.Adam(ps, lr=0.01)
+    _set_grads(ps, 0)
+    opt.step()
+    sd = copy.deepcopy(opt.state_dict())
+    for key in ("decoupled_weight_decay", "foreach", "fused", "capturable", "differentiable"):
+        del sd["param_groups"][0][key]
+    opt.load_state_dict(sd)
+    assert opt.param_groups[0]["decoupled_weight_decay"] is False
+    opt.step()
+    assert int(opt.state[ps[0]]["step"]) == 2

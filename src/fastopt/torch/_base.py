@@ -606,6 +606,9 @@ class Optimizer(torch.optim.Optimizer):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
+        for group in self.param_groups:  # a state dict of an older torch lacks newer options
+            for key, value in self.defaults.items():
+                group.setdefault(key, value)
         if "_fo_version" not in self.__dict__:  # unpickled or deep-copied
             self._fo_version = Version()
             self._fo_lock = threading.Lock()
