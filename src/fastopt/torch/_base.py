@@ -39,6 +39,7 @@ _NO_GRAD = object()
 _is = operator.is_
 _data_ptr = torch.Tensor.data_ptr
 _numpy = torch.Tensor.numpy
+_grad_of = operator.attrgetter("grad")
 # Plans kept per structure (one per combination of units, used state and params with a grad).
 _MAX_PLANS = 8
 
@@ -339,7 +340,7 @@ class Optimizer(torch.optim.Optimizer):
         if list(map(_data_ptr, params)) != lay.ptrs:  # some p.data was replaced
             self._fo_layout = None
             return self._fo_step()
-        grads = [p.grad for p in params]
+        grads = list(map(_grad_of, params))
         if all(map(_is, grads, lay.srcs)) and list(map(_data_ptr, grads)) == lay.gptrs:
             entry = lay.full  # the short path: every view retained, the plan cached
             if entry is None or lay.dirty:
