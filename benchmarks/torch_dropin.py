@@ -9,7 +9,8 @@ Rows (each times its contenders interleaved, median over rounds, as optim_vs_tor
   (foreach) Adam, one tensor of 1e5 .. 1.6e7 elements and 500 tensors x 2,000; ratios are
   torch's time / fastopt.torch's (above 1: fastopt.torch faster). The gradients stay the
   same tensors between steps, as with ``zero_grad(set_to_none=False)``, the way torch's
-  own benchmarks step. DeepSpeedCPUAdam is a column when ``deepspeed`` is installed.
+  own benchmarks step. DeepSpeedCPUAdam is a column when ``deepspeed`` is installed, and
+  fastopt's numpy optimizer on the same arrays is one for reference.
 * ``fresh``: the same with a NEW gradient tensor per parameter every step (what
   ``zero_grad()``'s default ``set_to_none=True`` and a backward pass give): every contender
   first assigns ``p.grad`` from one of 4 pre-made gradient sets; the assignment alone is
@@ -72,6 +73,17 @@ def _clone(params):
     return out
 
 
+class _NumpyStep:
+    """fastopt's numpy optimizer on copies of the arrays, stepped like the others."""
+
+    def __init__(self, opt, grads):
+        self.opt, self.grads = opt, grads
+        self.param_groups = [{"params": []}]
+
+    def step(self):
+        self.opt.step(self.grads)
+
+
 def _contenders(params):
     import fastopt.torch as ft
 
@@ -80,6 +92,10 @@ def _contenders(params):
     opts["torch fused"] = torch.optim.Adam(fused, lr=LR, fused=True)
     default = _clone(params)
     opts["torch default"] = torch.optim.Adam(default, lr=LR)
+    arrays = [p.detach().numpy().copy() for p in params]
+    grads = [p.grad.numpy() for p in params]
+    numpy_opt = fastopt.Adam(arrays, lr=LR)
+    opts["fastopt (numpy)"] = _NumpyStep(numpy_opt, grads)
     ds = _deepspeed_adam()
     if ds is not None:
         try:
@@ -109,6 +125,7 @@ def fresh_rows(args):
                             ("10 x 1,000", 10, 1_000)):
         params = _model(count, n, torch.float32)
         opts = _contenders(params)
+        del opts["fastopt (numpy)"]  # it takes numpy grads: nothing to convert
         sets = [[torch.rand(n) - 0.5 for _ in range(count)] for _ in range(4)]
         models = {k: [p for g in o.param_groups for p in g["params"]] for k, o in opts.items()}
 
