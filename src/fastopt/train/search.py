@@ -11,8 +11,16 @@ from typing import Any, Callable, Literal, Mapping, Sequence, Union
 
 import numpy as np
 
-from fastopt.init import _as_generator
-from fastopt.train._common import SeedLike, _as_int, _as_real, _check_choice
+from fastopt._validation import (
+    check_bool,
+    check_callable,
+    check_choice,
+    check_int,
+    check_real,
+    check_seed,
+    describe_value,
+)
+from fastopt.train._common import SeedLike
 
 __all__ = [
     "Uniform",
@@ -26,15 +34,10 @@ __all__ = [
 
 
 def _check_bounds(low: Any, high: Any, cls: str, *, positive: bool = False) -> tuple[float, float]:
-    lo = _as_real(low, f"{cls}.low")
-    hi = _as_real(high, f"{cls}.high")
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        raise ValueError(f"{cls} bounds must be finite, got low={lo}, high={hi}")
-    if positive and lo <= 0:
-        raise ValueError(f"{cls}.low must be > 0, got {lo}")
-    if not lo < hi:
-        raise ValueError(f"{cls} needs low < high, got low={lo}, high={hi}")
-    return lo, hi
+    """Finite ``low < high`` (and ``low > 0`` if ``positive``) as floats."""
+    lo = check_real(low, f"{cls}.low", 0.0 if positive else None,
+                    closed="neither" if positive else "both")
+    return lo, check_real(high, f"{cls}.high", lo, closed="neither")
 
 
 @dataclass(frozen=True)
@@ -91,17 +94,13 @@ class IntUniform:
     log: bool = False
 
     def __post_init__(self) -> None:
-        lo = _as_int(self.low, "IntUniform.low", -(2**63))
-        hi = _as_int(self.high, "IntUniform.high", -(2**63))
-        if lo > hi:
-            raise ValueError(f"IntUniform needs low <= high, got low={lo}, high={hi}")
-        if not isinstance(self.log, (bool, np.bool_)):
-            raise TypeError(f"IntUniform.log must be True or False, got {self.log!r}")
-        if self.log and lo < 1:
-            raise ValueError(f"IntUniform(log=True) needs low >= 1, got low={lo}")
+        log = check_bool(self.log, "IntUniform.log")
+        lo = check_int(self.low, "IntUniform.low (log=True)" if log else "IntUniform.low",
+                       1 if log else None)
+        hi = check_int(self.high, "IntUniform.high", lo)
         object.__setattr__(self, "low", lo)
         object.__setattr__(self, "high", hi)
-        object.__setattr__(self, "log", bool(self.log))
+        object.__setattr__(self, "log", log)
 
     def sample(self, rng: np.random.Generator) -> int:
         if not self.log:
@@ -121,10 +120,10 @@ class Choice:
             self.options, (list, tuple, range)
         ):
             raise TypeError(
-                f"Choice.options must be a list or tuple, got {type(self.options).__name__}"
+                f"Choice.options: expected a list or tuple, got {describe_value(self.options)}"
             )
         if len(self.options) == 0:
-            raise ValueError("Choice.options must not be empty")
+            raise ValueError("Choice.options: expected at least one option, got none")
         object.__setattr__(self, "options", tuple(self.options))
 
     def sample(self, rng: np.random.Generator) -> Any:
@@ -158,7 +157,8 @@ class Trial:
 
 
 def _trial_from_outcome(index: int, params: dict[str, Any], value: Any) -> Trial:
-    return Trial(index, params, _as_real(value, "the objective's return value"))
+    score = check_real(value, "objective(params)", allow_inf=True, allow_nan=True)
+    return Trial(index, params, score)
 
 
 def _run_trials(
@@ -209,14 +209,14 @@ def _run_trials(
 def _check_search_args(
     objective: Any, executor: Any, mode: Any, on_error: Any
 ) -> None:
-    if not callable(objective):
-        raise TypeError(f"objective must be callable, got {type(objective).__name__}")
+    check_callable(objective, "objective")
     if executor is not None and not callable(getattr(executor, "submit", None)):
         raise TypeError(
-            f"executor must be a concurrent.futures.Executor or None, got {type(executor).__name__}"
+            "executor: expected a concurrent.futures.Executor or None, "
+            f"got {describe_value(executor)}"
         )
-    _check_choice(mode, "mode", ("min", "max"))
-    _check_choice(on_error, "on_error", ("record", "raise"))
+    check_choice(mode, "mode", ("min", "max"))
+    check_choice(on_error, "on_error", ("record", "raise"))
 
 
 def _check_picklable(objective: Any, configs: list[dict[str, Any]], executor: Any) -> None:
@@ -227,14 +227,16 @@ def _check_picklable(objective: Any, configs: list[dict[str, Any]], executor: An
         pickle.dumps(objective)
     except Exception as exc:
         raise TypeError(
-            "objective must be picklable to run on a ProcessPoolExecutor (define it at "
-            f"module level, not as a lambda or closure): {type(exc).__name__}: {exc}"
+            "objective: expected a picklable callable to run on a ProcessPoolExecutor (define "
+            f"it at module level, not as a lambda or closure), got {describe_value(objective)}"
+            f" ({type(exc).__name__}: {exc})"
         ) from exc
     try:
         pickle.dumps(configs)
     except Exception as exc:
         raise TypeError(
-            f"the sampled parameter values must be picklable for a ProcessPoolExecutor: {exc}"
+            "space: expected picklable parameter values to run on a ProcessPoolExecutor, "
+            f"got one that is not ({type(exc).__name__}: {exc})"
         ) from exc
 
 
@@ -305,18 +307,18 @@ def random_search(
     _check_search_args(objective, executor, mode, on_error)
     if not isinstance(space, Mapping):
         raise TypeError(
-            f"space must be a mapping of names to dimensions, got {type(space).__name__}"
+            f"space: expected a mapping of names to dimensions, got {describe_value(space)}"
         )
     for name, dim in space.items():
         if not isinstance(name, str):
-            raise TypeError(f"space keys must be str, got {name!r}")
+            raise TypeError(f"space: expected str keys, got {describe_value(name)}")
         if not isinstance(dim, (Uniform, LogUniform, IntUniform, Choice)):
             raise TypeError(
-                f"space[{name!r}] must be Uniform, LogUniform, IntUniform or Choice, "
-                f"got {type(dim).__name__}"
+                f"space[{name!r}]: expected Uniform, LogUniform, IntUniform or Choice, "
+                f"got {describe_value(dim)}"
             )
-    n = _as_int(n_trials, "n_trials", 0)
-    rng = _as_generator(seed, "seed")
+    n = check_int(n_trials, "n_trials", 0)
+    rng = np.random.default_rng(check_seed(seed, "seed"))
     configs = [{name: dim.sample(rng) for name, dim in space.items()} for _ in range(n)]
     _check_picklable(objective, configs, executor)
     return _run_trials(objective, configs, executor, mode, on_error)
@@ -363,16 +365,16 @@ def grid_search(
     _check_search_args(objective, executor, mode, on_error)
     if not isinstance(grid, Mapping):
         raise TypeError(
-            f"grid must be a mapping of names to value lists, got {type(grid).__name__}"
+            f"grid: expected a mapping of names to value lists, got {describe_value(grid)}"
         )
     values = []
     for name, vals in grid.items():
         if not isinstance(name, str):
-            raise TypeError(f"grid keys must be str, got {name!r}")
+            raise TypeError(f"grid: expected str keys, got {describe_value(name)}")
         if isinstance(vals, (str, bytes)) or not isinstance(vals, (list, tuple, range, np.ndarray)):
-            raise TypeError(f"grid[{name!r}] must be a list of values, got {type(vals).__name__}")
+            raise TypeError(f"grid[{name!r}]: expected a list of values, got {describe_value(vals)}")
         if len(vals) == 0:
-            raise ValueError(f"grid[{name!r}] must not be empty")
+            raise ValueError(f"grid[{name!r}]: expected at least one value, got none")
         values.append([v.item() if isinstance(v, np.generic) else v for v in vals])
     configs = [dict(zip(grid.keys(), combo)) for combo in itertools.product(*values)]
     _check_picklable(objective, configs, executor)
