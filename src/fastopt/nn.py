@@ -19,6 +19,14 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from fastopt import _kernels
+from fastopt._validation import (
+    check_bool,
+    check_float_dtype,
+    check_int,
+    check_seed,
+    check_state_dict,
+    check_uint64,
+)
 
 __all__ = [
     "dropout",
@@ -38,23 +46,12 @@ SeedLike = Union[int, np.integer, np.random.Generator, None]
 _seed_source: Optional[np.random.Generator] = None
 
 
-def _check_u64(value: Any, name: str) -> None:
-    """TypeError/ValueError unless `value` is an int in [0, 2**64) (None and Generators are
-    checked by _resolve_seed)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name}: expected an int in [0, 2**64), got {type(value).__name__}")
-    if not 0 <= int(value) < 2**64:
-        raise ValueError(f"{name}: expected an int in [0, 2**64), got {value}")
-
-
 def _check_dropout_args(training: Any, seed: SeedLike, stream: Any) -> None:
     """Check the arguments a dropout call may not look at (training=False, p=0), so that a
     bad one fails at once rather than when training starts."""
-    if not isinstance(training, (bool, np.bool_)):
-        raise TypeError(f"training: expected True or False, got {type(training).__name__}")
-    if seed is not None and not isinstance(seed, np.random.Generator):
-        _check_u64(seed, "seed")
-    _check_u64(stream, "stream")
+    check_bool(training, "training")
+    check_seed(seed, "seed")
+    check_uint64(stream, "stream")
 
 
 def _resolve_seed(seed: SeedLike) -> int:
@@ -67,12 +64,8 @@ def _resolve_seed(seed: SeedLike) -> int:
         seed = _seed_source
     if isinstance(seed, np.random.Generator):
         return int(seed.integers(0, 2**64, dtype=np.uint64))
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(
-            f"seed: expected an int, a numpy.random.Generator or None, got {type(seed).__name__}"
-        )
-    _check_u64(seed, "seed")  # here too: Dropout(seed=-1) fails at once, not at forward
-    return int(seed)
+    # here too: Dropout(seed=-1) fails at once, not at forward
+    return check_uint64(check_seed(seed, "seed"), "seed")
 
 
 # -- dropout -------------------------------------------------------------------------------
@@ -256,9 +249,7 @@ class Dropout:
         self.p = _kernels.check_dropout_p(p)
         self.seed = _resolve_seed(seed)
         self.stream = 0
-        if not isinstance(pack, (bool, np.bool_)):
-            raise TypeError(f"pack: expected True or False, got {type(pack).__name__}")
-        self.pack = bool(pack)
+        self.pack = check_bool(pack, "pack")
         self.mask: Optional[DropoutMask] = None
 
     def forward(
@@ -284,15 +275,11 @@ class Dropout:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore p, seed and stream (checked first: nothing changes on error)."""
-        if not isinstance(state, dict):
-            raise TypeError(f"state: expected a dict, got {type(state).__name__}")
-        missing = [k for k in ("p", "seed", "stream") if k not in state]
-        if missing:
-            raise ValueError(f"state: missing {', '.join(missing)}")
+        check_state_dict(state, ("p", "seed", "stream"), "state")
         p = _kernels.check_dropout_p(state["p"])
-        _check_u64(state["seed"], "state['seed']")
-        _check_u64(state["stream"], "state['stream']")
-        self.p, self.seed, self.stream = p, int(state["seed"]), int(state["stream"])
+        seed = check_uint64(state["seed"], "state['seed']")
+        stream = check_uint64(state["stream"], "state['stream']")
+        self.p, self.seed, self.stream = p, seed, stream
         self.mask = None
 
     def __repr__(self) -> str:
@@ -494,22 +481,13 @@ class BatchNorm:
         convention: str = "torch",
         dtype: Any = np.float64,
     ) -> None:
-        if isinstance(num_features, (bool, np.bool_)) or not isinstance(
-            num_features, (int, np.integer)
-        ):
-            raise TypeError(f"num_features: expected an int, got {type(num_features).__name__}")
-        if num_features < 1:
-            raise ValueError(f"num_features: expected a positive int, got {num_features}")
-        if not isinstance(affine, (bool, np.bool_)):
-            raise TypeError(f"affine: expected True or False, got {type(affine).__name__}")
-        dt = np.dtype(dtype)
-        if dt not in (np.float32, np.float64):
-            raise TypeError(f"dtype: expected float32 or float64, got {dt}")
+        c = check_int(num_features, "num_features", 1)
+        affine = check_bool(affine, "affine")
+        dt = check_float_dtype(dtype, "dtype", (np.float32, np.float64))
         momentum = _momentum(momentum, convention)
-        _kernels.batch_norm_options(momentum, eps, convention)  # early errors
-        c = int(num_features)
-        self.num_features, self.eps, self.momentum = c, float(eps), momentum
-        self.convention, self.affine, self.dtype = convention, bool(affine), dt
+        _, eps = _kernels.batch_norm_options(momentum, eps, convention)  # early errors
+        self.num_features, self.eps, self.momentum = c, eps, momentum
+        self.convention, self.affine, self.dtype = convention, affine, dt
         self.gamma = np.ones(c, dt) if affine else None
         self.beta = np.zeros(c, dt) if affine else None
         self.dgamma = np.zeros(c, dt) if affine else None
@@ -571,26 +549,18 @@ class BatchNorm:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Copy a state_dict's arrays into this layer's (checked first: nothing changes on
         error)."""
-        if not isinstance(state, dict):
-            raise TypeError(f"state: expected a dict, got {type(state).__name__}")
         names = [n for n in self._ARRAYS if getattr(self, n) is not None]
-        missing = [n for n in names + ["num_batches_tracked"] if n not in state]
-        if missing:
-            raise ValueError(f"state: missing {', '.join(missing)}")
+        check_state_dict(state, names + ["num_batches_tracked"], "state")
         for name in names:
             a = np.asarray(state[name])
             if a.shape != (self.num_features,):
                 raise ValueError(
                     f"state[{name!r}]: expected shape ({self.num_features},), got {a.shape}"
                 )
-        count = state["num_batches_tracked"]
-        if isinstance(count, (bool, np.bool_)) or not isinstance(count, (int, np.integer)):
-            raise TypeError("state['num_batches_tracked']: expected an int")
-        if count < 0:
-            raise ValueError(f"state['num_batches_tracked']: expected an int >= 0, got {count}")
+        count = check_int(state["num_batches_tracked"], "state['num_batches_tracked']", 0)
         for name in names:
             np.copyto(getattr(self, name), state[name], casting="same_kind")
-        self.num_batches_tracked = int(count)
+        self.num_batches_tracked = count
 
     def __repr__(self) -> str:
         return (
