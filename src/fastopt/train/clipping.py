@@ -91,6 +91,14 @@ def total_norm(
     Returns
     -------
     float
+
+    Examples
+    --------
+    >>> import math
+    >>> import numpy as np
+    >>> g = [np.array([3.0, -4.0]), np.array([12.0])]
+    >>> total_norm(g), total_norm(g, 1.0), total_norm(g, math.inf)
+    (13.0, 19.0, 12.0)
     """
     arrays = check_array_list(grads, "grads")
     p = check_real(norm_type, "norm_type", 0.0, closed="neither", allow_inf=True)
@@ -115,6 +123,23 @@ def clip_grads_with_norm(grads: ArrayOrArrays, max_norm: float, total_norm: floa
     as ``torch.nn.utils.clip_grads_with_norm_``: a NaN ``total_norm`` makes
     every gradient NaN and an infinite one zeroes the finite entries (and
     makes infinite ones NaN). Nothing is written when the factor is 1.
+
+    Parameters
+    ----------
+    grads : ndarray or list of ndarray
+        Floating point, writeable; modified in place.
+    max_norm : float
+        >= 0.
+    total_norm : float
+        >= 0 (or NaN): their norm, from :func:`total_norm`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> g = [np.array([3.0, 4.0])]
+    >>> clip_grads_with_norm(g, max_norm=1.0, total_norm=total_norm(g))
+    >>> np.round(g[0], 6)
+    array([0.6, 0.8])
     """
     arrays = check_array_list(grads, "grads", writeable=True)
     m = check_real(max_norm, "max_norm", 0.0, allow_inf=True)

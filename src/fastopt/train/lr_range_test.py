@@ -33,6 +33,14 @@ class LRFinderResult:
     diverged : bool
         Whether the run stopped early because the loss diverged (then the last
         entry is the diverging step, which the suggestion ignores).
+
+    Examples
+    --------
+    >>> import math
+    >>> res = lr_finder(lambda lr: 1.0 - math.tanh(math.log(lr / 0.01)),
+    ...                 lrs=[1e-4, 1e-3, 1e-2, 1e-1, 1.0], smooth=0.0, skip_start=0)
+    >>> res.lrs.tolist(), res.diverged, res.suggested_lr   # the loss falls fastest at 0.01
+    ([0.0001, 0.001, 0.01, 0.1, 1.0], False, 0.01)
     """
 
     lrs: np.ndarray
