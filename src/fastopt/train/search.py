@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 import pickle
-from concurrent.futures import BrokenExecutor, Executor, ProcessPoolExecutor
+from concurrent.futures import BrokenExecutor, Executor
 from typing import Any, Callable, Iterable, Literal, Mapping, Sequence
 
 import numpy as np
@@ -53,6 +53,11 @@ def check_picklable(objective: Any, configs: list[dict[str, Any]], executor: Any
     (Dask and mpi4py executors pickle too, but Dask falls back to cloudpickle, which
     handles lambdas and closures; their errors surface as failed trials.)
     """
+    if executor is None:
+        return
+    # imported here: concurrent.futures.process loads multiprocessing (~40 ms at import)
+    from concurrent.futures import ProcessPoolExecutor
+
     if not isinstance(executor, ProcessPoolExecutor):
         return
     try:
