@@ -24,7 +24,6 @@ gave it; the script checks that.
 from __future__ import annotations
 
 import argparse
-import math
 import multiprocessing
 import os
 import sys
