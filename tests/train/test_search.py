@@ -70,6 +70,7 @@ def test_int_uniform_log_scale_puts_each_decade_alike():
         (lambda: LogUniform(1.0, 0.5), ValueError, r"^LogUniform.high: expected a value in \(1, inf\)"),
         (lambda: IntUniform(3, 2), ValueError, r"^IntUniform.high: expected an int in \[3, inf\)"),
         (lambda: IntUniform(1.5, 2), TypeError, "^IntUniform.low: expected an int"),
+        (lambda: IntUniform(-(2**70), 2), ValueError, "^IntUniform.low: expected an int in"),
         (lambda: IntUniform(0, 5, log=True), ValueError,
          r"^IntUniform.low \(log=True\): expected an int in \[1, inf\)"),
         (lambda: IntUniform(1, 5, log="yes"), TypeError, "^IntUniform.log: expected True or False"),

@@ -127,7 +127,7 @@ class IntUniform:
     def __post_init__(self) -> None:
         log = check_bool(self.log, "IntUniform.log")
         lo = check_int(self.low, "IntUniform.low (log=True)" if log else "IntUniform.low",
-                       1 if log else None)
+                       1 if log else -(2**63))  # numpy's Generator.integers draws int64
         hi = check_int(self.high, "IntUniform.high", lo)
         object.__setattr__(self, "low", lo)
         object.__setattr__(self, "high", hi)
