@@ -169,7 +169,7 @@ class SpiralNet:
     >>> first = net.loss(x, y)
     >>> for _ in range(50):
     ...     _ = net.loss_and_grads(x, y)
-    ...     opt.step(net.grads)
+    ...     _ = opt.step(net.grads)
     >>> bool(net.loss(x, y) < first)
     True
     """
@@ -311,9 +311,26 @@ def _single_threaded() -> Iterator[None]:
 class RunResult:
     """One optimizer's training run.
 
-    ``train_loss``, ``train_acc`` and ``val_acc`` hold one value per epoch (after it),
-    ``lrs`` one per step (the rate that step used); ``model`` is restored to the best
-    epoch's parameters.
+    Parameters
+    ----------
+    name : str
+        The run's label.
+    train_loss, train_acc, val_acc : list of float
+        Training loss, training and validation accuracy after each epoch.
+    lrs : list of float
+        The learning rate of each step.
+    steps_per_epoch : int
+        Steps per epoch (to plot `lrs` against epochs).
+    peak_lr : float
+        The schedule's peak rate.
+    best_epoch : int
+        The epoch (from 1) with the best validation accuracy, whose parameters were kept.
+    final_val_acc : float
+        Validation accuracy of the kept parameters.
+    seconds : float
+        Training time.
+    model : SpiralNet or None
+        The trained model, restored to `best_epoch`.
 
     Examples
     --------
@@ -461,6 +478,13 @@ def find_lr(data, seed: int) -> tuple[Any, float]:
     batches are 4 times the training batch: with 64 rows the loss curve was so noisy that
     the rate this picks moved between 1e-3 and 0.1 with the seed (0.014 to 0.077 with 256,
     seeds 0-9).
+
+    Parameters
+    ----------
+    data : tuple
+        ``((x_train, y_train), (x_val, y_val))``.
+    seed : int
+        Seeds the model and the batches.
 
     Returns
     -------
@@ -652,6 +676,20 @@ def summary_table(runs: list[RunResult]) -> str:
 class DemoResult:
     """What :func:`run_demo` computed.
 
+    Parameters
+    ----------
+    runs : list of RunResult
+        One per optimizer (per initialisation with ``bad_init``).
+    lr_finder : fastopt.train.LRFinderResult or None
+        The LR range test.
+    chosen_lr : float or None
+        The rate it chose, Adam's peak rate.
+    figure : str or None
+        Absolute path of the figure written, if any.
+    init_stds : dict
+        With ``bad_init``: initialisation name -> (activation stds, gradient stds) per
+        layer.
+
     Examples
     --------
     >>> from fastopt.demo import DemoResult
@@ -789,7 +827,17 @@ def run_from_args(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m fastopt demo``: parse `argv` (``sys.argv[1:]`` when None) and run.
+    """``python -m fastopt demo``: parse `argv` and run.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The command line's arguments; ``sys.argv[1:]`` when None.
+
+    Returns
+    -------
+    int
+        The exit status: 0, or 2 for a usage error.
 
     Examples
     --------
