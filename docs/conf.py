@@ -44,10 +44,8 @@ api_modules = [
 
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 exclude_patterns = ["_build"]
-templates_path = ["_templates"]
 
-autosummary_generate = True
-autosummary_ignore_module_all = False
+autosummary_generate = False         # summary tables only: the API pages document each name
 autodoc_typehints = "none"          # the numpydoc Parameters sections give the types
 autodoc_default_options = {"member-order": "bysource"}
 numpydoc_show_class_members = False

@@ -1,9 +1,13 @@
-"""Docstrings: every public function and class of the listed modules has a numpydoc
-Examples section and documents its parameters (the examples run in CI as doctests:
-``pytest --doctest-modules``). Extend MODULES as modules gain examples."""
+"""Documentation: every public function and class of the listed modules has a numpydoc
+Examples section and documents its parameters (test_examples.py runs the examples);
+the guide pages' Python examples run; CITATION.cff is complete. Extend MODULES as
+modules gain examples."""
 
+import glob
 import importlib
 import inspect
+import os
+import re
 
 import pytest
 
@@ -35,3 +39,38 @@ def test_docstring_has_examples_and_documents_parameters(name):
     errors = [f"{code} {message}" for code, message in numpydoc_validate.validate(name)["errors"]
               if code in CHECKS]
     assert not errors, "\n".join(errors)
+
+
+# -- the documentation site's pages and the citation file (source tree only) ----------------
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PAGES = sorted(glob.glob(os.path.join(ROOT, "docs", "**", "*.md"), recursive=True))
+needs_source = pytest.mark.skipif(not PAGES, reason="needs the source tree's docs/")
+
+
+def _python_blocks(path):
+    """The page's ```python blocks (illustrations use ```{code-block} python instead)."""
+    with open(path, encoding="utf-8") as f:
+        return re.findall(r"^```python\n(.*?)^```", f.read(), flags=re.S | re.M)
+
+
+@needs_source
+@pytest.mark.parametrize("page", [p for p in PAGES if _python_blocks(p)],
+                         ids=lambda p: os.path.relpath(p, ROOT))
+def test_page_examples_run(page, tmp_path, monkeypatch, capsys):
+    """Each page's Python examples run as written, in order, in one namespace."""
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    for block in _python_blocks(page):
+        exec(compile(block, page, "exec"), namespace)
+
+
+@needs_source
+def test_citation_file_is_complete_and_current():
+    import fastopt
+
+    yaml = pytest.importorskip("yaml")
+    with open(os.path.join(ROOT, "CITATION.cff"), encoding="utf-8") as f:
+        citation = yaml.safe_load(f)
+    assert citation["cff-version"] == "1.2.0"
+    assert {"message", "title", "authors", "license", "type"} <= set(citation)
+    assert citation["version"] == fastopt.__version__   # bump it with the release

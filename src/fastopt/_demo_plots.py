@@ -16,8 +16,9 @@ COLORS = {"sgd": "#1f77b4", "momentum": "#ff7f0e", "nesterov": "#2ca02c",
 LABEL_COLORS = {demo.OPTIMIZERS[k].label: c for k, c in COLORS.items()}
 CLASS_COLORS = ("#1b9e77", "#d95f02", "#7570b3")
 REGION_COLORS = ("#bfe5da", "#f7cfb0", "#d6d4ec")
-STYLE = {"font.size": 12, "axes.titlesize": 14, "axes.labelsize": 13, "legend.fontsize": 12,
-         "xtick.labelsize": 11, "ytick.labelsize": 11, "axes.grid": True, "grid.alpha": 0.3}
+STYLE: dict[str, Any] = {"font.size": 12, "axes.titlesize": 14, "axes.labelsize": 13,
+                         "legend.fontsize": 12, "xtick.labelsize": 11, "ytick.labelsize": 11,
+                         "axes.grid": True, "grid.alpha": 0.3}
 
 
 def write(draw: Callable[..., Any], path: str, **data: Any) -> str | None:
@@ -26,7 +27,7 @@ def write(draw: Callable[..., Any], path: str, **data: Any) -> str | None:
         import matplotlib
     except ImportError:
         return None
-    with matplotlib.rc_context(STYLE):
+    with matplotlib.rc_context(STYLE):  # type: ignore[arg-type]  # (rc names, not Literals)
         fig = draw(**data)
         fig.savefig(path, dpi=120)
     return os.path.abspath(path)
@@ -39,8 +40,10 @@ def _figure(width: float, height: float):
 
 
 # -- the main figure ------------------------------------------------------------------------
-def main_figure(runs, data, finder, chosen_lr, paths, epochs):
-    fig = _figure(16, 9.6)
+def main_figure(runs, data, finder, chosen_lr, paths, epochs, fig=None):
+    """The demo's six panels, drawn into `fig` (a new 16 x 9.6 inch figure when None)."""
+    if fig is None:
+        fig = _figure(16, 9.6)
     axes = fig.subplots(2, 3)
     best = max(runs, key=lambda r: r.final_val_acc)
     decision_regions(axes[0, 0], best, data)
@@ -155,7 +158,7 @@ def range_test(ax, finder, chosen_lr) -> None:
     ax.legend(loc="upper left", fontsize=11, framealpha=0.9)
 
 
-def ravine_panel(ax, paths) -> None:
+def ravine_panel(ax, paths, legend: bool = False) -> None:
     x = np.linspace(-10, 2.5, 300)
     y = np.linspace(-2.6, 2.6, 200)
     gx, gy = np.meshgrid(x, y)
@@ -181,6 +184,12 @@ def ravine_panel(ax, paths) -> None:
     ax.set(xlim=(x[0], x[-1]), ylim=(y[0], y[-1]), xlabel="x", ylabel="y",
            title="the same optimizers on a 2-D ravine")
     ax.grid(False)
+    if legend:
+        from matplotlib.lines import Line2D
+
+        ax.legend([Line2D([], [], color=COLORS[name], lw=2.5) for name in paths],
+                  [demo.OPTIMIZERS[name].label for name in paths], loc="lower right",
+                  fontsize=10, ncols=2)
 
 
 # -- the --bad-init figure -----------------------------------------------------------------
@@ -188,8 +197,10 @@ INIT_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728")
 RUN_COLORS = ("#1f77b4", "#2ca02c", "#9467bd")
 
 
-def bad_init_figure(stds, runs):
-    fig = _figure(16, 5.6)
+def bad_init_figure(stds, runs, fig=None):
+    """Activation and gradient std per layer, and training loss, in `fig` (16 x 5.6 in)."""
+    if fig is None:
+        fig = _figure(16, 5.6)
     forward_ax, backward_ax, loss_ax = fig.subplots(1, 3)
     for (name, (forward, backward)), colour in zip(stds.items(), INIT_COLORS):
         layers = np.arange(1, len(forward) + 1)

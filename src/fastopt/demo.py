@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -52,13 +51,17 @@ BAD_INIT_FIGURE = "fastopt-demo-bad-init.png"
 
 __all__ = [
     "spiral",
+    "split",
     "SpiralNet",
     "OPTIMIZERS",
     "RunResult",
     "DemoResult",
     "train",
     "find_lr",
+    "ravine",
     "ravine_paths",
+    "RAVINE_OPTIMIZERS",
+    "INITS",
     "activation_stds",
     "run_demo",
     "main",
@@ -117,7 +120,31 @@ def spiral(n_per_class: int = 300, classes: int = 3, noise: float = 0.1, turns: 
 
 
 def split(x: np.ndarray, y: np.ndarray, val_fraction: float, rng: np.random.Generator):
-    """A random train/validation split: ((x_train, y_train), (x_val, y_val))."""
+    """A random train/validation split.
+
+    Parameters
+    ----------
+    x, y : ndarray
+        Points and labels, the same length.
+    val_fraction : float
+        Fraction of the points that go to the validation set.
+    rng : numpy.random.Generator
+        Draws the permutation.
+
+    Returns
+    -------
+    tuple
+        ``((x_train, y_train), (x_val, y_val))``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastopt.demo import spiral, split
+    >>> rng = np.random.default_rng(0)
+    >>> (x_tr, y_tr), (x_val, y_val) = split(*spiral(rng=rng), 0.2, rng)
+    >>> len(x_tr), len(x_val)
+    (720, 180)
+    """
     order = rng.permutation(len(x))
     n_val = int(round(len(x) * val_fraction))
     val, train_ = order[:n_val], order[n_val:]
@@ -542,7 +569,25 @@ RAVINE_OPTIMIZERS: dict[str, Callable[[list[np.ndarray]], fo.Optimizer]] = {
 
 
 def ravine(xy: np.ndarray) -> np.ndarray:
-    """The ravine ``(a x**2 + b y**2) / 2`` at points ``xy[..., 0:2]`` (a, b = RAVINE_CURVATURE)."""
+    """The ravine ``f(x, y) = (a x**2 + b y**2) / 2``, ``(a, b) = RAVINE_CURVATURE = (1, 40)``.
+
+    Parameters
+    ----------
+    xy : ndarray of shape (..., 2)
+        Points.
+
+    Returns
+    -------
+    ndarray of shape (...)
+        f at each point.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastopt.demo import ravine
+    >>> ravine(np.array([[2.0, 0.0], [0.0, 1.0]]))
+    array([ 2., 20.])
+    """
     a, b = RAVINE_CURVATURE
     result: np.ndarray = 0.5 * (a * xy[..., 0] ** 2 + b * xy[..., 1] ** 2)
     return result
@@ -591,6 +636,7 @@ def ravine_paths(steps: int = 50) -> dict[str, np.ndarray]:
 
 
 # -- initialisation failure modes -------------------------------------------------------------
+#: The initialisations ``--bad-init`` compares: name -> ``make(shape, rng)``.
 INITS: dict[str, Callable[[tuple[int, int], np.random.Generator], np.ndarray]] = {
     "tiny (std 0.01)": lambda s, r: (r.standard_normal(s) * 0.01).astype(DTYPE),
     "Xavier": lambda s, r: fo.init.xavier(s, r, dtype=DTYPE, distribution="normal"),

@@ -134,6 +134,7 @@ class DropoutMask:
 
     @property
     def size(self) -> int:
+        """Number of elements the mask covers."""
         return int(np.prod(self.shape, dtype=np.int64))
 
     @property
@@ -408,6 +409,10 @@ class Dropout:
     def forward(
         self, x: np.ndarray, training: bool = True, out: Optional[np.ndarray] = None
     ) -> np.ndarray:
+        """Dropout of `x` with the next stream's mask (training), or `x` itself (evaluation).
+
+        Arguments as :func:`dropout`; the mask is kept for :meth:`backward`.
+        """
         y, mask = dropout(
             x, self.p, training, self.seed, out, stream=self.stream, pack=self.pack
         )
@@ -419,11 +424,13 @@ class Dropout:
     __call__ = forward
 
     def backward(self, dy: np.ndarray, out: Optional[np.ndarray] = None) -> np.ndarray:
+        """dx from dy with the last forward's mask (see :func:`dropout_backward`)."""
         if self.mask is None:
             raise RuntimeError("Dropout.backward: call forward first")
         return dropout_backward(dy, self.mask, out)
 
     def state_dict(self) -> dict[str, Any]:
+        """``{"p", "seed", "stream"}``: enough to continue with the same masks."""
         return {"p": self.p, "seed": self.seed, "stream": self.stream}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -697,7 +704,7 @@ def batch_norm_backward(
 class BatchNorm:
     """A batch-normalization layer holding gamma/beta, running statistics and gradients.
 
-    ``forward(x, training)`` normalizes (N, C) or (N, C, *spatial) input (see
+    ``forward(x, training)`` normalizes ``(N, C)`` or ``(N, C, *spatial)`` input (see
     :func:`batch_norm` for both conventions); ``backward(dy)`` returns dx and writes
     ``dgamma``/``dbeta`` IN PLACE, so ``params`` and ``grads`` can be handed to an optimizer
     once: ``opt = fastopt.SGD(bn.params, lr=0.1); ...; bn.backward(dy); opt.step(bn.grads)``.
@@ -772,15 +779,19 @@ class BatchNorm:
 
     @property
     def params(self) -> list[np.ndarray]:
+        """``[gamma, beta]`` (empty without affine), for an optimizer."""
         return [self.gamma, self.beta] if self.affine else []  # type: ignore[list-item]
 
     @property
     def grads(self) -> list[np.ndarray]:
+        """``[dgamma, dbeta]``, in the order of :attr:`params`, filled by :meth:`backward`."""
         return [self.dgamma, self.dbeta] if self.affine else []  # type: ignore[list-item]
 
     def forward(
         self, x: np.ndarray, training: bool = True, out: Optional[np.ndarray] = None
     ) -> np.ndarray:
+        """Normalize `x`: batch statistics in training (updating the running ones and
+        ``num_batches_tracked``), the running statistics otherwise (see :func:`batch_norm`)."""
         y, cache = batch_norm(
             x,
             self.gamma,
@@ -811,6 +822,7 @@ class BatchNorm:
     _ARRAYS = ("gamma", "beta", "running_mean", "running_var")
 
     def state_dict(self) -> dict[str, Any]:
+        """Copies of gamma, beta and the running statistics, and ``num_batches_tracked``."""
         state: dict[str, Any] = {
             name: getattr(self, name).copy()
             for name in self._ARRAYS
