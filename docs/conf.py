@@ -34,7 +34,7 @@ api_modules = [
     "fastopt.optim",
     "fastopt.schedules",
     "fastopt.nn",
-    "fastopt.minimize",
+    "fastopt.optimize",
     "fastopt.train",
     "fastopt.init",
     "fastopt.kernels",

@@ -5,8 +5,9 @@ package first (a public top-level module missing from the list stops the build).
 a page
 (``api/<module>.rst``) whose autosummary tables list the names in its ``__all__``, so a
 name added to ``__all__`` appears without touching the docs. A public name lives on
-one page only: the most specific documented module that lists it (``SGD`` under
-``fastopt.optim``, not under ``fastopt``); other modules that list it link there.
+one page only: the namespace users import it from, the shallowest documented module below
+the top-level package that lists it (``SGD`` under ``fastopt.optim``, not under
+``fastopt`` nor ``fastopt.optim.sgd``); other modules that list it link there.
 A page has a summary table and then every name documented in full (one page per module,
 not per name: about 20 pages instead of 150 keeps the build fast).
 A package's public submodules (no leading underscore) that define ``__all__`` get pages
@@ -80,6 +81,13 @@ def _expand(names: list[str]) -> list[str]:
     return result
 
 
+def _owns_data(name: str, owners: dict[int, str]) -> bool:
+    """Whether the module lists a number or string (documented where listed)."""
+    module = _import(name)
+    return any(isinstance(getattr(module, m), (str, int, float)) and id(getattr(module, m))
+               not in owners for m in module.__all__)
+
+
 def _kind(value: Any) -> str:
     if inspect.ismodule(value):
         return "module"
@@ -103,10 +111,14 @@ def _owners(modules: list[str]) -> dict[int, str]:
                 listed.setdefault(id(value), []).append(name)
                 values[id(value)] = value
     owners = {}
+    root = modules[0]
     for key, candidates in listed.items():
         defined_in = getattr(values[key], "__module__", None) or ""
         prefixes = [m for m in candidates if defined_in == m or defined_in.startswith(m + ".")]
-        owners[key] = max(prefixes or candidates, key=len)
+        candidates = prefixes or candidates
+        # the namespace users import it from: fastopt.optim.SGD, not fastopt.SGD (the root
+        # re-exports) nor fastopt.optim.sgd.SGD (the file that defines it)
+        owners[key] = min([m for m in candidates if m != root] or candidates, key=len)
     return owners
 
 
@@ -157,9 +169,13 @@ def write_pages(app, config) -> None:
 
 
 def _write_pages(app, config) -> None:
-    modules = _expand(list(config.api_modules))
-    documented = set(modules)
+    listed = list(config.api_modules)
+    modules = _expand(listed)
     owners = _owners(modules)
+    # a submodule whose names all live on its package's page gets no page of its own
+    owning = set(owners.values())
+    modules = [m for m in modules if m in listed or m in owning or _owns_data(m, owners)]
+    documented = set(modules)
     folder = os.path.join(app.srcdir, "api")
     os.makedirs(folder, exist_ok=True)
     index = [HEADER.format(module="conf.py's api_modules"), "API reference", "=============",
