@@ -21,7 +21,14 @@ def _doctests():
     names = ["fastopt"] + [m.name for m in pkgutil.walk_packages(fastopt.__path__, "fastopt.")]
     finder = doctest.DocTestFinder()
     for name in names:
-        module = importlib.import_module(name)
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as error:   # a module built on an optional package
+            if (error.name or "").split(".")[0] == "fastopt":
+                raise
+            yield pytest.param(None, id=name, marks=pytest.mark.skip(
+                reason=f"{name} imports {error.name}, which is not installed"))
+            continue
         for test in finder.find(module):
             if test.examples:
                 yield pytest.param(test, id=test.name)
@@ -31,7 +38,7 @@ DOCTESTS = list(_doctests())
 
 
 def test_the_package_has_examples():
-    assert len(DOCTESTS) >= 50
+    assert len(DOCTESTS) >= 60
 
 
 def _missing(test):

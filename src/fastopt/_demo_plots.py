@@ -113,7 +113,7 @@ def accuracy_curves(ax, runs) -> None:
     # training (the steep start of every curve says little) to 100%
     tail = [v for r in runs for v in r.val_acc[len(r.val_acc) // 4:]]
     low = max(0.0, min(tail) - 0.03)
-    ax.set_ylim(low, 1.005)
+    ax.set_ylim(low, 1.015)   # room for the dots of runs that reach 100%
     ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     ax.set(xlabel="epoch", ylabel="validation accuracy",
            title="validation accuracy (dot: best epoch)")

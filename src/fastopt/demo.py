@@ -14,8 +14,8 @@ regions of the most accurate model; training loss per optimizer; validation accu
 zoomed to where the curves differ; the learning-rate schedules, in epochs like the other
 panels; the LR range test with the chosen rate; and each optimizer's path on a 2-D ravine
 (a quadratic whose curvature is 40 times larger across than along it): SGD zig-zags,
-momentum overshoots, Nesterov damps the overshoot, AdaGrad stalls, RMSProp and Adam
-rescale each coordinate.
+momentum overshoots, Nesterov damps the swing across the ravine, AdaGrad stalls, RMSProp
+and Adam rescale each coordinate.
 
 --bad-init shows the initialisation failure modes instead, in its own figure
 (fastopt-demo-bad-init.png, or --out PATH): the standard deviation of the activations
