@@ -225,11 +225,13 @@ def xavier(
 
     Parameters
     ----------
-    shape, rng, dtype, dense
-        As in :func:`he` (``dtype`` defaults to float64, ``dense`` to "in_out").
+    shape, rng, dtype
+        As in :func:`he` (``dtype`` defaults to float64).
     distribution : {"uniform", "normal"}, default "uniform"
     gain : float, default 1.0
         Multiplies the scale (torch's ``gain``; e.g. 5/3 for tanh).
+    dense : {"in_out", "out_in"}, default "in_out"
+        Layout of 2-D shapes, passed to :func:`fan_in_fan_out`.
 
     Returns
     -------

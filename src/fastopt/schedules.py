@@ -135,6 +135,21 @@ class Schedule:
     ``int`` step; :meth:`__call__` handles checking and numpy arrays.
     ``_fields`` names the constructor arguments shown by ``repr`` and ``_name`` is
     the factory function that builds the schedule.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastopt as fo
+    >>> sched = fo.schedules.step_decay(0.1, step_size=10)
+    >>> isinstance(sched, fo.schedules.Schedule), sched
+    (True, step_decay(base_lr=0.1, step_size=10, gamma=0.1))
+    >>> sched(np.arange(0, 40, 10))           # an array of steps: an array of rates
+    array([0.1   , 0.01  , 0.001 , 0.0001])
+    >>> w = np.zeros(3)
+    >>> opt = fo.SGD([w], lr=sched)           # the optimizer calls sched(step) each step
+    >>> _ = opt.step([np.ones(3)])
+    >>> w
+    array([-0.1, -0.1, -0.1])
     """
 
     _name: str = "Schedule"
@@ -224,6 +239,15 @@ def constant(base_lr: float, factor: float = 1.0, total_iters: int = 0) -> Sched
     Returns
     -------
     Schedule
+
+    Examples
+    --------
+    >>> from fastopt import schedules
+    >>> schedules.constant(0.1)(500)
+    0.1
+    >>> sched = schedules.constant(0.1, factor=0.5, total_iters=3)   # torch's ConstantLR
+    >>> [sched(t) for t in range(5)]
+    [0.05, 0.05, 0.05, 0.1, 0.1]
     """
     return _Constant(
         check_real(base_lr, "base_lr", 0.0),
@@ -264,6 +288,13 @@ def step_decay(base_lr: float, step_size: int, gamma: float = 0.1) -> Schedule:
     Returns
     -------
     Schedule
+
+    Examples
+    --------
+    >>> from fastopt import schedules
+    >>> sched = schedules.step_decay(0.1, step_size=30)
+    >>> [round(sched(t), 6) for t in (0, 29, 30, 60)]
+    [0.1, 0.1, 0.01, 0.001]
     """
     return _StepDecay(
         check_real(base_lr, "base_lr", 0.0),
@@ -307,6 +338,13 @@ def multistep(base_lr: float, milestones: Sequence[int], gamma: float = 0.1) -> 
     Returns
     -------
     Schedule
+
+    Examples
+    --------
+    >>> from fastopt import schedules
+    >>> sched = schedules.multistep(0.1, milestones=[30, 80])
+    >>> [round(sched(t), 6) for t in (0, 30, 79, 80)]
+    [0.1, 0.01, 0.01, 0.001]
     """
     if isinstance(milestones, (str, bytes)) or not isinstance(milestones, (Sequence, np.ndarray)):
         raise TypeError(f"milestones: expected a sequence of ints, got {describe_value(milestones)}")
@@ -349,6 +387,13 @@ def exponential(base_lr: float, gamma: float) -> Schedule:
     Returns
     -------
     Schedule
+
+    Examples
+    --------
+    >>> from fastopt import schedules
+    >>> sched = schedules.exponential(1e-3, gamma=2.0)      # a range test's ramp
+    >>> [sched(t) for t in range(4)]
+    [0.001, 0.002, 0.004, 0.008]
     """
     return _Exponential(
         check_real(base_lr, "base_lr", 0.0),
@@ -403,6 +448,15 @@ def cosine(base_lr: float, T_max: int, eta_min: float = 0.0, *, clamp: bool = Fa
     Returns
     -------
     Schedule
+
+    Examples
+    --------
+    >>> from fastopt import schedules
+    >>> sched = schedules.cosine(0.1, T_max=100, eta_min=0.001)
+    >>> [round(sched(t), 4) for t in (0, 50, 100, 150)]    # past T_max it climbs back, as torch
+    [0.1, 0.0505, 0.001, 0.0505]
+    >>> schedules.cosine(0.1, T_max=100, clamp=True)(150)
+    0.0
     """
     return _Cosine(
         check_real(base_lr, "base_lr", 0.0),
@@ -483,6 +537,13 @@ def cosine_restarts(
     Returns
     -------
     Schedule
+
+    Examples
+    --------
+    >>> from fastopt import schedules
+    >>> sched = schedules.cosine_restarts(0.1, T_0=10, T_mult=2)   # cycles of 10, 20, 40 steps
+    >>> [round(sched(t), 4) for t in (0, 5, 10, 20, 30)]
+    [0.1, 0.05, 0.1, 0.05, 0.1]
     """
     return _CosineRestarts(
         check_real(base_lr, "base_lr", 0.0),
@@ -547,6 +608,13 @@ def linear(
     Returns
     -------
     Schedule
+
+    Examples
+    --------
+    >>> from fastopt import schedules
+    >>> sched = schedules.linear(0.1, start_factor=0.1, end_factor=1.0, total_iters=4)
+    >>> [round(sched(t), 4) for t in range(6)]
+    [0.01, 0.0325, 0.055, 0.0775, 0.1, 0.1]
     """
     return _Linear(
         check_real(base_lr, "base_lr", 0.0),
@@ -600,6 +668,13 @@ def polynomial(base_lr: float, total_iters: int = 5, power: float = 1.0, *, end_
     Returns
     -------
     Schedule
+
+    Examples
+    --------
+    >>> from fastopt import schedules
+    >>> sched = schedules.polynomial(0.1, total_iters=4, power=2.0)
+    >>> [round(sched(t), 5) for t in range(6)]
+    [0.1, 0.05625, 0.025, 0.00625, 0.0, 0.0]
     """
     return _Polynomial(
         check_real(base_lr, "base_lr", 0.0),
@@ -677,6 +752,13 @@ def inverse_sqrt(
     Returns
     -------
     Schedule
+
+    Examples
+    --------
+    >>> from fastopt import schedules
+    >>> sched = schedules.inverse_sqrt(1e-3, warmup_steps=4, normalize=True)
+    >>> [round(sched(t), 6) for t in (0, 3, 15)]          # rise, peak (= base_lr), 1/sqrt decay
+    [0.00025, 0.001, 0.0005]
     """
     base_lr = check_real(base_lr, "base_lr", 0.0)
     normalize = check_bool(normalize, "normalize")
@@ -822,6 +904,13 @@ def one_cycle(
     Returns
     -------
     Schedule
+
+    Examples
+    --------
+    >>> from fastopt import schedules
+    >>> sched = schedules.one_cycle(0.1, total_steps=100)
+    >>> [round(sched(t), 9) for t in (0, 29, 99, 150)]    # max_lr / 25, max_lr, then held
+    [0.004, 0.1, 4e-07, 4e-07]
     """
     if total_steps is not None:
         total_steps = check_int(total_steps, "total_steps", 1)
@@ -948,6 +1037,13 @@ def cyclic(
     Returns
     -------
     Schedule
+
+    Examples
+    --------
+    >>> from fastopt import schedules
+    >>> sched = schedules.cyclic(0.001, 0.006, step_size_up=5)
+    >>> [round(sched(t), 4) for t in (0, 5, 10, 15)]
+    [0.001, 0.006, 0.001, 0.006]
     """
     up = check_int(step_size_up, "step_size_up", 1)
     down = up if step_size_down is None else check_int(step_size_down, "step_size_down", 0)
@@ -1028,6 +1124,13 @@ def warmup(
     Returns
     -------
     Schedule
+
+    Examples
+    --------
+    >>> from fastopt import schedules
+    >>> sched = schedules.warmup(schedules.cosine(0.1, T_max=100), steps=10, shift=True)
+    >>> [round(sched(t), 4) for t in (0, 5, 10, 60, 110)]
+    [0.0, 0.05, 0.1, 0.05, 0.0]
     """
     return _Warmup(
         _SCHEDULE_LIKE.check(schedule, "schedule"),
@@ -1072,6 +1175,15 @@ def sequential(schedules: Sequence[ScheduleLike], boundaries: Sequence[int]) -> 
     Returns
     -------
     Schedule
+
+    Examples
+    --------
+    >>> from fastopt import schedules
+    >>> sched = schedules.sequential(
+    ...     [schedules.linear(0.1, 0.1, 1.0, total_iters=5), schedules.exponential(0.1, 0.9)],
+    ...     boundaries=[5])
+    >>> [round(sched(t), 4) for t in (0, 4, 5, 6)]
+    [0.01, 0.082, 0.1, 0.09]
     """
     if isinstance(schedules, (str, bytes)) or not isinstance(schedules, Sequence):
         raise TypeError(f"schedules: expected a sequence of schedules, got {describe_value(schedules)}")
@@ -1136,6 +1248,14 @@ def chain(base: ScheduleLike, *factors: ScheduleLike) -> Schedule:
     Returns
     -------
     Schedule
+
+    Examples
+    --------
+    >>> from fastopt import schedules
+    >>> sched = schedules.chain(0.1, schedules.constant(1.0, 0.5, 4),
+    ...                         schedules.exponential(1.0, 0.9))
+    >>> [round(sched(t), 5) for t in (0, 3, 4)]
+    [0.05, 0.03645, 0.06561]
     """
     return _Chain(
         _SCHEDULE_LIKE.check(base, "base"),
@@ -1184,6 +1304,16 @@ def scale_lr_for_batch(
     -------
     float or Schedule
         A float for a float ``lr``; otherwise ``chain(lr, k)``.
+
+    Examples
+    --------
+    >>> from fastopt import schedules
+    >>> schedules.scale_lr_for_batch(0.1, base_batch=256, batch=1024)
+    0.4
+    >>> round(schedules.scale_lr_for_batch(1e-3, 256, 1024, rule="sqrt"), 6)
+    0.002
+    >>> schedules.scale_lr_for_batch(schedules.cosine(0.1, T_max=10), 256, 512)(0)
+    0.2
     """
     lr = _SCHEDULE_LIKE.check(lr, "lr")
     base_batch = check_int(base_batch, "base_batch", 1)
@@ -1244,6 +1374,15 @@ class ReduceLROnPlateau(Schedule):
         Lower bound on the learning rate, >= 0.
     eps : float, default 1e-8
         Reductions smaller than this are skipped, >= 0.
+
+    Examples
+    --------
+    >>> from fastopt import schedules
+    >>> sched = schedules.ReduceLROnPlateau(0.1, patience=2, factor=0.5)
+    >>> [sched.update(loss) for loss in (1.0, 0.9, 0.9, 0.9, 0.9)]   # 3 bad epochs > patience
+    [0.1, 0.1, 0.1, 0.1, 0.05]
+    >>> sched(1234)                        # the current rate, whatever the step
+    0.05
     """
 
     _name = "ReduceLROnPlateau"
