@@ -38,9 +38,16 @@ api_modules = [
     "fastopt.train",
     "fastopt.init",
     "fastopt.kernels",
+    "fastopt.checkpoint",
+    "fastopt.torch_state",
+    "fastopt.torch",
     "fastopt.demo",
     "fastopt.bench",
 ]
+
+# fastopt.torch's page is built against a mock of torch, installed or not: the build needs no
+# torch, and the classes' pages list fastopt's methods, not torch.optim's inherited ones
+autodoc_mock_imports = ["torch"]
 
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 exclude_patterns = ["_build"]

@@ -416,15 +416,6 @@ def test_loaded_state_requiring_grad_or_strided_is_made_usable():
     opt.step()
 
 
-def test_docstring_examples():
-    import doctest
-
-    import fastopt.torch._optimizers as module
-
-    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
-    assert result.attempted >= 6 and result.failed == 0
-
-
 def test_state_dict_of_an_older_torch_gets_the_missing_options():
     ps = _params(1)
     opt = ft.Adam(ps, lr=0.01)

@@ -39,8 +39,8 @@ torch is imported by this package only; ``import fastopt`` never imports it.
 try:
     import torch as _torch  # noqa: F401
 except ImportError as _err:  # pragma: no cover - exercised in an environment without torch
-    raise ImportError("fastopt.torch needs PyTorch, which fastopt itself does not: "
-                      "pip install torch==2.13.0") from _err
+    raise ModuleNotFoundError("fastopt.torch needs PyTorch, which fastopt itself does not: "
+                              "pip install torch==2.13.0", name="torch") from _err
 
 from fastopt.torch._base import Optimizer
 from fastopt.torch._optimizers import SGD, Adadelta, Adagrad, Adam, AdamW, RMSprop
