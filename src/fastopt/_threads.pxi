@@ -67,7 +67,7 @@ cdef int load_cap() noexcept nogil:
     _sample_time = now
     if not fo_preemptions(&switches, &cpu):
         return _load_cap
-    if cpu - _sample_cpu >= _min_cpu_s:  # else keep the baseline until enough CPU is used
+    if cpu - _sample_cpu >= _min_cpu_s and cpu > _sample_cpu:  # else keep the baseline
         _last_rate = (switches - _sample_switches) / (cpu - _sample_cpu)
         _load_cap = _adapt(_load_cap, _default_threads, _last_rate)
         _sample_cpu = cpu
@@ -116,8 +116,9 @@ def _load_adapt(int cap, int full, double rate):
 
 
 def _set_load_tuning(double window_s, double min_cpu_s, double busy_rate, double quiet_rate):
-    """Change the load cap's constants (tests and benchmarks); returns the old ones."""
-    global _window_s, _min_cpu_s, _busy_rate, _quiet_rate, _load_cap, _sample_time
+    """Change the load cap's constants (tests and benchmarks) and start a fresh window;
+    returns the old constants."""
+    global _window_s, _min_cpu_s, _busy_rate, _quiet_rate, _sample_time
     old = (_window_s, _min_cpu_s, _busy_rate, _quiet_rate)
     _window_s, _min_cpu_s, _busy_rate, _quiet_rate = window_s, min_cpu_s, busy_rate, quiet_rate
     _sample_time = -1e300
