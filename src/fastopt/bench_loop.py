@@ -281,6 +281,7 @@ def run_loop(repeats: int = 7, steps: int = 20, busy: bool = True, explicit: boo
         report["conditions"][condition] = {
             "loadavg": load,
             "background_processes": 1 if condition == "busy" else 0,
+            "policy_after": thread_policy()["summary"],
             "times_s": times,
             "ratios": {name: times["numpy"]["median"] / t["median"]
                        for name, t in times.items() if name != "numpy"},
@@ -298,16 +299,24 @@ def _loadavg() -> list[float] | None:
 def format_loop(report: dict[str, Any]) -> str:
     """The scenario's table: ms per training step and numpy/fastopt ratios."""
     lines = [f"scenario loop: {report['model']}",
-             f"fastopt default: {report['fastopt_threads']} threads, "
-             f"policy {report['policy']['summary']}",
+             f"fastopt default: {report['policy']['summary']}; after each condition: "
+             + "; ".join(f"{k}: {c['policy_after']}" for k, c in report["conditions"].items()),
              f"median of {report['repeats']} interleaved repeats of {report['steps']} "
-             "training steps; ratio = numpy loop time / fastopt loop time (> 1: faster)"]
+             "training steps; ms = per training step; x = numpy loop time / fastopt loop "
+             "time (> 1: fastopt's loop is faster); opt ms = the optimizer step within it"]
     if report["env"]:
         lines.append("environment: " + " ".join(f"{k}={v}" for k, v in report["env"].items()))
+    busy = [c["loadavg"][0] for c in report["conditions"].values() if c["loadavg"]]
+    cores = os.cpu_count() or 1
+    if busy and max(busy) > 0.75 * cores:
+        lines.append(f"WARNING: other processes were using the CPUs (load average up to "
+                     f"{max(busy):.2f}, {cores} CPUs): the quiet row is not quiet")
     lines.append("")
     names = list(next(iter(report["conditions"].values()))["times_s"])
-    header = ["condition", "load"] + [f"{n} ms/step" for n in names] + \
-        [f"x {n}" for n in names if n != "numpy"] + ["noise"]
+    short = {"numpy": "numpy", "fastopt": "fastopt", "fastopt_threads1": "threads(1)"}
+    header = ["condition", "load"] + [f"{short.get(n, n)} ms" for n in names] + \
+        [f"x {short.get(n, n)}" for n in names if n != "numpy"] + \
+        [f"{short.get(n, n)} opt ms" for n in names] + ["noise"]
     rows = [header]
     for cond, c in report["conditions"].items():
         load = c["loadavg"]
@@ -315,6 +324,7 @@ def format_loop(report: dict[str, Any]) -> str:
         rows.append([label, f"{load[0]:.2f}" if load else "-"]
                     + [f"{1e3 * c['times_s'][n]['median']:.2f}" for n in names]
                     + [f"{c['ratios'][n]:.2f}x" for n in names if n != "numpy"]
+                    + [f"{1e3 * c['times_s'][n]['optimizer']:.2f}" for n in names]
                     + [f"{100 * max(t['spread'] for t in c['times_s'].values()):.0f}%"])
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     for k, row in enumerate(rows):
