@@ -98,8 +98,7 @@ def thread_policy() -> dict:
                        "preempted often (now "
                        + ("not measured yet" if rate is None else f"{rate:.0f}")
                        + " preemptions per CPU-second; halves above "
-                       f"{_kernels.LOAD_BUSY_RATE:.0f}, grows below "
-                       f"{_kernels.LOAD_QUIET_RATE:.0f}); "
+                       f"{load['busy_rate']:.0f}, grows below {load['quiet_rate']:.0f}); "
                        f"{LOAD_ADAPTIVE_VARIABLE}=0 or an explicit thread count turns it off")
     else:
         cap = None

@@ -107,7 +107,8 @@ def get_num_threads():
 def _load_state():
     """The load cap's state (for show_config and tests)."""
     return {"adaptive": bool(_load_adaptive), "cap": _load_cap, "full": _default_threads,
-            "rate": None if _last_rate < 0 else _last_rate}
+            "rate": None if _last_rate < 0 else _last_rate, "window_s": _window_s,
+            "busy_rate": _busy_rate, "quiet_rate": _quiet_rate}
 
 
 def _load_adapt(int cap, int full, double rate):
