@@ -27,14 +27,14 @@ import time
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")   # scipy's BLAS pinned: no pool fights
 
-import scipy.optimize as so  # noqa: E402
+import scipy.optimize as so
 
 try:
-    import fastopt  # noqa: E402
+    import fastopt
 except ImportError:  # a source checkout with an in-place build
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
-    import fastopt  # noqa: E402
-from fastopt.bench_loop import background_load  # noqa: E402
+    import fastopt
+from fastopt.bench_loop import background_load
 
 
 def _solver_module():

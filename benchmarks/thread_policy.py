@@ -81,7 +81,7 @@ def _env(extra: dict[str, str], src: str) -> dict[str, str]:
 
 def _child(code: str, args: list[str], env: dict[str, str]) -> dict:
     out = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True,
-                         text=True, timeout=1800)
+                         text=True, timeout=1800, check=False)
     if out.returncode:
         raise RuntimeError(out.stderr[-2000:])
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -113,7 +113,7 @@ def loop(args: argparse.Namespace) -> None:
         for name in names:
             rows = got[name]
 
-            def med(key, i):
+            def med(key, i, rows=rows):
                 return 1e3 * statistics.median(r[key][i] for r in rows)
             vs_numpy = statistics.median(r["numpy"][0] / r["fastopt"][0] for r in rows)
             vs_t1 = statistics.median(r["fastopt"][0] / r["fastopt_threads1"][0] for r in rows)

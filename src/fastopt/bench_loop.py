@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["MLP", "NumpyAdam", "background_load", "run_loop", "format_loop"]
+__all__ = ["MLP", "NumpyAdam", "background_load", "format_loop", "run_loop"]
 
 LAYERS = (784, 1024, 10)
 BATCH = 64
@@ -298,12 +298,12 @@ def _loadavg() -> list[float] | None:
 
 def format_loop(report: dict[str, Any]) -> str:
     """The scenario's table: ms per training step and numpy/fastopt ratios."""
+    after = "; ".join(f"{k}: {c['policy_after']}" for k, c in report["conditions"].items())
     lines = [f"scenario loop: {report['model']}",
-             f"fastopt default: {report['policy']['summary']}; after each condition: "
-             + "; ".join(f"{k}: {c['policy_after']}" for k, c in report["conditions"].items()),
-             f"median of {report['repeats']} interleaved repeats of {report['steps']} "
-             "training steps; ms = per training step; x = numpy loop time / fastopt loop "
-             "time (> 1: fastopt's loop is faster); opt ms = the optimizer step within it"]
+             f"fastopt default: {report['policy']['summary']}; after each condition: {after}",
+             (f"median of {report['repeats']} interleaved repeats of {report['steps']} "
+              "training steps; ms = per training step; x = numpy loop time / fastopt loop "
+              "time (> 1: fastopt's loop is faster); opt ms = the optimizer step within it")]
     if report["env"]:
         lines.append("environment: " + " ".join(f"{k}={v}" for k, v in report["env"].items()))
     busy = [c["loadavg"][0] for c in report["conditions"].values() if c["loadavg"]]
