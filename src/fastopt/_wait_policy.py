@@ -18,6 +18,7 @@ package's ``__init__`` imports it before anything loads ``fastopt._kernels``.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 #: libgomp's spin count for fastopt's runtime: 4,000 pauses, about 0.1 ms on the AMD EPYC
 #: of the measurements (benchmarks/thread_policy.py), 0.2 ms where a pause is 50 ns.
@@ -26,7 +27,7 @@ SPIN_COUNT = 4000
 #: The variables that decide libgomp's waiting; a user's setting of any of them wins.
 USER_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
 
-_state: dict[str, object] = {}
+_state: dict[str, Any] = {}
 
 
 def _loaded_openmp_libraries() -> set[str] | None:
@@ -64,7 +65,7 @@ def after_load() -> None:
     if after is None or before is None:
         _state["loaded_now"] = None
     else:
-        _state["loaded_now"] = sorted(after - before)  # type: ignore[operator]
+        _state["loaded_now"] = sorted(after - before)
         _state["runtimes"] = sorted(after)
 
 
@@ -75,7 +76,7 @@ def describe(openmp: bool) -> dict[str, object]:
     if not openmp:
         return {"wait_policy": "none (built without OpenMP)", "source": "build"}
     if user:
-        setting = " ".join(f"{k}={v}" for k, v in user.items())  # type: ignore[union-attr]
+        setting = " ".join(f"{k}={v}" for k, v in user.items())
         return {"wait_policy": setting, "source": "your environment (fastopt sets nothing)"}
     if loaded_now == []:
         return {"wait_policy": "libgomp's default (300,000 spins)",
