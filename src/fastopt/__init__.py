@@ -16,7 +16,17 @@ from fastopt._config import (
     show_config,
     threads,
 )
-from fastopt.optim import SGD, Adadelta, Adagrad, Adam, AdamW, Optimizer, RMSprop
+from fastopt.optim import (
+    SGD,
+    Adadelta,
+    Adagrad,
+    Adam,
+    AdamW,
+    Lion,
+    NAdam,
+    Optimizer,
+    RMSprop,
+)
 from fastopt.train import check_grad, clip_grad_norm
 
 # After the submodules: the name fastopt.minimize is the function, as in scipy.optimize
@@ -42,6 +52,8 @@ __all__ = [
     "Adam",
     "AdamW",
     "Adadelta",
+    "NAdam",
+    "Lion",
     "check_grad",
     "clip_grad_norm",
     "minimize",
