@@ -57,7 +57,7 @@ def test_adam_matches_reference(opts, dtype, rng):
                   maximize=opts["maximize"], l1=opts["l1"])
 
     kw = dict(opts)
-    _run(call, ref.adam, dict(betas=(0.8, 0.95), eps=1e-6, **kw), dtype, rng, names)
+    _run(call, ref.adam, dict(beta1=0.8, beta2=0.95, eps=1e-6, **kw), dtype, rng, names)
 
 
 ADAGRAD_OPTIONS = [
@@ -72,8 +72,8 @@ def test_adagrad_matches_reference(opts, dtype, rng):
     def call(p, g, s, step, lr):
         adagrad_step(p, g, s["sum"], step=step, lr=lr, eps=1e-8, **opts)
 
-    _run(call, ref.adagrad, dict(eps=1e-8, initial_accumulator_value=0.1, **opts), dtype, rng,
-         ["sum"], fills={"sum": 0.1})
+    _run(call, ref.adagrad, dict(eps=1e-8, fill=0.1, **opts), dtype, rng, ["sum"],
+         fills={"sum": 0.1})
 
 
 RMSPROP_OPTIONS = [

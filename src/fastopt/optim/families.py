@@ -136,11 +136,13 @@ class Scalar:
 @dataclasses.dataclass(frozen=True)
 class Check:
     """A rule across hyperparameters: ``when`` (a Python expression over their names, also
-    valid Cython over the C fields) must be False; else ValueError naming ``name``."""
+    valid Cython over the C fields) must be False; else ValueError naming ``name``.
+    ``examples`` are settings it refuses (the fuzz tests try them)."""
 
     when: str
     name: str
     expected: str
+    examples: tuple[dict[str, Any], ...] = ()
 
     def fails(self, hypers: Mapping[str, Any]) -> bool:
         values = {k: (float(v) if not isinstance(v, (bool, int)) else v)
@@ -272,7 +274,9 @@ p  -= lr * d                                                   (momentum == 0)""
         Hyper("first_step", Bool(), False, "whether this step initialises the buffers"),
     ),
     checks=(Check("nesterov and (momentum == 0 or dampening != 0)", "nesterov",
-                  "momentum > 0 and dampening = 0 with nesterov=True"),),
+                  "momentum > 0 and dampening = 0 with nesterov=True",
+                  examples=({"nesterov": True, "momentum": 0.0},
+                            {"nesterov": True, "momentum": 0.5, "dampening": 0.5})),),
 )
 
 ADAM = Family(
