@@ -80,7 +80,9 @@ class AdamW(Adam):
 
     Each update first shrinks the parameter, ``p = p * (1 - lr * weight_decay)``, then
     applies :class:`Adam`'s update with no L2 term in the gradient (the L1 sign is taken
-    before the shrink): the formula of :class:`Adam` with ``decoupled`` True.
+    before the shrink): :class:`Adam`'s formula with ``decoupled`` True::
+
+        {formula}
 
     Parameters are those of :class:`Adam`; ``weight_decay`` defaults to 1e-2 (torch's
     default) and is the decoupled decay. optax's ``adamw`` multiplies the decay by the

@@ -213,7 +213,9 @@ class Family:
                 if h.functional and h.default is not REQUIRED}
 
     def used_states(self, hypers: Mapping[str, Any]) -> tuple[State, ...]:
-        values = {**self.defaults(), **hypers}
+        """The state arrays the kernel uses with `hypers` (the others at their defaults)."""
+        values = {h.name: h.default for h in self.hypers if h.default is not REQUIRED}
+        values.update(hypers)
         return tuple(s for s in self.states if s.used_with(values))
 
     def fill(self, state: State, options: Mapping[str, Any]) -> float:
@@ -277,6 +279,13 @@ p  -= lr * d                                                   (momentum == 0)""
                   "momentum > 0 and dampening = 0 with nesterov=True",
                   examples=({"nesterov": True, "momentum": 0.0},
                             {"nesterov": True, "momentum": 0.5, "dampening": 0.5})),),
+    example="""\
+>>> import numpy as np
+>>> from fastopt.kernels import sgd_step
+>>> p, buf = np.array([1.0, -2.0]), np.zeros(2)
+>>> sgd_step(p, 2 * p, buf, lr=0.1, momentum=0.9, first_step=True)
+>>> p, buf
+(array([ 0.8, -1.6]), array([ 2., -4.]))""",
 )
 
 ADAM = Family(
@@ -309,6 +318,13 @@ p   -= lr / (1 - beta1**t) * m / (sqrt(vmax if amsgrad else v) / sqrt(1 - beta2*
     scalars=(STEP,),
     notes="Scalars (lr / (1 - beta1**t), sqrt(1 - beta2**t), 1 - lr*weight_decay) are "
           "computed once per call in double, as torch does.",
+    example="""\
+>>> import numpy as np
+>>> from fastopt.kernels import adam_step
+>>> p, m, v = np.array([1.0, -2.0]), np.zeros(2), np.zeros(2)
+>>> adam_step(p, 2 * p, m, v, step=1, lr=0.1)   # the first step moves p by about lr
+>>> p
+array([ 0.9, -1.9])""",
 )
 
 ADAGRAD = Family(
@@ -330,6 +346,13 @@ p   -= lr / (1 + (t - 1) * lr_decay) * d / (sqrt(sum) + eps)""",
     scalars=(STEP,),
     class_options=(Hyper("initial_accumulator_value", NONNEG, 0.0,
                          "initial value of the sums"),),
+    example="""\
+>>> import numpy as np
+>>> from fastopt.kernels import adagrad_step
+>>> p, state_sum = np.array([1.0, -2.0]), np.zeros(2)
+>>> adagrad_step(p, 2 * p, state_sum, step=1, lr=0.5)
+>>> p, state_sum
+(array([ 0.5, -1.5]), array([ 4., 16.]))""",
 )
 
 RMSPROP = Family(
@@ -363,6 +386,13 @@ p  -= lr * d / den                                       otherwise""",
     scalars=(STEP,),
     notes="eps_in_sqrt=False is torch's placement (and cs231n's); True is optax's and "
           "keras' sqrt(v + eps).",
+    example="""\
+>>> import numpy as np
+>>> from fastopt.kernels import rmsprop_step
+>>> p, square_avg = np.array([1.0, -2.0]), np.zeros(2)
+>>> rmsprop_step(p, 2 * p, square_avg, lr=0.01, alpha=0.75)
+>>> p
+array([ 0.98, -1.98])""",
 )
 
 ADADELTA = Family(
@@ -386,6 +416,13 @@ p    -= lr * delta""",
         _weight_decay(), L1, MAXIMIZE,
     ),
     scalars=(STEP,),
+    example="""\
+>>> import numpy as np
+>>> from fastopt.kernels import adadelta_step
+>>> p, square_avg, acc_delta = np.array([1.0, -2.0]), np.zeros(2), np.zeros(2)
+>>> adadelta_step(p, np.array([3.0, -3.0]), square_avg, acc_delta, rho=0.0, eps=1.0)
+>>> np.round(p, 6)
+array([ 0.051317, -1.051317])""",
 )
 
 NADAM = Family(
@@ -421,6 +458,13 @@ p   -= lr * mu_{t+1} / (1 - mu_product * mu_{t+1}) * m / den""",
     notes="mu_t, mu_{t+1}, the bias correction and both step sizes are computed once per "
           "call in double, as torch does; mu_product is kept in double (torch keeps it in "
           "its default dtype, float32 unless set otherwise).",
+    example="""\
+>>> import numpy as np
+>>> from fastopt.kernels import nadam_step
+>>> p, m, v = np.array([1.0, -2.0]), np.zeros(2), np.zeros(2)
+>>> mu_product = nadam_step(p, 2 * p, m, v, step=1, mu_product=1.0, lr=0.1)
+>>> np.round(p, 4), mu_product
+(array([ 0.8944, -1.8944]), 0.45007347359129607)""",
 )
 
 LION = Family(
@@ -441,6 +485,13 @@ m  = beta2 * m + (1 - beta2) * d""",
     ),
     scalars=(STEP,),
     notes="sign(c) is -1, 0 or +1 and NaN for a NaN c (NaN propagates into p).",
+    example="""\
+>>> import numpy as np
+>>> from fastopt.kernels import lion_step
+>>> p, m = np.array([1.0, -2.0, 0.5]), np.zeros(3)
+>>> lion_step(p, np.array([3.0, -0.001, 0.0]), m, lr=0.1)   # p moves by lr * sign
+>>> p
+array([ 0.9, -1.9,  0.5])""",
 )
 
 #: Every family, by name, in the order the boundary and the docs list them.

@@ -55,9 +55,9 @@ class NAdam(Optimizer):
     >>> opt.step([2 * w])
     True
     >>> np.round(w, 4)
-    array([ 0.8578, -1.8578])
+    array([ 0.8944, -1.8944])
     >>> float(opt.state[0]["mu_product"])     # mu_1 = 0.9 * (1 - 0.5 * 0.96**0.004)
-    0.4507347359129607
+    0.45007347359129607
     """
 
     family = FAMILIES["nadam"]

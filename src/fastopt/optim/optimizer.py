@@ -135,7 +135,7 @@ class Optimizer:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        family = cls.__dict__.get("family")
+        family = getattr(cls, "family", None)
         if family is None:
             return
         cls.state_names = family.state_names
