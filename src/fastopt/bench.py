@@ -529,7 +529,7 @@ def _optimizer_case(name: str, layout: Layout, ctx: Context) -> Case:
     torch = ctx.torch
     if torch is not None and spec.torch_class is None:
         case.notes.append(f"torch: torch.optim has no {spec.fo_class}")
-    elif torch is not None:
+    elif torch is not None and spec.torch_class is not None:
         for key, extra in (("torch", {}), ("torch_fused", {"fused": True})):
             d = data.copy()
             tps = [torch.from_numpy(x) for x in d["p"]]

@@ -76,7 +76,7 @@ class SGD(Optimizer):
         if columns[0] is None or not any(created):
             return [(options, indices, params, columns, scalars)]
         first = self._options(group, lr, first_step=True)
-        units = []
+        units: list[Unit] = []
         for opts, is_new in ((first, True), (options, False)):
             pick = [k for k, c in enumerate(created) if c == is_new]
             if pick:
