@@ -276,13 +276,8 @@ def _np_sgd(p, g, st, scratch, step, h):
     np.subtract(p, tmp, out=p)
 
 
-def _np_adam(p, g, st, scratch, step, h, decoupled=False):
-    tmp = scratch[0]
-    m, v = st
-    b1, b2, lr, eps, wd = h["beta1"], h["beta2"], h["lr"], h["eps"], h["weight_decay"]
-    if decoupled and wd:
-        np.multiply(p, 1.0 - lr * wd, out=p)
-    bc1, bc2 = 1.0 - b1 ** step, 1.0 - b2 ** step
+def _np_moments(m, v, g, tmp, b1, b2):
+    """Adam's moments in place: m = b1 m + (1 - b1) g, v = b2 v + (1 - b2) g g."""
     np.multiply(m, b1, out=m)
     np.multiply(g, 1.0 - b1, out=tmp)
     np.add(m, tmp, out=m)
@@ -290,6 +285,16 @@ def _np_adam(p, g, st, scratch, step, h, decoupled=False):
     np.multiply(g, g, out=tmp)
     np.multiply(tmp, 1.0 - b2, out=tmp)
     np.add(v, tmp, out=v)
+
+
+def _np_adam(p, g, st, scratch, step, h, decoupled=False):
+    tmp = scratch[0]
+    m, v = st
+    b1, b2, lr, eps, wd = h["beta1"], h["beta2"], h["lr"], h["eps"], h["weight_decay"]
+    if decoupled and wd:
+        np.multiply(p, 1.0 - lr * wd, out=p)
+    bc1, bc2 = 1.0 - b1 ** step, 1.0 - b2 ** step
+    _np_moments(m, v, g, tmp, b1, b2)
     np.sqrt(v, out=tmp)
     np.divide(tmp, math.sqrt(bc2), out=tmp)
     np.add(tmp, eps, out=tmp)
@@ -363,13 +368,7 @@ def _np_nadam(p, g, st, scratch, step, h):
     mu = b1 * (1.0 - 0.5 * 0.96 ** (step * psi))
     mu_next = b1 * (1.0 - 0.5 * 0.96 ** ((step + 1) * psi))
     scratch[-1] = product = scratch[-1] * mu
-    np.multiply(m, b1, out=m)
-    np.multiply(g, 1.0 - b1, out=tmp)
-    np.add(m, tmp, out=m)
-    np.multiply(v, b2, out=v)
-    np.multiply(g, g, out=tmp)
-    np.multiply(tmp, 1.0 - b2, out=tmp)
-    np.add(v, tmp, out=v)
+    _np_moments(m, v, g, tmp, b1, b2)
     np.divide(v, 1.0 - b2 ** step, out=den)
     np.sqrt(den, out=den)
     np.add(den, eps, out=den)
