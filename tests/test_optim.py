@@ -508,6 +508,11 @@ BAD_OPTIONS = [
     ("Adadelta", dict(rho=-0.1), ValueError, "rho"),
     ("Adadelta", dict(l1=float("nan")), ValueError, "l1"),
     ("SGD", dict(nesterov=True), ValueError, "nesterov"),
+    ("NAdam", dict(momentum_decay=-1e-3), ValueError, "^momentum_decay"),
+    ("NAdam", dict(decoupled_weight_decay=0), TypeError, "^decoupled_weight_decay"),
+    ("NAdam", dict(betas=(0.9, 1.0)), ValueError, "^beta2"),
+    ("Lion", dict(betas=(0.9, 1.5)), ValueError, "^beta2"),
+    ("Lion", dict(weight_decay=float("inf")), ValueError, "^weight_decay"),
 ]
 
 

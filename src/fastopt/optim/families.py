@@ -207,11 +207,6 @@ class Family:
                 return s
         raise KeyError(f"{self.name} has no state {name!r}")
 
-    def defaults(self) -> dict[str, Any]:
-        """The functional kernel's defaults (hyperparameters without one are left out)."""
-        return {h.name: h.default for h in self.hypers
-                if h.functional and h.default is not REQUIRED}
-
     def used_states(self, hypers: Mapping[str, Any]) -> tuple[State, ...]:
         """The state arrays the kernel uses with `hypers` (the others at their defaults)."""
         values = {h.name: h.default for h in self.hypers if h.default is not REQUIRED}

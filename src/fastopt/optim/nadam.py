@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastopt import _kernels
+from fastopt import _kernels, _validation
 from fastopt.optim.families import FAMILIES
 from fastopt.optim.optimizer import LearningRate, Optimizer, ParamsArg
 
@@ -75,6 +75,9 @@ class NAdam(Optimizer):
 
     def _options(self, group: dict[str, Any], lr: float) -> _kernels.KernelOptions:
         beta1, beta2 = self._pair(group["betas"], "betas", "(beta1, beta2)")
+        decoupled = group["decoupled_weight_decay"]
+        if decoupled is not True and decoupled is not False:  # the kernel's name is decoupled
+            decoupled = _validation.check_bool(decoupled, "decoupled_weight_decay")
         return _kernels.nadam_options(lr, beta1, beta2, group["eps"], group["weight_decay"],
-                                      group["momentum_decay"], group["l1"],
-                                      group["decoupled_weight_decay"], group["maximize"])
+                                      group["momentum_decay"], group["l1"], decoupled,
+                                      group["maximize"])
