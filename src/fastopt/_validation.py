@@ -54,6 +54,7 @@ __all__ = [
     "check_callable",
     "check_array",
     "check_array_list",
+    "check_float_dtype",
     "check_same_structure",
     "check_state_dict",
     "check_options",
@@ -266,6 +267,20 @@ def check_array_list(value: Any, name: str, *, floating: bool = True,
                         f"got {describe_value(value)}")
     return [check_array(a, f"{name}[{i}]", floating=floating, writeable=writeable)
             for i, a in enumerate(value)]
+
+
+def check_float_dtype(value: Any, name: str,
+                      options: Sequence[Any] | None = None) -> np.dtype:
+    """``np.dtype(value)`` if it is a floating dtype (one of ``options`` when given)."""
+    what = ("a floating dtype" if options is None
+            else "one of the dtypes " + ", ".join(np.dtype(o).name for o in options))
+    try:
+        dt = np.dtype(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name}: expected {what}, got {describe_value(value)}") from None
+    if dt.kind != "f" or (options is not None and dt not in [np.dtype(o) for o in options]):
+        raise TypeError(f"{name}: expected {what}, got {dt}")
+    return dt
 
 
 def check_same_structure(arrays: Sequence[np.ndarray], reference: Sequence[np.ndarray],
