@@ -1,6 +1,7 @@
 """The table of optimizer families (fastopt/optim/families.py) and what is derived from it:
 the functional kernels' signatures and docstrings, the classes' options and defaults, the
-C options structs, and the generated boundary files (up to date with the table)."""
+C options structs, and the generated boundary files (up to date with the table). Their
+Examples run in test_examples.py."""
 
 import inspect
 import os
@@ -138,14 +139,3 @@ def test_checks_across_options_come_from_the_table():
             kernels.sgd_step(np.zeros(2), np.ones(2), np.zeros(2), lr=0.1, **example)
     assert not check.fails({"nesterov": True, "momentum": 0.9, "dampening": 0.0})
 
-
-@pytest.mark.parametrize("obj", CLASSES + [getattr(kernels, f.kernel) for f in FAMILIES.values()],
-                         ids=lambda o: o.__name__)
-def test_examples_run(obj):
-    import doctest
-
-    runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
-    for test in doctest.DocTestFinder().find(obj, obj.__name__, globs={}):
-        runner.run(test)
-    assert runner.tries > 0, "no Examples section"
-    assert runner.failures == 0

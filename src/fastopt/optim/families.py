@@ -234,10 +234,10 @@ def _weight_decay(doc: str = "L2 penalty added to the gradient") -> Hyper:
     return Hyper("weight_decay", NONNEG, 0.0, doc)
 
 
-L1 = Hyper("l1", NONNEG, 0.0, "L1 penalty: l1 * sign(p) added to the gradient (sign(0) = 0)")
+L1 = Hyper("l1", NONNEG, 0.0, "L1 penalty: ``l1 * sign(p)`` added to the gradient (sign(0) = 0)")
 MAXIMIZE = Hyper("maximize", Bool(), False, "ascend instead of descend")
 DECOUPLED = Hyper("decoupled", Bool(), False,
-                  "decoupled weight decay (p *= 1 - lr * weight_decay, as AdamW) instead of "
+                  "decoupled weight decay (``p *= 1 - lr * weight_decay``, as AdamW) instead of "
                   "L2 in the gradient")
 #: The ``step`` argument of the kernels that take the update number (``takes_step``).
 STEP_ARG = Hyper("step", Int(1, 1 << 62), REQUIRED, "1-based number of this update")
@@ -311,8 +311,8 @@ p   -= lr / (1 - beta1**t) * m / (sqrt(vmax if amsgrad else v) / sqrt(1 - beta2*
     ),
     takes_step=True,
     scalars=(STEP,),
-    notes="Scalars (lr / (1 - beta1**t), sqrt(1 - beta2**t), 1 - lr*weight_decay) are "
-          "computed once per call in double, as torch does.",
+    notes="Scalars (``lr / (1 - beta1**t)``, ``sqrt(1 - beta2**t)``, "
+          "``1 - lr * weight_decay``) are computed once per call in double, as torch does.",
     example="""\
 >>> import numpy as np
 >>> from fastopt.kernels import adam_step
