@@ -134,8 +134,24 @@ set_num_threads = _kernels.set_num_threads
 def threads(n: int | None) -> Iterator[None]:
     """Context manager: run the enclosed kernel calls with `n` threads, then restore.
 
-    ``with fastopt.threads(1): opt.step(grads)``. `n` follows :func:`set_num_threads`.
-    The setting is process-wide (not per Python thread).
+    ``with fastopt.threads(1): opt.step(grads)``. The setting is process-wide (not per
+    Python thread).
+
+    Parameters
+    ----------
+    n : int or None
+        Thread count, as :func:`set_num_threads` takes it (None: OpenMP's maximum; a
+        negative n counts back from it).
+
+    Examples
+    --------
+    >>> import fastopt
+    >>> before = fastopt.get_num_threads()
+    >>> with fastopt.threads(1):
+    ...     fastopt.get_num_threads()
+    1
+    >>> fastopt.get_num_threads() == before
+    True
     """
     previous = _kernels._get_user_threads()
     set_num_threads(n)
@@ -150,6 +166,19 @@ def get_include() -> str:
 
     Cython code finds ``fastopt/_kernels.pxd`` through the installed package itself
     (``cimport fastopt._kernels``); C code adds this directory to its include path.
+
+    Returns
+    -------
+    str
+        The directory: ``fastopt/include`` of an installed package, or the source tree's
+        ``csrc`` for an in-place build.
+
+    Examples
+    --------
+    >>> import os
+    >>> import fastopt
+    >>> os.path.isfile(os.path.join(fastopt.get_include(), "fastopt.h"))
+    True
     """
     here = os.path.dirname(os.path.abspath(__file__))
     installed = os.path.join(here, "include")
@@ -203,7 +232,19 @@ def _openmp_runtime() -> str:
 
 def show_config() -> None:
     """Print fastopt's version, OpenMP status, threads, the thread policy in force and why,
-    compiler and SIMD target."""
+    compiler and SIMD target.
+
+    ``python -m fastopt config`` prints the same.
+
+    Examples
+    --------
+    >>> import fastopt
+    >>> fastopt.show_config()  # doctest: +NORMALIZE_WHITESPACE, +ELLIPSIS
+    fastopt: ...
+    python: ...
+    numpy: ...
+    openmp: ...
+    """
     for key, value in config_dict().items():
         print(f"{key:>22}: {value}")
 
