@@ -95,9 +95,10 @@ def thread_policy() -> dict:
         cap = load["cap"]
         rate = load["rate"]
         load_source = (f"default team capped at {cap} while this process's threads are "
-                       "preempted often (now "
-                       + ("not measured yet" if rate is None else f"{rate:.0f}")
-                       + " preemptions per CPU-second; halves above "
+                       "preempted often ("
+                       + ("no rate measured yet" if rate is None
+                          else f"now {rate:.0f} preemptions per CPU-second")
+                       + "; halves above "
                        f"{load['busy_rate']:.0f}, grows below {load['quiet_rate']:.0f}); "
                        f"{LOAD_ADAPTIVE_VARIABLE}=0 or an explicit thread count turns it off")
     else:
