@@ -21,7 +21,9 @@ torch = pytest.importorskip("torch")
 import fastopt.torch as ft  # noqa: E402
 
 NAMES = ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta"]
-RUNS = [(c, v, d) for c in R.OPTIM_CASES for v in R.variants_of(c) for d in R.DTYPES]
+# fastopt.torch has the six torch.optim classes of issue 15 (not yet NAdam)
+RUNS = [(c, v, d) for c in R.OPTIM_CASES if c.name in NAMES
+        for v in R.variants_of(c) for d in R.DTYPES]
 
 
 @pytest.fixture(autouse=True, scope="module")

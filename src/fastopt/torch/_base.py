@@ -531,7 +531,7 @@ class Optimizer(torch.optim.Optimizer):
         columns = [[e[name].numpy() for e in entries] if used else None
                    for name, used in zip(options.state_names, options.used)]
         steps = [e["step"].numpy() for e in entries] if self._has_step else None
-        return ([lay.arrays[i] for i in members], columns, steps)
+        return ([lay.arrays[i] for i in members], columns, steps, None)
 
     def _fo_allocate(self, lay: _Layout, indices: Iterable[int]) -> dict[int, list[str]]:
         """Zero (or ``_fill``) state tensors the options need and a param lacks."""

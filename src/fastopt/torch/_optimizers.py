@@ -58,10 +58,12 @@ class SGD(Optimizer):
         super().__init__(params, defaults)
 
     def _options(self, group: dict[str, Any], first_step: bool = False) -> Any:
-        return _kernels.sgd_options(real(group["lr"], "lr"), real(group["momentum"], "momentum"),
-                                    real(group["dampening"], "dampening"), group["nesterov"],
-                                    real(group["weight_decay"], "weight_decay"), 0.0,
-                                    group["maximize"], first_step)
+        return _kernels.sgd_options(lr=real(group["lr"], "lr"),
+                                    momentum=real(group["momentum"], "momentum"),
+                                    dampening=real(group["dampening"], "dampening"),
+                                    weight_decay=real(group["weight_decay"], "weight_decay"),
+                                    nesterov=group["nesterov"], maximize=group["maximize"],
+                                    first_step=first_step)
 
     def _first_step_options(self, group: dict[str, Any]) -> Any:
         # torch initialises a momentum buffer to the first (decayed) gradient, undamped
@@ -111,10 +113,10 @@ class Adagrad(Optimizer):
                                                         memory_format=torch.contiguous_format)}
 
     def _options(self, group: dict[str, Any]) -> Any:
-        return _kernels.adagrad_options(real(group["lr"], "lr"),
-                                        real(group["lr_decay"], "lr_decay"),
-                                        real(group["weight_decay"], "weight_decay"),
-                                        real(group["eps"], "eps"), 0.0, group["maximize"])
+        return _kernels.adagrad_options(lr=real(group["lr"], "lr"),
+                                        lr_decay=real(group["lr_decay"], "lr_decay"),
+                                        weight_decay=real(group["weight_decay"], "weight_decay"),
+                                        eps=real(group["eps"], "eps"), maximize=group["maximize"])
 
     def _fill(self, name: str) -> float:
         return float(real(self.defaults["initial_accumulator_value"],
@@ -156,11 +158,12 @@ class RMSprop(Optimizer):
         super().__init__(params, defaults)
 
     def _options(self, group: dict[str, Any]) -> Any:
-        return _kernels.rmsprop_options(real(group["lr"], "lr"), real(group["alpha"], "alpha"),
-                                        real(group["eps"], "eps"),
-                                        real(group["weight_decay"], "weight_decay"),
-                                        real(group["momentum"], "momentum"), group["centered"],
-                                        0.0, group["maximize"], False)
+        return _kernels.rmsprop_options(lr=real(group["lr"], "lr"),
+                                        alpha=real(group["alpha"], "alpha"),
+                                        eps=real(group["eps"], "eps"),
+                                        weight_decay=real(group["weight_decay"], "weight_decay"),
+                                        momentum=real(group["momentum"], "momentum"),
+                                        centered=group["centered"], maximize=group["maximize"])
 
 
 class Adam(Optimizer):
@@ -202,11 +205,12 @@ class Adam(Optimizer):
 
     def _options(self, group: dict[str, Any]) -> Any:
         beta1, beta2 = _pair(group["betas"])
-        return _kernels.adam_options(real(group["lr"], "lr"), real(beta1, "betas[0]"),
-                                     real(beta2, "betas[1]"), real(group["eps"], "eps"),
-                                     real(group["weight_decay"], "weight_decay"), 0.0,
-                                     group["amsgrad"], group["decoupled_weight_decay"],
-                                     group["maximize"])
+        return _kernels.adam_options(lr=real(group["lr"], "lr"), beta1=real(beta1, "betas[0]"),
+                                     beta2=real(beta2, "betas[1]"), eps=real(group["eps"], "eps"),
+                                     weight_decay=real(group["weight_decay"], "weight_decay"),
+                                     amsgrad=group["amsgrad"],
+                                     decoupled=group["decoupled_weight_decay"],
+                                     maximize=group["maximize"])
 
 
 class AdamW(Adam):
@@ -275,10 +279,10 @@ class Adadelta(Optimizer):
         super().__init__(params, defaults)
 
     def _options(self, group: dict[str, Any]) -> Any:
-        return _kernels.adadelta_options(real(group["lr"], "lr"), real(group["rho"], "rho"),
-                                         real(group["eps"], "eps"),
-                                         real(group["weight_decay"], "weight_decay"), 0.0,
-                                         group["maximize"])
+        return _kernels.adadelta_options(lr=real(group["lr"], "lr"), rho=real(group["rho"], "rho"),
+                                         eps=real(group["eps"], "eps"),
+                                         weight_decay=real(group["weight_decay"], "weight_decay"),
+                                         maximize=group["maximize"])
 
 
 def _pair(betas: Any) -> tuple[Any, Any]:
