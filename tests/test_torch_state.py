@@ -35,6 +35,17 @@ def test_loading_an_unconverted_torch_state_dict_is_refused():
     assert opt.param_groups[0]["step"] == 0 and not opt.state
 
 
+def test_an_option_of_the_optimizer_is_not_taken_for_torchs():
+    """NAdam's decoupled_weight_decay is a fastopt option too; torch's switches are not."""
+    opt = fastopt.NAdam([np.zeros(3)], lr=0.01, decoupled_weight_decay=True)
+    opt.step([np.ones(3)])
+    sd = opt.state_dict()
+    opt.load_state_dict(sd)
+    sd["param_groups"][0]["foreach"] = None
+    with pytest.raises(ValueError, match="'foreach'"):
+        opt.load_state_dict(sd)
+
+
 def test_conversion_keeps_the_schedule_and_resumes_its_step():
     schedule = S.one_cycle(0.01, 1000)
     opt = fastopt.AdamW([np.zeros(3), np.zeros(3)], lr=schedule, l1=0.0)
@@ -131,6 +142,8 @@ NUMPY_CASES = [
     (fastopt.Adam, dict(lr=S.cosine(0.01, 20), amsgrad=True, weight_decay=0.1)),
     (fastopt.AdamW, dict(lr=0.01, weight_decay=0.1)),
     (fastopt.Adadelta, dict(lr=1.0, rho=0.8)),
+    (fastopt.NAdam, dict(lr=0.01, momentum_decay=0.01, decoupled_weight_decay=True,
+                         weight_decay=0.1)),
 ]
 
 
@@ -138,6 +151,15 @@ NUMPY_CASES = [
 def test_numpy_state_continues_in_torch_and_comes_back(cls, options):
     torch = _torch()
     dtype = np.float64
+    before = torch.get_default_dtype()  # torch keeps NAdam's mu_product in its default dtype
+    torch.set_default_dtype(torch.float64)
+    try:
+        _numpy_state_continues_in_torch_and_comes_back(torch, cls, options, dtype)
+    finally:
+        torch.set_default_dtype(before)
+
+
+def _numpy_state_continues_in_torch_and_comes_back(torch, cls, options, dtype):
     params = R.initial_params(dtype)
     opt = cls(params, **options)
     for step in range(5):

@@ -60,6 +60,7 @@ TORCH_GROUP_SWITCHES: dict[str, dict[str, Any]] = {
     "AdamW": {"foreach": None, "capturable": False, "differentiable": False, "fused": None,
               "decoupled_weight_decay": True},
     "Adadelta": {"capturable": False, "foreach": None, "differentiable": False},
+    "NAdam": {"foreach": None, "capturable": False, "differentiable": False},
 }
 
 
@@ -94,14 +95,15 @@ def torch_step_dtype(fused_or_capturable: bool) -> Any:
     return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
 
 
-def reject_torch_state_dict(state_dict: Any) -> None:
+def reject_torch_state_dict(state_dict: Any, options: Any = ()) -> None:
     """Raise ValueError if `state_dict` is in torch.optim's layout (a param group holds a key
-    only torch writes); fastopt's ``load_state_dict`` calls this first."""
+    only torch writes, and that is not one of the loading optimizer's `options`, as NAdam's
+    ``decoupled_weight_decay``); fastopt's ``load_state_dict`` calls this first."""
     groups = state_dict.get("param_groups") if isinstance(state_dict, dict) else None
     for k, group in enumerate(groups if isinstance(groups, (list, tuple)) else ()):
         if not isinstance(group, dict):
             continue
-        torch_keys = [key for key in group if key in TORCH_ONLY_KEYS]
+        torch_keys = [key for key in group if key in TORCH_ONLY_KEYS and key not in options]
         if torch_keys:
             raise ValueError(
                 f"state_dict: param group {k} has {torch_keys[0]!r}, a key only torch.optim "
@@ -121,13 +123,13 @@ def _import_torch() -> Any:
 
 def _family(optimizer: Any) -> str:
     """The torch.optim class name matching a fastopt optimizer."""
-    from fastopt.optim import SGD, Adadelta, Adagrad, Adam, AdamW, Optimizer, RMSprop
+    from fastopt.optim import SGD, Adadelta, Adagrad, Adam, AdamW, NAdam, Optimizer, RMSprop
 
     if not isinstance(optimizer, Optimizer):
         raise TypeError("optimizer: expected a fastopt optimizer (fastopt.Adam, ...), got "
                         f"{type(optimizer).__name__}; fastopt.torch's optimizers load "
                         "torch.optim state dicts directly")
-    for cls in (AdamW, Adam, SGD, Adagrad, RMSprop, Adadelta):  # AdamW before its base
+    for cls in (AdamW, Adam, SGD, Adagrad, RMSprop, Adadelta, NAdam):  # AdamW before Adam
         if isinstance(optimizer, cls):
             return cls.__name__
     raise TypeError(f"optimizer: {type(optimizer).__name__} has no torch.optim counterpart")
@@ -228,17 +230,22 @@ def from_torch_state_dict(state_dict: dict[str, Any], optimizer: Any, *,
         raise ValueError(f"state_dict: has {len(saved_groups)} param groups, the optimizer "
                          f"has {len(optimizer.param_groups)}")
     decoupled = TORCH_GROUP_SWITCHES[family].get("decoupled_weight_decay")
+    scalars = {s.name for s in optimizer.family.scalars} - {"step"}
     state = {}
     for key, entry in dict(state_dict["state"]).items():
         if not isinstance(entry, dict):
             raise TypeError(f"state_dict: state[{key!r}] is not a dict")
-        converted = {}
+        converted: dict[str, Any] = {}
         for name, value in entry.items():
             where = f"state_dict['state'][{key!r}][{name!r}]"
             if value is None:
                 continue
-            converted[name] = (step_count(value, where) if name == "step"
-                               else _to_numpy(value, where))
+            if name == "step":
+                converted[name] = step_count(value, where)
+            elif name in scalars:  # NAdam's mu_product: a float in fastopt's state dict
+                converted[name] = float(_to_numpy(value, where))
+            else:
+                converted[name] = _to_numpy(value, where)
         state[key] = converted
     groups = []
     for k, (saved, current) in enumerate(zip(saved_groups, optimizer.param_groups)):
@@ -248,13 +255,13 @@ def from_torch_state_dict(state_dict: dict[str, Any], optimizer: Any, *,
         for name, value in saved.items():
             if name == "params":
                 group["params"] = list(value)
-            elif name == "decoupled_weight_decay":
+            elif name == "decoupled_weight_decay" and name not in optimizer.defaults:
                 if decoupled is None or bool(value) != decoupled:
                     raise ValueError(
                         f"state_dict: param group {k} has decoupled_weight_decay={value!r}: "
                         f"it is a torch.optim.{'AdamW' if value else 'Adam'} state dict, "
                         f"the optimizer is fastopt.{family}")
-            elif name in TORCH_ONLY_KEYS:
+            elif name in TORCH_ONLY_KEYS and name not in optimizer.defaults:
                 continue
             elif name not in optimizer.defaults or name == "step":
                 raise ValueError(f"state_dict: param group {k} has {name!r}, which "
@@ -326,7 +333,9 @@ def to_torch_state_dict(optimizer: Any) -> dict[str, Any]:
     step_dtype = torch_step_dtype(False)
     state = {}
     for key, entry in saved["state"].items():
-        state[key] = {name: (torch.tensor(float(value), dtype=step_dtype) if name == "step"
-                             else torch.from_numpy(value))  # value: state_dict()'s own copy
+        # a step (int) and NAdam's mu_product (float) become scalar tensors as torch keeps
+        # them; arrays are state_dict()'s own copies
+        state[key] = {name: (torch.from_numpy(value) if isinstance(value, np.ndarray)
+                             else torch.tensor(float(value), dtype=step_dtype))
                       for name, value in entry.items()}
     return {"state": state, "param_groups": groups}

@@ -446,7 +446,7 @@ class Optimizer:
         if not isinstance(state_dict, dict) or "param_groups" not in state_dict \
                 or "state" not in state_dict:
             raise TypeError("state_dict: expected a dict with 'state' and 'param_groups'")
-        torch_state.reject_torch_state_dict(state_dict)  # convert those with from_torch_state_dict
+        torch_state.reject_torch_state_dict(state_dict, self.defaults)  # see from_torch_state_dict
         saved_groups = list(state_dict["param_groups"])
         if len(saved_groups) != len(self.param_groups):
             raise ValueError(f"state_dict: has {len(saved_groups)} param groups, this "
