@@ -36,6 +36,7 @@ api_modules = [
     "fastopt.nn",
     "fastopt.optimize",
     "fastopt.train",
+    "fastopt.distributed",
     "fastopt.init",
     "fastopt.kernels",
     "fastopt.demo",
