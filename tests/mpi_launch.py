@@ -35,9 +35,10 @@ def run_mpi(script, n, *args, timeout=120):
     env["PYTHONPATH"] = os.pathsep.join(
         [os.path.dirname(os.path.dirname(fastopt.__file__)), TESTS]
         + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-    # root in containers and CI; one OpenMP thread per rank (the ranks share the cores)
+    # root in containers and CI; one OpenMP thread per rank (the ranks share the cores), and
+    # ranks waiting in a collective yield the core instead of spinning (more ranks than cores)
     env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
-               OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+               OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", OMPI_MCA_mpi_yield_when_idle="1")
     cmd = [mpirun, "-n", str(n), *extra, sys.executable, script, *map(str, args)]
     start = time.perf_counter()
     try:

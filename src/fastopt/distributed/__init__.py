@@ -13,5 +13,6 @@ Importing this module does not import mpi4py (which initializes MPI): that happe
 communicator is first used. Run the programs with ``mpirun -n 4 python script.py``.
 """
 from .data_parallel import DataParallel, pack_params, state_nbytes
+from .lbfgs import MPIVectorSpace, minimize
 
-__all__ = ["DataParallel", "pack_params", "state_nbytes"]
+__all__ = ["DataParallel", "MPIVectorSpace", "minimize", "pack_params", "state_nbytes"]
