@@ -68,6 +68,17 @@ def pack_params(arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
 def state_nbytes(optimizer: Optimizer) -> int:
     """Bytes of the state arrays (step counters included) that ``optimizer`` holds.
 
+    Parameters
+    ----------
+    optimizer : fastopt.optim.Optimizer
+        Any fastopt optimizer (for a :class:`DataParallel`, pass its ``shard`` or call its
+        :meth:`~DataParallel.state_nbytes`).
+
+    Returns
+    -------
+    int
+        The sum of ``nbytes`` over ``optimizer.state``.
+
     Examples
     --------
     >>> import numpy as np
