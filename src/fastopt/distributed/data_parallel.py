@@ -371,14 +371,17 @@ class DataParallel:
         """
         return state_nbytes(self.shard)
 
-    def _entries(self) -> dict[int, tuple[tuple[str, ...], int | None]]:
-        """This rank's state entries: ``{index: (array names, step or None)}``."""
-        out = {}
-        for i, slots in self.shard.state.items():
-            names = tuple(sorted(k for k in slots if k != "step"))
-            step = int(slots["step"]) if "step" in slots else None
-            out[i] = (names, step)
-        return out
+    def _entries(self) -> dict[int, tuple[tuple[str, ...], dict[str, Any]]]:
+        """This rank's state entries: ``{index: (names of the per-element arrays, the
+        per-parameter scalars)}``. The arrays named in the class's ``state_names`` are split
+        between the ranks like the parameters; every other entry (``step``, NAdam's
+        ``mu_product``) is one value per parameter, the same on every rank, in the format of
+        the plain optimizer's ``state_dict``."""
+        sharded = set(self.shard.state_names)
+        local = self.shard.state_dict()["state"]
+        return {i: (tuple(sorted(k for k in slots if k in sharded)),
+                    {k: v for k, v in slots.items() if k not in sharded})
+                for i, slots in local.items()}
 
     def _order(self, b: Block, rank: int, entries: dict
                ) -> list[tuple[int, str, int, int]]:
@@ -404,20 +407,19 @@ class DataParallel:
         MPI = self._MPI
         self._check_root(root)
         mine = self._entries()
-        every = self.comm.gather(mine, root=root)
+        every = self.comm.gather(_fingerprint(mine), root=root)
         groups = self.shard.state_dict()["param_groups"] if self.rank == root else None
         full: dict[int, dict[str, Any]] = {}
         if self.rank == root:
             assert every is not None
             for r, theirs in enumerate(every):
-                if theirs != mine:
+                if theirs != every[root]:
                     raise RuntimeError(f"state_dict: rank {r}'s state entries differ from "
                                        f"rank {root}'s: a step was not taken on every rank")
-            for i, (names, step) in mine.items():
+            for i, (names, scalars) in mine.items():
                 p = self._params[i]
                 full[i] = {name: np.empty(p.size, dtype=p.dtype) for name in names}
-                if step is not None:
-                    full[i]["step"] = step
+                full[i].update(scalars)
         for b in self._blocks:
             order = self._order(b, self.rank, mine)
             send = np.empty(sum(z - a for _, _, a, z in order), dtype=b.dtype)
@@ -440,10 +442,9 @@ class DataParallel:
                     pos += z - a
         if self.rank != root:
             return None
-        for i, slots in full.items():
-            for name, value in slots.items():
-                if name != "step":
-                    slots[name] = value.reshape(self._params[i].shape)
+        for i, (names, _) in mine.items():
+            for name in names:
+                full[i][name] = full[i][name].reshape(self._params[i].shape)
         return {"state": full, "param_groups": groups}
 
     def load_state_dict(self, state_dict: dict[str, Any] | None, root: int = 0) -> None:
@@ -501,9 +502,8 @@ class DataParallel:
             for i, name, a, z in order:
                 pieces[i][name] = recv[pos:pos + z - a]
                 pos += z - a
-        for i, (_, step) in entries.items():
-            if step is not None:
-                pieces[i]["step"] = step
+        for i, (_, scalars) in entries.items():
+            pieces[i].update(scalars)
         local_groups = []
         for saved, group in zip(groups, self.shard.param_groups):
             entry = {k: (group[k] if v == _KEEP else v) for k, v in saved.items()}
@@ -554,8 +554,9 @@ class DataParallel:
             entry["params"] = list(range(start, start + len(ids)))
             start += len(ids)
             groups.append(entry)
-        entries: dict[int, tuple[tuple[str, ...], int | None]] = {}
+        entries: dict[int, tuple[tuple[str, ...], dict[str, Any]]] = {}
         arrays: dict[int, dict[str, np.ndarray]] = {}
+        sharded = set(self.shard.state_names)
         for key, slots in dict(state_dict["state"]).items():
             if _key(key) not in position:
                 raise ValueError(f"state_dict: state for parameter {key!r}, which no group "
@@ -567,8 +568,8 @@ class DataParallel:
                 continue
             arrays[i] = {}
             for name, value in slots.items():
-                if name == "step":
-                    continue
+                if name not in sharded:
+                    continue     # a per-parameter scalar: every rank's optimizer checks it
                 arr = np.asarray(value)
                 if arr.shape != p.shape:
                     raise ValueError(f"state_dict: state[{key!r}][{name!r}] has shape "
@@ -577,15 +578,16 @@ class DataParallel:
                     raise ValueError(f"state_dict: state[{key!r}][{name!r}] has dtype "
                                      f"{arr.dtype}, the parameter has dtype {p.dtype}")
                 arrays[i][name] = arr.reshape(-1)
-            step = slots.get("step")
-            if step is not None:
-                if isinstance(step, (bool, np.bool_)) or np.ndim(step) != 0 or not \
-                        np.issubdtype(np.asarray(step).dtype, np.integer) or int(step) < 0:
-                    raise ValueError(f"state_dict: state[{key!r}]['step'] must be a "
-                                     f"non-negative int, got {step!r}")
-                step = int(step)
-            entries[i] = (tuple(sorted(arrays[i])), step)
+            entries[i] = (tuple(sorted(arrays[i])),
+                          {k: v for k, v in slots.items() if k not in sharded})
         return (_pickle_groups(groups), entries), arrays
+
+
+def _fingerprint(entries: dict[int, tuple[tuple[str, ...], dict[str, Any]]]) -> list:
+    """The entries in a form that compares by value (numpy scalars by their bytes)."""
+    return [(i, names, sorted((k, np.asarray(v).dtype.str, np.asarray(v).tobytes())
+                              for k, v in scalars.items()))
+            for i, (names, scalars) in sorted(entries.items())]
 
 
 def _key(key: Any) -> Any:
