@@ -128,10 +128,22 @@ class BuildPy(build_py):
             shutil.copy(path, dest)
 
 
+def generate():
+    """Render the optimizer families' boundary from their table (src/fastopt/_codegen.py)."""
+    import importlib.util
+
+    path = os.path.join(HERE, "src", "fastopt", "_codegen.py")
+    spec = importlib.util.spec_from_file_location("fastopt_codegen", path)
+    codegen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(codegen)
+    codegen.render(os.path.join(HERE, "src", "fastopt"))
+
+
 def extensions():
     import numpy as np
     from Cython.Build import cythonize
 
+    generate()
     sources = ["src/fastopt/_kernels.pyx"] + sorted(glob.glob("csrc/*.c"))
     ext = Extension(
         "fastopt._kernels",
@@ -139,7 +151,8 @@ def extensions():
         include_dirs=["csrc", np.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_25_API_VERSION")],
         depends=glob.glob("csrc/*.h") + glob.glob("csrc/*.inc") + glob.glob("src/fastopt/*.pxi")
-        + glob.glob("src/fastopt/*.pxd"),
+        + glob.glob("src/fastopt/*.pxd") + glob.glob("src/fastopt/*.tp")
+        + ["src/fastopt/optim/families.py", "src/fastopt/_codegen.py"],
     )
     return cythonize(
         [ext],

@@ -8,6 +8,16 @@ call raises.
 
 __version__ = "0.1.0"
 
+# The OpenMP runtime's wait policy must be in the environment when fastopt._kernels loads
+# it (fastopt._wait_policy explains why); nothing above this line may import _kernels.
+from fastopt import _wait_policy
+
+_wait_policy.before_load()
+try:
+    from fastopt import _kernels  # noqa: F401
+finally:
+    _wait_policy.after_load()
+
 from fastopt import init, kernels, nn, schedules, train
 from fastopt._config import (
     get_include,
@@ -16,7 +26,17 @@ from fastopt._config import (
     show_config,
     threads,
 )
-from fastopt.optim import SGD, Adadelta, Adagrad, Adam, AdamW, Optimizer, RMSprop
+from fastopt.optim import (
+    SGD,
+    Adadelta,
+    Adagrad,
+    Adam,
+    AdamW,
+    Lion,
+    NAdam,
+    Optimizer,
+    RMSprop,
+)
 from fastopt.train import check_grad, clip_grad_norm
 
 # The function, as scipy.optimize.minimize; its modules live in fastopt.optimize
@@ -42,6 +62,8 @@ __all__ = [
     "Adam",
     "AdamW",
     "Adadelta",
+    "NAdam",
+    "Lion",
     "check_grad",
     "clip_grad_norm",
     "minimize",

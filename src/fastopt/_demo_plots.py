@@ -145,7 +145,7 @@ def range_test(ax, finder, chosen_lr) -> None:
     ax.plot(finder.lrs, finder.smoothed_losses, color=COLORS["adam"], lw=2.5,
             label="smoothed")
     ax.axvline(finder.lrs[lowest], color="0.45", ls=":", lw=2,
-               label=f"lowest smoothed loss: {finder.lrs[lowest]:.2g}")
+               label=f"lowest smoothed loss at lr {finder.lrs[lowest]:.2g}")
     ax.axvline(chosen_lr, color=COLORS["adam"], ls="--", lw=2,
                label=f"chosen = lowest / 10: {chosen_lr:.2g}")
     # the fall is a few percent of the loss: zoom on it (the divergence leaves the axis),

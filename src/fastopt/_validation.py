@@ -350,12 +350,12 @@ class Real(Constraint):
         bad: list[Any] = [True, "0.5", None, np.nan, np.array([0.5]), complex(0.5, 0)]
         if not self.allow_inf:
             bad += [np.inf, -np.inf, 10**400]
-        if self.low is not None:
-            bad += [self.low - 1.0, -np.inf]
+        if self.low is not None:  # below the range, by much and by one ulp
+            bad += [self.low - 1.0, np.nextafter(float(self.low), -np.inf), -np.inf]
             if self.closed in ("right", "neither"):
                 bad.append(self.low)
         if self.high is not None:
-            bad += [self.high + 1.0, np.inf]
+            bad += [self.high + 1.0, np.nextafter(float(self.high), np.inf), np.inf]
             if self.closed in ("left", "neither"):
                 bad.append(self.high)
         return [v for v in bad if not self._accepts(v)]
