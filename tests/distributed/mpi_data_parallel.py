@@ -9,7 +9,7 @@ aborts the job (non-zero exit).
 import copy
 
 import numpy as np
-from mpi_harness import run, same_bits, same_state_dicts
+from mpi_harness import raises, run, same_bits, same_state_dicts
 
 import fastopt
 from fastopt import optim, schedules
@@ -176,14 +176,9 @@ def check_skip_and_errors(comm):
     a bad checkpoint raises on every rank; rank 0's parameters are broadcast."""
     rank, size = comm.Get_rank(), comm.Get_size()
     params = [np.full((5, 3), float(rank)), np.full(40, float(rank), np.float32)]
-    for bad_args, what in (((params, comm), "optimizer"), ((fastopt.SGD(params), "comm"), "comm"),
-                           ((fastopt.SGD(params), comm, "yes"), None)):
-        try:
-            DataParallel(*bad_args[:2], **({"average": bad_args[2]} if len(bad_args) > 2
-                                            else {}))
-            raise AssertionError(f"DataParallel{bad_args} was accepted")
-        except TypeError as exc:
-            assert (what or "average") in str(exc), exc
+    raises(TypeError, "optimizer", DataParallel, params, comm)
+    raises(TypeError, "comm", DataParallel, fastopt.SGD(params), "comm")
+    raises(TypeError, "average", DataParallel, fastopt.SGD(params), comm, average="yes")
     dp = DataParallel(fastopt.Adam(params, lr=0.1), comm)
     assert all(np.all(p == 0.0) for p in params), "rank 0's values were not broadcast"
     grads = [np.ones((5, 3)), np.ones(40, np.float32)]
@@ -196,42 +191,26 @@ def check_skip_and_errors(comm):
     assert dp.step(bad, skip_if_nonfinite=True) is False
     for p, q in zip(params, before):
         same_bits(p, q, "skipped step")
-    try:
-        dp.step([grads[0], grads[1].astype(np.float64)])
-        raise AssertionError("a float64 gradient for a float32 parameter was accepted")
-    except TypeError as exc:
-        assert "grads[1]" in str(exc), exc
-    try:
-        dp.step(grads[:1])
-        raise AssertionError("a missing gradient was accepted")
-    except ValueError as exc:
-        assert "grads" in str(exc), exc
+    raises(TypeError, "grads[1]", dp.step, [grads[0], grads[1].astype(np.float64)])
+    raises(ValueError, "grads", dp.step, grads[:1])
     after = dp.state_dict()
     if rank == 0:
         same_state_dicts(after, state, "state after refused steps")
+
+    def spoiled(change):
+        """A copy of the checkpoint on rank 0, changed; None on the others."""
+        if rank != 0:
+            return None
         wrong = copy.deepcopy(after)
-        wrong["state"][1]["exp_avg"] = np.zeros(41, np.float32)
-    try:
-        dp.load_state_dict(wrong if rank == 0 else None)
-        raise AssertionError("a checkpoint with a wrong shape was accepted")
-    except ValueError as exc:
-        assert "shape" in str(exc), exc
-    if rank == 0:
-        wrong = copy.deepcopy(after)
-        wrong["state"][0]["exp_avg_sq"] = np.zeros((5, 3), np.float32)
-    try:
-        dp.load_state_dict(wrong if rank == 0 else None)
-        raise AssertionError("a checkpoint with a wrong dtype was accepted")
-    except ValueError as exc:
-        assert "dtype" in str(exc), exc
-    if rank == 0:
-        wrong = copy.deepcopy(after)
-        del wrong["state"][0]["exp_avg"]
-    try:    # detected by each rank's optimizer: every rank raises, none changes
-        dp.load_state_dict(wrong if rank == 0 else None)
-        raise AssertionError("a checkpoint lacking exp_avg was accepted")
-    except ValueError as exc:
-        assert "exp_avg" in str(exc), exc
+        change(wrong["state"])
+        return wrong
+    raises(ValueError, "shape", dp.load_state_dict,
+           spoiled(lambda st: st[1].update(exp_avg=np.zeros(41, np.float32))))
+    raises(ValueError, "dtype", dp.load_state_dict,
+           spoiled(lambda st: st[0].update(exp_avg_sq=np.zeros((5, 3), np.float32))))
+    # detected by each rank's own optimizer: every rank raises, none changes
+    raises(ValueError, "exp_avg", dp.load_state_dict,
+           spoiled(lambda st: st[0].pop("exp_avg")))
     final = dp.state_dict()
     if rank == 0:
         same_state_dicts(final, state, "state after refused checkpoints")

@@ -26,6 +26,16 @@ def run(main):
             json.dump(results, f, indent=1)
 
 
+def raises(error, words, fn, *args, **kwargs):
+    """Assert that ``fn(*args, **kwargs)`` raises ``error`` with ``words`` in its message."""
+    try:
+        fn(*args, **kwargs)
+    except error as exc:
+        assert words in str(exc), exc
+        return
+    raise AssertionError(f"{getattr(fn, '__name__', fn)}{args} {kwargs} raised nothing")
+
+
 def same_bits(a, b, what):
     """Assert that two arrays (or 0-d values) hold the same bits."""
     a, b = np.asarray(a), np.asarray(b)

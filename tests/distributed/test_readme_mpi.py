@@ -33,7 +33,7 @@ def test_the_readme_has_both_mpi_scripts():
 
 @pytest.mark.parametrize("name", sorted(SCRIPTS))
 def test_readme_mpi_script_runs(name, tmp_path, monkeypatch):
-    command, body = SCRIPTS[name]
+    _, body = SCRIPTS[name]
     script = tmp_path / name
     script.write_text(body)
     monkeypatch.chdir(tmp_path)          # what the script writes lands here

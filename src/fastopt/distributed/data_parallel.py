@@ -11,6 +11,7 @@ import numpy as np
 
 from fastopt.kernels import all_finite
 from fastopt.optim import Optimizer
+from fastopt.optim.optimizer import _as_key, checked_state_array, checkpoint_positions
 
 from ._layout import Block, blocks_of, contiguous_view
 from ._mpi import check_comm, mpi_type
@@ -530,38 +531,21 @@ class DataParallel:
         """On root: check a full checkpoint's structure, shapes and dtypes; return what
         every rank needs (the param groups, pickled, and each parameter's state names and
         step) and the flattened state arrays by parameter position."""
-        if not isinstance(state_dict, dict) or "param_groups" not in state_dict \
-                or "state" not in state_dict:
-            raise TypeError("state_dict: expected a dict with 'state' and 'param_groups'")
-        saved_groups = list(state_dict["param_groups"])
-        ours = self.shard.param_groups
-        if len(saved_groups) != len(ours):
-            raise ValueError(f"state_dict: has {len(saved_groups)} param groups, this "
-                             f"optimizer has {len(ours)}")
-        position: dict[Any, int] = {}
-        groups = []
-        start = 0
-        for k, (saved, group) in enumerate(zip(saved_groups, ours)):
-            if not isinstance(saved, dict):
-                raise TypeError(f"state_dict: param group {k} is not a dict")
-            ids = list(saved.get("params", []))
-            if len(ids) != len(group["params"]):
-                raise ValueError(f"state_dict: param group {k} has {len(ids)} parameters, "
-                                 f"this optimizer's has {len(group['params'])}")
-            for j, key in enumerate(ids):
-                position[_key(key)] = start + j
+        position = checkpoint_positions(state_dict, self.shard.param_groups)
+        groups, start = [], 0
+        for saved in state_dict["param_groups"]:
             entry = {name: v for name, v in saved.items() if name != "params"}
-            entry["params"] = list(range(start, start + len(ids)))
-            start += len(ids)
+            entry["params"] = list(range(start, start + len(saved["params"])))
+            start += len(saved["params"])
             groups.append(entry)
         entries: dict[int, tuple[tuple[str, ...], dict[str, Any]]] = {}
         arrays: dict[int, dict[str, np.ndarray]] = {}
         sharded = set(self.shard.state_names)
         for key, slots in dict(state_dict["state"]).items():
-            if _key(key) not in position:
+            if _as_key(key) not in position:
                 raise ValueError(f"state_dict: state for parameter {key!r}, which no group "
                                  "holds")
-            i = position[_key(key)]
+            i = position[_as_key(key)]
             p = self._params[i]
             slots = dict(slots)
             if not slots:
@@ -570,14 +554,7 @@ class DataParallel:
             for name, value in slots.items():
                 if name not in sharded:
                     continue     # a per-parameter scalar: every rank's optimizer checks it
-                arr = np.asarray(value)
-                if arr.shape != p.shape:
-                    raise ValueError(f"state_dict: state[{key!r}][{name!r}] has shape "
-                                     f"{arr.shape}, the parameter has shape {p.shape}")
-                if arr.dtype != p.dtype:
-                    raise ValueError(f"state_dict: state[{key!r}][{name!r}] has dtype "
-                                     f"{arr.dtype}, the parameter has dtype {p.dtype}")
-                arrays[i][name] = arr.reshape(-1)
+                arrays[i][name] = checked_state_array(value, p, key, name).reshape(-1)
             entries[i] = (tuple(sorted(arrays[i])),
                           {k: v for k, v in slots.items() if k not in sharded})
         return (_pickle_groups(groups), entries), arrays
@@ -588,10 +565,6 @@ def _fingerprint(entries: dict[int, tuple[tuple[str, ...], dict[str, Any]]]) -> 
     return [(i, names, sorted((k, np.asarray(v).dtype.str, np.asarray(v).tobytes())
                               for k, v in scalars.items()))
             for i, (names, scalars) in sorted(entries.items())]
-
-
-def _key(key: Any) -> Any:
-    return int(key) if isinstance(key, (int, np.integer)) else key
 
 
 _UNPICKLABLE = (pickle.PicklingError, TypeError, AttributeError)
