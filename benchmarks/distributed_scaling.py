@@ -28,15 +28,15 @@ import statistics
 import sys
 import time
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-if __package__ in (None, ""):  # run as a script: find fastopt (src layout) and the problem
-    _root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    sys.path[:0] = [os.path.join(_root, "src"), os.path.join(_root, "tests")]
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if __name__ == "__main__":
+    # one OpenMP thread per rank, set before fastopt starts its pool; fastopt from src/ and
+    # the objective from tests/ (asv imports this module too: then nothing of this runs)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    sys.path[:0] = [os.path.join(ROOT, "src"), os.path.join(ROOT, "tests")]
 
 import numpy as np  # noqa: E402
-from mpi4py import MPI  # noqa: E402
-from sharded_problem import data, split, start  # noqa: E402
 
 import fastopt  # noqa: E402
 from fastopt.distributed import DataParallel, lbfgs, minimize, pack_params  # noqa: E402
@@ -79,6 +79,7 @@ def lbfgs_once(comm, a, t, x0, n, iterations, m):
     """One run: per iteration once the memory is full (the first m + 1 iterations write
     fresh pages of the memory, which this VM makes slow), the median seconds in total, in
     fun and in the solver's reductions; and nit, f, nfev."""
+    from sharded_problem import split     # tests/sharded_problem.py
     fun_clock, red_clock = Clock(), Clock()
     timed_space(red_clock)
     fun = fun_clock.wrap(split(comm, a, t, n))
@@ -95,6 +96,8 @@ def lbfgs_once(comm, a, t, x0, n, iterations, m):
 
 
 def bench_lbfgs(comm, n, iterations, m, repeats):
+    from mpi4py import MPI
+    from sharded_problem import data, start
     rank, size = comm.Get_rank(), comm.Get_size()
     lo, hi = rank * n // size, (rank + 1) * n // size
     a_full, t_full = data(n)
@@ -202,6 +205,7 @@ def main() -> None:
     parser.add_argument("--params", type=float, default=1e7, help="DataParallel parameters")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    from mpi4py import MPI
     comm = MPI.COMM_WORLD
     if comm.Get_rank() == 0:
         print(f"{comm.Get_size()} rank(s), OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}, "
