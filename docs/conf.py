@@ -41,6 +41,7 @@ api_modules = [
     "fastopt.kernels",
     "fastopt.demo",
     "fastopt.bench",
+    "fastopt.bench_loop",
 ]
 
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
