@@ -36,6 +36,7 @@ api_modules = [
     "fastopt.nn",
     "fastopt.optimize",
     "fastopt.train",
+    "fastopt.distributed",
     "fastopt.init",
     "fastopt.kernels",
     "fastopt.checkpoint",
@@ -43,6 +44,7 @@ api_modules = [
     "fastopt.torch",
     "fastopt.demo",
     "fastopt.bench",
+    "fastopt.bench_loop",
 ]
 
 # fastopt.torch's page is built against a mock of torch, installed or not: the build needs no

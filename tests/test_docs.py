@@ -14,7 +14,7 @@ import pytest
 numpydoc_validate = pytest.importorskip("numpydoc.validate")
 
 MODULES = ["fastopt.schedules", "fastopt.nn", "fastopt.init", "fastopt.demo",
-           "fastopt._config"]
+           "fastopt._config", "fastopt.distributed"]
 # (name, why it is not checked here)
 EXEMPT = {
     "fastopt._config.get_num_threads": "defined in _threads.pxi (the Cython boundary)",

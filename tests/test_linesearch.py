@@ -4,6 +4,7 @@ import math
 import numpy as np
 import pytest
 
+from fastopt.optimize._vector import LOCAL
 from fastopt.optimize.linesearch import Line, backtracking, more_thuente
 from fastopt.optimize.objective import Objective
 from fastopt.optimize.problems import get_problem
@@ -21,6 +22,7 @@ class FakeLine:
         self.d = np.ones(1)
         self.calls = 0
         self.obj = self
+        self.space = LOCAL      # where backtracking reduces the slope at its accepted step
 
     def value_slope(self, a):
         self.calls += 1

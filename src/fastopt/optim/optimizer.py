@@ -443,29 +443,9 @@ class Optimizer:
         names each group's options need, and the options themselves. Raises ValueError or
         TypeError naming the first mismatch.
         """
-        if not isinstance(state_dict, dict) or "param_groups" not in state_dict \
-                or "state" not in state_dict:
-            raise TypeError("state_dict: expected a dict with 'state' and 'param_groups'")
         torch_state.reject_torch_state_dict(state_dict, self.defaults)  # see from_torch_state_dict
+        renumber = checkpoint_positions(state_dict, self.param_groups)
         saved_groups = list(state_dict["param_groups"])
-        if len(saved_groups) != len(self.param_groups):
-            raise ValueError(f"state_dict: has {len(saved_groups)} param groups, this "
-                             f"optimizer has {len(self.param_groups)}")
-        renumber: dict[Any, int] = {}
-        start = 0
-        for k, (saved, group) in enumerate(zip(saved_groups, self.param_groups)):
-            if not isinstance(saved, dict):
-                raise TypeError(f"state_dict: param group {k} is not a dict")
-            ids = list(saved.get("params", []))
-            if len(ids) != len(group["params"]):
-                raise ValueError(f"state_dict: param group {k} has {len(ids)} parameters, "
-                                 f"this optimizer's has {len(group['params'])}")
-            for j, old in enumerate(ids):
-                key = _as_key(old)
-                if key in renumber:
-                    raise ValueError(f"state_dict: parameter {old!r} appears twice")
-                renumber[key] = start + j
-            start += len(group["params"])
         flat = [p for group in self.param_groups for p in group["params"]]
         group_of = [k for k, group in enumerate(self.param_groups) for _ in group["params"]]
         new_groups = []
@@ -503,13 +483,7 @@ class Optimizer:
                 if name in scalar_names:
                     entry[name] = _load_scalar(self.family, name, value, key)
                     continue
-                arr = np.asarray(value)
-                if arr.shape != p.shape:
-                    raise ValueError(f"state_dict: state[{key!r}][{name!r}] has shape "
-                                     f"{arr.shape}, the parameter has shape {p.shape}")
-                if arr.dtype != p.dtype:
-                    raise ValueError(f"state_dict: state[{key!r}][{name!r}] has dtype "
-                                     f"{arr.dtype}, the parameter has dtype {p.dtype}")
+                arr = checked_state_array(value, p, key, name)
                 entry[name] = np.array(arr, dtype=p.dtype, order="C", copy=True)
             new_state[i] = entry
         for group, merged in zip(self.param_groups, new_groups):
@@ -550,6 +524,50 @@ def _plan_unit(params: list, columns: Columns, scalars: dict[str, list[np.ndarra
     steps = scalars.get("step")
     reals = [arrays for name, arrays in scalars.items() if name != "step"]
     return params, columns, steps, reals
+
+
+def checkpoint_positions(state_dict: Any, param_groups: Sequence[dict[str, Any]]
+                         ) -> dict[Any, int]:
+    """The position in the flattened param list of each parameter id that a checkpoint's
+    groups name (ids normalized by ``_as_key``), after checking its structure against
+    ``param_groups``: a dict with 'state' and 'param_groups', as many groups, as many
+    parameters in each, no id twice. (Also ``fastopt.distributed``'s check.)"""
+    if not isinstance(state_dict, dict) or "param_groups" not in state_dict \
+            or "state" not in state_dict:
+        raise TypeError("state_dict: expected a dict with 'state' and 'param_groups'")
+    saved_groups = list(state_dict["param_groups"])
+    if len(saved_groups) != len(param_groups):
+        raise ValueError(f"state_dict: has {len(saved_groups)} param groups, this "
+                         f"optimizer has {len(param_groups)}")
+    renumber: dict[Any, int] = {}
+    start = 0
+    for k, (saved, group) in enumerate(zip(saved_groups, param_groups)):
+        if not isinstance(saved, dict):
+            raise TypeError(f"state_dict: param group {k} is not a dict")
+        ids = list(saved.get("params", []))
+        if len(ids) != len(group["params"]):
+            raise ValueError(f"state_dict: param group {k} has {len(ids)} parameters, "
+                             f"this optimizer's has {len(group['params'])}")
+        for j, old in enumerate(ids):
+            key = _as_key(old)
+            if key in renumber:
+                raise ValueError(f"state_dict: parameter {old!r} appears twice")
+            renumber[key] = start + j
+        start += len(group["params"])
+    return renumber
+
+
+def checked_state_array(value: Any, p: np.ndarray, key: Any, name: str) -> np.ndarray:
+    """A checkpoint's state array ``state[key][name]`` (not copied), checked against the
+    shape and dtype of its parameter ``p``."""
+    arr = np.asarray(value)
+    if arr.shape != p.shape:
+        raise ValueError(f"state_dict: state[{key!r}][{name!r}] has shape "
+                         f"{arr.shape}, the parameter has shape {p.shape}")
+    if arr.dtype != p.dtype:
+        raise ValueError(f"state_dict: state[{key!r}][{name!r}] has dtype "
+                         f"{arr.dtype}, the parameter has dtype {p.dtype}")
+    return arr
 
 
 def _as_key(key: Any) -> Any:

@@ -307,36 +307,12 @@ def minimize(fun: Callable[..., Any], x0: ArrayLike, args: tuple | Any = (),
     if "maxcor" in opts:
         opts.setdefault("m", opts["maxcor"])
 
-    ls = opts.get("line_search", "more-thuente")
-    if not isinstance(ls, str) or ls.lower() not in _LINE_SEARCHES:
-        raise ValueError(f"options['line_search'] must be 'more-thuente' or 'backtracking', "
-                         f"got {ls!r}")
-    ls = _LINE_SEARCHES[ls.lower()]
-    c1 = _check_number("c1", opts.get("c1", 1e-4), lo=0.0, hi=1.0, lo_open=True, hi_open=True)
-    c2 = _check_number("c2", opts.get("c2", 0.9), lo=0.0, hi=1.0, lo_open=True, hi_open=True)
-    if ls == "more-thuente" and not c1 < c2:
-        raise ValueError(f"options 'c1' and 'c2' must satisfy 0 < c1 < c2 < 1, got "
-                         f"c1={c1}, c2={c2}")
     if kind == "BFGS":
         default_maxiter, default_maxfun = 200 * n, None
     else:
         default_maxiter, default_maxfun = 15000, 15000
-    maxiter = _check_number("maxiter", opts.get("maxiter", default_maxiter), lo=0, integer=True)
-    maxfun = opts.get("maxfun", default_maxfun)
-    maxfun = None if maxfun is None else _check_number("maxfun", maxfun, lo=1, integer=True)
-    qn = QNOptions(
-        maxiter=maxiter, maxfun=maxfun,
-        gtol=_check_number("gtol", opts.get("gtol", _default_gtol(dtype)), lo=0.0),
-        ftol=_check_number("ftol", opts.get("ftol", 0.0), lo=0.0),
-        xtol=_check_number("xtol", opts.get("xtol", 0.0), lo=0.0),
-        line_search=ls, c1=c1, c2=c2,
-        maxls=_check_number("maxls", opts.get("maxls", 20), lo=1, integer=True),
-        ls_xtol=100 * float(np.finfo(dtype).eps),
-        fnoise=math.sqrt(float(np.finfo(dtype).eps)),
-        disp=bool(opts.get("disp", False)))
-    scaling = opts.get("scaling", True)
-    if not isinstance(scaling, (bool, np.bool_)):
-        raise TypeError(f"options['scaling'] must be True or False, got {scaling!r}")
+    qn, scaling = _qn_options(opts, dtype, default_maxiter, default_maxfun)
+    maxfun = qn.maxfun
     fd_step = opts.get("finite_diff_rel_step")
     if fd_step is not None:
         fd_step = _check_number("finite_diff_rel_step", fd_step, lo=0.0, lo_open=True)
@@ -379,6 +355,39 @@ def minimize(fun: Callable[..., Any], x0: ArrayLike, args: tuple | Any = (),
             res = run_quasi_newton(obj, x, memory, qn, cb, finalize)
     _disp(qn.disp, res)
     return res
+
+
+def _qn_options(opts: Mapping[str, Any], dtype: np.dtype, default_maxiter: int,
+                default_maxfun: int | None) -> tuple[QNOptions, bool]:
+    """The checked options every quasi-Newton run reads (also ``fastopt.distributed``'s),
+    and ``scaling``."""
+    ls = opts.get("line_search", "more-thuente")
+    if not isinstance(ls, str) or ls.lower() not in _LINE_SEARCHES:
+        raise ValueError(f"options['line_search'] must be 'more-thuente' or 'backtracking', "
+                         f"got {ls!r}")
+    ls = _LINE_SEARCHES[ls.lower()]
+    c1 = _check_number("c1", opts.get("c1", 1e-4), lo=0.0, hi=1.0, lo_open=True, hi_open=True)
+    c2 = _check_number("c2", opts.get("c2", 0.9), lo=0.0, hi=1.0, lo_open=True, hi_open=True)
+    if ls == "more-thuente" and not c1 < c2:
+        raise ValueError(f"options 'c1' and 'c2' must satisfy 0 < c1 < c2 < 1, got "
+                         f"c1={c1}, c2={c2}")
+    maxiter = _check_number("maxiter", opts.get("maxiter", default_maxiter), lo=0, integer=True)
+    maxfun = opts.get("maxfun", default_maxfun)
+    maxfun = None if maxfun is None else _check_number("maxfun", maxfun, lo=1, integer=True)
+    qn = QNOptions(
+        maxiter=maxiter, maxfun=maxfun,
+        gtol=_check_number("gtol", opts.get("gtol", _default_gtol(dtype)), lo=0.0),
+        ftol=_check_number("ftol", opts.get("ftol", 0.0), lo=0.0),
+        xtol=_check_number("xtol", opts.get("xtol", 0.0), lo=0.0),
+        line_search=ls, c1=c1, c2=c2,
+        maxls=_check_number("maxls", opts.get("maxls", 20), lo=1, integer=True),
+        ls_xtol=100 * float(np.finfo(dtype).eps),
+        fnoise=math.sqrt(float(np.finfo(dtype).eps)),
+        disp=bool(opts.get("disp", False)))
+    scaling = opts.get("scaling", True)
+    if not isinstance(scaling, (bool, np.bool_)):
+        raise TypeError(f"options['scaling'] must be True or False, got {scaling!r}")
+    return qn, bool(scaling)
 
 
 def _load_lbfgs_warm_start(memory: LbfgsMemory, warm) -> None:

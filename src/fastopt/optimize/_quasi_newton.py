@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ._scipy import optimize_result
-from ._vector import dot, norm_inf
+from ._vector import LOCAL, VectorSpace
 from .linesearch import Line, backtracking, more_thuente
 from .objective import MaxFunReached, Objective
 from .result import CHECK_GRAD_HINT, make_result
@@ -61,7 +61,7 @@ class CallbackStop(Exception):
     """The user's callback raised StopIteration."""
 
 
-def first_step(x: np.ndarray, f: float, g: np.ndarray) -> float:
+def first_step(x: np.ndarray, f: float, g: np.ndarray, space: VectorSpace = LOCAL) -> float:
     r"""First trial step along :math:`d = -g` when no curvature is known.
 
     :math:`\alpha = 1/\|g\|_2`, a first move of unit length: the choice of
@@ -76,12 +76,12 @@ def first_step(x: np.ndarray, f: float, g: np.ndarray) -> float:
     same problems solved give or take one; one rule for both keeps the solvers alike.
     """
     del x, f     # the rule is the same whatever the point and value
-    return 1.0 / math.sqrt(dot(g, g))
+    return 1.0 / math.sqrt(space.dot(g, g))
 
 
 def stop_reason(opts: QNOptions, obj: Objective, nit: int, finite: bool, gnorm: float,
                 f_old: float, f: float, x_old: np.ndarray | None,
-                x: np.ndarray) -> str | None:
+                x: np.ndarray, space: VectorSpace = LOCAL) -> str | None:
     """The stopping test after an iteration: a reason of the status table
     (:mod:`.result`), or None to go on.  ``finite``: the value and gradient are finite;
     ``gnorm``: the norm the ``gtol`` test reads (the gradient's, or OWL-QN's
@@ -93,7 +93,7 @@ def stop_reason(opts: QNOptions, obj: Objective, nit: int, finite: bool, gnorm: 
     if opts.ftol > 0 and f_old - f <= opts.ftol * max(abs(f_old), abs(f), 1.0):
         return "ftol"
     if (opts.xtol > 0 and x_old is not None
-            and norm_inf(x - x_old) <= opts.xtol * (opts.xtol + norm_inf(x_old))):
+            and space.norm_inf(x - x_old) <= opts.xtol * (opts.xtol + space.norm_inf(x_old))):
         return "xtol"
     if nit >= opts.maxiter:
         return "maxiter"
@@ -142,7 +142,8 @@ def _call_callback(callback, res_factory):
 
 def run_quasi_newton(obj: Objective, x: np.ndarray, memory, opts: QNOptions,
                      callback: Callable[[OptimizeResult], Any] | None,
-                     finalize: Callable[[OptimizeResult], OptimizeResult]) -> OptimizeResult:
+                     finalize: Callable[[OptimizeResult], OptimizeResult],
+                     space: VectorSpace = LOCAL) -> OptimizeResult:
     """Minimise ``obj`` from ``x`` with a quasi-Newton ``memory``.
 
     Parameters
@@ -158,6 +159,10 @@ def run_quasi_newton(obj: Objective, x: np.ndarray, memory, opts: QNOptions,
         for the legacy ``callback(xk)`` form).
     finalize : callable
         Adds the method-specific fields (``hess_inv``) to the result.
+    space : VectorSpace
+        Where dot products and norms are reduced: this process (default), or the ranks
+        that each hold a part of ``x`` (``fastopt.distributed.minimize``; ``memory`` then
+        reduces in the same space).
     """
     nit = 0
     step = 0.0
@@ -174,7 +179,7 @@ def run_quasi_newton(obj: Objective, x: np.ndarray, memory, opts: QNOptions,
         f, g = obj.fg(x)
     except MaxFunReached:
         return result("maxfun", x, math.nan, None)
-    gnorm = norm_inf(g)
+    gnorm = space.norm_inf(g)
     if not (math.isfinite(f) and math.isfinite(gnorm)):
         return result("nonfinite", x, f, g, "The objective or its gradient is not finite at x0.")
     if gnorm <= opts.gtol:
@@ -190,11 +195,11 @@ def run_quasi_newton(obj: Objective, x: np.ndarray, memory, opts: QNOptions,
         x_old = None
         if memory.is_empty():
             d = -g
-            alpha0 = first_step(x, f, g)
+            alpha0 = first_step(x, f, g, space)
         else:
             d = memory.direction(g)
             alpha0 = 1.0
-        line = Line(obj, x, d, f, g, pool)
+        line = Line(obj, x, d, f, g, pool, space)
         if search is more_thuente:
             ls = more_thuente(line, alpha0, c1=opts.c1, c2=opts.c2, maxls=opts.maxls,
                               xtol=opts.ls_xtol, fnoise=opts.fnoise * f_avg)
@@ -244,9 +249,9 @@ def run_quasi_newton(obj: Objective, x: np.ndarray, memory, opts: QNOptions,
             _call_callback(callback, intermediate)
         except CallbackStop:
             return result("callback", x, f, g)
-        gnorm = norm_inf(g)     # NaN or inf when g is not finite: one pass for both tests
+        gnorm = space.norm_inf(g)   # NaN or inf when g is not finite: one pass for both tests
         reason = stop_reason(opts, obj, nit, math.isfinite(f) and math.isfinite(gnorm), gnorm,
-                             f_old, f, x_old, x)
+                             f_old, f, x_old, x, space)
         if reason is not None:
             return result(reason, x, f, g)
         if x_old is not None:        # the previous point's array becomes a spare

@@ -10,7 +10,7 @@ import numpy as np
 
 from fastopt import _kernels
 
-__all__ = ["dot", "norm_inf", "axpy"]
+__all__ = ["dot", "norm_inf", "axpy", "VectorSpace", "LOCAL"]
 
 
 def dot(a: np.ndarray, b: np.ndarray) -> float:
@@ -33,3 +33,30 @@ def axpy(alpha: float, x: np.ndarray, y: np.ndarray, out=None) -> np.ndarray:
         out = np.empty_like(y)
     _kernels.axpy(alpha, x, y, out=out)
     return out
+
+
+class VectorSpace:
+    """Where the solvers' reductions happen: the hook that lets one algorithm run on one
+    process's vectors (this class, :data:`LOCAL`) or on vectors sharded across processes
+    (``fastopt.distributed`` overrides the reductions to combine the ranks' parts).
+
+    The element-wise work (axpy, the direction from its coefficients) is the same either
+    way; only these three reductions see more than the local part of a vector.
+    """
+
+    def dot(self, a: np.ndarray, b: np.ndarray) -> float:
+        """``a . b`` over the whole vector."""
+        return dot(a, b)
+
+    def norm_inf(self, a: np.ndarray) -> float:
+        """``max_i |a_i|`` over the whole vector (NaN if any element is NaN)."""
+        return norm_inf(a)
+
+    def sums(self, partial: np.ndarray) -> np.ndarray:
+        """Partial sums (a float64 array of dot products over the local part) combined
+        into sums over the whole vector; locally, the array itself."""
+        return partial
+
+
+#: the reductions of single-process runs
+LOCAL = VectorSpace()

@@ -40,7 +40,7 @@ import numpy as np
 
 from fastopt import _kernels
 
-from ._vector import dot
+from ._vector import LOCAL, VectorSpace, dot
 
 if TYPE_CHECKING:
     from .inverse_hessian import LbfgsInverseHessian
@@ -102,10 +102,19 @@ class LbfgsMemory:
         simple streaming passes -- so the default (``False``/``None``) is the plain
         recursion; the vector-free path is kept, tested against it, for machines
         where bandwidth per stream is not the limit.
+    space : VectorSpace, optional
+        Where the inner products are reduced (default: this process). Another space
+        (``fastopt.distributed``: the vector sharded across MPI ranks) needs
+        ``vector_free=True``, whose one :func:`~fastopt._kernels.lbfgs_gram` array of
+        partial sums per pair is all that must be reduced.
     """
 
     def __init__(self, n: int, m: int, dtype, scaling: bool = True,
-                 vector_free: bool | None = None):
+                 vector_free: bool | None = None, space: VectorSpace = LOCAL):
+        if space is not LOCAL and not vector_free:
+            raise ValueError("space: a vector space other than LOCAL needs vector_free=True "
+                             "(the two-loop kernel reduces inside C)")
+        self.space = space
         self.scaling = scaling
         self.n, self.m = n, m
         self.slots = m + 1          # one spare row receives the candidate pair
@@ -168,7 +177,8 @@ class LbfgsMemory:
         k = len(rows)
         if self.vector_free:
             w = g if g is not None else self.Y[r]
-            out = _kernels.lbfgs_gram(self.S, self.Y, np.array(rows), self.Y[r], w)
+            out = self.space.sums(_kernels.lbfgs_gram(self.S, self.Y, np.array(rows),
+                                                      self.Y[r], w))
             sy, yy = out[4 * (k - 1)], out[4 * (k - 1) + 1]
         else:
             sy, yy = dot(self.S[r], self.Y[r]), dot(self.Y[r], self.Y[r])
@@ -210,7 +220,7 @@ class LbfgsMemory:
                                            self.count, self.newest, out=out, negate=negate)
         o = np.array(self.order)
         if g is not self._probe:
-            dots = _kernels.lbfgs_gram(self.S, self.Y, o, None, g)
+            dots = self.space.sums(_kernels.lbfgs_gram(self.S, self.Y, o, None, g))
             self._Sp[o] = dots[2:4 * o.size:4]
             self._Yp[o] = dots[3:4 * o.size:4]
             self._probe = g

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._vector import axpy, dot
+from ._vector import LOCAL, VectorSpace, axpy
 from .objective import MaxFunReached, Objective
 
 __all__ = ["Line", "LineSearchResult", "more_thuente", "backtracking"]
@@ -63,16 +63,19 @@ class Line:
         Spare arrays (shape and dtype of ``x``) that trial points may reuse;
         every trial point is recorded in :attr:`points` so that the caller can
         give back the ones it does not keep (:meth:`release`).
+    space : VectorSpace, optional
+        Where the slopes :math:`g^T d` are reduced (default: this process).
     """
 
     def __init__(self, obj: Objective, x: np.ndarray, d: np.ndarray, f0: float,
-                 g0: np.ndarray, pool: list | None = None):
+                 g0: np.ndarray, pool: list | None = None, space: VectorSpace = LOCAL):
         self.obj = obj
         self.x = x
         self.d = d
         self.f0 = f0
         self.g0 = g0
-        self.dphi0 = dot(g0, d)
+        self.space = space
+        self.dphi0 = space.dot(g0, d)
         self.pool = pool
         self.points: list = []
 
@@ -101,7 +104,7 @@ class Line:
     def value_slope(self, alpha: float) -> tuple[float, float, np.ndarray, np.ndarray]:
         xa = self.point(alpha)
         f, g = self.obj.fg(xa)
-        return f, dot(g, self.d), xa, g
+        return f, self.space.dot(g, self.d), xa, g
 
 
 @dataclass
@@ -462,7 +465,7 @@ def backtracking(line: Line, alpha0: float, *, c1: float = 1e-4, maxls: int = 20
             except MaxFunReached:
                 return LineSearchResult(False, best.alpha, best.f, best.dphi, best.x, best.g,
                                         nfev, False, False, "maxfun reached", maxfun=True)
-            dp = dot(g, line.d)
+            dp = line.space.dot(g, line.d)
             return LineSearchResult(True, alpha, f, dp, xa, g, nfev, True, dp >= 0.9 * d0)
         # interpolate
         if prev is None:
