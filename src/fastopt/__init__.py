@@ -6,11 +6,12 @@ boundary (``fastopt._kernels``). Arrays are updated in place; nothing is modifie
 call raises.
 """
 
-__version__ = "0.1.0"
+from fastopt._version import __version__
 
 from fastopt import init, kernels, nn, schedules, train
 from fastopt._config import (
     get_include,
+    get_library_dir,
     get_num_threads,
     set_num_threads,
     show_config,
@@ -31,6 +32,7 @@ __all__ = [
     "train",
     "nn",
     "get_include",
+    "get_library_dir",
     "get_num_threads",
     "set_num_threads",
     "show_config",
