@@ -155,9 +155,20 @@ class BuildExt(build_ext):
     def build_extensions(self):
         openmp = openmp_flags(self.compiler)
         cflags, lflags = compile_flags(self.compiler, openmp)
-        # Objects built with other flags live elsewhere: never reuse stale ones.
+        # Objects built with other flags live elsewhere: never reuse stale ones. The built
+        # extension has one place, so it is rebuilt whenever the flags differ from its own
+        # (otherwise a serial build after an OpenMP one would keep the OpenMP module).
         key = hashlib.sha1(" ".join(cflags + lflags + [sys.version, VERSION]).encode())
-        self.build_temp = os.path.join(self.build_temp, "flags-" + key.hexdigest()[:10])
+        key = key.hexdigest()[:10]
+        stamp = os.path.join(self.build_temp, "fastopt-extension-flags")
+        if not os.path.isfile(stamp) or open(stamp).read() != key:
+            for ext in self.extensions:
+                if os.path.exists(self.get_ext_fullpath(ext.name)):
+                    os.remove(self.get_ext_fullpath(ext.name))
+        os.makedirs(self.build_temp, exist_ok=True)
+        with open(stamp, "w") as f:
+            f.write(key)
+        self.build_temp = os.path.join(self.build_temp, "flags-" + key)
         print(f"fastopt {VERSION}: OpenMP {'ON' if openmp else 'OFF'}; flags {' '.join(cflags)}")
 
         objects = self.compile_kernels(cflags)
@@ -235,6 +246,9 @@ class BuildExt(build_ext):
         os.makedirs(pc_dir, exist_ok=True)
         lflags, openmp = self.link_flags, self.openmp
         libs = ["-L${libdir}", "-lfastopt"] + lflags
+        if "-lomp" in lflags:   # Apple clang + libomp: where this build found libomp
+            where = [w for w in shlex.split(os.environ.get("LDFLAGS", "")) if w.startswith("-L")]
+            libs[2:2] = where
         if self.compiler.compiler_type != "msvc":
             libs.append("-lm")
         threading = ("with OpenMP: link with " + " ".join(lflags) if openmp and lflags
