@@ -37,7 +37,6 @@ from concurrent.futures import ThreadPoolExecutor
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 from setuptools.command.build_py import build_py
-from setuptools.modified import newer_group
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CSRC = "csrc"
@@ -72,6 +71,14 @@ OPENMP_PROBE = textwrap.dedent(
     }
     """
 )
+
+
+def _stale(target, sources):
+    """Whether `target` is missing or older than one of `sources`."""
+    if not os.path.exists(target):
+        return True
+    built = os.path.getmtime(target)
+    return any(os.path.getmtime(source) > built for source in sources)
 
 
 def _flag_on(name):
@@ -213,7 +220,7 @@ class BuildExt(build_ext):
 
         def compile_one(source):
             obj = self.compiler.object_filenames([source], output_dir=self.build_temp)[0]
-            if self.force or newer_group([source] + KERNEL_HEADERS, obj):
+            if self.force or _stale(obj, [source] + KERNEL_HEADERS):
                 self.compiler.compile([source], output_dir=self.build_temp, macros=macros,
                                       include_dirs=[CSRC], extra_postargs=cflags)
             return obj
