@@ -168,7 +168,11 @@ class BuildExt(build_ext):
         key = hashlib.sha1(" ".join(cflags + lflags + [sys.version, VERSION]).encode())
         key = key.hexdigest()[:10]
         stamp = os.path.join(self.build_temp, "fastopt-extension-flags")
-        if not os.path.isfile(stamp) or open(stamp).read() != key:
+        previous = None
+        if os.path.isfile(stamp):
+            with open(stamp) as f:
+                previous = f.read()
+        if previous != key:
             for ext in self.extensions:
                 if os.path.exists(self.get_ext_fullpath(ext.name)):
                     os.remove(self.get_ext_fullpath(ext.name))
@@ -215,7 +219,6 @@ class BuildExt(build_ext):
     def compile_kernels(self, cflags):
         """csrc/*.c -> objects in build_temp, compiling only the stale ones, several at once."""
         macros = [("FO_VERSION", f'"{VERSION}"')]
-
         os.makedirs(os.path.join(self.build_temp, CSRC), exist_ok=True)
 
         def compile_one(source):
