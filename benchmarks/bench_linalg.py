@@ -94,11 +94,11 @@ class LbfgsTwoLoop(_Grid):
 
 
 class LbfgsTwoLoopNumpy(LbfgsTwoLoop):
-    """The textbook recursion in numpy (fastopt.minimize.lbfgs.two_loop_numpy)."""
+    """The textbook recursion in numpy (fastopt.optimize.lbfgs.two_loop_numpy)."""
 
     def setup(self, size, dtype, threads):
         super().setup(size, dtype, threads)
-        from fastopt.minimize.lbfgs import two_loop_numpy
+        from fastopt.optimize.lbfgs import two_loop_numpy
 
         self.reference = two_loop_numpy
 

@@ -36,8 +36,8 @@ try:
 except ImportError:  # run from a source checkout with an in-place build
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
     import fastopt  # noqa: E402
-from fastopt.minimize import minimize as fo_minimize  # noqa: E402
-from fastopt.minimize.problems import get_problem  # noqa: E402
+from fastopt.optimize import minimize as fo_minimize  # noqa: E402
+from fastopt.optimize.problems import get_problem  # noqa: E402
 
 ITERATIONS = 40          # extended Rosenbrock at n = 1e6 converges in about 40
 STEADY_FROM = 12         # iterations after the L-BFGS memory (m = 10) is full

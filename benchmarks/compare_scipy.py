@@ -1,6 +1,6 @@
 """Compare fastopt's BFGS / L-BFGS with scipy's BFGS / L-BFGS-B on the test collection.
 
-Runs every problem of :mod:`fastopt.minimize.problems` at n = 10, 100, 1000 (each
+Runs every problem of :mod:`fastopt.optimize.problems` at n = 10, 100, 1000 (each
 problem at its nearest admissible size) from its standard starting point with
 the same gtol and maxiter for all four solvers, and prints, per solver and n,
 how many problems were solved -- ``max|g_i| <= 1e-5`` at the returned point,
@@ -43,8 +43,8 @@ except ImportError:  # run from a source checkout with an in-place build
 
 import scipy.optimize as so  # noqa: E402
 
-from fastopt.minimize import minimize as fo_minimize  # noqa: E402
-from fastopt.minimize.problems import PROBLEMS  # noqa: E402
+from fastopt.optimize import minimize as fo_minimize  # noqa: E402
+from fastopt.optimize.problems import PROBLEMS  # noqa: E402
 
 SOLVERS = {
     "fastopt BFGS": ("fastopt", "BFGS", {}),

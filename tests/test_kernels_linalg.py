@@ -4,7 +4,7 @@ import pytest
 
 import fastopt
 from fastopt import _kernels
-from fastopt.minimize.lbfgs import LbfgsMemory, two_loop_numpy
+from fastopt.optimize.lbfgs import LbfgsMemory, two_loop_numpy
 from conftest import snapshot
 
 N = 100_003          # above the serial threshold, not a multiple of the block size

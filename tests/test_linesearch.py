@@ -4,9 +4,9 @@ import math
 import numpy as np
 import pytest
 
-from fastopt.minimize.linesearch import Line, backtracking, more_thuente
-from fastopt.minimize.objective import Objective
-from fastopt.minimize.problems import get_problem
+from fastopt.optimize.linesearch import Line, backtracking, more_thuente
+from fastopt.optimize.objective import Objective
+from fastopt.optimize.problems import get_problem
 
 
 # ---------------------------------------------------------------- 1-D harness

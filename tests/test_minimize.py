@@ -1,5 +1,7 @@
 """fastopt.minimize: scipy-style behaviour, counts, statuses, dtypes, memories."""
 import inspect
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -7,9 +9,9 @@ import pytest
 from scipy.optimize import OptimizeResult, OptimizeWarning, rosen, rosen_der
 from scipy.sparse.linalg import LinearOperator
 
-from fastopt.minimize import STATUS, minimize
-from fastopt.minimize.lbfgs import LbfgsMemory
-from fastopt.minimize.problems import PROBLEMS, get_problem
+from fastopt.optimize import STATUS, minimize
+from fastopt.optimize.lbfgs import LbfgsMemory
+from fastopt.optimize.problems import PROBLEMS, get_problem
 
 QN = ["BFGS", "L-BFGS"]
 
@@ -31,6 +33,25 @@ class Counted:
     def fg(self, x):
         self.nfg += 1
         return rosen(x), rosen_der(x)
+
+
+# ------------------------------------------------------------------ the package
+def test_import_fastopt_does_not_import_scipy():
+    # scipy.optimize was two thirds of a cold `import fastopt`; it is loaded on first use
+    code = ("import sys, fastopt; import fastopt.optimize, fastopt.optimize.lbfgs; "
+            "print(sorted(m for m in sys.modules if m == 'scipy' or m.startswith('scipy.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_minimize_is_the_function_and_optimize_the_package():
+    import fastopt
+    import fastopt.optimize as fo_optimize
+    assert callable(fastopt.minimize) and fastopt.minimize is fo_optimize.minimize
+    assert fo_optimize.__name__ == "fastopt.optimize"
+    from fastopt.optimize import LbfgsInverseHessian
+    assert issubclass(LbfgsInverseHessian, LinearOperator)
 
 
 # ------------------------------------------------------------------ basics
@@ -173,7 +194,7 @@ def test_points_kept_by_fun_are_not_overwritten():
 
 
 def test_fresh_gradients_are_not_copied_but_kept_ones_are():
-    from fastopt.minimize.objective import Objective
+    from fastopt.optimize.objective import Objective
     ids, kept = [], []
 
     def fresh(x):
@@ -366,7 +387,7 @@ def test_float32_path(method, name):
 
 
 def test_float32_dot_accumulates_in_float64():
-    from fastopt.minimize._vector import dot
+    from fastopt.optimize._vector import dot
     a = np.full(10**6, 1.0 + 2.0**-12, dtype=np.float32)
     exact = 10**6 * float(a[0]) ** 2
     assert dot(a, a) == pytest.approx(exact, rel=1e-12)
@@ -393,7 +414,7 @@ def test_bfgs_hess_inv_approximates_inverse_hessian():
 
 
 def test_bfgs_update_satisfies_secant_equation():
-    from fastopt.minimize.bfgs import BfgsMemory
+    from fastopt.optimize.bfgs import BfgsMemory
     rng = np.random.default_rng(2)
     n = 7
     A = rng.standard_normal((n, n))

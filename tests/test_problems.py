@@ -1,10 +1,10 @@
-"""Checks of the test-function collection in ``fastopt.minimize.problems``."""
+"""Checks of the test-function collection in ``fastopt.optimize.problems``."""
 import zlib
 
 import numpy as np
 import pytest
 
-from fastopt.minimize.problems import PROBLEMS, get_problem, problem_names
+from fastopt.optimize.problems import PROBLEMS, get_problem, problem_names
 
 NAMES = problem_names()
 

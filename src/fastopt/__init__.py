@@ -20,9 +20,9 @@ from fastopt._config import (
 from fastopt.optim import SGD, Adadelta, Adagrad, Adam, AdamW, Optimizer, RMSprop
 from fastopt.train import check_grad, clip_grad_norm
 
-# After the submodules: the name fastopt.minimize is the function, as in scipy.optimize
-# (import the subpackage's modules with `from fastopt.minimize.problems import ...`).
-from fastopt.minimize import minimize  # noqa: E402
+# The function, as scipy.optimize.minimize; its modules live in fastopt.optimize
+# (`from fastopt.optimize.problems import ...`). Importing it does not import scipy.
+from fastopt.optimize import minimize  # noqa: E402
 
 __all__ = [
     "__version__",

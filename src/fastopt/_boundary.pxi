@@ -316,15 +316,16 @@ cdef void _check_disjoint(list cols, tuple names, tuple roles, tuple singles,
             "updated in place; pass separate arrays (e.g. g.copy())")
 
 
+from fastopt import _validation
+
+
 cdef double to_double(object value, str name) except? -1.0:
-    """A real number (not a bool) as a double; ints beyond its range become +-inf."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(
-            value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name}: expected a real number, got {type(value).__name__}")
-    try:
-        return float(value)
-    except OverflowError:  # a Python int beyond the double range
-        return np.inf if value > 0 else -np.inf
+    """Any real number (not a bool; NaN and +-inf included) as a double; ints beyond its
+    range become +-inf. The rules are fastopt._validation's (0-d arrays count as their
+    scalar)."""
+    if type(value) is float:
+        return PyFloat_AS_DOUBLE(value)
+    return _validation.check_real(value, name, allow_inf=True, allow_nan=True)
 
 
 cdef double check_real(object value, str name, double low=-np.inf, double high=np.inf,
@@ -332,30 +333,32 @@ cdef double check_real(object value, str name, double low=-np.inf, double high=n
                        bint finite=False) except? -1.0:
     """Return `value` as a double, or raise TypeError/ValueError naming `name`.
 
-    With finite=True, +-inf is refused too (an int too large for a double counts as inf).
+    A float inside its range takes the fast path; everything else (other types, and every
+    error) goes through fastopt._validation.check_real, the one statement of the rules and
+    messages. With finite=True, +-inf is refused too (an int too large for a double counts
+    as inf).
     """
     cdef double v
     if type(value) is float:  # the common case first: no isinstance chain
         v = PyFloat_AS_DOUBLE(value)
+        if (v == v and (isfinite(v) or not finite) and low <= v <= high
+                and not (low_open and v == low) and not (high_open and v == high)):
+            return v
+    if low_open and high_open:
+        closed = "neither"
+    elif low_open:
+        closed = "right"
+    elif high_open:
+        closed = "left"
     else:
-        v = to_double(value, name)
-    if v != v:
-        raise ValueError(f"{name}: expected a number, got nan")
-    if finite and not isfinite(v):
-        raise ValueError(f"{name}: expected a finite number, got {v}")
-    if v < low or v > high or (low_open and v == low) or (high_open and v == high):
-        lo = "(" if low_open else "["
-        hi = ")" if high_open else "]"
-        raise ValueError(f"{name}: expected a value in {lo}{low:g}, {high:g}{hi}, got {value!r}")
-    return v
+        closed = "both"
+    return _validation.check_real(value, name, low, high, closed=closed, allow_inf=not finite)
 
 
 cdef bint check_bool(object value, str name) except -1:
     if value is True or value is False:
         return value is True
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name}: expected True or False, got {type(value).__name__}")
-    return bool(value)
+    return _validation.check_bool(value, name)
 
 
 cdef int check_status(int status, str where) except -1:

@@ -2,7 +2,7 @@
 # scal, the new L-BFGS pair and the L-BFGS two-loop recursion. Arrays are checked once here (dtype, size,
 # contiguity, writeability, overlap); C runs without the GIL.
 #
-# The BFGS rank-2 update is not here: fastopt.minimize.bfgs calls scipy's BLAS (dsymv,
+# The BFGS rank-2 update is not here: fastopt.optimize.bfgs calls scipy's BLAS (dsymv,
 # dsyr2 from scipy.linalg.blas) from Python, one call each per iteration on an (n, n)
 # matrix, where the Python overhead is negligible next to the O(n^2) work.
 

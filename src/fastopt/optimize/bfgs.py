@@ -21,14 +21,12 @@ skipped (curvature guard).
 
 ``H`` is stored in float64 also for float32 problems (its accumulated updates
 are what makes the steps good); the BLAS calls are scipy's
-(:mod:`scipy.linalg.blas`, ``dsymv``/``dsyr2``), reached from Python.
+(:mod:`scipy.linalg.blas`, ``dsymv``/``dsyr2``), reached from Python and imported
+when a BFGS run starts.
 """
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
-from scipy.linalg.blas import dsymv, dsyr2
 
 from ._vector import dot
 
@@ -48,13 +46,15 @@ class BfgsMemory:
         :math:`\gamma` scaling of the first update.
     """
 
-    def __init__(self, n: int, dtype, H0: Optional[np.ndarray] = None):
+    def __init__(self, n: int, dtype, H0: np.ndarray | None = None):
         self.n = n
         self.dtype = np.dtype(dtype)
         self.eps = float(np.finfo(self.dtype).eps)
         self.user_H0 = H0 is not None
         self.H0 = None if H0 is None else np.array(H0, dtype=np.float64, order="F", copy=True)
         self.H = np.empty((n, n), dtype=np.float64, order="F")
+        from scipy.linalg.blas import dsymv, dsyr2
+        self._symv, self._syr2 = dsymv, dsyr2
         self.reset()
 
     def reset(self, identity: bool = False) -> None:
@@ -77,7 +77,7 @@ class BfgsMemory:
         """:math:`H g` (upper triangle of ``H`` read by ``dsymv``)."""
         if self.pristine:
             return np.array(g, dtype=self.dtype, copy=True)
-        return dsymv(1.0, self.H, np.asarray(g, dtype=np.float64)).astype(self.dtype, copy=False)
+        return self._symv(1.0, self.H, np.asarray(g, dtype=np.float64)).astype(self.dtype, copy=False)
 
     def direction(self, g: np.ndarray) -> np.ndarray:
         d = self.apply(g)
@@ -97,11 +97,11 @@ class BfgsMemory:
             self.H *= gamma          # diagonal only is non-zero
             self.pristine = False
         rho = 1.0 / sy
-        v = dsymv(1.0, self.H, y64)
+        v = self._symv(1.0, self.H, y64)
         c = rho + rho * rho * float(np.dot(y64, v))
         w = (0.5 * c) * s64 - rho * v
         # H <- H + s w' + w s'   (upper triangle, in place)
-        self.H = dsyr2(1.0, s64, w, a=self.H, overwrite_a=1)
+        self.H = self._syr2(1.0, s64, w, a=self.H, overwrite_a=1)
         self.count += 1
         return True
 

@@ -5,18 +5,22 @@ import inspect
 import math
 import numbers
 import warnings
-from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Union
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.optimize import OptimizeResult, OptimizeWarning
 
 from ._quasi_newton import QNOptions, run_quasi_newton
+from ._scipy import optimize_warning
 from .bfgs import BfgsMemory
 from .first_order import FIRST_ORDER_METHODS, run_first_order
-from .lbfgs import LbfgsInverseHessian, LbfgsMemory
+from .lbfgs import LbfgsMemory
 from .objective import Objective
 from .owlqn import run_owlqn
+
+if TYPE_CHECKING:
+    from scipy.optimize import OptimizeResult
 
 __all__ = ["minimize"]
 
@@ -79,7 +83,7 @@ def _wrap_callback(callback):
     return lambda res: callback(np.copy(res.x))
 
 
-def _prepare_x0(x0) -> Tuple[np.ndarray, Tuple[int, ...], np.dtype]:
+def _prepare_x0(x0) -> tuple[np.ndarray, tuple[int, ...], np.dtype]:
     try:
         a = np.asarray(x0)
     except Exception as exc:  # ragged lists and the like
@@ -132,11 +136,11 @@ def _bfgs_H0(value, n, what):
     return H
 
 
-def minimize(fun: Callable[..., Any], x0: ArrayLike, args: Union[tuple, Any] = (),
-             method: str = "L-BFGS", jac: Union[Callable[..., ArrayLike], bool, str, None] = None,
-             tol: Optional[float] = None,
-             callback: Optional[Callable[..., Any]] = None,
-             options: Optional[Mapping[str, Any]] = None) -> OptimizeResult:
+def minimize(fun: Callable[..., Any], x0: ArrayLike, args: tuple | Any = (),
+             method: str = "L-BFGS", jac: Callable[..., ArrayLike] | bool | str | None = None,
+             tol: float | None = None,
+             callback: Callable[..., Any] | None = None,
+             options: Mapping[str, Any] | None = None) -> OptimizeResult:
     r"""Minimise a scalar function of one or more variables (scipy's conventions).
 
     Parameters
@@ -211,9 +215,9 @@ def minimize(fun: Callable[..., Any], x0: ArrayLike, args: Union[tuple, Any] = (
     res : scipy.optimize.OptimizeResult
         ``x`` (dtype of the run, shape of ``x0``), ``fun``, ``jac``, ``nit``,
         ``nfev``, ``njev``, ``status``, ``success``, ``message`` (see
-        :mod:`fastopt.minimize.result` for the status table), and ``hess_inv``:
+        :mod:`fastopt.optimize.result` for the status table), and ``hess_inv``:
         a dense ``ndarray`` for BFGS, an
-        :class:`~fastopt.minimize.lbfgs.LbfgsInverseHessian`
+        :class:`~fastopt.optimize.lbfgs.LbfgsInverseHessian`
         (``scipy.sparse.linalg.LinearOperator``) for L-BFGS and OWL-QN.
 
     Raises
@@ -234,7 +238,7 @@ def minimize(fun: Callable[..., Any], x0: ArrayLike, args: Union[tuple, Any] = (
     Examples
     --------
     >>> import numpy as np
-    >>> from fastopt.minimize import minimize
+    >>> from fastopt.optimize import minimize
     >>> from scipy.optimize import rosen, rosen_der
     >>> res = minimize(rosen, np.zeros(5), jac=rosen_der)
     >>> bool(res.success), bool(np.allclose(res.x, 1, atol=1e-4))
@@ -260,7 +264,7 @@ def minimize(fun: Callable[..., Any], x0: ArrayLike, args: Union[tuple, Any] = (
         options = {}
     elif not isinstance(options, Mapping):
         raise TypeError(f"options must be a dict, got {type(options).__name__}")
-    opts: Dict[str, Any] = dict(options)
+    opts: dict[str, Any] = dict(options)
     if tol is not None:
         tol = _check_number("tol", tol, lo=0.0)
     cb = _wrap_callback(callback)
@@ -283,7 +287,7 @@ def minimize(fun: Callable[..., Any], x0: ArrayLike, args: Union[tuple, Any] = (
     if unknown:
         names = ", ".join(repr(k) for k in sorted(unknown))
         warnings.warn(f"Unknown solver options for method {kind!r}: {names}",
-                      OptimizeWarning, stacklevel=2)
+                      optimize_warning(), stacklevel=2)
     if tol is not None:
         opts.setdefault("gtol", tol)
         if kind != "BFGS":
@@ -378,6 +382,9 @@ def minimize(fun: Callable[..., Any], x0: ArrayLike, args: Union[tuple, Any] = (
 
 
 def _load_lbfgs_warm_start(memory: LbfgsMemory, warm) -> None:
+    from scipy.optimize import OptimizeResult
+
+    from .inverse_hessian import LbfgsInverseHessian
     if isinstance(warm, OptimizeResult) or (isinstance(warm, Mapping) and "hess_inv" in warm):
         warm = warm["hess_inv"]
     if isinstance(warm, LbfgsInverseHessian):

@@ -31,16 +31,27 @@ zeros; the run stops when :math:`\|\diamond F\|_\infty \le` ``gtol``.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Optional, Tuple
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scipy.optimize import OptimizeResult
 
-from ._quasi_newton import (CallbackStop, QNOptions, _call_callback, _failure_detail,
-                            final_result, first_step, intermediate_result, stop_reason)
+from ._quasi_newton import (
+    CallbackStop,
+    QNOptions,
+    _call_callback,
+    _failure_detail,
+    final_result,
+    first_step,
+    intermediate_result,
+    stop_reason,
+)
 from ._vector import dot, norm_inf
 from .lbfgs import LbfgsMemory
 from .objective import MaxFunReached, Objective
+
+if TYPE_CHECKING:
+    from scipy.optimize import OptimizeResult
 
 __all__ = ["pseudo_gradient", "run_owlqn"]
 
@@ -64,7 +75,7 @@ def _l1(x, c) -> float:
 
 
 def run_owlqn(obj: Objective, x: np.ndarray, memory: LbfgsMemory, l1, opts: QNOptions,
-              callback: Optional[Callable[[OptimizeResult], Any]],
+              callback: Callable[[OptimizeResult], Any] | None,
               finalize: Callable[[OptimizeResult], OptimizeResult]) -> OptimizeResult:
     """Minimise ``f(x) + sum(l1 * |x|)`` with OWL-QN from ``x`` (flat, working dtype)."""
     c = l1
@@ -112,8 +123,8 @@ def run_owlqn(obj: Objective, x: np.ndarray, memory: LbfgsMemory, l1, opts: QNOp
         accepted = None
         nls = 0
         # lowest F seen: (F, x, f); gbest its gradient, asked for only when needed
-        best: Tuple[float, Optional[np.ndarray], float] = (F, None, f)
-        gbest: Optional[np.ndarray] = None
+        best: tuple[float, np.ndarray | None, float] = (F, None, f)
+        gbest: np.ndarray | None = None
         prev = None
         try:
             while nls < opts.maxls:

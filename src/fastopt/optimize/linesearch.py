@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional, Tuple
 
 import numpy as np
 
@@ -67,7 +66,7 @@ class Line:
     """
 
     def __init__(self, obj: Objective, x: np.ndarray, d: np.ndarray, f0: float,
-                 g0: np.ndarray, pool: Optional[list] = None):
+                 g0: np.ndarray, pool: list | None = None):
         self.obj = obj
         self.x = x
         self.d = d
@@ -85,7 +84,7 @@ class Line:
             return out
         return axpy(alpha, self.d, self.x, out=out)
 
-    def release(self, keep: Optional[np.ndarray]) -> None:
+    def release(self, keep: np.ndarray | None) -> None:
         """Give every trial point but ``keep`` back to the pool."""
         if self.pool is None:
             return
@@ -95,11 +94,11 @@ class Line:
                 self.pool.append(a)
         self.points = []
 
-    def value(self, alpha: float) -> Tuple[float, np.ndarray]:
+    def value(self, alpha: float) -> tuple[float, np.ndarray]:
         xa = self.point(alpha)
         return self.obj.f(xa), xa
 
-    def value_slope(self, alpha: float) -> Tuple[float, float, np.ndarray, np.ndarray]:
+    def value_slope(self, alpha: float) -> tuple[float, float, np.ndarray, np.ndarray]:
         xa = self.point(alpha)
         f, g = self.obj.fg(xa)
         return f, dot(g, self.d), xa, g
@@ -136,7 +135,7 @@ class LineSearchResult:
     f: float
     dphi: float
     x: np.ndarray
-    g: Optional[np.ndarray]
+    g: np.ndarray | None
     nfev: int
     armijo: bool
     curvature: bool

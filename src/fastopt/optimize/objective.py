@@ -22,7 +22,8 @@ never deal with ``args``, ``jac=True``, finite differences, shapes or dtypes.
 from __future__ import annotations
 
 import sys
-from typing import Any, Callable, Optional, Tuple
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -57,9 +58,9 @@ class Objective:
         Calls of ``fun`` allowed; one more raises :class:`MaxFunReached`.
     """
 
-    def __init__(self, fun: Callable, shape: Tuple[int, ...], dtype: np.dtype,
-                 args: tuple = (), jac: Any = None, fd_rel_step: Optional[float] = None,
-                 maxfun: Optional[int] = None):
+    def __init__(self, fun: Callable, shape: tuple[int, ...], dtype: np.dtype,
+                 args: tuple = (), jac: Any = None, fd_rel_step: float | None = None,
+                 maxfun: int | None = None):
         self._fun = fun
         self.shape = shape
         self.n = int(np.prod(shape)) if shape else 1
@@ -88,10 +89,10 @@ class Objective:
             fd_rel_step = eps ** 0.5 if self.mode == "2-point" else eps ** (1 / 3)
         self.fd_rel_step = float(fd_rel_step)
         # identity cache of the last point whose value is known (for f-then-grad)
-        self._last_x: Optional[np.ndarray] = None
+        self._last_x: np.ndarray | None = None
         self._last_f = 0.0
-        self._last_g: Optional[np.ndarray] = None
-        self._ubuf: Optional[np.ndarray] = None   # the copy of x handed to fun
+        self._last_g: np.ndarray | None = None
+        self._ubuf: np.ndarray | None = None   # the copy of x handed to fun
 
     @property
     def finite_differences(self) -> bool:
@@ -185,7 +186,7 @@ class Objective:
             self._last_g = g
         return g
 
-    def fg(self, x: np.ndarray) -> Tuple[float, np.ndarray]:
+    def fg(self, x: np.ndarray) -> tuple[float, np.ndarray]:
         """Value and gradient at ``x``."""
         f = self.f(x)
         return f, self.grad(x)

@@ -29,21 +29,23 @@ the same recursion, kept as the reference the kernel is tested against.
 The ring buffer has :math:`m + 1` rows: a new pair is written straight into the
 free row, its curvature checked there, and only then committed, so a rejected
 pair never overwrites a stored one and no temporaries are allocated.
-:class:`LbfgsInverseHessian` exposes the same operator as a
-:class:`scipy.sparse.linalg.LinearOperator` (``res.hess_inv``).
+:class:`~fastopt.optimize.inverse_hessian.LbfgsInverseHessian` exposes the same operator
+as a :class:`scipy.sparse.linalg.LinearOperator` (``res.hess_inv``).
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scipy.sparse.linalg import LinearOperator
 
 from fastopt import _kernels
 
 from ._vector import dot
 
-__all__ = ["LbfgsMemory", "LbfgsInverseHessian", "two_loop_numpy"]
+if TYPE_CHECKING:
+    from .inverse_hessian import LbfgsInverseHessian
+
+__all__ = ["LbfgsMemory", "two_loop_numpy"]
 
 
 def two_loop_numpy(g: np.ndarray, S: np.ndarray, Y: np.ndarray, rho: np.ndarray, order,
@@ -103,7 +105,7 @@ class LbfgsMemory:
     """
 
     def __init__(self, n: int, m: int, dtype, scaling: bool = True,
-                 vector_free: Optional[bool] = None):
+                 vector_free: bool | None = None):
         self.scaling = scaling
         self.n, self.m = n, m
         self.slots = m + 1          # one spare row receives the candidate pair
@@ -123,10 +125,10 @@ class LbfgsMemory:
         # equal to j), YY[i, j] = y_i . y_j; Sp/Yp: s_i . p, y_i . p for the probe p
         self.SY = np.zeros((self.slots, self.slots))
         self.YY = np.zeros((self.slots, self.slots))
-        self._probe: Optional[np.ndarray] = None
+        self._probe: np.ndarray | None = None
         self._Sp = np.zeros(self.slots)
         self._Yp = np.zeros(self.slots)
-        self._dbuf: Optional[np.ndarray] = None   # reused output of direction()
+        self._dbuf: np.ndarray | None = None   # reused output of direction()
 
     # --------------------------------------------------------------- state
     @property
@@ -159,7 +161,7 @@ class LbfgsMemory:
         self.count = min(self.count + 1, self.m)
         return True
 
-    def _store_gram(self, g: Optional[np.ndarray]) -> bool:
+    def _store_gram(self, g: np.ndarray | None) -> bool:
         """Inner products of the candidate row (and of ``g``) with the memory; commit."""
         r = self.head
         rows = self.order + [r]
@@ -229,12 +231,12 @@ class LbfgsMemory:
         return self._product(g, True, out=self._dbuf)
 
     # ----------------------------------------------------------- export
-    def state_dict(self) -> Dict[str, Any]:
+    def state_dict(self) -> dict[str, Any]:
         """Plain-array copy of the memory, oldest pair first."""
         o = self.order
         return {"s": self.S[o].copy(), "y": self.Y[o].copy(), "gamma": float(self.gamma)}
 
-    def load(self, s: np.ndarray, y: np.ndarray, gamma: Optional[float] = None) -> int:
+    def load(self, s: np.ndarray, y: np.ndarray, gamma: float | None = None) -> int:
         """Fill the memory from pairs (oldest first), keeping the newest ``m``.
 
         Pairs failing the curvature guard are dropped.  Returns the number stored.
@@ -251,86 +253,8 @@ class LbfgsMemory:
             self.gamma = float(gamma)
         return self.count
 
-    def operator(self) -> "LbfgsInverseHessian":
+    def operator(self) -> LbfgsInverseHessian:
         """The memory as a LinearOperator (a view on the ring buffer: no copy)."""
+        from .inverse_hessian import LbfgsInverseHessian  # imports scipy: on first use
         return LbfgsInverseHessian._from_ring(self.S, self.Y, self.rho, self.order,
                                               self.gamma)
-
-
-class LbfgsInverseHessian(LinearOperator):
-    r"""The L-BFGS inverse-Hessian approximation as a ``LinearOperator``.
-
-    :math:`H = V_{k-1}^T \cdots V_{k-m}^T (\gamma I) V_{k-m} \cdots V_{k-1} + \dots`,
-    applied with the two-loop recursion (never formed; :meth:`todense` forms it).
-
-    Parameters
-    ----------
-    s, y : ndarray, shape (k, n)
-        The stored pairs, oldest first.
-    gamma : float
-        Initial scaling :math:`H_0 = \gamma I`.
-
-    Attributes
-    ----------
-    s, y, rho, gamma
-        The memory; ``fastopt.minimize(..., options={"warm_start": res})`` reads
-        them back.
-    """
-
-    def __init__(self, s: np.ndarray, y: np.ndarray, gamma: float):
-        s = np.ascontiguousarray(s)
-        y = np.ascontiguousarray(y)
-        rho = np.array([1.0 / dot(s[i], y[i]) for i in range(s.shape[0])])
-        self._init(s, y, rho, list(range(s.shape[0])), gamma)
-
-    @classmethod
-    def _from_ring(cls, S, Y, rho, rows, gamma) -> "LbfgsInverseHessian":
-        self = cls.__new__(cls)
-        self._init(S, Y, rho, list(rows), gamma)
-        return self
-
-    def _init(self, S, Y, rho, rows, gamma):
-        n = S.shape[1]
-        super().__init__(dtype=S.dtype, shape=(n, n))
-        self._S, self._Y, self._rho, self._rows = S, Y, rho, rows
-        self.gamma = float(gamma)
-
-    @property
-    def n_pairs(self) -> int:
-        return len(self._rows)
-
-    @property
-    def s(self) -> np.ndarray:
-        """The stored :math:`s_i`, oldest first, shape (k, n) (a copy)."""
-        return self._S[self._rows]
-
-    @property
-    def y(self) -> np.ndarray:
-        """The stored :math:`y_i`, oldest first, shape (k, n) (a copy)."""
-        return self._Y[self._rows]
-
-    @property
-    def rho(self) -> np.ndarray:
-        """:math:`1 / s_i^T y_i`, oldest first."""
-        return self._rho[self._rows]
-
-    def _matvec(self, v):
-        v = np.ascontiguousarray(np.asarray(v).reshape(-1), dtype=self.dtype)
-        k = self.n_pairs
-        return _kernels.lbfgs_two_loop(v, self._S, self._Y, self._rho, self.gamma, k,
-                                       self._rows[-1] if k else 0)
-
-    def todense(self) -> np.ndarray:
-        """The dense ``(n, n)`` matrix (n two-loop products: for inspection only)."""
-        n = self.shape[0]
-        return np.stack([self._matvec(e) for e in np.eye(n, dtype=self.dtype)], axis=1)
-
-    def _rmatvec(self, v):
-        return self._matvec(v)  # symmetric
-
-    def _adjoint(self):
-        return self
-
-    def state_dict(self) -> Dict[str, Any]:
-        """Plain arrays (copies), oldest pair first: ``{"s", "y", "gamma"}``."""
-        return {"s": self.s, "y": self.y, "gamma": self.gamma}

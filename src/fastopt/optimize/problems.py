@@ -19,22 +19,22 @@ the argument's dtype.
 
 Examples
 --------
->>> from fastopt.minimize.problems import get_problem
+>>> from fastopt.optimize.problems import get_problem
 >>> p = get_problem("ext_rosenbrock")
 >>> x0 = p.x0(10)
 >>> f, g = p.fg(x0)
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 from numpy.typing import NDArray
 
 __all__ = ["Problem", "PROBLEMS", "get_problem", "problem_names"]
 
-FG = Callable[[np.ndarray], Tuple[float, np.ndarray]]
+FG = Callable[[np.ndarray], tuple[float, np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -68,15 +68,15 @@ class Problem:
     start: Callable[[int], np.ndarray]
     block: int = 1
     min_n: int = 2
-    xstar: Optional[Callable[[int], np.ndarray]] = None
-    tags: Tuple[str, ...] = field(default=())
+    xstar: Callable[[int], np.ndarray] | None = None
+    tags: tuple[str, ...] = field(default=())
 
     def admissible_n(self, n: int) -> int:
         """Largest admissible dimension not above ``n``."""
         m = max(self.min_n, n - n % self.block)
         return m
 
-    def x0(self, n: int, dtype: "np.typing.DTypeLike" = np.float64) -> NDArray:
+    def x0(self, n: int, dtype: np.typing.DTypeLike = np.float64) -> NDArray:
         """Standard starting point for dimension ``n`` (must be admissible)."""
         if n < self.min_n or n % self.block:
             raise ValueError(
@@ -92,11 +92,11 @@ class Problem:
         """Gradient only."""
         return self.fg(x)[1]
 
-    def __call__(self, x: NDArray) -> Tuple[float, NDArray]:
+    def __call__(self, x: NDArray) -> tuple[float, NDArray]:
         return self.fg(x)
 
 
-PROBLEMS: Dict[str, Problem] = {}
+PROBLEMS: dict[str, Problem] = {}
 
 
 def _register(name: str, title: str, formula: str, start, block: int = 1,
@@ -116,7 +116,7 @@ def get_problem(name: str) -> Problem:
         raise ValueError(f"unknown problem {name!r}; known: {sorted(PROBLEMS)}") from None
 
 
-def problem_names() -> List[str]:
+def problem_names() -> list[str]:
     """Names of all problems, in registration order."""
     return list(PROBLEMS)
 

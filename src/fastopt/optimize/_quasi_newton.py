@@ -20,16 +20,20 @@ with ``status = 2`` and a message saying what failed.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scipy.optimize import OptimizeResult
 
+from ._scipy import optimize_result
 from ._vector import dot, norm_inf
 from .linesearch import Line, backtracking, more_thuente
 from .objective import MaxFunReached, Objective
 from .result import CHECK_GRAD_HINT, make_result
+
+if TYPE_CHECKING:
+    from scipy.optimize import OptimizeResult
 
 __all__ = ["QNOptions", "run_quasi_newton", "first_step", "stop_reason", "final_result",
            "intermediate_result", "CallbackStop"]
@@ -40,7 +44,7 @@ class QNOptions:
     """Validated options of a quasi-Newton run (see ``fastopt.minimize``)."""
 
     maxiter: int
-    maxfun: Optional[int]
+    maxfun: int | None
     gtol: float
     ftol: float
     xtol: float
@@ -76,8 +80,8 @@ def first_step(x: np.ndarray, f: float, g: np.ndarray) -> float:
 
 
 def stop_reason(opts: QNOptions, obj: Objective, nit: int, finite: bool, gnorm: float,
-                f_old: float, f: float, x_old: Optional[np.ndarray],
-                x: np.ndarray) -> Optional[str]:
+                f_old: float, f: float, x_old: np.ndarray | None,
+                x: np.ndarray) -> str | None:
     """The stopping test after an iteration: a reason of the status table
     (:mod:`.result`), or None to go on.  ``finite``: the value and gradient are finite;
     ``gnorm``: the norm the ``gtol`` test reads (the gradient's, or OWL-QN's
@@ -99,7 +103,7 @@ def stop_reason(opts: QNOptions, obj: Objective, nit: int, finite: bool, gnorm: 
 
 
 def final_result(obj: Objective, finalize: Callable[[OptimizeResult], OptimizeResult],
-                 reason: str, nit: int, x: np.ndarray, f: float, g: Optional[np.ndarray],
+                 reason: str, nit: int, x: np.ndarray, f: float, g: np.ndarray | None,
                  detail: str = "") -> OptimizeResult:
     """The returned result (status table in :mod:`.result`), in the user's shape."""
     shape = obj.shape
@@ -113,11 +117,11 @@ def intermediate_result(obj: Objective, nit: int, x: np.ndarray, f: float, g: np
                         step: float) -> OptimizeResult:
     """What a callback receives: copies, since the solver reuses its arrays."""
     shape = obj.shape
-    return OptimizeResult(x=x.reshape(shape).copy(), fun=f, jac=g.reshape(shape).copy(),
+    return optimize_result(x=x.reshape(shape).copy(), fun=f, jac=g.reshape(shape).copy(),
                           nit=nit, nfev=obj.nfev, njev=obj.njev, step_size=step)
 
 
-def _failure_detail(message: str, retried_after: Optional[str]) -> str:
+def _failure_detail(message: str, retried_after: str | None) -> str:
     """Message for a line search that failed (twice, if a restart was possible)."""
     if retried_after is None:
         detail = f"Along steepest descent: {message}"
@@ -137,7 +141,7 @@ def _call_callback(callback, res_factory):
 
 
 def run_quasi_newton(obj: Objective, x: np.ndarray, memory, opts: QNOptions,
-                     callback: Optional[Callable[[OptimizeResult], Any]],
+                     callback: Callable[[OptimizeResult], Any] | None,
                      finalize: Callable[[OptimizeResult], OptimizeResult]) -> OptimizeResult:
     """Minimise ``obj`` from ``x`` with a quasi-Newton ``memory``.
 
@@ -179,7 +183,7 @@ def run_quasi_newton(obj: Objective, x: np.ndarray, memory, opts: QNOptions,
         return result("maxiter", x, f, g)
 
     search = more_thuente if opts.line_search == "more-thuente" else backtracking
-    retried_after: Optional[str] = None   # message of the failure we restarted after
+    retried_after: str | None = None   # message of the failure we restarted after
     # Hager-Zhang running average of |f|, the scale of the function-value noise
     f_avg, f_q = abs(f), 1.0
     while True:

@@ -16,20 +16,24 @@ steps; ``status = 1`` then says the iteration limit was hit).
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Dict, Optional
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scipy.optimize import OptimizeResult
 
 from ._quasi_newton import CallbackStop, _call_callback
+from ._scipy import optimize_result
 from ._vector import norm_inf
 from .objective import MaxFunReached, Objective
 from .result import make_result
 
+if TYPE_CHECKING:
+    from scipy.optimize import OptimizeResult
+
 __all__ = ["FIRST_ORDER_METHODS", "run_first_order"]
 
 #: method name (lower case) -> class name in ``fastopt.optim``
-FIRST_ORDER_METHODS: Dict[str, str] = {
+FIRST_ORDER_METHODS: dict[str, str] = {
     "sgd": "SGD", "adam": "Adam", "adamw": "AdamW", "rmsprop": "RMSprop",
     "adagrad": "Adagrad", "adadelta": "Adadelta",
 }
@@ -50,9 +54,9 @@ def _optimizer_class(name: str):
         raise ImportError(f"method {name!r}: fastopt.optim has no {cls_name}") from None
 
 
-def run_first_order(obj: Objective, x: np.ndarray, name: str, options: Dict[str, Any],
-                    maxiter: int, maxfun: Optional[int], gtol: float,
-                    callback: Optional[Callable[[OptimizeResult], Any]]) -> OptimizeResult:
+def run_first_order(obj: Objective, x: np.ndarray, name: str, options: dict[str, Any],
+                    maxiter: int, maxfun: int | None, gtol: float,
+                    callback: Callable[[OptimizeResult], Any] | None) -> OptimizeResult:
     """Iterate ``fastopt.optim.<name>`` on ``obj`` from ``x`` (flat, working dtype)."""
     cls = _optimizer_class(name)
     kwargs = {k: v for k, v in options.items() if k not in DRIVER_OPTIONS}
@@ -77,7 +81,7 @@ def run_first_order(obj: Objective, x: np.ndarray, name: str, options: Dict[str,
             return result("maxfun")
         if nit > 0:
             try:
-                _call_callback(callback, lambda: OptimizeResult(
+                _call_callback(callback, lambda: optimize_result(
                     x=p.reshape(shape).copy(), fun=f, jac=g.reshape(shape).copy(),
                     nit=nit, nfev=obj.nfev, njev=obj.njev))
             except CallbackStop:

@@ -22,10 +22,14 @@ status   reason       success  meaning
 """
 from __future__ import annotations
 
-from typing import Any, Dict, NamedTuple, Optional
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
-from scipy.optimize import OptimizeResult
+
+from ._scipy import optimize_result
+
+if TYPE_CHECKING:
+    from scipy.optimize import OptimizeResult
 
 __all__ = ["STATUS", "Stop", "make_result", "CHECK_GRAD_HINT"]
 
@@ -39,7 +43,7 @@ class Stop(NamedTuple):
 CHECK_GRAD_HINT = ("If this happens far from a minimum, check the gradient with "
                    "fastopt.check_grad(fun, jac, x).")
 
-STATUS: Dict[str, Stop] = {
+STATUS: dict[str, Stop] = {
     "gtol": Stop(0, True, "Optimization terminated successfully: the gradient "
                  "max-norm is at most gtol."),
     "maxiter": Stop(1, False, "Maximum number of iterations has been exceeded."),
@@ -57,7 +61,7 @@ STATUS: Dict[str, Stop] = {
 }
 
 
-def make_result(reason: str, *, x: np.ndarray, fun: float, jac: Optional[np.ndarray],
+def make_result(reason: str, *, x: np.ndarray, fun: float, jac: np.ndarray | None,
                 nit: int, nfev: int, njev: int, detail: str = "",
                 **extra: Any) -> OptimizeResult:
     """Build the :class:`~scipy.optimize.OptimizeResult` for a stop ``reason``.
@@ -75,7 +79,7 @@ def make_result(reason: str, *, x: np.ndarray, fun: float, jac: Optional[np.ndar
     """
     stop = STATUS[reason]
     message = stop.message if not detail else f"{stop.message} {detail}"
-    res = OptimizeResult(x=x, fun=float(fun), jac=jac, nit=int(nit), nfev=int(nfev),
+    res = optimize_result(x=x, fun=float(fun), jac=jac, nit=int(nit), nfev=int(nfev),
                          njev=int(njev), status=stop.status, success=stop.success,
                          message=message)
     res.update(extra)
