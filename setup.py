@@ -299,13 +299,28 @@ class BuildPy(build_py):
             f.write(text.replace(VERSION_FALLBACK, f'#  define FO_VERSION "{VERSION}"'))
 
 
+def generate():
+    """Render the optimizer families' boundary from their table (src/fastopt/_codegen.py):
+    _families.pxi, _families_decl.pxi (included by the public _kernels.pxd) and the stub
+    _kernels.pyi. Before setup() runs, so that build_py installs them with the package."""
+    import importlib.util
+
+    path = os.path.join(HERE, "src", "fastopt", "_codegen.py")
+    spec = importlib.util.spec_from_file_location("fastopt_codegen", path)
+    codegen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(codegen)
+    codegen.render(os.path.join(HERE, "src", "fastopt"))
+
+
 # The .pyx is the source (the sdist ships it, not generated C); BuildExt cythonizes it.
 kernels = Extension(
     "fastopt._kernels",
     sources=["src/fastopt/_kernels.pyx"],
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_25_API_VERSION")],
     depends=KERNEL_SOURCES + KERNEL_HEADERS + glob.glob("src/fastopt/*.pxi")
-    + glob.glob("src/fastopt/*.pxd"),
+    + glob.glob("src/fastopt/*.pxd") + glob.glob("src/fastopt/*.tp")
+    + ["src/fastopt/optim/families.py", "src/fastopt/_codegen.py"],
 )
 
+generate()
 setup(ext_modules=[kernels], cmdclass={"build_ext": BuildExt, "build_py": BuildPy})

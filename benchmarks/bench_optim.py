@@ -35,7 +35,7 @@ except ImportError:  # pragma: no cover
 SIZES = ["1e3", "1e5", "1e7", "500x2000", "2000x64x64"]
 DTYPES = ["float32", "float64"]
 THREADS = [1, 2]
-OPTIMIZERS = ["SGD", "Adam", "AdamW", "Adagrad", "RMSprop", "Adadelta"]
+OPTIMIZERS = ["SGD", "Adam", "AdamW", "Adagrad", "RMSprop", "Adadelta", "NAdam", "Lion"]
 
 #: Options of each benchmarked optimizer, and the arrays its update must move per element
 #: (param, grad, state: reads + writes).
@@ -46,6 +46,8 @@ OPTIONS = {
     "Adagrad": (dict(lr=1e-2), 5),
     "RMSprop": (dict(lr=1e-3), 5),
     "Adadelta": (dict(lr=1.0), 7),
+    "NAdam": (dict(lr=2e-3), 7),
+    "Lion": (dict(lr=1e-4), 5),
 }
 
 
@@ -90,6 +92,8 @@ class OptimizerStep:
         import fastopt
 
         options, self.arrays = OPTIONS[optimizer]
+        if not hasattr(fastopt, optimizer):
+            raise NotImplementedError(f"fastopt.{optimizer} is not in this commit")
         self.params, self.grads = make_arrays(size, dtype, 2)
         self.opt = getattr(fastopt, optimizer)(self.params, **options)
         self.opt.step(self.grads)
@@ -137,6 +141,49 @@ class AdamKernel:
         return 7 * elements(size) * np.dtype(dtype).itemsize / per_call_seconds(self.step) / 1e9
 
     track_gbs.unit = "GB/s (minimal bytes)"
+
+
+class FamilyKernel:
+    """``fastopt.kernels.<family>_step`` for every optimizer family, each with the state
+    arrays its default options use (from fastopt.optim.families): the functional boundary
+    and C, without an optimizer object."""
+
+    params = (["sgd", "adam", "adagrad", "rmsprop", "adadelta", "nadam", "lion"],
+              ["1e5", "1e7", "500x2000"], ["float32"], THREADS)
+    param_names = ["family", "size", "dtype", "threads"]
+    timeout = 120
+
+    def setup(self, family, size, dtype, threads):
+        set_threads(threads)
+        try:
+            from fastopt.optim.families import FAMILIES
+        except ImportError:
+            raise NotImplementedError("no table of families in this commit")
+        if family not in FAMILIES:
+            raise NotImplementedError(f"no {family} family in this commit")
+        import fastopt
+
+        f = FAMILIES[family]
+        hypers = {"lr": 1e-3, "momentum": 0.9} if family == "sgd" else {"lr": 1e-3}
+        states = f.used_states(hypers)
+        arrays = make_arrays(size, dtype, 2 + len(states))
+        one = len(arrays[0]) == 1
+        args = [a[0] if one else a for a in arrays]
+        for k, s in enumerate(states):
+            if s.values == "nonnegative":
+                args[2 + k] = np.abs(args[2 + k])
+        kwargs = dict(hypers)
+        if f.takes_step:
+            kwargs["step"] = 10
+        kwargs.update({s.name: s.initial * 0.5 for s in f.real_scalars})
+        positional = [a for a, s in zip(args[2:], states) if not s.keyword]
+        kwargs.update({s.arg: a for a, s in zip(args[2:], states) if s.keyword})
+        kernel = getattr(fastopt.kernels, f.kernel)
+        self.step = lambda: kernel(args[0], args[1], *positional, **kwargs)
+        self.step()
+
+    def time_step(self, family, size, dtype, threads):
+        self.step()
 
 
 class SkipIfNonfinite:
@@ -203,6 +250,8 @@ class TorchReference:
         set_threads(threads)
         torch.set_num_threads(threads)
         options, _ = OPTIONS[optimizer]
+        if not hasattr(torch.optim, optimizer):
+            raise NotImplementedError(f"torch.optim has no {optimizer}")
         params, grads = make_arrays(size, dtype, 2)
         tensors = [torch.from_numpy(p).requires_grad_() for p in params]
         for t, g in zip(tensors, grads):

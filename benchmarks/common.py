@@ -50,6 +50,8 @@ MINIMAL_BYTES = {
     "adagrad": 5,
     "rmsprop": 5,
     "adadelta": 7,
+    "nadam": 7,
+    "lion": 5,
     "dropout": 4,
     "batchnorm": 5,
     "lbfgs": 0,

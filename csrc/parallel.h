@@ -1,4 +1,5 @@
-/* parallel.h — the one OpenMP guard, the serial threshold and fixed-block work splitting. */
+/* parallel.h — the one OpenMP guard, the serial threshold, fixed-block work splitting and
+ * the OpenMP entry of the multi-tensor kernels (fo_parallel_ranges). */
 #ifndef FASTOPT_PARALLEL_H
 #define FASTOPT_PARALLEL_H
 
@@ -71,6 +72,38 @@ static inline int64_t fo_tensor_at(const int64_t *offsets, int64_t count, int64_
             hi = mid;
     }
     return lo;
+}
+
+/* The work of one thread: global elements [lo, hi) of `layout`, with the kernel's own
+ * arguments in `ctx`. */
+typedef void (*fo_range_fn)(const fo_layout *layout, int64_t lo, int64_t hi, void *ctx);
+
+/* The OpenMP entry of every multi-tensor kernel, written once: check the layout, choose the
+ * team (serial below the threshold: no OpenMP region at all, since even an if(0) one costs
+ * a team setup), give each thread its fixed, aligned range of the flat index space, and
+ * record the team size in layout->threads_used. The ranges depend only on the total and the
+ * team, so an element-wise kernel gives the same bits for any thread count. */
+static inline int fo_parallel_ranges(fo_layout *layout, int nthreads, fo_range_fn range,
+                                     void *ctx)
+{
+    if (!layout || layout->count < 0 || (layout->count > 0 && !layout->offsets))
+        return FO_ERR_ARGUMENT;
+    const int64_t total = layout->count > 0 ? layout->offsets[layout->count] : 0;
+    const int team = fo_team_size(total, nthreads);
+    layout->threads_used = 1;
+    if (team <= 1) {
+        range(layout, 0, total, ctx);
+        return FO_OK;
+    }
+#pragma omp parallel num_threads(team)
+    {
+        int64_t lo, hi;
+        fo_split(total, fo_thread_id(), fo_team_threads(), &lo, &hi);
+        if (fo_thread_id() == 0)
+            layout->threads_used = fo_team_threads();
+        range(layout, lo, hi, ctx);
+    }
+    return FO_OK;
 }
 
 /* Iterate over the pieces of tensors that global range [lo, hi) covers:

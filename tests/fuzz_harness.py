@@ -259,9 +259,48 @@ class Words:
 
 
 @dataclasses.dataclass(frozen=True)
+class Constrained:
+    """A hyperparameter checked against a fastopt._validation constraint (an optimizer
+    family's, from fastopt/optim/families.py): its invalid values are the constraint's own
+    ``bad_values()``, each expected to raise what ``constraint.check`` raises for it, and
+    its valid values are drawn inside its range (``typical`` narrows where), in every form
+    the rules accept: float, numpy float64/float32 scalars, an integral int, a 0-d array."""
+
+    constraint: Any
+    typical: tuple[float, float] | None = None
+    edges: tuple[float, ...] = ()
+
+    @functools.cache  # noqa: B019
+    def valid(self) -> st.SearchStrategy:
+        kind = type(self.constraint).__name__
+        if kind == "Bool":
+            return st.sampled_from([True, False, np.True_, np.False_, np.array(True)])
+        if kind == "Int":
+            return Integer(int(self.constraint.low), int(self.constraint.high)).valid()
+        c = self.constraint
+        real = Real(low=-INF if c.low is None else float(c.low),
+                    high=INF if c.high is None else float(c.high),
+                    low_open=c.closed in ("right", "neither"),
+                    high_open=c.closed in ("left", "neither"), allow_inf=c.allow_inf,
+                    typical=self.typical, edges=self.edges)
+        return st.one_of(real.valid(), real.valid().map(lambda v: np.array(v)))
+
+    def invalid(self) -> list[tuple[Any, tuple[type, ...]]]:
+        out = []
+        for value in self.constraint.bad_values():
+            try:
+                self.constraint.check(value, "x")
+            except (TypeError, ValueError) as exc:
+                out.append((value, (type(exc),)))
+            else:  # pragma: no cover - the constraint's own test covers this
+                raise AssertionError(f"{self.constraint!r} accepts its bad value {value!r}")
+        return out
+
+
+@dataclasses.dataclass(frozen=True)
 class Hyper:
     name: str
-    domain: Real | Flag | Integer | Choice | Words
+    domain: Real | Flag | Integer | Choice | Words | Constrained
 
 
 # -- array arguments -----------------------------------------------------------------------

@@ -1,8 +1,10 @@
 """The table of fuzzed kernels and optimizer classes, with their numpy references.
 
 Covering a new kernel is one more entry in KERNELS (its array arguments, hyperparameter
-domains and a numpy reference written from the documented formula); a new optimizer class
-is one more entry in OPTIMIZERS (a RefOptimizer subclass with its per-parameter update).
+domains and a numpy reference written from the documented formula). The optimizer
+families' kernels and classes are derived from the table of families
+(fastopt/optim/families.py) and their numpy statements (optim_reference.py): a new family
+or class needs nothing here but an entry in EXAMPLES.
 References compute in the array's dtype with scalar coefficients computed in double and
 then cast, as the kernels do, so most agree bit for bit.
 """
@@ -15,12 +17,15 @@ import fastopt
 from fastopt import _kernels, kernels
 from hypothesis import strategies as st
 
+import optim_reference as ref
+from fastopt.optim.families import FAMILIES, STEP_ARG
 from fuzz_harness import (
     HUGE_INT,
     INF,
     Arg,
     NAN,
     Choice,
+    Constrained,
     Flag,
     Hyper,
     Integer,
@@ -33,29 +38,104 @@ from fuzz_harness import (
     to_float,
 )
 
-# -- shared helpers ------------------------------------------------------------------------
+# -- the optimizer families: kernels and classes, from the table (fastopt/optim/families.py)
+# Each family's functional kernel and each optimizer class is fuzzed from its table entry:
+# array arguments from its state arrays, hyperparameters (valid draws and the values to
+# refuse) from its constraints, the reference from its numpy statement in
+# optim_reference.py. A new family needs no entry here (a new class needs an example).
+
+_NONNEG_STATE = Values(0.0, 4.0, specials=(0.0, INF, NAN, 1e30))
 
 
-def sign(x: np.ndarray) -> np.ndarray:
-    """fastopt's sign: (x > 0) - (x < 0), so sign(0) = sign(nan) = 0."""
-    t = x.dtype.type
-    return (x > 0).astype(t) - (x < 0).astype(t)
+def _domain(constraint, name):
+    """Where valid values of an unbounded hyperparameter are drawn (any value is valid)."""
+    if type(constraint).__name__ != "Real" or constraint.high is not None:
+        return Constrained(constraint)
+    if constraint.closed in ("right", "neither"):      # eps: (0, inf)
+        return Constrained(constraint, typical=(1e-10, 1.0), edges=(1e-8,))
+    return Constrained(constraint, typical=(0.0, 2.0 if name in ("lr", "momentum") else 1.0))
 
 
-def _f(h: dict, name: str, default: float = 0.0) -> float:
-    return float(h.get(name, default))
+def _plain(value):
+    """A drawn hyperparameter as the reference takes it: a bool or a float (or an int)."""
+    value = value[()] if isinstance(value, np.ndarray) else value
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    return int(value) if isinstance(value, (int, np.integer)) else to_float(value)
+
+
+def _kernel_spec(family):
+    f = family
+    args = [Arg("p", written=True), Arg("g", written=False)]
+    for s in f.states:
+        if s.flag and not f.hyper(s.flag).functional:   # its presence is the flag (vmax)
+            presence = (lambda h: "optional")
+        elif s.used:
+            presence = (lambda h, s=s: "required" if s.used_with(h) else "optional")
+        else:
+            presence = (lambda h: "required")
+        args.append(Arg(s.arg, written=True, keyword=s.keyword, presence=presence,
+                        values=_NONNEG_STATE if s.values == "nonnegative" else Values()))
+    hypers = [Hyper(h.name, _domain(h.constraint, h.name)) for h in f.hypers if h.functional]
+    if f.takes_step:
+        hypers.insert(0, Hyper("step", Constrained(STEP_ARG.constraint)))
+    hypers += [Hyper(s.name, Constrained(s.constraint)) for s in f.real_scalars]
+    implied = {s.flag: s.arg for s in f.states if s.flag and not f.hyper(s.flag).functional}
+
+    def reference(a, h):
+        hypers = {k: _plain(v) for k, v in h.items()}
+        t = hypers.pop("step", 0)
+        state = {s.name: a.get(s.arg) for s in f.states}
+        for s in f.real_scalars:
+            state[s.name] = hypers.pop(s.name)
+        for flag, arg in implied.items():
+            hypers[flag] = a.get(arg) is not None
+        with np.errstate(all="ignore"):
+            ref.RULES[f.name](a["p"], a["g"], state, t, **hypers)
+        out = {"p": a["p"]}
+        out.update({s.arg: a[s.arg] for s in f.states if a.get(s.arg) is not None})
+        if f.real_scalars:
+            out["return"] = state[f.real_scalars[0].name]
+        return out
+
+    return KernelSpec(
+        name=f.kernel, func=getattr(kernels, f.kernel), args=tuple(args), hypers=tuple(hypers),
+        reference=reference, multi=True,
+        constraint=lambda h: not any(c.fails({k: _plain(v) for k, v in h.items()})
+                                     for c in f.checks),
+        invalid_combos=tuple((combo, c.name) for c in f.checks for combo in c.examples),
+        # one call returns one value for all its tensors (NAdam's new mu_product): the
+        # reference's for any tensor, an empty one when the list is empty
+        combine=(lambda parts, h: parts[0] if parts else reference(
+            {"p": np.zeros(0), "g": np.zeros(0),
+             **{s.arg: np.zeros(0) for s in f.states if not s.used}}, h)["return"])
+        if f.real_scalars else None,
+        rtol={np.float32: 1e-5, np.float64: 1e-12},
+    )
+
+
+def _all_finite_reference(a, h):
+    return {"return": bool(np.isfinite(a["x"]).all())}
+
+
+OPTIM_KERNELS: list[KernelSpec] = [_kernel_spec(f) for f in FAMILIES.values()]
+OPTIM_KERNELS.append(KernelSpec(
+    name="all_finite", func=kernels.all_finite, args=(Arg("x", written=False),),
+    reference=_all_finite_reference, multi=True,
+    combine=lambda parts, h: all(parts)))
 
 
 class RefOptimizer:
-    """A numpy reference of an optimizer class: groups, lr schedules, lazy per-param state.
+    """A numpy reference of an optimizer class: groups, lr schedules, lazy per-parameter
+    state, updated with its family's numpy statement (optim_reference.RULES).
 
-    groups: [(params, options)], params being the reference's own copies. Subclasses
-    implement update(p, g, state, options, lr, step) for one parameter in place, where
-    `step` is the group's step count before this step and `state` a dict that starts
-    empty for each parameter.
+    groups: [(params, options)], params being the reference's own copies and options the
+    class's constructor arguments (betas, decoupled_weight_decay, ...).
     """
 
-    def __init__(self, groups):
+    def __init__(self, cls, groups):
+        self.cls = cls
+        self.family = cls.family
         self.groups = [(list(ps), dict(opts)) for ps, opts in groups]
         self.steps = [0] * len(self.groups)
         self.state = {}
@@ -65,273 +145,83 @@ class RefOptimizer:
             self._step(grads)
 
     def _step(self, grads):
+        rule = ref.RULES[self.family.name]
+        counted = self.family.counts_steps
         k = 0
         for gi, (params, opts) in enumerate(self.groups):
             lr = opts["lr"](self.steps[gi]) if callable(opts["lr"]) else opts["lr"]
+            hypers = {n: _plain(v) for n, v in ref.kernel_hypers(self.cls, opts).items()
+                      if n != "lr"}
             for p in params:
                 g = grads[k]
                 if g is not None:
                     g = np.array(g, dtype=p.dtype, order="C")
-                    self.update(p, g, self.state.setdefault(k, {}), opts, float(lr),
-                                self.steps[gi])
+                    state = self.state.setdefault(k, {})
+                    t = state.get("step", 0) + 1
+                    if counted:
+                        state["step"] = t
+                    extra = ({"first_step": "momentum_buffer" not in state}
+                             if self.family.name == "sgd" else {})
+                    rule(p, g, state, t, lr=float(_plain(lr)), **hypers, **extra)
                 k += 1
             self.steps[gi] += 1
 
-    def update(self, p, g, state, opts, lr, step):
-        raise NotImplementedError
+
+def _betas(h):
+    """Constructor kwargs from drawn hypers: beta1/beta2 become betas=(beta1, beta2)."""
+    h = dict(h)
+    if "beta1" in h or "beta2" in h:
+        betas = (h.pop("beta1", 0.9), h.pop("beta2", 0.999))
+        h.setdefault("betas", betas)  # an explicit (possibly invalid) betas wins
+    return h
 
 
-# -- SGD -----------------------------------------------------------------------------------
+#: Typical options of each class (the thread-safety and resume tests use them).
+EXAMPLES = {
+    "SGD": dict(lr=0.01, momentum=0.9, nesterov=True, weight_decay=1e-3),
+    "Adam": dict(lr=1e-3, betas=(0.9, 0.99), weight_decay=1e-2, amsgrad=True),
+    "AdamW": dict(lr=1e-3, weight_decay=1e-2),
+    "Adagrad": dict(lr=0.05, lr_decay=1e-3, initial_accumulator_value=0.1),
+    "RMSprop": dict(lr=1e-3, momentum=0.9, centered=True),
+    "Adadelta": dict(lr=1.0, weight_decay=1e-3),
+    "NAdam": dict(lr=2e-3, betas=(0.9, 0.99), weight_decay=1e-2, decoupled_weight_decay=True),
+    "Lion": dict(lr=1e-4, betas=(0.9, 0.99), weight_decay=0.1),
+}
 
 
-def sgd_rule(p, g, buf, *, lr, momentum, dampening, nesterov, weight_decay, l1, maximize,
-             first_step):
-    """torch.optim.SGD's documented algorithm, in the array's dtype (fastopt's sign)."""
-    t = p.dtype.type
-    d = -g if maximize else g.copy()
-    if weight_decay:
-        d = d + t(weight_decay) * p
-    if l1:
-        d = d + t(l1) * sign(p)
-    if momentum:
-        buf[...] = d if first_step else t(momentum) * buf + t(1.0 - dampening) * d
-        d = d + t(momentum) * buf if nesterov else buf
-    p -= t(lr) * d
+def _class_spec(name):
+    """The OptimizerSpec of a class of fastopt.optim: its constructor's options, each with
+    its family's constraint (betas: its two betas; decoupled_weight_decay: decoupled)."""
+    import inspect
+
+    cls = getattr(fastopt, name)
+    f = cls.family
+    hypers = []
+    for option in inspect.signature(cls.__init__).parameters:
+        if option in ("self", "params"):
+            continue
+        if option == "betas":
+            hypers += [Hyper(b, _domain(f.hyper(b).constraint, b)) for b in ("beta1", "beta2")]
+        else:
+            kernel_name = "decoupled" if option == "decoupled_weight_decay" else option
+            hypers.append(Hyper(option, _domain(f.hyper(kernel_name).constraint, option)))
+
+    def kernel_view(h):
+        return {k: _plain(v) for k, v in ref.kernel_hypers(cls, _betas(h)).items()
+                if not isinstance(v, tuple)}
+
+    combos = tuple((combo, c.name) for c in f.checks for combo in c.examples)
+    if "betas" in inspect.signature(cls.__init__).parameters:
+        combos += (({"betas": (0.9,)}, "betas"),)
+    return OptimizerSpec(
+        name=name, cls=cls, hypers=tuple(hypers),
+        reference=lambda groups: RefOptimizer(cls, [(ps, _betas(o)) for ps, o in groups]),
+        constraint=lambda h: not any(c.fails(kernel_view(h)) for c in f.checks),
+        invalid_combos=combos, kwargs=_betas, example=EXAMPLES[name])
 
 
-SGD_HYPERS = (
-    Hyper("lr", Real(0.0, typical=(0.0, 2.0))),
-    Hyper("momentum", Real(0.0, typical=(0.0, 1.5))),
-    Hyper("dampening", Real(0.0, 1.0)),
-    Hyper("nesterov", Flag()),
-    Hyper("weight_decay", Real(0.0, typical=(0.0, 1.0))),
-    Hyper("l1", Real(0.0, typical=(0.0, 1.0))),
-    Hyper("maximize", Flag()),
-)
-
-
-def _sgd_ok(h):
-    return not h["nesterov"] or (float(h["momentum"]) > 0 and float(h["dampening"]) == 0)
-
-
-def _sgd_reference(a, h):
-    p, g, buf = a["p"], a["g"], a["buf"]
-    opts = {k: (float(v) if k not in ("nesterov", "maximize", "first_step") else bool(v))
-            for k, v in h.items()}
-    if not opts["momentum"]:
-        buf = None
-    sgd_rule(p, g, buf, **opts)
-    return {"p": p, "buf": buf} if buf is not None else {"p": p}
-
-
-SGD_STEP = KernelSpec(
-    name="sgd_step",
-    func=kernels.sgd_step,
-    args=(
-        Arg("p", written=True),
-        Arg("g", written=False),
-        Arg("buf", written=True,
-            presence=lambda h: "required" if float(h["momentum"]) != 0 else "optional"),
-    ),
-    hypers=SGD_HYPERS + (Hyper("first_step", Flag()),),
-    constraint=_sgd_ok,
-    invalid_combos=(
-        ({"nesterov": True, "momentum": 0.0}, "nesterov"),
-        ({"nesterov": True, "momentum": 0.5, "dampening": 0.5}, "nesterov"),
-    ),
-    reference=_sgd_reference,
-    multi=True,
-)
-
-
-class RefSGD(RefOptimizer):
-    def update(self, p, g, state, o, lr, step):
-        first = "momentum_buffer" not in state
-        buf = state.setdefault("momentum_buffer", np.zeros_like(p))
-        sgd_rule(p, g, buf if float(o["momentum"]) else None, lr=lr,
-                 momentum=_f(o, "momentum"), dampening=_f(o, "dampening"),
-                 nesterov=bool(o.get("nesterov", False)),
-                 weight_decay=_f(o, "weight_decay"), l1=_f(o, "l1"),
-                 maximize=bool(o.get("maximize", False)), first_step=first)
-
-
-SGD_CLASS = OptimizerSpec(
-    name="SGD",
-    cls=fastopt.SGD,
-    hypers=SGD_HYPERS,
-    reference=RefSGD,
-    constraint=_sgd_ok,
-    invalid_combos=(({"nesterov": True, "momentum": 0.0}, "nesterov"),),
-    example=dict(lr=0.01, momentum=0.9, nesterov=True, weight_decay=1e-3),
-)
-
-# -- Adam, Adagrad, RMSprop, Adadelta (csrc/adam.c ...; active once they are on main) ------
-# References transcribe the kernels' documented formulas in the same operation order, with
-# the scalar coefficients computed in double and cast, so most agree bit for bit.
-
-_STEP = Hyper("step", Integer(1, 1 << 62))
-_NONNEG = Real(0.0, typical=(0.0, 1.0))
-_LR = Hyper("lr", Real(0.0, typical=(0.0, 2.0)))
-_EPS = Hyper("eps", Real(0.0, low_open=True, typical=(1e-10, 1.0), edges=(1e-8,)))
-_MAXIMIZE = Hyper("maximize", Flag())
-
-
-def _d(p, g, h, l2=True):
-    """The gradient the update uses: -g if maximize, plus L2 and L1 terms."""
-    t = p.dtype.type
-    d = -g if h.get("maximize") else g.copy()
-    wd = float(h.get("weight_decay", 0.0))
-    if l2 and wd:
-        d = d + t(wd) * p
-    l1 = float(h.get("l1", 0.0))
-    if l1:
-        d = d + t(l1) * sign(p)
-    return d
-
-
-def max_nan(a, b):
-    """fastopt's max: a if a > b or a is NaN, else b."""
-    return np.where((a > b) | (a != a), a, b)
-
-
-def adam_rule(p, g, m, v, vmax, h, step):
-    t = p.dtype.type
-    lr, b1, b2 = float(h["lr"]), float(h["beta1"]), float(h["beta2"])
-    decoupled = bool(h.get("decoupled", False))
-    d = _d(p, g, h, l2=not decoupled)
-    if decoupled and float(h.get("weight_decay", 0.0)):
-        p *= t(1.0 - lr * float(h["weight_decay"]))
-    m[...] = t(b1) * m + t(1.0 - b1) * d
-    v[...] = t(b2) * v + t(1.0 - b2) * d * d
-    hi = v
-    if vmax is not None:
-        vmax[...] = max_nan(vmax, v)
-        hi = vmax
-    step_size = t(lr / (1.0 - b1 ** step))
-    bc2 = t(np.sqrt(1.0 - b2 ** step))
-    p -= step_size * m / (np.sqrt(hi) / bc2 + t(float(h["eps"])))
-
-
-def adagrad_rule(p, g, s, h, step):
-    t = p.dtype.type
-    clr = t(float(h["lr"]) / (1.0 + (step - 1) * float(h.get("lr_decay", 0.0))))
-    d = _d(p, g, h)
-    s += d * d
-    p -= clr * d / (np.sqrt(s) + t(float(h["eps"])))
-
-
-def rmsprop_rule(p, g, sq, ga, buf, h):
-    t = p.dtype.type
-    alpha, eps = float(h["alpha"]), float(h["eps"])
-    d = _d(p, g, h)
-    sq[...] = t(alpha) * sq + t(1.0 - alpha) * d * d
-    w = sq
-    if h.get("centered"):
-        ga[...] = t(alpha) * ga + t(1.0 - alpha) * d
-        w = sq - ga * ga
-    in_sqrt = bool(h.get("eps_in_sqrt", False))
-    den = np.sqrt(w + t(eps if in_sqrt else 0.0)) + t(0.0 if in_sqrt else eps)
-    if float(h.get("momentum", 0.0)):
-        buf[...] = t(float(h["momentum"])) * buf + d / den
-        p -= t(float(h["lr"])) * buf
-    else:
-        p -= t(float(h["lr"])) * d / den
-
-
-def adadelta_rule(p, g, sq, acc, h):
-    t = p.dtype.type
-    rho, eps = float(h["rho"]), t(float(h["eps"]))
-    d = _d(p, g, h)
-    sq[...] = t(rho) * sq + t(1.0 - rho) * d * d
-    delta = np.sqrt(acc + eps) / np.sqrt(sq + eps) * d
-    acc[...] = t(rho) * acc + t(1.0 - rho) * delta * delta
-    p -= t(float(h["lr"])) * delta
-
-
-_NONNEG_STATE = Values(0.0, 4.0, specials=(0.0, INF, NAN, 1e30))
-
-
-def _adam_reference(a, h):
-    adam_rule(a["p"], a["g"], a["m"], a["v"], a.get("vmax"), h, int(h["step"]))
-    return {k: a[k] for k in ("p", "m", "v", "vmax") if a.get(k) is not None}
-
-
-def _adagrad_reference(a, h):
-    adagrad_rule(a["p"], a["g"], a["state_sum"], h, int(h["step"]))
-    return {"p": a["p"], "state_sum": a["state_sum"]}
-
-
-def _rmsprop_reference(a, h):
-    rmsprop_rule(a["p"], a["g"], a["square_avg"], a.get("grad_avg"), a.get("momentum_buffer"),
-                 h)
-    return {k: a[k] for k in ("p", "square_avg", "grad_avg", "momentum_buffer")
-            if a.get(k) is not None}
-
-
-def _adadelta_reference(a, h):
-    adadelta_rule(a["p"], a["g"], a["square_avg"], a["acc_delta"], h)
-    return {k: a[k] for k in ("p", "square_avg", "acc_delta")}
-
-
-def _all_finite_reference(a, h):
-    return {"return": bool(np.isfinite(a["x"]).all())}
-
-
-OPTIM_KERNELS: list[KernelSpec] = []
-if hasattr(kernels, "adam_step"):
-    OPTIM_KERNELS += [
-        KernelSpec(
-            name="adam_step", func=kernels.adam_step,
-            args=(Arg("p", written=True), Arg("g", written=False),
-                  Arg("m", written=True), Arg("v", written=True, values=_NONNEG_STATE),
-                  Arg("vmax", written=True, keyword=True, values=_NONNEG_STATE,
-                      presence=lambda h: "optional")),
-            hypers=(_STEP, _LR, Hyper("beta1", Real(0.0, 1.0, high_open=True)),
-                    Hyper("beta2", Real(0.0, 1.0, high_open=True)), _EPS,
-                    Hyper("weight_decay", _NONNEG), Hyper("decoupled", Flag()), _MAXIMIZE,
-                    Hyper("l1", _NONNEG)),
-            reference=_adam_reference, multi=True,
-            rtol={np.float32: 1e-5, np.float64: 1e-12},
-        ),
-        KernelSpec(
-            name="adagrad_step", func=kernels.adagrad_step,
-            args=(Arg("p", written=True), Arg("g", written=False),
-                  Arg("state_sum", written=True, values=_NONNEG_STATE)),
-            hypers=(_STEP, _LR, Hyper("lr_decay", _NONNEG), Hyper("weight_decay", _NONNEG),
-                    _EPS, _MAXIMIZE, Hyper("l1", _NONNEG)),
-            reference=_adagrad_reference, multi=True,
-            rtol={np.float32: 1e-5, np.float64: 1e-12},
-        ),
-        KernelSpec(
-            name="rmsprop_step", func=kernels.rmsprop_step,
-            args=(Arg("p", written=True), Arg("g", written=False),
-                  Arg("square_avg", written=True, values=_NONNEG_STATE),
-                  Arg("grad_avg", written=True, keyword=True,
-                      presence=lambda h: "required" if h["centered"] else "absent"),
-                  Arg("momentum_buffer", written=True, keyword=True,
-                      presence=lambda h: "required" if float(h["momentum"]) else "absent")),
-            hypers=(_LR, Hyper("alpha", Real(0.0, 1.0)), _EPS, Hyper("weight_decay", _NONNEG),
-                    Hyper("momentum", _NONNEG), Hyper("centered", Flag()), _MAXIMIZE,
-                    Hyper("l1", _NONNEG), Hyper("eps_in_sqrt", Flag())),
-            reference=_rmsprop_reference, multi=True,
-            rtol={np.float32: 1e-5, np.float64: 1e-12},
-        ),
-        KernelSpec(
-            name="adadelta_step", func=kernels.adadelta_step,
-            args=(Arg("p", written=True), Arg("g", written=False),
-                  Arg("square_avg", written=True, values=_NONNEG_STATE),
-                  Arg("acc_delta", written=True, values=_NONNEG_STATE)),
-            hypers=(_LR, Hyper("rho", Real(0.0, 1.0)), _EPS, Hyper("weight_decay", _NONNEG),
-                    _MAXIMIZE, Hyper("l1", _NONNEG)),
-            reference=_adadelta_reference, multi=True,
-            rtol={np.float32: 1e-5, np.float64: 1e-12},
-        ),
-    ]
-if hasattr(kernels, "all_finite"):
-    OPTIM_KERNELS.append(KernelSpec(
-        name="all_finite", func=kernels.all_finite, args=(Arg("x", written=False),),
-        reference=_all_finite_reference, multi=True,
-        combine=lambda parts, h: all(parts)))
+OPTIMIZER_CLASSES: list[OptimizerSpec] = [_class_spec(name) for name in fastopt.optim.__all__
+                                          if name != "Optimizer"]
 
 
 # -- fastopt.nn: dropout and batch normalization (csrc/dropout.c, csrc/batchnorm.c) -----------
@@ -1083,101 +973,8 @@ CLIP_GRAD_NORM = KernelSpec(
     atol={np.float16: 1e-7, np.float32: 1e-30, np.float64: 1e-300},
 )
 
-# -- the other optimizer classes (active once they are on main) -----------------------------
-
-
-class _Counted(RefOptimizer):
-    """Per-parameter update count t (1 on the parameter's first update), as torch."""
-
-    def update(self, p, g, state, o, lr, step):
-        state["step"] = t = state.get("step", 0) + 1
-        self.rule(p, g, state, {**o, "lr": lr}, t)
-
-
-class RefAdam(_Counted):
-    decoupled = False
-
-    def rule(self, p, g, state, o, t):
-        for name in ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if o.get("amsgrad")
-                                                  else ()):
-            state.setdefault(name, np.zeros_like(p))
-        b1, b2 = o["betas"]
-        adam_rule(p, g, state["exp_avg"], state["exp_avg_sq"], state.get("max_exp_avg_sq"),
-                  {**o, "beta1": b1, "beta2": b2, "decoupled": self.decoupled}, t)
-
-
-class RefAdamW(RefAdam):
-    decoupled = True
-
-
-class RefAdagrad(_Counted):
-    def rule(self, p, g, state, o, t):
-        state.setdefault("sum", np.full_like(p, _f(o, "initial_accumulator_value")))
-        adagrad_rule(p, g, state["sum"], o, t)
-
-
-class RefRMSprop(_Counted):
-    def rule(self, p, g, state, o, t):
-        for name in ("square_avg", "grad_avg", "momentum_buffer"):
-            state.setdefault(name, np.zeros_like(p))
-        rmsprop_rule(p, g, state["square_avg"], state["grad_avg"], state["momentum_buffer"], o)
-
-
-class RefAdadelta(_Counted):
-    def rule(self, p, g, state, o, t):
-        for name in ("square_avg", "acc_delta"):
-            state.setdefault(name, np.zeros_like(p))
-        adadelta_rule(p, g, state["square_avg"], state["acc_delta"], o)
-
-
-def _betas(h):
-    """Constructor kwargs from drawn hypers: beta1/beta2 become betas=(beta1, beta2)."""
-    h = dict(h)
-    betas = (h.pop("beta1", 0.9), h.pop("beta2", 0.999))
-    h.setdefault("betas", betas)  # an explicit (possibly invalid) betas wins
-    return h
-
-
-def _adam_ref(cls):
-    def make(groups):
-        return cls([(ps, _betas(o)) for ps, o in groups])
-    return make
-
-
-_ADAM_HYPERS = (_LR, Hyper("beta1", Real(0.0, 1.0, high_open=True)),
-                Hyper("beta2", Real(0.0, 1.0, high_open=True)), _EPS,
-                Hyper("weight_decay", _NONNEG), Hyper("amsgrad", Flag()), _MAXIMIZE,
-                Hyper("l1", _NONNEG))
-OTHER_OPTIMIZERS: list[OptimizerSpec] = []
-if hasattr(fastopt, "Adam"):
-    OTHER_OPTIMIZERS += [
-        OptimizerSpec("Adam", fastopt.Adam, _ADAM_HYPERS, _adam_ref(RefAdam), kwargs=_betas,
-                      invalid_combos=(({"betas": (0.9,)}, "betas"),),
-                      example=dict(lr=1e-3, betas=(0.9, 0.99), weight_decay=1e-2,
-                                   amsgrad=True)),
-        OptimizerSpec("AdamW", fastopt.AdamW, _ADAM_HYPERS, _adam_ref(RefAdamW),
-                      kwargs=_betas, example=dict(lr=1e-3, weight_decay=1e-2)),
-        OptimizerSpec("Adagrad", fastopt.Adagrad,
-                      (_LR, Hyper("lr_decay", _NONNEG), Hyper("weight_decay", _NONNEG),
-                       Hyper("initial_accumulator_value", _NONNEG), _EPS, _MAXIMIZE,
-                       Hyper("l1", _NONNEG)),
-                      RefAdagrad,
-                      example=dict(lr=0.05, lr_decay=1e-3, initial_accumulator_value=0.1)),
-        OptimizerSpec("RMSprop", fastopt.RMSprop,
-                      (_LR, Hyper("alpha", Real(0.0, 1.0)), _EPS,
-                       Hyper("weight_decay", _NONNEG), Hyper("momentum", _NONNEG),
-                       Hyper("centered", Flag()), _MAXIMIZE, Hyper("l1", _NONNEG),
-                       Hyper("eps_in_sqrt", Flag())),
-                      RefRMSprop, example=dict(lr=1e-3, momentum=0.9, centered=True)),
-        OptimizerSpec("Adadelta", fastopt.Adadelta,
-                      (_LR, Hyper("rho", Real(0.0, 1.0)), _EPS, Hyper("weight_decay", _NONNEG),
-                       _MAXIMIZE, Hyper("l1", _NONNEG)),
-                      RefAdadelta, example=dict(lr=1.0, weight_decay=1e-3)),
-    ]
-
 # -- the tables ----------------------------------------------------------------------------
 
-KERNELS: list[KernelSpec] = [SGD_STEP, *OPTIM_KERNELS, *NN_KERNELS, *LINALG_KERNELS,
-                              *PHILOX_KERNELS, *STREAM_KERNELS, NORM_REDUCE, SCALE,
-                              CLIP_GRAD_NORM]
-OPTIMIZERS: list[OptimizerSpec] = [SGD_CLASS, *OTHER_OPTIMIZERS]
+KERNELS: list[KernelSpec] = [*OPTIM_KERNELS, *NN_KERNELS, *LINALG_KERNELS, *PHILOX_KERNELS,
+                              *STREAM_KERNELS, NORM_REDUCE, SCALE, CLIP_GRAD_NORM]
+OPTIMIZERS: list[OptimizerSpec] = OPTIMIZER_CLASSES

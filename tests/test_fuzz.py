@@ -294,7 +294,7 @@ LAYER_ARGS = {
         ("p", float("nan"), ValueError), ("seed", -1, ValueError), ("seed", 1.5, TypeError),
         ("seed", 2**64, ValueError), ("pack", "no", TypeError), ("pack", 1, TypeError)]),
     "BatchNorm": (lambda **kw: nn.BatchNorm(**{"num_features": 3, **kw}), [
-        ("num_features", 0, ValueError), ("num_features", 2.0, TypeError),
+        ("num_features", 0, ValueError), ("num_features", 2.5, TypeError),
         ("num_features", True, TypeError), ("eps", 0.0, ValueError),
         ("eps", float("inf"), ValueError), ("eps", "1e-5", TypeError),
         ("momentum", 1.5, ValueError), ("momentum", float("nan"), ValueError),

@@ -125,7 +125,7 @@ def _bad_forward_calls(dtype):
         ("list x", ([1.0, 2.0], 0.5, 1, 0), {}, TypeError, "x"),
         ("negative seed", (x, 0.5, -1, 0), {}, ValueError, "seed"),
         ("huge stream", (x, 0.5, 1, 2**64), {}, ValueError, "stream"),
-        ("float seed", (x, 0.5, 1.0, 0), {}, TypeError, "seed"),
+        ("float seed", (x, 0.5, 1.5, 0), {}, TypeError, "^seed: expected an int, got 1.5"),
         ("read-only out", (x, 0.5, 1, 0), {"out": ro}, ValueError, "writeable"),
         ("out shape", (x, 0.5, 1, 0), {"out": np.empty(99, dtype)}, ValueError, "shape"),
         ("out dtype", (x, 0.5, 1, 0), {"out": np.empty(100, np.float16)}, TypeError, "dtype"),

@@ -1,5 +1,6 @@
-"""fastopt.kernels.{adam,adagrad,rmsprop,adadelta}_step and all_finite: the C kernels through
-the functional boundary, against the numpy transcriptions in optim_reference.py."""
+"""fastopt.kernels.{adam,adagrad,rmsprop,adadelta,nadam,lion}_step and all_finite: the C
+kernels through the functional boundary, against the numpy statements in optim_reference.py
+(Lion's is the paper's Algorithm 2 as written)."""
 
 import itertools
 
@@ -9,7 +10,15 @@ import pytest
 import fastopt
 import optim_reference as ref
 from conftest import snapshot
-from fastopt.kernels import adadelta_step, adagrad_step, adam_step, all_finite, rmsprop_step
+from fastopt.kernels import (
+    adadelta_step,
+    adagrad_step,
+    adam_step,
+    all_finite,
+    lion_step,
+    nadam_step,
+    rmsprop_step,
+)
 
 RTOL = {np.float32: 1e-5, np.float64: 1e-12}
 SHAPE = (7, 13)
@@ -57,7 +66,7 @@ def test_adam_matches_reference(opts, dtype, rng):
                   maximize=opts["maximize"], l1=opts["l1"])
 
     kw = dict(opts)
-    _run(call, ref.adam, dict(betas=(0.8, 0.95), eps=1e-6, **kw), dtype, rng, names)
+    _run(call, ref.adam, dict(beta1=0.8, beta2=0.95, eps=1e-6, **kw), dtype, rng, names)
 
 
 ADAGRAD_OPTIONS = [
@@ -72,8 +81,8 @@ def test_adagrad_matches_reference(opts, dtype, rng):
     def call(p, g, s, step, lr):
         adagrad_step(p, g, s["sum"], step=step, lr=lr, eps=1e-8, **opts)
 
-    _run(call, ref.adagrad, dict(eps=1e-8, initial_accumulator_value=0.1, **opts), dtype, rng,
-         ["sum"], fills={"sum": 0.1})
+    _run(call, ref.adagrad, dict(eps=1e-8, fill=0.1, **opts), dtype, rng, ["sum"],
+         fills={"sum": 0.1})
 
 
 RMSPROP_OPTIONS = [
@@ -114,6 +123,73 @@ def test_adadelta_matches_reference(opts, dtype, rng):
 
     _run(call, rule, dict(rho=0.8, eps=1e-5, **opts), dtype, rng,
          ["square_avg", "acc_delta"])
+
+
+NADAM_OPTIONS = [
+    dict(decoupled=dec, maximize=mx, weight_decay=wd, l1=l1)
+    for dec, mx, wd, l1 in itertools.product([False, True], [False, True], [0.0, 1e-2],
+                                             [0.0, 1e-3])
+]
+
+
+@pytest.mark.parametrize("opts", NADAM_OPTIONS, ids=_ids)
+def test_nadam_matches_reference(opts, dtype, rng):
+    hypers = dict(beta1=0.8, beta2=0.95, eps=1e-6, momentum_decay=0.01, **opts)
+    products = [1.0]
+
+    def call(p, g, s, step, lr):
+        products.append(nadam_step(p, g, s["exp_avg"], s["exp_avg_sq"], step=step,
+                                   mu_product=products[-1], lr=lr, **hypers))
+
+    _run(call, ref.nadam, hypers, dtype, rng, ["exp_avg", "exp_avg_sq"])
+    # the returned product is torch's, computed in double: mu_1 * ... * mu_t, bit for bit
+    expected = 1.0
+    for t in range(1, len(products)):
+        expected *= 0.8 * (1.0 - 0.5 * 0.96 ** (t * 0.01))
+        assert products[t] == expected
+
+
+def test_nadam_one_call_over_a_list_returns_one_product(rng):
+    ps = [rng.standard_normal(5), rng.standard_normal((2, 3))]
+    states = [[np.zeros_like(p) for p in ps] for _ in range(2)]
+    out = nadam_step(ps, [np.ones_like(p) for p in ps], *states, step=3, mu_product=0.25,
+                     lr=0.1)
+    assert out == 0.25 * 0.9 * (1.0 - 0.5 * 0.96 ** (3 * 4e-3))
+    with pytest.raises(ValueError, match="^mu_product: "):
+        nadam_step(ps, ps, *states, step=1, mu_product=1.5, lr=0.1)
+
+
+LION_OPTIONS = [
+    dict(maximize=mx, weight_decay=wd, l1=l1)
+    for mx, wd, l1 in itertools.product([False, True], [0.0, 0.1], [0.0, 1e-3])
+]
+
+
+@pytest.mark.parametrize("opts", LION_OPTIONS, ids=_ids)
+def test_lion_matches_the_papers_rule(opts, dtype, rng):
+    def call(p, g, s, step, lr):
+        lion_step(p, g, s["exp_avg"], lr=lr, beta1=0.8, beta2=0.95, **opts)
+
+    _run(call, ref.lion, dict(beta1=0.8, beta2=0.95, **opts), dtype, rng, ["exp_avg"])
+
+
+def test_lion_moves_each_coordinate_by_lr_times_a_sign(dtype):
+    p = np.array([1.0, -2.0, 0.5, 3.0], dtype)
+    m = np.zeros(4, dtype)
+    g = np.array([0.3, -1e-6, 0.0, -5.0], dtype)
+    lion_step(p, g, m, lr=0.25)   # c = 0.1 g: its sign, 0 where g is 0
+    np.testing.assert_array_equal(p, np.array([0.75, -1.75, 0.5, 3.25], dtype))
+    np.testing.assert_array_equal(m, (dtype(1 - 0.99) * g).astype(dtype))
+    p2, m2 = np.array([2.0], dtype), np.zeros(1, dtype)
+    lion_step(p2, np.zeros(1, dtype), m2, lr=0.5, weight_decay=0.1)  # only the decay
+    assert p2[0] == dtype(2.0) - dtype(0.5) * (dtype(0.0) + dtype(0.1) * dtype(2.0))
+
+
+def test_lion_lets_nan_reach_the_parameter():
+    p, m = np.ones(3), np.zeros(3)
+    lion_step(p, np.array([np.nan, np.inf, -np.inf]), m, lr=0.1)
+    assert np.isnan(p[0]) and p[1] == 0.9 and p[2] == 1.1
+    assert np.isnan(m[0]) and m[1] == np.inf and m[2] == -np.inf
 
 
 # -- multi-tensor, threads, dtypes ---------------------------------------------------------
@@ -159,6 +235,10 @@ ALL_KERNELS = {
                                             lr=1e-2, l1=1e-4, **kw),
     "adadelta": lambda a, **kw: adadelta_step(a[0], a[1], a[2], a[3], weight_decay=1e-3,
                                               **kw),
+    "nadam": lambda a, **kw: nadam_step(a[0], a[1], a[2], a[3], step=7, mu_product=0.01,
+                                        lr=1e-2, weight_decay=1e-2, l1=1e-4, **kw),
+    "lion": lambda a, **kw: lion_step(a[0], a[1], a[2], lr=1e-3, weight_decay=0.1, l1=1e-4,
+                                      **kw),
 }
 
 
@@ -259,7 +339,8 @@ def _bad_calls(dtype):
         ("beta2 < 0", lambda: adam_step(p, g, m, v, beta2=-0.1, **adam), ValueError, "beta2"),
         ("eps = 0", lambda: adam_step(p, g, m, v, eps=0.0, **adam), ValueError, "eps"),
         ("step = 0", lambda: adam_step(p, g, m, v, step=0, lr=0.1), ValueError, "step"),
-        ("float step", lambda: adam_step(p, g, m, v, step=1.0, lr=0.1), TypeError, "step"),
+        ("non-integral step", lambda: adam_step(p, g, m, v, step=1.5, lr=0.1), TypeError,
+         "step"),
         ("negative wd", lambda: adam_step(p, g, m, v, weight_decay=-1, **adam), ValueError,
          "weight_decay"),
         ("negative l1", lambda: adam_step(p, g, m, v, l1=-1, **adam), ValueError, "l1"),
@@ -399,6 +480,7 @@ def test_downstream_cython_can_cimport_the_optimizer_entry_points(tmp_path):
             cdef double *c = ptr(arrays[4])
             cdef float *xf = <float *><size_t>x.ctypes.data
             cdef int s = 0, finite
+            cdef double mu_product = 1.0
             with nogil:
                 s |= fk.adam_step_f64(p, g, a, b, NULL, 4, 1, 0.25, 0.9, 0.999, 1e-8, 0.0,
                                       0.0, False, False, 1)
@@ -406,8 +488,11 @@ def test_downstream_cython_can_cimport_the_optimizer_entry_points(tmp_path):
                 s |= fk.rmsprop_step_f64(p, g, a, NULL, NULL, 4, 0.1, 0.99, 1e-8, 0.0, 0.0,
                                          0.0, False, False, 1)
                 s |= fk.adadelta_step_f64(p, g, b, c, 4, 1.0, 0.9, 1e-6, 0.0, 0.0, False, 1)
+                s |= fk.nadam_step_f64(p, g, a, b, 4, 1, &mu_product, 0.1, 0.9, 0.999, 1e-8,
+                                       0.0, 4e-3, 0.0, False, False, 1)
+                s |= fk.lion_step_f64(p, g, c, 4, 1e-3, 0.9, 0.99, 0.0, 0.0, False, 1)
                 finite = fk.all_finite_f32(xf, 4, 1)
-            return s, finite, arrays[0].tolist()
+            return s, finite, arrays[0].tolist(), mu_product
     """))
     (tmp_path / "setup.py").write_text(textwrap.dedent("""
         from setuptools import setup, Extension
@@ -421,7 +506,7 @@ def test_downstream_cython_can_cimport_the_optimizer_entry_points(tmp_path):
                    env=env, check=True, capture_output=True)
     out = subprocess.run([sys.executable, "-c", "import consumer; print(consumer.run())"],
                          cwd=tmp_path, env=env, check=True, capture_output=True, text=True)
-    status, finite, p = eval(out.stdout)
+    status, finite, p, mu_product = eval(out.stdout)
     assert status == 0 and finite == 1
     expect = np.ones(4)
     sa, sb, sc = (np.zeros(4) for _ in range(3))
@@ -430,4 +515,6 @@ def test_downstream_cython_can_cimport_the_optimizer_entry_points(tmp_path):
     adagrad_step(expect, ga, sc, step=1, lr=0.1)
     rmsprop_step(expect, ga, sa, lr=0.1)
     adadelta_step(expect, ga, sb, sc)
+    assert mu_product == nadam_step(expect, ga, sa, sb, step=1, mu_product=1.0, lr=0.1)
+    lion_step(expect, ga, sc, lr=1e-3)
     assert p == expect.tolist()

@@ -1,6 +1,8 @@
 """fastopt.nn: gradient checks (central differences), mask statistics and reproducibility,
 the Dropout/BatchNorm layers, and comparisons with torch when it is installed."""
 
+import types
+
 import numpy as np
 import pytest
 
@@ -107,14 +109,18 @@ def test_eval_mode_is_identity_with_keep_all_mask(rng):
 
 def test_dropout_rejects_bad_arguments():
     x = np.ones(10)
-    with pytest.raises(ValueError, match="p"):
+    with pytest.raises(ValueError, match=r"^p: expected a value in \[0, 1\), got 1.0"):
         nn.dropout(x, 1.0)
-    with pytest.raises(ValueError, match="p"):
+    with pytest.raises(ValueError, match="^p: expected"):
         nn.dropout(x, -0.5, training=False)  # validated in eval mode too
-    with pytest.raises(TypeError, match="seed"):
+    with pytest.raises(TypeError, match="^seed: expected None, a numpy Generator or an int"):
         nn.dropout(x, 0.5, seed="1")
-    with pytest.raises(ValueError, match="seed"):
+    with pytest.raises(ValueError, match=r"^seed: expected an int in \[0, 18446744073709551616\)"):
         nn.dropout(x, 0.5, seed=-3)
+    with pytest.raises(ValueError, match="^stream: expected an int in"):
+        nn.dropout(x, 0.5, seed=1, stream=-1, training=False)
+    with pytest.raises(TypeError, match="^training: expected True or False, got 1"):
+        nn.dropout(x, 0.5, training=1)
     with pytest.raises(TypeError, match="mask"):
         nn.dropout_backward(x, np.ones(10, bool))
     with pytest.raises(ValueError, match="dy"):
@@ -216,14 +222,20 @@ def test_batchnorm_layer_state_dict_exact_resume(rng):
 
 
 def test_batchnorm_layer_rejects_bad_construction():
-    with pytest.raises(ValueError, match="num_features"):
+    with pytest.raises(ValueError, match=r"^num_features: expected an int in \[1, inf\), got 0"):
         nn.BatchNorm(0)
-    with pytest.raises(TypeError, match="dtype"):
+    with pytest.raises(TypeError, match="^num_features: expected an int, got True"):
+        nn.BatchNorm(True)
+    with pytest.raises(TypeError, match="^dtype: expected one of the dtypes float32, float64"):
         nn.BatchNorm(3, dtype=np.float16)
-    with pytest.raises(ValueError, match="convention"):
+    with pytest.raises(TypeError, match="^affine: expected True or False"):
+        nn.BatchNorm(3, affine=1)
+    with pytest.raises(ValueError, match="^convention: expected one of 'torch', 'cs231n'"):
         nn.BatchNorm(3, convention="keras")
-    with pytest.raises(ValueError, match="momentum"):
+    with pytest.raises(ValueError, match=r"^momentum: expected a value in \[0, 1\]"):
         nn.BatchNorm(3, momentum=2.0)
+    with pytest.raises(ValueError, match="^momentum: expected a number with convention='cs231n'"):
+        nn.BatchNorm(3, momentum=None, convention="cs231n")
     with pytest.raises(RuntimeError):
         nn.BatchNorm(3).backward(np.ones((2, 3)))
     bn = nn.BatchNorm(3)
@@ -285,3 +297,24 @@ def test_dropout_statistics_match_torch(p):
     assert set(np.unique(ours)) == set(np.unique(theirs))  # {0, 1/(1-p)} in float32
     sigma = np.sqrt(p * (1 - p) / n)
     assert abs(np.mean(ours != 0) - np.mean(theirs != 0)) < 6 * sigma
+
+
+def test_seeds_and_counts_follow_the_package_rules():
+    """fastopt._validation: a 0-d array is its scalar, an integral float an int, a state may
+    be any mapping; bool is never a number."""
+    x = np.ones(64)
+    y_ref, _ = nn.dropout(x, 0.5, seed=7, stream=2)
+    for seed, stream in [(np.array(7), np.uint8(2)), (7.0, 2.0)]:
+        y, mask = nn.dropout(x, 0.5, seed=seed, stream=stream)
+        np.testing.assert_array_equal(y, y_ref)
+        assert type(mask.seed) is int and mask.seed == 7
+    assert nn.Dropout(0.5, seed=np.array(7)).seed == 7
+    with pytest.raises(TypeError, match="^seed: expected None, a numpy Generator or an int"):
+        nn.Dropout(0.5, seed=True)
+    d = nn.Dropout(0.5, seed=1)
+    d.load_state_dict(types.MappingProxyType({"p": 0.25, "seed": 5.0, "stream": np.int64(3)}))
+    assert (d.p, d.seed, d.stream) == (0.25, 5, 3) and type(d.seed) is int
+    bn = nn.BatchNorm(3.0)
+    assert bn.num_features == 3 and type(bn.num_features) is int
+    bn.load_state_dict(dict(bn.state_dict(), num_batches_tracked=4.0))
+    assert bn.num_batches_tracked == 4 and type(bn.num_batches_tracked) is int

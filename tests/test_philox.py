@@ -66,10 +66,15 @@ def test_stream_bad_arguments(args, exc):
 
 
 def test_philox_bad_words():
-    with pytest.raises(ValueError, match="ctr"):
+    with pytest.raises(ValueError, match=r"^ctr: expected an int in \[0, 4294967296\), got 4294967296"):
         philox4x32_10([2**32, 0, 0, 0], [0, 0])
+    with pytest.raises(TypeError, match="^key: expected an int, got 0.5"):
+        philox4x32_10([0, 0, 0, 0], [0.5, 0])
     with pytest.raises(ValueError, match="key"):
         philox4x32_10([0, 0, 0, 0], [0])
+    # fastopt._validation's rules: a numpy integer, a 0-d array or an integral float is an int
+    assert philox4x32_10([np.uint32(1), np.array(2), 3.0, 0], [0, 0]) == philox4x32_10(
+        [1, 2, 3, 0], [0, 0])
 
 
 def test_every_implementation_gives_the_same_words(tmp_path):

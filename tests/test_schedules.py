@@ -78,15 +78,15 @@ def test_pickle_and_repr(sched):
 
 @pytest.mark.parametrize("bad", [-1, np.int64(-3), np.array([0, -1])])
 def test_negative_step_raises(bad):
-    with pytest.raises(ValueError, match="step"):
+    with pytest.raises(ValueError, match="^step: expected (an int|values) >= 0"):
         S.cosine(0.1, 10)(bad)
 
 
 @pytest.mark.parametrize("bad", [1.0, 2.5, True, "3", None, np.float64(2.0), np.array([0.0, 1.0])])
 def test_non_integer_step_raises(bad):
-    with pytest.raises(TypeError, match="step"):
+    with pytest.raises(TypeError, match="^step: expected an int >= 0 or an array of them"):
         S.cosine(0.1, 10)(bad)
-    with pytest.raises(TypeError, match="step"):
+    with pytest.raises(TypeError, match="^step: expected an int >= 0 or an array of them"):
         S.ReduceLROnPlateau(0.1)(bad)
 
 
@@ -162,8 +162,21 @@ def test_non_integer_step_raises(bad):
     ],
 )
 def test_invalid_arguments_name_the_argument(make, name, exc):
-    with pytest.raises(exc, match=name):
+    with pytest.raises(exc, match=rf"^{name}: expected "):
         make()
+
+
+def test_0d_arrays_and_integral_floats_count_as_their_value():
+    """fastopt._validation's rules: np.array(0.1) is 0.1 and 2.0 is the int 2 (as for the
+    optimizers and fastopt.train); only bool is never a number."""
+    assert repr(S.step_decay(np.array(0.1), 2.0, np.float32(0.5))) == repr(
+        S.step_decay(0.1, 2, 0.5))
+    assert S.cosine(np.array(0.1), np.array(10))(5) == S.cosine(0.1, 10)(5)
+    assert S.warmup(np.array(0.1), 3)(1) == S.warmup(0.1, 3)(1)
+    with pytest.raises(TypeError, match="^T_max: expected an int, got True"):
+        S.cosine(0.1, True)
+    with pytest.raises(TypeError, match="^lr: expected a real number in .* or a callable"):
+        S.scale_lr_for_batch("0.1", 256, 512)
 
 
 # --------------------------------------------------------------------------- #
@@ -390,13 +403,15 @@ def test_plateau_state_dict_and_pickle_roundtrip():
     for m in [0.6, 0.61, 0.62, 0.63, 0.7]:
         assert p.update(m) == q.update(m) == r.update(m)
     assert p.state_dict() == q.state_dict() == r.state_dict()
-    with pytest.raises(KeyError, match="lr"):
+    with pytest.raises(ValueError, match=r"^state_dict: expected the keys \['lr'\], which are missing"):
         q.load_state_dict({k: v for k, v in sd.items() if k != "lr"})
     with pytest.raises(ValueError, match="patience"):
         q.load_state_dict({**sd, "patience": -2})
     assert q.state_dict()["patience"] == 2  # unchanged after the failed load
-    with pytest.raises(TypeError, match="metric"):
+    with pytest.raises(TypeError, match="^metric: expected a real number, got 'low'"):
         q.update("low")
+    with pytest.raises(TypeError, match="^metric: expected a real number, got True"):
+        q.update(True)
     q.reset()
     assert q.lr == q.base_lr == 1.0 and q.num_updates == 0
 

@@ -121,6 +121,18 @@ def test_arrays():
         V.check_same_structure([np.zeros(2)], [a], "grads")
 
 
+def test_float_dtype():
+    assert V.check_float_dtype("float32", "dtype") == np.float32
+    assert V.check_float_dtype(np.float64, "dtype", (np.float32, np.float64)) == np.float64
+    with pytest.raises(TypeError, match="^dtype: expected a floating dtype, got int64"):
+        V.check_float_dtype(np.int64, "dtype")
+    with pytest.raises(TypeError, match="^dtype: expected a floating dtype, got 'nope'"):
+        V.check_float_dtype("nope", "dtype")
+    with pytest.raises(TypeError, match="^dtype: expected one of the dtypes float32, float64, "
+                                        "got float16"):
+        V.check_float_dtype(np.float16, "dtype", (np.float32, np.float64))
+
+
 def test_long_reprs_are_summarised():
     with pytest.raises(TypeError) as info:
         V.check_real("x" * 200, "lr")

@@ -17,7 +17,17 @@ from fastopt._config import (
     show_config,
     threads,
 )
-from fastopt.optim import SGD, Adadelta, Adagrad, Adam, AdamW, Optimizer, RMSprop
+from fastopt.optim import (
+    SGD,
+    Adadelta,
+    Adagrad,
+    Adam,
+    AdamW,
+    Lion,
+    NAdam,
+    Optimizer,
+    RMSprop,
+)
 from fastopt.train import check_grad, clip_grad_norm
 
 # The function, as scipy.optimize.minimize; its modules live in fastopt.optimize
@@ -44,6 +54,8 @@ __all__ = [
     "Adam",
     "AdamW",
     "Adadelta",
+    "NAdam",
+    "Lion",
     "check_grad",
     "clip_grad_norm",
     "minimize",

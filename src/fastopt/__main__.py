@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     from fastopt import demo
 
-    demo_parser = sub.add_parser("demo", help="train a small network with every optimizer",
+    demo_parser = sub.add_parser("demo", help="six optimizers on one network: a table and a figure",
                                  description=demo.__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     demo.add_arguments(demo_parser)

@@ -1,7 +1,8 @@
 # _boundary.pxi — argument checking shared by every wrapper, and the pointer tables that
-# carry a list of arrays into one multi-tensor C call.
+# carry a list of arrays into one multi-tensor C call. The first include of _kernels.pyx:
+# it uses nothing from the others.
 #
-# The rules (DESIGN.md, "Boundary rules"): float32/float64 numpy arrays; a param and its
+# The rules (DEVELOPING.md, "The boundary"): float32/float64 numpy arrays; a param and its
 # grad/state share dtype and shape; params and states are writeable, aligned, C-contiguous
 # and in native byte order; a grad that is not is copied; no written array may share memory
 # with any other array of the call; everything is checked before anything is modified.
@@ -15,6 +16,8 @@ cimport numpy as cnp
 import numpy as np
 
 cnp.import_array()
+
+from fastopt import _validation  # the rules and messages of every scalar check
 
 cdef extern from "fastopt.h" nogil:
     ctypedef struct fo_layout:
@@ -54,14 +57,14 @@ cdef object _as_list(object x, str name):
         return [x], True
     if isinstance(x, (list, tuple)):
         return list(x), False
-    raise TypeError(
-        f"{name}: expected a numpy array or a list of numpy arrays, got {type(x).__name__}")
+    raise TypeError(f"{name}: expected a numpy array or a list of numpy arrays, got "
+                    f"{_validation.describe_value(x)}")
 
 
 cdef void _check_array(object a, str label, int role, cnp.ndarray ref, str ref_label) except *:
     """Raise TypeError/ValueError if array `a` cannot play `role` next to param `ref`."""
     if not isinstance(a, np.ndarray):
-        raise TypeError(f"{label}: expected a numpy array, got {type(a).__name__}")
+        raise TypeError(f"{label}: expected a numpy array, got {_validation.describe_value(a)}")
     cdef cnp.ndarray arr = <cnp.ndarray>a
     cdef int t = cnp.PyArray_TYPE(arr)
     if ref is None:
@@ -314,9 +317,6 @@ cdef void _check_disjoint(list cols, tuple names, tuple roles, tuple singles,
             f"{_label(names[clash_col], clash_idx, singles[clash_col])}: shares memory with "
             f"{_label(names[other_col], other_idx, singles[other_col])}, and one of them is "
             "updated in place; pass separate arrays (e.g. g.copy())")
-
-
-from fastopt import _validation
 
 
 cdef double to_double(object value, str name) except? -1.0:

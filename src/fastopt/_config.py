@@ -83,8 +83,24 @@ set_num_threads = _kernels.set_num_threads
 def threads(n: int | None) -> Iterator[None]:
     """Context manager: run the enclosed kernel calls with `n` threads, then restore.
 
-    ``with fastopt.threads(1): opt.step(grads)``. `n` follows :func:`set_num_threads`.
-    The setting is process-wide (not per Python thread).
+    ``with fastopt.threads(1): opt.step(grads)``. The setting is process-wide (not per
+    Python thread).
+
+    Parameters
+    ----------
+    n : int or None
+        Thread count, as :func:`set_num_threads` takes it (None: OpenMP's maximum; a
+        negative n counts back from it).
+
+    Examples
+    --------
+    >>> import fastopt
+    >>> before = fastopt.get_num_threads()
+    >>> with fastopt.threads(1):
+    ...     fastopt.get_num_threads()
+    1
+    >>> fastopt.get_num_threads() == before
+    True
     """
     previous = _kernels._get_user_threads()
     set_num_threads(n)
@@ -99,12 +115,18 @@ def get_include() -> str:
 
     C code adds this directory to its include path (``python -m fastopt config --cflags``
     prints the flag). Cython code finds ``fastopt/_kernels.pxd`` through the installed
-    package itself (``cimport fastopt._kernels``). In an in-place build of a checkout this
-    is the checkout's ``csrc/``.
+    package itself (``cimport fastopt._kernels``).
+
+    Returns
+    -------
+    str
+        The directory: ``fastopt/include`` of an installed package, or the source tree's
+        ``csrc`` for an in-place build.
 
     Examples
     --------
-    >>> import os, fastopt
+    >>> import os
+    >>> import fastopt
     >>> os.path.isfile(os.path.join(fastopt.get_include(), "fastopt.h"))
     True
     """
@@ -129,9 +151,21 @@ def get_library_dir() -> str:
     prints every flag, and ``fastopt.pc`` holds the same for pkg-config. A build with
     ``FASTOPT_NO_OPENMP=1`` gives a serial library that needs no OpenMP.
 
+    Returns
+    -------
+    str
+        The directory: ``fastopt/lib`` of the installed package (or of an in-place build).
+
+    Raises
+    ------
+    FileNotFoundError
+        If this copy of fastopt has no static library (an in-place build from before it
+        existed: rebuild with ``python setup.py build_ext --inplace``).
+
     Examples
     --------
-    >>> import os, fastopt
+    >>> import os
+    >>> import fastopt
     >>> os.path.isfile(os.path.join(fastopt.get_library_dir(), "pkgconfig", "fastopt.pc"))
     True
     """
@@ -182,7 +216,19 @@ def _openmp_runtime() -> str:
 
 
 def show_config() -> None:
-    """Print fastopt's version, OpenMP status, threads, compiler and SIMD target."""
+    """Print fastopt's version, OpenMP status, threads, compiler and SIMD target.
+
+    ``python -m fastopt config`` prints the same.
+
+    Examples
+    --------
+    >>> import fastopt
+    >>> fastopt.show_config()  # doctest: +NORMALIZE_WHITESPACE, +ELLIPSIS
+    fastopt: ...
+    python: ...
+    numpy: ...
+    openmp: ...
+    """
     for key, value in config_dict().items():
         print(f"{key:>22}: {value}")
 

@@ -4,15 +4,32 @@
 Every public function here validates its arguments once (dtype, shape, contiguity,
 writeability, memory overlap, hyperparameter ranges), raises TypeError/ValueError naming the
 offending argument before anything is modified, then calls C with the GIL released.
-The code is split into include files by area; each `.pxi` holds one area's wrappers.
+
+The code is split into include files by area. They share one namespace, so each file may
+use only what the files above it define (DEVELOPING.md draws the layers):
+
+    _boundary.pxi   array and scalar checks, Batch/prepare (pointer tables), check_status
+    _threads.pxi    the thread policy: current_threads()
+    _runtime.pxi    build facts
+    _norm.pxi       global norms and scaling                  (uses the two above)
+    _optim.pxi      what every optimizer family shares: KernelOptions, StepPlan, all_finite
+    _families.pxi   every optimizer family of fastopt/optim/families.py (generated from
+                    _families.pxi.tp at build time)           (uses _optim.pxi)
+    _nn.pxi         dropout and batch norm
+    _linalg.pxi     vector kernels of the quasi-Newton minimizers
+    _bandwidth.pxi  memory-bandwidth probes for the benchmarks
 """
 
 include "_boundary.pxi"
 include "_threads.pxi"
 include "_runtime.pxi"
-include "_sgd.pxi"
 include "_norm.pxi"
 include "_optim.pxi"
+include "_families.pxi"
 include "_nn.pxi"
 include "_linalg.pxi"
 include "_bandwidth.pxi"
+
+#: What fastopt.kernels re-exports: the functional kernel of every optimizer family, and
+#: the gradient check and thread diagnostics that go with them.
+__all__ = [*FAMILY_KERNELS, "all_finite", "planned_threads", "last_threads_used"]

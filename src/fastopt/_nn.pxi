@@ -96,19 +96,17 @@ cdef void _refuse_overlap(list arrays, tuple names, tuple written) except *:
 
 
 cdef uint64_t _check_u64(object value, str name) except? 0:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name}: expected an int in [0, 2**64), got {type(value).__name__}")
-    v = int(value)
-    if v < 0 or v >= 2 ** 64:
-        raise ValueError(f"{name}: expected an int in [0, 2**64), got {v}")
-    return <uint64_t>v
+    """An int in [0, 2**64): a Python int in range takes the fast path, everything else (and
+    every error) goes through fastopt._validation, the one statement of the rules."""
+    if type(value) is int and 0 <= value < 2 ** 64:
+        return <uint64_t>value
+    return <uint64_t>_validation.check_uint64(value, name)
 
 
 cdef uint32_t _check_u32(object value, str name) except? 0:
-    cdef uint64_t v = _check_u64(value, name)
-    if v >= 2 ** 32:
-        raise ValueError(f"{name}: expected 32-bit words (< 2**32), got {v}")
-    return <uint32_t>v
+    if type(value) is int and 0 <= value < 2 ** 32:
+        return <uint32_t>value
+    return <uint32_t>_validation.check_int(value, name, 0, 2 ** 32, closed="left")
 
 
 cdef double _check_drop_p(object p) except? -1.0:
@@ -270,20 +268,17 @@ cdef tuple _bn_view(cnp.ndarray x):
 
 cdef double _bn_momentum(object momentum, object convention, object num_batches_tracked) except? -1.0:
     """The weight of this batch in the running averages, from the user's conventions."""
-    if convention not in ("torch", "cs231n"):
-        raise ValueError(f"convention: expected 'torch' or 'cs231n', got {convention!r}")
+    _validation.check_choice(convention, "convention", ("torch", "cs231n"))
     if momentum is None:
         if convention != "torch":
-            raise ValueError("momentum: None (cumulative average) needs convention='torch'")
-        if isinstance(num_batches_tracked, (bool, np.bool_)) or not isinstance(
-                num_batches_tracked, (int, np.integer)):
-            raise TypeError("num_batches_tracked: momentum=None (cumulative average) needs the "
-                            "number of batches already tracked, an int >= 0; got "
-                            f"{type(num_batches_tracked).__name__}")
-        if num_batches_tracked < 0:
-            raise ValueError(f"num_batches_tracked: expected an int >= 0, got "
-                             f"{num_batches_tracked}")
-        return 1.0 / (float(num_batches_tracked) + 1.0)
+            raise ValueError("momentum: expected a number with convention='cs231n' (None, the "
+                             "cumulative average, needs convention='torch'), got None")
+        if num_batches_tracked is None:
+            raise TypeError("num_batches_tracked: expected the number of batches already "
+                            "tracked, an int >= 0 (momentum=None, the cumulative average, "
+                            "needs it), got None")
+        count = _validation.check_int(num_batches_tracked, "num_batches_tracked", 0)
+        return 1.0 / (float(count) + 1.0)
     cdef double m = check_real(momentum, "momentum", 0.0, 1.0)
     return m if convention == "torch" else 1.0 - m
 

@@ -1,16 +1,20 @@
-# _optim.pxi — boundary for the first-order optimizer kernels (csrc/adam.c, adagrad.c,
-# rmsprop.c, adadelta.c, finite.c, and sgd.c through _sgd.pxi).
+# _optim.pxi — what every optimizer family's boundary shares (the families themselves are
+# generated from fastopt/optim/families.py into _families.pxi, which comes after this file).
 #
-# Three layers, top to bottom:
-#   * functional wrappers (adam_step, ...): validate, build pointer tables with prepare(),
-#     release the GIL, call C. One C call per dtype for a whole list of arrays.
-#   * KernelOptions: the validated hyperparameters of one call (built by *_options()).
+# Uses: _boundary.pxi (prepare, Batch, _as_list, check_status, _last_threads_used) and
+# _threads.pxi (current_threads).
+#
+#   * KernelOptions: the validated hyperparameters of one kernel call. Each family's
+#     subclass (generated) holds its C options struct and runs its kernel on a Batch.
+#   * _run_batches: the functional kernels' one C call per dtype.
 #   * StepPlan: the pointer tables of an optimizer's params and state, validated once and
 #     cached by fastopt.optim.Optimizer between steps, so that a step only checks and binds
 #     the gradients (the short Python path of step()).
+#   * all_finite, and the single-tensor layout of the .pxd entry points.
 
 from cpython.object cimport PyObject
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
+from libc.string cimport memset
 
 cdef extern from *:
     """
@@ -26,44 +30,6 @@ cdef extern from *:
     bint fo_same_buffer(PyObject *a, void *data, Py_ssize_t nbytes) noexcept nogil
 
 cdef extern from "optim.h" nogil:
-    ctypedef struct fo_adam_options:
-        double lr, beta1, beta2, eps, weight_decay, l1
-        int64_t step
-        const int64_t *steps
-        int amsgrad, decoupled, maximize
-    ctypedef struct fo_adagrad_options:
-        double lr, lr_decay, weight_decay, eps, l1
-        int64_t step
-        const int64_t *steps
-        int maximize
-    ctypedef struct fo_rmsprop_options:
-        double lr, alpha, eps, weight_decay, momentum, l1
-        int centered, maximize, eps_in_sqrt
-    ctypedef struct fo_adadelta_options:
-        double lr, rho, eps, weight_decay, l1
-        int maximize
-    int fo_adam_step_f32(fo_layout *layout, float **param, const float **grad,
-                         float **exp_avg, float **exp_avg_sq, float **max_exp_avg_sq,
-                         const fo_adam_options *o, int nthreads)
-    int fo_adam_step_f64(fo_layout *layout, double **param, const double **grad,
-                         double **exp_avg, double **exp_avg_sq, double **max_exp_avg_sq,
-                         const fo_adam_options *o, int nthreads)
-    int fo_adagrad_step_f32(fo_layout *layout, float **param, const float **grad,
-                            float **sum, const fo_adagrad_options *o, int nthreads)
-    int fo_adagrad_step_f64(fo_layout *layout, double **param, const double **grad,
-                            double **sum, const fo_adagrad_options *o, int nthreads)
-    int fo_rmsprop_step_f32(fo_layout *layout, float **param, const float **grad,
-                            float **square_avg, float **grad_avg, float **momentum_buffer,
-                            const fo_rmsprop_options *o, int nthreads)
-    int fo_rmsprop_step_f64(fo_layout *layout, double **param, const double **grad,
-                            double **square_avg, double **grad_avg, double **momentum_buffer,
-                            const fo_rmsprop_options *o, int nthreads)
-    int fo_adadelta_step_f32(fo_layout *layout, float **param, const float **grad,
-                             float **square_avg, float **acc_delta,
-                             const fo_adadelta_options *o, int nthreads)
-    int fo_adadelta_step_f64(fo_layout *layout, double **param, const double **grad,
-                             double **square_avg, double **acc_delta,
-                             const fo_adadelta_options *o, int nthreads)
     int fo_all_finite_f32(fo_layout *layout, const float **x, int *all_finite, int nthreads)
     int fo_all_finite_f64(fo_layout *layout, const double **x, int *all_finite, int nthreads)
 
@@ -72,225 +38,48 @@ cdef extern from "optim.h" nogil:
 # Validated options
 # ---------------------------------------------------------------------------------------
 
-cdef enum Family:
-    FAMILY_SGD = 0
-    FAMILY_ADAM = 1
-    FAMILY_ADAGRAD = 2
-    FAMILY_RMSPROP = 3
-    FAMILY_ADADELTA = 4
-
-# The state arrays each family's kernel takes, in its argument order (columns 2.. of a call).
-cdef tuple _STATE_NAMES = (
-    ("momentum_buffer",),
-    ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"),
-    ("sum",),
-    ("square_avg", "grad_avg", "momentum_buffer"),
-    ("square_avg", "acc_delta"),
-)
-cdef tuple _FAMILY_NAMES = ("sgd_step", "adam_step", "adagrad_step", "rmsprop_step",
-                            "adadelta_step")
-
 cdef class KernelOptions:
     """The validated hyperparameters of one optimizer kernel call.
 
-    Built by :func:`adam_options` and its siblings; ``state_names`` lists the state arrays the
-    family's kernel takes (in argument order) and ``used`` says which of them this call
-    reads and writes (e.g. ``max_exp_avg_sq`` only with amsgrad).
+    Built by :func:`adam_options` and its siblings (one per family of
+    fastopt.optim.families); ``state_names`` lists the state arrays the family's kernel
+    takes (in argument order) and ``used`` says which of them this call reads and writes
+    (e.g. ``max_exp_avg_sq`` only with amsgrad).
     """
-    cdef int family
     cdef int nstates
     cdef int used_mask
-    cdef fo_sgd_options sgd
-    cdef fo_adam_options adam
-    cdef fo_adagrad_options adagrad
-    cdef fo_rmsprop_options rmsprop
-    cdef fo_adadelta_options adadelta
-
-    @property
-    def state_names(self):
-        return _STATE_NAMES[self.family]
+    cdef readonly str kernel
+    cdef readonly tuple state_names
 
     @property
     def used(self):
         return tuple(bool(self.used_mask & (1 << k)) for k in range(self.nstates))
 
-    @property
-    def kernel(self):
-        return _FAMILY_NAMES[self.family]
+    cdef int run(self, Batch b, const int64_t *steps, const double *reals,
+                 int nthreads) noexcept nogil:
+        """Run the family's kernel on batch b (columns: param, grad, states...); steps and
+        reals: per-tensor t and real scalars (NULL: the call's own). The C status."""
+        return FO_ERR_ARGUMENT
+
+    cdef void advance_reals(self, const int64_t *t, double **previous, double *out,
+                            Py_ssize_t count) noexcept:
+        """The real scalars of this update from their previous values (scalar-major, count
+        tensors each), for a family that keeps any."""
+        pass
 
 
-cdef inline KernelOptions _new_options(int family, int used_mask):
-    cdef KernelOptions o = KernelOptions.__new__(KernelOptions)
-    o.family = family
-    o.nstates = len(<tuple>_STATE_NAMES[family])
+cdef inline void _init_options(KernelOptions o, str kernel, tuple state_names, int used_mask):
+    o.kernel = kernel
+    o.state_names = state_names
+    o.nstates = len(state_names)
     o.used_mask = used_mask
-    return o
 
 
-cdef inline double _finite(object value, str name, double low, double high, bint low_open,
-                           bint high_open) except? -1.0:
-    """check_real that also refuses infinities (every optimizer coefficient is finite)."""
-    cdef double v = check_real(value, name, low, high, low_open, high_open)
-    if not isfinite(v):
-        raise ValueError(f"{name}: expected a finite number, got {value!r}")
-    return v
-
-
-cdef inline double _nonneg(object value, str name) except? -1.0:      # [0, inf)
-    return _finite(value, name, 0.0, np.inf, False, False)
-
-
-cdef inline double _positive(object value, str name) except? -1.0:    # (0, inf)
-    return _finite(value, name, 0.0, np.inf, True, False)
-
-
-cdef inline double _fraction(object value, str name) except? -1.0:    # [0, 1]
-    return _finite(value, name, 0.0, 1.0, False, False)
-
-
-cdef inline double _decay_rate(object value, str name) except? -1.0:  # [0, 1)
-    return _finite(value, name, 0.0, 1.0, False, True)
-
-
-cdef int64_t _check_step(object step, str name="step") except -1:
-    if isinstance(step, (bool, np.bool_)) or not isinstance(step, (int, np.integer)):
-        raise TypeError(f"{name}: expected an int (the 1-based number of this update), "
-                        f"got {type(step).__name__}")
-    if step < 1 or step > (1 << 62):
-        raise ValueError(f"{name}: expected an int >= 1 (the 1-based number of this update), "
-                         f"got {step!r}")
-    return <int64_t>step
-
-
-def sgd_options(lr, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0, l1=0.0,
-                maximize=False, first_step=False):
-    """Validated options of an SGD call (see :func:`sgd_step`)."""
-    cdef KernelOptions o = _new_options(FAMILY_SGD, 0)
-    o.sgd = _sgd_options(lr, momentum, dampening, nesterov, weight_decay, l1, maximize,
-                         first_step)
-    o.used_mask = 1 if o.sgd.momentum != 0.0 else 0
-    return o
-
-
-def adam_options(lr, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, l1=0.0,
-                 amsgrad=False, decoupled=False, maximize=False, step=1):
-    """Validated options of an Adam/AdamW call (see :func:`adam_step`)."""
-    cdef KernelOptions o = _new_options(FAMILY_ADAM, 0)
-    o.adam.lr = _nonneg(lr, "lr")
-    o.adam.beta1 = _decay_rate(beta1, "beta1")
-    o.adam.beta2 = _decay_rate(beta2, "beta2")
-    o.adam.eps = _positive(eps, "eps")
-    o.adam.weight_decay = _nonneg(weight_decay, "weight_decay")
-    o.adam.l1 = _nonneg(l1, "l1")
-    o.adam.amsgrad = check_bool(amsgrad, "amsgrad")
-    o.adam.decoupled = check_bool(decoupled, "decoupled")
-    o.adam.maximize = check_bool(maximize, "maximize")
-    o.adam.step = _check_step(step)
-    o.adam.steps = NULL
-    o.used_mask = 3 | (4 if o.adam.amsgrad else 0)
-    return o
-
-
-def adagrad_options(lr, lr_decay=0.0, weight_decay=0.0, eps=1e-10, l1=0.0, maximize=False,
-                    step=1):
-    """Validated options of an Adagrad call (see :func:`adagrad_step`)."""
-    cdef KernelOptions o = _new_options(FAMILY_ADAGRAD, 1)
-    o.adagrad.lr = _nonneg(lr, "lr")
-    o.adagrad.lr_decay = _nonneg(lr_decay, "lr_decay")
-    o.adagrad.weight_decay = _nonneg(weight_decay, "weight_decay")
-    o.adagrad.eps = _positive(eps, "eps")
-    o.adagrad.l1 = _nonneg(l1, "l1")
-    o.adagrad.maximize = check_bool(maximize, "maximize")
-    o.adagrad.step = _check_step(step)
-    o.adagrad.steps = NULL
-    return o
-
-
-def rmsprop_options(lr, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False,
-                    l1=0.0, maximize=False, eps_in_sqrt=False):
-    """Validated options of an RMSprop call (see :func:`rmsprop_step`)."""
-    cdef KernelOptions o = _new_options(FAMILY_RMSPROP, 1)
-    o.rmsprop.lr = _nonneg(lr, "lr")
-    o.rmsprop.alpha = _fraction(alpha, "alpha")
-    o.rmsprop.eps = _positive(eps, "eps")
-    o.rmsprop.weight_decay = _nonneg(weight_decay, "weight_decay")
-    o.rmsprop.momentum = _nonneg(momentum, "momentum")
-    o.rmsprop.l1 = _nonneg(l1, "l1")
-    o.rmsprop.centered = check_bool(centered, "centered")
-    o.rmsprop.maximize = check_bool(maximize, "maximize")
-    o.rmsprop.eps_in_sqrt = check_bool(eps_in_sqrt, "eps_in_sqrt")
-    o.used_mask = 1 | (2 if o.rmsprop.centered else 0) | (4 if o.rmsprop.momentum != 0.0 else 0)
-    return o
-
-
-def adadelta_options(lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0, l1=0.0, maximize=False):
-    """Validated options of an Adadelta call (see :func:`adadelta_step`)."""
-    cdef KernelOptions o = _new_options(FAMILY_ADADELTA, 3)
-    o.adadelta.lr = _nonneg(lr, "lr")
-    o.adadelta.rho = _fraction(rho, "rho")
-    o.adadelta.eps = _positive(eps, "eps")
-    o.adadelta.weight_decay = _nonneg(weight_decay, "weight_decay")
-    o.adadelta.l1 = _nonneg(l1, "l1")
-    o.adadelta.maximize = check_bool(maximize, "maximize")
-    return o
-
-
-# ---------------------------------------------------------------------------------------
-# Dispatch: one C call for one Batch (one dtype)
-# ---------------------------------------------------------------------------------------
-
-cdef int _dispatch(KernelOptions o, Batch b, const int64_t *steps, int nthreads) noexcept nogil:
-    """Run o's kernel on batch b (columns: param, grad, states...). Returns the C status."""
-    cdef fo_adam_options adam
-    cdef fo_adagrad_options adagrad
-    cdef bint f32 = b.typenum == cnp.NPY_FLOAT
-    if o.family == FAMILY_SGD:
-        if f32:
-            return fo_sgd_step_f32(&b.layout, <float **>b.column(0), <const float **>b.column(1),
-                                   <float **>b.column(2), &o.sgd, nthreads)
-        return fo_sgd_step_f64(&b.layout, <double **>b.column(0), <const double **>b.column(1),
-                               <double **>b.column(2), &o.sgd, nthreads)
-    if o.family == FAMILY_ADAM:
-        adam = o.adam
-        adam.steps = steps
-        if f32:
-            return fo_adam_step_f32(&b.layout, <float **>b.column(0),
-                                    <const float **>b.column(1), <float **>b.column(2),
-                                    <float **>b.column(3), <float **>b.column(4), &adam,
-                                    nthreads)
-        return fo_adam_step_f64(&b.layout, <double **>b.column(0),
-                                <const double **>b.column(1), <double **>b.column(2),
-                                <double **>b.column(3), <double **>b.column(4), &adam,
-                                nthreads)
-    if o.family == FAMILY_ADAGRAD:
-        adagrad = o.adagrad
-        adagrad.steps = steps
-        if f32:
-            return fo_adagrad_step_f32(&b.layout, <float **>b.column(0),
-                                       <const float **>b.column(1), <float **>b.column(2),
-                                       &adagrad, nthreads)
-        return fo_adagrad_step_f64(&b.layout, <double **>b.column(0),
-                                   <const double **>b.column(1), <double **>b.column(2),
-                                   &adagrad, nthreads)
-    if o.family == FAMILY_RMSPROP:
-        if f32:
-            return fo_rmsprop_step_f32(&b.layout, <float **>b.column(0),
-                                       <const float **>b.column(1), <float **>b.column(2),
-                                       <float **>b.column(3), <float **>b.column(4),
-                                       &o.rmsprop, nthreads)
-        return fo_rmsprop_step_f64(&b.layout, <double **>b.column(0),
-                                   <const double **>b.column(1), <double **>b.column(2),
-                                   <double **>b.column(3), <double **>b.column(4),
-                                   &o.rmsprop, nthreads)
-    if o.family == FAMILY_ADADELTA:
-        if f32:
-            return fo_adadelta_step_f32(&b.layout, <float **>b.column(0),
-                                        <const float **>b.column(1), <float **>b.column(2),
-                                        <float **>b.column(3), &o.adadelta, nthreads)
-        return fo_adadelta_step_f64(&b.layout, <double **>b.column(0),
-                                    <const double **>b.column(1), <double **>b.column(2),
-                                    <double **>b.column(3), &o.adadelta, nthreads)
-    return FO_ERR_ARGUMENT
+cdef int64_t check_step(object step, str name="step") except -1:
+    """The 1-based number of an update (an int in [1, 2**62]; fastopt._validation's rules)."""
+    if type(step) is int and 1 <= <object>step <= (1 << 62):
+        return <int64_t>step
+    return <int64_t>_validation.check_int(step, name, 1, 1 << 62)
 
 
 cdef void _run_batches(KernelOptions o, list batches) except *:
@@ -305,213 +94,38 @@ cdef void _run_batches(KernelOptions o, list batches) except *:
             continue
         b = <Batch>batches[which]
         with nogil:
-            status = _dispatch(o, b, NULL, nthreads)
+            status = o.run(b, NULL, NULL, nthreads)
         _last_threads_used = b.layout.threads_used
-        check_status(status, _FAMILY_NAMES[o.family])
+        check_status(status, o.kernel)
 
 
-cdef list _optional(object x, str name, bint single, bint wanted, str why):
-    """The list for an optional state argument: required when `wanted`, ignored otherwise."""
-    if not wanted:
-        return None
+cdef tuple _state_list(object x, str name, bint used, str why):
+    """(list or None, single) for a state argument of a functional kernel: an array or a
+    list of arrays (one per parameter). Required when `used`; when given but unused it is
+    still checked (and the kernel leaves it alone)."""
     if x is None:
-        raise ValueError(f"{name}: required {why}")
-    xs, xsingle = _as_list(x, name)
-    if xsingle != single:
-        raise TypeError(f"{name}: expected {'one array' if single else 'a list of arrays'}, "
-                        f"like p")
-    return xs
+        if used:
+            raise ValueError(f"{name}: expected an array or a list of arrays ({why}), "
+                             "got None")
+        return None, True
+    return _as_list(x, name)
+
+
+cdef inline int _one_tensor_layout(fo_layout *layout, int64_t *offsets, Py_ssize_t n,
+                                   int nthreads) noexcept nogil:
+    """The layout of one tensor of n elements (the .pxd entry points), and the thread
+    count to use (nthreads <= 0: fastopt's current setting)."""
+    offsets[0] = 0
+    offsets[1] = n
+    layout.count = 1
+    layout.offsets = offsets
+    layout.threads_used = 0
+    return nthreads if nthreads > 0 else current_threads()
 
 
 # ---------------------------------------------------------------------------------------
-# Functional kernels
+# all_finite
 # ---------------------------------------------------------------------------------------
-
-def adam_step(p, g, m, v, *, step, lr, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
-              decoupled=False, vmax=None, maximize=False, l1=0.0):
-    r"""One Adam (or AdamW) step in place, torch.optim.Adam/AdamW's update.
-
-    With :math:`t` = ``step`` (1 for the first update)::
-
-        d    = (-g if maximize else g) + weight_decay * p * (not decoupled) + l1 * sign(p)
-        p    = p * (1 - lr * weight_decay)                     if decoupled   (AdamW)
-        m    = beta1 * m + (1 - beta1) * d
-        v    = beta2 * v + (1 - beta2) * d * d
-        vmax = max(vmax, v)                                    if vmax is given (AMSGrad)
-        p   -= lr / (1 - beta1**t) * m / (sqrt(vmax or v) / sqrt(1 - beta2**t) + eps)
-
-    Scalars (lr / (1 - beta1**t), sqrt(1 - beta2**t), 1 - lr*weight_decay) are computed once
-    in double; the element-wise work runs in the arrays' precision, one pass over memory.
-
-    Parameters
-    ----------
-    p : ndarray or list of ndarray
-        Parameters (float32/float64, C-contiguous, writeable), updated in place. A list is
-        updated in ONE C call per dtype whose work is split by total elements.
-    g : ndarray or list of ndarray
-        Gradients (same dtype and shape; non-contiguous ones are copied).
-    m, v : ndarray or list of ndarray
-        First and second moment estimates, updated in place (start from zeros).
-    step : int
-        1-based number of this update (bias corrections use it).
-    lr : float
-        Learning rate >= 0.
-    beta1, beta2 : float
-        Decay rates in [0, 1).
-    eps : float
-        > 0, added to the bias-corrected sqrt(v) (outside the square root, as torch).
-    weight_decay : float
-        >= 0; L2 added to the gradient (Adam) or, with ``decoupled=True``, the decoupled
-        decay ``p *= 1 - lr*weight_decay`` (AdamW).
-    decoupled : bool
-        AdamW's decoupled weight decay.
-    vmax : ndarray or list of ndarray, optional
-        Running maximum of v (AMSGrad) when given, updated in place.
-    maximize : bool
-        Ascend instead of descend.
-    l1 : float
-        >= 0; subgradient ``l1*sign(p)`` added to the gradient (sign(0) = 0).
-
-    Raises
-    ------
-    TypeError, ValueError
-        For a bad argument, naming it; nothing is modified then.
-    """
-    cdef KernelOptions o = adam_options(lr, beta1, beta2, eps, weight_decay, l1,
-                                        vmax is not None, decoupled, maximize, step)
-    ps, single = _as_list(p, "p")
-    gs, gsingle = _as_list(g, "g")
-    ms, msingle = _as_list(m, "m")
-    vs, vsingle = _as_list(v, "v")
-    xs = _optional(vmax, "vmax", single, vmax is not None, "")
-    batches = prepare([ps, gs, ms, vs, xs], ("p", "g", "m", "v", "vmax"),
-                      (PARAM, GRAD, STATE, STATE, STATE),
-                      (single, gsingle, msingle, vsingle, single))
-    _run_batches(o, batches)
-
-
-def adagrad_step(p, g, state_sum, *, step, lr, lr_decay=0.0, weight_decay=0.0, eps=1e-10,
-                 maximize=False, l1=0.0):
-    r"""One Adagrad step in place, torch.optim.Adagrad's update.
-
-    With :math:`t` = ``step`` (1 for the first update)::
-
-        d    = (-g if maximize else g) + weight_decay * p + l1 * sign(p)
-        sum += d * d
-        p   -= lr / (1 + (t - 1) * lr_decay) * d / (sqrt(sum) + eps)
-
-    Parameters
-    ----------
-    p, g : ndarray or list of ndarray
-        Parameters (updated in place) and gradients, as for :func:`adam_step`.
-    state_sum : ndarray or list of ndarray
-        Sum of squared gradients, updated in place (start from
-        ``initial_accumulator_value``, default 0).
-    step : int
-        1-based number of this update (the lr decay uses it).
-    lr, lr_decay, weight_decay, l1 : float
-        All >= 0. weight_decay is L2 added to the gradient, l1 adds ``l1*sign(p)``.
-    eps : float
-        > 0, added outside the square root (torch's placement).
-    maximize : bool
-        Ascend instead of descend.
-    """
-    cdef KernelOptions o = adagrad_options(lr, lr_decay, weight_decay, eps, l1, maximize, step)
-    ps, single = _as_list(p, "p")
-    gs, gsingle = _as_list(g, "g")
-    ss, ssingle = _as_list(state_sum, "state_sum")
-    batches = prepare([ps, gs, ss], ("p", "g", "state_sum"), (PARAM, GRAD, STATE),
-                      (single, gsingle, ssingle))
-    _run_batches(o, batches)
-
-
-def rmsprop_step(p, g, square_avg, *, lr, alpha=0.99, eps=1e-8, weight_decay=0.0,
-                 momentum=0.0, centered=False, grad_avg=None, momentum_buffer=None,
-                 maximize=False, l1=0.0, eps_in_sqrt=False):
-    r"""One RMSprop step in place, torch.optim.RMSprop's update (plus ``eps_in_sqrt``).
-
-    ::
-
-        d   = (-g if maximize else g) + weight_decay * p + l1 * sign(p)
-        sq  = alpha * sq + (1 - alpha) * d * d
-        ga  = alpha * ga + (1 - alpha) * d                       if centered
-        w   = sq - ga * ga if centered else sq
-        den = sqrt(w + eps) if eps_in_sqrt else sqrt(w) + eps
-        buf = momentum * buf + d / den;  p -= lr * buf           if momentum > 0
-        p  -= lr * d / den                                       otherwise
-
-    ``eps_in_sqrt=False`` is torch's placement (and cs231n's); True is optax's and keras'
-    ``sqrt(v + eps)``.
-
-    Parameters
-    ----------
-    p, g : ndarray or list of ndarray
-        Parameters (updated in place) and gradients, as for :func:`adam_step`.
-    square_avg : ndarray or list of ndarray
-        Running average of squared gradients, updated in place (start from zeros).
-    grad_avg : ndarray or list of ndarray
-        Running average of gradients (required when centered), updated in place.
-    momentum_buffer : ndarray or list of ndarray
-        Required when momentum > 0 (start from zeros), updated in place.
-    lr, weight_decay, momentum, l1 : float
-        All >= 0.
-    alpha : float
-        Smoothing constant in [0, 1].
-    eps : float
-        > 0.
-    centered, maximize, eps_in_sqrt : bool
-    """
-    cdef KernelOptions o = rmsprop_options(lr, alpha, eps, weight_decay, momentum, centered, l1,
-                                           maximize, eps_in_sqrt)
-    ps, single = _as_list(p, "p")
-    gs, gsingle = _as_list(g, "g")
-    ss, ssingle = _as_list(square_avg, "square_avg")
-    gas = _optional(grad_avg, "grad_avg", single, o.rmsprop.centered, "when centered=True")
-    bs = _optional(momentum_buffer, "momentum_buffer", single, o.rmsprop.momentum != 0.0,
-                   "when momentum > 0")
-    batches = prepare([ps, gs, ss, gas, bs],
-                      ("p", "g", "square_avg", "grad_avg", "momentum_buffer"),
-                      (PARAM, GRAD, STATE, STATE, STATE),
-                      (single, gsingle, ssingle, single, single))
-    _run_batches(o, batches)
-
-
-def adadelta_step(p, g, square_avg, acc_delta, *, lr=1.0, rho=0.9, eps=1e-6,
-                  weight_decay=0.0, maximize=False, l1=0.0):
-    r"""One Adadelta step in place, torch.optim.Adadelta's update.
-
-    ::
-
-        d     = (-g if maximize else g) + weight_decay * p + l1 * sign(p)
-        sq    = rho * sq + (1 - rho) * d * d
-        delta = sqrt(acc + eps) / sqrt(sq + eps) * d
-        acc   = rho * acc + (1 - rho) * delta * delta
-        p    -= lr * delta
-
-    Parameters
-    ----------
-    p, g : ndarray or list of ndarray
-        Parameters (updated in place) and gradients, as for :func:`adam_step`.
-    square_avg, acc_delta : ndarray or list of ndarray
-        Running averages of squared gradients and squared updates, updated in place (start
-        from zeros).
-    lr, weight_decay, l1 : float
-        All >= 0.
-    rho : float
-        In [0, 1].
-    eps : float
-        > 0 (inside both square roots, as torch).
-    maximize : bool
-    """
-    cdef KernelOptions o = adadelta_options(lr, rho, eps, weight_decay, l1, maximize)
-    ps, single = _as_list(p, "p")
-    gs, gsingle = _as_list(g, "g")
-    ss, ssingle = _as_list(square_avg, "square_avg")
-    acs, asingle = _as_list(acc_delta, "acc_delta")
-    batches = prepare([ps, gs, ss, acs], ("p", "g", "square_avg", "acc_delta"),
-                      (PARAM, GRAD, STATE, STATE), (single, gsingle, ssingle, asingle))
-    _run_batches(o, batches)
-
 
 cdef bint _finite_batch(Batch b, int column) except -1:
     global _last_threads_used
@@ -564,20 +178,63 @@ def all_finite(x):
     return True
 
 
+cdef int all_finite_f32(const float *x, Py_ssize_t n, int nthreads) noexcept nogil:
+    cdef fo_layout layout
+    cdef int64_t offsets[2]
+    cdef int ok = 0
+    if n < 0:
+        return -1
+    nthreads = _one_tensor_layout(&layout, offsets, n, nthreads)
+    if fo_all_finite_f32(&layout, &x, &ok, nthreads) != FO_OK:
+        return -1
+    return ok
+
+
+cdef int all_finite_f64(const double *x, Py_ssize_t n, int nthreads) noexcept nogil:
+    cdef fo_layout layout
+    cdef int64_t offsets[2]
+    cdef int ok = 0
+    if n < 0:
+        return -1
+    nthreads = _one_tensor_layout(&layout, offsets, n, nthreads)
+    if fo_all_finite_f64(&layout, &x, &ok, nthreads) != FO_OK:
+        return -1
+    return ok
+
+
 # ---------------------------------------------------------------------------------------
 # StepPlan: cached pointer tables of an optimizer's params and state
 # ---------------------------------------------------------------------------------------
 
-cdef class _Steps:
-    """Per-tensor step counters of one batch: pointers into 0-d int64 arrays (the `step`
-    entries of the optimizer's state) and the values t = counter + 1 passed to C."""
-    cdef int64_t **ptrs
+cdef class _Scalars:
+    """Per-tensor scalar state of one batch: pointers into the 0-d arrays of the optimizer's
+    state (int64 step counters; float64 values such as NAdam's mu_product) and the values of
+    this update passed to C (t = counter + 1, and each real scalar advanced by the family's
+    rule), written back by StepPlan.advance once every unit has run."""
+    cdef int64_t **steps
     cdef int64_t *values
+    cdef double **reals        # nreals x count, scalar-major
+    cdef double *real_values
     cdef Py_ssize_t count
+    cdef int nreals
 
     def __dealloc__(self):
-        free(self.ptrs)
+        free(self.steps)
         free(self.values)
+        free(self.reals)
+        free(self.real_values)
+
+
+cdef _Scalars _new_scalars(Py_ssize_t count, int nreals):
+    cdef _Scalars st = _Scalars.__new__(_Scalars)
+    st.count, st.nreals = count, nreals
+    st.steps = <int64_t **>malloc((count + 1) * sizeof(int64_t *))
+    st.values = <int64_t *>malloc((count + 1) * sizeof(int64_t))
+    st.reals = <double **>malloc((nreals * count + 1) * sizeof(double *))
+    st.real_values = <double *>malloc((nreals * count + 1) * sizeof(double))
+    if st.steps == NULL or st.values == NULL or st.reals == NULL or st.real_values == NULL:
+        raise MemoryError()
+    return st
 
 
 cdef class StepPlan:
@@ -585,14 +242,16 @@ cdef class StepPlan:
 
     A unit is one kernel call's worth of tensors (a param group, or part of one): its
     params, its state columns (a list of arrays, or None for a column the call does not
-    use) and optionally per-tensor step counters (0-d int64 arrays). Building a plan checks
+    use) and optionally its scalar state: per-tensor step counters (0-d int64 arrays) and
+    real scalars (lists of 0-d float64 arrays, e.g. NAdam's mu_product). Building a plan checks
     every array (dtype, shape, writeable, contiguous) and that no two written arrays of the
     whole optimizer overlap. A step then only needs :meth:`bind` (check the gradients and
     put their pointers in the tables), :meth:`all_finite` (optional), :meth:`run` per unit
-    and :meth:`advance` (add 1 to the step counters of every tensor).
+    and :meth:`advance` (add 1 to the step counters of every tensor and store the real
+    scalars the run computed).
     """
     cdef list units          # per unit: list [b32 or None, b64 or None]
-    cdef list unit_steps     # per unit: [_Steps or None, _Steps or None]
+    cdef list unit_steps     # per unit: [_Scalars or None, _Scalars or None]
     cdef list unit_masks     # per unit: int bit mask of the state columns present
     cdef list unit_params    # per unit: the params list (copied)
     cdef list unit_ncols     # per unit: number of state columns
@@ -625,20 +284,22 @@ cdef class StepPlan:
         free(self.s_end)
 
     def __init__(self, list units, list names=None):
-        """units: list of (params, state_columns, steps); names: state names per unit (for
-        messages)."""
+        """units: list of (params, state_columns, steps, reals); names: state names per
+        unit (for messages). steps: None or one 0-d int64 counter per param; reals: None or
+        a list of such lists of 0-d float64 arrays, one list per real scalar."""
         cdef Py_ssize_t total = 0, nwritten = 0, i, k, j, u
         cdef int which, c, ncols
         cdef cnp.ndarray p, a
         cdef Batch b
-        cdef _Steps st
+        cdef _Scalars st
+        cdef int r, nreals
         if self.slot_param != NULL:
             raise RuntimeError("StepPlan: already initialised")
         self.units, self.unit_steps, self.unit_masks, self.unit_params = [], [], [], []
         self.unit_ncols = []
         self.keep, self.grad_keep = [], []
         for unit in units:
-            params, columns, steps = unit
+            params, columns = unit[0], unit[1]
             total += len(params)
             nwritten += len(params) + sum(len(params) for col in columns if col is not None)
         self.total = total
@@ -655,8 +316,10 @@ cdef class StepPlan:
         cdef Py_ssize_t slot = 0, w = 0
         cdef int mask
         for u in range(len(units)):
-            params, columns, steps = units[u]
+            params, columns, steps, reals = units[u]
             params = list(params)
+            reals = [] if reals is None else [list(col) for col in reals]
+            nreals = len(reals)
             columns = [None if col is None else list(col) for col in columns]
             ncols = 2 + len(columns)
             unit_names = (names[u] if names is not None
@@ -670,22 +333,18 @@ cdef class StepPlan:
             for c in range(len(columns)):
                 if columns[c] is not None:
                     mask |= 1 << c
-            # Map each param of the unit to its batch slot, and its step counter.
+            # Map each param of the unit to its batch slot, and its scalar state.
             stepobjs = [None, None]
             counters = [0, 0]
             if steps is not None:
                 steps = list(steps)
-                if len(steps) != len(params):
+                if len(steps) != len(params) or any(len(col) != len(params) for col in reals):
                     raise ValueError("steps: expected one counter per parameter")
                 for which in range(2):
                     if batches[which] is not None:
-                        st = _Steps.__new__(_Steps)
-                        st.count = (<Batch>batches[which]).count
-                        st.ptrs = <int64_t **>malloc((st.count + 1) * sizeof(int64_t *))
-                        st.values = <int64_t *>malloc((st.count + 1) * sizeof(int64_t))
-                        if st.ptrs == NULL or st.values == NULL:
-                            raise MemoryError()
-                        stepobjs[which] = st
+                        stepobjs[which] = _new_scalars((<Batch>batches[which]).count, nreals)
+            elif nreals:
+                raise ValueError("steps: real scalar state needs step counters")
             for i in range(len(params)):
                 p = <cnp.ndarray>params[i]
                 which = 0 if cnp.PyArray_TYPE(p) == cnp.NPY_FLOAT else 1
@@ -698,8 +357,12 @@ cdef class StepPlan:
                 self.slot_size[slot] = cnp.PyArray_NBYTES(p)
                 slot += 1
                 if steps is not None:
-                    a = _check_counter(steps[i], i)
-                    (<_Steps>stepobjs[which]).ptrs[j] = <int64_t *>cnp.PyArray_DATA(a)
+                    st = <_Scalars>stepobjs[which]
+                    a = _check_scalar(steps[i], i, cnp.NPY_INT64)
+                    st.steps[j] = <int64_t *>cnp.PyArray_DATA(a)
+                    for r in range(nreals):
+                        a = _check_scalar(reals[r][i], i, cnp.NPY_DOUBLE)
+                        st.reals[r * st.count + j] = <double *>cnp.PyArray_DATA(a)
                 # written arrays of this param
                 self._add_written(w, p)
                 w += 1
@@ -712,7 +375,7 @@ cdef class StepPlan:
             self.unit_masks.append(mask)
             self.unit_params.append(params)
             self.unit_ncols.append(len(columns))
-            self.keep.append((params, columns, steps))
+            self.keep.append((params, columns, steps, reals))
         self._sort_spans()
         self.bound = False
 
@@ -845,18 +508,20 @@ cdef class StepPlan:
 
     def run(self, Py_ssize_t u, KernelOptions o):
         """Run o's kernel over unit u with the bound gradients (GIL released). Each tensor
-        with a step counter gets t = counter + 1; the counters are not changed here."""
+        with scalar state gets t = counter + 1 and its real scalars advanced by o's rule;
+        the stored values change only in :meth:`advance`."""
         global _last_threads_used
         if not self.bound:
             raise RuntimeError("StepPlan.run: no gradients bound")
         if o.used_mask != <int>self.unit_masks[u] or o.nstates != <int>self.unit_ncols[u]:
-            raise ValueError(f"{_FAMILY_NAMES[o.family]}: the options use other state arrays "
-                             "than this plan holds")
+            raise ValueError(f"{o.kernel}: the options use other state arrays than this "
+                             "plan holds")
         cdef int which, status
         cdef Py_ssize_t j
         cdef Batch b
-        cdef _Steps st
+        cdef _Scalars st
         cdef const int64_t *steps
+        cdef const double *reals
         cdef int nthreads = current_threads()
         cdef list batches = <list>self.units[u]
         cdef list stepobjs = <list>self.unit_steps[u]
@@ -864,29 +529,35 @@ cdef class StepPlan:
             if batches[which] is None:
                 continue
             b = <Batch>batches[which]
-            steps = NULL
+            steps, reals = NULL, NULL
             if stepobjs[which] is not None:
-                st = <_Steps>stepobjs[which]
+                st = <_Scalars>stepobjs[which]
                 for j in range(st.count):
-                    st.values[j] = st.ptrs[j][0] + 1
+                    st.values[j] = st.steps[j][0] + 1
                 steps = st.values
+                if st.nreals:
+                    o.advance_reals(st.values, st.reals, st.real_values, st.count)
+                    reals = st.real_values
             with nogil:
-                status = _dispatch(o, b, steps, nthreads)
+                status = o.run(b, steps, reals, nthreads)
             _last_threads_used = b.layout.threads_used
-            check_status(status, _FAMILY_NAMES[o.family])
+            check_status(status, o.kernel)
 
     def advance(self):
-        """Add 1 to the step counter of every tensor of the plan and drop the bound grads."""
+        """Add 1 to the step counter of every tensor of the plan, store the real scalars
+        the last run computed, and drop the bound grads."""
         cdef Py_ssize_t u, j
         cdef int which
-        cdef _Steps st
+        cdef _Scalars st
         for u in range(len(self.unit_steps)):
             for which in range(2):
                 obj = (<list>self.unit_steps[u])[which]
                 if obj is not None:
-                    st = <_Steps>obj
+                    st = <_Scalars>obj
                     for j in range(st.count):
-                        st.ptrs[j][0] += 1
+                        st.steps[j][0] += 1
+                    for j in range(st.nreals * st.count):
+                        st.reals[j][0] = st.real_values[j]
         self.release()
 
     def release(self):
@@ -895,164 +566,12 @@ cdef class StepPlan:
         self.bound = False
 
 
-cdef cnp.ndarray _check_counter(object a, Py_ssize_t i):
-    if (not isinstance(a, np.ndarray) or cnp.PyArray_TYPE(<cnp.ndarray>a) != cnp.NPY_INT64
+cdef cnp.ndarray _check_scalar(object a, Py_ssize_t i, int typenum):
+    """A per-parameter scalar of the optimizer's state: a writeable 0-d array of `typenum`."""
+    if (not isinstance(a, np.ndarray) or cnp.PyArray_TYPE(<cnp.ndarray>a) != typenum
             or cnp.PyArray_SIZE(<cnp.ndarray>a) != 1 or not cnp.PyArray_ISWRITEABLE(<cnp.ndarray>a)
             or not cnp.PyArray_ISBEHAVED(<cnp.ndarray>a) or not a.dtype.isnative):
-        raise TypeError(f"steps[{i}]: expected a writeable 0-d int64 array")
+        kind = "int64" if typenum == cnp.NPY_INT64 else "float64"
+        raise TypeError(f"state[{i}]: expected a writeable 0-d {kind} array, got "
+                        f"{_validation.describe_value(a)}")
     return <cnp.ndarray>a
-
-
-# ---------------------------------------------------------------------------------------
-# Public single-tensor entry points (declared in _kernels.pxd)
-# ---------------------------------------------------------------------------------------
-
-cdef int adam_step_f32(float *param, const float *grad, float *exp_avg, float *exp_avg_sq,
-                       float *max_exp_avg_sq, Py_ssize_t n, int64_t step, double lr,
-                       double beta1, double beta2, double eps, double weight_decay, double l1,
-                       bint decoupled, bint maximize, int nthreads) noexcept nogil:
-    cdef fo_layout layout
-    cdef int64_t offsets[2]
-    cdef fo_adam_options o
-    if n < 0 or step < 1:
-        return FO_ERR_ARGUMENT
-    nthreads = _one_tensor_layout(&layout, offsets, n, nthreads)
-    o.lr, o.beta1, o.beta2, o.eps, o.weight_decay, o.l1 = lr, beta1, beta2, eps, weight_decay, l1
-    o.step, o.steps = step, NULL
-    o.amsgrad, o.decoupled, o.maximize = max_exp_avg_sq != NULL, decoupled, maximize
-    return fo_adam_step_f32(&layout, &param, &grad, &exp_avg, &exp_avg_sq, &max_exp_avg_sq,
-                            &o, nthreads)
-
-
-cdef int adam_step_f64(double *param, const double *grad, double *exp_avg, double *exp_avg_sq,
-                       double *max_exp_avg_sq, Py_ssize_t n, int64_t step, double lr,
-                       double beta1, double beta2, double eps, double weight_decay, double l1,
-                       bint decoupled, bint maximize, int nthreads) noexcept nogil:
-    cdef fo_layout layout
-    cdef int64_t offsets[2]
-    cdef fo_adam_options o
-    if n < 0 or step < 1:
-        return FO_ERR_ARGUMENT
-    nthreads = _one_tensor_layout(&layout, offsets, n, nthreads)
-    o.lr, o.beta1, o.beta2, o.eps, o.weight_decay, o.l1 = lr, beta1, beta2, eps, weight_decay, l1
-    o.step, o.steps = step, NULL
-    o.amsgrad, o.decoupled, o.maximize = max_exp_avg_sq != NULL, decoupled, maximize
-    return fo_adam_step_f64(&layout, &param, &grad, &exp_avg, &exp_avg_sq, &max_exp_avg_sq,
-                            &o, nthreads)
-
-
-cdef int adagrad_step_f32(float *param, const float *grad, float *state_sum, Py_ssize_t n,
-                          int64_t step, double lr, double lr_decay, double weight_decay,
-                          double eps, double l1, bint maximize, int nthreads) noexcept nogil:
-    cdef fo_layout layout
-    cdef int64_t offsets[2]
-    cdef fo_adagrad_options o
-    if n < 0 or step < 1:
-        return FO_ERR_ARGUMENT
-    nthreads = _one_tensor_layout(&layout, offsets, n, nthreads)
-    o.lr, o.lr_decay, o.weight_decay, o.eps, o.l1 = lr, lr_decay, weight_decay, eps, l1
-    o.step, o.steps, o.maximize = step, NULL, maximize
-    return fo_adagrad_step_f32(&layout, &param, &grad, &state_sum, &o, nthreads)
-
-
-cdef int adagrad_step_f64(double *param, const double *grad, double *state_sum, Py_ssize_t n,
-                          int64_t step, double lr, double lr_decay, double weight_decay,
-                          double eps, double l1, bint maximize, int nthreads) noexcept nogil:
-    cdef fo_layout layout
-    cdef int64_t offsets[2]
-    cdef fo_adagrad_options o
-    if n < 0 or step < 1:
-        return FO_ERR_ARGUMENT
-    nthreads = _one_tensor_layout(&layout, offsets, n, nthreads)
-    o.lr, o.lr_decay, o.weight_decay, o.eps, o.l1 = lr, lr_decay, weight_decay, eps, l1
-    o.step, o.steps, o.maximize = step, NULL, maximize
-    return fo_adagrad_step_f64(&layout, &param, &grad, &state_sum, &o, nthreads)
-
-
-cdef int rmsprop_step_f32(float *param, const float *grad, float *square_avg, float *grad_avg,
-                          float *momentum_buffer, Py_ssize_t n, double lr, double alpha,
-                          double eps, double weight_decay, double momentum, double l1,
-                          bint maximize, bint eps_in_sqrt, int nthreads) noexcept nogil:
-    cdef fo_layout layout
-    cdef int64_t offsets[2]
-    cdef fo_rmsprop_options o
-    if n < 0 or (momentum != 0.0 and momentum_buffer == NULL):
-        return FO_ERR_ARGUMENT
-    nthreads = _one_tensor_layout(&layout, offsets, n, nthreads)
-    o.lr, o.alpha, o.eps, o.weight_decay, o.momentum, o.l1 = (lr, alpha, eps, weight_decay,
-                                                              momentum, l1)
-    o.centered, o.maximize, o.eps_in_sqrt = grad_avg != NULL, maximize, eps_in_sqrt
-    return fo_rmsprop_step_f32(&layout, &param, &grad, &square_avg, &grad_avg,
-                               &momentum_buffer, &o, nthreads)
-
-
-cdef int rmsprop_step_f64(double *param, const double *grad, double *square_avg,
-                          double *grad_avg, double *momentum_buffer, Py_ssize_t n, double lr,
-                          double alpha, double eps, double weight_decay, double momentum,
-                          double l1, bint maximize, bint eps_in_sqrt,
-                          int nthreads) noexcept nogil:
-    cdef fo_layout layout
-    cdef int64_t offsets[2]
-    cdef fo_rmsprop_options o
-    if n < 0 or (momentum != 0.0 and momentum_buffer == NULL):
-        return FO_ERR_ARGUMENT
-    nthreads = _one_tensor_layout(&layout, offsets, n, nthreads)
-    o.lr, o.alpha, o.eps, o.weight_decay, o.momentum, o.l1 = (lr, alpha, eps, weight_decay,
-                                                              momentum, l1)
-    o.centered, o.maximize, o.eps_in_sqrt = grad_avg != NULL, maximize, eps_in_sqrt
-    return fo_rmsprop_step_f64(&layout, &param, &grad, &square_avg, &grad_avg,
-                               &momentum_buffer, &o, nthreads)
-
-
-cdef int adadelta_step_f32(float *param, const float *grad, float *square_avg,
-                           float *acc_delta, Py_ssize_t n, double lr, double rho, double eps,
-                           double weight_decay, double l1, bint maximize,
-                           int nthreads) noexcept nogil:
-    cdef fo_layout layout
-    cdef int64_t offsets[2]
-    cdef fo_adadelta_options o
-    if n < 0:
-        return FO_ERR_ARGUMENT
-    nthreads = _one_tensor_layout(&layout, offsets, n, nthreads)
-    o.lr, o.rho, o.eps, o.weight_decay, o.l1, o.maximize = (lr, rho, eps, weight_decay, l1,
-                                                             maximize)
-    return fo_adadelta_step_f32(&layout, &param, &grad, &square_avg, &acc_delta, &o, nthreads)
-
-
-cdef int adadelta_step_f64(double *param, const double *grad, double *square_avg,
-                           double *acc_delta, Py_ssize_t n, double lr, double rho, double eps,
-                           double weight_decay, double l1, bint maximize,
-                           int nthreads) noexcept nogil:
-    cdef fo_layout layout
-    cdef int64_t offsets[2]
-    cdef fo_adadelta_options o
-    if n < 0:
-        return FO_ERR_ARGUMENT
-    nthreads = _one_tensor_layout(&layout, offsets, n, nthreads)
-    o.lr, o.rho, o.eps, o.weight_decay, o.l1, o.maximize = (lr, rho, eps, weight_decay, l1,
-                                                             maximize)
-    return fo_adadelta_step_f64(&layout, &param, &grad, &square_avg, &acc_delta, &o, nthreads)
-
-
-cdef int all_finite_f32(const float *x, Py_ssize_t n, int nthreads) noexcept nogil:
-    cdef fo_layout layout
-    cdef int64_t offsets[2]
-    cdef int ok = 0
-    if n < 0:
-        return -1
-    nthreads = _one_tensor_layout(&layout, offsets, n, nthreads)
-    if fo_all_finite_f32(&layout, &x, &ok, nthreads) != FO_OK:
-        return -1
-    return ok
-
-
-cdef int all_finite_f64(const double *x, Py_ssize_t n, int nthreads) noexcept nogil:
-    cdef fo_layout layout
-    cdef int64_t offsets[2]
-    cdef int ok = 0
-    if n < 0:
-        return -1
-    nthreads = _one_tensor_layout(&layout, offsets, n, nthreads)
-    if fo_all_finite_f64(&layout, &x, &ok, nthreads) != FO_OK:
-        return -1
-    return ok

@@ -1,4 +1,4 @@
-# _threads.pxi — the thread policy (DESIGN.md): how many threads a kernel call may use.
+# _threads.pxi — the thread policy (DEVELOPING.md): how many threads a kernel call may use.
 #
 # None/unset: OpenMP's maximum, capped at the physical cores unless OMP_NUM_THREADS is set.
 # set_num_threads(n): n threads; a negative n counts back from the maximum (-1 = all).

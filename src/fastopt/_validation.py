@@ -54,6 +54,7 @@ __all__ = [
     "check_callable",
     "check_array",
     "check_array_list",
+    "check_float_dtype",
     "check_same_structure",
     "check_state_dict",
     "check_options",
@@ -268,6 +269,20 @@ def check_array_list(value: Any, name: str, *, floating: bool = True,
             for i, a in enumerate(value)]
 
 
+def check_float_dtype(value: Any, name: str,
+                      options: Sequence[Any] | None = None) -> np.dtype:
+    """``np.dtype(value)`` if it is a floating dtype (one of ``options`` when given)."""
+    what = ("a floating dtype" if options is None
+            else "one of the dtypes " + ", ".join(np.dtype(o).name for o in options))
+    try:
+        dt = np.dtype(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name}: expected {what}, got {describe_value(value)}") from None
+    if dt.kind != "f" or (options is not None and dt not in [np.dtype(o) for o in options]):
+        raise TypeError(f"{name}: expected {what}, got {dt}")
+    return dt
+
+
 def check_same_structure(arrays: Sequence[np.ndarray], reference: Sequence[np.ndarray],
                          name: str, *, dtype: bool = False) -> None:
     """ValueError unless ``arrays`` match ``reference`` in count and shapes (and dtypes)."""
@@ -335,12 +350,12 @@ class Real(Constraint):
         bad: list[Any] = [True, "0.5", None, np.nan, np.array([0.5]), complex(0.5, 0)]
         if not self.allow_inf:
             bad += [np.inf, -np.inf, 10**400]
-        if self.low is not None:
-            bad += [self.low - 1.0, -np.inf]
+        if self.low is not None:  # below the range, by much and by one ulp
+            bad += [self.low - 1.0, np.nextafter(float(self.low), -np.inf), -np.inf]
             if self.closed in ("right", "neither"):
                 bad.append(self.low)
         if self.high is not None:
-            bad += [self.high + 1.0, np.inf]
+            bad += [self.high + 1.0, np.nextafter(float(self.high), np.inf), np.inf]
             if self.closed in ("left", "neither"):
                 bad.append(self.high)
         return [v for v in bad if not self._accepts(v)]

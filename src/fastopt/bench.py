@@ -114,6 +114,8 @@ MINIMAL_BYTES: dict[str, int] = {
     "adagrad": 5,     # read p, g, sum; write p, sum
     "rmsprop": 5,     # read p, g, square_avg; write p, square_avg
     "adadelta": 7,    # read p, g, square_avg, acc_delta; write p, square_avg, acc_delta
+    "nadam": 7,       # read p, g, m, v; write p, m, v
+    "lion": 5,        # read p, g, m; write p, m
     "dropout": 4,     # forward read x, write y; backward read dy, write dx (mask regenerable)
     "batchnorm": 5,   # forward read x, write y; backward read dy, x, write dx
     "lbfgs": 0,       # depends on the memory size m: see _lbfgs_case (2m + 2 vectors)
@@ -251,7 +253,7 @@ class OptimizerSpec:
     states: tuple[str, ...]                      # state array roles, in kernel order
     hyper: dict[str, Any]                        # fastopt kernel keywords
     numpy_step: Callable[..., None]              # (p, g, states, scratch, step, hyper)
-    torch_class: str
+    torch_class: str | None                      # None: torch.optim has no such class
     torch_kwargs: dict[str, Any]
     fo_class: str
     fo_class_kwargs: dict[str, Any]
@@ -274,13 +276,8 @@ def _np_sgd(p, g, st, scratch, step, h):
     np.subtract(p, tmp, out=p)
 
 
-def _np_adam(p, g, st, scratch, step, h, decoupled=False):
-    tmp = scratch[0]
-    m, v = st
-    b1, b2, lr, eps, wd = h["beta1"], h["beta2"], h["lr"], h["eps"], h["weight_decay"]
-    if decoupled and wd:
-        np.multiply(p, 1.0 - lr * wd, out=p)
-    bc1, bc2 = 1.0 - b1 ** step, 1.0 - b2 ** step
+def _np_moments(m, v, g, tmp, b1, b2):
+    """Adam's moments in place: m = b1 m + (1 - b1) g, v = b2 v + (1 - b2) g g."""
     np.multiply(m, b1, out=m)
     np.multiply(g, 1.0 - b1, out=tmp)
     np.add(m, tmp, out=m)
@@ -288,6 +285,16 @@ def _np_adam(p, g, st, scratch, step, h, decoupled=False):
     np.multiply(g, g, out=tmp)
     np.multiply(tmp, 1.0 - b2, out=tmp)
     np.add(v, tmp, out=v)
+
+
+def _np_adam(p, g, st, scratch, step, h, decoupled=False):
+    tmp = scratch[0]
+    m, v = st
+    b1, b2, lr, eps, wd = h["beta1"], h["beta2"], h["lr"], h["eps"], h["weight_decay"]
+    if decoupled and wd:
+        np.multiply(p, 1.0 - lr * wd, out=p)
+    bc1, bc2 = 1.0 - b1 ** step, 1.0 - b2 ** step
+    _np_moments(m, v, g, tmp, b1, b2)
     np.sqrt(v, out=tmp)
     np.divide(tmp, math.sqrt(bc2), out=tmp)
     np.add(tmp, eps, out=tmp)
@@ -350,6 +357,47 @@ def _np_adadelta(p, g, st, scratch, step, h):
     np.subtract(p, tmp2, out=p)
 
 
+def _np_nadam(p, g, st, scratch, step, h):
+    """NAdam with torch's scalars; scratch[-1] keeps the running mu_product (a float
+    appended to this tensor's persistent scratch list on the first step)."""
+    tmp, den = scratch[0], scratch[1]
+    m, v = st
+    b1, b2, lr, eps, psi = h["beta1"], h["beta2"], h["lr"], h["eps"], h["momentum_decay"]
+    if len(scratch) == 2:
+        scratch.append(1.0)
+    mu = b1 * (1.0 - 0.5 * 0.96 ** (step * psi))
+    mu_next = b1 * (1.0 - 0.5 * 0.96 ** ((step + 1) * psi))
+    scratch[-1] = product = scratch[-1] * mu
+    _np_moments(m, v, g, tmp, b1, b2)
+    np.divide(v, 1.0 - b2 ** step, out=den)
+    np.sqrt(den, out=den)
+    np.add(den, eps, out=den)
+    np.multiply(g, lr * (1.0 - mu) / (1.0 - product), out=tmp)
+    np.divide(tmp, den, out=tmp)
+    np.subtract(p, tmp, out=p)
+    np.multiply(m, lr * mu_next / (1.0 - product * mu_next), out=tmp)
+    np.divide(tmp, den, out=tmp)
+    np.subtract(p, tmp, out=p)
+
+
+def _np_lion(p, g, st, scratch, step, h):
+    tmp, c = scratch
+    (m,) = st
+    b1, b2, lr, wd = h["beta1"], h["beta2"], h["lr"], h["weight_decay"]
+    np.multiply(m, b1, out=c)
+    np.multiply(g, 1.0 - b1, out=tmp)
+    np.add(c, tmp, out=c)
+    np.sign(c, out=c)
+    if wd:
+        np.multiply(p, wd, out=tmp)
+        np.add(c, tmp, out=c)
+    np.multiply(c, lr, out=c)
+    np.subtract(p, c, out=p)
+    np.multiply(m, b2, out=m)
+    np.multiply(g, 1.0 - b2, out=tmp)
+    np.add(m, tmp, out=m)
+
+
 OPTIMIZERS: dict[str, OptimizerSpec] = {
     "sgd": OptimizerSpec(
         "sgd", ("buf",), dict(lr=1e-2, momentum=0.9), _np_sgd,
@@ -377,6 +425,14 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
                                                       weight_decay=0.0),
         _np_adadelta, "Adadelta", dict(lr=1.0), "Adadelta", dict(lr=1.0),
         kernel="adadelta_step", takes_step=False, scratch=2),
+    "nadam": OptimizerSpec(
+        "nadam", ("m", "v"), dict(lr=2e-3, beta1=0.9, beta2=0.999, eps=1e-8,
+                                  momentum_decay=4e-3),
+        _np_nadam, "NAdam", dict(lr=2e-3), "NAdam", dict(lr=2e-3), kernel="nadam_step",
+        scratch=2),
+    "lion": OptimizerSpec(
+        "lion", ("m",), dict(lr=1e-4, beta1=0.9, beta2=0.99, weight_decay=0.0), _np_lion,
+        None, {}, "Lion", dict(lr=1e-4), kernel="lion_step", takes_step=False, scratch=2),
 }
 
 
@@ -401,6 +457,16 @@ def _fastopt_optimizer_call(spec: OptimizerSpec) -> Callable[..., None]:
             fn(ps, gs, *st, step=step, **spec.hyper, **extra)
         return call_adamw
     fn = _fastopt_attr("kernels." + spec.kernel)
+    if _accepts(fn, "mu_product"):  # NAdam: the running product is the caller's to keep
+        product = {"value": 1.0, "step": 0}
+
+        def call_with_product(ps, gs, st, step):
+            if step <= product["step"]:  # a new run from step 1
+                product["value"] = 1.0
+            product["step"] = step
+            product["value"] = fn(ps, gs, *st, step=step, mu_product=product["value"],
+                                  **spec.hyper)
+        return call_with_product
     if not spec.takes_step:
         def call_stepless(ps, gs, st, step):
             fn(ps, gs, *st, **spec.hyper)
@@ -460,7 +526,9 @@ def _optimizer_case(name: str, layout: Layout, ctx: Context) -> Case:
     case.contenders["numpy"] = numpy_ref
 
     torch = ctx.torch
-    if torch is not None:
+    if torch is not None and spec.torch_class is None:
+        case.notes.append(f"torch: torch.optim has no {spec.fo_class}")
+    elif torch is not None and spec.torch_class is not None:
         for key, extra in (("torch", {}), ("torch_fused", {"fused": True})):
             d = data.copy()
             tps = [torch.from_numpy(x) for x in d["p"]]
@@ -739,8 +807,9 @@ for _name in OPTIMIZERS:
         (["1e4", "1e5", "1e6", "1e7"] if _name == "adam" else FULL_SIZES)
         + (MANY_TENSORS if _name in ("sgd", "adam") else []),
         _opt_builder(_name),
-        f"fastopt.kernels.{OPTIMIZERS[_name].kernel} vs numpy / torch.optim."
-        f"{OPTIMIZERS[_name].torch_class}")
+        f"fastopt.kernels.{OPTIMIZERS[_name].kernel} vs numpy"
+        + (f" / torch.optim.{OPTIMIZERS[_name].torch_class}"
+           if OPTIMIZERS[_name].torch_class else ""))
 KERNELS["dropout"] = KernelEntry(
     "dropout", "nn", ["1e4", "1e6", "1024x4096", "1e7"],
     lambda label, ctx: _dropout_case(parse_array_size(label, 2), ctx),

@@ -27,11 +27,19 @@ the same values, rounded, in every dtype.
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Literal, Sequence, Union
 
 import numpy as np
 import numpy.typing as npt
+
+from fastopt._validation import (
+    check_choice,
+    check_float_dtype,
+    check_int,
+    check_real,
+    check_seed,
+    describe_value,
+)
 
 __all__ = ["fan_in_fan_out", "he", "xavier"]
 
@@ -39,52 +47,13 @@ RNGLike = Union[None, int, np.integer, np.random.Generator]
 ShapeLike = Union[int, Sequence[int]]
 
 
-def _as_generator(rng: RNGLike, name: str = "rng") -> np.random.Generator:
-    """Return a :class:`numpy.random.Generator` for ``None``, an int seed or a Generator.
-
-    A Generator is returned as is (the caller advances its state); ``None``
-    seeds a new one from OS entropy; a non-negative ``int`` seeds a new one.
-    """
-    if rng is None:
-        return np.random.default_rng()
-    if isinstance(rng, np.random.Generator):
-        return rng
-    if isinstance(rng, (bool, np.bool_)) or not isinstance(rng, (numbers.Integral, np.integer)):
-        raise TypeError(
-            f"{name} must be None, an int seed or a numpy.random.Generator, "
-            f"got {type(rng).__name__}"
-        )
-    if rng < 0:
-        raise ValueError(f"{name} must be a non-negative int seed, got {rng}")
-    return np.random.default_rng(int(rng))
-
-
 def _as_shape(shape: ShapeLike) -> tuple[int, ...]:
     """Validate ``shape`` (an int or a sequence of non-negative ints) and return a tuple."""
-    if isinstance(shape, (numbers.Integral, np.integer)) and not isinstance(
-        shape, (bool, np.bool_)
-    ):
-        dims: tuple = (shape,)
-    elif isinstance(shape, (tuple, list)):
-        dims = tuple(shape)
-    else:
-        raise TypeError(f"shape must be an int or a tuple of ints, got {type(shape).__name__}")
-    for d in dims:
-        if isinstance(d, (bool, np.bool_)) or not isinstance(d, (numbers.Integral, np.integer)):
-            raise TypeError(f"shape must contain only ints, got {shape!r}")
-        if d < 0:
-            raise ValueError(f"shape must contain non-negative ints, got {shape!r}")
-    return tuple(int(d) for d in dims)
-
-
-def _as_float_dtype(dtype: npt.DTypeLike) -> np.dtype:
-    try:
-        dt = np.dtype(dtype)
-    except TypeError as exc:
-        raise TypeError(f"dtype must be a numpy floating dtype, got {dtype!r}") from exc
-    if dt.kind != "f":
-        raise TypeError(f"dtype must be a numpy floating dtype (float32, float64, ...), got {dt}")
-    return dt
+    if not isinstance(shape, (tuple, list)):
+        if isinstance(shape, (str, bytes)) or not np.ndim(shape) == 0:
+            raise TypeError(f"shape: expected an int or a tuple of ints, got {describe_value(shape)}")
+        return (check_int(shape, "shape", 0),)
+    return tuple(check_int(d, f"shape[{i}]", 0) for i, d in enumerate(shape))
 
 
 def fan_in_fan_out(
@@ -131,11 +100,10 @@ def fan_in_fan_out(
     (75, 400)
     """
     dims = _as_shape(shape)
-    if dense not in ("in_out", "out_in"):
-        raise ValueError(f"dense must be 'in_out' or 'out_in', got {dense!r}")
+    check_choice(dense, "dense", ("in_out", "out_in"))
     if len(dims) < 2:
         raise ValueError(
-            f"shape must have at least 2 dimensions to define fan_in and fan_out, got {dims}"
+            f"shape: expected at least 2 dimensions (to define fan_in and fan_out), got {dims}"
         )
     if len(dims) == 2:
         if dense == "in_out":
@@ -156,15 +124,14 @@ def _draw(
 
     Both have standard deviation ``scale``.
     """
-    dt = _as_float_dtype(dtype)
-    gen = _as_generator(rng)
+    dt = check_float_dtype(dtype, "dtype")
+    check_choice(distribution, "distribution", ("normal", "uniform"))
+    gen = np.random.default_rng(check_seed(rng, "rng"))  # a Generator is used as is
     if distribution == "normal":
         out = gen.normal(0.0, scale, size=shape)
-    elif distribution == "uniform":
+    else:
         limit = math.sqrt(3.0) * scale
         out = gen.uniform(-limit, limit, size=shape)
-    else:
-        raise ValueError(f"distribution must be 'normal' or 'uniform', got {distribution!r}")
     return out.astype(dt, copy=False)
 
 
@@ -227,14 +194,9 @@ def he(
     """
     dims = _as_shape(shape)
     fan_in, fan_out = fan_in_fan_out(dims, dense=dense)
-    if mode == "fan_in":
-        fan = fan_in
-    elif mode == "fan_out":
-        fan = fan_out
-    else:
-        raise ValueError(f"mode must be 'fan_in' or 'fan_out', got {mode!r}")
+    fan = fan_in if check_choice(mode, "mode", ("fan_in", "fan_out")) == "fan_in" else fan_out
     if fan == 0:
-        raise ValueError(f"shape {dims} has {mode} = 0; cannot initialise a zero-size layer")
+        raise ValueError(f"shape: expected a layer with {mode} > 0, got {dims} ({mode} = 0)")
     return _draw(dims, math.sqrt(2.0 / fan), distribution, rng, dtype)
 
 
@@ -263,11 +225,13 @@ def xavier(
 
     Parameters
     ----------
-    shape, rng, dtype, dense
-        As in :func:`he` (``dtype`` defaults to float64, ``dense`` to "in_out").
+    shape, rng, dtype
+        As in :func:`he` (``dtype`` defaults to float64).
     distribution : {"uniform", "normal"}, default "uniform"
     gain : float, default 1.0
         Multiplies the scale (torch's ``gain``; e.g. 5/3 for tanh).
+    dense : {"in_out", "out_in"}, default "in_out"
+        Layout of 2-D shapes, passed to :func:`fan_in_fan_out`.
 
     Returns
     -------
@@ -289,13 +253,8 @@ def xavier(
     True
     """
     dims = _as_shape(shape)
-    if isinstance(gain, (bool, np.bool_)) or not isinstance(
-        gain, (numbers.Real, np.floating, np.integer)
-    ):
-        raise TypeError(f"gain must be a real number, got {type(gain).__name__}")
-    if not (math.isfinite(gain) and gain >= 0):
-        raise ValueError(f"gain must be finite and >= 0, got {gain}")
+    g = check_real(gain, "gain", 0.0)
     fan_in, fan_out = fan_in_fan_out(dims, dense=dense)
     if fan_in + fan_out == 0:
-        raise ValueError(f"shape {dims} has fan_in + fan_out = 0; cannot initialise it")
-    return _draw(dims, float(gain) * math.sqrt(2.0 / (fan_in + fan_out)), distribution, rng, dtype)
+        raise ValueError(f"shape: expected fan_in + fan_out > 0, got {dims} (fan_in + fan_out = 0)")
+    return _draw(dims, g * math.sqrt(2.0 / (fan_in + fan_out)), distribution, rng, dtype)

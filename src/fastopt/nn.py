@@ -19,6 +19,14 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from fastopt import _kernels
+from fastopt._validation import (
+    check_bool,
+    check_float_dtype,
+    check_int,
+    check_seed,
+    check_state_dict,
+    check_uint64,
+)
 
 __all__ = [
     "dropout",
@@ -38,23 +46,12 @@ SeedLike = Union[int, np.integer, np.random.Generator, None]
 _seed_source: Optional[np.random.Generator] = None
 
 
-def _check_u64(value: Any, name: str) -> None:
-    """TypeError/ValueError unless `value` is an int in [0, 2**64) (None and Generators are
-    checked by _resolve_seed)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name}: expected an int in [0, 2**64), got {type(value).__name__}")
-    if not 0 <= int(value) < 2**64:
-        raise ValueError(f"{name}: expected an int in [0, 2**64), got {value}")
-
-
 def _check_dropout_args(training: Any, seed: SeedLike, stream: Any) -> None:
     """Check the arguments a dropout call may not look at (training=False, p=0), so that a
     bad one fails at once rather than when training starts."""
-    if not isinstance(training, (bool, np.bool_)):
-        raise TypeError(f"training: expected True or False, got {type(training).__name__}")
-    if seed is not None and not isinstance(seed, np.random.Generator):
-        _check_u64(seed, "seed")
-    _check_u64(stream, "stream")
+    check_bool(training, "training")
+    check_seed(seed, "seed")
+    check_uint64(stream, "stream")
 
 
 def _resolve_seed(seed: SeedLike) -> int:
@@ -67,12 +64,8 @@ def _resolve_seed(seed: SeedLike) -> int:
         seed = _seed_source
     if isinstance(seed, np.random.Generator):
         return int(seed.integers(0, 2**64, dtype=np.uint64))
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(
-            f"seed: expected an int, a numpy.random.Generator or None, got {type(seed).__name__}"
-        )
-    _check_u64(seed, "seed")  # here too: Dropout(seed=-1) fails at once, not at forward
-    return int(seed)
+    # here too: Dropout(seed=-1) fails at once, not at forward
+    return check_uint64(check_seed(seed, "seed"), "seed")
 
 
 # -- dropout -------------------------------------------------------------------------------
@@ -92,6 +85,28 @@ class DropoutMask:
     more than speed.
 
     A mask with ``p == 0`` keeps everything (what ``training=False`` returns).
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Shape of the array the mask applies to.
+    p : float
+        Drop probability.
+    seed, stream : int
+        Philox key and stream that generated (and regenerate) the decisions.
+    bits : ndarray of uint64, optional
+        The packed decisions; None to regenerate them when needed.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastopt import nn
+    >>> y, mask = nn.dropout(np.ones(1000), p=0.2, seed=3)
+    >>> mask.shape, mask.p, mask.scale
+    ((1000,), 0.2, 1.25)
+    >>> keep = mask.keep()                  # a bool array of the mask's shape
+    >>> keep.dtype, int(keep.sum()), mask.nbytes   # 1000 decisions in 16 uint64 words
+    (dtype('bool'), 794, 128)
     """
 
     __slots__ = ("shape", "p", "seed", "stream", "bits")
@@ -112,6 +127,7 @@ class DropoutMask:
 
     @property
     def size(self) -> int:
+        """Number of elements the mask covers."""
         return int(np.prod(self.shape, dtype=np.int64))
 
     @property
@@ -181,11 +197,29 @@ def dropout(
 
     Returns
     -------
-    y, mask : ndarray, DropoutMask
-        A multiply, not a select: a dropped NaN/Inf gives NaN, as in torch.
+    y : ndarray
+        ``x * keep / (1 - p)``: a multiply, not a select, so a dropped NaN/Inf gives NaN,
+        as in torch.
+    mask : DropoutMask
+        The keep decisions, for :func:`dropout_backward`.
 
+    Notes
+    -----
     The decision for element ``i`` (C order) depends only on ``(seed, stream, i)``: not on
     the thread count, dtype or chunking.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastopt import nn
+    >>> x = np.ones((2, 8), np.float32)
+    >>> y, mask = nn.dropout(x, p=0.5, seed=0)
+    >>> sorted(set(y.ravel().tolist()))     # dropped: 0; kept: scaled by 1 / (1 - p)
+    [0.0, 2.0]
+    >>> np.array_equal(nn.dropout(x, p=0.5, seed=0)[0], y)   # same seed, same mask
+    True
+    >>> nn.dropout(x, p=0.5, training=False)[0] is x          # evaluation: x itself
+    True
     """
     pp = _kernels.check_dropout_p(p)
     _check_dropout_args(training, seed, stream)
@@ -204,6 +238,30 @@ def dropout_backward(
 
     One read of dy, one write of dx (plus the mask's n/8 bytes of bits, or the regenerated
     decisions). A keep-all mask (``p == 0``) returns dy itself unless `out` is given.
+
+    Parameters
+    ----------
+    dy : ndarray
+        Gradient with respect to the dropout's output, the mask's shape, float32 or
+        float64.
+    mask : DropoutMask
+        The mask the forward pass returned.
+    out : ndarray, optional
+        Where to write dx (like dy, C-contiguous, writeable); may be dy itself.
+
+    Returns
+    -------
+    dx : ndarray
+        Gradient with respect to the dropout's input.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastopt import nn
+    >>> y, mask = nn.dropout(np.ones((2, 8)), p=0.5, seed=0)
+    >>> dx = nn.dropout_backward(np.ones((2, 8)), mask)
+    >>> np.array_equal(dx, y)                # the forward's mask and scale
+    True
     """
     if not isinstance(mask, DropoutMask):
         raise TypeError(f"mask: expected a DropoutMask, got {type(mask).__name__}")
@@ -230,7 +288,38 @@ def dropconnect(
     (inverted, as dropout), so inference uses ``w`` unchanged instead of the paper's Gaussian
     moment matching. Use: ``wm, mask = dropconnect(w, p, seed); y = x @ wm``; backward:
     ``dw = dropconnect_backward(x.T @ dy, mask)`` (and ``dx = dy @ wm.T``).
-    Arguments as :func:`dropout`.
+
+    Parameters
+    ----------
+    w : ndarray
+        The weights, float32 or float64.
+    p : float
+        Drop probability of each weight, ``0 <= p < 1``.
+    seed, out, stream, pack
+        As in :func:`dropout`.
+
+    Returns
+    -------
+    w_masked : ndarray
+        ``w * keep / (1 - p)``.
+    mask : DropoutMask
+        The keep decisions, for :func:`dropconnect_backward`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastopt import nn
+    >>> w = np.ones((4, 3))
+    >>> wm, mask = nn.dropconnect(w, p=0.25, seed=1)
+    >>> wm
+    array([[1.33333333, 1.33333333, 0.        ],
+           [1.33333333, 0.        , 0.        ],
+           [1.33333333, 1.33333333, 1.33333333],
+           [0.        , 1.33333333, 1.33333333]])
+    >>> x, dy = np.ones((2, 4)), np.ones((2, 3))
+    >>> dw = nn.dropconnect_backward(x.T @ dy, mask)
+    >>> np.array_equal(dw == 0, wm == 0)     # dropped weights get no gradient
+    True
     """
     return dropout(w, p, True, seed, out, stream=stream, pack=pack)
 
@@ -239,7 +328,31 @@ def dropconnect_backward(
     dw_masked: np.ndarray, mask: DropoutMask, out: Optional[np.ndarray] = None
 ) -> np.ndarray:
     """Gradient with respect to ``w`` from the gradient with respect to the masked weights:
-    ``dw = dw_masked * keep / (1 - p)``."""
+    ``dw = dw_masked * keep / (1 - p)``.
+
+    Parameters
+    ----------
+    dw_masked : ndarray
+        Gradient with respect to the masked weights (``x.T @ dy`` for ``y = x @ wm``).
+    mask : DropoutMask
+        The mask :func:`dropconnect` returned.
+    out : ndarray, optional
+        Where to write dw; may be `dw_masked` itself.
+
+    Returns
+    -------
+    dw : ndarray
+        Gradient with respect to the weights.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastopt import nn
+    >>> wm, mask = nn.dropconnect(np.ones((4, 3)), p=0.25, seed=1)
+    >>> dw = nn.dropconnect_backward(np.full((4, 3), 3.0), mask)
+    >>> sorted(set(dw.ravel().tolist()))     # 3 * keep / (1 - p)
+    [0.0, 4.0]
+    """
     return dropout_backward(dw_masked, mask, out)
 
 
@@ -250,20 +363,47 @@ class Dropout:
     different masks, and a run is reproducible from ``(seed, stream)``: ``state_dict()``
     saves them, ``load_state_dict()`` resumes exactly. ``backward(dy)`` uses the mask of the
     last forward.
+
+    Parameters
+    ----------
+    p : float, default 0.5
+        Drop probability, ``0 <= p < 1``.
+    seed : int, numpy.random.Generator or None
+        An int in ``[0, 2**64)``; a Generator or None (fresh entropy) draws one, once.
+    pack : bool, default True
+        Keep each mask as packed bits (see :class:`DropoutMask`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastopt import nn
+    >>> drop = nn.Dropout(p=0.5, seed=0)
+    >>> x = np.ones((4, 4), np.float32)
+    >>> a, b = drop(x), drop(x)
+    >>> bool((a != b).any())                 # a fresh mask every training forward
+    True
+    >>> np.array_equal(drop.backward(np.ones_like(x)), b)   # the last forward's mask
+    True
+    >>> drop.state_dict()
+    {'p': 0.5, 'seed': 0, 'stream': 2}
+    >>> drop(x, training=False) is x
+    True
     """
 
     def __init__(self, p: float = 0.5, seed: SeedLike = None, *, pack: bool = True) -> None:
         self.p = _kernels.check_dropout_p(p)
         self.seed = _resolve_seed(seed)
         self.stream = 0
-        if not isinstance(pack, (bool, np.bool_)):
-            raise TypeError(f"pack: expected True or False, got {type(pack).__name__}")
-        self.pack = bool(pack)
+        self.pack = check_bool(pack, "pack")
         self.mask: Optional[DropoutMask] = None
 
     def forward(
         self, x: np.ndarray, training: bool = True, out: Optional[np.ndarray] = None
     ) -> np.ndarray:
+        """Dropout of `x` with the next stream's mask (training), or `x` itself (evaluation).
+
+        Arguments as :func:`dropout`; the mask is kept for :meth:`backward`.
+        """
         y, mask = dropout(
             x, self.p, training, self.seed, out, stream=self.stream, pack=self.pack
         )
@@ -275,24 +415,22 @@ class Dropout:
     __call__ = forward
 
     def backward(self, dy: np.ndarray, out: Optional[np.ndarray] = None) -> np.ndarray:
+        """dx from dy with the last forward's mask (see :func:`dropout_backward`)."""
         if self.mask is None:
             raise RuntimeError("Dropout.backward: call forward first")
         return dropout_backward(dy, self.mask, out)
 
     def state_dict(self) -> dict[str, Any]:
+        """``{"p", "seed", "stream"}``: enough to continue with the same masks."""
         return {"p": self.p, "seed": self.seed, "stream": self.stream}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore p, seed and stream (checked first: nothing changes on error)."""
-        if not isinstance(state, dict):
-            raise TypeError(f"state: expected a dict, got {type(state).__name__}")
-        missing = [k for k in ("p", "seed", "stream") if k not in state]
-        if missing:
-            raise ValueError(f"state: missing {', '.join(missing)}")
+        check_state_dict(state, ("p", "seed", "stream"), "state")
         p = _kernels.check_dropout_p(state["p"])
-        _check_u64(state["seed"], "state['seed']")
-        _check_u64(state["stream"], "state['stream']")
-        self.p, self.seed, self.stream = p, int(state["seed"]), int(state["stream"])
+        seed = check_uint64(state["seed"], "state['seed']")
+        stream = check_uint64(state["stream"], "state['stream']")
+        self.p, self.seed, self.stream = p, seed, stream
         self.mask = None
 
     def __repr__(self) -> str:
@@ -329,6 +467,28 @@ class BatchNormCache:
     xhat is recomputed from x in the backward pass instead of stored: storing it would cost
     one more full-size write in the forward and N*C*S elements of memory, while the backward
     reads x in its place at the same cost.
+
+    Parameters
+    ----------
+    x : ndarray
+        The forward's input.
+    gamma : ndarray or None
+        The forward's scale.
+    mean, invstd : ndarray of float64, shape (C,)
+        Per-channel mean and ``1 / sqrt(var + eps)`` the forward used.
+    training : bool
+        Whether the forward used batch statistics.
+    has_beta : bool
+        Whether the forward had a shift (so the backward returns dbeta).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastopt import nn
+    >>> x = np.ones((8, 3)) * np.arange(8)[:, None]
+    >>> y, cache = nn.batch_norm(x, None, None, None, None)
+    >>> cache.mean, cache.nbytes
+    (array([3.5, 3.5, 3.5]), 48)
     """
 
     __slots__ = ("x", "gamma", "mean", "invstd", "training", "has_beta")
@@ -365,7 +525,7 @@ def batch_norm(
     num_batches_tracked: Optional[int] = None,
     out: Optional[np.ndarray] = None,
 ) -> tuple[np.ndarray, BatchNormCache]:
-    """Batch normalization of x of shape (N, D) or (N, C, *spatial), per feature/channel.
+    """Batch normalization of x of shape ``(N, D)`` or ``(N, C, *spatial)``, per channel.
 
     ``y = (x - mean) / sqrt(var + eps) * gamma + beta`` where, in training, mean and var are
     the batch mean and BIASED variance over N (and the spatial axes); in eval
@@ -398,15 +558,44 @@ def batch_norm(
         Scale and shift, x's dtype; None means no affine part (1 and 0).
     running_mean, running_var : ndarray of shape (C,) or None
         x's dtype, C-contiguous and writeable; required when ``training=False``.
+    training : bool, default True
+        Normalize with the batch statistics (and update the running ones), or with the
+        running statistics.
+    momentum : float or None, default 0.1 (torch) / 0.9 (cs231n)
+        Weight of the running statistics' update, see above; None: cumulative average.
+    eps : float, default 1e-5
+        Added to the variance, > 0.
+    convention : {"torch", "cs231n"}, default "torch"
+        Meaning of `momentum` and which variance the running one tracks, see above.
+    num_batches_tracked : int, optional
+        Batches already tracked, for ``momentum=None``.
     out : ndarray, optional
         Where to write y (like x, C-contiguous, writeable, not overlapping x).
 
+    Returns
+    -------
+    y : ndarray
+        The normalized, scaled and shifted x.
+    cache : BatchNormCache
+        What :func:`batch_norm_backward` needs.
+
+    Notes
+    -----
     Sums are accumulated in double over fixed blocks combined in a fixed order: the same
     bits for any thread count. Nothing is modified when the call raises.
 
-    Returns
-    -------
-    y, cache : ndarray, BatchNormCache
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastopt import nn
+    >>> x = np.random.default_rng(0).normal(3.0, 2.0, size=(256, 4))
+    >>> running_mean, running_var = np.zeros(4), np.ones(4)
+    >>> y, cache = nn.batch_norm(x, np.ones(4), np.zeros(4), running_mean, running_var)
+    >>> np.allclose(y.mean(axis=0), 0), np.allclose(y.std(axis=0), 1, atol=1e-4)
+    (True, True)
+    >>> np.allclose(running_mean, 0.1 * x.mean(axis=0))      # torch: 10% of the new value
+    True
+    >>> y_eval, _ = nn.batch_norm(x, None, None, running_mean, running_var, training=False)
     """
     y, xr, mean, invstd = _kernels.batch_norm_forward(
         x,
@@ -444,8 +633,34 @@ def batch_norm_backward(
 
     Two passes over memory: one reduction (double, fixed order), one element-wise pass.
     dgamma is None when the forward had no gamma, dbeta None when it had no beta.
-    `out` is an array for dx, or a tuple ``(dx_out, dgamma_out, dbeta_out)`` (entries may
-    be None) to write into preallocated arrays.
+
+    Parameters
+    ----------
+    dy : ndarray
+        Gradient with respect to the forward's output y.
+    cache : BatchNormCache
+        What :func:`batch_norm` returned with y.
+    out : ndarray or tuple, optional
+        An array for dx, or a tuple ``(dx_out, dgamma_out, dbeta_out)`` (entries may be
+        None) to write into preallocated arrays.
+
+    Returns
+    -------
+    dx : ndarray
+        Gradient with respect to x.
+    dgamma, dbeta : ndarray or None
+        Gradients with respect to gamma and beta (None without them).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastopt import nn
+    >>> rng = np.random.default_rng(0)
+    >>> x, dy = rng.normal(3.0, 2.0, size=(256, 4)), rng.standard_normal((256, 4))
+    >>> y, cache = nn.batch_norm(x, np.ones(4), np.zeros(4), None, None)
+    >>> dx, dgamma, dbeta = nn.batch_norm_backward(dy, cache)
+    >>> np.allclose(dbeta, dy.sum(axis=0)), np.allclose(dx.sum(axis=0), 0)
+    (True, True)
     """
     if not isinstance(cache, BatchNormCache):
         raise TypeError(f"cache: expected a BatchNormCache, got {type(cache).__name__}")
@@ -476,13 +691,43 @@ def batch_norm_backward(
 class BatchNorm:
     """A batch-normalization layer holding gamma/beta, running statistics and gradients.
 
-    ``forward(x, training)`` normalizes (N, C) or (N, C, *spatial) input (see
+    ``forward(x, training)`` normalizes ``(N, C)`` or ``(N, C, *spatial)`` input (see
     :func:`batch_norm` for both conventions); ``backward(dy)`` returns dx and writes
     ``dgamma``/``dbeta`` IN PLACE, so ``params`` and ``grads`` can be handed to an optimizer
     once: ``opt = fastopt.SGD(bn.params, lr=0.1); ...; bn.backward(dy); opt.step(bn.grads)``.
     ``num_batches_tracked`` counts training batches (used by ``momentum=None``).
     ``state_dict()`` / ``load_state_dict()`` save and restore everything a run needs to
     resume exactly (arrays are copied into the existing ones, keeping optimizer references).
+
+    Parameters
+    ----------
+    num_features : int
+        Channels C (features D of 2-D input).
+    eps : float, default 1e-5
+        Added to the variance.
+    momentum : float or None, default 0.1 (torch) / 0.9 (cs231n)
+        As in :func:`batch_norm`.
+    affine : bool, default True
+        Learn gamma and beta.
+    convention : {"torch", "cs231n"}, default "torch"
+        As in :func:`batch_norm`.
+    dtype : float32 or float64, default float64
+        Dtype of the parameters and statistics (the input's).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastopt as fo
+    >>> bn = fo.nn.BatchNorm(3)
+    >>> x = np.random.default_rng(0).normal(5.0, 2.0, size=(64, 3))
+    >>> y = bn.forward(x, training=True)
+    >>> dx = bn.backward(np.ones_like(y))    # fills bn.dgamma and bn.dbeta in place
+    >>> bn.num_batches_tracked, bn.dbeta
+    (1, array([64., 64., 64.]))
+    >>> opt = fo.SGD(bn.params, lr=0.1)
+    >>> _ = opt.step(bn.grads)
+    >>> bn.beta
+    array([-6.4, -6.4, -6.4])
     """
 
     def __init__(
@@ -494,22 +739,13 @@ class BatchNorm:
         convention: str = "torch",
         dtype: Any = np.float64,
     ) -> None:
-        if isinstance(num_features, (bool, np.bool_)) or not isinstance(
-            num_features, (int, np.integer)
-        ):
-            raise TypeError(f"num_features: expected an int, got {type(num_features).__name__}")
-        if num_features < 1:
-            raise ValueError(f"num_features: expected a positive int, got {num_features}")
-        if not isinstance(affine, (bool, np.bool_)):
-            raise TypeError(f"affine: expected True or False, got {type(affine).__name__}")
-        dt = np.dtype(dtype)
-        if dt not in (np.float32, np.float64):
-            raise TypeError(f"dtype: expected float32 or float64, got {dt}")
+        c = check_int(num_features, "num_features", 1)
+        affine = check_bool(affine, "affine")
+        dt = check_float_dtype(dtype, "dtype", (np.float32, np.float64))
         momentum = _momentum(momentum, convention)
-        _kernels.batch_norm_options(momentum, eps, convention)  # early errors
-        c = int(num_features)
-        self.num_features, self.eps, self.momentum = c, float(eps), momentum
-        self.convention, self.affine, self.dtype = convention, bool(affine), dt
+        _, eps = _kernels.batch_norm_options(momentum, eps, convention)  # early errors
+        self.num_features, self.eps, self.momentum = c, eps, momentum
+        self.convention, self.affine, self.dtype = convention, affine, dt
         self.gamma = np.ones(c, dt) if affine else None
         self.beta = np.zeros(c, dt) if affine else None
         self.dgamma = np.zeros(c, dt) if affine else None
@@ -521,15 +757,19 @@ class BatchNorm:
 
     @property
     def params(self) -> list[np.ndarray]:
+        """``[gamma, beta]`` (empty without affine), for an optimizer."""
         return [self.gamma, self.beta] if self.affine else []  # type: ignore[list-item]
 
     @property
     def grads(self) -> list[np.ndarray]:
+        """``[dgamma, dbeta]``, in the order of :attr:`params`, filled by :meth:`backward`."""
         return [self.dgamma, self.dbeta] if self.affine else []  # type: ignore[list-item]
 
     def forward(
         self, x: np.ndarray, training: bool = True, out: Optional[np.ndarray] = None
     ) -> np.ndarray:
+        """Normalize `x`: batch statistics in training (updating the running ones and
+        ``num_batches_tracked``), the running statistics otherwise (see :func:`batch_norm`)."""
         y, cache = batch_norm(
             x,
             self.gamma,
@@ -560,6 +800,7 @@ class BatchNorm:
     _ARRAYS = ("gamma", "beta", "running_mean", "running_var")
 
     def state_dict(self) -> dict[str, Any]:
+        """Copies of gamma, beta and the running statistics, and ``num_batches_tracked``."""
         state: dict[str, Any] = {
             name: getattr(self, name).copy()
             for name in self._ARRAYS
@@ -571,26 +812,18 @@ class BatchNorm:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Copy a state_dict's arrays into this layer's (checked first: nothing changes on
         error)."""
-        if not isinstance(state, dict):
-            raise TypeError(f"state: expected a dict, got {type(state).__name__}")
         names = [n for n in self._ARRAYS if getattr(self, n) is not None]
-        missing = [n for n in names + ["num_batches_tracked"] if n not in state]
-        if missing:
-            raise ValueError(f"state: missing {', '.join(missing)}")
+        check_state_dict(state, names + ["num_batches_tracked"], "state")
         for name in names:
             a = np.asarray(state[name])
             if a.shape != (self.num_features,):
                 raise ValueError(
                     f"state[{name!r}]: expected shape ({self.num_features},), got {a.shape}"
                 )
-        count = state["num_batches_tracked"]
-        if isinstance(count, (bool, np.bool_)) or not isinstance(count, (int, np.integer)):
-            raise TypeError("state['num_batches_tracked']: expected an int")
-        if count < 0:
-            raise ValueError(f"state['num_batches_tracked']: expected an int >= 0, got {count}")
+        count = check_int(state["num_batches_tracked"], "state['num_batches_tracked']", 0)
         for name in names:
             np.copyto(getattr(self, name), state[name], casting="same_kind")
-        self.num_batches_tracked = int(count)
+        self.num_batches_tracked = count
 
     def __repr__(self) -> str:
         return (

@@ -60,6 +60,19 @@ from typing import Any, Literal, Union, overload
 import numpy as np
 import numpy.typing as npt
 
+from fastopt._validation import (
+    AnyOf,
+    CallableConstraint,
+    Real,
+    check_bool,
+    check_callable,
+    check_choice,
+    check_int,
+    check_real,
+    check_state_dict,
+    describe_value,
+)
+
 __all__ = [
     "Schedule",
     "ScheduleLike",
@@ -90,58 +103,9 @@ ScheduleLike = Union[float, Callable[[int], float]]
 # --------------------------------------------------------------------------- #
 
 
-def _check_int(name: str, value: Any, minimum: int | None = None) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
-    result = int(value)
-    if minimum is not None and result < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {result}")
-    return result
-
-
-def _check_real(
-    name: str,
-    value: Any,
-    *,
-    low: float | None = None,
-    high: float | None = None,
-    low_open: bool = False,
-    high_open: bool = False,
-) -> float:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
-    x = float(value)
-    if not math.isfinite(x):
-        raise ValueError(f"{name} must be finite, got {x!r}")
-    if low is not None and (x <= low if low_open else x < low):
-        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {x!r}")
-    if high is not None and (x >= high if high_open else x > high):
-        raise ValueError(f"{name} must be {'<' if high_open else '<='} {high}, got {x!r}")
-    return x
-
-
-def _check_choice(name: str, value: Any, choices: Sequence[str]) -> Any:
-    if not isinstance(value, str) or value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
-    return value
-
-
-def _check_bool(name: str, value: Any) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be a bool, got {type(value).__name__} {value!r}")
-    return bool(value)
-
-
-def _check_schedule_like(name: str, value: Any) -> float | Callable[[int], float]:
-    """A constant lr (real >= 0, returned as float) or a callable, returned as is."""
-    if callable(value):
-        return value  # type: ignore[no-any-return]
-    if isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)):
-        return _check_real(name, value, low=0.0)
-    raise TypeError(
-        f"{name} must be a schedule (callable step -> lr) or a number, "
-        f"got {type(value).__name__} {value!r}"
-    )
+#: What a learning rate may be wherever a schedule is expected: a number >= 0, or a callable
+#: ``step -> lr`` (returned as is).
+_SCHEDULE_LIKE = AnyOf(Real(0.0), CallableConstraint())
 
 
 def _decayed(base_lr: float, gamma: float, k: int) -> float:
@@ -171,6 +135,21 @@ class Schedule:
     ``int`` step; :meth:`__call__` handles checking and numpy arrays.
     ``_fields`` names the constructor arguments shown by ``repr`` and ``_name`` is
     the factory function that builds the schedule.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastopt as fo
+    >>> sched = fo.schedules.step_decay(0.1, step_size=10)
+    >>> isinstance(sched, fo.schedules.Schedule), sched
+    (True, step_decay(base_lr=0.1, step_size=10, gamma=0.1))
+    >>> sched(np.arange(0, 40, 10))           # an array of steps: an array of rates
+    array([0.1   , 0.01  , 0.001 , 0.0001])
+    >>> w = np.zeros(3)
+    >>> opt = fo.SGD([w], lr=sched)           # the optimizer calls sched(step) each step
+    >>> _ = opt.step([np.ones(3)])
+    >>> w
+    array([-0.1, -0.1, -0.1])
     """
 
     _name: str = "Schedule"
@@ -197,26 +176,24 @@ class Schedule:
 
 
 def _dispatch(value: Callable[[int], float], step: Any) -> Any:
-    if isinstance(step, (bool, np.bool_)):
-        raise TypeError(f"step must be a non-negative integer, got bool {step!r}")
-    if isinstance(step, numbers.Integral):
+    # step is an index: an int (or a numpy integer) or an integer array, never a float (an
+    # index that is a float is a bug upstream, as numpy's indexing says)
+    if isinstance(step, (numbers.Integral, np.integer)) and not isinstance(step, (bool, np.bool_)):
         s = int(step)
         if s < 0:
-            raise ValueError(f"step must be a non-negative integer, got {s}")
+            raise ValueError(f"step: expected an int >= 0, got {s}")
         return value(s)
     if isinstance(step, (np.ndarray, list, tuple)):
         arr = np.asarray(step)
         if arr.dtype.kind not in "iu" and not (arr.size == 0 and arr.dtype.kind == "f"):
             raise TypeError(
-                f"step must be a non-negative integer or an integer array, got an array of dtype {arr.dtype}"
+                f"step: expected an int >= 0 or an array of them, got an array of dtype {arr.dtype}"
             )
         if arr.size and arr.min() < 0:
-            raise ValueError(f"step must be non-negative, got an array with minimum {arr.min()}")
+            raise ValueError(f"step: expected values >= 0, got an array with minimum {arr.min()}")
         flat = arr.ravel().tolist()
         return np.array([value(int(s)) for s in flat], dtype=np.float64).reshape(arr.shape)
-    raise TypeError(
-        f"step must be a non-negative integer or an integer array, got {type(step).__name__} {step!r}"
-    )
+    raise TypeError(f"step: expected an int >= 0 or an array of them, got {describe_value(step)}")
 
 
 # --------------------------------------------------------------------------- #
@@ -262,11 +239,20 @@ def constant(base_lr: float, factor: float = 1.0, total_iters: int = 0) -> Sched
     Returns
     -------
     Schedule
+
+    Examples
+    --------
+    >>> from fastopt import schedules
+    >>> schedules.constant(0.1)(500)
+    0.1
+    >>> sched = schedules.constant(0.1, factor=0.5, total_iters=3)   # torch's ConstantLR
+    >>> [sched(t) for t in range(5)]
+    [0.05, 0.05, 0.05, 0.1, 0.1]
     """
     return _Constant(
-        _check_real("base_lr", base_lr, low=0.0),
-        _check_real("factor", factor, low=0.0),
-        _check_int("total_iters", total_iters, 0),
+        check_real(base_lr, "base_lr", 0.0),
+        check_real(factor, "factor", 0.0),
+        check_int(total_iters, "total_iters", 0),
     )
 
 
@@ -302,11 +288,18 @@ def step_decay(base_lr: float, step_size: int, gamma: float = 0.1) -> Schedule:
     Returns
     -------
     Schedule
+
+    Examples
+    --------
+    >>> from fastopt import schedules
+    >>> sched = schedules.step_decay(0.1, step_size=30)
+    >>> [round(sched(t), 6) for t in (0, 29, 30, 60)]
+    [0.1, 0.1, 0.01, 0.001]
     """
     return _StepDecay(
-        _check_real("base_lr", base_lr, low=0.0),
-        _check_int("step_size", step_size, 1),
-        _check_real("gamma", gamma, low=0.0, low_open=True),
+        check_real(base_lr, "base_lr", 0.0),
+        check_int(step_size, "step_size", 1),
+        check_real(gamma, "gamma", 0.0, closed="right"),
     )
 
 
@@ -345,14 +338,21 @@ def multistep(base_lr: float, milestones: Sequence[int], gamma: float = 0.1) -> 
     Returns
     -------
     Schedule
+
+    Examples
+    --------
+    >>> from fastopt import schedules
+    >>> sched = schedules.multistep(0.1, milestones=[30, 80])
+    >>> [round(sched(t), 6) for t in (0, 30, 79, 80)]
+    [0.1, 0.01, 0.01, 0.001]
     """
     if isinstance(milestones, (str, bytes)) or not isinstance(milestones, (Sequence, np.ndarray)):
-        raise TypeError(f"milestones must be a sequence of integers, got {type(milestones).__name__}")
-    ms = sorted(_check_int("milestones[%d]" % i, m, 0) for i, m in enumerate(milestones))
+        raise TypeError(f"milestones: expected a sequence of ints, got {describe_value(milestones)}")
+    ms = sorted(check_int(m, "milestones[%d]" % i, 0) for i, m in enumerate(milestones))
     return _MultiStep(
-        _check_real("base_lr", base_lr, low=0.0),
+        check_real(base_lr, "base_lr", 0.0),
         ms,
-        _check_real("gamma", gamma, low=0.0, low_open=True),
+        check_real(gamma, "gamma", 0.0, closed="right"),
     )
 
 
@@ -387,10 +387,17 @@ def exponential(base_lr: float, gamma: float) -> Schedule:
     Returns
     -------
     Schedule
+
+    Examples
+    --------
+    >>> from fastopt import schedules
+    >>> sched = schedules.exponential(1e-3, gamma=2.0)      # a range test's ramp
+    >>> [sched(t) for t in range(4)]
+    [0.001, 0.002, 0.004, 0.008]
     """
     return _Exponential(
-        _check_real("base_lr", base_lr, low=0.0),
-        _check_real("gamma", gamma, low=0.0, low_open=True),
+        check_real(base_lr, "base_lr", 0.0),
+        check_real(gamma, "gamma", 0.0, closed="right"),
     )
 
 
@@ -441,12 +448,21 @@ def cosine(base_lr: float, T_max: int, eta_min: float = 0.0, *, clamp: bool = Fa
     Returns
     -------
     Schedule
+
+    Examples
+    --------
+    >>> from fastopt import schedules
+    >>> sched = schedules.cosine(0.1, T_max=100, eta_min=0.001)
+    >>> [round(sched(t), 4) for t in (0, 50, 100, 150)]    # past T_max it climbs back, as torch
+    [0.1, 0.0505, 0.001, 0.0505]
+    >>> schedules.cosine(0.1, T_max=100, clamp=True)(150)
+    0.0
     """
     return _Cosine(
-        _check_real("base_lr", base_lr, low=0.0),
-        _check_int("T_max", T_max, 1),
-        _check_real("eta_min", eta_min, low=0.0),
-        _check_bool("clamp", clamp),
+        check_real(base_lr, "base_lr", 0.0),
+        check_int(T_max, "T_max", 1),
+        check_real(eta_min, "eta_min", 0.0),
+        check_bool(clamp, "clamp"),
     )
 
 
@@ -521,13 +537,20 @@ def cosine_restarts(
     Returns
     -------
     Schedule
+
+    Examples
+    --------
+    >>> from fastopt import schedules
+    >>> sched = schedules.cosine_restarts(0.1, T_0=10, T_mult=2)   # cycles of 10, 20, 40 steps
+    >>> [round(sched(t), 4) for t in (0, 5, 10, 20, 30)]
+    [0.1, 0.05, 0.1, 0.05, 0.1]
     """
     return _CosineRestarts(
-        _check_real("base_lr", base_lr, low=0.0),
-        _check_int("T_0", T_0, 1),
-        _check_int("T_mult", T_mult, 1),
-        _check_real("eta_min", eta_min, low=0.0),
-        _check_real("decay", decay, low=0.0, high=1.0, low_open=True),
+        check_real(base_lr, "base_lr", 0.0),
+        check_int(T_0, "T_0", 1),
+        check_int(T_mult, "T_mult", 1),
+        check_real(eta_min, "eta_min", 0.0),
+        check_real(decay, "decay", 0.0, 1.0, closed="right"),
     )
 
 
@@ -585,12 +608,19 @@ def linear(
     Returns
     -------
     Schedule
+
+    Examples
+    --------
+    >>> from fastopt import schedules
+    >>> sched = schedules.linear(0.1, start_factor=0.1, end_factor=1.0, total_iters=4)
+    >>> [round(sched(t), 4) for t in range(6)]
+    [0.01, 0.0325, 0.055, 0.0775, 0.1, 0.1]
     """
     return _Linear(
-        _check_real("base_lr", base_lr, low=0.0),
-        _check_real("start_factor", start_factor, low=0.0),
-        _check_real("end_factor", end_factor, low=0.0),
-        _check_int("total_iters", total_iters, 1),
+        check_real(base_lr, "base_lr", 0.0),
+        check_real(start_factor, "start_factor", 0.0),
+        check_real(end_factor, "end_factor", 0.0),
+        check_int(total_iters, "total_iters", 1),
     )
 
 
@@ -638,12 +668,19 @@ def polynomial(base_lr: float, total_iters: int = 5, power: float = 1.0, *, end_
     Returns
     -------
     Schedule
+
+    Examples
+    --------
+    >>> from fastopt import schedules
+    >>> sched = schedules.polynomial(0.1, total_iters=4, power=2.0)
+    >>> [round(sched(t), 5) for t in range(6)]
+    [0.1, 0.05625, 0.025, 0.00625, 0.0, 0.0]
     """
     return _Polynomial(
-        _check_real("base_lr", base_lr, low=0.0),
-        _check_int("total_iters", total_iters, 1),
-        _check_real("power", power, low=0.0, low_open=True),
-        _check_real("end_lr", end_lr, low=0.0),
+        check_real(base_lr, "base_lr", 0.0),
+        check_int(total_iters, "total_iters", 1),
+        check_real(power, "power", 0.0, closed="right"),
+        check_real(end_lr, "end_lr", 0.0),
     )
 
 
@@ -715,12 +752,19 @@ def inverse_sqrt(
     Returns
     -------
     Schedule
+
+    Examples
+    --------
+    >>> from fastopt import schedules
+    >>> sched = schedules.inverse_sqrt(1e-3, warmup_steps=4, normalize=True)
+    >>> [round(sched(t), 6) for t in (0, 3, 15)]          # rise, peak (= base_lr), 1/sqrt decay
+    [0.00025, 0.001, 0.0005]
     """
-    base_lr = _check_real("base_lr", base_lr, low=0.0)
-    normalize = _check_bool("normalize", normalize)
-    warmup_steps = _check_int("warmup_steps", warmup_steps, 1 if normalize else 0)
+    base_lr = check_real(base_lr, "base_lr", 0.0)
+    normalize = check_bool(normalize, "normalize")
+    warmup_steps = check_int(warmup_steps, "warmup_steps", 1 if normalize else 0)
     if d_model is not None:
-        d_model = _check_int("d_model", d_model, 1)
+        d_model = check_int(d_model, "d_model", 1)
     return _InverseSqrt(base_lr, warmup_steps, d_model, normalize)
 
 
@@ -860,21 +904,28 @@ def one_cycle(
     Returns
     -------
     Schedule
+
+    Examples
+    --------
+    >>> from fastopt import schedules
+    >>> sched = schedules.one_cycle(0.1, total_steps=100)
+    >>> [round(sched(t), 9) for t in (0, 29, 99, 150)]    # max_lr / 25, max_lr, then held
+    [0.004, 0.1, 4e-07, 4e-07]
     """
     if total_steps is not None:
-        total_steps = _check_int("total_steps", total_steps, 1)
+        total_steps = check_int(total_steps, "total_steps", 1)
     elif epochs is not None and steps_per_epoch is not None:
-        total_steps = _check_int("epochs", epochs, 1) * _check_int("steps_per_epoch", steps_per_epoch, 1)
+        total_steps = check_int(epochs, "epochs", 1) * check_int(steps_per_epoch, "steps_per_epoch", 1)
     else:
-        raise ValueError("total_steps must be given, or both epochs and steps_per_epoch")
+        raise ValueError("total_steps: expected an int, or both epochs and steps_per_epoch, got None")
     return _OneCycle(
-        _check_real("max_lr", max_lr, low=0.0),
+        check_real(max_lr, "max_lr", 0.0),
         total_steps,
-        _check_real("pct_start", pct_start, low=0.0, high=1.0),
-        _check_choice("anneal_strategy", anneal_strategy, ("cos", "linear")),
-        _check_real("div_factor", div_factor, low=0.0, low_open=True),
-        _check_real("final_div_factor", final_div_factor, low=0.0, low_open=True),
-        _check_bool("three_phase", three_phase),
+        check_real(pct_start, "pct_start", 0.0, 1.0),
+        check_choice(anneal_strategy, "anneal_strategy", ("cos", "linear")),
+        check_real(div_factor, "div_factor", 0.0, closed="right"),
+        check_real(final_div_factor, "final_div_factor", 0.0, closed="right"),
+        check_bool(three_phase, "three_phase"),
     )
 
 
@@ -986,20 +1037,27 @@ def cyclic(
     Returns
     -------
     Schedule
+
+    Examples
+    --------
+    >>> from fastopt import schedules
+    >>> sched = schedules.cyclic(0.001, 0.006, step_size_up=5)
+    >>> [round(sched(t), 4) for t in (0, 5, 10, 15)]
+    [0.001, 0.006, 0.001, 0.006]
     """
-    up = _check_int("step_size_up", step_size_up, 1)
-    down = up if step_size_down is None else _check_int("step_size_down", step_size_down, 0)
-    if scale_fn is not None and not callable(scale_fn):
-        raise TypeError(f"scale_fn must be callable, got {type(scale_fn).__name__}")
+    up = check_int(step_size_up, "step_size_up", 1)
+    down = up if step_size_down is None else check_int(step_size_down, "step_size_down", 0)
+    if scale_fn is not None:
+        check_callable(scale_fn, "scale_fn")
     return _Cyclic(
-        _check_real("base_lr", base_lr, low=0.0),
-        _check_real("max_lr", max_lr, low=0.0),
+        check_real(base_lr, "base_lr", 0.0),
+        check_real(max_lr, "max_lr", 0.0),
         up,
         down,
-        _check_choice("mode", mode, ("triangular", "triangular2", "exp_range")),
-        _check_real("gamma", gamma, low=0.0, high=1.0, low_open=True),
+        check_choice(mode, "mode", ("triangular", "triangular2", "exp_range")),
+        check_real(gamma, "gamma", 0.0, 1.0, closed="right"),
         scale_fn,
-        _check_choice("scale_mode", scale_mode, ("cycle", "iterations")),
+        check_choice(scale_mode, "scale_mode", ("cycle", "iterations")),
     )
 
 
@@ -1066,12 +1124,19 @@ def warmup(
     Returns
     -------
     Schedule
+
+    Examples
+    --------
+    >>> from fastopt import schedules
+    >>> sched = schedules.warmup(schedules.cosine(0.1, T_max=100), steps=10, shift=True)
+    >>> [round(sched(t), 4) for t in (0, 5, 10, 60, 110)]
+    [0.0, 0.05, 0.1, 0.05, 0.0]
     """
     return _Warmup(
-        _check_schedule_like("schedule", schedule),
-        _check_int("steps", steps, 0),
-        _check_real("start_factor", start_factor, low=0.0, high=1.0),
-        _check_bool("shift", shift),
+        _SCHEDULE_LIKE.check(schedule, "schedule"),
+        check_int(steps, "steps", 0),
+        check_real(start_factor, "start_factor", 0.0, 1.0),
+        check_bool(shift, "shift"),
     )
 
 
@@ -1110,21 +1175,30 @@ def sequential(schedules: Sequence[ScheduleLike], boundaries: Sequence[int]) -> 
     Returns
     -------
     Schedule
+
+    Examples
+    --------
+    >>> from fastopt import schedules
+    >>> sched = schedules.sequential(
+    ...     [schedules.linear(0.1, 0.1, 1.0, total_iters=5), schedules.exponential(0.1, 0.9)],
+    ...     boundaries=[5])
+    >>> [round(sched(t), 4) for t in (0, 4, 5, 6)]
+    [0.01, 0.082, 0.1, 0.09]
     """
     if isinstance(schedules, (str, bytes)) or not isinstance(schedules, Sequence):
-        raise TypeError(f"schedules must be a sequence of schedules, got {type(schedules).__name__}")
+        raise TypeError(f"schedules: expected a sequence of schedules, got {describe_value(schedules)}")
     if isinstance(boundaries, (str, bytes)) or not isinstance(boundaries, (Sequence, np.ndarray)):
-        raise TypeError(f"boundaries must be a sequence of integers, got {type(boundaries).__name__}")
+        raise TypeError(f"boundaries: expected a sequence of ints, got {describe_value(boundaries)}")
     if len(schedules) < 1:
-        raise ValueError("schedules must hold at least one schedule")
+        raise ValueError("schedules: expected at least one schedule, got none")
     if len(boundaries) != len(schedules) - 1:
         raise ValueError(
-            f"boundaries must have len(schedules) - 1 = {len(schedules) - 1} entries, got {len(boundaries)}"
+            f"boundaries: expected len(schedules) - 1 = {len(schedules) - 1} entries, got {len(boundaries)}"
         )
-    scheds = [_check_schedule_like(f"schedules[{i}]", s) for i, s in enumerate(schedules)]
-    bounds = [_check_int(f"boundaries[{i}]", b, 1) for i, b in enumerate(boundaries)]
+    scheds = [_SCHEDULE_LIKE.check(s, f"schedules[{i}]") for i, s in enumerate(schedules)]
+    bounds = [check_int(b, f"boundaries[{i}]", 1) for i, b in enumerate(boundaries)]
     if any(b1 >= b2 for b1, b2 in zip(bounds, bounds[1:])):
-        raise ValueError(f"boundaries must be strictly increasing, got {bounds}")
+        raise ValueError(f"boundaries: expected strictly increasing values, got {bounds}")
     return _Sequential(scheds, bounds)
 
 
@@ -1174,10 +1248,18 @@ def chain(base: ScheduleLike, *factors: ScheduleLike) -> Schedule:
     Returns
     -------
     Schedule
+
+    Examples
+    --------
+    >>> from fastopt import schedules
+    >>> sched = schedules.chain(0.1, schedules.constant(1.0, 0.5, 4),
+    ...                         schedules.exponential(1.0, 0.9))
+    >>> [round(sched(t), 5) for t in (0, 3, 4)]
+    [0.05, 0.03645, 0.06561]
     """
     return _Chain(
-        _check_schedule_like("base", base),
-        tuple(_check_schedule_like(f"factors[{i}]", f) for i, f in enumerate(factors)),
+        _SCHEDULE_LIKE.check(base, "base"),
+        tuple(_SCHEDULE_LIKE.check(f, f"factors[{i}]") for i, f in enumerate(factors)),
     )
 
 
@@ -1222,11 +1304,21 @@ def scale_lr_for_batch(
     -------
     float or Schedule
         A float for a float ``lr``; otherwise ``chain(lr, k)``.
+
+    Examples
+    --------
+    >>> from fastopt import schedules
+    >>> schedules.scale_lr_for_batch(0.1, base_batch=256, batch=1024)
+    0.4
+    >>> round(schedules.scale_lr_for_batch(1e-3, 256, 1024, rule="sqrt"), 6)
+    0.002
+    >>> schedules.scale_lr_for_batch(schedules.cosine(0.1, T_max=10), 256, 512)(0)
+    0.2
     """
-    lr = _check_schedule_like("lr", lr)
-    base_batch = _check_int("base_batch", base_batch, 1)
-    batch = _check_int("batch", batch, 1)
-    rule = _check_choice("rule", rule, ("linear", "sqrt"))
+    lr = _SCHEDULE_LIKE.check(lr, "lr")
+    base_batch = check_int(base_batch, "base_batch", 1)
+    batch = check_int(batch, "batch", 1)
+    rule = check_choice(rule, "rule", ("linear", "sqrt"))
     k = batch / base_batch
     if rule == "sqrt":
         k = math.sqrt(k)
@@ -1282,6 +1374,15 @@ class ReduceLROnPlateau(Schedule):
         Lower bound on the learning rate, >= 0.
     eps : float, default 1e-8
         Reductions smaller than this are skipped, >= 0.
+
+    Examples
+    --------
+    >>> from fastopt import schedules
+    >>> sched = schedules.ReduceLROnPlateau(0.1, patience=2, factor=0.5)
+    >>> [sched.update(loss) for loss in (1.0, 0.9, 0.9, 0.9, 0.9)]   # 3 bad epochs > patience
+    [0.1, 0.1, 0.1, 0.1, 0.05]
+    >>> sched(1234)                        # the current rate, whatever the step
+    0.05
     """
 
     _name = "ReduceLROnPlateau"
@@ -1300,15 +1401,15 @@ class ReduceLROnPlateau(Schedule):
         min_lr: float = 0.0,
         eps: float = 1e-8,
     ) -> None:
-        self.base_lr = _check_real("base_lr", base_lr, low=0.0)
-        self.mode = _check_choice("mode", mode, ("min", "max"))
-        self.factor = _check_real("factor", factor, low=0.0, high=1.0, high_open=True)
-        self.patience = _check_int("patience", patience, 0)
-        self.threshold = _check_real("threshold", threshold, low=0.0)
-        self.threshold_mode = _check_choice("threshold_mode", threshold_mode, ("rel", "abs"))
-        self.cooldown = _check_int("cooldown", cooldown, 0)
-        self.min_lr = _check_real("min_lr", min_lr, low=0.0)
-        self.eps = _check_real("eps", eps, low=0.0)
+        self.base_lr = check_real(base_lr, "base_lr", 0.0)
+        self.mode = check_choice(mode, "mode", ("min", "max"))
+        self.factor = check_real(factor, "factor", 0.0, 1.0, closed="left")
+        self.patience = check_int(patience, "patience", 0)
+        self.threshold = check_real(threshold, "threshold", 0.0)
+        self.threshold_mode = check_choice(threshold_mode, "threshold_mode", ("rel", "abs"))
+        self.cooldown = check_int(cooldown, "cooldown", 0)
+        self.min_lr = check_real(min_lr, "min_lr", 0.0)
+        self.eps = check_real(eps, "eps", 0.0)
         self.reset()
 
     def reset(self) -> None:
@@ -1352,12 +1453,7 @@ class ReduceLROnPlateau(Schedule):
         float
             The learning rate to use from now on.
         """
-        try:
-            current = float(metric)
-        except (TypeError, ValueError):
-            raise TypeError(
-                f"metric must be a real number, got {type(metric).__name__} {metric!r}"
-            ) from None
+        current = check_real(metric, "metric", allow_inf=True, allow_nan=True)
         self.num_updates += 1
         if self._is_better(current, self.best):
             self.best = current
@@ -1381,16 +1477,11 @@ class ReduceLROnPlateau(Schedule):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore from :meth:`state_dict`'s output (validated; nothing changes on error)."""
-        missing = set(self._fields + self._state_fields) - set(state_dict)
-        if missing:
-            raise KeyError(f"state_dict is missing {sorted(missing)}")
+        check_state_dict(state_dict, self._fields + self._state_fields)
         fresh = ReduceLROnPlateau(**{f: state_dict[f] for f in self._fields})
-        fresh.lr = _check_real("state_dict['lr']", state_dict["lr"], low=0.0)
-        best = state_dict["best"]
-        if isinstance(best, (bool, np.bool_)) or not isinstance(best, numbers.Real):
-            raise TypeError(f"state_dict['best'] must be a real number, got {best!r}")
-        fresh.best = float(best)
-        fresh.num_bad_epochs = _check_int("state_dict['num_bad_epochs']", state_dict["num_bad_epochs"], 0)
-        fresh.cooldown_counter = _check_int("state_dict['cooldown_counter']", state_dict["cooldown_counter"], 0)
-        fresh.num_updates = _check_int("state_dict['num_updates']", state_dict["num_updates"], 0)
+        fresh.lr = check_real(state_dict["lr"], "state_dict['lr']", 0.0)
+        fresh.best = check_real(state_dict["best"], "state_dict['best']", allow_inf=True)
+        fresh.num_bad_epochs = check_int(state_dict["num_bad_epochs"], "state_dict['num_bad_epochs']", 0)
+        fresh.cooldown_counter = check_int(state_dict["cooldown_counter"], "state_dict['cooldown_counter']", 0)
+        fresh.num_updates = check_int(state_dict["num_updates"], "state_dict['num_updates']", 0)
         self.__dict__.update(fresh.__dict__)

@@ -128,32 +128,47 @@ def test_ema_state_dict_roundtrip():
 def test_ema_validation_changes_nothing():
     ema = EMA([np.zeros(3), np.zeros(2)], decay=0.5)
     before = ema.state_dict()
-    with pytest.raises(ValueError, match=r"params\[1\]"):
+    with pytest.raises(ValueError, match=r"^params\[1\]: expected shape \(2,\), got \(4,\)"):
         ema.update([np.ones(3), np.ones(4)])
-    with pytest.raises(ValueError, match="params"):
+    with pytest.raises(ValueError, match="^params: expected 2 arrays, got 1"):
         ema.update([np.ones(3)])
-    with pytest.raises(TypeError, match=r"params\[0\]"):
+    with pytest.raises(TypeError, match=r"^params\[0\]: expected a floating dtype"):
         ema.update([np.ones(3, dtype=int), np.ones(2)])
     sd = ema.state_dict()
     sd["shadow"] = [np.ones(3), np.ones(5)]
-    with pytest.raises(ValueError, match="shadow"):
+    with pytest.raises(ValueError, match=r"^state_dict\['shadow'\]\[1\]: expected shape"):
+        ema.load_state_dict(sd)
+    sd = ema.state_dict()
+    sd["warmup"] = 1
+    with pytest.raises(TypeError, match=r"^state_dict\['warmup'\]: expected True or False"):
         ema.load_state_dict(sd)
     after = ema.state_dict()
     assert after["num_updates"] == before["num_updates"]
     for a, b in zip(after["shadow"], before["shadow"]):
         np.testing.assert_array_equal(a, b)
-    with pytest.raises(ValueError, match="decay"):
+    with pytest.raises(ValueError, match=r"^decay: expected a value in \[0, 1\], got 1.5"):
         EMA([np.zeros(1)], decay=1.5)
-    with pytest.raises(TypeError, match="decay"):
+    with pytest.raises(TypeError, match="^decay: expected a real number, got None"):
         EMA([np.zeros(1)], decay=None)
-    with pytest.raises(TypeError, match="dtype"):
+    with pytest.raises(TypeError, match="^dtype: expected a floating dtype, got int64"):
         EMA([np.zeros(1)], dtype=np.int64)
-    with pytest.raises(TypeError, match="params"):
+    with pytest.raises(TypeError, match=r"^params\[0\]: expected a numpy array"):
         EMA(np.zeros(1).tolist())
+    with pytest.raises(TypeError, match="^warmup: expected True or False, got 1"):
+        EMA([np.zeros(1)], warmup=1)
     ro = np.zeros(3)
     ro.flags.writeable = False
-    with pytest.raises(ValueError, match="read-only"):
+    with pytest.raises(ValueError, match=r"^params\[0\]: expected a writeable array.*read-only"):
         ema.copy_to([ro, np.zeros(2)])
+
+
+def test_ema_decay_as_0d_array_is_its_scalar():
+    """np.array(0.9) is 0.9 everywhere in fastopt (schedules and optimizers too)."""
+    a, b = EMA([np.zeros(2)], decay=np.array(0.9)), EMA([np.zeros(2)], decay=0.9)
+    assert a.decay == 0.9 and type(a.decay) is float
+    a.update([np.ones(2)])
+    b.update([np.ones(2)])
+    np.testing.assert_array_equal(a.shadow[0], b.shadow[0])
 
 
 # =============================================================================
@@ -199,14 +214,14 @@ def test_ensemble_beats_its_members():
 @pytest.mark.parametrize(
     "args, exc, match",
     [
-        (([],), ValueError, "at least one"),
-        ((np.ones((2, 3)),), TypeError, "prob_list"),
-        (([np.ones(3), np.ones(4)],), ValueError, r"prob_list\[1\]"),
-        (([np.array(["a"])],), TypeError, r"prob_list\[0\]"),
-        (([np.ones(3), np.ones(3)], [1.0]), ValueError, "weights"),
-        (([np.ones(3), np.ones(3)], [1.0, -1.0]), ValueError, "weights"),
-        (([np.ones(3), np.ones(3)], [0.0, 0.0]), ValueError, "weights"),
-        (([np.ones(3), np.ones(3)], [1.0, np.nan]), ValueError, "weights"),
+        (([],), ValueError, "^prob_list: expected at least one array"),
+        ((np.ones((2, 3)),), TypeError, "^prob_list: expected a list or tuple of arrays"),
+        (([np.ones(3), np.ones(4)],), ValueError, r"^prob_list\[1\]: expected shape \(3,\)"),
+        (([np.array(["a"])],), TypeError, r"^prob_list\[0\]: expected real values"),
+        (([np.ones(3), np.ones(3)], [1.0]), ValueError, r"^weights: expected shape \(2,\)"),
+        (([np.ones(3), np.ones(3)], [1.0, -1.0]), ValueError, "^weights: expected finite values"),
+        (([np.ones(3), np.ones(3)], [0.0, 0.0]), ValueError, "^weights: expected finite values"),
+        (([np.ones(3), np.ones(3)], [1.0, np.nan]), ValueError, "^weights: expected finite"),
     ],
 )
 def test_ensemble_validation(args, exc, match):

@@ -109,19 +109,23 @@ def test_clip_grad_norm_validation_changes_nothing():
     ro = np.ones(3)
     ro.flags.writeable = False
     first = np.full(2, 10.0)
-    with pytest.raises(ValueError, match=r"grads\[1\].*read-only"):
+    with pytest.raises(ValueError, match=r"^grads\[1\]: expected a writeable array.*read-only"):
         clip_grad_norm([first, ro], 1.0)
     np.testing.assert_array_equal(first, 10.0)
     for call, exc, match in [
-        (lambda: clip_grad_norm([np.ones(2, dtype=int)], 1.0), TypeError, r"grads\[0\]"),
-        (lambda: clip_grad_norm([first, [1.0]], 1.0), TypeError, r"grads\[1\]"),
-        (lambda: clip_grad_norm(first.tolist(), 1.0), TypeError, r"grads\[0\]"),
-        (lambda: clip_grad_norm("g", 1.0), TypeError, "grads"),
-        (lambda: clip_grad_norm([first], -1.0), ValueError, "max_norm"),
-        (lambda: clip_grad_norm([first], np.nan), ValueError, "max_norm"),
-        (lambda: clip_grad_norm([first], 1.0, norm_type=0), ValueError, "norm_type"),
-        (lambda: clip_grad_norm([first], 1.0, norm_type="2"), TypeError, "norm_type"),
-        (lambda: clip_grads_with_norm([first], 1.0, -2.0), ValueError, "total_norm"),
+        (lambda: clip_grad_norm([np.ones(2, dtype=int)], 1.0), TypeError,
+         r"^grads\[0\]: expected a floating dtype"),
+        (lambda: clip_grad_norm([first, [1.0]], 1.0), TypeError, r"^grads\[1\]: expected a numpy"),
+        (lambda: clip_grad_norm(first.tolist(), 1.0), TypeError, r"^grads\[0\]: expected a numpy"),
+        (lambda: clip_grad_norm("g", 1.0), TypeError, "^grads: expected a numpy array or a list"),
+        (lambda: clip_grad_norm([first], -1.0), ValueError, r"^max_norm: expected a value in \[0"),
+        (lambda: clip_grad_norm([first], np.nan), ValueError, "^max_norm: expected a real number"),
+        (lambda: clip_grad_norm([first], 1.0, norm_type=0), ValueError,
+         r"^norm_type: expected a value in \(0, inf\)"),
+        (lambda: clip_grad_norm([first], 1.0, norm_type="2"), TypeError, "^norm_type: expected a real"),
+        (lambda: clip_grad_norm([first], 1.0, error_if_nonfinite=0), TypeError,
+         "^error_if_nonfinite: expected True or False"),
+        (lambda: clip_grads_with_norm([first], 1.0, -2.0), ValueError, r"^total_norm: expected a value in \[0"),
     ]:
         with pytest.raises(exc, match=match):
             call()

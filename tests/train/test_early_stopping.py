@@ -123,7 +123,7 @@ def test_es_restore_validation_leaves_params_untouched():
         ([np.zeros(3), ro], ValueError),
         ([np.zeros(3), [0.0, 0.0]], TypeError),
     ]:
-        with pytest.raises(exc, match="params"):
+        with pytest.raises(exc, match=r"^params(\[1\])?: expected "):
             es.restore(params)
         np.testing.assert_array_equal(params[0], 0.0)  # first array not written
 
@@ -131,12 +131,14 @@ def test_es_restore_validation_leaves_params_untouched():
 @pytest.mark.parametrize(
     "kwargs, exc, match",
     [
-        ({"patience": 0}, ValueError, "patience"),
-        ({"patience": 1.5}, TypeError, "patience"),
-        ({"patience": 2, "mode": "avg"}, ValueError, "mode"),
-        ({"patience": 2, "min_delta": -0.1}, ValueError, "min_delta"),
-        ({"patience": 2, "min_delta": "0"}, TypeError, "min_delta"),
-        ({"patience": 2, "restore_best": 1}, TypeError, "restore_best"),
+        ({"patience": 0}, ValueError, r"^patience: expected an int in \[1, inf\), got 0"),
+        ({"patience": 1.5}, TypeError, "^patience: expected an int, got 1.5"),
+        ({"patience": True}, TypeError, "^patience: expected an int, got True"),
+        ({"patience": 2, "mode": "avg"}, ValueError, "^mode: expected one of 'min', 'max'"),
+        ({"patience": 2, "min_delta": -0.1}, ValueError, r"^min_delta: expected a value in \[0"),
+        ({"patience": 2, "min_delta": np.inf}, ValueError, "^min_delta: expected a finite"),
+        ({"patience": 2, "min_delta": "0"}, TypeError, "^min_delta: expected a real number"),
+        ({"patience": 2, "restore_best": 1}, TypeError, "^restore_best: expected True or False"),
     ],
 )
 def test_es_bad_constructor_args(kwargs, exc, match):
@@ -144,15 +146,23 @@ def test_es_bad_constructor_args(kwargs, exc, match):
         EarlyStopping(**kwargs)
 
 
+def test_es_integral_floats_and_0d_arrays_count_as_their_value():
+    """The package-wide rules (fastopt._validation): 1.0 is the int 1, np.array(x) is x."""
+    es = EarlyStopping(patience=2.0, min_delta=np.array(0.5), mode=np.str_("max"))
+    assert es.patience == 2 and type(es.patience) is int
+    assert es.min_delta == 0.5 and type(es.min_delta) is float
+    assert _run_es(es, [1.0, 1.2, np.array(1.4)]) == 2  # neither beats 1.0 by more than 0.5
+
+
 def test_es_bad_update_args_change_nothing():
     es = EarlyStopping(patience=2)
     es.update(1.0)
     before = es.state_dict()
-    with pytest.raises(TypeError, match="metric"):
+    with pytest.raises(TypeError, match="^metric: expected a real number, got '0.5'"):
         es.update("0.5")
-    with pytest.raises(TypeError, match="metric"):
+    with pytest.raises(TypeError, match="^metric: expected a real number, got an array"):
         es.update(np.array([0.5]))
-    with pytest.raises(TypeError, match="params"):
+    with pytest.raises(TypeError, match=r"^params\[0\]: expected a numpy array"):
         es.update(0.5, [[1.0, 2.0]])
     assert es.state_dict() == before
 
@@ -192,13 +202,21 @@ def test_es_load_state_dict_validation():
     es = EarlyStopping(patience=2)
     sd = es.state_dict()
     del sd["num_steps"]
-    with pytest.raises(ValueError, match="num_steps"):
+    with pytest.raises(ValueError, match=r"^state_dict: expected the keys \['num_steps'\]"):
         es.load_state_dict(sd)
-    sd = es.state_dict()
-    sd["mode"] = "avg"
-    with pytest.raises(ValueError, match="mode"):
-        es.load_state_dict(sd)
-    assert es.mode == "min"
+    for key, value, exc, match in [
+        ("mode", "avg", ValueError, "^mode: expected one of"),
+        ("best_score", np.nan, ValueError, r"^state_dict\['best_score'\]: expected a real"),
+        ("num_steps", 1.5, TypeError, r"^state_dict\['num_steps'\]: expected an int"),
+        ("best_step", -1, ValueError, r"^state_dict\['best_step'\]: expected an int in"),
+    ]:
+        sd = es.state_dict()
+        sd[key] = value
+        with pytest.raises(exc, match=match):
+            es.load_state_dict(sd)
+    with pytest.raises(TypeError, match="^state_dict: expected a mapping, got 3"):
+        es.load_state_dict(3)
+    assert es.mode == "min" and es.num_steps == 0
 
 
 @settings(max_examples=60, deadline=None)

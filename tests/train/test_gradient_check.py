@@ -72,7 +72,7 @@ def test_numerical_gradient_float32():
     # taken in float32 (x + eps rounds); dividing by 2 * eps would be off by ~1e-5
     np.testing.assert_allclose(g, 2 * before.astype(np.float64), rtol=1e-6)
     np.testing.assert_array_equal(x, before)
-    with pytest.raises(ValueError, match="resolution"):
+    with pytest.raises(ValueError, match="^eps: expected a step above the resolution"):
         numerical_gradient(lambda v: float(v.sum()), x, eps=1e-12)
     np.testing.assert_array_equal(x, before)
 
@@ -98,7 +98,7 @@ def test_numerical_gradient_array_affine_layer():
     np.testing.assert_allclose(dW, x.T @ dout, rtol=1e-7, atol=1e-9)
     db = numerical_gradient_array(lambda c: x @ W + c, b, dout)
     np.testing.assert_allclose(db, dout.sum(axis=0), rtol=1e-7, atol=1e-9)
-    with pytest.raises(ValueError, match="df"):
+    with pytest.raises(ValueError, match=r"^f\(x\): expected shape \(3, 2\) \(that of df\), got \(3, 5\)"):
         numerical_gradient_array(forward, x, dout[:, :2])
     np.testing.assert_array_equal(x, before)
 
@@ -136,20 +136,23 @@ def test_check_grad_does_not_modify_x():
 @pytest.mark.parametrize(
     "call, exc, match",
     [
-        (lambda: check_grad(_f, _df, [1.0, 2.0]), TypeError, "x must be a numpy array"),
-        (lambda: check_grad(_f, _df, np.arange(3)), TypeError, "floating"),
-        (lambda: check_grad(_f, lambda v: np.zeros(2), np.ones(3)), ValueError, "grad"),
-        (lambda: check_grad(_f, None, np.ones(3)), TypeError, "grad"),
-        (lambda: check_grad(_f, _df, np.ones(3), eps=0.0), ValueError, "eps"),
-        (lambda: numerical_gradient(lambda v: v, np.ones(3)), TypeError, r"f\(x\)"),
+        (lambda: check_grad(_f, _df, [1.0, 2.0]), TypeError, "^x: expected a numpy array"),
+        (lambda: check_grad(_f, _df, np.arange(3)), TypeError, "^x: expected a floating"),
+        (lambda: check_grad(_f, lambda v: np.zeros(2), np.ones(3)), ValueError,
+         r"^grad\(x\): expected the shape of x"),
+        (lambda: check_grad(_f, None, np.ones(3)), TypeError, "^grad: expected a callable"),
+        (lambda: check_grad(_f, _df, np.ones(3), eps=0.0), ValueError, r"^eps: expected a value in \(0, inf\)"),
+        (lambda: check_grad(_f, _df, np.ones(3), eps=np.inf), ValueError, "^eps: expected a finite"),
+        (lambda: numerical_gradient(lambda v: v, np.ones(3)), TypeError, r"^f\(x\): expected a real"),
         (
             lambda: numerical_gradient_array(lambda v: v, np.ones(3), np.ones(3), eps=-1),
             ValueError,
-            "eps",
+            "^eps: ",
         ),
-        (lambda: numerical_gradient_array(lambda v: v, np.ones(3), ["a"] * 3), TypeError, "df"),
-        (lambda: relative_error(np.ones(2), np.ones(3)), ValueError, "same shape"),
-        (lambda: relative_error(np.ones(2), np.ones(2), floor=0), ValueError, "floor"),
+        (lambda: numerical_gradient_array(lambda v: v, np.ones(3), ["a"] * 3), TypeError,
+         "^df: expected real values"),
+        (lambda: relative_error(np.ones(2), np.ones(3)), ValueError, "^b: expected the shape of a"),
+        (lambda: relative_error(np.ones(2), np.ones(2), floor=0), ValueError, "^floor: expected"),
     ],
 )
 def test_gradient_check_validation(call, exc, match):
@@ -160,7 +163,7 @@ def test_gradient_check_validation(call, exc, match):
 def test_gradient_check_readonly_x():
     x = np.ones(3)
     x.flags.writeable = False
-    with pytest.raises(ValueError, match="writeable"):
+    with pytest.raises(ValueError, match="^x: expected a writeable array"):
         numerical_gradient(_f, x)
 
 

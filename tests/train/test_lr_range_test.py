@@ -124,17 +124,19 @@ def test_lr_finder_linear_regression(seed):
 @pytest.mark.parametrize(
     "kwargs, exc, match",
     [
-        ({"lrs": [1e-3, 1e-2], "start_lr": 1e-4}, ValueError, "either lrs"),
-        ({"lrs": [1e-2, 1e-3]}, ValueError, "increasing"),
-        ({"lrs": [0.0, 1e-3]}, ValueError, "> 0"),
-        ({"lrs": [1e-3]}, ValueError, "at least 2"),
-        ({"lrs": ["a", "b"]}, TypeError, "lrs"),
-        ({"start_lr": 1.0, "end_lr": 0.1}, ValueError, "end_lr"),
-        ({"start_lr": -1.0}, ValueError, "start_lr"),
-        ({"num": 1}, ValueError, "num"),
-        ({"smooth": 1.0}, ValueError, "smooth"),
-        ({"diverge_factor": 1.0}, ValueError, "diverge_factor"),
-        ({"skip_start": -1}, ValueError, "skip_start"),
+        ({"lrs": [1e-3, 1e-2], "start_lr": 1e-4}, ValueError, "^lrs: expected either lrs"),
+        ({"lrs": [1e-2, 1e-3]}, ValueError, "^lrs: expected strictly increasing"),
+        ({"lrs": [0.0, 1e-3]}, ValueError, "^lrs: expected finite values > 0"),
+        ({"lrs": [1e-3]}, ValueError, "^lrs: expected a 1-d sequence of at least 2"),
+        ({"lrs": ["a", "b"]}, TypeError, "^lrs: expected real numbers"),
+        ({"start_lr": 1.0, "end_lr": 0.1}, ValueError, r"^end_lr: expected a value in \(1, inf\)"),
+        ({"start_lr": -1.0}, ValueError, r"^start_lr: expected a value in \(0, inf\)"),
+        ({"start_lr": np.inf}, ValueError, "^start_lr: expected a finite number"),
+        ({"num": 1}, ValueError, r"^num: expected an int in \[2, inf\)"),
+        ({"num": 2.5}, TypeError, "^num: expected an int"),
+        ({"smooth": 1.0}, ValueError, r"^smooth: expected a value in \[0, 1\)"),
+        ({"diverge_factor": 1.0}, ValueError, r"^diverge_factor: expected a value in \(1, inf\)"),
+        ({"skip_start": -1}, ValueError, "^skip_start: expected an int"),
     ],
 )
 def test_lr_finder_validation(kwargs, exc, match):
@@ -145,9 +147,9 @@ def test_lr_finder_validation(kwargs, exc, match):
 
 
 def test_lr_finder_step_fn_errors():
-    with pytest.raises(TypeError, match="step_fn"):
+    with pytest.raises(TypeError, match="^step_fn: expected a callable"):
         lr_finder(None)
-    with pytest.raises(TypeError, match="step_fn's return value"):
+    with pytest.raises(TypeError, match=r"^step_fn\(lr\): expected a real number, got '1.0'"):
         lr_finder(lambda lr: "1.0")
 
 

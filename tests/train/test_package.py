@@ -50,6 +50,12 @@ def test_docstring_examples(module):
     assert result.attempted > 0 and result.failed == 0
 
 
+@pytest.mark.parametrize("name", ftrain.__all__)
+def test_every_public_name_has_a_numpydoc_examples_section(name):
+    doc = getattr(ftrain, name).__doc__ or ""
+    assert "\n    Examples\n    --------\n" in doc and "    >>> " in doc.split("Examples")[1]
+
+
 def test_pickles_from_the_single_module_still_load():
     """train_objects_1eb14c4.pkl was written by fastopt.train as one module (commit 1eb14c4):
     its classes are named fastopt.train.X, which the package still provides."""
@@ -71,6 +77,10 @@ def test_pickles_from_the_single_module_still_load():
     assert objs["Trial"] == ftrain.Trial(3, {"lr": 0.01}, 0.25)
     failed = objs["failed Trial"]
     assert math.isnan(failed.score) and failed.error == "ValueError: diverged"
+    # fields added since (status, resource, resource_used, history) get their defaults
+    assert (failed.status, failed.resource, failed.resource_used, failed.history) == (
+        "failed", None, None, ())
+    assert objs["Trial"].status == "completed"
     res = objs["LRFinderResult"]
     assert isinstance(res, ftrain.LRFinderResult) and res.suggested_lr == 0.1
     np.testing.assert_array_equal(res.lrs, [1e-3, 1e-2, 1e-1])

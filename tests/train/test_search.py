@@ -63,17 +63,19 @@ def test_int_uniform_log_scale_puts_each_decade_alike():
 @pytest.mark.parametrize(
     "make, exc, match",
     [
-        (lambda: Uniform(1.0, 1.0), ValueError, "low < high"),
-        (lambda: Uniform(0.0, math.inf), ValueError, "finite"),
-        (lambda: Uniform("a", 1.0), TypeError, "Uniform.low"),
-        (lambda: LogUniform(0.0, 1.0), ValueError, "LogUniform.low"),
-        (lambda: LogUniform(1.0, 0.5), ValueError, "low < high"),
-        (lambda: IntUniform(3, 2), ValueError, "low <= high"),
-        (lambda: IntUniform(1.5, 2), TypeError, "IntUniform.low"),
-        (lambda: IntUniform(0, 5, log=True), ValueError, "low >= 1"),
-        (lambda: IntUniform(1, 5, log="yes"), TypeError, "IntUniform.log"),
-        (lambda: Choice([]), ValueError, "empty"),
-        (lambda: Choice("abc"), TypeError, "Choice.options"),
+        (lambda: Uniform(1.0, 1.0), ValueError, r"^Uniform.high: expected a value in \(1, inf\)"),
+        (lambda: Uniform(0.0, math.inf), ValueError, "^Uniform.high: expected a finite number"),
+        (lambda: Uniform("a", 1.0), TypeError, "^Uniform.low: expected a real number"),
+        (lambda: LogUniform(0.0, 1.0), ValueError, r"^LogUniform.low: expected a value in \(0, inf\)"),
+        (lambda: LogUniform(1.0, 0.5), ValueError, r"^LogUniform.high: expected a value in \(1, inf\)"),
+        (lambda: IntUniform(3, 2), ValueError, r"^IntUniform.high: expected an int in \[3, inf\)"),
+        (lambda: IntUniform(1.5, 2), TypeError, "^IntUniform.low: expected an int"),
+        (lambda: IntUniform(-(2**70), 2), ValueError, "^IntUniform.low: expected an int in"),
+        (lambda: IntUniform(0, 5, log=True), ValueError,
+         r"^IntUniform.low \(log=True\): expected an int in \[1, inf\)"),
+        (lambda: IntUniform(1, 5, log="yes"), TypeError, "^IntUniform.log: expected True or False"),
+        (lambda: Choice([]), ValueError, "^Choice.options: expected at least one option"),
+        (lambda: Choice("abc"), TypeError, "^Choice.options: expected a list or tuple"),
     ],
 )
 def test_dimension_validation(make, exc, match):
@@ -239,18 +241,22 @@ def test_grid_search_enumerates_product():
 @pytest.mark.parametrize(
     "call, exc, match",
     [
-        (lambda: random_search(1, SPACE, 3), TypeError, "objective"),
-        (lambda: random_search(_score, {"lr": [1, 2]}, 3), TypeError, r"space\['lr'\]"),
-        (lambda: random_search(_score, [("lr", Uniform(0, 1))], 3), TypeError, "space"),
-        (lambda: random_search(_score, SPACE, -1), ValueError, "n_trials"),
-        (lambda: random_search(_score, SPACE, 2.0), TypeError, "n_trials"),
-        (lambda: random_search(_score, SPACE, 2, seed="a"), TypeError, "seed"),
-        (lambda: random_search(_score, SPACE, 2, executor=object()), TypeError, "executor"),
-        (lambda: random_search(_score, SPACE, 2, mode="best"), ValueError, "mode"),
-        (lambda: random_search(_score, SPACE, 2, on_error="skip"), ValueError, "on_error"),
-        (lambda: grid_search(_score, {"a": []}), ValueError, r"grid\['a'\]"),
-        (lambda: grid_search(_score, {"a": "xyz"}), TypeError, r"grid\['a'\]"),
-        (lambda: grid_search(_score, {1: [1]}), TypeError, "grid keys"),
+        (lambda: random_search(1, SPACE, 3), TypeError, "^objective: expected a callable"),
+        (lambda: random_search(_score, {"lr": [1, 2]}, 3), TypeError,
+         r"^space\['lr'\]: expected Uniform, LogUniform"),
+        (lambda: random_search(_score, [("lr", Uniform(0, 1))], 3), TypeError,
+         "^space: expected a mapping"),
+        (lambda: random_search(_score, SPACE, -1), ValueError, r"^n_trials: expected an int in \[0"),
+        (lambda: random_search(_score, SPACE, 2.5), TypeError, "^n_trials: expected an int"),
+        (lambda: random_search(_score, SPACE, 2, seed="a"), TypeError, "^seed: expected None"),
+        (lambda: random_search(_score, SPACE, 2, executor=object()), TypeError,
+         "^executor: expected a concurrent.futures.Executor"),
+        (lambda: random_search(_score, SPACE, 2, mode="best"), ValueError,
+         "^mode: expected one of 'min', 'max', got 'best'"),
+        (lambda: random_search(_score, SPACE, 2, on_error="skip"), ValueError, "^on_error: "),
+        (lambda: grid_search(_score, {"a": []}), ValueError, r"^grid\['a'\]: expected at least one"),
+        (lambda: grid_search(_score, {"a": "xyz"}), TypeError, r"^grid\['a'\]: expected a list"),
+        (lambda: grid_search(_score, {1: [1]}), TypeError, "^grid: expected str keys, got 1"),
     ],
 )
 def test_search_validation(call, exc, match):
@@ -258,8 +264,9 @@ def test_search_validation(call, exc, match):
         call()
 
 
-def test_random_search_zero_trials():
+def test_random_search_zero_trials_and_integral_float_counts():
     assert random_search(_score, SPACE, 0, seed=0) == []
+    assert random_search(_score, SPACE, 3.0, seed=0) == random_search(_score, SPACE, 3, seed=0)
 
 
 def test_trial_record():

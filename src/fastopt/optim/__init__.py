@@ -1,13 +1,14 @@
 """Stateful first-order optimizers with torch.optim's names and update semantics.
 
-``SGD``, ``Adagrad``, ``RMSprop``, ``Adam``, ``AdamW`` and ``Adadelta`` update numpy arrays
-(float32 or float64, C-contiguous, writeable) in place::
+``SGD``, ``Adagrad``, ``RMSprop``, ``Adam``, ``AdamW``, ``Adadelta``, ``NAdam`` and ``Lion``
+update numpy arrays (float32 or float64, C-contiguous, writeable) in place::
 
     opt = fastopt.Adam(params, lr=1e-3)          # or [{"params": [...], "lr": ...}, ...]
     opt.step(grads)                             # grads in the order of the params
 
-Each class documents its update rule as an equation, its defaults and where torch, optax
-and keras differ. Shared behaviour:
+Each class documents its update rule (from the table of families,
+:mod:`fastopt.optim.families`), its defaults and where torch, optax and keras differ.
+Shared behaviour:
 
 * **One fused pass, one C call per group and dtype.** A step reads each param, gradient
   and state array once and writes each param and state array once, in one multi-tensor
@@ -37,8 +38,11 @@ arrays whose state you keep yourself.
 from fastopt.optim.adadelta import Adadelta
 from fastopt.optim.adagrad import Adagrad
 from fastopt.optim.adam import Adam, AdamW
+from fastopt.optim.lion import Lion
+from fastopt.optim.nadam import NAdam
 from fastopt.optim.optimizer import Optimizer
 from fastopt.optim.rmsprop import RMSprop
 from fastopt.optim.sgd import SGD
 
-__all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta"]
+__all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta", "NAdam",
+           "Lion"]

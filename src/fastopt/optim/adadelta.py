@@ -5,43 +5,50 @@ from __future__ import annotations
 from typing import Any
 
 from fastopt import _kernels
+from fastopt.optim.families import FAMILIES
 from fastopt.optim.optimizer import LearningRate, Optimizer, ParamsArg
 
 
 class Adadelta(Optimizer):
     r"""Adadelta, torch.optim.Adadelta's update on numpy arrays (one fused pass per group).
 
-    With :math:`d = \pm g + \lambda p + \lambda_1 \operatorname{sign}(p)`:
+    With sq and acc the states ``square_avg`` and ``acc_delta``::
 
-    .. math::
-
-        s_t = \rho s_{t-1} + (1 - \rho) d^2, \qquad
-        \Delta_t = \frac{\sqrt{u_{t-1} + \epsilon}}{\sqrt{s_t + \epsilon}}\, d, \qquad
-        u_t = \rho u_{t-1} + (1 - \rho) \Delta_t^2, \qquad
-        p \leftarrow p - \eta \Delta_t
+        {formula}
 
     Parameters
     ----------
     params : list of ndarray or list of dict
         Arrays to optimize in place, or param groups.
     lr : float or callable, default 1.0
-        :math:`\eta` (the paper has no learning rate, i.e. 1), or a schedule ``lr(step)``.
+        Learning rate (the paper has none, i.e. 1), or a schedule ``lr(step)``.
     rho : float, default 0.9
-        :math:`\rho` in [0, 1].
+        In [0, 1].
     eps : float, default 1e-6
-        :math:`\epsilon` > 0, inside both square roots (torch, keras and optax agree).
+        > 0, inside both square roots (torch, keras and optax agree).
     weight_decay : float, default 0
-        :math:`\lambda` >= 0, L2 penalty added to the gradient.
+        >= 0, L2 penalty added to the gradient.
     maximize : bool, default False
         Maximize the objective instead of minimizing it.
     l1 : float, default 0
-        :math:`\lambda_1` >= 0, L1 subgradient added to the gradient (sign(0) = 0).
+        >= 0, L1 subgradient added to the gradient (sign(0) = 0).
 
-    State per parameter: ``step``, ``square_avg`` (:math:`s`) and ``acc_delta``
-    (:math:`u`); zeros before the first update.
+    State per parameter: ``step``, ``square_avg`` and ``acc_delta``; zeros before the first
+    update.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastopt
+    >>> w = np.array([1.0, -2.0])
+    >>> opt = fastopt.Adadelta([w], lr=1.0, rho=0.0, eps=1.0)
+    >>> opt.step([np.array([3.0, -3.0])])   # delta = sqrt(0 + 1) / sqrt(9 + 1) * g
+    True
+    >>> np.round(w, 6)
+    array([ 0.051317, -1.051317])
     """
 
-    state_names = ("square_avg", "acc_delta")
+    family = FAMILIES["adadelta"]
 
     def __init__(self, params: ParamsArg, lr: LearningRate = 1.0, rho: float = 0.9,
                  eps: float = 1e-6, weight_decay: float = 0.0, maximize: bool = False,

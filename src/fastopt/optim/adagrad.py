@@ -4,48 +4,55 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from fastopt import _kernels
+from fastopt.optim.families import FAMILIES
 from fastopt.optim.optimizer import LearningRate, Optimizer, ParamsArg
 
 
 class Adagrad(Optimizer):
     r"""Adagrad, torch.optim.Adagrad's update on numpy arrays (one fused pass per group).
 
-    With :math:`t` the parameter's update count (1 on its first update) and
-    :math:`d = \pm g + \lambda p + \lambda_1 \operatorname{sign}(p)`:
+    With t the parameter's update count (1 on its first update) and ``sum`` the state of
+    that name::
 
-    .. math::
-
-        s_t = s_{t-1} + d^2, \qquad
-        p \leftarrow p - \frac{\eta}{1 + (t - 1)\,\delta} \, \frac{d}{\sqrt{s_t} + \epsilon}
+        {formula}
 
     Parameters
     ----------
     params : list of ndarray or list of dict
         Arrays to optimize in place, or param groups.
     lr : float or callable, default 1e-2
-        :math:`\eta`, or a schedule ``lr(step)``.
+        Learning rate, or a schedule ``lr(step)``.
     lr_decay : float, default 0
-        :math:`\delta` >= 0.
+        >= 0.
     weight_decay : float, default 0
-        :math:`\lambda` >= 0, L2 penalty added to the gradient.
+        >= 0, L2 penalty added to the gradient.
     initial_accumulator_value : float, default 0
-        :math:`s_0` >= 0.
+        >= 0, the value of ``sum`` before the first update.
     eps : float, default 1e-10
-        :math:`\epsilon` > 0, outside the square root (torch's placement). optax's
-        ``adagrad`` and keras' ``Adagrad`` divide by :math:`\sqrt{s_t + \epsilon}` instead
-        and start from :math:`s_0 = 0.1`; they have no ``lr_decay``.
+        > 0, outside the square root (torch's placement). optax's ``adagrad`` and keras'
+        ``Adagrad`` divide by ``sqrt(sum + eps)`` instead and start from 0.1; they have no
+        ``lr_decay``.
     maximize : bool, default False
         Maximize the objective instead of minimizing it.
     l1 : float, default 0
-        :math:`\lambda_1` >= 0, L1 subgradient added to the gradient (sign(0) = 0).
+        >= 0, L1 subgradient added to the gradient (sign(0) = 0).
 
-    State per parameter: ``step`` and ``sum`` (:math:`s`).
+    State per parameter: ``step`` and ``sum``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastopt
+    >>> w = np.array([1.0, -2.0])
+    >>> opt = fastopt.Adagrad([w], lr=0.5)
+    >>> opt.step([2 * w])         # the first step is lr * sign(g)
+    True
+    >>> w
+    array([ 0.5, -1.5])
     """
 
-    state_names = ("sum",)
+    family = FAMILIES["adagrad"]
 
     def __init__(self, params: ParamsArg, lr: LearningRate = 1e-2, lr_decay: float = 0.0,
                  weight_decay: float = 0.0, initial_accumulator_value: float = 0.0,
@@ -54,24 +61,6 @@ class Adagrad(Optimizer):
                         initial_accumulator_value=initial_accumulator_value, eps=eps,
                         maximize=maximize, l1=l1)
         super().__init__(params, defaults)
-
-    def _check_group(self, group: dict[str, Any]) -> None:
-        super()._check_group(group)
-        value = group["initial_accumulator_value"]
-        if isinstance(value, (bool, np.bool_)) or not isinstance(
-                value, (int, float, np.integer, np.floating)):
-            raise TypeError("initial_accumulator_value: expected a real number, got "
-                            f"{type(value).__name__}")
-        try:
-            finite = 0 <= float(value) < np.inf
-        except OverflowError:   # an int beyond float range (10**400 < inf holds for ints)
-            finite = False
-        if not finite:
-            raise ValueError("initial_accumulator_value: expected a finite number >= 0, got "
-                             f"{value!r}")
-
-    def _fill(self, name: str, group: dict[str, Any]) -> float:
-        return float(group["initial_accumulator_value"])
 
     def _options(self, group: dict[str, Any], lr: float) -> _kernels.KernelOptions:
         return _kernels.adagrad_options(lr, group["lr_decay"], group["weight_decay"],

@@ -1,28 +1,36 @@
-"""The optimizer base class: param groups, lazy state, lr schedules and state_dict."""
+"""The optimizer base class: param groups, lazy state, lr schedules and state_dict.
+
+What differs between optimizers -- their state arrays, per-parameter scalars, option
+ranges and kernel -- is their family's entry in :mod:`fastopt.optim.families`; a class adds
+torch's constructor signature, its docstring and ``_options`` (its group's options as the
+kernel's)."""
 
 from __future__ import annotations
 
 import copy
+import textwrap
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Union
 
 import numpy as np
 
-from fastopt import _kernels
+from fastopt import _kernels, _validation
+from fastopt.optim.families import Family
 
 LearningRate = Union[float, Callable[[int], float]]
 ParamsArg = Union[Iterable[np.ndarray], Iterable[dict[str, Any]]]
 
 #: One unit of work for the kernel: (options, positions of its params in the flattened
-#: param list, params, state columns (list of arrays or None), step counters or None).
+#: param list, params, state columns (list of arrays or None), scalars (dict name -> list of
+#: 0-d arrays, one per param; empty for a family without any)).
 Unit = tuple
 
 #: State columns of one unit: one list of arrays per state name, None for a name the
 #: group's options leave unused.
 Columns = list[Union[list[np.ndarray], None]]
 
-#: Supplies the state entry `name` (a state array, or "step" for the step counter) of the
+#: Supplies the state entry `name` (a state array, or a scalar such as "step") of the
 #: k-th parameter of a unit when the state lacks it, or returns None to give up.
 MakeState = Callable[[int, str, np.ndarray], Union[np.ndarray, None]]
 
@@ -109,19 +117,31 @@ class Optimizer:
 
     State (``opt.state[i]``, keyed by the parameter's position in the flattened param list)
     is allocated lazily on a parameter's first update, with the parameter's dtype, and holds
-    ``"step"`` (a 0-d int64 array: the updates this parameter has had, as torch's per-param
-    step) for every optimizer but SGD.
+    the family's scalars as 0-d arrays: ``"step"`` (int64: the updates this parameter has
+    had, as torch's per-param step) for every optimizer but SGD, and NAdam's
+    ``"mu_product"`` (float64).
 
-    Subclasses implement ``_options(group, lr)`` (the validated kernel options of a group)
-    and may override ``_fill`` (initial value of a new state array) and ``_units`` (how a
-    group splits into kernel calls on the first step).
+    Subclasses set ``family`` (their entry of :mod:`fastopt.optim.families`), implement
+    ``_options(group, lr)`` (the validated kernel options of a group) and may override
+    ``_units`` (how a group splits into kernel calls on the first step). A ``{formula}`` in
+    a subclass's docstring becomes its family's documented formula.
     """
 
+    #: the optimizer family: state arrays, scalars, option ranges, kernel
+    family: Family
     #: every state array the family may allocate (which ones a group uses depends on its
     #: options, e.g. ``max_exp_avg_sq`` only with amsgrad)
     state_names: tuple[str, ...] = ()
-    #: whether the state holds a per-parameter step counter
-    _has_step: bool = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        family = getattr(cls, "family", None)
+        if family is None:
+            return
+        cls.state_names = family.state_names
+        if cls.__doc__ and "{formula}" in cls.__doc__:
+            cls.__doc__ = cls.__doc__.replace(
+                "{formula}", textwrap.indent(family.formula, " " * 8).lstrip())
 
     def __init__(self, params: ParamsArg, defaults: dict[str, Any]) -> None:
         self._version = _Version()
@@ -136,13 +156,15 @@ class Optimizer:
                             "a single array; wrap it in a list")
         groups = list(params)
         if not groups:
-            raise ValueError("params: got an empty list of parameters")
+            raise ValueError("params: expected a non-empty list of arrays or param groups, "
+                             "got an empty one")
         dicts = [g for g in groups if isinstance(g, dict)]
         if len(dicts) == len(groups):
             for group in dicts:
                 self.add_param_group(group)
         elif dicts:
-            raise TypeError("params: mix of arrays and param-group dicts; use one or the other")
+            raise TypeError("params: expected a list of arrays or a list of param-group "
+                            "dicts, got a mix of both")
         else:
             self.add_param_group({"params": groups})
 
@@ -165,14 +187,15 @@ class Optimizer:
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """Add a group of parameters with its own options (validated now)."""
         if not isinstance(param_group, dict) or "params" not in param_group:
-            raise TypeError("param_group: expected a dict with a 'params' entry")
+            raise TypeError("param_group: expected a dict with a 'params' entry, got "
+                            f"{_validation.describe_value(param_group)}")
         group = dict(param_group)
         params = group["params"]
         if isinstance(params, np.ndarray):
             params = [params]
         params = list(_kernels.check_params(list(params), "params"))
         if not params:
-            raise ValueError("params: a param group must hold at least one array")
+            raise ValueError("params: expected at least one array in a param group, got none")
         seen = {id(p) for g in self.param_groups for p in g["params"]}
         if any(id(p) in seen for p in params):
             raise ValueError("params: some parameters appear in more than one group")
@@ -187,11 +210,11 @@ class Optimizer:
         self._version.n += 1
 
     def _check_group(self, group: dict[str, Any]) -> None:
-        """Validate a group's options through the kernel boundary's own checks."""
-        step = group.get("step")
-        if isinstance(step, (bool, np.bool_)) or not isinstance(step, (int, np.integer)) \
-                or step < 0:
-            raise ValueError(f"step: expected a non-negative int, got {step!r}")
+        """Validate a group's options: the kernel's through the boundary's own checks, the
+        class's own (initial values) through their constraints in the family table."""
+        group["step"] = _validation.check_int(group.get("step"), "step", 0)
+        for option in self.family.class_options:
+            option.constraint.check(group[option.name], option.name)
         self._options(group, self._lr(group))
 
     @staticmethod
@@ -204,23 +227,28 @@ class Optimizer:
         """The validated kernel options of `group` at learning rate `lr`."""
         raise NotImplementedError
 
-    def _fill(self, name: str, group: dict[str, Any]) -> float:
-        """Initial value of a new state array `name`."""
-        return 0.0
-
     def _units(self, options: _kernels.KernelOptions, group: dict[str, Any], lr: float,
-               indices: list[int], params: list[np.ndarray], columns: list, steps: list | None,
-               created: list[bool]) -> list[Unit]:
+               indices: list[int], params: list[np.ndarray], columns: list,
+               scalars: dict[str, list[np.ndarray]], created: list[bool]) -> list[Unit]:
         """Split one group's update into kernel calls (default: one). `lr` is this step's
         learning rate, `created[k]` whether params[k]'s state is allocated by this step."""
-        return [(options, indices, params, columns, steps)]
+        return [(options, indices, params, columns, scalars)]
+
+    @staticmethod
+    def _pair(value: Any, name: str, parts: str) -> tuple[Any, Any]:
+        """A two-element option such as ``betas``."""
+        if not isinstance(value, (tuple, list)) or len(value) != 2:
+            raise TypeError(f"{name}: expected a pair {parts}, got "
+                            f"{_validation.describe_value(value)}")
+        return value[0], value[1]
 
     def _gather_state(self, options: _kernels.KernelOptions, indices: Sequence[int],
                       params: Sequence[np.ndarray], make: MakeState
-                      ) -> tuple[Columns, list[np.ndarray] | None] | None:
+                      ) -> tuple[Columns, dict[str, list[np.ndarray]]] | None:
         """The state columns of `params` (at positions `indices` of the flattened list)
-        for `options`, and their step counters (None if the family keeps none). An entry
-        the state lacks comes from ``make(k, name, params[k])``; None if `make` gives up."""
+        for `options`, and their scalars ({name: one 0-d array per param}, in the family's
+        order). An entry the state lacks comes from ``make(k, name, params[k])``; None if
+        `make` gives up."""
         state = self._state
 
         def column(name: str) -> list[np.ndarray] | None:
@@ -243,12 +271,13 @@ class Optimizer:
             if arrays is None:
                 return None
             columns.append(arrays)
-        steps = None
-        if self._has_step:
-            steps = column("step")
-            if steps is None:
+        scalars = {}
+        for scalar in self.family.scalars:
+            arrays = column(scalar.name)
+            if arrays is None:
                 return None
-        return columns, steps
+            scalars[scalar.name] = arrays
+        return columns, scalars
 
     # -- stepping ----------------------------------------------------------------------
     def step(self, grads: Sequence[np.ndarray | None], skip_if_nonfinite: bool = False) -> bool:
@@ -278,7 +307,7 @@ class Optimizer:
         if type(grads) is not list:
             grads = [grads] if isinstance(grads, np.ndarray) else list(grads)
         if skip is not False and skip is not True:
-            skip = _kernels_bool(skip, "skip_if_nonfinite")
+            skip = _validation.check_bool(skip, "skip_if_nonfinite")
         groups = self.param_groups
         lrs = [self._lr(group) for group in groups]
         options = [self._options(group, lr) for group, lr in zip(groups, lrs)]
@@ -312,8 +341,8 @@ class Optimizer:
             gathered = self._gather_state(o, indices, params, lambda k, name, p: None)
             if gathered is None:
                 return None
-            columns, steps = gathered
-            units.append((params, columns, steps))
+            columns, scalars = gathered
+            units.append(_plan_unit(params, columns, scalars))
             names.append(o.state_names)
         self._plan = _kernels.StepPlan(units, names)
         self._plan_version = self._version.n
@@ -327,6 +356,7 @@ class Optimizer:
             raise ValueError(f"grads: expected {total} gradients (one per parameter), "
                              f"got {len(grads)}")
         state = self._state
+        scalar_specs = {s.name: s for s in self.family.scalars}
         new: dict[int, dict[str, Any]] = {}
         units: list[Unit] = []
         start = 0
@@ -341,21 +371,23 @@ class Optimizer:
 
             def allocate(k: int, name: str, p: np.ndarray) -> np.ndarray:
                 # called within this iteration; the new entries wait in `new` until the
-                # step succeeds, and `created` marks new state arrays, not step counters
-                if name == "step":
-                    entry = np.zeros((), np.int64)
+                # step succeeds, and `created` marks new state arrays, not scalars
+                if name in scalar_specs:
+                    spec = scalar_specs[name]
+                    entry = np.array(spec.initial, dtype=spec.dtype)
                 else:
-                    entry = np.full(p.shape, self._fill(name, group), dtype=p.dtype)
+                    fill = self.family.fill(self.family.state(name), group)
+                    entry = np.full(p.shape, fill, dtype=p.dtype)
                     created[k] = True
                 new.setdefault(indices[k], {})[name] = entry
                 return entry
 
             gathered = self._gather_state(o, indices, sub, allocate)
             assert gathered is not None  # allocate never gives up
-            columns, steps = gathered
-            units.extend(self._units(o, group, lr, indices, sub, columns, steps, created))
+            columns, scalars = gathered
+            units.extend(self._units(o, group, lr, indices, sub, columns, scalars, created))
         if units:
-            plan = _kernels.StepPlan([(u[2], u[3], u[4]) for u in units],
+            plan = _kernels.StepPlan([_plan_unit(u[2], u[3], u[4]) for u in units],
                                      [u[0].state_names for u in units])
             order = [i for u in units for i in u[1]]
             plan.bind([grads[i] for i in order], order)
@@ -385,6 +417,7 @@ class Optimizer:
 
         ``{"state": {index: {name: array, "step": int}}, "param_groups": [{options,
         "step": k, "params": [indices]}]}`` — torch's layout, keyed by parameter position.
+        Scalars are plain numbers (``step`` an int, NAdam's ``mu_product`` a float).
         A schedule stored as ``lr`` is deep-copied (so a stateful one, ReduceLROnPlateau, is
         a snapshot too; pickle the checkpoint only if the schedule pickles).
         """
@@ -395,9 +428,10 @@ class Optimizer:
             entry["params"] = list(range(start, start + len(group["params"])))
             start += len(group["params"])
             groups.append(entry)
+        kinds = {s.name: (int if s.dtype == "int64" else float) for s in self.family.scalars}
         state = {}
         for i, slots in self._state.items():
-            state[i] = {k: (int(v) if k == "step" else np.array(v, copy=True))
+            state[i] = {k: (kinds[k](v) if k in kinds else np.array(v, copy=True))
                         for k, v in slots.items()}
         return {"state": state, "param_groups": groups}
 
@@ -449,7 +483,8 @@ class Optimizer:
             group = new_groups[group_of[i]]
             options = self._options(group, self._lr(group))
             needed = {n for n, used in zip(options.state_names, options.used) if used}
-            allowed = set(self.state_names) | ({"step"} if self._has_step else set())
+            scalar_names = {s.name for s in self.family.scalars}
+            allowed = set(self.state_names) | scalar_names
             slots = dict(slots)
             if not slots:
                 continue
@@ -458,14 +493,14 @@ class Optimizer:
                     raise ValueError(f"state_dict: state[{key!r}] has an unknown entry "
                                      f"{name!r}; {type(self).__name__} keeps "
                                      f"{sorted(allowed)}")
-            missing = (needed | ({"step"} if self._has_step else set())) - set(slots)
+            missing = (needed | scalar_names) - set(slots)
             if missing:
                 raise ValueError(f"state_dict: state[{key!r}] lacks {sorted(missing)}, which "
                                  "this parameter group's options need")
             entry: dict[str, Any] = {}
             for name, value in slots.items():
-                if name == "step":
-                    entry[name] = _load_step(value, key)
+                if name in scalar_names:
+                    entry[name] = _load_scalar(self.family, name, value, key)
                     continue
                 arr = np.asarray(value)
                 if arr.shape != p.shape:
@@ -509,10 +544,11 @@ class Optimizer:
         return "\n".join(lines)
 
 
-def _kernels_bool(value: Any, name: str) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name}: expected True or False, got {type(value).__name__}")
-    return bool(value)
+def _plan_unit(params: list, columns: Columns, scalars: dict[str, list[np.ndarray]]) -> tuple:
+    """A unit for StepPlan: (params, columns, step counters or None, real scalars)."""
+    steps = scalars.get("step")
+    reals = [arrays for name, arrays in scalars.items() if name != "step"]
+    return params, columns, steps, reals
 
 
 def _as_key(key: Any) -> Any:
@@ -524,14 +560,9 @@ def _as_key(key: Any) -> Any:
     return key
 
 
-def _load_step(value: Any, key: Any) -> np.ndarray:
-    arr = np.asarray(value)
-    if arr.shape != () or not (np.issubdtype(arr.dtype, np.integer)
-                               or (np.issubdtype(arr.dtype, np.floating)
-                                   and float(arr) == int(arr))):
-        raise ValueError(f"state_dict: state[{key!r}]['step'] must be a non-negative integer, "
-                         f"got {value!r}")
-    if int(arr) < 0:
-        raise ValueError(f"state_dict: state[{key!r}]['step'] must be non-negative, "
-                         f"got {value!r}")
-    return np.array(int(arr), dtype=np.int64)
+def _load_scalar(family: Family, name: str, value: Any, key: Any) -> np.ndarray:
+    """A scalar of a checkpoint (a number or a 0-d array; torch saves steps as floats) as
+    the 0-d array the state holds, checked against the family's constraint."""
+    spec = next(s for s in family.scalars if s.name == name)
+    checked = spec.constraint.check(value, f"state_dict: state[{key!r}][{name!r}]")
+    return np.array(checked, dtype=spec.dtype)

@@ -8,15 +8,17 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 import numpy.typing as npt
 
-from fastopt.train._common import (
-    ArrayOrArrays,
-    _as_array_list,
-    _as_int,
-    _as_real,
-    _check_same_structure,
-    _check_state_dict,
-    _readonly_views,
+from fastopt._validation import (
+    check_array_list,
+    check_bool,
+    check_float_dtype,
+    check_int,
+    check_real,
+    check_same_structure,
+    check_state_dict,
+    describe_value,
 )
+from fastopt.train._common import ArrayOrArrays, readonly_views
 
 __all__ = ["EMA", "ensemble_average"]
 
@@ -76,27 +78,17 @@ class EMA:
         warmup: bool = False,
         dtype: npt.DTypeLike | None = None,
     ) -> None:
-        plist = _as_array_list(params, "params")
-        d = _as_real(decay, "decay")
-        if not 0.0 <= d <= 1.0:
-            raise ValueError(f"decay must be in [0, 1], got {d}")
-        if not isinstance(warmup, (bool, np.bool_)):
-            raise TypeError(f"warmup must be a bool, got {type(warmup).__name__}")
-        if dtype is not None:
-            dt = np.dtype(dtype)
-            if dt.kind != "f":
-                raise TypeError(f"dtype must be a floating dtype, got {dt}")
-        self.decay = d
-        self.warmup = bool(warmup)
+        plist = check_array_list(params, "params")
+        self.decay = check_real(decay, "decay", 0.0, 1.0)
+        self.warmup = check_bool(warmup, "warmup")
+        dt = None if dtype is None else check_float_dtype(dtype, "dtype")
         self.num_updates = 0
-        self._shadow = [
-            np.array(p, dtype=p.dtype if dtype is None else dtype, copy=True) for p in plist
-        ]
+        self._shadow = [np.array(p, dtype=p.dtype if dt is None else dt, copy=True) for p in plist]
 
     @property
     def shadow(self) -> list[np.ndarray]:
         """Read-only views of the averaged parameters."""
-        return _readonly_views(self._shadow)
+        return readonly_views(self._shadow)
 
     def current_decay(self) -> float:
         """Decay :math:`d_n` that the next :meth:`update` will use."""
@@ -107,8 +99,8 @@ class EMA:
 
     def update(self, params: ArrayOrArrays) -> None:
         """Fold the current ``params`` into the average (see the class docstring)."""
-        plist = _as_array_list(params, "params")
-        _check_same_structure(plist, self._shadow, "params")
+        plist = check_array_list(params, "params")
+        check_same_structure(plist, self._shadow, "params")
         one_minus_d = 1.0 - self.current_decay()
         if one_minus_d != 0.0:  # decay 1 keeps the shadow as it is
             for s, p in zip(self._shadow, plist):
@@ -117,8 +109,8 @@ class EMA:
 
     def copy_to(self, params: ArrayOrArrays) -> None:
         """Copy the averaged values into ``params`` in place (cast to their dtype)."""
-        plist = _as_array_list(params, "params", writeable=True)
-        _check_same_structure(plist, self._shadow, "params")
+        plist = check_array_list(params, "params", writeable=True)
+        check_same_structure(plist, self._shadow, "params")
         for p, s in zip(plist, self._shadow):
             np.copyto(p, s, casting="same_kind")
 
@@ -135,8 +127,8 @@ class EMA:
         >>> inside, w[0]
         (array([1.]), array([2.]))
         """
-        plist = _as_array_list(params, "params", writeable=True)
-        _check_same_structure(plist, self._shadow, "params")
+        plist = check_array_list(params, "params", writeable=True)
+        check_same_structure(plist, self._shadow, "params")
         backup = [p.copy() for p in plist]
         self.copy_to(plist)
         try:
@@ -156,14 +148,13 @@ class EMA:
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Load a dict made by :meth:`state_dict`; shadow shapes must match."""
-        _check_state_dict(state_dict, ("decay", "warmup", "num_updates", "shadow"))
-        shadow = _as_array_list(state_dict["shadow"], "state_dict['shadow']")
-        _check_same_structure(shadow, self._shadow, "state_dict['shadow']")
-        d = _as_real(state_dict["decay"], "state_dict['decay']")
-        if not 0.0 <= d <= 1.0:
-            raise ValueError(f"state_dict['decay'] must be in [0, 1], got {d}")
-        n = _as_int(state_dict["num_updates"], "state_dict['num_updates']", 0)
-        self.decay, self.warmup, self.num_updates = d, bool(state_dict["warmup"]), n
+        check_state_dict(state_dict, ("decay", "warmup", "num_updates", "shadow"))
+        shadow = check_array_list(state_dict["shadow"], "state_dict['shadow']")
+        check_same_structure(shadow, self._shadow, "state_dict['shadow']")
+        d = check_real(state_dict["decay"], "state_dict['decay']", 0.0, 1.0)
+        warmup = check_bool(state_dict["warmup"], "state_dict['warmup']")
+        n = check_int(state_dict["num_updates"], "state_dict['num_updates']", 0)
+        self.decay, self.warmup, self.num_updates = d, warmup, n
         for s, src in zip(self._shadow, shadow):
             np.copyto(s, src, casting="same_kind")
 
@@ -200,17 +191,18 @@ def ensemble_average(
     """
     if isinstance(prob_list, np.ndarray) or not isinstance(prob_list, (list, tuple)):
         raise TypeError(
-            f"prob_list must be a list or tuple of arrays, got {type(prob_list).__name__}"
+            f"prob_list: expected a list or tuple of arrays, got {describe_value(prob_list)}"
         )
     if len(prob_list) == 0:
-        raise ValueError("prob_list must contain at least one array")
+        raise ValueError("prob_list: expected at least one array, got an empty sequence")
     arrays = [np.asarray(p) for p in prob_list]
     for i, a in enumerate(arrays):
         if a.dtype.kind not in "biuf":
-            raise TypeError(f"prob_list[{i}] must be real-valued, got dtype {a.dtype}")
+            raise TypeError(f"prob_list[{i}]: expected real values, got dtype {a.dtype}")
         if a.shape != arrays[0].shape:
             raise ValueError(
-                f"prob_list[{i}] has shape {a.shape}, expected {arrays[0].shape} (prob_list[0])"
+                f"prob_list[{i}]: expected shape {arrays[0].shape} (that of prob_list[0]), "
+                f"got {a.shape}"
             )
     out_dtype = np.result_type(*arrays)
     if out_dtype.kind != "f":
@@ -220,12 +212,14 @@ def ensemble_average(
     else:
         w = np.asarray(weights)
         if w.dtype.kind not in "biuf":
-            raise TypeError(f"weights must be real-valued, got dtype {w.dtype}")
+            raise TypeError(f"weights: expected real values, got dtype {w.dtype}")
         w = w.astype(np.float64)
         if w.shape != (len(arrays),):
-            raise ValueError(f"weights must have shape ({len(arrays)},), got {w.shape}")
+            raise ValueError(f"weights: expected shape ({len(arrays)},), got {w.shape}")
         if not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
-            raise ValueError("weights must be finite and >= 0 with a positive sum")
+            raise ValueError(
+                f"weights: expected finite values >= 0 with a positive sum, got {w.tolist()}"
+            )
     acc = np.zeros(arrays[0].shape, dtype=np.float64)
     for wk, a in zip(w, arrays):
         acc += wk * a

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 
 from fastopt import _kernels
-from fastopt.train._common import ArrayOrArrays, _as_array_list, _as_real
+from fastopt._validation import check_array_list, check_bool, check_real
+from fastopt.train._common import ArrayOrArrays
 
 __all__ = ["total_norm", "clip_grads_with_norm", "clip_grad_norm"]
 
@@ -18,13 +18,6 @@ __all__ = ["total_norm", "clip_grads_with_norm", "clip_grad_norm"]
 # combined in block order, so bitwise reproducible for any thread count). Other floating
 # dtypes (float16, longdouble) and, for the scale, non-contiguous views take a numpy path.
 _NORM_CHUNK = 1 << 16  # elements per reduction block of the numpy path
-
-
-def _check_norm_type(norm_type: Any) -> float:
-    p = _as_real(norm_type, "norm_type")
-    if not (p > 0):
-        raise ValueError(f"norm_type must be > 0 or inf, got {p}")
-    return p
 
 
 def _kernel_ready(a: np.ndarray, writeable: bool) -> bool:
@@ -98,13 +91,18 @@ def total_norm(
     Returns
     -------
     float
+
+    Examples
+    --------
+    >>> import math
+    >>> import numpy as np
+    >>> g = [np.array([3.0, -4.0]), np.array([12.0])]
+    >>> total_norm(g), total_norm(g, 1.0), total_norm(g, math.inf)
+    (13.0, 19.0, 12.0)
     """
-    arrays = _as_array_list(grads, "grads")
-    p = _check_norm_type(norm_type)
-    if not isinstance(error_if_nonfinite, (bool, np.bool_)):
-        raise TypeError(
-            f"error_if_nonfinite must be a bool, got {type(error_if_nonfinite).__name__}"
-        )
+    arrays = check_array_list(grads, "grads")
+    p = check_real(norm_type, "norm_type", 0.0, closed="neither", allow_inf=True)
+    check_bool(error_if_nonfinite, "error_if_nonfinite")
     acc = _norm_pass(arrays, p)
     norm = acc if math.isinf(p) else (math.sqrt(acc) if p == 2.0 else acc ** (1.0 / p))
     if error_if_nonfinite and not math.isfinite(norm):
@@ -125,14 +123,27 @@ def clip_grads_with_norm(grads: ArrayOrArrays, max_norm: float, total_norm: floa
     as ``torch.nn.utils.clip_grads_with_norm_``: a NaN ``total_norm`` makes
     every gradient NaN and an infinite one zeroes the finite entries (and
     makes infinite ones NaN). Nothing is written when the factor is 1.
+
+    Parameters
+    ----------
+    grads : ndarray or list of ndarray
+        Floating point, writeable; modified in place.
+    max_norm : float
+        >= 0.
+    total_norm : float
+        >= 0 (or NaN): their norm, from :func:`total_norm`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> g = [np.array([3.0, 4.0])]
+    >>> clip_grads_with_norm(g, max_norm=1.0, total_norm=total_norm(g))
+    >>> np.round(g[0], 6)
+    array([0.6, 0.8])
     """
-    arrays = _as_array_list(grads, "grads", writeable=True)
-    m = _as_real(max_norm, "max_norm")
-    if not m >= 0:
-        raise ValueError(f"max_norm must be >= 0, got {m}")
-    t = _as_real(total_norm, "total_norm")
-    if t < 0:
-        raise ValueError(f"total_norm must be >= 0 (or nan), got {t}")
+    arrays = check_array_list(grads, "grads", writeable=True)
+    m = check_real(max_norm, "max_norm", 0.0, allow_inf=True)
+    t = check_real(total_norm, "total_norm", 0.0, allow_inf=True, allow_nan=True)
     coef = m / (t + 1e-6)
     if not math.isnan(coef):
         coef = min(coef, 1.0)
@@ -185,10 +196,8 @@ def clip_grad_norm(
     >>> np.round(np.concatenate(g), 6)
     array([0.6, 0.8])
     """
-    arrays = _as_array_list(grads, "grads", writeable=True)
-    m = _as_real(max_norm, "max_norm")
-    if not m >= 0:
-        raise ValueError(f"max_norm must be >= 0, got {m}")
+    arrays = check_array_list(grads, "grads", writeable=True)
+    m = check_real(max_norm, "max_norm", 0.0, allow_inf=True)
     norm = total_norm(arrays, norm_type, error_if_nonfinite)
     clip_grads_with_norm(arrays, m, norm)
     return norm

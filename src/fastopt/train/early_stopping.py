@@ -7,17 +7,16 @@ from typing import Any, Literal, Mapping
 
 import numpy as np
 
-from fastopt.train._common import (
-    ArrayOrArrays,
-    _as_array_list,
-    _as_int,
-    _as_real,
-    _check_choice,
-    _check_same_structure,
-    _check_state_dict,
-    _readonly_views,
-    _same_layout,
+from fastopt._validation import (
+    check_array_list,
+    check_bool,
+    check_choice,
+    check_int,
+    check_real,
+    check_same_structure,
+    check_state_dict,
 )
+from fastopt.train._common import ArrayOrArrays, readonly_views, same_layout
 
 __all__ = ["EarlyStopping"]
 
@@ -104,17 +103,11 @@ class EarlyStopping:
         restore_best: bool = True,
     ) -> None:
         if patience is not None:
-            patience = _as_int(patience, "patience", 1)
-        min_delta = _as_real(min_delta, "min_delta")
-        if not (min_delta >= 0 and math.isfinite(min_delta)):
-            raise ValueError(f"min_delta must be finite and >= 0, got {min_delta}")
-        _check_choice(mode, "mode", ("min", "max"))
-        if not isinstance(restore_best, (bool, np.bool_)):
-            raise TypeError(f"restore_best must be a bool, got {type(restore_best).__name__}")
+            patience = check_int(patience, "patience", 1)
         self.patience = patience
-        self.min_delta = min_delta
-        self.mode = mode
-        self.restore_best = bool(restore_best)
+        self.min_delta = check_real(min_delta, "min_delta", 0.0)
+        self.mode = check_choice(mode, "mode", ("min", "max"))
+        self.restore_best = check_bool(restore_best, "restore_best")
         self.best_score = math.inf if mode == "min" else -math.inf
         self.best_step: int | None = None
         self.num_steps = 0
@@ -134,7 +127,7 @@ class EarlyStopping:
     @property
     def best_params(self) -> list[np.ndarray] | None:
         """Read-only views of the stored best parameters (``None`` if none stored)."""
-        return None if self._best_params is None else _readonly_views(self._best_params)
+        return None if self._best_params is None else readonly_views(self._best_params)
 
     def update(self, metric: float, params: ArrayOrArrays | None = None) -> bool:
         """Record one evaluation; return ``True`` when training should stop.
@@ -155,13 +148,13 @@ class EarlyStopping:
             bad updates) and ``restore_best`` is set, the best parameters have
             been copied into ``params`` in place.
         """
-        value = _as_real(metric, "metric")
-        plist = None if params is None else _as_array_list(params, "params", floating=False)
+        value = check_real(metric, "metric", allow_inf=True, allow_nan=True)
+        plist = None if params is None else check_array_list(params, "params", floating=False)
         stopping_now = False
         if self._improves(value):
             if plist is None:
                 self._best_params = None
-            elif self._best_params is not None and _same_layout(self._best_params, plist):
+            elif self._best_params is not None and same_layout(self._best_params, plist):
                 for b, p in zip(self._best_params, plist):  # reuse the buffers
                     np.copyto(b, p)
             else:
@@ -195,8 +188,8 @@ class EarlyStopping:
         """
         if self._best_params is None:
             raise RuntimeError("no best parameters stored: pass params to update()")
-        plist = _as_array_list(params, "params", writeable=True, floating=False)
-        _check_same_structure(plist, self._best_params, "params", dtype=True)
+        plist = check_array_list(params, "params", writeable=True, floating=False)
+        check_same_structure(plist, self._best_params, "params", dtype=True)
         for p, b in zip(plist, self._best_params):
             np.copyto(p, b)
 
@@ -218,24 +211,25 @@ class EarlyStopping:
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Load a dict made by :meth:`state_dict` (arrays are copied)."""
-        _check_state_dict(state_dict, self._STATE_KEYS)
+        check_state_dict(state_dict, self._STATE_KEYS)
         fresh = EarlyStopping(
             state_dict["patience"],
             state_dict["min_delta"],
             state_dict["mode"],
             state_dict["restore_best"],
         )
-        best_score = _as_real(state_dict["best_score"], "state_dict['best_score']")
+        best_score = check_real(state_dict["best_score"], "state_dict['best_score']",
+                                allow_inf=True)
         best_step = state_dict["best_step"]
         if best_step is not None:
-            best_step = _as_int(best_step, "state_dict['best_step']", 0)
-        num_steps = _as_int(state_dict["num_steps"], "state_dict['num_steps']", 0)
-        num_bad = _as_int(state_dict["num_bad_steps"], "state_dict['num_bad_steps']", 0)
+            best_step = check_int(best_step, "state_dict['best_step']", 0)
+        num_steps = check_int(state_dict["num_steps"], "state_dict['num_steps']", 0)
+        num_bad = check_int(state_dict["num_bad_steps"], "state_dict['num_bad_steps']", 0)
         best = state_dict["best_params"]
         if best is not None:
             best = [
                 np.array(b, copy=True)
-                for b in _as_array_list(best, "state_dict['best_params']", floating=False)
+                for b in check_array_list(best, "state_dict['best_params']", floating=False)
             ]
         self.__dict__.update(fresh.__dict__)
         self.best_score, self.best_step = best_score, best_step

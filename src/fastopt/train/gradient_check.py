@@ -2,32 +2,24 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any, Callable
 
 import numpy as np
 import numpy.typing as npt
 
-from fastopt.train._common import _as_real
+from fastopt._validation import check_array, check_callable, check_real
 
 __all__ = ["numerical_gradient", "numerical_gradient_array", "relative_error", "check_grad"]
 
 
-def _check_perturbable(x: Any) -> np.ndarray:
-    if not isinstance(x, np.ndarray):
-        raise TypeError(f"x must be a numpy array, got {type(x).__name__}")
-    if x.dtype.kind != "f":
-        raise TypeError(f"x must have a floating dtype (float64 recommended), got {x.dtype}")
-    if not x.flags.writeable:
-        raise ValueError("x must be writeable: entries are perturbed in place and restored")
-    return x
+def _check_x_and_eps(x: Any, eps: Any) -> tuple[np.ndarray, float]:
+    """x: a writeable floating array (entries are perturbed in place and restored); eps > 0."""
+    return check_array(x, "x", writeable=True), check_real(eps, "eps", 0.0, closed="neither")
 
 
-def _check_eps(eps: Any) -> float:
-    h = _as_real(eps, "eps")
-    if not (math.isfinite(h) and h > 0):
-        raise ValueError(f"eps must be finite and > 0, got {h}")
-    return h
+def _real_value(f: Callable[[np.ndarray], float], x: np.ndarray) -> Callable[[], float]:
+    """``f(x)`` as a float (NaN and inf included), for :func:`_central_differences`."""
+    return lambda: check_real(f(x), "f(x)", allow_inf=True, allow_nan=True)
 
 
 def _central_differences(
@@ -53,8 +45,8 @@ def _central_differences(
             x[ix] = old
         if x_plus == x_minus:
             raise ValueError(
-                f"eps={eps} is below the resolution of x ({x.dtype}) at index {ix}; "
-                "use float64 or a larger eps"
+                f"eps: expected a step above the resolution of x ({x.dtype}) at index {ix}, "
+                f"got {eps}; use float64 or a larger eps"
             )
         grad[ix] = (f_plus - f_minus) / (x_plus - x_minus)
     return grad
@@ -97,9 +89,8 @@ def numerical_gradient(
     >>> np.allclose(g, [3.0, 12.0])
     True
     """
-    x = _check_perturbable(x)
-    h = _check_eps(eps)
-    return _central_differences(x, h, lambda: _as_real(f(x), "f(x)"))
+    x, h = _check_x_and_eps(x, eps)
+    return _central_differences(x, h, _real_value(f, x))
 
 
 def numerical_gradient_array(
@@ -141,17 +132,18 @@ def numerical_gradient_array(
     >>> np.allclose(numerical_gradient_array(lambda v: v @ W, x, dout), W @ dout)
     True
     """
-    x = _check_perturbable(x)
-    h = _check_eps(eps)
+    x, h = _check_x_and_eps(x, eps)
     upstream = np.asarray(df)
     if upstream.dtype.kind not in "biuf":
-        raise TypeError(f"df must be real-valued, got dtype {upstream.dtype}")
+        raise TypeError(f"df: expected real values, got dtype {upstream.dtype}")
     upstream = upstream.astype(np.float64)
 
     def evaluate() -> float:
         out = np.array(f(x), dtype=np.float64, copy=True)
         if out.shape != upstream.shape:
-            raise ValueError(f"f(x) has shape {out.shape} but df has shape {upstream.shape}")
+            raise ValueError(
+                f"f(x): expected shape {upstream.shape} (that of df), got {out.shape}"
+            )
         return float(np.sum(out * upstream))
 
     return _central_differences(x, h, evaluate)
@@ -186,10 +178,8 @@ def relative_error(a: npt.ArrayLike, b: npt.ArrayLike, floor: float = 1e-8) -> f
     fa = np.asarray(a, dtype=np.float64)
     fb = np.asarray(b, dtype=np.float64)
     if fa.shape != fb.shape:
-        raise ValueError(f"a and b must have the same shape, got {fa.shape} and {fb.shape}")
-    fl = _as_real(floor, "floor")
-    if not fl > 0:
-        raise ValueError(f"floor must be > 0, got {fl}")
+        raise ValueError(f"b: expected the shape of a, {fa.shape}, got {fb.shape}")
+    fl = check_real(floor, "floor", 0.0, closed="neither", allow_inf=True)
     if fa.size == 0:
         return 0.0
     denom = np.maximum(np.maximum(np.abs(fa), np.abs(fb)), fl)
@@ -244,12 +234,10 @@ def check_grad(
     >>> check_grad(lambda v: float(v @ v), lambda v: v, x) > 0.1   # wrong gradient
     True
     """
-    x = _check_perturbable(x)
-    h = _check_eps(eps)
-    if not callable(grad):
-        raise TypeError(f"grad must be callable, got {type(grad).__name__}")
+    x, h = _check_x_and_eps(x, eps)
+    check_callable(grad, "grad")
     analytic = np.array(grad(x), dtype=np.float64, copy=True)
     if analytic.shape != x.shape:
-        raise ValueError(f"grad(x) has shape {analytic.shape}, expected x's shape {x.shape}")
-    numeric = _central_differences(x, h, lambda: _as_real(f(x), "f(x)"))
+        raise ValueError(f"grad(x): expected the shape of x, {x.shape}, got {analytic.shape}")
+    numeric = _central_differences(x, h, _real_value(f, x))
     return relative_error(analytic, numeric, floor)

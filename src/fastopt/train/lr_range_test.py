@@ -9,7 +9,7 @@ from typing import Any, Callable
 import numpy as np
 import numpy.typing as npt
 
-from fastopt.train._common import _as_int, _as_real
+from fastopt._validation import check_callable, check_int, check_real
 
 __all__ = ["LRFinderResult", "lr_finder"]
 
@@ -33,6 +33,14 @@ class LRFinderResult:
     diverged : bool
         Whether the run stopped early because the loss diverged (then the last
         entry is the diverging step, which the suggestion ignores).
+
+    Examples
+    --------
+    >>> import math
+    >>> res = lr_finder(lambda lr: 1.0 - math.tanh(math.log(lr / 0.01)),
+    ...                 lrs=[1e-4, 1e-3, 1e-2, 1e-1, 1.0], smooth=0.0, skip_start=0)
+    >>> res.lrs.tolist(), res.diverged, res.suggested_lr   # the loss falls fastest at 0.01
+    ([0.0001, 0.001, 0.01, 0.1, 1.0], False, 0.01)
     """
 
     lrs: np.ndarray
@@ -51,8 +59,8 @@ class LRFinderResult:
 
         if ax is None:
             _, ax = plt.subplots()
-        end = len(self.lrs) - _as_int(skip_end, "skip_end", 0)
-        sl = slice(_as_int(skip_start, "skip_start", 0), max(end, 0))
+        end = len(self.lrs) - check_int(skip_end, "skip_end", 0)
+        sl = slice(check_int(skip_start, "skip_start", 0), max(end, 0))
         ax.plot(self.lrs[sl], self.smoothed_losses[sl])
         ax.set_xscale("log")
         ax.set_xlabel("learning rate")
@@ -143,42 +151,35 @@ def lr_finder(
     >>> res.diverged, bool(res.lrs[-1] > 2), bool(1e-2 < res.suggested_lr < 2)
     (True, True, True)
     """
-    if not callable(step_fn):
-        raise TypeError(f"step_fn must be callable, got {type(step_fn).__name__}")
+    check_callable(step_fn, "step_fn")
     if lrs is not None:
         named = (("start_lr", start_lr), ("end_lr", end_lr), ("num", num))
         given = [n for n, v in named if v is not None]
         if given:
             raise ValueError(
-                f"pass either lrs or start_lr/end_lr/num, not both (got lrs and {given})"
+                f"lrs: expected either lrs or start_lr/end_lr/num, got lrs and {', '.join(given)}"
             )
         schedule = np.asarray(lrs)
         if schedule.dtype.kind not in "iuf":
-            raise TypeError(f"lrs must be real numbers, got dtype {schedule.dtype}")
+            raise TypeError(f"lrs: expected real numbers, got dtype {schedule.dtype}")
         schedule = schedule.astype(np.float64)
         if schedule.ndim != 1 or schedule.size < 2:
-            raise ValueError(f"lrs must be 1-D with at least 2 values, got shape {schedule.shape}")
+            raise ValueError(
+                f"lrs: expected a 1-d sequence of at least 2 values, got shape {schedule.shape}"
+            )
         if not (np.all(np.isfinite(schedule)) and np.all(schedule > 0)):
-            raise ValueError("lrs must be finite and > 0")
+            raise ValueError(f"lrs: expected finite values > 0, got {schedule.tolist()}")
         if not np.all(np.diff(schedule) > 0):
-            raise ValueError("lrs must be strictly increasing")
+            raise ValueError(f"lrs: expected strictly increasing values, got {schedule.tolist()}")
     else:
-        lo = 1e-7 if start_lr is None else _as_real(start_lr, "start_lr")
-        hi = 10.0 if end_lr is None else _as_real(end_lr, "end_lr")
-        count = 100 if num is None else _as_int(num, "num", 2)
-        if not (math.isfinite(lo) and lo > 0):
-            raise ValueError(f"start_lr must be finite and > 0, got {lo}")
-        if not (math.isfinite(hi) and hi > lo):
-            raise ValueError(f"end_lr must be finite and > start_lr ({lo}), got {hi}")
+        lo = 1e-7 if start_lr is None else check_real(start_lr, "start_lr", 0.0, closed="neither")
+        hi = 10.0 if end_lr is None else check_real(end_lr, "end_lr", lo, closed="neither")
+        count = 100 if num is None else check_int(num, "num", 2)
         schedule = np.geomspace(lo, hi, count)
-    beta = _as_real(smooth, "smooth")
-    if not 0.0 <= beta < 1.0:
-        raise ValueError(f"smooth must be in [0, 1), got {beta}")
-    skip = _as_int(skip_start, "skip_start", 0)
+    beta = check_real(smooth, "smooth", 0.0, 1.0, closed="left")
+    skip = check_int(skip_start, "skip_start", 0)
     if diverge_factor is not None:
-        diverge_factor = _as_real(diverge_factor, "diverge_factor")
-        if not diverge_factor > 1.0:
-            raise ValueError(f"diverge_factor must be > 1 or None, got {diverge_factor}")
+        diverge_factor = check_real(diverge_factor, "diverge_factor", 1.0, closed="neither")
 
     tried: list[float] = []
     losses: list[float] = []
@@ -187,7 +188,7 @@ def lr_finder(
     best = math.inf
     diverged = False
     for i, lr in enumerate(schedule):
-        loss = _as_real(step_fn(float(lr)), "step_fn's return value")
+        loss = check_real(step_fn(float(lr)), "step_fn(lr)", allow_inf=True, allow_nan=True)
         avg = beta * avg + (1.0 - beta) * loss
         s = avg / (1.0 - beta ** (i + 1))
         tried.append(float(lr))
