@@ -262,3 +262,38 @@ class TorchReference:
 
     def time_step(self, optimizer, size, dtype, threads):
         self.opt.step()
+
+
+class DeepSpeedReference:
+    """DeepSpeed's ``DeepSpeedCPUAdam`` (hand-written AVX-512/AVX2 CPU Adam) with the same
+    options, for reading next to AdamKernel/OptimizerStep. Optional, never a dependency:
+    skipped unless deepspeed is installed and its C++ op already compiled (its first use
+    compiles it with ninja, which takes minutes: ``python -m fastopt bench --only adam
+    --deepspeed build`` does that once)."""
+
+    params = (["Adam", "AdamW"], SIZES, ["float32"], THREADS)
+    param_names = ["optimizer", "size", "dtype", "threads"]
+    timeout = 180
+
+    def setup(self, optimizer, size, dtype, threads):
+        try:
+            import torch
+            from fastopt.bench import deepspeed_cpu_adam
+        except ImportError as exc:
+            raise NotImplementedError(f"needs torch and a fastopt with the column ({exc})")
+        cls, note = deepspeed_cpu_adam("auto", torch)
+        if cls is None:
+            raise NotImplementedError(note)
+        set_threads(threads)
+        torch.set_num_threads(threads)  # DeepSpeed's OpenMP loop follows torch's count
+        options, _ = OPTIONS[optimizer]
+        params, grads = make_arrays(size, dtype, 2)
+        tensors = [torch.from_numpy(p) for p in params]
+        for t, g in zip(tensors, grads):
+            t.grad = torch.from_numpy(g)
+        self.opt = cls(tensors, lr=options["lr"], weight_decay=options.get("weight_decay", 0.0),
+                       adamw_mode=optimizer == "AdamW")
+        self.opt.step()
+
+    def time_step(self, optimizer, size, dtype, threads):
+        self.opt.step()

@@ -258,3 +258,140 @@ def test_numpy_two_loop_matches_fastopt_kernel():
     bench._np_two_loop(g, S, Y, rho, gamma, q, tmp, alpha)
     np.testing.assert_allclose(two_loop(g, S, Y, rho, gamma, m, m - 1), q, rtol=1e-10,
                                atol=1e-12)
+
+
+# -- DeepSpeedCPUAdam column (optional) ------------------------------------------------
+
+
+def test_deepspeed_column_off_or_without_torch_is_skipped_with_a_reason():
+    assert bench.deepspeed_cpu_adam("off", object()) == (None, "deepspeed off (--deepspeed off)")
+    cls, note = bench.deepspeed_cpu_adam("auto", None)
+    assert cls is None and "needs torch" in note
+
+
+def test_deepspeed_not_installed_is_a_note(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "deepspeed" else real(name, *a))
+    cls, note = bench.deepspeed_cpu_adam("auto", object())
+    assert cls is None and "not installed" in note
+
+
+def test_deepspeed_column_when_its_op_is_built():
+    torch = pytest.importorskip("torch")
+    cls, note = bench.deepspeed_cpu_adam("auto", torch)
+    if cls is None:
+        pytest.skip(note)
+    report = bench.run(["adam"], threads=1, repeats=1, target=0.0005, gap=0.0,
+                       sizes=["3000", "2x500"], progress=False)
+    assert report["versions"]["deepspeed"]
+    for r in report["results"]:
+        assert _positive_finite(r["times_s"]["deepspeed"])
+        assert _positive_finite(r["ratios"]["vs_deepspeed"])
+    header = next(line for line in bench.format_table(report).splitlines()
+                  if line.startswith("kernel"))
+    assert "deepspeed" in header and "x ds" in header
+    # same update as fastopt's Adam (DeepSpeed's fp32 op may differ in the last bits)
+    p0 = np.linspace(-1, 1, 3000, dtype=np.float32)
+    g = np.cos(np.arange(3000, dtype=np.float32))
+    tp = torch.from_numpy(p0.copy())
+    tp.grad = torch.from_numpy(g)
+    opt = cls([tp], lr=1e-2)
+    p = p0.copy()
+    ref = fastopt.Adam([p], lr=1e-2)
+    for _ in range(3):
+        opt.step()
+        ref.step([g])
+    np.testing.assert_allclose(tp.numpy(), p, rtol=1e-5, atol=1e-6)
+
+
+def test_table_has_no_deepspeed_column_without_it(cli_report):
+    proc, _ = cli_report  # --only sgd: no Adam, so no DeepSpeedCPUAdam column
+    header = next(line for line in proc.stdout.splitlines() if line.startswith("kernel"))
+    assert "deepspeed" not in header and "x ds" not in header
+
+
+# -- the loop scenario -------------------------------------------------------------------
+
+
+def test_numpy_adam_of_the_loop_matches_fastopt(rng):
+    from fastopt.bench_loop import NumpyAdam
+
+    ps = [rng.standard_normal(s).astype(np.float32) for s in (100, (7, 3))]
+    qs = [p.copy() for p in ps]
+    a, b = NumpyAdam(ps, lr=1e-2), fastopt.Adam(qs, lr=1e-2)
+    for _ in range(4):
+        gs = [rng.standard_normal(p.shape).astype(np.float32) for p in ps]
+        a.step(gs)
+        b.step(gs)
+    for p, q in zip(ps, qs):
+        np.testing.assert_allclose(p, q, rtol=1e-5, atol=1e-6)
+
+
+def test_mlp_gradients_match_finite_differences():
+    from fastopt.bench_loop import MLP
+
+    model = MLP(batch=8, dtype=np.float64)
+    model.loss_and_grads()
+    grads = [g.copy() for g in model.grads]
+    for which, idx in ((3, (4,)), (2, (5, 1)), (1, (17,)), (0, (300, 17))):
+        p = model.params[which]
+        old = p[idx]
+        losses = []
+        for delta in (1e-6, -1e-6):
+            p[idx] = old + delta
+            model.count = 0
+            losses.append(model.loss_and_grads())
+        p[idx] = old
+        assert (losses[0] - losses[1]) / 2e-6 == pytest.approx(grads[which][idx], rel=1e-4,
+                                                               abs=1e-9)
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_background_load_is_stopped_on_an_exception():
+    from fastopt.bench_loop import background_load
+
+    with pytest.raises(KeyboardInterrupt):
+        with background_load(1, 60) as pids:
+            assert len(pids) == 1 and _alive(pids[0])
+            raise KeyboardInterrupt
+    assert not _alive(pids[0])
+
+
+def test_background_load_stops_by_itself():
+    from fastopt.bench_loop import _SPIN
+
+    proc = subprocess.run([sys.executable, "-c", _SPIN, "0.3"], timeout=30)
+    assert proc.returncode == 0
+
+
+def test_loop_scenario_reports_both_conditions():
+    from fastopt.bench_loop import format_loop, run_loop
+
+    report = run_loop(repeats=1, steps=1, busy=True, max_load_seconds=30)
+    assert set(report["conditions"]) == {"quiet", "busy"}
+    for c in report["conditions"].values():
+        assert set(c["times_s"]) == {"numpy", "fastopt", "fastopt_threads1"}
+        for t in c["times_s"].values():
+            assert _positive_finite(t["median"]) and 0 < t["optimizer"] < t["median"]
+        assert all(_positive_finite(r) for r in c["ratios"].values())
+    assert report["policy"]["wait_policy"]
+    table = format_loop(report)
+    assert "busy (+1 busy process)" in table and "x fastopt" in table
+
+
+def test_loop_scenario_cli_rejects_kernel_options(capsys):
+    with pytest.raises(SystemExit) as exc:
+        from fastopt.__main__ import main
+        main(["bench", "--scenario", "loop", "--only", "adam"])
+    assert exc.value.code == 2
+    assert "--only" in capsys.readouterr().err

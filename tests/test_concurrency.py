@@ -188,7 +188,8 @@ WORKER = textwrap.dedent('''
         for _ in range(3):
             opt.step([rng.standard_normal(p.shape).astype(p.dtype) for p in params])
         return (fastopt.get_num_threads(), fastopt.kernels.last_threads_used(),
-                b"".join(p.tobytes() for p in params))
+                b"".join(p.tobytes() for p in params),
+                fastopt._config.thread_policy()["wait_source"].split(" (")[0])
 
     if __name__ == "__main__":
         method, parent_threads, child_threads = sys.argv[1], int(sys.argv[2]), sys.argv[3]
@@ -203,6 +204,7 @@ WORKER = textwrap.dedent('''
             results = pool.starmap(work, [(seed, child_threads) for seed in range(4)])
         assert [r[2] for r in results] == expected, "a child computed different bytes"
         print("children", sorted(set((r[0], r[1]) for r in results)), flush=True)
+        print("child wait policy", sorted(set(r[3] for r in results)), flush=True)
 ''')
 
 
@@ -214,6 +216,11 @@ def _run_script(tmp_path, args, timeout=90):
     env["PYTHONPATH"] = os.pathsep.join(
         [os.path.dirname(os.path.dirname(fastopt.__file__)), env.get("PYTHONPATH", "")])
     env.pop("OMP_NUM_THREADS", None)
+    for name in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT"):
+        env.pop(name, None)
+    # The load cap would let a busy test machine shrink a default team to 1: the team
+    # sizes asserted here are the policy's setting, so measure them without it.
+    env["FASTOPT_LOAD_ADAPTIVE"] = "0"
     proc = subprocess.Popen([sys.executable, str(script), *map(str, args)], cwd=tmp_path,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, start_new_session=True)
@@ -241,6 +248,8 @@ def test_fork_pool_after_the_parent_used_two_threads_does_not_hang(tmp_path):
     assert _line(out, "parent team") == "parent team 2"
     # forked children run serially (libgomp's team does not survive fork), same bytes
     assert _line(out, "children") == "children [(1, 1)]"
+    # and keep the parent's runtime, loaded with fastopt's wait policy
+    assert _line(out, "child wait policy") == "child wait policy [\"fastopt's default\"]"
 
 
 @needs_two
@@ -256,6 +265,8 @@ def test_spawn_and_forkserver_pools_use_threads(tmp_path, method):
     out = _run_script(tmp_path, [method, 2, "default"])
     assert _line(out, "parent team") == "parent team 2"
     assert _line(out, "children") == "children [(2, 2)]"
+    # a fresh interpreter: its runtime loads with fastopt's wait policy again
+    assert _line(out, "child wait policy") == "child wait policy [\"fastopt's default\"]"
 
 
 def test_fork_pool_without_openmp_threads_works(tmp_path):

@@ -83,3 +83,144 @@ def test_planned_threads_follows_serial_threshold():
     assert fastopt.kernels.planned_threads(below - 1) == 1
     with fastopt.threads(1):
         assert fastopt.kernels.planned_threads(10 * below) == 1
+
+
+# -- the default thread policy (issue 12): libgomp's wait policy and the load cap ---------
+
+POLICY_PROBE = (
+    "import os, sys, hashlib, numpy as np, fastopt\n"
+    "from fastopt._config import thread_policy\n"
+    "pol = thread_policy()\n"
+    "rng = np.random.default_rng(3)\n"
+    "ps = [rng.standard_normal(n).astype(np.float32) for n in (70_001, 9)]\n"
+    "opt = fastopt.Adam(ps, lr=1e-2)\n"
+    "for _ in range(3):\n"
+    "    opt.step([rng.standard_normal(p.shape).astype(np.float32) for p in ps])\n"
+    "print(repr((os.environ.get('GOMP_SPINCOUNT'), os.environ.get('OMP_WAIT_POLICY'),\n"
+    "            pol['wait_policy'], pol['wait_source'], pol['load_cap'],\n"
+    "            hashlib.sha256(b''.join(p.tobytes() for p in ps)).hexdigest())))\n")
+
+
+def _probe(env_extra, pre_import=""):
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("OMP_", "GOMP_", "FASTOPT_LOAD"))}
+    env.update(env_extra)
+    src = os.path.dirname(os.path.dirname(fastopt.__file__))
+    env["PYTHONPATH"] = os.pathsep.join([src, env.get("PYTHONPATH", "")])
+    out = subprocess.run([sys.executable, "-c", pre_import + POLICY_PROBE], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return eval(out.stdout.strip().splitlines()[-1]), out.stderr
+
+
+@needs_openmp
+def test_default_sets_a_short_spin_for_its_runtime_only():
+    # OMP_DISPLAY_ENV makes libgomp print the settings it loaded with.
+    (spin, wait, policy, source, cap, _), err = _probe({"OMP_DISPLAY_ENV": "VERBOSE"})
+    from fastopt._wait_policy import SPIN_COUNT
+
+    assert f"GOMP_SPINCOUNT = '{SPIN_COUNT}'" in err
+    assert spin is None and wait is None  # removed again: children and later libraries
+    assert policy.startswith(f"GOMP_SPINCOUNT={SPIN_COUNT}")
+    assert "fastopt's default" in source
+    assert cap is not None
+
+
+@needs_openmp
+@pytest.mark.parametrize("env", [{"GOMP_SPINCOUNT": "123"}, {"OMP_WAIT_POLICY": "PASSIVE"},
+                                 {"OMP_WAIT_POLICY": "active", "GOMP_SPINCOUNT": "7"}])
+def test_a_users_wait_setting_is_never_overridden(env):
+    (spin, wait, policy, source, _, _), err = _probe({**env, "OMP_DISPLAY_ENV": "VERBOSE"})
+    assert (spin, wait) == (env.get("GOMP_SPINCOUNT"), env.get("OMP_WAIT_POLICY"))
+    assert "your environment" in source
+    for k, v in env.items():
+        assert f"{k}={v}" in policy
+    if "GOMP_SPINCOUNT" in env:
+        assert f"GOMP_SPINCOUNT = '{env['GOMP_SPINCOUNT']}'" in err
+    else:  # PASSIVE: libgomp's own spin count for that policy, not fastopt's
+        assert "GOMP_SPINCOUNT = '0'" in err
+
+
+@needs_openmp
+def test_policy_not_applied_is_reported_when_the_runtime_was_loaded_first():
+    torch = pytest.importorskip("torch")
+    lib = os.path.join(os.path.dirname(torch.__file__), "lib", "libgomp.so.1")
+    if not os.path.exists(lib):
+        pytest.skip("this torch does not ship a libgomp.so.1 of the same name")
+    (_, _, policy, source, _, _), _ = _probe({}, pre_import="import torch\n")
+    assert "NOT applied" in source and policy.startswith("libgomp's default")
+
+
+@needs_openmp
+@pytest.mark.parametrize("env, cap_on", [({}, True), ({"FASTOPT_LOAD_ADAPTIVE": "0"}, False),
+                                         ({"OMP_NUM_THREADS": "2"}, False)])
+def test_load_cap_is_on_by_default_and_can_be_turned_off(env, cap_on):
+    if _kernels._max_threads() < 2 and not env:
+        pytest.skip("one thread: nothing to cap")
+    (_, _, _, _, cap, _), _ = _probe(env)
+    assert (cap is not None) == cap_on
+
+
+@needs_openmp
+def test_results_are_bitwise_identical_under_every_policy():
+    digests = {name: _probe(env)[0][-1] for name, env in {
+        "default": {}, "passive": {"OMP_WAIT_POLICY": "PASSIVE"},
+        "spin0": {"GOMP_SPINCOUNT": "0"}, "no load cap": {"FASTOPT_LOAD_ADAPTIVE": "0"},
+        "one thread": {"OMP_NUM_THREADS": "1"}}.items()}
+    assert len(set(digests.values())) == 1, digests
+
+
+def test_show_config_reports_the_policy(capsys):
+    fastopt.show_config()
+    out = capsys.readouterr().out
+    for key in ("threads_source", "load_source", "wait_policy", "wait_source"):
+        assert key in out
+    from fastopt._config import thread_policy
+
+    pol = thread_policy()
+    assert pol["wait_policy"] in out and pol["threads"] == fastopt.get_num_threads()
+    if OPENMP:
+        assert pol["summary"].endswith(pol["wait_policy"])
+
+
+@pytest.mark.parametrize("cap, rate, expected", [
+    (2, 500.0, 1), (1, 500.0, 1), (8, 500.0, 4),     # busy: halve, never below 1
+    (1, 0.0, 2), (2, 0.0, 2), (3, 10.0, 4),           # quiet: one more, up to the full team
+    (1, 50.0, 1), (2, 50.0, 2)])                      # in between: keep
+def test_load_cap_rule(cap, rate, expected):
+    full = 2 if cap <= 2 else 8
+    assert _kernels._load_adapt(cap, full, rate) == expected
+
+
+def _burn_until(predicate, seconds=5.0):
+    import time
+
+    p = np.zeros(200_000, np.float32)
+    g = np.ones_like(p)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        fastopt.kernels.sgd_step(p, g, lr=1e-9)
+        if predicate():
+            return True
+    return False
+
+
+@needs_openmp
+def test_load_cap_follows_the_signal_and_spares_explicit_counts():
+    if not _kernels._load_state()["adaptive"]:
+        pytest.skip("load cap off in this process (OMP_NUM_THREADS or FASTOPT_LOAD_ADAPTIVE)")
+    full = _kernels._load_state()["full"]
+    n = 10 * _kernels.build_info()["serial_below"]
+    fastopt.set_num_threads(None)
+    old = _kernels._set_load_tuning(0.0, 0.0, -1.0, -2.0)  # every window counts as busy
+    try:
+        assert _burn_until(lambda: _kernels._load_state()["cap"] == 1)
+        assert fastopt.kernels.planned_threads(n) == 1
+        assert fastopt.get_num_threads() == full          # the setting is unchanged
+        with fastopt.threads(full):                       # explicit: never capped
+            assert fastopt.kernels.planned_threads(n) == full
+        _kernels._set_load_tuning(0.0, 0.0, 1e300, 1e300)  # every window counts as quiet
+        assert _burn_until(lambda: _kernels._load_state()["cap"] == full)
+        assert fastopt.kernels.planned_threads(n) == full
+    finally:
+        _kernels._set_load_tuning(*old)

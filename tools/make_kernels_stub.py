@@ -21,6 +21,7 @@ RETURNS = {
     "adam_step": "None", "adagrad_step": "None", "rmsprop_step": "None",
     "adadelta_step": "None", "_set_user_threads": "None",
     "_get_user_threads": "int", "_max_threads": "int", "_init_thread_policy": "None",
+    "_load_state": "dict[str, Any]", "_load_adapt": "int",
     "check_dropout_p": "float", "stream_copy": "None", "stream_triad": "None",
 }
 

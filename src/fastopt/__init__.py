@@ -8,6 +8,16 @@ call raises.
 
 from fastopt._version import __version__
 
+# The OpenMP runtime's wait policy must be in the environment when fastopt._kernels loads
+# it (fastopt._wait_policy explains why); nothing above this line may import _kernels.
+from fastopt import _wait_policy
+
+_wait_policy.before_load()
+try:
+    from fastopt import _kernels  # noqa: F401
+finally:
+    _wait_policy.after_load()
+
 from fastopt import init, kernels, nn, schedules, train
 from fastopt._config import (
     get_include,

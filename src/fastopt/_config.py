@@ -64,7 +64,60 @@ def _physical_cores() -> int:
     return max(1, len(cores))
 
 
-_kernels._init_thread_policy(_physical_cores(), "OMP_NUM_THREADS" in os.environ)
+#: FASTOPT_LOAD_ADAPTIVE=0 turns the default team's load cap off (README, Configuration).
+LOAD_ADAPTIVE_VARIABLE = "FASTOPT_LOAD_ADAPTIVE"
+
+_kernels._init_thread_policy(_physical_cores(), "OMP_NUM_THREADS" in os.environ,
+                             os.environ.get(LOAD_ADAPTIVE_VARIABLE, "1").strip() != "0")
+
+
+def thread_policy() -> dict:
+    """The thread policy in force and why: team size and the OpenMP runtime's waiting.
+
+    Keys: ``threads`` (the setting), ``threads_source``, ``load_cap`` (the default team's
+    cap now, or None when it is not load-adapted), ``load_source``, ``wait_policy``,
+    ``wait_source`` and ``summary`` (one line).
+    """
+    from fastopt import _wait_policy
+
+    openmp = bool(_kernels.build_info()["openmp"])
+    user = _kernels._get_user_threads()
+    threads = get_num_threads()
+    load = _kernels._load_state()
+    if not openmp:
+        source = "build without OpenMP"
+    elif user:
+        source = "set_num_threads()/threads() in this process"
+    elif "OMP_NUM_THREADS" in os.environ:
+        source = f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}"
+    else:
+        source = "default: one per physical core"
+    if load["adaptive"] and not user:
+        cap = load["cap"]
+        rate = load["rate"]
+        load_source = (f"default team capped at {cap} while this process's threads are "
+                       "preempted often ("
+                       + ("no rate measured yet" if rate is None
+                          else f"now {rate:.0f} preemptions per CPU-second")
+                       + "; halves above "
+                       f"{load['busy_rate']:.0f}, grows below {load['quiet_rate']:.0f}); "
+                       f"{LOAD_ADAPTIVE_VARIABLE}=0 or an explicit thread count turns it off")
+    else:
+        cap = None
+        if not openmp or threads <= 1:
+            load_source = "off (one thread)"
+        elif user or "OMP_NUM_THREADS" in os.environ:
+            load_source = "off (explicit thread count)"
+        elif os.environ.get(LOAD_ADAPTIVE_VARIABLE, "1").strip() == "0":
+            load_source = f"off ({LOAD_ADAPTIVE_VARIABLE}=0)"
+        else:
+            load_source = "off (no load signal on this platform)"
+    wait = _wait_policy.describe(openmp)
+    summary = (f"{threads if cap is None else f'{cap} of {threads}'} thread(s), "
+               f"load cap {'on' if cap is not None else 'off'}, wait {wait['wait_policy']}")
+    return {"threads": threads, "threads_source": source, "load_cap": cap,
+            "load_source": load_source, "wait_policy": wait["wait_policy"],
+            "wait_source": wait["source"], "summary": summary}
 
 
 def _serial_after_fork() -> None:
@@ -192,6 +245,8 @@ def config_dict() -> dict:
         "openmp_runtime": _openmp_runtime(),
         "max_threads": _kernels._max_threads(),
         "threads_now": get_num_threads(),
+        **{f"thread_{k}" if not k.startswith(("threads", "load", "wait")) else k: v
+           for k, v in thread_policy().items() if k not in ("threads", "summary")},
         "physical_cores": _physical_cores(),
         "serial_below_elements": info["serial_below"],
         "compiler": info["compiler"],
@@ -216,7 +271,8 @@ def _openmp_runtime() -> str:
 
 
 def show_config() -> None:
-    """Print fastopt's version, OpenMP status, threads, compiler and SIMD target.
+    """Print fastopt's version, OpenMP status, threads, the thread policy in force and why,
+    compiler and SIMD target.
 
     ``python -m fastopt config`` prints the same.
 

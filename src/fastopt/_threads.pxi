@@ -1,28 +1,81 @@
 # _threads.pxi — the thread policy (DEVELOPING.md): how many threads a kernel call may use.
 #
-# None/unset: OpenMP's maximum, capped at the physical cores unless OMP_NUM_THREADS is set.
-# set_num_threads(n): n threads; a negative n counts back from the maximum (-1 = all).
+# None/unset: OpenMP's maximum, capped at the physical cores unless OMP_NUM_THREADS is set,
+# and, while the cores are oversubscribed, fewer (the load cap below).
+# set_num_threads(n): n threads, always; a negative n counts back from the maximum (-1 = all).
 # A lower OpenMP limit set later in this thread (threadpoolctl.threadpool_limits, or
 # omp_set_num_threads) always wins, so threadpoolctl limits fastopt like any OpenMP library.
 
 from fastopt._openmp cimport FO_OPENMP, fo_max_threads, fo_team_size
 
+cdef extern from "load.h" nogil:
+    int FO_HAVE_LOAD_SIGNAL
+    int fo_preemptions(long long *switches, double *cpu_seconds) noexcept
+    double fo_monotonic_seconds() noexcept
+
 cdef int _user_threads = 0      # 0: not set
 cdef int _default_threads = 1   # the unset policy, fixed at import
 cdef int _omp_baseline = 1      # omp_get_max_threads() at import
 
+# The load cap of the default team (benchmarks/thread_policy.py measured why): a team
+# whose threads are preempted waits at every barrier for a scheduler slice, so while this
+# process's threads are preempted often (load.h: involuntary switches per CPU-second) the
+# default team halves, and it grows back by one thread per quiet window. Explicit thread
+# counts (set_num_threads, threads(), OMP_NUM_THREADS) are never capped.
+LOAD_WINDOW_S = 0.02        # at most one getrusage per window
+LOAD_MIN_CPU_S = 0.004      # a rate needs this much CPU time of the process
+LOAD_BUSY_RATE = 100.0      # preemptions per CPU-second above which the team halves
+LOAD_QUIET_RATE = 25.0      # and below which it grows by one
+cdef double _window_s = LOAD_WINDOW_S, _min_cpu_s = LOAD_MIN_CPU_S
+cdef double _busy_rate = LOAD_BUSY_RATE, _quiet_rate = LOAD_QUIET_RATE
+cdef bint _load_adaptive = False
+cdef int _load_cap = 1
+cdef double _sample_time = -1e300, _sample_cpu = 0.0, _last_rate = -1.0
+cdef long long _sample_switches = 0
 
-def _init_thread_policy(int physical_cores, bint omp_env_set):
+
+def _init_thread_policy(int physical_cores, bint omp_env_set, bint load_adaptive=True):
     """Called once by fastopt._config at import."""
-    global _default_threads, _omp_baseline
+    global _default_threads, _omp_baseline, _load_adaptive, _load_cap
     _omp_baseline = fo_max_threads()
     if omp_env_set or physical_cores < 1:
         _default_threads = _omp_baseline
     else:
         _default_threads = min(_omp_baseline, physical_cores)
+    _load_adaptive = (load_adaptive and not omp_env_set and FO_OPENMP and FO_HAVE_LOAD_SIGNAL
+                      and _default_threads > 1)
+    _load_cap = _default_threads
 
 
-cdef inline int current_threads() noexcept nogil:
+cdef inline int _adapt(int cap, int full, double rate) noexcept nogil:
+    """The next load cap: halve on a busy window, one more thread on a quiet one."""
+    if rate > _busy_rate:
+        return cap // 2 if cap > 1 else 1
+    if rate < _quiet_rate:
+        return cap + 1 if cap < full else full
+    return cap
+
+
+cdef int load_cap() noexcept nogil:
+    """The default team's current cap, sampled at most once per window. Python threads may
+    race here: the state is a few scalars and a lost update only delays a decision."""
+    global _load_cap, _sample_time, _sample_cpu, _sample_switches, _last_rate
+    cdef double now = fo_monotonic_seconds(), cpu
+    cdef long long switches
+    if now - _sample_time < _window_s:
+        return _load_cap
+    _sample_time = now
+    if not fo_preemptions(&switches, &cpu):
+        return _load_cap
+    if cpu - _sample_cpu >= _min_cpu_s and cpu > _sample_cpu:  # else keep the baseline
+        _last_rate = (switches - _sample_switches) / (cpu - _sample_cpu)
+        _load_cap = _adapt(_load_cap, _default_threads, _last_rate)
+        _sample_cpu = cpu
+        _sample_switches = switches
+    return _load_cap
+
+
+cdef inline int configured_threads() noexcept nogil:
     if not FO_OPENMP:
         return 1
     cdef int n = _user_threads if _user_threads > 0 else _default_threads
@@ -32,9 +85,45 @@ cdef inline int current_threads() noexcept nogil:
     return n if n > 0 else 1
 
 
+cdef inline int current_threads() noexcept nogil:
+    """Threads the next kernel call may use: the setting, and the load cap when unset."""
+    cdef int n = configured_threads()
+    if _load_adaptive and _user_threads == 0 and n > 1:
+        n = min(n, load_cap())
+    return n
+
+
 def get_num_threads():
-    """Number of threads the next kernel call may use (1 in a build without OpenMP)."""
-    return current_threads()
+    """Number of threads kernel calls may use (1 in a build without OpenMP).
+
+    The setting (:func:`set_num_threads`, or the default). Under the default, a call may
+    use fewer while this process's threads are being preempted (another busy process, or
+    another spinning thread pool): :func:`fastopt.kernels.last_threads_used` tells what a
+    call used, ``fastopt.show_config()`` the policy.
+    """
+    return configured_threads()
+
+
+def _load_state():
+    """The load cap's state (for show_config and tests)."""
+    return {"adaptive": bool(_load_adaptive), "cap": _load_cap, "full": _default_threads,
+            "rate": None if _last_rate < 0 else _last_rate, "window_s": _window_s,
+            "busy_rate": _busy_rate, "quiet_rate": _quiet_rate}
+
+
+def _load_adapt(int cap, int full, double rate):
+    """The load cap's rule (tests)."""
+    return _adapt(cap, full, rate)
+
+
+def _set_load_tuning(double window_s, double min_cpu_s, double busy_rate, double quiet_rate):
+    """Change the load cap's constants (tests and benchmarks) and start a fresh window;
+    returns the old constants."""
+    global _window_s, _min_cpu_s, _busy_rate, _quiet_rate, _sample_time
+    old = (_window_s, _min_cpu_s, _busy_rate, _quiet_rate)
+    _window_s, _min_cpu_s, _busy_rate, _quiet_rate = window_s, min_cpu_s, busy_rate, quiet_rate
+    _sample_time = -1e300
+    return old
 
 
 def _max_threads():

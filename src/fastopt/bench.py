@@ -14,6 +14,10 @@ For every kernel and size it times, in one process and interleaved:
   ``F.batch_norm`` forward plus ``backward()`` through autograd) and "fused" the aten
   kernels called directly (``native_dropout`` / ``native_batch_norm`` and their
   backward), without autograd;
+- **deepspeed** (adam and adamw, when importable): DeepSpeed's ``DeepSpeedCPUAdam``, the
+  hand-written AVX-512/AVX2 CPU Adam of ZeRO-Offload training, on the same arrays as torch
+  tensors (``--deepspeed``: ``auto`` uses it when its C++ op is already compiled, ``build``
+  compiles it first, with ninja, once (minutes), ``off``); never a dependency;
 - **the bandwidth limit**: ``fastopt._kernels.stream_copy`` and ``stream_triad`` (one-pass
   C kernels built like the others) over arrays with the same total footprint as the
   kernel's arrays, so the limit is DRAM bandwidth for large cases and cache bandwidth
@@ -45,10 +49,12 @@ JSON (``--json FILE``), schema ``"fastopt-bench/1"``::
                   "platform": str, "loadavg": [float, float, float] | null,
                   "loadavg_end": [float, float, float] | null},
       "versions": {"fastopt": str, "numpy": str, "torch": str | null, "python": str,
+                   "deepspeed": str | null,
                    "simd_target": str, "openmp": bool},
       "settings": {"threads": int, "blas_threads": 1 | null, "dtype": str,
                    "repeats": int, "target_s": float, "gap_s": float, "quick": bool,
                    "stat": "median" | "min",
+                   "thread_policy": str,  # fastopt.show_config()'s policy, one line
                    "env": {str: str},   # OMP_*, GOMP_*, KMP_*, OPENBLAS_*, MKL_* set
                    "torch": bool, "only": [str] | null},
       "results": [{
@@ -58,14 +64,16 @@ JSON (``--json FILE``), schema ``"fastopt-bench/1"``::
           "minimal_bytes": int,
           "times_s": {"fastopt": float, "fastopt_class": float | null,  # per --stat
                       "numpy": float | null, "torch": float | null,
-                      "torch_fused": float | null, "copy": float, "triad": float,
+                      "torch_fused": float | null, "deepspeed": float | null,
+                      "copy": float, "triad": float,
                       "limit": float},   # limit = minimal_bytes / bandwidth_gbs
           "bandwidth_gbs": float,        # size-matched copy/triad rate (the limit)
           "effective_gbs": float,        # minimal_bytes / fastopt time
           "elements_per_s": float,       # elements / fastopt time
           "ratios": {"vs_numpy": float | null, "vs_torch": float | null,
                      "vs_torch_fused": float | null, "fraction_of_bandwidth": float,
-                     "class_vs_torch_fused": float | null},
+                     "class_vs_torch_fused": float | null,
+                     "vs_deepspeed": float | null},
           "median_s": {contender: float},   # median repeat's seconds per call
           "fastest_s": {contender: float},  # best repeat's seconds per call
           "spread": {contender: float},  # (slowest - fastest repeat) / median
@@ -186,6 +194,7 @@ class Context:
     dtype: np.dtype
     torch: Any  # the torch module, or None
     seed: int = 0
+    deepspeed_adam: Any = None  # DeepSpeedCPUAdam, or None
 
 
 def _rand(shape: tuple[int, ...], dtype: np.dtype, rng: np.random.Generator, low: float,
@@ -544,7 +553,33 @@ def _optimizer_case(name: str, layout: Layout, ctx: Context) -> Case:
                                   f"unavailable ({str(exc).splitlines()[0][:80]})")
                 continue
             case.contenders[key] = topt.step
+    if ctx.deepspeed_adam is not None and name in ("adam", "adamw"):
+        _add_deepspeed(case, ctx, data, spec)
     return case
+
+
+def _add_deepspeed(case: Case, ctx: Context, data: _Tensors, spec: OptimizerSpec) -> None:
+    """DeepSpeedCPUAdam over torch views of a copy of the case's arrays (float32 only: its
+    op keeps fp32 state)."""
+    if ctx.dtype != np.float32:
+        case.notes.append("deepspeed: DeepSpeedCPUAdam is float32 only")
+        return
+    torch = ctx.torch
+    d = data.copy()
+    tps = [torch.from_numpy(x) for x in d["p"]]
+    for tp, x in zip(tps, d["g"]):
+        tp.grad = torch.from_numpy(x)
+    h = spec.hyper
+    try:
+        dopt = ctx.deepspeed_adam(tps, lr=h["lr"], betas=(h["beta1"], h["beta2"]),
+                                  eps=h["eps"], weight_decay=h["weight_decay"],
+                                  adamw_mode=spec.name == "adamw")
+        dopt.step()
+    except Exception as exc:  # noqa: BLE001 - an optional contender: reported, not fatal
+        case.notes.append(f"deepspeed: DeepSpeedCPUAdam failed ({type(exc).__name__}: "
+                          f"{str(exc).splitlines()[0][:80]})")
+        return
+    case.contenders["deepspeed"] = dopt.step
 
 
 # -- layers ----------------------------------------------------------------------------
@@ -983,6 +1018,23 @@ def _loadavg() -> list[float] | None:
         return None
 
 
+def _thread_policy_summary() -> str | None:
+    try:
+        from fastopt._config import thread_policy
+    except ImportError:
+        return None
+    return str(thread_policy()["summary"])
+
+
+def _deepspeed_version() -> str | None:
+    try:
+        from importlib.metadata import version
+
+        return version("deepspeed")
+    except Exception:  # noqa: BLE001
+        return None
+
+
 def _import_torch(enabled: bool) -> tuple[Any, str | None]:
     if not enabled:
         return None, "torch disabled (--no-torch)"
@@ -991,6 +1043,51 @@ def _import_torch(enabled: bool) -> tuple[Any, str | None]:
     except Exception as exc:  # noqa: BLE001 - any import failure means "no torch"
         return None, f"torch not importable ({type(exc).__name__})"
     return torch, None
+
+
+def deepspeed_cpu_adam(mode: str = "auto", torch: Any = None) -> tuple[Any, str | None]:
+    """(DeepSpeedCPUAdam, None) when it can run here, else (None, why not).
+
+    `mode` "auto" loads it only when its C++ op is already compiled (installed with
+    ``DS_BUILD_CPU_ADAM=1``, or built by an earlier first use): the first use compiles it
+    with ninja, which takes minutes. "build" compiles it if needed; "off" skips it.
+    """
+    if mode == "off":
+        return None, "deepspeed off (--deepspeed off)"
+    if torch is None:
+        return None, "DeepSpeedCPUAdam needs torch"
+    import importlib.util
+
+    if importlib.util.find_spec("deepspeed") is None:
+        return None, "deepspeed not installed (pip install deepspeed ninja for that column)"
+    if mode == "auto" and not _deepspeed_op_built():
+        return None, ("deepspeed installed but its CPU Adam op is not compiled yet: "
+                      "--deepspeed build compiles it once (ninja, minutes)")
+    import logging
+
+    logging.getLogger("DeepSpeed").setLevel(logging.ERROR)  # its accelerator banner
+    try:
+        from deepspeed.ops.adam import DeepSpeedCPUAdam
+        DeepSpeedCPUAdam([torch.zeros(1, requires_grad=True)])  # loads (or builds) the op
+    except Exception as exc:  # noqa: BLE001 - any failure means "no such column"
+        return None, (f"deepspeed's CPU Adam cannot run here ({type(exc).__name__}: "
+                      f"{str(exc).splitlines()[0][:100] if str(exc) else ''})")
+    return DeepSpeedCPUAdam, None
+
+
+def _deepspeed_op_built() -> bool:
+    """Whether DeepSpeed's cpu_adam op is installed precompiled or in torch's JIT cache."""
+    import glob
+
+    try:
+        from deepspeed.git_version_info import installed_ops
+        if installed_ops.get("cpu_adam"):
+            return True
+        from torch.utils.cpp_extension import get_default_build_root
+    except Exception:  # noqa: BLE001
+        return False
+    return bool(glob.glob(os.path.join(get_default_build_root(), "*", "cpu_adam",
+                                       "cpu_adam*.so")))
 
 
 @contextmanager
@@ -1053,7 +1150,8 @@ class _Progress:
 def run(only: list[str] | None = None, *, threads: int | None = None, repeats: int = 7,
         target: float = 0.05, gap: float = 0.005, dtype: str = "float32",
         use_torch: bool = True, sizes: list[str] | None = None, quick: bool = False,
-        progress: bool = True, stat: str = "median") -> dict[str, Any]:
+        progress: bool = True, stat: str = "median", deepspeed: str = "auto"
+        ) -> dict[str, Any]:
     """Run the benchmark and return the report (the JSON document described above)."""
     import fastopt
     from fastopt._config import _physical_cores, config_dict
@@ -1064,6 +1162,9 @@ def run(only: list[str] | None = None, *, threads: int | None = None, repeats: i
         raise KeyError(unknown)
     dt = np.dtype(dtype)
     torch, torch_note = _import_torch(use_torch)
+    ds_adam, ds_note = None, None
+    if any(n in ("adam", "adamw") for n in names):
+        ds_adam, ds_note = deepspeed_cpu_adam(deepspeed, torch)
     if threads is None:
         threads = fastopt.get_num_threads()
     cfg = config_dict()
@@ -1084,10 +1185,11 @@ def run(only: list[str] | None = None, *, threads: int | None = None, repeats: i
             "python": platform.python_version(),
             "simd_target": cfg["simd_target"],
             "openmp": cfg["openmp"],
+            "deepspeed": _deepspeed_version() if ds_adam is not None else None,
         },
         "settings": {"threads": threads, "blas_threads": None, "dtype": dt.name,
                      "repeats": repeats, "target_s": target, "gap_s": gap, "quick": quick,
-                     "stat": stat,
+                     "stat": stat, "thread_policy": _thread_policy_summary(),
                      "env": {k: v for k, v in sorted(os.environ.items())
                              if k.startswith(("OMP_", "GOMP_", "KMP_", "OPENBLAS_", "MKL_"))},
                      "torch": torch is not None, "only": only or None},
@@ -1096,11 +1198,13 @@ def run(only: list[str] | None = None, *, threads: int | None = None, repeats: i
     }
     if torch_note:
         report["settings"]["torch_note"] = torch_note
+    if ds_note:
+        report["settings"]["deepspeed_note"] = ds_note
     plan = [(name, label) for name in names
             for label in (sizes or (KERNELS[name].quick_sizes if quick else None)
                           or KERNELS[name].sizes)]
     bar = _Progress(len(plan), progress)
-    ctx = Context(dt, torch)
+    ctx = Context(dt, torch, deepspeed_adam=ds_adam)
     with _environment(threads, torch) as blas:
         report["settings"]["blas_threads"] = blas
         report["settings"]["threads"] = fastopt.get_num_threads()
@@ -1160,6 +1264,7 @@ def _run_case(entry: KernelEntry, label: str, ctx: Context, repeats: int, target
             "numpy": times.get("numpy"),
             "torch": times.get("torch"),
             "torch_fused": times.get("torch_fused"),
+            "deepspeed": times.get("deepspeed"),
             "copy": times["copy"],
             "triad": times["triad"],
             "limit": t_limit,
@@ -1176,6 +1281,7 @@ def _run_case(entry: KernelEntry, label: str, ctx: Context, repeats: int, target
             "fraction_of_bandwidth": t_limit / t,
             "class_vs_torch_fused": _ratio(times.get("torch_fused"),
                                            times.get("fastopt_class")),
+            "vs_deepspeed": _ratio(times.get("deepspeed"), t),
         },
         "median_s": median,
         "fastest_s": fastest,
@@ -1226,7 +1332,8 @@ def format_table(report: dict[str, Any]) -> str:
         + (f", load average {load[0]:.2f} at start" if load else ""),
         f"versions: fastopt {v['fastopt']} (OpenMP {'on' if v['openmp'] else 'off'}, "
         f"{v['simd_target']}), numpy {v['numpy']}, torch {torch_text}, "
-        f"python {v['python']}",
+        + (f"deepspeed {v['deepspeed']}, " if v.get("deepspeed") else "")
+        + f"python {v['python']}",
         f"threads: {s['threads']} (fastopt and torch); BLAS "
         + ("pinned to 1 thread (threadpoolctl)" if s["blas_threads"] == 1
            else "NOT pinned (threadpoolctl not installed)")
@@ -1239,6 +1346,7 @@ def format_table(report: dict[str, Any]) -> str:
         "footprint; of BW = limit / fastopt",
         "class = fastopt optimizer class step() (layers: the call without out=); "
         "torch = torch.optim default (single-tensor loop on CPU), fused = fused=True; "
+        "deepspeed = DeepSpeedCPUAdam (when shown); "
         "layers: torch = autograd forward+backward, fused = aten kernels directly; "
         "noise = largest (slowest - fastest repeat) / median among the row's contenders",
     ]
@@ -1249,24 +1357,29 @@ def format_table(report: dict[str, Any]) -> str:
                      f"{load[0]:.2f} at start, {end[0] if end else float('nan'):.2f} at end, "
                      f"{m['physical_cores']} cores): times are noisy, compare ratios within "
                      "this run")
-        if s["threads"] > 1 and s.get("env", {}).get("OMP_WAIT_POLICY", "").upper() != "PASSIVE":
-            lines.append("  with several threads, libgomp's spinning barriers can then cost a "
-                         "whole scheduler slice (~16 ms here) per parallel call: run with "
-                         "OMP_WAIT_POLICY=PASSIVE or --threads 1")
+        if s["threads"] > 1:
+            lines.append(f"  the bench runs fastopt at an explicit {s['threads']} threads, so "
+                         "each parallel call may wait for a preempted thread (fastopt's "
+                         "default team shrinks under load; explicit counts do not): compare "
+                         "with --threads 1")
     lines.append("")
-    header = ["kernel", "case", "fastopt", "class", "numpy", "torch", "fused", "limit",
-              "x numpy", "x torch", "x fused", "GB/s", "BW GB/s", "of BW", "noise"]
+    # The DeepSpeedCPUAdam column only when some row has it (it is optional and rare).
+    ds = any(r["times_s"].get("deepspeed") is not None for r in report["results"])
+    header = ["kernel", "case", "fastopt", "class", "numpy", "torch", "fused"] + \
+        (["deepspeed"] if ds else []) + ["limit", "x numpy", "x torch", "x fused"] + \
+        (["x ds"] if ds else []) + ["GB/s", "BW GB/s", "of BW", "noise"]
     rows = [header]
     for r in report["results"]:
         t, q = r["times_s"], r["ratios"]
         rows.append([
             r["kernel"], _case_label(r), _fmt_time(t["fastopt"]), _fmt_time(t["fastopt_class"]),
-            _fmt_time(t["numpy"]), _fmt_time(t["torch"]), _fmt_time(t["torch_fused"]),
-            _fmt_time(t["limit"]), _fmt_ratio(q["vs_numpy"]), _fmt_ratio(q["vs_torch"]),
-            _fmt_ratio(q["vs_torch_fused"]), f"{r['effective_gbs']:.1f}",
-            f"{r['bandwidth_gbs']:.1f}", _fmt_ratio(q["fraction_of_bandwidth"], ""),
-            f"{100 * r['noise']:.0f}%",
-        ])
+            _fmt_time(t["numpy"]), _fmt_time(t["torch"]), _fmt_time(t["torch_fused"])]
+            + ([_fmt_time(t.get("deepspeed"))] if ds else [])
+            + [_fmt_time(t["limit"]), _fmt_ratio(q["vs_numpy"]), _fmt_ratio(q["vs_torch"]),
+               _fmt_ratio(q["vs_torch_fused"])]
+            + ([_fmt_ratio(q.get("vs_deepspeed"))] if ds else [])
+            + [f"{r['effective_gbs']:.1f}", f"{r['bandwidth_gbs']:.1f}",
+               _fmt_ratio(q["fraction_of_bandwidth"], ""), f"{100 * r['noise']:.0f}%"])
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     for k, row in enumerate(rows):
         cells = [c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))]
@@ -1281,6 +1394,8 @@ def format_table(report: dict[str, Any]) -> str:
             notes.append(f"  {r['kernel']} {r['case']}: {note}")
     if s.get("torch_note"):
         notes.insert(0, f"  {s['torch_note']}: torch columns are empty")
+    if s.get("deepspeed_note"):
+        notes.insert(0, f"  DeepSpeedCPUAdam column skipped: {s['deepspeed_note']}")
     for sk in report["skipped"]:
         notes.append(f"  skipped {sk['kernel']} {sk['case']}: {sk['reason']}")
     if report.get("targets"):
@@ -1310,6 +1425,10 @@ def _dedupe(notes: list[str]) -> list[str]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--scenario", choices=["kernels", "loop"], default="kernels",
+                        help="kernels (default): the per-kernel table; loop: a numpy MLP "
+                        "training loop with numpy's and fastopt's Adam at default settings, "
+                        "quiet and with one busy background process (see fastopt.bench_loop)")
     parser.add_argument("--quick", action="store_true",
                         help="fewer repeats and shorter batches (about 30 s in all)")
     parser.add_argument("--only", metavar="NAMES",
@@ -1326,6 +1445,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(default) or min (the fastest repeat; steadier on a busy machine)")
     parser.add_argument("--target", type=float, metavar="SECONDS",
                         help="seconds per timed batch (default 0.05, --quick 0.01)")
+    parser.add_argument("--deepspeed", choices=["auto", "build", "off"], default="auto",
+                        help="DeepSpeedCPUAdam column for adam/adamw when deepspeed is "
+                        "installed: auto = when its op is already compiled, build = compile "
+                        "it first (ninja, minutes, once), off")
     parser.add_argument("--no-progress", action="store_true",
                         help="no progress display on stderr")
     # Hidden: override every kernel's sizes (flat element counts or AxB layouts); tests.
@@ -1334,6 +1457,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    if args.scenario == "loop":
+        return _loop_command(args, parser)
     only = None
     if args.only is not None:
         only = [n.strip().lower() for n in args.only.split(",") if n.strip()]
@@ -1359,8 +1484,28 @@ def command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     gap = args.gap if args.gap is not None else (0.002 if args.quick else 0.005)
     report = run(only, threads=args.threads, repeats=repeats, target=target, gap=gap,
                  dtype=args.dtype, use_torch=not args.no_torch, sizes=sizes,
-                 quick=args.quick, progress=not args.no_progress, stat=args.stat)
+                 quick=args.quick, progress=not args.no_progress, stat=args.stat,
+                 deepspeed=args.deepspeed)
     print(format_table(report))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=1)
+            f.write("\n")
+    return 0
+
+
+def _loop_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from fastopt import bench_loop
+
+    if args.repeats is not None and args.repeats < 1:
+        parser.error(f"--repeats: expected a positive count, got {args.repeats}")
+    for name in ("only", "threads", "sizes"):
+        if getattr(args, name) is not None:
+            parser.error(f"--{name}: not used by --scenario loop (it measures the defaults)")
+    repeats = args.repeats or (3 if args.quick else 7)
+    steps = 8 if args.quick else 20
+    report = bench_loop.run_loop(repeats=repeats, steps=steps)
+    print(bench_loop.format_loop(report))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=1)

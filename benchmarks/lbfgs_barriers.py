@@ -1,0 +1,162 @@
+"""L-BFGS with few barriers: the two-loop recursion against the vector-free form.
+
+The plain two-loop recursion makes 2m + 1 synchronised parallel passes per iteration
+(m = 10: 21), the vector-free form (``LbfgsMemory(vector_free=True)``) 2-3. On a quiet
+machine the passes cost bandwidth; on a busy one each synchronised pass may wait for a
+preempted thread. This script measures the solver's overhead per iteration outside the
+objective (extended Rosenbrock; the iterations after the memory is full, as
+``bench_minimize.py``'s "steady" figure), for both forms at 1 and 2 threads and under
+fastopt's default thread policy, against scipy's L-BFGS-B, quiet and with one other
+CPU-bound process that the script starts and stops::
+
+    python benchmarks/lbfgs_barriers.py                         # n = 1e5, 1e6; quiet, busy
+    python benchmarks/lbfgs_barriers.py --sizes 1e7 --repeats 3 --iterations 20
+
+All contenders of one size and condition run interleaved (rotating order), and the
+median of the repeats is printed with its ratio to scipy's overhead in the same repeat.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import os
+import statistics
+import sys
+import time
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")   # scipy's BLAS pinned: no pool fights
+
+import scipy.optimize as so
+
+try:
+    import fastopt
+except ImportError:  # a source checkout with an in-place build
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
+    import fastopt
+from fastopt.bench_loop import background_load
+
+
+def _solver_module():
+    """The module whose LbfgsMemory fastopt.minimize constructs (renamed across versions)."""
+    for name in ("fastopt.optimize._minimize", "fastopt.minimize._minimize"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        if hasattr(module, "LbfgsMemory"):
+            return module
+    raise ImportError("no fastopt module constructs LbfgsMemory")
+
+
+def _problem():
+    for name in ("fastopt.optimize.problems", "fastopt.minimize.problems"):
+        try:
+            return importlib.import_module(name).get_problem("ext_rosenbrock")
+        except ImportError:
+            continue
+    raise ImportError("no fastopt problems module")
+
+
+@contextlib.contextmanager
+def memory_form(vector_free):
+    """fastopt.minimize builds its L-BFGS memory with ``vector_free`` (None: its default)."""
+    module = _solver_module()
+    original = module.LbfgsMemory
+    if vector_free is not None:
+        module.LbfgsMemory = lambda *a, **k: original(*a, **{**k, "vector_free": vector_free})
+    try:
+        yield
+    finally:
+        module.LbfgsMemory = original
+
+
+class _Timed:
+    """The objective, adding up the seconds spent inside it."""
+
+    def __init__(self, problem, n):
+        self.problem, self.x0, self.inside = problem, problem.x0(n), 0.0
+
+    def __call__(self, x):
+        t = time.perf_counter()
+        out = self.problem.fg(x)
+        self.inside += time.perf_counter() - t
+        return out
+
+
+def _outside(contender, problem, n, iterations):
+    """Seconds outside the objective and iterations done, for one run."""
+    form, threads = contender
+    obj = _Timed(problem, n)
+    t = time.perf_counter()
+    if form == "scipy":
+        res = so.minimize(obj, obj.x0, jac=True, method="L-BFGS-B",
+                          options={"maxiter": iterations, "gtol": 0.0, "ftol": 0.0})
+    else:
+        with memory_form({"two-loop": False, "vector-free": True, "default": None}[form]), \
+                (fastopt.threads(threads) if threads else contextlib.nullcontext()):
+            res = fastopt.minimize(obj, obj.x0, jac=True, method="L-BFGS",
+                                   options={"maxiter": iterations, "gtol": 0.0})
+    return time.perf_counter() - t - obj.inside, res.nit
+
+
+def steady_overhead(contender, problem, n, iterations, steady_from):
+    """Seconds per iteration outside the objective over the iterations after the memory
+    filled (the difference between a run of `iterations` and one of `steady_from`)."""
+    whole, nit = _outside(contender, problem, n, iterations)
+    first, nit_first = _outside(contender, problem, n, steady_from)
+    return (whole - first) / max(1, nit - nit_first)
+
+
+def label(contender):
+    form, threads = contender
+    if form == "scipy":
+        return "scipy L-BFGS-B"
+    return f"{form}, " + (f"{threads} thread{'s' if threads > 1 else ''}" if threads
+                          else "default threads")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="1e5,1e6", help="comma-separated n")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--iterations", type=int, default=30)
+    ap.add_argument("--steady-from", type=int, default=12)
+    ap.add_argument("--conditions", default="quiet,busy")
+    ap.add_argument("--threads", default="1,2,0", help="explicit counts; 0 = the default")
+    args = ap.parse_args(argv)
+    problem = _problem()
+    threads = [int(t) for t in args.threads.split(",")]
+    contenders = [("scipy", 1)] + [(form, t) for form in ("two-loop", "vector-free")
+                                   for t in threads]
+    print(f"fastopt {fastopt.__version__}; policy: {fastopt._config.thread_policy()['summary']}"
+          if hasattr(fastopt._config, "thread_policy") else f"fastopt {fastopt.__version__}")
+    print(f"extended Rosenbrock, ms per iteration outside the objective (iterations "
+          f"{args.steady_from}..{args.iterations}), median of {args.repeats} interleaved "
+          "repeats; ratio = fastopt / scipy in the same repeat")
+    for condition in args.conditions.split(","):
+        for n in [int(float(s)) for s in args.sizes.split(",")]:
+            samples = {c: [] for c in contenders}
+            ratios = {c: [] for c in contenders}
+            load = os.getloadavg()[0]
+            with (background_load(1, 3600) if condition == "busy"
+                  else contextlib.nullcontext()):
+                for r in range(args.repeats):
+                    order = contenders[r % len(contenders):] + contenders[:r % len(contenders)]
+                    got = {c: steady_overhead(c, problem, n, args.iterations, args.steady_from)
+                           for c in order}
+                    for c in contenders:
+                        samples[c].append(got[c])
+                        ratios[c].append(got[c] / got[("scipy", 1)])
+            print(f"\n{condition}{' (+1 busy process)' if condition == 'busy' else ''}, "
+                  f"n = {n:,}, load average {load:.2f} at start")
+            for c in contenders:
+                print(f"  {label(c):30s} {1e3 * statistics.median(samples[c]):8.2f} ms"
+                      + ("" if c[0] == "scipy" else
+                         f"   x scipy {statistics.median(ratios[c]):.3f}"
+                         f" (min {min(ratios[c]):.3f}, max {max(ratios[c]):.3f})"),
+                      flush=True)
+
+
+if __name__ == "__main__":
+    main()

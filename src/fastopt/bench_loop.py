@@ -1,0 +1,335 @@
+"""``python -m fastopt bench --scenario loop``: a numpy training loop, end to end.
+
+A 2-layer MLP (784 -> 1024 -> 10, ReLU, softmax cross-entropy; 814,090 float32
+parameters) trained on random data with numpy's matrix products at numpy's default BLAS
+threads. The same loop runs with two optimizers, each an Adam step over all parameters:
+
+- **numpy**: the best in-place numpy Adam (``out=`` ufuncs, scratch allocated once);
+- **fastopt**: ``fastopt.Adam`` at fastopt's default settings (no thread setting, no
+  environment variable), as a user who read only the README's Use section writes it.
+
+Both are timed in one process, interleaved (rotating order), per training step (forward,
+backward and the optimizer step), on a quiet machine and while one other CPU-bound
+process runs. The bench starts that process itself and stops it when the condition ends
+(it also stops by itself after a bounded time, and when this process exits). The
+``fastopt threads(1)`` contender (``--loop-explicit``) is an explicit setting for
+comparison.
+
+Ratios: ``numpy / fastopt`` per condition (> 1: fastopt's loop is faster).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+
+__all__ = ["MLP", "NumpyAdam", "background_load", "format_loop", "run_loop"]
+
+LAYERS = (784, 1024, 10)
+BATCH = 64
+
+
+class MLP:
+    """A 784-1024-10 ReLU network whose forward+backward writes into preallocated arrays.
+
+    `params` and `grads` are lists [W1, b1, W2, b2] in that order; ``step(opt)`` computes
+    the gradients of the mean cross-entropy on the next random batch and calls
+    ``opt.step(grads)``.
+    """
+
+    def __init__(self, batch: int = BATCH, seed: int = 0, dtype: Any = np.float32):
+        rng = np.random.default_rng(seed)
+        dt = np.dtype(dtype)
+        n_in, n_hidden, n_out = LAYERS
+        self.params = [
+            (rng.standard_normal((n_in, n_hidden)) * math.sqrt(2.0 / n_in)).astype(dt),
+            np.zeros(n_hidden, dt),
+            (rng.standard_normal((n_hidden, n_out)) * math.sqrt(1.0 / n_hidden)).astype(dt),
+            np.zeros(n_out, dt),
+        ]
+        self.grads = [np.zeros_like(p) for p in self.params]
+        # Eight random batches, cycled: the data never leaves the cache hierarchy's reach
+        # more than a real loader would make it.
+        self.x = rng.standard_normal((8, batch, n_in)).astype(dt)
+        self.y = rng.integers(0, n_out, (8, batch))
+        self.hidden = np.empty((batch, n_hidden), dt)
+        self.logits = np.empty((batch, n_out), dt)
+        self.dhidden = np.empty((batch, n_hidden), dt)
+        self.count = 0
+
+    @property
+    def size(self) -> int:
+        return sum(p.size for p in self.params)
+
+    def loss_and_grads(self) -> float:
+        W1, b1, W2, b2 = self.params
+        dW1, db1, dW2, db2 = self.grads
+        k = self.count % len(self.x)
+        self.count += 1
+        x, y = self.x[k], self.y[k]
+        batch = x.shape[0]
+        h, z, dh = self.hidden, self.logits, self.dhidden
+        np.matmul(x, W1, out=h)
+        h += b1
+        np.maximum(h, 0, out=h)
+        np.matmul(h, W2, out=z)
+        z += b2
+        z -= z.max(axis=1, keepdims=True)
+        np.exp(z, out=z)
+        z /= z.sum(axis=1, keepdims=True)           # softmax probabilities
+        rows = np.arange(batch)
+        loss = -float(np.log(z[rows, y] + 1e-30).mean())
+        z[rows, y] -= 1
+        z /= batch                                   # d loss / d logits
+        np.matmul(h.T, z, out=dW2)
+        np.sum(z, axis=0, out=db2)
+        np.matmul(z, W2.T, out=dh)
+        dh *= h > 0
+        np.matmul(x.T, dh, out=dW1)
+        np.sum(dh, axis=0, out=db1)
+        return loss
+
+    def step(self, opt: Any) -> float:
+        """One training step; returns the seconds the optimizer step took."""
+        self.loss_and_grads()
+        t0 = time.perf_counter()
+        opt.step(self.grads)
+        return time.perf_counter() - t0
+
+
+class NumpyAdam:
+    """torch.optim.Adam's update in place with numpy ufuncs (one scratch array per param)."""
+
+    def __init__(self, params: list[np.ndarray], lr: float = 1e-3, betas=(0.9, 0.999),
+                 eps: float = 1e-8):
+        self.params, self.lr, self.betas, self.eps = params, lr, betas, eps
+        self.m = [np.zeros_like(p) for p in params]
+        self.v = [np.zeros_like(p) for p in params]
+        self.tmp = [np.empty_like(p) for p in params]
+        self.t = 0
+
+    def step(self, grads: list[np.ndarray]) -> None:
+        self.t += 1
+        b1, b2 = self.betas
+        bc1, bc2 = 1.0 - b1 ** self.t, 1.0 - b2 ** self.t
+        for p, g, m, v, tmp in zip(self.params, grads, self.m, self.v, self.tmp):
+            m *= b1
+            np.multiply(g, 1.0 - b1, out=tmp)
+            m += tmp
+            v *= b2
+            np.multiply(g, g, out=tmp)
+            tmp *= 1.0 - b2
+            v += tmp
+            np.sqrt(v, out=tmp)
+            tmp /= math.sqrt(bc2)
+            tmp += self.eps
+            np.divide(m, tmp, out=tmp)
+            tmp *= self.lr / bc1
+            p -= tmp
+
+
+# ---------------------------------------------------------------------------------------
+# Background load
+# ---------------------------------------------------------------------------------------
+
+#: The busy process: spins until its deadline or until its parent is gone.
+_SPIN = ("import os, sys, time\n"
+         "deadline = time.monotonic() + float(sys.argv[1]); parent = os.getppid()\n"
+         "x = 0\n"
+         "while time.monotonic() < deadline and os.getppid() == parent:\n"
+         "    for _ in range(100000):\n"
+         "        x += 1\n")
+
+
+@contextmanager
+def background_load(processes: int = 1, max_seconds: float = 120.0) -> Iterator[list[int]]:
+    """Run `processes` CPU-bound Python processes (one core each) for the body's duration.
+
+    Each stops by itself after `max_seconds` or when this process is gone; on leaving the
+    body (normally, by an exception or Ctrl-C) they are killed and reaped. Yields their pids.
+    """
+    procs: list[subprocess.Popen] = []
+    try:
+        for _ in range(processes):
+            procs.append(subprocess.Popen(
+                [sys.executable, "-c", _SPIN, str(max_seconds)],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL, env=_clean_child_env()))
+        time.sleep(0.2)  # let them reach their loop
+        yield [p.pid for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGKILL)
+        for p in procs:
+            p.wait()
+
+
+def _clean_child_env() -> dict[str, str]:
+    """The environment minus the OpenMP/BLAS variables (the spinner uses neither)."""
+    return {k: v for k, v in os.environ.items()
+            if not k.startswith(("OMP_", "GOMP_", "OPENBLAS_"))}
+
+
+# ---------------------------------------------------------------------------------------
+# Measurement
+# ---------------------------------------------------------------------------------------
+
+
+def _time_steps(model: MLP, opt: Any, steps: int) -> tuple[float, float]:
+    """Seconds per training step and per optimizer step (within it), over `steps` steps."""
+    in_optimizer = 0.0
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        in_optimizer += model.step(opt)
+    return (time.perf_counter() - t0) / steps, in_optimizer / steps
+
+
+def measure_loop(contenders: dict[str, Callable[[], tuple[MLP, Any]]], repeats: int,
+                 steps: int) -> dict[str, dict[str, float]]:
+    """Seconds per training step of each contender, interleaved: median, fastest, spread,
+    and ``optimizer``, the median seconds of its optimizer step within the training step.
+
+    Each contender is a factory returning (model, optimizer); it is built once and warmed
+    up, then timed `repeats` times over `steps` steps in rotating order.
+    """
+    built = {name: make() for name, make in contenders.items()}
+    for model, opt in built.values():
+        _time_steps(model, opt, max(2, steps // 5))  # warm-up: threads, page faults
+    names = list(built)
+    samples: dict[str, list[tuple[float, float]]] = {n: [] for n in names}
+    for r in range(repeats):
+        k = r % len(names)
+        for name in names[k:] + names[:k]:
+            samples[name].append(_time_steps(*built[name], steps))
+    out = {}
+    for n, pairs in samples.items():
+        v = [total for total, _ in pairs]
+        out[n] = {"median": statistics.median(v), "fastest": min(v),
+                  "spread": (max(v) - min(v)) / statistics.median(v),
+                  "optimizer": statistics.median(opt for _, opt in pairs)}
+    return out
+
+
+def loop_contenders(explicit: bool = True) -> dict[str, Callable[[], tuple[MLP, Any]]]:
+    import fastopt
+
+    contenders: dict[str, Callable[[], tuple[MLP, Any]]] = {
+        "numpy": lambda: _with(MLP(), NumpyAdam),
+        "fastopt": lambda: _with(MLP(), fastopt.Adam),
+    }
+    if explicit:
+        contenders["fastopt_threads1"] = lambda: _with(MLP(), _ThreadsOne)
+    return contenders
+
+
+def _with(model: MLP, cls: Any) -> tuple[MLP, Any]:
+    return model, cls(model.params, lr=1e-3)
+
+
+class _ThreadsOne:
+    """fastopt.Adam stepped inside ``fastopt.threads(1)`` (an explicit setting)."""
+
+    def __init__(self, params: list[np.ndarray], lr: float):
+        import fastopt
+
+        self.opt = fastopt.Adam(params, lr=lr)
+        self.threads = fastopt.threads
+
+    def step(self, grads: list[np.ndarray]) -> None:
+        with self.threads(1):
+            self.opt.step(grads)
+
+
+def run_loop(repeats: int = 7, steps: int = 20, busy: bool = True, explicit: bool = True,
+             max_load_seconds: float = 120.0) -> dict[str, Any]:
+    """Time the training loop quiet and (`busy`) with one background CPU-bound process."""
+    import fastopt
+    from fastopt._config import thread_policy
+
+    model = MLP()
+    report: dict[str, Any] = {
+        "scenario": "loop",
+        "model": f"MLP {'-'.join(map(str, LAYERS))}, batch {BATCH}, {model.size:,} float32 "
+                 "parameters, Adam",
+        "repeats": repeats, "steps": steps,
+        "fastopt_threads": fastopt.get_num_threads(),
+        "policy": thread_policy(),
+        "env": {k: v for k, v in sorted(os.environ.items())
+                if k.startswith(("OMP_", "GOMP_", "OPENBLAS_", "MKL_", "FASTOPT_"))},
+        "conditions": {},
+    }
+    del model
+    conditions = ["quiet"] + (["busy"] if busy else [])
+    for condition in conditions:
+        load = _loadavg()
+        if condition == "busy":
+            with background_load(1, max_load_seconds):
+                times = measure_loop(loop_contenders(explicit), repeats, steps)
+        else:
+            times = measure_loop(loop_contenders(explicit), repeats, steps)
+        report["conditions"][condition] = {
+            "loadavg": load,
+            "background_processes": 1 if condition == "busy" else 0,
+            "policy_after": thread_policy()["summary"],
+            "times_s": times,
+            "ratios": {name: times["numpy"]["median"] / t["median"]
+                       for name, t in times.items() if name != "numpy"},
+        }
+    return report
+
+
+def _loadavg() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
+
+
+def format_loop(report: dict[str, Any]) -> str:
+    """The scenario's table: ms per training step and numpy/fastopt ratios."""
+    after = "; ".join(f"{k}: {c['policy_after']}" for k, c in report["conditions"].items())
+    lines = [f"scenario loop: {report['model']}",
+             f"fastopt default: {report['policy']['summary']}; after each condition: {after}",
+             (f"median of {report['repeats']} interleaved repeats of {report['steps']} "
+              "training steps; ms = per training step; x = numpy loop time / fastopt loop "
+              "time (> 1: fastopt's loop is faster); opt ms = the optimizer step within it")]
+    if report["env"]:
+        lines.append("environment: " + " ".join(f"{k}={v}" for k, v in report["env"].items()))
+    busy = [c["loadavg"][0] for c in report["conditions"].values() if c["loadavg"]]
+    cores = os.cpu_count() or 1
+    if busy and max(busy) > 0.75 * cores:
+        lines.append(f"WARNING: other processes were using the CPUs (load average up to "
+                     f"{max(busy):.2f}, {cores} CPUs): the quiet row is not quiet")
+    lines.append("")
+    names = list(next(iter(report["conditions"].values()))["times_s"])
+    short = {"numpy": "numpy", "fastopt": "fastopt", "fastopt_threads1": "threads(1)"}
+    header = ["condition", "load"] + [f"{short.get(n, n)} ms" for n in names] + \
+        [f"x {short.get(n, n)}" for n in names if n != "numpy"] + \
+        [f"{short.get(n, n)} opt ms" for n in names] + ["noise"]
+    rows = [header]
+    for cond, c in report["conditions"].items():
+        load = c["loadavg"]
+        label = cond + (" (+1 busy process)" if c["background_processes"] else "")
+        rows.append([label, f"{load[0]:.2f}" if load else "-"]
+                    + [f"{1e3 * c['times_s'][n]['median']:.2f}" for n in names]
+                    + [f"{c['ratios'][n]:.2f}x" for n in names if n != "numpy"]
+                    + [f"{1e3 * c['times_s'][n]['optimizer']:.2f}" for n in names]
+                    + [f"{100 * max(t['spread'] for t in c['times_s'].values()):.0f}%"])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    for k, row in enumerate(rows):
+        lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                               for i, (c, w) in enumerate(zip(row, widths))).rstrip())
+        if k == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
