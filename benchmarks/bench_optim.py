@@ -170,8 +170,9 @@ class FamilyKernel:
         one = len(arrays[0]) == 1
         args = [a[0] if one else a for a in arrays]
         for k, s in enumerate(states):
-            if s.values == "nonnegative":
-                args[2 + k] = np.abs(args[2 + k])
+            if s.values == "nonnegative":   # element-wise, keeping a list of tensors a list
+                a = args[2 + k]
+                args[2 + k] = [np.abs(x) for x in a] if isinstance(a, list) else np.abs(a)
         kwargs = dict(hypers)
         if f.takes_step:
             kwargs["step"] = 10

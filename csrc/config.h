@@ -5,13 +5,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define FO_VERSION "0.1.0"
+/* The version is written once, in src/fastopt/_version.py: setup.py compiles the kernels with
+ * -DFO_VERSION="x.y.z" and writes it into the installed copy of this header (the line below).
+ * A build from csrc/ alone, without setup.py, reports "unknown" unless it passes the define. */
+#ifndef FO_VERSION
+#  define FO_VERSION "unknown"
+#endif
 
 /* Runtime SIMD dispatch: GCC on x86-64 Linux builds each block kernel three times
  * (AVX-512, AVX2/FMA, baseline) and an ifunc resolver picks one when the library loads.
- * With -ffp-contract=off all three give the same bits. Elsewhere: baseline only. */
+ * With -ffp-contract=off all three give the same bits. Elsewhere: baseline only. glibc
+ * only: musl's loader has no ifunc (musllinux wheels), and __GLIBC__ comes with stdint.h. */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) \
-    && !defined(FO_NO_CLONES) && !defined(__SANITIZE_ADDRESS__) && defined(__has_attribute)
+    && defined(__GLIBC__) && !defined(FO_NO_CLONES) && !defined(__SANITIZE_ADDRESS__) \
+    && defined(__has_attribute)
 #  if __has_attribute(target_clones)
 #    define FO_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #    define FO_HAVE_CLONES 1

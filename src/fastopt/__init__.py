@@ -6,7 +6,7 @@ boundary (``fastopt._kernels``). Arrays are updated in place; nothing is modifie
 call raises.
 """
 
-__version__ = "0.1.0"
+from fastopt._version import __version__
 
 # The OpenMP runtime's wait policy must be in the environment when fastopt._kernels loads
 # it (fastopt._wait_policy explains why); nothing above this line may import _kernels.
@@ -22,6 +22,7 @@ from fastopt import init, kernels, nn, schedules, train
 from fastopt.checkpoint import load_state, save_state
 from fastopt._config import (
     get_include,
+    get_library_dir,
     get_num_threads,
     set_num_threads,
     show_config,
@@ -52,6 +53,7 @@ __all__ = [
     "train",
     "nn",
     "get_include",
+    "get_library_dir",
     "get_num_threads",
     "set_num_threads",
     "show_config",

@@ -43,7 +43,8 @@ import numpy as np
 
 from fastopt import _kernels
 
-__all__ = ["get_num_threads", "set_num_threads", "threads", "show_config", "get_include"]
+__all__ = ["get_num_threads", "set_num_threads", "threads", "show_config", "get_include",
+           "get_library_dir"]
 
 
 def _physical_cores() -> int:
@@ -165,8 +166,9 @@ def threads(n: int | None) -> Iterator[None]:
 def get_include() -> str:
     """Directory holding fastopt's C headers (``fastopt.h`` and the headers it includes).
 
-    Cython code finds ``fastopt/_kernels.pxd`` through the installed package itself
-    (``cimport fastopt._kernels``); C code adds this directory to its include path.
+    C code adds this directory to its include path (``python -m fastopt config --cflags``
+    prints the flag). Cython code finds ``fastopt/_kernels.pxd`` through the installed
+    package itself (``cimport fastopt._kernels``).
 
     Returns
     -------
@@ -190,6 +192,43 @@ def get_include() -> str:
     if os.path.isfile(os.path.join(source_tree, "fastopt.h")):
         return source_tree
     raise FileNotFoundError("fastopt's C headers are not installed with this copy")
+
+
+def get_library_dir() -> str:
+    """Directory holding fastopt's kernels as a static C library, and ``pkgconfig/fastopt.pc``.
+
+    The library (``libfastopt.a``; ``fastopt.lib`` with MSVC) holds the same kernel objects
+    as ``fastopt._kernels``, built with the same flags, position-independent and free of
+    Python. Built with OpenMP (see ``show_config()``), a program that links it must link
+    the OpenMP runtime too (``-fopenmp`` with GCC); ``python -m fastopt config --libs``
+    prints every flag, and ``fastopt.pc`` holds the same for pkg-config. A build with
+    ``FASTOPT_NO_OPENMP=1`` gives a serial library that needs no OpenMP.
+
+    Returns
+    -------
+    str
+        The directory: ``fastopt/lib`` of the installed package (or of an in-place build).
+
+    Raises
+    ------
+    FileNotFoundError
+        If this copy of fastopt has no static library (an in-place build from before it
+        existed: rebuild with ``python setup.py build_ext --inplace``).
+
+    Examples
+    --------
+    >>> import os
+    >>> import fastopt
+    >>> os.path.isfile(os.path.join(fastopt.get_library_dir(), "pkgconfig", "fastopt.pc"))
+    True
+    """
+    lib = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib")
+    for name in ("libfastopt.a", "fastopt.lib"):
+        if os.path.isfile(os.path.join(lib, name)):
+            return lib
+    raise FileNotFoundError(
+        "fastopt's static library is not built in this copy "
+        "(`python setup.py build_ext --inplace` builds it into src/fastopt/lib)")
 
 
 def config_dict() -> dict:
