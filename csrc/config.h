@@ -29,6 +29,13 @@
 #  define FO_HAVE_CLONES 0
 #endif
 
+/* FO_ALIGNED(n) before a variable's type aligns it to n bytes (GCC/clang and MSVC). */
+#if defined(_MSC_VER)
+#  define FO_ALIGNED(n) __declspec(align(n))
+#else
+#  define FO_ALIGNED(n) __attribute__((aligned(n)))
+#endif
+
 #if defined(__GNUC__)
 #  define FO_API __attribute__((visibility("default")))
 #else

@@ -49,7 +49,7 @@ static inline int64_t fo_tiles(int64_t n) { return (n + FO_PHILOX_TILE - 1) / FO
 static FO_CLONES void fo_philox_fill_tiles(uint32_t *restrict out, int64_t n, int64_t t0,
                                            int64_t t1, uint64_t seed, uint64_t stream, int isa)
 {
-    uint32_t w[FO_PHILOX_GROUP_WORDS] __attribute__((aligned(64)));
+    FO_ALIGNED(64) uint32_t w[FO_PHILOX_GROUP_WORDS];
     for (int64_t t = t0; t < t1; t += FO_PHILOX_GROUP) {
         fo_philox_tiles(isa, seed, stream, (uint64_t)t, w);
         const int64_t base = t * FO_PHILOX_TILE, end = t1 * FO_PHILOX_TILE;

@@ -18,6 +18,38 @@ static inline int fo_team_threads(void) { return 1; }
 static inline int fo_max_threads(void) { return 1; }
 #endif
 
+/* A flag shared by the threads of one region (an early-exit "found" flag): read and
+ * written atomically. OpenMP 3.1 has atomic read/write; MSVC's OpenMP 2.0 does not, and
+ * there an aligned int's load/store through a volatile lvalue (whole-word on every target
+ * MSVC builds for) plus a flush does the same job. */
+#if !FO_OPENMP || _OPENMP >= 201107
+#  define FO_ATOMIC_FLAGS_PRAGMAS 1
+#else
+#  define FO_ATOMIC_FLAGS_PRAGMAS 0
+#endif
+static inline int fo_flag_get(int *flag)
+{
+    int value;
+#if FO_ATOMIC_FLAGS_PRAGMAS
+#  pragma omp atomic read
+    value = *flag;
+#else
+#  pragma omp flush
+    value = *(volatile int *)flag;
+#endif
+    return value;
+}
+static inline void fo_flag_set(int *flag, int value)
+{
+#if FO_ATOMIC_FLAGS_PRAGMAS
+#  pragma omp atomic write
+    *flag = value;
+#else
+    *(volatile int *)flag = value;
+#  pragma omp flush
+#endif
+}
+
 /* Below this many elements an element-wise update runs on the calling thread: waking a
  * second thread costs a few microseconds, about what one core needs for this much work.
  * Measured with benchmarks/serial_threshold.py (SGD+momentum, float32, 2 cores): 2 threads
