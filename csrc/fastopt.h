@@ -25,6 +25,7 @@ FO_API const char *fo_compiler(void);
 #endif
 
 #include "optim.h"
+#include "quantize.h"
 #include "nn.h"
 #include "linalg.h"
 #include "bandwidth.h"

@@ -132,6 +132,48 @@ FO_API int fo_lion_step_f64(fo_layout *layout, double *const *param, const doubl
                             double *const *exp_avg, const fo_lion_options *options,
                             int nthreads);
 
+/* Optimizer state in fewer bits (optim_lowprec.inc, lowprec.h). Every family has
+ * fo_<family>_step_lowprec_f32/f64: the same update as fo_<family>_step, with each tensor's
+ * state arrays in the format format[t]:
+ *   FO_STATE_FULL      the param's type (the plain kernel's arrays)
+ *   FO_STATE_BFLOAT16  uint16 bfloat16 bits, written with stochastic rounding from Philox
+ *                      stream (seed, streams[t])
+ *   FO_STATE_INT8      uint8 codes of the dynamic map (the unsigned one for state j when
+ *                      bit j of `nonnegative` is set) and absmax[j][t]: one float32 per block
+ *                      of 256 elements
+ * state[j][t] points to state j of tensor t (NULL tables for the arrays the options leave
+ * unused), absmax[j] may be NULL when no tensor is int8, streams when none is bfloat16. */
+enum fo_state_format { FO_STATE_FULL = 0, FO_STATE_BFLOAT16 = 1, FO_STATE_INT8 = 2 };
+
+typedef struct fo_lowprec_states {
+    const int *format;
+    void *const *state[3];
+    float *const *absmax[3];
+    const uint64_t *streams;
+    uint64_t seed;
+    unsigned nonnegative;
+} fo_lowprec_states;
+
+#define FO_LOWPREC_PROTOTYPES(family)                                                        \
+    FO_API int fo_##family##_step_lowprec_f32(fo_layout *layout, float *const *param,        \
+                                              const float *const *grad,                      \
+                                              const fo_lowprec_states *states,               \
+                                              const fo_##family##_options *options,          \
+                                              int nthreads);                                 \
+    FO_API int fo_##family##_step_lowprec_f64(fo_layout *layout, double *const *param,       \
+                                              const double *const *grad,                     \
+                                              const fo_lowprec_states *states,               \
+                                              const fo_##family##_options *options,          \
+                                              int nthreads);
+FO_LOWPREC_PROTOTYPES(sgd)
+FO_LOWPREC_PROTOTYPES(adam)
+FO_LOWPREC_PROTOTYPES(adagrad)
+FO_LOWPREC_PROTOTYPES(rmsprop)
+FO_LOWPREC_PROTOTYPES(adadelta)
+FO_LOWPREC_PROTOTYPES(nadam)
+FO_LOWPREC_PROTOTYPES(lion)
+#undef FO_LOWPREC_PROTOTYPES
+
 /* Whether every element of every tensor is finite (finite.c): *all_finite = 1 or 0.
  * Used before an update that must be skipped when a gradient holds NaN or Inf. Threads stop
  * early once any of them has seen a non-finite value. */

@@ -32,6 +32,7 @@ extensions = [
 api_modules = [
     "fastopt",
     "fastopt.optim",
+    "fastopt.optim.storage",
     "fastopt.schedules",
     "fastopt.nn",
     "fastopt.optimize",

@@ -198,7 +198,7 @@ def _class_spec(name):
     f = cls.family
     hypers = []
     for option in inspect.signature(cls.__init__).parameters:
-        if option in ("self", "params"):
+        if option in ("self", "params") + ref.STORAGE_OPTIONS:   # how state is stored
             continue
         if option == "betas":
             hypers += [Hyper(b, _domain(f.hyper(b).constraint, b)) for b in ("beta1", "beta2")]

@@ -153,6 +153,10 @@ RULES = {"sgd": sgd, "adam": adam, "adagrad": adagrad, "rmsprop": rmsprop,
 assert set(RULES) == set(FAMILIES), "every family of the table needs its numpy statement"
 
 
+#: Class options that choose how state is stored, not what the rule computes.
+STORAGE_OPTIONS = ("state_dtype", "min_lowprec_size", "state_seed")
+
+
 def kernel_hypers(cls, options):
     """A class's group options as its family's kernel hyperparameters (betas -> beta1 and
     beta2, decoupled_weight_decay -> decoupled, AdamW's implied decoupled=True), and the
@@ -183,7 +187,8 @@ class ReferenceOptimizer:
         cls = getattr(fastopt, name)
         signature = inspect.signature(cls.__init__).parameters
         defaults = {k: v.default for k, v in signature.items()
-                    if k not in ("self", "params", "lr") and v.default is not inspect._empty}
+                    if k not in ("self", "params", "lr") + STORAGE_OPTIONS
+                    and v.default is not inspect._empty}
         self.rule = RULES[cls.family.name]
         self.is_sgd = cls.family.name == "sgd"
         self.params = params

@@ -59,6 +59,9 @@ def test_class_options_and_defaults_follow_the_table(cls):
     for name, param in inspect.signature(cls.__init__).parameters.items():
         if name in ("self", "params", "lr"):
             continue
+        if name in STORAGE_DEFAULTS:    # how state is stored: the same on every class
+            assert param.default == STORAGE_DEFAULTS[name] and param.kind == param.KEYWORD_ONLY
+            continue
         if name == "betas":
             expected = (family.hyper("beta1").default, family.hyper("beta2").default)
         else:
@@ -66,6 +69,10 @@ def test_class_options_and_defaults_follow_the_table(cls):
             expected = CLASS_DEFAULTS.get((cls.__name__, name),
                                           family.hyper(kernel_name).default)
         assert param.default == expected, f"{cls.__name__}({name}=...)"
+
+
+#: The keyword-only options of every class that choose how state is stored.
+STORAGE_DEFAULTS = {"state_dtype": None, "min_lowprec_size": 4096, "state_seed": 0}
 
 
 @pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.__name__)

@@ -15,6 +15,7 @@ use only what the files above it define (DEVELOPING.md draws the layers):
     _optim.pxi      what every optimizer family shares: KernelOptions, StepPlan, all_finite
     _families.pxi   every optimizer family of fastopt/optim/families.py (generated from
                     _families.pxi.tp at build time)           (uses _optim.pxi)
+    _lowprec.pxi    state in bfloat16 / int8: conversions, the low-precision step
     _nn.pxi         dropout and batch norm
     _linalg.pxi     vector kernels of the quasi-Newton minimizers
     _bandwidth.pxi  memory-bandwidth probes for the benchmarks
@@ -26,6 +27,7 @@ include "_runtime.pxi"
 include "_norm.pxi"
 include "_optim.pxi"
 include "_families.pxi"
+include "_lowprec.pxi"
 include "_nn.pxi"
 include "_linalg.pxi"
 include "_bandwidth.pxi"

@@ -15,6 +15,7 @@
 from cpython.object cimport PyObject
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from libc.string cimport memset
+from libc.stdint cimport uint64_t
 
 cdef extern from *:
     """
@@ -30,6 +31,17 @@ cdef extern from *:
     bint fo_same_buffer(PyObject *a, void *data, Py_ssize_t nbytes) noexcept nogil
 
 cdef extern from "optim.h" nogil:
+    ctypedef struct fo_lowprec_states:
+        const int *format
+        void **state[3]
+        float **absmax[3]
+        const uint64_t *streams
+        uint64_t seed
+        unsigned nonnegative
+    enum:
+        FO_STATE_FULL
+        FO_STATE_BFLOAT16
+        FO_STATE_INT8
     int fo_all_finite_f32(fo_layout *layout, const float **x, int *all_finite, int nthreads)
     int fo_all_finite_f64(fo_layout *layout, const double **x, int *all_finite, int nthreads)
 
@@ -59,6 +71,12 @@ cdef class KernelOptions:
                  int nthreads) noexcept nogil:
         """Run the family's kernel on batch b (columns: param, grad, states...); steps and
         reals: per-tensor t and real scalars (NULL: the call's own). The C status."""
+        return FO_ERR_ARGUMENT
+
+    cdef int run_lowprec(self, Batch b, const fo_lowprec_states *st, const int64_t *steps,
+                         const double *reals, int nthreads) noexcept nogil:
+        """The same update with the state of each tensor in the format st.format[t]
+        (_lowprec.pxi)."""
         return FO_ERR_ARGUMENT
 
     cdef void advance_reals(self, const int64_t *t, double **previous, double *out,

@@ -63,10 +63,13 @@ class Adam(Optimizer):
     def __init__(self, params: ParamsArg, lr: LearningRate = 1e-3,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0, amsgrad: bool = False, maximize: bool = False,
-                 l1: float = 0.0) -> None:
+                 l1: float = 0.0,
+                 *, state_dtype: str | None = None, min_lowprec_size: int = 4096,
+                 state_seed: int = 0) -> None:
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                         amsgrad=amsgrad, maximize=maximize, l1=l1)
-        super().__init__(params, defaults)
+        super().__init__(params, defaults, state_dtype=state_dtype,
+                         min_lowprec_size=min_lowprec_size, state_seed=state_seed)
 
     def _options(self, group: dict[str, Any], lr: float) -> _kernels.KernelOptions:
         beta1, beta2 = self._pair(group["betas"], "betas", "(beta1, beta2)")
@@ -105,6 +108,10 @@ class AdamW(Adam):
     def __init__(self, params: ParamsArg, lr: LearningRate = 1e-3,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 1e-2, amsgrad: bool = False, maximize: bool = False,
-                 l1: float = 0.0) -> None:
+                 l1: float = 0.0,
+                 *, state_dtype: str | None = None, min_lowprec_size: int = 4096,
+                 state_seed: int = 0) -> None:
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                         amsgrad=amsgrad, maximize=maximize, l1=l1)
+                         amsgrad=amsgrad, maximize=maximize, l1=l1,
+                         state_dtype=state_dtype, min_lowprec_size=min_lowprec_size,
+                         state_seed=state_seed)

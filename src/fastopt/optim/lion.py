@@ -56,10 +56,13 @@ class Lion(Optimizer):
 
     def __init__(self, params: ParamsArg, lr: LearningRate = 1e-4,
                  betas: tuple[float, float] = (0.9, 0.99), weight_decay: float = 0.0,
-                 maximize: bool = False, l1: float = 0.0) -> None:
+                 maximize: bool = False, l1: float = 0.0,
+                 *, state_dtype: str | None = None, min_lowprec_size: int = 4096,
+                 state_seed: int = 0) -> None:
         defaults = dict(lr=lr, betas=betas, weight_decay=weight_decay, maximize=maximize,
                         l1=l1)
-        super().__init__(params, defaults)
+        super().__init__(params, defaults, state_dtype=state_dtype,
+                         min_lowprec_size=min_lowprec_size, state_seed=state_seed)
 
     def _options(self, group: dict[str, Any], lr: float) -> _kernels.KernelOptions:
         beta1, beta2 = self._pair(group["betas"], "betas", "(beta1, beta2)")

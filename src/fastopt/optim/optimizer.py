@@ -16,7 +16,9 @@ from typing import Any, Union
 import numpy as np
 
 from fastopt import _kernels, _validation, torch_state
+from fastopt.optim import storage
 from fastopt.optim.families import Family
+from fastopt.optim.lowprec import LowPrecision
 
 LearningRate = Union[float, Callable[[int], float]]
 ParamsArg = Union[Iterable[np.ndarray], Iterable[dict[str, Any]]]
@@ -143,7 +145,11 @@ class Optimizer:
             cls.__doc__ = cls.__doc__.replace(
                 "{formula}", textwrap.indent(family.formula, " " * 8).lstrip())
 
-    def __init__(self, params: ParamsArg, defaults: dict[str, Any]) -> None:
+    def __init__(self, params: ParamsArg, defaults: dict[str, Any], *,
+                 state_dtype: str | None = None, min_lowprec_size: int = 4096,
+                 state_seed: int = 0) -> None:
+        self._lowprec = (None if state_dtype is None
+                         else LowPrecision(state_dtype, min_lowprec_size, state_seed))
         self._version = _Version()
         self._lock = threading.Lock()
         self._plan: _kernels.StepPlan | None = None
@@ -169,6 +175,20 @@ class Optimizer:
             self.add_param_group({"params": groups})
 
     # -- state ------------------------------------------------------------------------
+    @property
+    def state_dtype(self) -> str | None:
+        """How large state arrays are stored: None (the parameter's dtype), "bfloat16" or
+        "int8" (:mod:`fastopt.optim.storage`)."""
+        return None if self._lowprec is None else self._lowprec.dtype
+
+    @property
+    def state_nbytes(self) -> int:
+        """Bytes held by the state arrays of every parameter (int8: codes and block absmax;
+        bfloat16: 2 per element), not counting per-parameter scalars such as ``step``."""
+        return sum(int(v.nbytes) for slots in self._state.values() for v in slots.values()
+                   if isinstance(v, (storage.Int8State, storage.BFloat16State))
+                   or (isinstance(v, np.ndarray) and v.ndim > 0))
+
     @property
     def state(self) -> dict[int, dict[str, Any]]:
         """Per-parameter state ``{position: {name: array}}`` (a dict that tracks changes)."""
@@ -304,6 +324,8 @@ class Optimizer:
             self._lock.release()
 
     def _step(self, grads: Any, skip: bool) -> bool:
+        if self._lowprec is not None:
+            return self._lowprec.step(self, grads, skip)
         if type(grads) is not list:
             grads = [grads] if isinstance(grads, np.ndarray) else list(grads)
         if skip is not False and skip is not True:
@@ -418,6 +440,8 @@ class Optimizer:
         ``{"state": {index: {name: array, "step": int}}, "param_groups": [{options,
         "step": k, "params": [indices]}]}`` — torch's layout, keyed by parameter position.
         Scalars are plain numbers (``step`` an int, NAdam's ``mu_product`` a float).
+        State kept in fewer bits (``state_dtype``) is saved as it is, a dict of its arrays
+        (:meth:`fastopt.optim.storage.Int8State.to_dict`).
         A schedule stored as ``lr`` is deep-copied (so a stateful one, ReduceLROnPlateau, is
         a snapshot too; pickle the checkpoint only if the schedule pickles).
         """
@@ -431,7 +455,7 @@ class Optimizer:
         kinds = {s.name: (int if s.dtype == "int64" else float) for s in self.family.scalars}
         state = {}
         for i, slots in self._state.items():
-            state[i] = {k: (kinds[k](v) if k in kinds else np.array(v, copy=True))
+            state[i] = {k: (kinds[k](v) if k in kinds else _saved_state(v))
                         for k, v in slots.items()}
         return {"state": state, "param_groups": groups}
 
@@ -441,7 +465,9 @@ class Optimizer:
         Checks everything before changing anything: the number of groups and of parameters
         per group, every state array's shape and dtype against its parameter, the state
         names each group's options need, and the options themselves. Raises ValueError or
-        TypeError naming the first mismatch.
+        TypeError naming the first mismatch. A state saved in another format than this
+        optimizer keeps (``state_dtype``) is converted: float arrays are quantized or
+        rounded to bfloat16, int8 and bfloat16 states are decoded.
         """
         torch_state.reject_torch_state_dict(state_dict, self.defaults)  # see from_torch_state_dict
         renumber = checkpoint_positions(state_dict, self.param_groups)
@@ -483,13 +509,22 @@ class Optimizer:
                 if name in scalar_names:
                     entry[name] = _load_scalar(self.family, name, value, key)
                     continue
-                arr = checked_state_array(value, p, key, name)
-                entry[name] = np.array(arr, dtype=p.dtype, order="C", copy=True)
+                entry[name] = self._loaded_state(value, p, key, name)
             new_state[i] = entry
         for group, merged in zip(self.param_groups, new_groups):
             group.clear()
             group.update(merged)
         self.state = new_state
+
+    def _loaded_state(self, value: Any, p: np.ndarray, key: Any, name: str) -> Any:
+        """A checkpoint's state array in the format this optimizer keeps for `p`."""
+        where = f"state_dict: state[{key!r}][{name!r}]"
+        target = None if self._lowprec is None else self._lowprec.format_of(p)
+        nonnegative = self.family.state(name).values == "nonnegative"
+        if isinstance(value, dict):
+            return storage.convert(value, target, p.dtype, nonnegative, p.shape, where)
+        arr = checked_state_array(value, p, key, name)
+        return storage.convert(arr, target, p.dtype, nonnegative, p.shape, where)
 
     # -- pickling, repr ---------------------------------------------------------------------
     def __getstate__(self) -> dict[str, Any]:
@@ -524,6 +559,13 @@ def _plan_unit(params: list, columns: Columns, scalars: dict[str, list[np.ndarra
     steps = scalars.get("step")
     reals = [arrays for name, arrays in scalars.items() if name != "step"]
     return params, columns, steps, reals
+
+
+def _saved_state(value: Any) -> Any:
+    """A state array as state_dict() saves it: a copy, or a low-precision state's dict."""
+    if isinstance(value, (storage.Int8State, storage.BFloat16State)):
+        return value.to_dict()
+    return np.array(value, copy=True)
 
 
 def checkpoint_positions(state_dict: Any, param_groups: Sequence[dict[str, Any]]

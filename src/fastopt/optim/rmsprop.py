@@ -62,11 +62,14 @@ class RMSprop(Optimizer):
     def __init__(self, params: ParamsArg, lr: LearningRate = 1e-2, alpha: float = 0.99,
                  eps: float = 1e-8, weight_decay: float = 0.0, momentum: float = 0.0,
                  centered: bool = False, maximize: bool = False, l1: float = 0.0,
-                 eps_in_sqrt: bool = False) -> None:
+                 eps_in_sqrt: bool = False,
+                 *, state_dtype: str | None = None, min_lowprec_size: int = 4096,
+                 state_seed: int = 0) -> None:
         defaults = dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
                         momentum=momentum, centered=centered, maximize=maximize, l1=l1,
                         eps_in_sqrt=eps_in_sqrt)
-        super().__init__(params, defaults)
+        super().__init__(params, defaults, state_dtype=state_dtype,
+                         min_lowprec_size=min_lowprec_size, state_seed=state_seed)
 
     def _options(self, group: dict[str, Any], lr: float) -> _kernels.KernelOptions:
         return _kernels.rmsprop_options(lr, group["alpha"], group["eps"],

@@ -58,10 +58,13 @@ class SGD(Optimizer):
 
     def __init__(self, params: ParamsArg, lr: LearningRate = 1e-3, momentum: float = 0.0,
                  dampening: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0,
-                 l1: float = 0.0, maximize: bool = False) -> None:
+                 l1: float = 0.0, maximize: bool = False,
+                 *, state_dtype: str | None = None, min_lowprec_size: int = 4096,
+                 state_seed: int = 0) -> None:
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening, nesterov=nesterov,
                         weight_decay=weight_decay, l1=l1, maximize=maximize)
-        super().__init__(params, defaults)
+        super().__init__(params, defaults, state_dtype=state_dtype,
+                         min_lowprec_size=min_lowprec_size, state_seed=state_seed)
 
     def _options(self, group: dict[str, Any], lr: float,
                  first_step: bool = False) -> _kernels.KernelOptions:

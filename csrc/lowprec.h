@@ -1,0 +1,158 @@
+/* lowprec.h — optimizer state in fewer bits: bfloat16 (round-to-nearest-even and stochastic
+ * rounding) and blockwise 8-bit dynamic quantization (Dettmers et al., ICLR 2022), as
+ * static inline helpers shared by the quantize kernels (quantize.c) and the low-precision
+ * optimizer loop (optim_lowprec.inc).
+ *
+ * int8: a tensor is cut into blocks of FO_QBLOCK elements along its flat index; a block
+ * stores one float32 absmax (max |x|, NaN if it holds a NaN) and one code per element,
+ * x ~ map[code] * absmax, with the signed map for signed values and the unsigned map for
+ * non-negative ones (quantize_maps.h). Encoding picks the NEAREST code of x / absmax (ties
+ * to the smaller magnitude): a bucket table on the float's exponent and leading mantissa
+ * bits gives the code below, one compare against the threshold finishes it (exact: each
+ * bucket holds at most one threshold, which tools/make_quantize_maps.py checks).
+ * A block holding a NaN or an Inf decodes as NaN (an Inf element as an Inf of its sign):
+ * its absmax is non-finite. An all-zero block has absmax 0 and decodes as zeros. */
+#ifndef FASTOPT_LOWPREC_H
+#define FASTOPT_LOWPREC_H
+
+#include <float.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "quantize_maps.h"
+
+/* Elements per quantization block (one absmax each). */
+#define FO_QBLOCK 256
+
+/* Number of blocks of a tensor of n elements. */
+static inline int64_t fo_qblocks(int64_t n) { return (n + FO_QBLOCK - 1) / FO_QBLOCK; }
+
+static inline uint32_t fo_f32_bits(float x)
+{
+    uint32_t b;
+    memcpy(&b, &x, sizeof b);
+    return b;
+}
+
+static inline float fo_f32_from_bits(uint32_t b)
+{
+    float x;
+    memcpy(&x, &b, sizeof x);
+    return x;
+}
+
+/* ---- bfloat16: the upper 16 bits of a float32 -------------------------------------- */
+
+static inline float fo_bf16_to_f32(uint16_t h) { return fo_f32_from_bits((uint32_t)h << 16); }
+
+/* Round to nearest, ties to even; a NaN stays a (quiet) NaN. */
+static inline uint16_t fo_bf16_round_nearest(float x)
+{
+    const uint32_t b = fo_f32_bits(x);
+    const uint32_t rounded = (b + 0x7fffu + ((b >> 16) & 1u)) >> 16;
+    return (uint16_t)((b & 0x7fffffffu) > 0x7f800000u ? (b >> 16) | 0x40u : rounded);
+}
+
+/* Stochastic rounding with the 8 random bits r (0..255): the magnitude rounds up with
+ * probability (dropped bits) / 2^16, to 1/256 of an ulp, so the rounded value is unbiased
+ * to within 2^-9 ulp. (Round-to-nearest cannot follow Adam's v down: with beta2 = 0.999 a
+ * step's relative change is below half a bfloat16 ulp.) Inf stays Inf, NaN a NaN. */
+static inline uint16_t fo_bf16_round_stochastic(float x, uint32_t r)
+{
+    const uint32_t b = fo_f32_bits(x);
+    const uint32_t rounded = (b + ((r & 0xffu) << 8) + 0x80u) >> 16;
+    return (uint16_t)((b & 0x7fffffffu) >= 0x7f800000u ? (b >> 16) | ((b & 0x7fffffu) ? 0x40u : 0u)
+                                                       : rounded);
+}
+
+/* ---- int8 blockwise dynamic quantization --------------------------------------------- */
+
+/* The bucket of magnitude bits `ab` (sign cleared): magnitudes below 2^-24 share bucket 0,
+ * 1 and above (and NaN) the last one. */
+static inline uint32_t fo_q_bucket(uint32_t ab)
+{
+    uint32_t i = ab >> (23 - FO_QMAP_MANT_BITS);
+    i = i < FO_QMAP_FIRST_BUCKET ? FO_QMAP_FIRST_BUCKET : i;
+    i = i > FO_QMAP_FIRST_BUCKET + FO_QMAP_NBUCKETS - 1 ? FO_QMAP_FIRST_BUCKET + FO_QMAP_NBUCKETS - 1
+                                                         : i;
+    return i - FO_QMAP_FIRST_BUCKET;
+}
+
+/* The nearest code of x in [-1, 1] on the signed map. The map is symmetric about its zero
+ * code 127 except its top entry 1 (255), which has no negative twin: a negative x takes
+ * the mirror of its magnitude's code, capped below 255. */
+static inline uint32_t fo_q_encode_signed(float x)
+{
+    const uint32_t b = fo_f32_bits(x), ab = b & 0x7fffffffu;
+    uint32_t c = fo_qbucket_signed[fo_q_bucket(ab)];
+    c += fo_f32_from_bits(ab) > fo_qthr_signed[c];
+    const uint32_t capped = c < 254u ? c : 254u;
+    return (b >> 31) ? 254u - capped : c;
+}
+
+/* The nearest code of |x| (x in [0, 1]) on the unsigned map. */
+static inline uint32_t fo_q_encode_unsigned(float x)
+{
+    const uint32_t ab = fo_f32_bits(x) & 0x7fffffffu;
+    uint32_t c = fo_qbucket_unsigned[fo_q_bucket(ab)];
+    return c + (fo_f32_from_bits(ab) > fo_qthr_unsigned[c]);
+}
+
+/* The map of a state: unsigned for non-negative values. */
+static inline const float *fo_qmap(int nonnegative)
+{
+    return nonnegative ? fo_qmap_unsigned : fo_qmap_signed;
+}
+
+/* Typed block helpers: FO_QBLOCK_FNS(float, f32) defines fo_qblock_absmax_f32 (max |x| of
+ * a block, NaN if any is NaN) and fo_qblock_encode_f32 (codes of x / absmax). */
+#define FO_QBLOCK_FNS(T, SUFFIX)                                                             \
+    static inline float fo_qblock_absmax_##SUFFIX(const T *restrict x, int64_t m)            \
+    {                                                                                        \
+        T mx = 0, nan = 0;                                                                   \
+        for (int64_t i = 0; i < m; ++i) {                                                    \
+            const T a = x[i] < 0 ? -x[i] : x[i];                                             \
+            mx = a > mx ? a : mx;                                                            \
+            nan += x[i] - x[i]; /* NaN iff some x[i] is NaN or infinite */                   \
+        }                                                                                    \
+        return nan != nan && mx <= (T)FLT_MAX ? NAN : (float)mx;                             \
+    }                                                                                        \
+    static inline void fo_qblock_encode_##SUFFIX(const T *restrict x, int64_t m,             \
+                                                 float absmax, int nonnegative,              \
+                                                 uint8_t *restrict codes)                    \
+    {                                                                                        \
+        if (absmax >= FLT_MIN) { /* normal: multiply by the reciprocal */                    \
+            const T inv = (T)1 / (T)absmax;                                                  \
+            if (nonnegative)                                                                 \
+                for (int64_t i = 0; i < m; ++i)                                              \
+                    codes[i] = (uint8_t)fo_q_encode_unsigned((float)(x[i] * inv));           \
+            else                                                                             \
+                for (int64_t i = 0; i < m; ++i)                                              \
+                    codes[i] = (uint8_t)fo_q_encode_signed((float)(x[i] * inv));             \
+        } else { /* 0, subnormal (1 / absmax would overflow), NaN: divide */                 \
+            const T den = absmax > 0 ? (T)absmax : absmax == 0 ? (T)1 : (T)absmax;           \
+            for (int64_t i = 0; i < m; ++i) {                                                \
+                const float xn = (float)(x[i] / den);                                        \
+                codes[i] = (uint8_t)(nonnegative ? fo_q_encode_unsigned(xn)                  \
+                                                 : fo_q_encode_signed(xn));                  \
+            }                                                                                \
+        }                                                                                    \
+    }                                                                                        \
+    static inline void fo_qblock_decode_##SUFFIX(const uint8_t *restrict codes, int64_t m,   \
+                                                 float absmax, int nonnegative,              \
+                                                 T *restrict x)                              \
+    {                                                                                        \
+        const float *map = fo_qmap(nonnegative);                                             \
+        for (int64_t i = 0; i < m; ++i)                                                      \
+            x[i] = (T)map[codes[i]] * (T)absmax;                                             \
+    }
+
+FO_QBLOCK_FNS(float, f32)
+FO_QBLOCK_FNS(double, f64)
+
+#define FO_QBLOCK_ABSMAX FO_TYPED(fo_qblock_absmax)
+#define FO_QBLOCK_ENCODE FO_TYPED(fo_qblock_encode)
+#define FO_QBLOCK_DECODE FO_TYPED(fo_qblock_decode)
+
+#endif

@@ -1,0 +1,179 @@
+"""The step of an optimizer whose state is kept in fewer bits (``state_dtype=``).
+
+:class:`LowPrecision` holds the choice (``"bfloat16"`` or ``"int8"``, the size below which
+a tensor keeps full-precision state, the seed of the stochastic rounding) and runs the
+steps of an :class:`~fastopt.optim.Optimizer` created with it: state is allocated lazily
+as :mod:`fastopt.optim.storage` objects, and every update is one C call per unit and dtype
+(``fo_<family>_step_lowprec``: decode, the family's own rule, encode, in one pass).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from fastopt import _kernels, _validation
+from fastopt.optim import storage
+
+if TYPE_CHECKING:
+    from fastopt.optim.optimizer import Optimizer
+
+__all__ = ["STATE_DTYPES", "LowPrecision"]
+
+#: The values ``state_dtype`` takes besides None.
+STATE_DTYPES = ("bfloat16", "int8")
+
+_FORMAT = {None: _kernels.STATE_FULL, "bfloat16": _kernels.STATE_BFLOAT16,
+           "int8": _kernels.STATE_INT8}
+
+#: Philox streams of the stochastic rounding: parameter position << 40 | update number.
+_STREAM_SHIFT = 40
+
+
+class LowPrecision:
+    """How an optimizer stores its state arrays: `dtype` "bfloat16" or "int8" for tensors
+    of at least `min_size` elements (smaller ones keep the parameter's dtype), `seed` for
+    the stochastic rounding of bfloat16 (Philox; element e of parameter i at update t
+    always draws the same bits, whatever the thread count)."""
+
+    def __init__(self, dtype: str, min_size: int, seed: int) -> None:
+        if dtype not in STATE_DTYPES:
+            raise ValueError(f"state_dtype: expected None, 'bfloat16' or 'int8', got "
+                             f"{dtype!r}")
+        self.dtype = dtype
+        self.min_size = _validation.check_int(min_size, "min_lowprec_size", 0)
+        self.seed = _validation.check_int(seed, "state_seed", 0, 2**64 - 1)
+
+    def format_of(self, p: np.ndarray) -> str | None:
+        """The state format of parameter `p`: None (full precision) below min_size."""
+        return self.dtype if p.size >= self.min_size else None
+
+    def new_state(self, p: np.ndarray, fill: float, nonnegative: bool) -> Any:
+        """A state array of parameter `p` holding `fill` everywhere."""
+        full = np.full(p.shape, fill, dtype=p.dtype)
+        target = self.format_of(p)
+        if target is None:
+            return full
+        return storage.convert(full, target, p.dtype, nonnegative, p.shape, "state")
+
+    # -- the step ------------------------------------------------------------------------
+    def step(self, opt: Optimizer, grads: Any, skip: bool) -> bool:
+        """One update of `opt` (Optimizer.step's contract): allocate missing state, check
+        everything, then run every unit; new state is committed once all ran."""
+        from fastopt.optim.optimizer import (
+            _TrackedDict,  # the base module imports this one
+        )
+
+        if type(grads) is not list:
+            grads = [grads] if isinstance(grads, np.ndarray) else list(grads)
+        if skip is not False and skip is not True:
+            skip = _validation.check_bool(skip, "skip_if_nonfinite")
+        groups = opt.param_groups
+        total = sum(len(group["params"]) for group in groups)
+        if len(grads) != total:
+            raise ValueError(f"grads: expected {total} gradients (one per parameter), "
+                             f"got {len(grads)}")
+        lrs = [opt._lr(group) for group in groups]
+        options = [opt._options(group, lr) for group, lr in zip(groups, lrs)]
+        family = opt.family
+        nonneg = sum(1 << j for j, s in enumerate(family.states) if s.values == "nonnegative")
+        scalar_specs = {s.name: s for s in family.scalars}
+        new: dict[int, dict[str, Any]] = {}
+        calls = []
+        start = 0
+        for group, o, lr in zip(groups, options, lrs):
+            params = group["params"]
+            indices = [start + k for k in range(len(params)) if grads[start + k] is not None]
+            sub = [params[i - start] for i in indices]
+            start += len(params)
+            if not indices:
+                continue
+            created = [False] * len(indices)
+
+            def allocate(k: int, name: str, p: np.ndarray) -> Any:
+                if name in scalar_specs:
+                    spec = scalar_specs[name]
+                    entry = np.array(spec.initial, dtype=spec.dtype)
+                else:
+                    state = family.state(name)
+                    entry = self.new_state(p, family.fill(state, group),
+                                           state.values == "nonnegative")
+                    created[k] = True
+                new.setdefault(indices[k], {})[name] = entry
+                return entry
+
+            gathered = opt._gather_state(o, indices, sub, allocate)
+            assert gathered is not None  # allocate never gives up
+            columns, scalars = gathered
+            for unit in opt._units(o, group, lr, indices, sub, columns, scalars, created):
+                calls.extend(self._prepare(unit, grads, group["step"] + 1, nonneg))
+        if skip and not _kernels.all_finite([g for g in grads if g is not None]):
+            return False
+        for call in calls:
+            call.run()
+        state = opt._state
+        for i, entries in new.items():
+            slot = state.get(i)
+            if slot is None:
+                dict.__setitem__(state, i, _TrackedDict(opt._version, entries))
+            else:
+                dict.update(slot, entries)
+        if new:
+            opt._version.n += 1
+        for group in groups:
+            group["step"] += 1
+        return True
+
+    def _prepare(self, unit: tuple, grads: list, update: int, nonneg: int) -> list:
+        """The validated kernel calls of one unit, one per dtype of its params."""
+        o, indices, params, columns, scalars = unit
+        steps = scalars.get("step")
+        reals = [arrays for name, arrays in scalars.items() if name != "step"]
+        calls = []
+        for dtype in (np.float32, np.float64):
+            pick = [k for k, p in enumerate(params) if p.dtype == dtype]
+            if not pick:
+                continue
+            formats: list[int] = []
+            states: list[list[np.ndarray] | None] = []
+            absmax: list[list[np.ndarray | None] | None] = []
+            for k in pick:
+                formats.append(_FORMAT[_format_of(columns, k)])
+            for col in columns:
+                if col is None:
+                    states.append(None)
+                    absmax.append(None)
+                    continue
+                states.append([_data(col[k]) for k in pick])
+                absmax.append([col[k].absmax if isinstance(col[k], storage.Int8State)
+                               else None for k in pick])
+            streams = np.array([(indices[k] << _STREAM_SHIFT) | (update & ((1 << 40) - 1))
+                                for k in pick], dtype=np.uint64)
+            calls.append(_kernels.lowprec_prepare(
+                o, [params[k] for k in pick], [grads[indices[k]] for k in pick], formats,
+                states, absmax, None if steps is None else [steps[k] for k in pick],
+                [[col[k] for k in pick] for col in reals], streams, self.seed, nonneg))
+        return calls
+
+    def __repr__(self) -> str:
+        return (f"LowPrecision(dtype={self.dtype!r}, min_size={self.min_size}, "
+                f"seed={self.seed})")
+
+
+def _format_of(columns: list, k: int) -> str | None:
+    for col in columns:
+        if col is not None:
+            value = col[k]
+            return value.format if isinstance(value, (storage.Int8State,
+                                                      storage.BFloat16State)) else None
+    return None
+
+
+def _data(value: Any) -> np.ndarray:
+    """The array the kernel writes: codes, bfloat16 bits, or the full array itself."""
+    if isinstance(value, storage.Int8State):
+        return value.codes
+    if isinstance(value, storage.BFloat16State):
+        return value.bits
+    return value
