@@ -4,12 +4,13 @@
  * optimizer loop (optim_lowprec.inc).
  *
  * int8: a tensor is cut into blocks of FO_QBLOCK elements along its flat index; a block
- * stores one float32 absmax (max |x|, NaN if it holds a NaN) and one code per element,
+ * stores one float32 absmax (max |x|; NaN if it holds a NaN) and one code per element,
  * x ~ map[code] * absmax, with the signed map for signed values and the unsigned map for
  * non-negative ones (quantize_maps.h). Encoding picks the NEAREST code of x / absmax (ties
- * to the smaller magnitude): a bucket table on the float's exponent and leading mantissa
- * bits gives the code below, one compare against the threshold finishes it (exact: each
- * bucket holds at most one threshold, which tools/make_quantize_maps.py checks).
+ * to the smaller magnitude): a bucket table on the float's exponent and 7 leading mantissa
+ * bits gives the code below and the bucket's threshold, one integer compare finishes it
+ * (exact: each bucket holds at most one threshold, which tools/make_quantize_maps.py
+ * checks).
  * A block holding a NaN or an Inf decodes as NaN (an Inf element as an Inf of its sign):
  * its absmax is non-finite. An all-zero block has absmax 0 and decodes as zeros. */
 #ifndef FASTOPT_LOWPREC_H
@@ -79,14 +80,21 @@ static inline uint32_t fo_q_bucket(uint32_t ab)
     return i - FO_QMAP_FIRST_BUCKET;
 }
 
+/* The nearest code of magnitude bits `ab` from a bucket table (quantize_maps.h): the code
+ * below the bucket, plus one if ab is above the bucket's threshold (low 16 bits). */
+static inline uint32_t fo_q_encode_magnitude(const uint32_t *table, uint32_t ab)
+{
+    const uint32_t e = table[fo_q_bucket(ab)];
+    return (e >> 16) + ((ab & 0xffffu) > (e & 0xffffu));
+}
+
 /* The nearest code of x in [-1, 1] on the signed map. The map is symmetric about its zero
  * code 127 except its top entry 1 (255), which has no negative twin: a negative x takes
  * the mirror of its magnitude's code, capped below 255. */
 static inline uint32_t fo_q_encode_signed(float x)
 {
-    const uint32_t b = fo_f32_bits(x), ab = b & 0x7fffffffu;
-    uint32_t c = fo_qbucket_signed[fo_q_bucket(ab)];
-    c += fo_f32_from_bits(ab) > fo_qthr_signed[c];
+    const uint32_t b = fo_f32_bits(x);
+    const uint32_t c = fo_q_encode_magnitude(fo_qenc_signed, b & 0x7fffffffu);
     const uint32_t capped = c < 254u ? c : 254u;
     return (b >> 31) ? 254u - capped : c;
 }
@@ -94,9 +102,7 @@ static inline uint32_t fo_q_encode_signed(float x)
 /* The nearest code of |x| (x in [0, 1]) on the unsigned map. */
 static inline uint32_t fo_q_encode_unsigned(float x)
 {
-    const uint32_t ab = fo_f32_bits(x) & 0x7fffffffu;
-    uint32_t c = fo_qbucket_unsigned[fo_q_bucket(ab)];
-    return c + (fo_f32_from_bits(ab) > fo_qthr_unsigned[c]);
+    return fo_q_encode_magnitude(fo_qenc_unsigned, fo_f32_bits(x) & 0x7fffffffu);
 }
 
 /* The map of a state: unsigned for non-negative values. */
@@ -107,16 +113,20 @@ static inline const float *fo_qmap(int nonnegative)
 
 /* Typed block helpers: FO_QBLOCK_FNS(float, f32) defines fo_qblock_absmax_f32 (max |x| of
  * a block, NaN if any is NaN) and fo_qblock_encode_f32 (codes of x / absmax). */
-#define FO_QBLOCK_FNS(T, SUFFIX)                                                             \
+#define FO_QBLOCK_FNS(T, SUFFIX, UINT, MAGNITUDE)                                             \
     static inline float fo_qblock_absmax_##SUFFIX(const T *restrict x, int64_t m)            \
     {                                                                                        \
-        T mx = 0, nan = 0;                                                                   \
+        /* the largest magnitude's bits: an integer max (vectorizes), NaN above Inf */       \
+        UINT top = 0;                                                                        \
         for (int64_t i = 0; i < m; ++i) {                                                    \
-            const T a = x[i] < 0 ? -x[i] : x[i];                                             \
-            mx = a > mx ? a : mx;                                                            \
-            nan += x[i] - x[i]; /* NaN iff some x[i] is NaN or infinite */                   \
+            UINT b;                                                                          \
+            memcpy(&b, x + i, sizeof b);                                                     \
+            b &= MAGNITUDE;                                                                  \
+            top = b > top ? b : top;                                                         \
         }                                                                                    \
-        return nan != nan && mx <= (T)FLT_MAX ? NAN : (float)mx;                             \
+        T mx;                                                                                \
+        memcpy(&mx, &top, sizeof mx);                                                        \
+        return (float)mx;                                                                    \
     }                                                                                        \
     static inline void fo_qblock_encode_##SUFFIX(const T *restrict x, int64_t m,             \
                                                  float absmax, int nonnegative,              \
@@ -148,8 +158,8 @@ static inline const float *fo_qmap(int nonnegative)
             x[i] = (T)map[codes[i]] * (T)absmax;                                             \
     }
 
-FO_QBLOCK_FNS(float, f32)
-FO_QBLOCK_FNS(double, f64)
+FO_QBLOCK_FNS(float, f32, uint32_t, 0x7fffffffu)
+FO_QBLOCK_FNS(double, f64, uint64_t, 0x7fffffffffffffffull)
 
 #define FO_QBLOCK_ABSMAX FO_TYPED(fo_qblock_absmax)
 #define FO_QBLOCK_ENCODE FO_TYPED(fo_qblock_encode)
