@@ -99,10 +99,15 @@ static inline uint32_t fo_q_encode_signed(float x)
     return (b >> 31) ? 254u - capped : c;
 }
 
-/* The nearest code of |x| (x in [0, 1]) on the unsigned map. */
+/* The nearest code of |x| (x in [0, 1]) on the unsigned map, except that a non-zero x
+ * never becomes 0: it takes at least the smallest non-zero code. A second moment rounded
+ * to zero under a non-zero first moment would make Adam's step m / eps (the "zero-point
+ * problem" of Li et al., NeurIPS 2023; it made the digits MLP diverge here). */
 static inline uint32_t fo_q_encode_unsigned(float x)
 {
-    return fo_q_encode_magnitude(fo_qenc_unsigned, fo_f32_bits(x) & 0x7fffffffu);
+    const uint32_t ab = fo_f32_bits(x) & 0x7fffffffu;
+    const uint32_t c = fo_q_encode_magnitude(fo_qenc_unsigned, ab);
+    return c + (c == 0u && ab != 0u);
 }
 
 /* The map of a state: unsigned for non-negative values. */

@@ -20,7 +20,7 @@ def qmap(nonnegative):
 
 def nearest_codes(xn, nonnegative):
     """The nearest code of each float32 xn (ties to the smaller magnitude; the unsigned
-    map encodes |xn|), by float64 distances."""
+    map encodes |xn| and gives a non-zero one at least code 1), by float64 distances."""
     m = qmap(nonnegative).astype(np.float64)
     x = np.abs(xn).astype(np.float64) if nonnegative else xn.astype(np.float64)
     finite = np.isfinite(x)
@@ -33,6 +33,8 @@ def nearest_codes(xn, nonnegative):
     # NaN and Inf (a block with a non-finite absmax): the largest magnitude of their sign
     negative = np.signbit(xn) & (not nonnegative)
     codes = np.where(finite, codes, np.where(negative, 0, 255))
+    if nonnegative:  # a non-zero magnitude never takes the zero code
+        codes = np.where((codes == 0) & (x != 0), 1, codes)
     return codes.astype(np.uint8)
 
 

@@ -292,8 +292,10 @@ class OptimizerSpec:
     options: dict[str, Any]
     peak_lr: float | None
 
-    def build(self, params: list[np.ndarray], lr: fo.schedules.ScheduleLike) -> fo.Optimizer:
-        opt: fo.Optimizer = self.cls(params, lr=lr, weight_decay=WEIGHT_DECAY, **self.options)
+    def build(self, params: list[np.ndarray], lr: fo.schedules.ScheduleLike,
+              state_dtype: str | None = None) -> fo.Optimizer:
+        opt: fo.Optimizer = self.cls(params, lr=lr, weight_decay=WEIGHT_DECAY,
+                                     state_dtype=state_dtype, **self.options)
         return opt
 
 
@@ -410,7 +412,7 @@ class Progress:
 
 def train(name: str, data, epochs: int, seed: int, peak_lr: float | None = None,
           quiet: bool = True, batch_norm: bool = True, init_scale: float | None = None,
-          label: str | None = None) -> RunResult:
+          label: str | None = None, state_dtype: str | None = None) -> RunResult:
     """Train a :class:`SpiralNet` with one of :data:`OPTIMIZERS`; keep the best epoch.
 
     Mini-batches of 64 (full batches only), the warmup + cosine schedule up to
@@ -435,6 +437,8 @@ def train(name: str, data, epochs: int, seed: int, peak_lr: float | None = None,
         Passed to :class:`SpiralNet`.
     label : str, optional
         Name of the run; the optimizer's label when None.
+    state_dtype : {None, "bfloat16", "int8"}, optional
+        How the optimizer stores its state (its ``state_dtype``).
 
     Returns
     -------
@@ -460,9 +464,11 @@ def train(name: str, data, epochs: int, seed: int, peak_lr: float | None = None,
     rng = np.random.default_rng(seed)
     model = SpiralNet(rng, batch_norm=batch_norm, init_scale=init_scale)
     steps_per_epoch = len(x_tr) // BATCH  # full batches only: BatchNorm on a 16-row tail is noise
-    opt = spec.build(model.params, warmup_cosine(peak, epochs * steps_per_epoch))
+    opt = spec.build(model.params, warmup_cosine(peak, epochs * steps_per_epoch), state_dtype)
     keeper = fo.train.EarlyStopping(patience=None, mode="max")
-    result = RunResult(label or spec.label, steps_per_epoch=steps_per_epoch, peak_lr=peak)
+    if label is None:
+        label = spec.label if state_dtype is None else f"{spec.label} ({state_dtype} state)"
+    result = RunResult(label, steps_per_epoch=steps_per_epoch, peak_lr=peak)
     progress = Progress(epochs, result.name, quiet)
     order_rng = np.random.default_rng(seed + 1)
     start = time.perf_counter()
@@ -708,6 +714,21 @@ def bad_init_runs(data, epochs: int, seed: int, quiet: bool) -> list[RunResult]:
 
 
 # -- reporting ------------------------------------------------------------------------------
+def state_dtype_table(pairs: list[tuple[RunResult, RunResult]]) -> str:
+    """Full-precision state against low-precision state, one line per optimizer: final
+    training loss (and its ratio), validation accuracy (and the difference in points)."""
+    lines = [f"{'optimizer':>34} | {'train loss':>10} | {'loss ratio':>10} | {'val acc':>7} | "
+             f"{'diff (pts)':>10}", "-" * 84]
+    for full, low in pairs:
+        ratio = low.train_loss[-1] / full.train_loss[-1]
+        diff = 100 * (low.final_val_acc - full.final_val_acc)
+        lines.append(f"{full.name:>34} | {full.train_loss[-1]:10.4f} | {'':>10} | "
+                     f"{full.final_val_acc:7.3f} | {'':>10}")
+        lines.append(f"{low.name:>34} | {low.train_loss[-1]:10.4f} | {ratio:10.4f} | "
+                     f"{low.final_val_acc:7.3f} | {diff:+10.1f}")
+    return "\n".join(lines)
+
+
 def summary_table(runs: list[RunResult]) -> str:
     """One line per run: peak lr, validation accuracy, best epoch, loss and time."""
     lines = [f"{'optimizer':>24} | {'peak lr':>7} | {'val acc':>7} | {'best epoch':>10} | "
@@ -735,6 +756,8 @@ class DemoResult:
     init_stds : dict
         With ``bad_init``: initialisation name -> (activation stds, gradient stds) per
         layer.
+    state_dtype_runs : list of RunResult
+        With ``state_dtype``: the runs with low-precision optimizer state.
 
     Examples
     --------
@@ -748,10 +771,12 @@ class DemoResult:
     chosen_lr: float | None = None
     figure: str | None = None
     init_stds: dict[str, tuple[list[float], list[float]]] = field(default_factory=dict)
+    state_dtype_runs: list[RunResult] = field(default_factory=list)
 
 
 def run_demo(optimizers: list[str], epochs: int = EPOCHS, seed: int = 0,
-             out: str | None = "auto", bad_init: bool = False, quiet: bool = False) -> DemoResult:
+             out: str | None = "auto", bad_init: bool = False, quiet: bool = False,
+             state_dtype: str | None = None) -> DemoResult:
     """Train, print the tables and write the figure: what ``python -m fastopt demo`` does.
 
     Parameters
@@ -769,6 +794,9 @@ def run_demo(optimizers: list[str], epochs: int = EPOCHS, seed: int = 0,
         Show the initialisation failure modes instead of the optimizers.
     quiet : bool, default False
         No progress bars.
+    state_dtype : {None, "bfloat16", "int8"}, optional
+        Also train every optimizer with its state stored this way and print the
+        comparison with full-precision state (:func:`state_dtype_table`).
 
     Returns
     -------
@@ -800,6 +828,12 @@ def run_demo(optimizers: list[str], epochs: int = EPOCHS, seed: int = 0,
     best = max(runs, key=lambda r: r.final_val_acc)
     print(f"\nbest validation accuracy: {best.name}, {best.final_val_acc:.3f}")
     result = DemoResult(runs, finder, chosen)
+    if state_dtype is not None:
+        low = [train(name, data, epochs, seed, chosen if name == "adam" else None, quiet,
+                     state_dtype=state_dtype) for name in optimizers]
+        print(f"\noptimizer state in {state_dtype} against full precision (same seeds):")
+        print(state_dtype_table(list(zip(runs, low))))
+        result.state_dtype_runs = low
     if out:
         from fastopt import _demo_plots
 
@@ -852,6 +886,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bad-init", action="store_true",
                         help="show the initialisation failure modes instead")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--state-dtype", choices=("bfloat16", "int8"), default=None,
+                        help="also train with the optimizer state in bfloat16 or int8 and "
+                             "compare with full precision")
 
 
 def run_from_args(args: argparse.Namespace) -> int:
@@ -868,7 +905,8 @@ def run_from_args(args: argparse.Namespace) -> int:
         print("demo: --epochs must be at least 1", file=sys.stderr)
         return 2
     out = None if args.no_plot else (args.out or "auto")
-    run_demo(names, args.epochs, args.seed, out, bad_init=args.bad_init, quiet=args.quiet)
+    run_demo(names, args.epochs, args.seed, out, bad_init=args.bad_init, quiet=args.quiet,
+             state_dtype=args.state_dtype)
     return 0
 
 
