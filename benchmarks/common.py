@@ -55,6 +55,8 @@ MINIMAL_BYTES = {
     "dropout": 4,
     "batchnorm": 5,
     "lbfgs": 0,
+    "adam_bf16": 5,
+    "adam_int8": 4,
 }
 
 

@@ -127,7 +127,14 @@ MINIMAL_BYTES: dict[str, int] = {
     "dropout": 4,     # forward read x, write y; backward read dy, write dx (mask regenerable)
     "batchnorm": 5,   # forward read x, write y; backward read dy, x, write dx
     "lbfgs": 0,       # depends on the memory size m: see _lbfgs_case (2m + 2 vectors)
+    # Adam with state_dtype (float32 params; units of 4 bytes): p, g, p out = 3, m and v
+    # read and written as bfloat16 = 2, as int8 codes = 1 (the block absmax: +1/64)
+    "adam_bf16": 5,
+    "adam_int8": 4,
 }
+
+#: The low-precision Adam cases: kernel name -> state_dtype.
+LOWPREC_CASES = {"adam_bf16": "bfloat16", "adam_int8": "int8"}
 
 #: Sizes: "1e4" is one tensor of 10,000 elements; "500x2000" is 500 tensors of 2,000
 #: elements (optimizers) and "1024x4096" one (1024, 4096) array (layers).
@@ -558,6 +565,51 @@ def _optimizer_case(name: str, layout: Layout, ctx: Context) -> Case:
     return case
 
 
+def _lowprec_case(name: str, layout: Layout, ctx: Context) -> Case:
+    """fastopt.Adam with state_dtype (the 'fastopt' and 'class' contenders) against the
+    same Adam with float32 state ('x_fp32_state'), and, when importable, bitsandbytes'
+    CPU Adam8bit ('x_bitsandbytes') and torchao's AdamW8bit ('x_torchao') on torch views
+    of the same data. float32 only."""
+    state_dtype = LOWPREC_CASES[name]
+    dt = ctx.dtype
+    if dt != np.float32:
+        raise Unavailable("low-precision state is measured with float32 params")
+    n = layout.elements
+    case = Case(name, layout, dt, MINIMAL_BYTES[name] * n * dt.itemsize,
+                (3 * dt.itemsize + (4 if state_dtype == "bfloat16" else 2)) * n)
+    roles: dict[str, tuple[float, float] | None] = {"p": (-1.0, 1.0), "g": (-1.0, 1.0)}
+    data = _Tensors(layout, dt, roles, ctx.seed, shared=("g",))
+    for key, sd in (("fastopt", state_dtype), ("x_fp32_state", None)):
+        d = data.copy()
+        opt = _fastopt_attr("Adam")(d["p"], lr=1e-3, state_dtype=sd)
+        opt.step(d["g"])
+        case.contenders[key] = (lambda o, g: lambda: o.step(g))(opt, d["g"])
+    case.contenders["fastopt_class"] = case.contenders["fastopt"]
+    torch = ctx.torch
+    if torch is None:
+        case.notes.append("bitsandbytes / torchao: need torch")
+        return case
+    for key, module, cls_name in (("x_bitsandbytes", "bitsandbytes.optim", "Adam8bit"),
+                                  ("x_torchao", "torchao.optim", "AdamW8bit")):
+        try:
+            import importlib
+
+            cls = getattr(importlib.import_module(module), cls_name)
+            d = data.copy()
+            tps = [torch.from_numpy(x).requires_grad_() for x in d["p"]]
+            for tp, x in zip(tps, d["g"]):
+                tp.grad = torch.from_numpy(x)
+            extra = {"weight_decay": 0.0} if key == "x_torchao" else {}
+            topt = cls(tps, lr=1e-3, **extra)
+            topt.step()
+        except Exception as exc:  # noqa: BLE001 - optional contenders: reported, not fatal
+            case.notes.append(f"{module}.{cls_name} unavailable ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0][:80] if str(exc) else ''})")
+            continue
+        case.contenders[key] = topt.step
+    return case
+
+
 def _add_deepspeed(case: Case, ctx: Context, data: _Tensors, spec: OptimizerSpec) -> None:
     """DeepSpeedCPUAdam over torch views of a copy of the case's arrays (float32 only: its
     op keeps fp32 state)."""
@@ -845,6 +897,14 @@ for _name in OPTIMIZERS:
         f"fastopt.kernels.{OPTIMIZERS[_name].kernel} vs numpy"
         + (f" / torch.optim.{OPTIMIZERS[_name].torch_class}"
            if OPTIMIZERS[_name].torch_class else ""))
+for _name, _sd in LOWPREC_CASES.items():
+    KERNELS[_name] = KernelEntry(
+        _name, "optim", ["1e4", "1e6", "1.6e7"],
+        (lambda name: lambda label, ctx: _lowprec_case(name, parse_optimizer_size(label),
+                                                       ctx))(_name),
+        f"fastopt.Adam(state_dtype={_sd!r}) vs float32 state / bitsandbytes Adam8bit / "
+        "torchao AdamW8bit (optional)",
+        quick_sizes=["1e6"])
 KERNELS["dropout"] = KernelEntry(
     "dropout", "nn", ["1e4", "1e6", "1024x4096", "1e7"],
     lambda label, ctx: _dropout_case(parse_array_size(label, 2), ctx),
@@ -858,7 +918,7 @@ KERNELS["lbfgs"] = KernelEntry(
     "lbfgs", "minimize", ["1e4", "1e6"],
     lambda label, ctx: _lbfgs_case(parse_optimizer_size(label), ctx),
     f"L-BFGS two-loop recursion, m = {LBFGS_MEMORY} (optional kernel)")
-del _name
+del _name, _sd
 
 
 #: The performance targets of fastopt's issues, checked on every run that covers them:
@@ -1243,6 +1303,11 @@ def _run_case(entry: KernelEntry, label: str, ctx: Context, repeats: int, target
         return {"skip": f"fastopt call failed: {failures.get('fastopt', 'unknown error')}"}
     notes = list(case.notes)
     notes += [f"{k}: failed ({v})" for k, v in failures.items()]
+    # contenders outside the table's columns ("x_<name>"): their speedups as notes
+    extra = {k[2:]: _ratio(v, times["fastopt"]) for k, v in times.items()
+             if k.startswith("x_")}
+    notes += [f"x {k} = {v:.2f} ({k} time / fastopt time)" for k, v in extra.items()
+              if v is not None]
     item = ctx.dtype.itemsize
     copy_gbs = COPY_TRAFFIC * n_bw * item / times["copy"] / 1e9
     triad_gbs = TRIAD_TRAFFIC * n_bw * item / times["triad"] / 1e9
@@ -1282,6 +1347,7 @@ def _run_case(entry: KernelEntry, label: str, ctx: Context, repeats: int, target
             "class_vs_torch_fused": _ratio(times.get("torch_fused"),
                                            times.get("fastopt_class")),
             "vs_deepspeed": _ratio(times.get("deepspeed"), t),
+            **{f"vs_{k}": v for k, v in extra.items()},
         },
         "median_s": median,
         "fastest_s": fastest,
