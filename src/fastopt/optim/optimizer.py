@@ -125,6 +125,21 @@ class Optimizer:
     ``_options(group, lr)`` (the validated kernel options of a group) and may override
     ``_units`` (how a group splits into kernel calls on the first step). A ``{formula}`` in
     a subclass's docstring becomes its family's documented formula.
+
+    Examples
+    --------
+    Every optimizer is one of these; two param groups with their own learning rates:
+
+    >>> import numpy as np
+    >>> import fastopt
+    >>> w, b = np.ones(3, np.float32), np.zeros(1, np.float32)
+    >>> opt = fastopt.SGD([{"params": [w]}, {"params": [b], "lr": 0.5}], lr=0.1)
+    >>> isinstance(opt, fastopt.Optimizer)
+    True
+    >>> opt.step([np.ones(3, np.float32), np.ones(1, np.float32)])
+    True
+    >>> w, b
+    (array([0.9, 0.9, 0.9], dtype=float32), array([-0.5], dtype=float32))
     """
 
     #: the optimizer family: state arrays, scalars, option ranges, kernel
