@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 import fastopt
 from fastopt import _kernels
-from fuzz_harness import (
+from fastopt_testing.fuzz_harness import (
     LAYOUTS,
     NAN,
     Snapshot,
@@ -36,7 +36,7 @@ from fuzz_harness import (
     state_bytes,
     valid_calls,
 )
-from fuzz_specs import KERNELS, OPTIMIZERS
+from fastopt_testing.fuzz_specs import KERNELS, OPTIMIZERS
 
 # Parametrized by name (hypothesis prints the arguments of a falsifying example; a name
 # is readable, a spec is not).

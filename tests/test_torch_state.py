@@ -8,7 +8,7 @@ import copy
 
 import numpy as np
 import pytest
-import torch_reference as R
+from fastopt_testing import torch_reference as R
 
 import fastopt
 import fastopt.schedules as S

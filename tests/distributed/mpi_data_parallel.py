@@ -9,7 +9,7 @@ aborts the job (non-zero exit).
 import copy
 
 import numpy as np
-from mpi_harness import raises, run, same_bits, same_state_dicts
+from fastopt_testing.mpi_harness import raises, run, same_bits, same_state_dicts
 
 import fastopt
 from fastopt import optim, schedules

@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 import pytest
-from mpi_launch import run_mpi
+from fastopt_testing.mpi_launch import run_mpi
 
 import fastopt
 from fastopt.distributed import pack_params, state_nbytes

@@ -9,8 +9,8 @@ import os
 
 import numpy as np
 import pytest
-from mpi_launch import run_mpi
-from sharded_problem import data, start, whole
+from fastopt_testing.mpi_launch import run_mpi
+from fastopt_testing.sharded_problem import data, start, whole
 
 import fastopt
 from fastopt.optimize._minimize import _qn_options

@@ -10,7 +10,7 @@ import os
 import sys
 
 from mpi4py.futures import MPIPoolExecutor
-from search_objectives import curve, distance
+from fastopt_testing.search_objectives import curve, distance
 
 from fastopt.train import Choice, Uniform, asha_search, random_search, trials_to_json
 

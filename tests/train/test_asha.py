@@ -7,7 +7,7 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from search_objectives import (
+from fastopt_testing.search_objectives import (
     curve,
     curve_score,
     curve_with_state,

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import fastopt
-import optim_reference as ref
+from fastopt_testing import optim_reference as ref
 from fastopt import SGD, Adam
 
 RTOL = {np.float32: 1e-5, np.float64: 1e-12}

@@ -15,7 +15,7 @@ import weakref
 
 import numpy as np
 import pytest
-import torch_reference as R
+from fastopt_testing import torch_reference as R
 
 torch = pytest.importorskip("torch")
 import fastopt.torch as ft  # noqa: E402

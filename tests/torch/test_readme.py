@@ -5,8 +5,9 @@ import os
 import re
 
 import pytest
+from fastopt_testing import paths
 
-README = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")
+README = str(paths.README)
 pytestmark = pytest.mark.skipif(not os.path.isfile(README),
                                 reason="needs the source tree's README.md")
 

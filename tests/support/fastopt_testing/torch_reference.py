@@ -18,8 +18,9 @@ import numpy as np
 
 import fastopt
 import fastopt.schedules as S
+from fastopt_testing import paths
 
-DATA = Path(__file__).parent / "data"
+DATA = paths.DATA
 OPTIM_FILE = DATA / "torch_optim.npz"
 SCHEDULES_FILE = DATA / "torch_schedules.npz"
 TORCH_VERSION = "2.13"

@@ -5,7 +5,7 @@ import pytest
 import fastopt
 from fastopt import _kernels
 from fastopt.optimize.lbfgs import LbfgsMemory, two_loop_numpy
-from conftest import snapshot
+from fastopt_testing.arrays import snapshot
 
 N = 100_003          # above the serial threshold, not a multiple of the block size
 RTOL = {np.float32: 2e-6, np.float64: 1e-13}

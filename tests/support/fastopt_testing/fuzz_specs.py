@@ -17,9 +17,9 @@ import fastopt
 from fastopt import _kernels, kernels
 from hypothesis import strategies as st
 
-import optim_reference as ref
+from fastopt_testing import optim_reference as ref
 from fastopt.optim.families import FAMILIES, STEP_ARG
-from fuzz_harness import (
+from fastopt_testing.fuzz_harness import (
     HUGE_INT,
     INF,
     Arg,
