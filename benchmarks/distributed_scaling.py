@@ -97,6 +97,7 @@ def lbfgs_once(comm, a, t, x0, n, iterations, m):
 
 def bench_lbfgs(comm, n, iterations, m, repeats):
     from mpi4py import MPI
+
     from fastopt_testing.sharded_problem import data, start
     rank, size = comm.Get_rank(), comm.Get_size()
     lo, hi = rank * n // size, (rank + 1) * n // size

@@ -11,14 +11,14 @@ job.
 import sys
 
 import numpy as np
-from fastopt_testing.mpi_harness import raises, run, same_bits
-from fastopt_testing.sharded_problem import bounds, data, split, start, whole
 
 from fastopt.distributed import minimize
 from fastopt.optimize._minimize import _qn_options
 from fastopt.optimize._quasi_newton import run_quasi_newton
 from fastopt.optimize.lbfgs import LbfgsMemory
 from fastopt.optimize.objective import Objective
+from fastopt_testing.mpi_harness import raises, run, same_bits
+from fastopt_testing.sharded_problem import bounds, data, split, start, whole
 
 N = 100_000
 OPTIONS = {"gtol": 1e-8}

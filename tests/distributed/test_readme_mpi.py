@@ -7,10 +7,10 @@ import re
 
 import numpy as np
 import pytest
-from fastopt_testing import paths
-from fastopt_testing.mpi_launch import run_mpi
 
 import fastopt
+from fastopt_testing import paths
+from fastopt_testing.mpi_launch import run_mpi
 
 README = str(paths.README)
 SCRIPT = re.compile(r"```py\n# (\w+\.py) -- (mpirun -n \d+ python \1)\n(.*?)```", re.S)

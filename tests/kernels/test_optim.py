@@ -8,9 +8,6 @@ import numpy as np
 import pytest
 
 import fastopt
-from fastopt_testing import optim_reference as ref
-from fastopt_testing.arrays import snapshot
-from fastopt_testing.paths import CSRC
 from fastopt.kernels import (
     adadelta_step,
     adagrad_step,
@@ -20,6 +17,9 @@ from fastopt.kernels import (
     nadam_step,
     rmsprop_step,
 )
+from fastopt_testing import optim_reference as ref
+from fastopt_testing.arrays import snapshot
+from fastopt_testing.paths import CSRC
 
 RTOL = {np.float32: 1e-5, np.float64: 1e-12}
 SHAPE = (7, 13)

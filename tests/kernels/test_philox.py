@@ -8,7 +8,6 @@ from fastopt._kernels import philox4x32_10, philox_stream
 from fastopt_testing.philox_reference import KAT, reference_stream
 
 
-
 @pytest.mark.parametrize("ctr, key, expected", KAT, ids=["zeros", "ones", "pi"])
 def test_known_answer_vectors(ctr, key, expected):
     assert philox4x32_10(ctr, key) == tuple(expected)

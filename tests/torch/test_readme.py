@@ -5,6 +5,7 @@ import os
 import re
 
 import pytest
+
 from fastopt_testing import paths
 
 README = str(paths.README)

@@ -13,7 +13,6 @@ import fastopt
 from fastopt_testing import paths
 
 
-
 def mpirun_or_skip():
     """The mpirun command (skips the test when mpi4py or an mpirun is missing)."""
     pytest.importorskip("mpi4py")
