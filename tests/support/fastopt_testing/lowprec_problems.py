@@ -1,5 +1,5 @@
 """Training problems for the convergence checks of low-precision optimizer state
-(tests/test_lowprec_convergence.py, benchmarks/lowprec_convergence.py): a 2-layer MLP on
+(tests/optim/test_lowprec_convergence.py): a 2-layer MLP on
 scikit-learn's digits and a large synthetic least-squares problem."""
 
 import numpy as np

@@ -5,7 +5,7 @@ decoded state. Written from the formats' definitions, not from the C code: the m
 from dequantizing every code, the nearest code from float64 distances."""
 
 import numpy as np
-from optim_reference import ReferenceOptimizer
+from fastopt_testing.optim_reference import ReferenceOptimizer
 
 from fastopt._kernels import dequantize_blockwise, philox_stream
 

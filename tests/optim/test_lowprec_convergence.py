@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from fastopt import demo
-from lowprec_problems import OPTIMIZERS, train_digits
+from fastopt_testing.lowprec_problems import OPTIMIZERS, train_digits
 
 LOSS_RATIO = 1.02
 ACCURACY_POINTS = 0.5

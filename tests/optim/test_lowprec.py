@@ -5,7 +5,7 @@ checkpoints and resume."""
 
 import numpy as np
 import pytest
-from lowprec_reference import (
+from fastopt_testing.lowprec_reference import (
     LowPrecisionReference,
     bf16_stochastic,
     nearest_codes,
