@@ -123,6 +123,10 @@ class Optimizer:
     had, as torch's per-param step) for every optimizer but SGD, and NAdam's
     ``"mu_product"`` (float64).
 
+    Every optimizer also takes ``state_dtype`` ("bfloat16" or "int8": state arrays of
+    tensors with at least ``min_lowprec_size`` elements stored in fewer bits, see
+    :mod:`fastopt.optim.storage`; ``state_seed`` seeds bfloat16's stochastic rounding).
+
     Subclasses set ``family`` (their entry of :mod:`fastopt.optim.families`), implement
     ``_options(group, lr)`` (the validated kernel options of a group) and may override
     ``_units`` (how a group splits into kernel calls on the first step). A ``{formula}`` in
