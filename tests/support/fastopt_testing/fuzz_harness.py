@@ -935,9 +935,11 @@ class OptimizerSpec:
         """`options` completed with the constructor's defaults (for the reference)."""
         import inspect
 
+        from fastopt_testing.optim_reference import STORAGE_OPTIONS
+
         sig = inspect.signature(self.cls.__init__)
         full = {k: v.default for k, v in sig.parameters.items()
-                if v.default is not inspect.Parameter.empty}
+                if v.default is not inspect.Parameter.empty and k not in STORAGE_OPTIONS}
         return {**full, **options}
 
 
