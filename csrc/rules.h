@@ -28,12 +28,13 @@ static inline double fo_sign(double x) { return (double)((x > 0.0) - (x < 0.0));
  * quotient, the remainder r = x - b * q is exact with one fma, and q + r * inv rounded once
  * is the correctly rounded quotient (Markstein's theorem: the correction step of IA-64's
  * division). A multiply and two fmas instead of a division: the divider is what Adam's loop
- * waits on. It gives the bits of x / b (tools/check_div_fused.c checks every float32 x and
- * a dense sample of float64; tests/test_div_fused.py runs it) for b in [2^-40, 1] (Adam's
- * divisor is in [2^-26.5, 1]) and x = 0, 2^-100 <= |x| <= 2^80 (double: 2^-960, 2^960),
- * inf or NaN: sqrt of any float or double is one of those (the remainder of a smaller x can
- * fall under the subnormal grid, and x * inv of a larger one can overflow). Where r is 0 or NaN, q is already the answer
- * (exact, a signed zero, +-inf or x's NaN) and is returned: q + 0 would turn -0 into +0.
+ * waits on. It gives the bits of x / b for b in [2^-40, 1] (Adam's divisor is in
+ * [2^-26.5, 1]) and x = 0, 2^-100 <= |x| <= 2^80 (double: 2^-960, 2^960), inf or NaN:
+ * sqrt of any float or double is one of those (the remainder of a smaller x can fall under
+ * the subnormal grid, and x * inv of a larger one can overflow). tools/check_div_fused.c
+ * checks every float32 x and a dense sample of float64; tests/kernels/test_div_fused.py
+ * runs it. Where r is 0 or NaN, q is already the answer (exact, a signed zero, +-inf or
+ * x's NaN) and is returned: q + 0 would turn -0 into +0.
  * Only where fma is an instruction (fo_fused_division_ok); elsewhere kernels divide. */
 static inline float fo_div_fusedf(float x, float b, float inv)
 {
@@ -49,7 +50,8 @@ static inline double fo_div_fused(double x, double b, double inv)
     const double c = fma(r, inv, q);
     return fabs(r) > 0.0 ? c : q;
 }
-#define FO_DIV_FUSED(x, b, inv) _Generic((x), float: fo_div_fusedf, default: fo_div_fused)(x, b, inv)
+#define FO_DIV_FUSED(x, b, inv)                                                              \
+    _Generic((x), float: fo_div_fusedf, default: fo_div_fused)(x, b, inv)
 
 /* Whether fma is one instruction in the code that runs here, so that FO_DIV_FUSED is fast.
  * Known at compile time from math.h (FP_FAST_FMA: aarch64, x86 built with -mfma); in the

@@ -4,7 +4,7 @@
  *   gcc -O3 -march=native -std=gnu11 -ffp-contract=off -fno-math-errno -Icsrc \
  *       tools/check_div_fused.c -lm -o /tmp/check_div_fused
  *   /tmp/check_div_fused            # full: every float32 x for the edge divisors, ~minutes
- *   /tmp/check_div_fused --quick    # a sample of each part, seconds (tests/test_div_fused.py)
+ *   /tmp/check_div_fused --quick    # a sample of each part, seconds (its test runs this)
  *
  * Parts (b ranges over the helper's domain [2^-40, 1]; inv = 1 / b rounded):
  *  1. float32, every one of the 2^32 bit patterns of x (the full run) or a strided sample,

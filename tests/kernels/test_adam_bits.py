@@ -10,11 +10,11 @@ at every alignment, and 1 and 2 threads.
 """
 
 import numpy as np
-import optim_reference as ref
 import pytest
 
 import fastopt
 from fastopt.kernels import adam_step
+from fastopt_testing import optim_reference as ref
 
 N = 40_003  # above the serial threshold: 2 threads split it; not a multiple of 16
 STEPS = (1, 2, 3, 1000, 10**6)  # bias corrections from far below 1 to exactly 1

@@ -8,7 +8,8 @@ import subprocess
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from fastopt_testing.paths import CSRC, ROOT
+
 TOOL = os.path.join(ROOT, "tools", "check_div_fused.c")
 FLAGS = ["-O2", "-std=gnu11", "-ffp-contract=off", "-fno-math-errno"]
 
@@ -21,7 +22,7 @@ def quick_run(tmp_path_factory):
     if not os.path.exists(TOOL):
         pytest.skip("needs the source tree (tools/, csrc/)")
     exe = str(tmp_path_factory.mktemp("div") / "check_div_fused")
-    base = ["gcc", *FLAGS, "-I", os.path.join(ROOT, "csrc"), TOOL, "-lm", "-o", exe]
+    base = ["gcc", *FLAGS, "-I", str(CSRC), TOOL, "-lm", "-o", exe]
     # fma as an instruction when the compiler can target this CPU; the library's fma
     # (correctly rounded too, only slower) otherwise
     for extra in (["-march=native"], []):
