@@ -38,6 +38,7 @@ from fastopt.optim import (
     NAdam,
     Optimizer,
     RMSprop,
+    StaleParamsWarning,
 )
 from fastopt.train import check_grad, clip_grad_norm
 
@@ -67,6 +68,7 @@ __all__ = [
     "Adadelta",
     "NAdam",
     "Lion",
+    "StaleParamsWarning",
     "check_grad",
     "clip_grad_norm",
     "minimize",

@@ -28,6 +28,10 @@ Shared behaviour:
   ``step`` returns False, as mixed-precision loss scaling needs.
 * **Errors** are TypeError/ValueError naming the argument, raised before anything is
   modified.
+* **Rebinding.** Optimizers update the arrays they were given; after replacing one
+  (``params[k] = new_array``), call ``opt.rebind(params)`` (state kept). A list or
+  ``dict.values()`` given as params is watched: ``step`` warns once
+  (:class:`fastopt.StaleParamsWarning`) when an entry was replaced without ``rebind``.
 * **Threads.** Optimizers used from different Python threads are independent. One
   optimizer stepped from two threads at once raises RuntimeError in the second.
 
@@ -41,6 +45,7 @@ from fastopt.optim.adam import Adam, AdamW
 from fastopt.optim.lion import Lion
 from fastopt.optim.nadam import NAdam
 from fastopt.optim.optimizer import Optimizer
+from fastopt.optim.rebinding import StaleParamsWarning  # noqa: F401  (fastopt exports it)
 from fastopt.optim.rmsprop import RMSprop
 from fastopt.optim.sgd import SGD
 

@@ -16,6 +16,7 @@ from typing import Any, Union
 import numpy as np
 
 from fastopt import _kernels, _validation, torch_state
+from fastopt.optim import rebinding
 from fastopt.optim.families import Family
 
 LearningRate = Union[float, Callable[[int], float]]
@@ -151,9 +152,14 @@ class Optimizer:
         self.defaults = dict(defaults)
         self.param_groups: list[dict[str, Any]] = []
         self._state = _TrackedDict(self._version)
+        self._sources = rebinding.Sources()  # the user's containers, watched for replacements
         if isinstance(params, np.ndarray):
             raise TypeError("params: expected a list of arrays or of param-group dicts, got "
                             "a single array; wrap it in a list")
+        if isinstance(params, dict):
+            raise TypeError("params: expected a list of arrays or of param-group dicts, got "
+                            "a dict; pass params.values() (the arrays in the dict's order, "
+                            "which is then the order of step()'s grads)")
         groups = list(params)
         if not groups:
             raise ValueError("params: expected a non-empty list of arrays or param groups, "
@@ -166,7 +172,7 @@ class Optimizer:
             raise TypeError("params: expected a list of arrays or a list of param-group "
                             "dicts, got a mix of both")
         else:
-            self.add_param_group({"params": groups})
+            self.add_param_group({"params": params if rebinding.trackable(params) else groups})
 
     # -- state ------------------------------------------------------------------------
     @property
@@ -207,6 +213,7 @@ class Optimizer:
         group.setdefault("step", 0)
         self._check_group(group)
         self.param_groups.append(group)
+        self._sources.track(param_group["params"], len(self.param_groups) - 1)
         self._version.n += 1
 
     def _check_group(self, group: dict[str, Any]) -> None:
@@ -291,8 +298,12 @@ class Optimizer:
 
         Returns True when the update was applied. Raises TypeError/ValueError (nothing
         modified) for bad gradients or options, and RuntimeError if another thread is
-        inside ``step()`` of this same optimizer.
+        inside ``step()`` of this same optimizer. Warns (:class:`StaleParamsWarning`, once)
+        when a list or ``dict.values()`` given as params now holds other arrays (see
+        :meth:`rebind`).
         """
+        if self._sources:
+            self._sources.check(self)
         if not self._lock.acquire(False):
             raise RuntimeError(
                 f"{type(self).__name__}.step: another thread is running step() on this "
@@ -411,6 +422,51 @@ class Optimizer:
             group["step"] += 1
         return True
 
+    def rebind(self, params: Iterable[np.ndarray]) -> None:
+        """Step other arrays from now on, keeping the state (moments, step counts).
+
+        fastopt updates the arrays it was given in place and cannot follow an assignment
+        such as ``params[k] = new_array`` (a cs231n-style ``w = w - lr * dw``, restoring a
+        copy of the best weights, loading a checkpoint into new arrays): the optimizer
+        would go on stepping the old arrays. After such an assignment, call
+        ``opt.rebind(params)``.
+
+        Parameters
+        ----------
+        params : sequence of ndarray
+            One array per parameter, in the flattened order of the param groups (the order
+            of :meth:`step`'s grads); a list or ``dict.values()``. Each must have the
+            shape and dtype of the parameter it replaces (its state is kept) and be
+            writeable and C-contiguous; no two may share memory, nor with a state array.
+            An entry may be the current array (left as it is).
+
+        Raises TypeError/ValueError naming the first bad entry; nothing changes then.
+
+        Notes
+        -----
+        The optimizer watches the list (or ``dict.values()`` view, or a param group's
+        ``"params"`` list) it was given -- after ``rebind``, the one given here -- and
+        :meth:`step` warns once (:class:`~fastopt.StaleParamsWarning`) when an entry
+        of it was replaced by another array without ``rebind``. A replacement in a container
+        the optimizer was not given (a new list, a rebound name) cannot be seen.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import fastopt
+        >>> params = {"W": np.ones(2), "b": np.zeros(1)}
+        >>> opt = fastopt.Adam(params.values(), lr=0.1)
+        >>> opt.step([np.ones(2), np.ones(1)])
+        True
+        >>> params["W"] = params["W"] * 0.5           # a new array: the optimizer must know
+        >>> opt.rebind(params.values())
+        >>> opt.step([np.ones(2), np.ones(1)])
+        True
+        >>> params["W"], int(opt.state[0]["step"])   # stepped, with the state kept
+        (array([0.35, 0.35]), 2)
+        """
+        rebinding.rebind(self, params)
+
     # -- checkpoints -------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """A checkpoint of plain dicts, numbers and numpy arrays (copies, safe to keep).
@@ -494,7 +550,7 @@ class Optimizer:
     # -- pickling, repr ---------------------------------------------------------------------
     def __getstate__(self) -> dict[str, Any]:
         d = dict(self.__dict__)
-        for key in ("_lock", "_plan", "_version"):
+        for key in ("_lock", "_plan", "_version", "_sources"):
             d.pop(key, None)
         d["_state"] = {i: dict(s) for i, s in self._state.items()}
         return d
@@ -506,6 +562,7 @@ class Optimizer:
         self._lock = threading.Lock()
         self._plan = None
         self._plan_version = -1
+        self._sources = rebinding.Sources()
         self._state = self._track_state(state)
 
     def __repr__(self) -> str:
