@@ -20,8 +20,8 @@ import torch_reference as R
 torch = pytest.importorskip("torch")
 import fastopt.torch as ft  # noqa: E402
 
-NAMES = ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta"]
-# fastopt.torch has the six torch.optim classes of issue 15 (not yet NAdam)
+NAMES = ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta", "NAdam"]
+# every torch.optim class fastopt.torch has (Lion, which torch lacks: test_torch_lion.py)
 RUNS = [(c, v, d) for c in R.OPTIM_CASES if c.name in NAMES
         for v in R.variants_of(c) for d in R.DTYPES]
 
@@ -123,9 +123,10 @@ def test_state_dict_travels_both_ways_and_training_goes_on(name, direction):
         ref.step()
         opt.step()
     saved = copy.deepcopy(opt.state_dict())
-    for k, entry in saved["state"].items():  # torch's format: float steps
-        if "step" in entry:
-            assert entry["step"].dtype == torch.float32 and entry["step"].dim() == 0
+    for k, entry in saved["state"].items():  # torch's format: float steps (and mu_product)
+        for scalar in ("step", "mu_product"):
+            if scalar in entry:
+                assert entry[scalar].dtype == torch.float32 and entry[scalar].dim() == 0
     other = getattr(second, name)(params, **options)
     other.load_state_dict(saved)
     for step in range(5, 10):
@@ -133,7 +134,11 @@ def test_state_dict_travels_both_ways_and_training_goes_on(name, direction):
         _set_grads(params, step)
         ref.step()
         other.step()
-    _assert_equal_runs(ref_params, params, ref, other, dict(rtol=1e-12, atol=1e-14))
+    # torch keeps NAdam's mu_product in float32 (its default dtype) also for float64 params,
+    # fastopt in double: after the handover the two runs differ in mu_product's rounding
+    # (measured: params 1e-10 relative, mu_product as float32 in the state dict ~1 ulp)
+    tol = dict(rtol=5e-7, atol=1e-12) if name == "NAdam" else dict(rtol=1e-12, atol=1e-14)
+    _assert_equal_runs(ref_params, params, ref, other, tol)
 
 
 def test_state_dict_step_format_follows_torch():

@@ -1,6 +1,6 @@
 """fastopt.torch: fastopt's fused optimizer kernels as torch.optim drop-ins for CPU tensors.
 
-``SGD``, ``Adagrad``, ``RMSprop``, ``Adam``, ``AdamW`` and ``Adadelta`` are
+``SGD``, ``Adagrad``, ``RMSprop``, ``Adam``, ``AdamW``, ``Adadelta`` and ``NAdam`` are
 ``torch.optim.Optimizer`` subclasses with torch 2.13's constructor signatures, defaults,
 param groups, state and ``state_dict`` format; ``step(closure=None)``,
 ``zero_grad(set_to_none=True)``, ``add_param_group``, step hooks and torch's LR schedulers
@@ -10,6 +10,9 @@ class and back, and training goes on with the same results::
 
     import fastopt.torch
     opt = fastopt.torch.AdamW(model.parameters(), lr=3e-4)      # instead of torch.optim.AdamW
+
+``Lion`` (torch has none) has the signature, group keys and state of lucidrains'
+``lion_pytorch.Lion``.
 
 What differs from torch.optim:
 
@@ -43,8 +46,8 @@ except ImportError as _err:  # pragma: no cover - exercised in an environment wi
                               "pip install torch==2.13.0", name="torch") from _err
 
 from fastopt.torch._base import Optimizer
-from fastopt.torch._optimizers import SGD, Adadelta, Adagrad, Adam, AdamW, RMSprop
+from fastopt.torch._optimizers import SGD, Adadelta, Adagrad, Adam, AdamW, Lion, NAdam, RMSprop
 from fastopt.torch_state import from_torch_state_dict, to_torch_state_dict
 
-__all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta",
-           "from_torch_state_dict", "to_torch_state_dict"]
+__all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta", "NAdam",
+           "Lion", "from_torch_state_dict", "to_torch_state_dict"]

@@ -144,6 +144,18 @@ def _counter(value: Any, where: str) -> torch.Tensor:
     return torch.tensor(step, dtype=torch.int64)
 
 
+def _real_scalar(value: Any, where: str) -> torch.Tensor:
+    """A per-parameter real scalar as fastopt.torch keeps it: a 0-d float64 CPU tensor
+    (torch keeps NAdam's mu_product in its default dtype)."""
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            raise ValueError(f"{where}: expected a scalar, got shape {tuple(value.shape)}")
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        raise TypeError(f"{where}: expected a real number, got {value!r}")
+    return torch.tensor(float(value), dtype=torch.float64)
+
+
 class _Layout:
     """What the short path of step() checks and reuses (see the module docstring)."""
 
@@ -226,8 +238,12 @@ class Optimizer(torch.optim.Optimizer):
     """
 
     _state_names: tuple[str, ...] = ()
-    #: whether the state holds a per-parameter step (all but SGD)
+    #: whether the state holds a per-parameter step (all but SGD and Lion)
     _has_step = True
+    #: per-parameter real scalars besides the step, (name, initial value): NAdam's
+    #: ``mu_product``, kept as a 0-d float64 tensor the kernel advances (torch keeps its
+    #: default dtype; state_dict() converts)
+    _reals: tuple[tuple[str, float], ...] = ()
     _option_key: Callable[[dict[str, Any]], tuple]
 
     def __init__(self, params: Iterable[Any], defaults: dict[str, Any]) -> None:
@@ -486,6 +502,15 @@ class Optimizer(torch.optim.Optimizer):
                             and not step.requires_grad) or id(step) in counters:
                         entry["step"] = step = _counter(step, f"{where}['step']")
                     counters.add(id(step))
+                for name, _ in self._reals:
+                    if name not in entry:
+                        continue
+                    value = entry[name]
+                    if not (isinstance(value, torch.Tensor) and value.dtype == torch.float64
+                            and value.dim() == 0 and value.device.type == "cpu"
+                            and not value.requires_grad) or id(value) in counters:
+                        entry[name] = value = _real_scalar(value, f"{where}[{name!r}]")
+                    counters.add(id(value))
 
     def _fo_plan(self, lay: _Layout, active: tuple[int, ...] | None
                  ) -> tuple[tuple, dict[int, list[str]]]:
@@ -531,7 +556,8 @@ class Optimizer(torch.optim.Optimizer):
         columns = [[e[name].numpy() for e in entries] if used else None
                    for name, used in zip(options.state_names, options.used)]
         steps = [e["step"].numpy() for e in entries] if self._has_step else None
-        return ([lay.arrays[i] for i in members], columns, steps, None)
+        reals = [[e[name].numpy() for e in entries] for name, _ in self._reals] or None
+        return ([lay.arrays[i] for i in members], columns, steps, reals)
 
     def _fo_allocate(self, lay: _Layout, indices: Iterable[int]) -> dict[int, list[str]]:
         """Zero (or ``_fill``) state tensors the options need and a param lacks."""
@@ -545,12 +571,16 @@ class Optimizer(torch.optim.Optimizer):
                       if used and (entry is None or entry.get(n) is None)]
             if self._has_step and (entry is None or entry.get("step") is None):
                 needed.append("step")
+            needed += [n for n, _ in self._reals if entry is None or entry.get(n) is None]
             if not needed:
                 continue
             entry = state[p]
+            initial = dict(self._reals)
             for name in needed:
                 if name == "step":
                     entry[name] = torch.zeros((), dtype=torch.int64)
+                elif name in initial:
+                    entry[name] = torch.tensor(initial[name], dtype=torch.float64)
                 else:
                     entry[name] = torch.full_like(p, self._fill(name),
                                                   memory_format=torch.contiguous_format)
@@ -627,8 +657,9 @@ _hooked_step = torch.optim.Optimizer.profile_hook_step(Optimizer._plain_step)
 
 
 def _torch_format(opt: Optimizer, state_dict: dict[str, Any]) -> dict[str, Any]:
-    """state_dict() post hook: each step as torch stores it (a float tensor), and plain
-    per-parameter dicts (the tensors themselves are the live ones, as in torch)."""
+    """state_dict() post hook: each step (and NAdam's mu_product) as torch stores it (a
+    float tensor of torch's scalar dtype), and plain per-parameter dicts (the other tensors
+    are the live ones, as in torch)."""
     special = set()
     for group in state_dict["param_groups"]:
         if group.get("fused") or group.get("capturable"):
@@ -642,6 +673,11 @@ def _torch_format(opt: Optimizer, state_dict: dict[str, Any]) -> dict[str, Any]:
                 entry["step"] = torch.tensor(float(step.item()),
                                              dtype=_torch_layout.torch_step_dtype(
                                                  key in special))
+            for name, _ in opt._reals:
+                value = entry.get(name)
+                if isinstance(value, torch.Tensor):  # a copy: ours stays float64
+                    entry[name] = value.detach().to(
+                        _torch_layout.torch_step_dtype(key in special), copy=True)
         state[key] = entry
     return {"state": state, "param_groups": state_dict["param_groups"]}
 
