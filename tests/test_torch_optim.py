@@ -435,3 +435,76 @@ def test_state_dict_of_an_older_torch_gets_the_missing_options():
     assert opt.param_groups[0]["decoupled_weight_decay"] is False
     opt.step()
     assert int(opt.state[ps[0]]["step"]) == 2
+
+
+# -- new gradient tensors are read through DLPack capsules (StepPlan.bind checks them) -------
+
+def _one_step_each(make_grad, cls="Adam"):
+    """One step of fastopt.torch and of torch.optim with the gradient make_grad(p) gives."""
+    ps, qs = _params(1, torch.float64), _params(1, torch.float64)
+    ours, theirs = getattr(ft, cls)(ps), getattr(torch.optim, cls)(qs, foreach=False)
+    for step in range(3):
+        g = make_grad(step)
+        ps[0].grad, qs[0].grad = g, g.detach().clone().resolve_neg()
+        ours.step()
+        theirs.step()
+    _assert_equal_runs(ps, qs, ours, theirs, dict(rtol=1e-14, atol=1e-15))
+
+
+def _randn(step, *shape):
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(step),
+                       dtype=torch.float64)
+
+
+@pytest.mark.parametrize("kind", ["negative view", "offset view", "requires grad",
+                                  "transposed", "expanded"])
+def test_new_gradients_of_every_layout_give_torchs_result(kind):
+    make = {
+        "negative view": lambda s: torch._neg_view(_randn(s, 4, 5)),
+        "offset view": lambda s: _randn(s, 30)[7:27].view(4, 5),  # byte_offset in the capsule
+        "requires grad": lambda s: _randn(s, 4, 5).requires_grad_(),
+        "transposed": lambda s: _randn(s, 5, 4).t(),               # strided: copied
+        "expanded": lambda s: _randn(s, 1, 5).expand(4, 5),        # stride 0: copied
+    }[kind]
+    _one_step_each(make)
+
+
+def test_a_gradient_sharing_memory_with_a_param_is_refused():
+    ps = _params(2)
+    opt = ft.SGD(ps, lr=0.1)
+    ps[0].grad = torch.ones(4, 5)
+    ps[1].grad = ps[0].detach()  # the gradient of params[1] is params[0]'s memory
+    before = [p.detach().clone() for p in ps]
+    with pytest.raises(ValueError, match=r"param_groups\[0\]\['params'\]\[1\]\.grad: shares "
+                                         r"memory"):
+        opt.step()
+    assert all(torch.equal(p.detach(), b) for p, b in zip(ps, before))
+
+
+def test_a_retained_gradient_whose_storage_is_replaced_is_read_again():
+    ps, qs = _params(1), _params(1)
+    ours, theirs = ft.SGD(ps, lr=0.1), torch.optim.SGD(qs, lr=0.1)
+    for p in (ps[0], qs[0]):
+        p.grad = torch.ones(4, 5)
+    for opt in (ours, theirs):
+        opt.step()
+        opt.step()  # the same grad tensor twice: fastopt.torch retains what it read
+    for p in (ps[0], qs[0]):
+        p.grad.data = torch.full((4, 5), 3.0)  # same tensor object, new storage
+    ours.step()
+    theirs.step()
+    _assert_equal_runs(ps, qs, ours, theirs)
+
+
+def test_a_retained_negative_view_gradient_is_not_a_stale_copy():
+    ps, qs = _params(1), _params(1)
+    ours, theirs = ft.SGD(ps, lr=0.1), torch.optim.SGD(qs, lr=0.1)
+    base = torch.ones(4, 5)
+    ps[0].grad = torch._neg_view(base)
+    qs[0].grad = -torch.ones(4, 5)
+    for step in range(3):
+        base.add_(1.0)  # the same gradient tensor, its values changed in place
+        qs[0].grad.sub_(1.0)
+        ours.step()
+        theirs.step()
+    _assert_equal_runs(ps, qs, ours, theirs)

@@ -6,9 +6,10 @@ How a step runs (the short path, taken while nothing but hyperparameter values c
 1. each group's kernel options are rebuilt only when its values changed (torch's LR
    schedulers write ``group["lr"]`` and OneCycleLR ``betas``/``momentum`` every step);
    groups with equal options share one unit (one C call per dtype for all of them);
-2. each ``p.grad`` becomes a numpy view (``Tensor.numpy()``; reused while ``p.grad`` stays
-   the same tensor, as with ``zero_grad(set_to_none=False)``); params are checked to still
-   have the buffers the cached tables point at;
+2. each new ``p.grad`` becomes a DLPack capsule (``to_dlpack``; StepPlan.bind checks what
+   it describes), a numpy view where the capsule does not fit (strided, negative views);
+   a grad that stays the same tensor (``zero_grad(set_to_none=False)``) is retained as a
+   numpy view; params are checked to still have the buffers the cached tables point at;
 3. a cached ``StepPlan`` (pointer tables over the param, state and step-counter views,
    validated once) binds the gradients and runs one C call per unit and dtype, GIL
    released; the per-parameter step counters are int64 tensors the plan increments.
@@ -36,9 +37,13 @@ from fastopt.torch._state import TrackedState, Version
 
 # A grad slot's cached source when it holds no retained gradient tensor.
 _NO_GRAD = object()
+_NO_STATE: dict[str, Any] = {}
 _is = operator.is_
 _data_ptr = torch.Tensor.data_ptr
 _numpy = torch.Tensor.numpy
+_is_neg = torch.Tensor.is_neg
+_to_dlpack = torch.utils.dlpack.to_dlpack  # torch._C._to_dlpack: ~4x cheaper than .numpy()
+_DLPackUnfit = _kernels.DLPackUnfit
 _grad_of = operator.attrgetter("grad")
 # Plans kept per structure (one per combination of units, used state and params with a grad).
 _MAX_PLANS = 8
@@ -363,7 +368,12 @@ class Optimizer(torch.optim.Optimizer):
                 self._fo_run(lay, None, lay.views)
                 return
             plan, unit_groups, _ = entry
-            if not plan.bind(lay.views):  # pragma: no cover - retained views are never None
+            try:
+                bound = plan.bind(lay.views)
+            except _DLPackUnfit:  # pragma: no cover - retained capsules were bound before
+                self._fo_run(lay, None, lay.views)
+                return
+            if not bound:  # pragma: no cover - retained views are never None
                 raise RuntimeError("fastopt.torch: a retained gradient view is missing")
             try:
                 options = lay.options
@@ -406,14 +416,22 @@ class Optimizer(torch.optim.Optimizer):
                 srcs[i] = _NO_GRAD
                 views[i] = None
                 continue
-            try:
-                views[i] = _numpy(g)
+            try:  # a DLPack capsule, checked by StepPlan.bind (_fo_bind); numpy for the rest
+                views[i] = _numpy(g) if _is_neg(g) else _to_dlpack(g)
             except (TypeError, RuntimeError):
                 views[i] = self._grad_view(lay, i, g)
             w = weak[i]
             if w is not None and w() is g:
                 srcs[i] = g
                 gptrs[i] = g.data_ptr()
+                if type(views[i]) is not np.ndarray:  # retained: a numpy view binds faster
+                    try:                              # than a capsule (parsed every step)
+                        views[i] = _numpy(g)
+                    except (TypeError, RuntimeError):
+                        pass
+                elif views[i].__array_interface__["data"][0] != gptrs[i]:
+                    srcs[i] = _NO_GRAD  # a copy (of a negative view): read it again each step
+                    transient.append(i)
             else:
                 srcs[i] = _NO_GRAD
                 weak[i] = weakref.ref(g)
@@ -433,10 +451,7 @@ class Optimizer(torch.optim.Optimizer):
                 lay.full = entry
         plan, unit_groups, unit_options = entry
         try:
-            if active is None:
-                plan.bind(grads)
-            else:
-                plan.bind(grads, list(active))
+            self._fo_bind(lay, plan, grads, active)
         except (TypeError, ValueError) as err:
             self._fo_rollback(lay, created)
             raise type(err)(_torch_words(str(err), lay)) from None
@@ -451,6 +466,29 @@ class Optimizer(torch.optim.Optimizer):
             plan.advance()
         finally:
             plan.release()
+
+    def _fo_bind(self, lay: _Layout, plan: Any, grads: list,
+                 active: tuple[int, ...] | None) -> None:
+        """Bind the grads; a DLPack capsule the plan finds unfit (a strided, misaligned or
+        foreign gradient) is replaced by the numpy road, which copies or explains."""
+        while True:
+            try:
+                if active is None:
+                    plan.bind(grads)
+                else:
+                    plan.bind(grads, list(active))
+                return
+            except _DLPackUnfit as unfit:
+                k = unfit.position
+                i = k if active is None else active[k]
+                g: Any = lay.params[i].grad
+                try:
+                    view = _numpy(g)
+                except (TypeError, RuntimeError):
+                    view = self._grad_view(lay, i, g)
+                grads[k] = view
+                if lay.views[i] is not None:
+                    lay.views[i] = view
 
     def _grad_view(self, lay: _Layout, i: int, g: Any) -> np.ndarray:
         """A view of a grad Tensor.numpy() refused: explain why, or take another road."""
@@ -552,7 +590,8 @@ class Optimizer(torch.optim.Optimizer):
         return entry, created
 
     def _fo_unit(self, lay: _Layout, members: list[int], options: Any) -> tuple:
-        entries = [self.state[lay.params[i]] for i in members]
+        state = self.state  # .get: a param without state (SGD without momentum) gets no
+        entries = [state.get(lay.params[i], _NO_STATE) for i in members]  # entry, as in torch
         columns = [[e[name].numpy() for e in entries] if used else None
                    for name, used in zip(options.state_names, options.used)]
         steps = [e["step"].numpy() for e in entries] if self._has_step else None
