@@ -7,9 +7,9 @@ import inspect
 
 import numpy as np
 import pytest
-import torch_reference as R
 
 import fastopt.schedules as S
+from fastopt_testing import torch_reference as R
 
 torch = pytest.importorskip("torch")
 import fastopt.torch as ft  # noqa: E402

@@ -1,7 +1,7 @@
 """Schedules for any float option of a param group, not only lr: ``betas=(sched, 0.999)``,
 ``momentum=sched``, ``weight_decay=sched`` (issue 15; torch's OneCycleLR/CyclicLR cycle the
 momentum by default). The comparisons against torch are the OneCycleLR cases of
-torch_reference.OPTIM_CASES (tests/test_optim_torch.py) and its MOMENTUM cases
+torch_reference.OPTIM_CASES (tests/optim/test_torch_anchor.py) and its MOMENTUM cases
 (tests/test_schedules.py)."""
 
 import io

@@ -4,7 +4,7 @@ the message then).
 The comparisons run 200 steps of every case of torch_reference.py (every optimizer and
 option, two param groups, LR schedulers including OneCycleLR cycling betas/momentum, a
 tensor without a gradient now and then) against torch.optim with foreach=False and, where
-torch has one, its fused CPU kernel, within the tolerances of test_optim_torch.py.
+torch has one, its fused CPU kernel, within the tolerances of tests/optim/test_torch_anchor.py.
 """
 
 import copy
@@ -15,13 +15,14 @@ import weakref
 
 import numpy as np
 import pytest
-import torch_reference as R
+
+from fastopt_testing import torch_reference as R
 
 torch = pytest.importorskip("torch")
 import fastopt.torch as ft  # noqa: E402
 
 NAMES = ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta", "NAdam"]
-# every torch.optim class fastopt.torch has (Lion, which torch lacks: test_torch_lion.py)
+# every torch.optim class fastopt.torch has (Lion, which torch lacks: test_lion.py)
 RUNS = [(c, v, d) for c in R.OPTIM_CASES if c.name in NAMES
         for v in R.variants_of(c) for d in R.DTYPES]
 
@@ -53,13 +54,12 @@ def _assert_equal_runs(a_params, b_params, a_opt, b_opt, tol=None):
     tol = tol or dict(rtol=1e-6, atol=1e-7)
     for p, q in zip(a_params, b_params):
         np.testing.assert_allclose(p.detach().numpy(), q.detach().numpy(), **tol)
-    for p, q in zip(a_params, b_params):
-        sa, sb = a_opt.state_dict()["state"], b_opt.state_dict()["state"]
-        assert sa.keys() == sb.keys()
-        for k in sa:
-            assert sa[k].keys() == sb[k].keys()
-            for name in sa[k]:
-                np.testing.assert_allclose(sa[k][name].numpy(), sb[k][name].numpy(), **tol)
+    sa, sb = a_opt.state_dict()["state"], b_opt.state_dict()["state"]
+    assert sa.keys() == sb.keys()
+    for k in sa:
+        assert sa[k].keys() == sb[k].keys()
+        for name in sa[k]:
+            np.testing.assert_allclose(sa[k][name].numpy(), sb[k][name].numpy(), **tol)
 
 
 # -- 200 steps against torch.optim -------------------------------------------------------------
@@ -123,7 +123,7 @@ def test_state_dict_travels_both_ways_and_training_goes_on(name, direction):
         ref.step()
         opt.step()
     saved = copy.deepcopy(opt.state_dict())
-    for k, entry in saved["state"].items():  # torch's format: float steps (and mu_product)
+    for entry in saved["state"].values():  # torch's format: float steps (and mu_product)
         for scalar in ("step", "mu_product"):
             if scalar in entry:
                 assert entry[scalar].dtype == torch.float32 and entry[scalar].dim() == 0
@@ -502,7 +502,7 @@ def test_a_retained_negative_view_gradient_is_not_a_stale_copy():
     base = torch.ones(4, 5)
     ps[0].grad = torch._neg_view(base)
     qs[0].grad = -torch.ones(4, 5)
-    for step in range(3):
+    for _ in range(3):
         base.add_(1.0)  # the same gradient tensor, its values changed in place
         qs[0].grad.sub_(1.0)
         ours.step()
