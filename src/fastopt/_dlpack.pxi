@@ -115,14 +115,14 @@ cdef char *_dlpack_data(object capsule, cnp.ndarray p, Py_ssize_t position,
     for k in range(nd):
         if t.shape[k] != cnp.PyArray_DIMS(p)[k]:
             raise DLPackUnfit(position, label, "not of the parameter's shape")
+    if cnp.PyArray_SIZE(p) == 0:
+        return <char *>p.data  # nothing is read; any valid, aligned address will do
     if t.strides != NULL:  # NULL: compact row-major; else C order wherever a dim exceeds 1
         for k in range(nd - 1, -1, -1):
             if t.shape[k] != 1 and t.strides[k] != expected:
                 raise DLPackUnfit(position, label, "not C-contiguous")
             expected *= t.shape[k]
     addr = <uintptr_t>t.data + <uintptr_t>t.byte_offset
-    if cnp.PyArray_SIZE(p) == 0:
-        return <char *>p.data  # nothing is read; any valid, aligned address will do
     if t.data == NULL or addr % <uintptr_t>itemsize != 0:
         raise DLPackUnfit(position, label, "not aligned")
     return <char *>addr
