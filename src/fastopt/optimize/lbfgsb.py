@@ -1,0 +1,468 @@
+r"""L-BFGS-B: limited-memory BFGS with box bounds ``lower <= x <= upper``.
+
+The algorithm of R. H. Byrd, P. Lu, J. Nocedal and C. Zhu, "A limited memory algorithm
+for bound constrained optimization", *SIAM J. Sci. Comput.* 16(5), 1995, with the
+subspace step of J. L. Morales and J. Nocedal, "Remark on Algorithm 778", *ACM TOMS*
+38(1), 2011 -- the algorithm of scipy's ``method="L-BFGS-B"``, whose defaults, stopping
+tests, statuses and messages this module keeps. One iteration:
+
+1. **Compact form.** The memory of :math:`k \le m` pairs :math:`(s_i, y_i)` defines
+   :math:`B = \theta I - W M W^T`, :math:`W = [Y, \theta S]`,
+   :math:`M^{-1} = \begin{bmatrix} -D & L^T \\ L & \theta S^T S\end{bmatrix}`
+   (:math:`D = \mathrm{diag}(s_i^T y_i)`, :math:`L` the strictly lower part of
+   :math:`S^T Y`, :math:`\theta = y^T y / s^T y` of the newest pair). The inner products
+   :math:`S^T S, S^T Y, Y^T Y` are kept up to date with one pass per new pair, so the
+   :math:`2k \times 2k` matrices cost no pass over memory.
+2. **Generalized Cauchy point** (:func:`fastopt._kernels.lbfgsb_cauchy`): the first local
+   minimiser of the quadratic model along the projected steepest-descent path
+   :math:`P(x - t g)`, found by scanning the breakpoints :math:`t_i` in increasing order.
+3. **Subspace minimisation** over the variables that are free at the Cauchy point, with
+   the Sherman-Morrison-Woodbury form of the reduced inverse Hessian; the unconstrained
+   subspace step is projected onto the box and kept if it is a descent direction from
+   :math:`x`, otherwise cut back to the box along its own direction (Morales-Nocedal).
+4. **Line search** along :math:`d = z - x` within :math:`[0, \alpha_{max}]`, with
+   :math:`\alpha_{max}` the largest step that stays in the box (Moré-Thuente,
+   ``c1 = 1e-3``, ``c2 = 0.9``, as scipy), starting from 1 (from
+   :math:`\min(1/\|d\|, \alpha_{max})` on the first iteration when some variable is not
+   bounded on both sides); trial points are projected onto the box, so rounding never
+   leaves it.
+5. **Stop** when :math:`\max_i |P(x - g)_i - x_i| \le` ``gtol`` (the projected gradient)
+   or :math:`(f_k - f_{k+1}) \le` ``ftol`` :math:`\max(|f_k|, |f_{k+1}|, 1)`.
+
+The vector work -- projections, breakpoints, the Cauchy scan, the products with
+:math:`W`, the inner products over the free variables -- runs in fastopt's C kernels
+(``csrc/bounds.inc``) with the GIL released; only :math:`O(m^2)`-sized algebra and the
+control flow are Python.
+"""
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from fastopt import _kernels
+
+from ._scipy import optimize_result
+from .linesearch import Line, more_thuente
+from .objective import MaxFunReached, Objective
+from . import bounds_reference as _reference
+
+if TYPE_CHECKING:
+    from scipy.optimize import OptimizeResult
+
+__all__ = ["minimize_lbfgsb", "LBFGSB_STATUS", "CompactMemory"]
+
+
+class _Kernels:
+    """The bound-constrained kernels: fastopt's C ones, or the numpy reference of any the
+    extension module lacks (``FASTOPT_LBFGSB_REFERENCE=1`` forces the reference)."""
+
+    def __init__(self, use_reference: bool):
+        for name in _reference.__all__:
+            fn = None if use_reference else getattr(_kernels, name, None)
+            setattr(self, name, fn if fn is not None else getattr(_reference, name))
+
+
+_K = _Kernels(bool(os.environ.get("FASTOPT_LBFGSB_REFERENCE")))
+
+#: reason -> (scipy status, scipy's message): 0 converged, 1 a limit, 2 a failure.
+LBFGSB_STATUS: dict[str, tuple[int, str]] = {
+    "gtol": (0, "CONVERGENCE: NORM OF PROJECTED GRADIENT <= PGTOL"),
+    "ftol": (0, "CONVERGENCE: RELATIVE REDUCTION OF F <= FACTR*EPSMCH"),
+    "maxiter": (1, "STOP: TOTAL NO. OF ITERATIONS REACHED LIMIT"),
+    "maxfun": (1, "STOP: TOTAL NO. OF F,G EVALUATIONS EXCEEDS LIMIT"),
+    "callback": (1, "STOP: CALLBACK REQUESTED HALT"),
+    "linesearch": (2, "ABNORMAL: "),
+    "nonfinite": (2, "ABNORMAL: NaN or Inf result encountered."),
+}
+
+_DETAIL = {
+    "gtol": "the projected gradient's max-norm is at most gtol",
+    "ftol": "the relative reduction of f is at most ftol",
+    "maxiter": "the iteration limit maxiter was reached",
+    "maxfun": "the evaluation limit maxfun was exceeded",
+    "callback": "the callback asked to stop",
+    "linesearch": "the line search found no step with sufficient decrease, with an empty "
+                  "memory (precision loss or an inaccurate gradient)",
+    "nonfinite": "fun or its gradient returned NaN or Inf",
+}
+
+
+class CompactMemory:
+    r"""The ``k <= m`` newest pairs and their inner products (the compact form's data).
+
+    ``S`` and ``Y`` are ``(m + 1, n)`` ring buffers: a new pair is formed in the free row
+    and committed only if it passes scipy's curvature test
+    :math:`s^T y > \varepsilon\,(-g^T s)`. ``SS``, ``SY`` (``SY[i, j] = s_i . y_j``) and
+    ``YY`` hold the inner products by physical row, in float64.
+    """
+
+    def __init__(self, n: int, m: int, dtype: np.dtype):
+        self.n, self.m = n, m
+        self.slots = m + 1
+        self.S = np.empty((self.slots, n), dtype=dtype)
+        self.Y = np.empty((self.slots, n), dtype=dtype)
+        self.SS = np.zeros((self.slots, self.slots))
+        self.SY = np.zeros((self.slots, self.slots))
+        self.YY = np.zeros((self.slots, self.slots))
+        self.head = 0
+        self.count = 0
+        self.theta = 1.0
+        self.version = 0          # bumped on every change: caches of derived matrices key on it
+        self.updates = 0          # pairs committed since the start (scipy's iupdat)
+
+    @property
+    def rows(self) -> np.ndarray:
+        """Physical rows of the stored pairs, oldest first."""
+        return (self.head - self.count + np.arange(self.count)) % self.slots
+
+    def reset(self) -> None:
+        self.count = 0
+        self.head = 0
+        self.theta = 1.0
+        self.version += 1
+
+    def add(self, x_new, x_old, g_new, g_old, eps: float, gs_old: float) -> bool:
+        r"""Form ``s, y`` in the free row; commit unless :math:`s^T y \le \varepsilon
+        (-g_{old}^T s)` (``gs_old`` = :math:`g_{old}^T s`)."""
+        r = self.head
+        sy, yy = _kernels.lbfgs_pair(x_new, x_old, g_new, g_old, self.S[r], self.Y[r])
+        if not (sy > eps * -gs_old) or not (math.isfinite(sy) and math.isfinite(yy)):
+            return False
+        rows = np.append(self.rows[1:] if self.count == self.m else self.rows, r)
+        out = _kernels.lbfgs_gram(self.S, self.Y, rows, self.Y[r], self.S[r])
+        k = rows.size
+        s_y = out[0:4 * k:4]        # s_i . y_r
+        y_y = out[1:4 * k:4]        # y_i . y_r
+        s_s = out[2:4 * k:4]        # s_i . s_r
+        y_s = out[3:4 * k:4]        # y_i . s_r
+        self.SY[rows, r] = s_y
+        self.SY[r, rows] = y_s
+        self.YY[rows, r] = self.YY[r, rows] = y_y
+        self.SS[rows, r] = self.SS[r, rows] = s_s
+        self.theta = yy / sy
+        self.head = (r + 1) % self.slots
+        self.count = k
+        self.updates += 1
+        self.version += 1
+        return True
+
+    def middle_inverse(self) -> np.ndarray:
+        r""":math:`M^{-1} = [[-D, L^T], [L, \theta S^T S]]` (oldest pair first)."""
+        o = self.rows
+        k = o.size
+        SY = self.SY[np.ix_(o, o)]
+        out = np.zeros((2 * k, 2 * k))
+        out[:k, :k] = -np.diag(np.diag(SY))
+        low = np.tril(SY, -1)
+        out[k:, :k] = low
+        out[:k, k:] = low.T
+        out[k:, k:] = self.theta * self.SS[np.ix_(o, o)]
+        return out
+
+    def hess_inv(self):
+        """scipy's ``LbfgsInvHessProduct`` of the stored pairs (oldest first)."""
+        from .inv_hess_product import LbfgsInvHessProduct
+        o = self.rows
+        return LbfgsInvHessProduct(self.S[o].astype(np.float64), self.Y[o].astype(np.float64))
+
+
+class _Subspace:
+    """:math:`M`, and the factor of the reduced matrix for one free set, cached while the
+    memory and the free set stay the same."""
+
+    def __init__(self, memory: CompactMemory):
+        self.mem = memory
+        self.version = -1
+        self.free_key: Any = None
+        self.M: np.ndarray | None = None
+        self.Minv: np.ndarray | None = None
+        self.N: np.ndarray | None = None
+
+    def middle(self) -> np.ndarray | None:
+        """:math:`M`, or None when :math:`M^{-1}` is singular (the memory is then reset)."""
+        if self.version != self.mem.version:
+            self.version = self.mem.version
+            self.free_key = None
+            self.Minv = self.mem.middle_inverse()
+            try:
+                self.M = np.linalg.inv(self.Minv)
+            except np.linalg.LinAlgError:
+                self.M = None
+            if self.M is not None and not np.all(np.isfinite(self.M)):
+                self.M = None
+        return self.M
+
+    def reduced(self, free: np.ndarray, nfree: int, all_free: bool) -> np.ndarray:
+        r""":math:`N = M^{-1} - \theta^{-1} W_F^T W_F` for the free set ``free``."""
+        key = "all" if all_free else free
+        if self.N is not None and self.free_key is not None and (
+                key is self.free_key or (not isinstance(key, str) and not isinstance(
+                    self.free_key, str) and np.array_equal(key, self.free_key))):
+            return self.N
+        mem = self.mem
+        o = mem.rows
+        k = o.size
+        th = mem.theta
+        if all_free:
+            YY = mem.YY[np.ix_(o, o)]
+            SY = mem.SY[np.ix_(o, o)]
+            SS = mem.SS[np.ix_(o, o)]
+        else:
+            YY, SY, SS = _K.lbfgsb_free_gram(mem.S, mem.Y, o, free, nfree)
+        WtW = np.empty((2 * k, 2 * k))
+        WtW[:k, :k] = YY
+        WtW[:k, k:] = th * SY.T        # y_i . s_j
+        WtW[k:, :k] = th * SY
+        WtW[k:, k:] = th * th * SS
+        assert self.Minv is not None
+        self.N = self.Minv - WtW / th
+        self.free_key = "all" if all_free else free.copy()
+        return self.N
+
+
+def _result(reason: str, x, f, g, nit, obj: Objective, memory: CompactMemory,
+            shape, detail: str = "") -> OptimizeResult:
+    status, message = LBFGSB_STATUS[reason]
+    why = _DETAIL[reason] + (f" ({detail})" if detail else "")
+    if reason == "linesearch":
+        message = message + why
+    return optimize_result(
+        x=np.array(x).reshape(shape), fun=float(f),
+        jac=None if g is None else np.array(g).reshape(shape),
+        nit=int(nit), nfev=int(obj.nfev), njev=int(obj.njev), status=status,
+        success=status == 0, message=message, reason=reason, reason_detail=why,
+        hess_inv=memory.hess_inv())
+
+
+class _BoxLine(Line):
+    """The line :math:`P(x + \\alpha d)`: trial points projected onto the box."""
+
+    def __init__(self, *args, lower, upper, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lower, self.upper = lower, upper
+
+    def point(self, alpha: float) -> np.ndarray:
+        out = self.pool.pop() if self.pool else np.empty_like(self.x)
+        self.points.append(out)
+        return _K.bounds_step(self.x, alpha, self.d, self.lower, self.upper, out=out)
+
+
+def minimize_lbfgsb(objective: Objective | Callable[..., Any], x0: Any,
+                    lower: np.ndarray | None = None, upper: np.ndarray | None = None, *,
+                    ftol: float = 2.2204460492503131e-09, gtol: float = 1e-5,
+                    maxcor: int = 10, maxls: int = 20, maxiter: int = 15000,
+                    maxfun: int = 15000,
+                    callback: Callable[[OptimizeResult], Any] | None = None,
+                    shape: tuple[int, ...] | None = None) -> OptimizeResult:
+    r"""Minimise a function subject to ``lower <= x <= upper`` with L-BFGS-B.
+
+    Parameters
+    ----------
+    objective : Objective or callable
+        A :class:`~fastopt.optimize.objective.Objective`, or ``fun(x) -> (f, g)`` (value
+        and gradient in one call, scipy's ``jac=True``).
+    x0 : array_like
+        Start; moved into the box first (``np.clip``, as scipy). float32 keeps float32.
+    lower, upper : ndarray or None
+        Bounds, flat, of x0's size (``-inf``/``+inf`` where a side is open); see
+        :func:`fastopt.optimize.bounds.parse_bounds`. None: no bound on that side.
+    ftol : float
+        Stop when :math:`(f_k - f_{k+1}) \le \mathrm{ftol}\,\max(|f_k|, |f_{k+1}|, 1)`
+        (scipy's ``factr * eps`` with ``factr = 1e7``).
+    gtol : float
+        Stop when the max-norm of the projected gradient is at most ``gtol``.
+    maxcor : int
+        Number of pairs kept (scipy's ``m``).
+    maxls : int
+        Evaluations allowed per line search.
+    maxiter, maxfun : int
+        Limits; as scipy, ``maxfun`` is checked after each iteration, so the last line
+        search may exceed it.
+    callback : callable, optional
+        ``callback(intermediate_result)`` after every iteration, with ``x`` and ``fun``;
+        raising ``StopIteration`` stops the run (status 1).
+    shape : tuple, optional
+        Shape of the returned ``x`` and ``jac`` (default: x0's shape).
+
+    Returns
+    -------
+    scipy.optimize.OptimizeResult
+        ``x, fun, jac, nit, nfev, njev, status, success, message, hess_inv`` as scipy's
+        L-BFGS-B (status 0: converged, 1: a limit, 2: line-search failure), plus
+        ``reason`` (``"gtol"``, ``"ftol"``, ``"maxiter"``, ``"maxfun"``, ``"callback"``,
+        ``"linesearch"``, ``"nonfinite"``) and ``reason_detail``, a sentence.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastopt.optimize.lbfgsb import minimize_lbfgsb
+    >>> def fg(x):   # (x0 - 3)^2 + (x1 + 1)^2, minimiser (3, -1) outside the box
+    ...     return (x[0] - 3) ** 2 + (x[1] + 1) ** 2, np.array([2 * (x[0] - 3), 2 * (x[1] + 1)])
+    >>> res = minimize_lbfgsb(fg, [0.5, 0.5], np.array([0.0, 0.0]), np.array([1.0, 1.0]))
+    >>> res.x, res.status
+    (array([1., 0.]), 0)
+    """
+    x_in = np.asarray(x0)
+    dtype = np.dtype(np.float32) if x_in.dtype == np.float32 else np.dtype(np.float64)
+    if shape is None:
+        shape = x_in.shape if x_in.ndim else (1,)
+    x = np.array(x_in, dtype=dtype, copy=True).reshape(-1)
+    n = x.size
+    lo = np.full(n, -np.inf, dtype=dtype) if lower is None else np.asarray(lower, dtype=dtype)
+    hi = np.full(n, np.inf, dtype=dtype) if upper is None else np.asarray(upper, dtype=dtype)
+    lo = np.ascontiguousarray(lo.reshape(-1))
+    hi = np.ascontiguousarray(hi.reshape(-1))
+    if lo.size != n or hi.size != n:
+        raise ValueError(f"lower, upper: expected {n} values (the size of x0), got "
+                         f"{lo.size} and {hi.size}")
+    if maxls <= 0:
+        raise ValueError(f"maxls: expected a positive integer, got {maxls!r}")
+    if maxcor <= 0:
+        raise ValueError(f"maxcor: expected a positive integer, got {maxcor!r}")
+    np.clip(x, lo, hi, out=x)
+    if isinstance(objective, Objective):
+        obj = objective
+    else:
+        obj = Objective(objective, shape, dtype, jac=True)
+    bounded_lo = np.isfinite(lo)
+    bounded_hi = np.isfinite(hi)
+    constrained = bool(bounded_lo.any() or bounded_hi.any())
+    boxed = bool(bounded_lo.all() and bounded_hi.all())
+    eps = float(np.finfo(dtype).eps)
+    memory = CompactMemory(n, maxcor, dtype)
+    sub = _Subspace(memory)
+    nit = 0
+    pool: list = []
+
+    def result(reason, x, f, g, detail=""):
+        return _result(reason, x, f, g, nit, obj, memory, shape, detail)
+
+    try:
+        f, g = obj.fg(x)
+    except MaxFunReached:
+        return result("maxfun", x, math.nan, None)
+    pgnorm = _K.bounds_projgrad_norm(x, g, lo, hi)
+    if not (math.isfinite(f) and math.isfinite(pgnorm)):
+        return result("nonfinite", x, f, g, "at x0")
+    if pgnorm <= gtol:
+        return result("gtol", x, f, g)
+
+    while True:
+        # ---- the point z to move towards: Cauchy point, then the subspace step
+        M = sub.middle() if memory.count else None
+        if memory.count and M is None:
+            memory.reset()
+            continue
+        k = memory.count
+        if not constrained and k > 0:
+            z = x.copy()
+            free = None
+            nfree = n
+            c = np.zeros(2 * k)
+        else:
+            th = memory.theta
+            z, c, free, nfree = _K.lbfgsb_cauchy(
+                x, g, lo, hi, memory.S, memory.Y, memory.rows, th,
+                np.zeros((0, 0)) if M is None else M)
+        if nfree > 0 and k > 0:
+            assert M is not None
+            z = _subspace_step(x, g, z, c, lo, hi, free, nfree, memory, sub, M)
+            if z is None:            # the reduced matrix is singular: start afresh
+                memory.reset()
+                continue
+        d = z
+        np.subtract(z, x, out=d)
+
+        # ---- line search along d, inside the box
+        if constrained and nit == 0:
+            alpha_max = 1.0
+        elif constrained:
+            alpha_max = min(_K.bounds_max_step(x, d, lo, hi), 1e10)
+        else:
+            alpha_max = 1e10
+        if nit == 0 and not boxed:
+            dnorm = math.sqrt(_kernels.dot(d, d))
+            alpha0 = min(1.0 / dnorm, alpha_max) if dnorm > 0 else alpha_max
+        else:
+            alpha0 = 1.0
+        line = _BoxLine(obj, x, d, f, g, pool, lower=lo, upper=hi)
+        if not line.dphi0 < 0.0 or alpha_max <= 0.0:
+            ls = None
+        else:
+            ls = more_thuente(line, min(alpha0, alpha_max), c1=1e-3, c2=0.9, xtol=0.1,
+                              alpha_min=0.0, alpha_max=alpha_max, maxls=maxls,
+                              strict_decrease=False)
+        if ls is not None and ls.maxfun:
+            if ls.f < f and ls.g is not None:
+                return result("maxfun", ls.x, ls.f, ls.g)
+            return result("maxfun", x, f, g)
+        if ls is not None and ls.success and not ls.curvature and ls.nfev >= maxls:
+            # scipy's rule: maxls evaluations without a Wolfe step is a failure, even
+            # when one trial had sufficient decrease
+            ls.success = False
+        if ls is None or not ls.success:
+            line.release(None)
+            if memory.count:         # scipy: forget the memory and start again from here
+                memory.reset()
+                continue
+            why = (f"the direction is not a descent direction: g'd = {line.dphi0:.3g}"
+                   if ls is None else ls.message)
+            return result("linesearch", x, f, g, why)
+        line.release(ls.x)
+        x_old, f_old, g_old = x, f, g
+        assert ls.g is not None
+        x, f, g = ls.x, ls.f, ls.g
+        nit += 1
+        # ---- the driver's tests come first, as scipy's
+        if callback is not None:
+            try:
+                callback(optimize_result(x=x.reshape(shape).copy(), fun=float(f)))
+            except StopIteration:
+                return result("callback", x, f, g)
+        if nit >= maxiter:
+            return result("maxiter", x, f, g)
+        if obj.nfev > maxfun:
+            return result("maxfun", x, f, g)
+        pgnorm = _K.bounds_projgrad_norm(x, g, lo, hi)
+        if not (math.isfinite(f) and math.isfinite(pgnorm)):
+            return result("nonfinite", x, f, g)
+        if pgnorm <= gtol:
+            return result("gtol", x, f, g)
+        if f_old - f <= ftol * max(abs(f_old), abs(f), 1.0):
+            return result("ftol", x, f, g)
+        memory.add(x, x_old, g, g_old, eps, ls.alpha * line.dphi0)
+        obj.forget(x_old)
+        pool.append(x_old)
+        del g_old
+
+
+def _subspace_step(x, g, xcp, c, lo, hi, free, nfree, memory: CompactMemory,
+                   sub: _Subspace, M) -> np.ndarray | None:
+    r"""The point :math:`z` that minimises the model over the free variables from the
+    Cauchy point ``xcp`` (written into ``xcp``), with the Morales-Nocedal projection;
+    None when the reduced matrix is singular."""
+    k = memory.count
+    th = memory.theta
+    rows = memory.rows
+    all_free = nfree == x.size
+    N = sub.reduced(free, nfree, all_free)
+    Mc = M @ c
+    # r = -Z^T (g + theta (xcp - x) - W M c), W = [Y, theta S]: zero outside the free set
+    r = _K.lbfgsb_reduced_gradient(x, g, xcp, memory.S, memory.Y, rows, th,
+                                         Mc[:k], th * Mc[k:], free)
+    Wr = _kernels.lbfgs_gram(memory.S, memory.Y, rows, None, r)
+    wv = np.concatenate([Wr[3:4 * k:4], th * Wr[2:4 * k:4]])
+    try:
+        sol = np.linalg.solve(N, wv)
+    except np.linalg.LinAlgError:
+        return None
+    if not np.all(np.isfinite(sol)):
+        return None
+    # the subspace step du = r / theta + W_F sol / theta^2, then xcp + du projected
+    return _K.lbfgsb_subspace_point(x, g, xcp, r, lo, hi, memory.S, memory.Y, rows,
+                                          1.0 / th, sol[:k] / (th * th),
+                                          sol[k:] / th, free)
