@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["bounds_step", "bounds_projgrad_norm", "bounds_max_step", "lbfgsb_cauchy",
-           "lbfgsb_free_gram", "lbfgsb_reduced_gradient", "lbfgsb_subspace_point"]
+           "lbfgsb_free_gram", "lbfgsb_subspace_point", "lbfgsb_direction"]
 
 
 def _f64(a):
@@ -62,8 +62,11 @@ def _w_rows(S, Y, rows, theta, i):
 def lbfgsb_cauchy(x, g, lower, upper, S, Y, rows, theta, M):
     r"""The generalized Cauchy point (Byrd, Lu, Nocedal & Zhu 1995, Algorithm CP).
 
-    Returns ``(xcp, c, free, nfree)``: the point, :math:`c = W^T (x^{cp} - x)` (2k,
-    float64), the uint8 mask of the variables free at ``xcp`` and their number.
+    Returns ``(xcp, c, free, nfree, tsum, p)``: the point, :math:`c = W^T (x^{cp} - x)`
+    (2k, float64), the uint8 mask of the variables free at ``xcp``, their number, the
+    path parameter :math:`t` of ``xcp`` (a free variable moved by :math:`-t g_i`) and
+    :math:`p = -W_F^T g` over the free variables (2k, float64), which lets the subspace
+    step skip a pass over :math:`W`.
     """
     x = np.asarray(x)
     dt_ = x.dtype
@@ -94,7 +97,7 @@ def lbfgsb_cauchy(x, g, lower, upper, S, Y, rows, theta, M):
     c = np.zeros(2 * k)
     f1 = -float(np.dot(d, d))
     if not np.any(d != 0):
-        return xcp, c, free, int(free.sum())
+        return xcp, c, free, int(free.sum()), 0.0, np.zeros(2 * k)
     Sd = _f64(S[rows]) if k else np.zeros((0, n))
     Yd = _f64(Y[rows]) if k else np.zeros((0, n))
     p = np.concatenate([Yd @ d, theta * (Sd @ d)]) if k else np.zeros(0)
@@ -155,13 +158,13 @@ def lbfgsb_cauchy(x, g, lower, upper, S, Y, rows, theta, M):
         xcp[moving] = (xd[moving] + tsum * d[moving]).astype(dt_)
     if k:
         c += dtm * p
-    return xcp, c, free, int(free.sum())
+    return xcp, c, free, int(free.sum()), tsum, p
 
 
-def lbfgsb_free_gram(S, Y, rows, free, nfree=None):
-    """``(Y_F^T Y_F, S_F^T Y_F, S_F^T S_F)`` over the free variables (k x k each;
-    ``SY[i, j] = s_i . y_j``)."""
-    m = np.asarray(free).astype(bool)
+def lbfgsb_free_gram(S, Y, rows, free, select=1):
+    """``(Y_F^T Y_F, S_F^T Y_F, S_F^T S_F)`` over the variables with ``free == select``
+    (k x k each; ``SY[i, j] = s_i . y_j``)."""
+    m = np.asarray(free) == select
     Sf = _f64(S[np.asarray(rows)][:, m])
     Yf = _f64(Y[np.asarray(rows)][:, m])
     return Yf @ Yf.T, Sf @ Yf.T, Sf @ Sf.T
@@ -176,38 +179,27 @@ def _w_times(S, Y, rows, a, b):
     return out
 
 
-def lbfgsb_reduced_gradient(x, g, xcp, S, Y, rows, theta, a, b, free):
-    r"""``r = -(g + theta (xcp - x)) + sum_j a_j y_j + b_j s_j`` on the free variables,
-    0 elsewhere (scipy's ``cmprlb``, with ``(a, b)`` the two halves of :math:`W M c`'s
-    coefficients)."""
-    x = np.asarray(x)
-    r = -(_f64(g) + theta * (_f64(xcp) - _f64(x))) + _w_times(S, Y, rows, a, b)
-    if free is not None:
-        r[np.asarray(free) == 0] = 0.0
-    return r.astype(x.dtype)
-
-
-def lbfgsb_subspace_point(x, g, xcp, r, lower, upper, S, Y, rows, cr, a, b, free):
-    r"""The subspace step ``du = cr r + sum_j a_j y_j + b_j s_j`` (free variables) from
-    ``xcp``, then the Morales-Nocedal choice: the projection of ``xcp + du`` if it hits no
-    bound or is a descent direction from ``x``, else ``xcp + alpha du`` with the largest
-    ``alpha <= 1`` that stays in the box (the blocking variable put on its bound).
-    Written into ``xcp``, which is returned."""
+def lbfgsb_subspace_point(x, g, xcp, lower, upper, S, Y, rows, cg, a, b, free):
+    r"""The subspace step ``du = cg g + sum_j a_j y_j + b_j s_j`` (free variables, 0
+    elsewhere) from ``xcp``, then the Morales-Nocedal choice: ``xcp + du`` if that hits no
+    bound; else its projection onto the box if that is a descent direction from ``x``
+    (:math:`(P(x^{cp} + du) - x)^T g \le 0`); else ``xcp + alpha du`` with the largest
+    ``alpha <= 1`` that stays in the box, the blocking variable put on its bound.
+    Returns the new point (dtype of ``x``)."""
     x = np.asarray(x)
     t = x.dtype.type
     fm = np.ones(x.size, bool) if free is None else np.asarray(free).astype(bool)
-    du = (cr * _f64(r) + _w_times(S, Y, rows, a, b)).astype(x.dtype)
+    du = (cg * _f64(g) + _w_times(S, Y, rows, a, b)).astype(x.dtype)
     du[~fm] = 0
     lo, hi = np.asarray(lower), np.asarray(upper)
+    xcp = np.asarray(xcp)
     trial = xcp + du
     proj = np.where(fm, np.minimum(np.maximum(trial, lo), hi), xcp).astype(x.dtype)
     hit = fm & (((proj == lo) & np.isfinite(lo)) | ((proj == hi) & np.isfinite(hi)))
     if not hit.any():
-        xcp[fm] = trial[fm]
-        return xcp
+        return np.where(fm, trial, xcp).astype(x.dtype)
     if float(np.dot(_f64(proj) - _f64(x), _f64(g))) <= 0.0:
-        xcp[...] = proj
-        return xcp
+        return proj
     alpha, ibd = 1.0, -1
     for i in np.flatnonzero(fm):
         di = float(du[i])
@@ -225,5 +217,16 @@ def lbfgsb_subspace_point(x, g, xcp, r, lower, upper, S, Y, rows, cr, a, b, free
     out[fm] = xcp[fm] + t(alpha) * du[fm]
     if alpha < 1.0 and ibd >= 0:
         out[ibd] = hi[ibd] if du[ibd] > 0 else lo[ibd]
-    xcp[...] = out
-    return xcp
+    return out
+
+
+def lbfgsb_direction(x, z, g, lower, upper, out=None):
+    """``d = z - x`` and ``(max_step, g . d, d . d)``: the largest step along ``d`` that
+    stays in the box (:func:`bounds_max_step`) and the two inner products (float64)."""
+    x = np.asarray(x)
+    d = (np.asarray(z) - x).astype(x.dtype)
+    if out is not None:
+        out[...] = d
+        d = out
+    return (d, bounds_max_step(x, d, lower, upper), float(np.dot(_f64(g), _f64(d))),
+            float(np.dot(_f64(d), _f64(d))))

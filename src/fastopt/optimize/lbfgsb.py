@@ -46,6 +46,7 @@ import numpy as np
 from fastopt import _kernels
 
 from ._scipy import optimize_result
+from ._vector import LOCAL
 from .linesearch import Line, more_thuente
 from .objective import MaxFunReached, Objective
 from . import bounds_reference as _reference
@@ -181,6 +182,7 @@ class _Subspace:
         self.M: np.ndarray | None = None
         self.Minv: np.ndarray | None = None
         self.N: np.ndarray | None = None
+        self.G: np.ndarray | None = None
 
     def middle(self) -> np.ndarray | None:
         """:math:`M`, or None when :math:`M^{-1}` is singular (the memory is then reset)."""
@@ -196,32 +198,37 @@ class _Subspace:
                 self.M = None
         return self.M
 
-    def reduced(self, free: np.ndarray, nfree: int, all_free: bool) -> np.ndarray:
-        r""":math:`N = M^{-1} - \theta^{-1} W_F^T W_F` for the free set ``free``."""
-        key = "all" if all_free else free
-        if self.N is not None and self.free_key is not None and (
-                key is self.free_key or (not isinstance(key, str) and not isinstance(
-                    self.free_key, str) and np.array_equal(key, self.free_key))):
-            return self.N
+    def reduced(self, free: np.ndarray | None, nfree: int) -> tuple[np.ndarray, np.ndarray]:
+        r"""``(N, G)``: :math:`G = W_F^T W_F` over the free set ``free`` (None: all) and
+        :math:`N = M^{-1} - G / \theta`."""
         mem = self.mem
+        if self.N is not None and self.free_key is not None and (
+                (free is None and isinstance(self.free_key, str))
+                or (free is not None and not isinstance(self.free_key, str)
+                    and np.array_equal(free, self.free_key))):
+            return self.N, self.G
         o = mem.rows
         k = o.size
         th = mem.theta
-        if all_free:
-            YY = mem.YY[np.ix_(o, o)]
-            SY = mem.SY[np.ix_(o, o)]
-            SS = mem.SS[np.ix_(o, o)]
-        else:
-            YY, SY, SS = _K.lbfgsb_free_gram(mem.S, mem.Y, o, free, nfree)
-        WtW = np.empty((2 * k, 2 * k))
-        WtW[:k, :k] = YY
-        WtW[:k, k:] = th * SY.T        # y_i . s_j
-        WtW[k:, :k] = th * SY
-        WtW[k:, k:] = th * th * SS
+        ix = np.ix_(o, o)
+        YY, SY, SS = mem.YY[ix], mem.SY[ix], mem.SS[ix]
+        n = mem.n
+        if free is not None and nfree < n:
+            if nfree <= n - nfree:      # sum over the smaller set
+                YY, SY, SS = _K.lbfgsb_free_gram(mem.S, mem.Y, o, free, 1)
+            else:
+                YA, SA, SSA = _K.lbfgsb_free_gram(mem.S, mem.Y, o, free, 0)
+                YY, SY, SS = YY - YA, SY - SA, SS - SSA
+        G = np.empty((2 * k, 2 * k))
+        G[:k, :k] = YY
+        G[:k, k:] = th * SY.T        # y_i . s_j
+        G[k:, :k] = th * SY
+        G[k:, k:] = th * th * SS
         assert self.Minv is not None
-        self.N = self.Minv - WtW / th
-        self.free_key = "all" if all_free else free.copy()
-        return self.N
+        self.G = G
+        self.N = self.Minv - G / th
+        self.free_key = "all" if free is None else free.copy()
+        return self.N, self.G
 
 
 def _result(reason: str, x, f, g, nit, obj: Objective, memory: CompactMemory,
@@ -239,10 +246,15 @@ def _result(reason: str, x, f, g, nit, obj: Objective, memory: CompactMemory,
 
 
 class _BoxLine(Line):
-    """The line :math:`P(x + \\alpha d)`: trial points projected onto the box."""
+    """The line :math:`P(x + \\alpha d)`: trial points projected onto the box; the slope
+    :math:`g^T d` at 0 comes from :func:`~fastopt._kernels.lbfgsb_direction`."""
 
-    def __init__(self, *args, lower, upper, **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(self, obj, x, d, f0, g0, dphi0, pool, *, lower, upper):
+        self.obj, self.x, self.d, self.f0, self.g0 = obj, x, d, f0, g0
+        self.space = LOCAL
+        self.dphi0 = dphi0
+        self.pool = pool
+        self.points: list = []
         self.lower, self.upper = lower, upper
 
     def point(self, alpha: float) -> np.ndarray:
@@ -359,38 +371,38 @@ def minimize_lbfgsb(objective: Objective | Callable[..., Any], x0: Any,
             continue
         k = memory.count
         if not constrained and k > 0:
-            z = x.copy()
-            free = None
-            nfree = n
+            # scipy skips the Cauchy point without bounds: z minimises the model from x
+            z, free, nfree, tsum = x.copy(), None, n, 0.0
             c = np.zeros(2 * k)
+            wg = _kernels.lbfgs_gram(memory.S, memory.Y, memory.rows, None, g)
+            p = -np.concatenate([wg[3:4 * k:4], memory.theta * wg[2:4 * k:4]])
         else:
-            th = memory.theta
-            z, c, free, nfree = _K.lbfgsb_cauchy(
-                x, g, lo, hi, memory.S, memory.Y, memory.rows, th,
+            z, c, free, nfree, tsum, p = _K.lbfgsb_cauchy(
+                x, g, lo, hi, memory.S, memory.Y, memory.rows, memory.theta,
                 np.zeros((0, 0)) if M is None else M)
+            if nfree == n:
+                free = None
         if nfree > 0 and k > 0:
             assert M is not None
-            z = _subspace_step(x, g, z, c, lo, hi, free, nfree, memory, sub, M)
+            z = _subspace_step(x, g, z, c, tsum, p, lo, hi, free, nfree, memory, sub, M)
             if z is None:            # the reduced matrix is singular: start afresh
                 memory.reset()
                 continue
-        d = z
-        np.subtract(z, x, out=d)
+        d, box_step, gd, dd = _K.lbfgsb_direction(x, z, g, lo, hi, out=z)
 
         # ---- line search along d, inside the box
         if constrained and nit == 0:
             alpha_max = 1.0
         elif constrained:
-            alpha_max = min(_K.bounds_max_step(x, d, lo, hi), 1e10)
+            alpha_max = min(box_step, 1e10)
         else:
             alpha_max = 1e10
         if nit == 0 and not boxed:
-            dnorm = math.sqrt(_kernels.dot(d, d))
-            alpha0 = min(1.0 / dnorm, alpha_max) if dnorm > 0 else alpha_max
+            alpha0 = min(1.0 / math.sqrt(dd), alpha_max) if dd > 0 else alpha_max
         else:
             alpha0 = 1.0
-        line = _BoxLine(obj, x, d, f, g, pool, lower=lo, upper=hi)
-        if not line.dphi0 < 0.0 or alpha_max <= 0.0:
+        line = _BoxLine(obj, x, d, f, g, gd, pool, lower=lo, upper=hi)
+        if not gd < 0.0 or alpha_max <= 0.0:
             ls = None
         else:
             ls = more_thuente(line, min(alpha0, alpha_max), c1=1e-3, c2=0.9, xtol=0.1,
@@ -440,29 +452,32 @@ def minimize_lbfgsb(objective: Objective | Callable[..., Any], x0: Any,
         del g_old
 
 
-def _subspace_step(x, g, xcp, c, lo, hi, free, nfree, memory: CompactMemory,
+def _subspace_step(x, g, xcp, c, tsum, p, lo, hi, free, nfree, memory: CompactMemory,
                    sub: _Subspace, M) -> np.ndarray | None:
     r"""The point :math:`z` that minimises the model over the free variables from the
-    Cauchy point ``xcp`` (written into ``xcp``), with the Morales-Nocedal projection;
-    None when the reduced matrix is singular."""
+    Cauchy point ``xcp``, with the Morales-Nocedal projection; None when the reduced
+    matrix is singular.
+
+    On the free set the Cauchy point moved by :math:`-t g`, so the reduced gradient is
+    :math:`r = -(1 - \theta t) g_F + W_F M c` and, with :math:`p = -W_F^T g` from the
+    Cauchy scan and :math:`G = W_F^T W_F`, :math:`W_F^T r = (1 - \theta t) p + G M c`
+    costs no pass over memory; the step
+    :math:`r/\theta + W_F N^{-1} W_F^T r / \theta^2` is then one fused pass
+    (:func:`~fastopt._kernels.lbfgsb_subspace_point`)."""
     k = memory.count
     th = memory.theta
-    rows = memory.rows
-    all_free = nfree == x.size
-    N = sub.reduced(free, nfree, all_free)
+    N, G = sub.reduced(free, nfree)
     Mc = M @ c
-    # r = -Z^T (g + theta (xcp - x) - W M c), W = [Y, theta S]: zero outside the free set
-    r = _K.lbfgsb_reduced_gradient(x, g, xcp, memory.S, memory.Y, rows, th,
-                                         Mc[:k], th * Mc[k:], free)
-    Wr = _kernels.lbfgs_gram(memory.S, memory.Y, rows, None, r)
-    wv = np.concatenate([Wr[3:4 * k:4], th * Wr[2:4 * k:4]])
+    scale = 1.0 - th * tsum
+    wr = scale * p + G @ Mc
     try:
-        sol = np.linalg.solve(N, wv)
+        sol = np.linalg.solve(N, wr)
     except np.linalg.LinAlgError:
         return None
     if not np.all(np.isfinite(sol)):
         return None
-    # the subspace step du = r / theta + W_F sol / theta^2, then xcp + du projected
-    return _K.lbfgsb_subspace_point(x, g, xcp, r, lo, hi, memory.S, memory.Y, rows,
-                                          1.0 / th, sol[:k] / (th * th),
-                                          sol[k:] / th, free)
+    # du = -scale/theta g + W (Mc / theta + sol / theta^2), W = [Y, theta S]
+    a = Mc[:k] / th + sol[:k] / (th * th)
+    b = Mc[k:] + sol[k:] / th
+    return _K.lbfgsb_subspace_point(x, g, xcp, lo, hi, memory.S, memory.Y, memory.rows,
+                                    -scale / th, a, b, free)
