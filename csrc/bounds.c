@@ -12,46 +12,55 @@
 /* Blocks of the gram update: a partial 2k x 2k sum per chunk of this many elements. */
 #define FO_GRAM_CHUNK 16384
 
-/* (t, i) ordered lexicographically: the breakpoint order of the Cauchy scan. */
-static inline int fo_brk_less(const double *t, int64_t a, int64_t b)
+/* A breakpoint (t, i), ordered lexicographically: the order of the Cauchy scan. The heap
+ * holds the pairs themselves, not indices into t, so a sift touches one array. */
+typedef struct {
+    double t;
+    int64_t i;
+} fo_brk;
+
+static inline int fo_brk_less(fo_brk a, fo_brk b)
 {
-    return t[a] < t[b] || (t[a] == t[b] && a < b);
+    return a.t < b.t || (a.t == b.t && a.i < b.i);
 }
 
-static void fo_brk_sift_down(int64_t *heap, int64_t size, int64_t pos, const double *t)
+static void fo_brk_sift_down(fo_brk *heap, int64_t size, int64_t pos)
 {
+    const fo_brk item = heap[pos];
     for (;;) {
-        int64_t l = 2 * pos + 1, r = l + 1, best = pos;
-        if (l < size && fo_brk_less(t, heap[l], heap[best]))
-            best = l;
-        if (r < size && fo_brk_less(t, heap[r], heap[best]))
-            best = r;
-        if (best == pos)
-            return;
-        int64_t tmp = heap[pos];
+        int64_t l = 2 * pos + 1, best = l;
+        if (l >= size)
+            break;
+        if (l + 1 < size && fo_brk_less(heap[l + 1], heap[l]))
+            best = l + 1;
+        if (!fo_brk_less(heap[best], item))
+            break;
         heap[pos] = heap[best];
-        heap[best] = tmp;
         pos = best;
     }
+    heap[pos] = item;
 }
 
 /* Heap of the breakpoints (finite t[i]) except `skip`, in O(n). */
-static int64_t fo_brk_heapify(int64_t *heap, int64_t n, const double *t, int64_t skip)
+static int64_t fo_brk_heapify(fo_brk *heap, int64_t n, const double *t, int64_t skip)
 {
     int64_t size = 0;
     for (int64_t i = 0; i < n; ++i)
-        if (t[i] < INFINITY && i != skip)
-            heap[size++] = i;
+        if (t[i] < INFINITY && i != skip) {
+            heap[size].t = t[i];
+            heap[size++].i = i;
+        }
     for (int64_t pos = size / 2 - 1; pos >= 0; --pos)
-        fo_brk_sift_down(heap, size, pos, t);
+        fo_brk_sift_down(heap, size, pos);
     return size;
 }
 
-static int64_t fo_brk_pop(int64_t *heap, int64_t *size, const double *t)
+static int64_t fo_brk_pop(fo_brk *heap, int64_t *size)
 {
-    int64_t top = heap[0];
+    int64_t top = heap[0].i;
     heap[0] = heap[--*size];
-    fo_brk_sift_down(heap, *size, 0, t);
+    if (*size > 0)
+        fo_brk_sift_down(heap, *size, 0);
     return top;
 }
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["bounds_step", "bounds_projgrad_norm", "bounds_max_step", "lbfgsb_cauchy",
-           "lbfgsb_free_gram", "lbfgsb_subspace_point", "lbfgsb_direction"]
+           "lbfgsb_free_gram", "lbfgsb_gram_update", "lbfgsb_subspace_point",
+           "lbfgsb_direction"]
 
 
 def _f64(a):
@@ -168,6 +169,13 @@ def lbfgsb_free_gram(S, Y, rows, free, select=1):
     Sf = _f64(S[np.asarray(rows)][:, m])
     Yf = _f64(Y[np.asarray(rows)][:, m])
     return Yf @ Yf.T, Sf @ Yf.T, Sf @ Sf.T
+
+
+def lbfgsb_gram_update(S, Y, rows, weight):
+    """``sum_i weight[i] u_i u_i^T`` with ``u_i = (Y[rows, i], S[rows, i])`` (float64)."""
+    rows = np.asarray(rows)
+    U = np.concatenate([_f64(Y[rows]), _f64(S[rows])])
+    return (U * np.asarray(weight, dtype=np.float64)) @ U.T
 
 
 def _w_times(S, Y, rows, a, b):

@@ -114,6 +114,7 @@ class CompactMemory:
         self.theta = 1.0
         self.version = 0          # bumped on every change: caches of derived matrices key on it
         self.updates = 0          # pairs committed since the start (scipy's iupdat)
+        self.ids = np.full(self.slots, -1)   # ids[row]: which commit wrote the row's pair
 
     @property
     def rows(self) -> np.ndarray:
@@ -145,6 +146,7 @@ class CompactMemory:
         self.YY[rows, r] = self.YY[r, rows] = y_y
         self.SS[rows, r] = self.SS[r, rows] = s_s
         self.theta = yy / sy
+        self.ids[r] = self.updates
         self.head = (r + 1) % self.slots
         self.count = k
         self.updates += 1
@@ -171,6 +173,91 @@ class CompactMemory:
         return LbfgsInvHessProduct(self.S[o].astype(np.float64), self.Y[o].astype(np.float64))
 
 
+class FreeGram:
+    r"""The inner products of the pairs over the free variables, :math:`S_F^T S_F`,
+    :math:`S_F^T Y_F`, :math:`Y_F^T Y_F` (by physical row, like
+    :class:`CompactMemory`'s full ones), kept up to date as the free set and the memory
+    change, so that a stable free set costs no pass over the pairs: a change of the free
+    set adds the entering variables' terms and removes the leaving ones'
+    (:func:`~fastopt._kernels.lbfgsb_gram_update` on -1/0/+1 weights, work in proportion
+    to the changes); a new pair gets its row from one masked pass. When more variables
+    changed than the smaller of the free and the held sets, the sums are formed again over
+    that smaller set (the held one subtracted from the full products)."""
+
+    def __init__(self, memory: CompactMemory):
+        self.mem = memory
+        s = memory.slots
+        self.SS = np.zeros((s, s))
+        self.SY = np.zeros((s, s))
+        self.YY = np.zeros((s, s))
+        self.ids = np.full(s, -2)         # pair id each row's entries were computed for
+        self.mask: np.ndarray | None = None
+
+    def _store(self, rows, G):
+        k = rows.size
+        ix = np.ix_(rows, rows)
+        self.YY[ix] = G[:k, :k]
+        self.SY[ix] = G[k:, :k]           # s_i . y_j
+        self.SS[ix] = G[k:, k:]
+
+    def _full(self, rows, free, nfree):
+        mem = self.mem
+        n = mem.n
+        if nfree <= n - nfree:
+            G = _K.lbfgsb_gram_update(mem.S, mem.Y, rows, free.view(np.int8))
+        else:
+            held = free.view(np.int8) - np.int8(1)       # -1 on the held variables
+            G = _K.lbfgsb_gram_update(mem.S, mem.Y, rows, held)
+            k = rows.size
+            ix = np.ix_(rows, rows)
+            G[:k, :k] += mem.YY[ix]
+            G[k:, :k] += mem.SY[ix]
+            G[:k, k:] += mem.SY[ix].T
+            G[k:, k:] += mem.SS[ix]
+        self._store(rows, G)
+
+    def matrices(self, free: np.ndarray, nfree: int):
+        """``(YY, SY, SS)`` over the variables with ``free == 1``, oldest pair first."""
+        mem = self.mem
+        rows = mem.rows
+        n = mem.n
+        known = rows[self.ids[rows] == mem.ids[rows]]
+        if self.mask is None or known.size == 0:
+            self._full(rows, free, nfree)
+        else:
+            delta = free.view(np.int8) - self.mask.view(np.int8)
+            changes = int(np.count_nonzero(delta))
+            if changes > min(nfree, n - nfree):
+                self._full(rows, free, nfree)
+            else:
+                if changes:
+                    k = known.size
+                    D = _K.lbfgsb_gram_update(mem.S, mem.Y, known, delta)
+                    ix = np.ix_(known, known)
+                    self.YY[ix] += D[:k, :k]
+                    self.SY[ix] += D[k:, :k]
+                    self.SS[ix] += D[k:, k:]
+                fresh = rows[self.ids[rows] != mem.ids[rows]]
+                if fresh.size:
+                    fm = free.astype(mem.S.dtype)
+                    for r in fresh:
+                        ym = mem.Y[r] * fm
+                        sm = mem.S[r] * fm
+                        out = _kernels.lbfgs_gram(mem.S, mem.Y, rows, ym, sm)
+                        kk = rows.size
+                        self.SY[rows, r] = out[0:4 * kk:4]     # s_i . y_r (free part)
+                        self.YY[rows, r] = self.YY[r, rows] = out[1:4 * kk:4]
+                        self.SS[rows, r] = self.SS[r, rows] = out[2:4 * kk:4]
+                        self.SY[r, rows] = out[3:4 * kk:4]     # s_r . y_i
+        self.ids[rows] = mem.ids[rows]
+        if self.mask is None:
+            self.mask = free.copy()
+        else:
+            np.copyto(self.mask, free)
+        ix = np.ix_(rows, rows)
+        return self.YY[ix], self.SY[ix], self.SS[ix]
+
+
 class _Subspace:
     """:math:`M`, and the factor of the reduced matrix for one free set, cached while the
     memory and the free set stay the same."""
@@ -183,6 +270,7 @@ class _Subspace:
         self.Minv: np.ndarray | None = None
         self.N: np.ndarray | None = None
         self.G: np.ndarray | None = None
+        self.free_gram = FreeGram(memory)
 
     def middle(self) -> np.ndarray | None:
         """:math:`M`, or None when :math:`M^{-1}` is singular (the memory is then reset)."""
@@ -212,13 +300,8 @@ class _Subspace:
         th = mem.theta
         ix = np.ix_(o, o)
         YY, SY, SS = mem.YY[ix], mem.SY[ix], mem.SS[ix]
-        n = mem.n
-        if free is not None and nfree < n:
-            if nfree <= n - nfree:      # sum over the smaller set
-                YY, SY, SS = _K.lbfgsb_free_gram(mem.S, mem.Y, o, free, 1)
-            else:
-                YA, SA, SSA = _K.lbfgsb_free_gram(mem.S, mem.Y, o, free, 0)
-                YY, SY, SS = YY - YA, SY - SA, SS - SSA
+        if free is not None and nfree < mem.n:
+            YY, SY, SS = self.free_gram.matrices(free, nfree)
         G = np.empty((2 * k, 2 * k))
         G[:k, :k] = YY
         G[:k, k:] = th * SY.T        # y_i . s_j
