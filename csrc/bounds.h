@@ -55,6 +55,8 @@ FO_API int fo_lbfgsb_direction_f64(int64_t n, const double *x, const double *z,
 /* The generalized Cauchy point (Byrd, Lu, Nocedal & Zhu 1995, Algorithm CP, with scipy's
  * rules for variables at a bound, zero gradients and the curvature floor).
  *   M      (2k x 2k) row-major, the compact form's middle matrix (unused when k = 0)
+ *   wg     NULL, or (y_rows[j] . g, s_rows[j] . g) for j < k (2k, unscaled): when no
+ *          variable is held at a bound with g_i != 0, W^T d is then -wg (no pass over S, Y)
  *   xcp    out, n: the Cauchy point
  *   c      out, 2k: W^T (xcp - x)
  *   is_free out, n: 1 for the variables free at xcp, 0 for those held at a bound
@@ -66,13 +68,27 @@ FO_API int fo_lbfgsb_direction_f64(int64_t n, const double *x, const double *z,
 FO_API int fo_lbfgsb_cauchy_f32(int64_t n, const float *x, const float *g, const float *lo,
                                 const float *hi, const float *S, const float *Y,
                                 const int64_t *rows, int64_t k, double theta, const double *M,
-                                float *xcp, double *c, uint8_t *is_free, int64_t *nfree,
+                                const double *wg, float *xcp, double *c, uint8_t *is_free, int64_t *nfree,
                                 double *tsum, double *p, int nthreads);
 FO_API int fo_lbfgsb_cauchy_f64(int64_t n, const double *x, const double *g, const double *lo,
                                 const double *hi, const double *S, const double *Y,
                                 const int64_t *rows, int64_t k, double theta, const double *M,
-                                double *xcp, double *c, uint8_t *is_free, int64_t *nfree,
+                                const double *wg, double *xcp, double *c, uint8_t *is_free, int64_t *nfree,
                                 double *tsum, double *p, int nthreads);
+
+/* The products of a new pair (row r) with the pairs rows[0..k) (r among them), in one pass:
+ * out[10 i + 0..3] = s_i . y_r, y_i . y_r, s_i . s_r, y_i . s_r; out[10 i + 4..7] the same
+ * summed over mask[e] = 1 only (left 0 when mask is NULL); out[10 i + 8..9] = s_i . g,
+ * y_i . g (left 0 when g is NULL): the full and free-set gram rows of the new pair and the
+ * next Cauchy point's W^T g. */
+FO_API int fo_lbfgsb_pair_dots_f32(int64_t n, const float *S, const float *Y,
+                                   const int64_t *rows, int64_t k, int64_t r,
+                                   const uint8_t *mask, const float *g, double *out,
+                                   int nthreads);
+FO_API int fo_lbfgsb_pair_dots_f64(int64_t n, const double *S, const double *Y,
+                                   const int64_t *rows, int64_t k, int64_t r,
+                                   const uint8_t *mask, const double *g, double *out,
+                                   int nthreads);
 
 /* out (2k x 2k, row-major) = sum_i weight[i] u_i u_i^T with u_i = (y_rows[0..k)[i],
  * s_rows[0..k)[i]) (unscaled): the gram matrix of the free variables (weights 0/1), or its

@@ -138,6 +138,41 @@ def test_cauchy_matches_numpy(dtype, rng, k, scale):
                                    atol=1e-8 * np.abs(p).max())
 
 
+@pytest.mark.parametrize("held", [False, True])
+def test_cauchy_with_precomputed_w_g(dtype, rng, held):
+    """Given (Y g, S g), the kernel skips its pass over the pairs when no variable is held
+    at a bound with a nonzero gradient, and must give what the pass gives."""
+    n = 20_011
+    x, g, lo, hi = _box(rng, dtype, n)
+    if not held:                       # x strictly inside: nothing is held
+        lo, hi = (x - 1).astype(dtype), (x + 1).astype(dtype)
+    S, Y, rows = _pairs(rng, dtype, n, k=4)
+    M = _middle(S, Y, rows, 1.3)
+    wg = np.concatenate([Y[rows].astype(np.float64) @ g.astype(np.float64),
+                         S[rows].astype(np.float64) @ g.astype(np.float64)])
+    a = _kernels.lbfgsb_cauchy(x, g, lo, hi, S, Y, rows, 1.3, M)
+    b = _kernels.lbfgsb_cauchy(x, g, lo, hi, S, Y, rows, 1.3, M, wg)
+    np.testing.assert_array_equal(a[2], b[2])
+    np.testing.assert_allclose(b[5], a[5], rtol=1e-9, atol=1e-9 * np.abs(a[5]).max())
+    np.testing.assert_allclose(b[0], a[0], rtol=RTOL[dtype])
+    if held:       # the pass is needed, so the given products are not used
+        bad = _kernels.lbfgsb_cauchy(x, g, lo, hi, S, Y, rows, 1.3, M, wg + 1e3)
+        np.testing.assert_array_equal(bad[5], a[5])
+
+
+def test_pair_dots_match_numpy(dtype, rng):
+    S, Y, rows = _pairs(rng, dtype, N, k=5)
+    r = int(rows[-1])
+    mask = (rng.random(N) < 0.4).astype(np.uint8)
+    g = rng.standard_normal(N).astype(dtype)
+    got = _kernels.lbfgsb_pair_dots(S, Y, rows, r, mask, g)
+    np.testing.assert_allclose(got, ref.lbfgsb_pair_dots(S, Y, rows, r, mask, g),
+                               rtol=1e-10, atol=1e-8)
+    bare = _kernels.lbfgsb_pair_dots(S, Y, rows, r)
+    np.testing.assert_array_equal(bare[:, :4], got[:, :4])
+    assert not bare[:, 4:].any()
+
+
 def test_cauchy_unconstrained_is_the_model_minimiser_along_minus_g():
     n = 50
     x = np.zeros(n)
@@ -224,6 +259,7 @@ def test_one_and_two_threads_bitwise_identical(dtype, rng):
             r += [xcp.tobytes(), c.tobytes(), fr.tobytes(), nf, ts.hex(), p.tobytes()]
             assert _kernels.last_threads_used() == t
             r.append(_kernels.lbfgsb_gram_update(S, Y, rows, free.view(np.int8)).tobytes())
+            r.append(_kernels.lbfgsb_pair_dots(S, Y, rows, int(rows[-1]), free, g).tobytes())
             for cg in (-0.5, 1.0):
                 r.append(_kernels.lbfgsb_subspace_point(x, g, xcp, lo, hi, S, Y, rows, cg,
                                                         [0.1, 0.2, 0.3, 0.4],

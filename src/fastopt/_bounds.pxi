@@ -32,13 +32,21 @@ cdef extern from "bounds.h" nogil:
     int fo_lbfgsb_cauchy_f32(int64_t n, const float *x, const float *g, const float *lo,
                              const float *hi, const float *S, const float *Y,
                              const int64_t *rows, int64_t k, double theta, const double *M,
-                             float *xcp, double *c, uint8_t *is_free, int64_t *nfree,
+                             const double *wg, float *xcp, double *c, uint8_t *is_free, int64_t *nfree,
                              double *tsum, double *p, int nthreads)
     int fo_lbfgsb_cauchy_f64(int64_t n, const double *x, const double *g, const double *lo,
                              const double *hi, const double *S, const double *Y,
                              const int64_t *rows, int64_t k, double theta, const double *M,
-                             double *xcp, double *c, uint8_t *is_free, int64_t *nfree,
+                             const double *wg, double *xcp, double *c, uint8_t *is_free, int64_t *nfree,
                              double *tsum, double *p, int nthreads)
+    int fo_lbfgsb_pair_dots_f32(int64_t n, const float *S, const float *Y,
+                                const int64_t *rows, int64_t k, int64_t r,
+                                const uint8_t *mask, const float *g, double *out,
+                                int nthreads)
+    int fo_lbfgsb_pair_dots_f64(int64_t n, const double *S, const double *Y,
+                                const int64_t *rows, int64_t k, int64_t r,
+                                const uint8_t *mask, const double *g, double *out,
+                                int nthreads)
     int fo_lbfgsb_gram_update_f32(int64_t n, const float *S, const float *Y,
                                   const int64_t *rows, int64_t k, const int8_t *weight,
                                   double *out, int nthreads)
@@ -211,7 +219,7 @@ def lbfgsb_direction(x, z, g, lower, upper, out=None):
     return (oa if out is None else out), step, gd, dd
 
 
-def lbfgsb_cauchy(x, g, lower, upper, S, Y, rows, theta, M):
+def lbfgsb_cauchy(x, g, lower, upper, S, Y, rows, theta, M, wg=None):
     """The generalized Cauchy point of L-BFGS-B (Byrd, Lu, Nocedal & Zhu 1995).
 
     Parameters
@@ -224,6 +232,10 @@ def lbfgsb_cauchy(x, g, lower, upper, S, Y, rows, theta, M):
         The compact form's scaling (> 0).
     M : ndarray of float64, shape (2k, 2k)
         The compact form's middle matrix (ignored when k = 0).
+    wg : ndarray of float64, shape (2k,), optional
+        ``(Y[rows] @ g, S[rows] @ g)``, from :func:`lbfgsb_pair_dots`: when no variable is
+        held at a bound with a nonzero gradient, ``W^T d`` is taken from it instead of a
+        pass over `S` and `Y`.
 
     Returns
     -------
@@ -245,6 +257,8 @@ def lbfgsb_cauchy(x, g, lower, upper, S, Y, rows, theta, M):
     if not th > 0.0:
         raise ValueError(f"theta: expected a positive finite number, got {theta!r}")
     cdef cnp.ndarray Ma = _f64(M, "M", (2 * k, 2 * k)) if k > 0 else None
+    cdef cnp.ndarray wga = None if wg is None or k == 0 else _f64(wg, "wg", (2 * k,))
+    cdef void *wgp = _data_or_null(wga)
     cdef cnp.ndarray xcp = np.empty_like(xa)
     cdef cnp.ndarray c = np.zeros(2 * k)
     cdef cnp.ndarray p = np.zeros(2 * k)
@@ -260,7 +274,7 @@ def lbfgsb_cauchy(x, g, lower, upper, S, Y, rows, theta, M):
                 <const float *>cnp.PyArray_DATA(lo_), <const float *>cnp.PyArray_DATA(hi_),
                 <const float *>cnp.PyArray_DATA(Sc), <const float *>cnp.PyArray_DATA(Yc),
                 <const int64_t *>cnp.PyArray_DATA(ra), k, th, <const double *>Mp,
-                <float *>cnp.PyArray_DATA(xcp), <double *>cnp.PyArray_DATA(c),
+                <const double *>wgp, <float *>cnp.PyArray_DATA(xcp), <double *>cnp.PyArray_DATA(c),
                 <uint8_t *>cnp.PyArray_DATA(fr), &nfree, &tsum,
                 <double *>cnp.PyArray_DATA(p), nthreads)
         else:
@@ -269,12 +283,52 @@ def lbfgsb_cauchy(x, g, lower, upper, S, Y, rows, theta, M):
                 <const double *>cnp.PyArray_DATA(lo_), <const double *>cnp.PyArray_DATA(hi_),
                 <const double *>cnp.PyArray_DATA(Sc), <const double *>cnp.PyArray_DATA(Yc),
                 <const int64_t *>cnp.PyArray_DATA(ra), k, th, <const double *>Mp,
-                <double *>cnp.PyArray_DATA(xcp), <double *>cnp.PyArray_DATA(c),
+                <const double *>wgp, <double *>cnp.PyArray_DATA(xcp), <double *>cnp.PyArray_DATA(c),
                 <uint8_t *>cnp.PyArray_DATA(fr), &nfree, &tsum,
                 <double *>cnp.PyArray_DATA(p), nthreads)
     _last_threads_used = fo_team_size(n * (1 + 2 * k), nthreads)
     check_status(status, "lbfgsb_cauchy")
     return xcp, c, fr, int(nfree), tsum, p
+
+
+def lbfgsb_pair_dots(S, Y, rows, r, mask=None, g=None):
+    """The products of the new pair in row `r` with the pairs ``rows`` (r among them), in
+    one pass over `S` and `Y`.
+
+    Returns a float64 array of shape ``(k, 10)``: for pair i, ``s_i . y_r, y_i . y_r,
+    s_i . s_r, y_i . s_r``, the same four summed where ``mask == 1`` (zeros without
+    `mask`), and ``s_i . g, y_i . g`` (zeros without `g`).
+    """
+    global _last_threads_used
+    if not isinstance(S, np.ndarray) or S.ndim != 2 or S.dtype not in (np.float32,
+                                                                        np.float64):
+        raise TypeError(f"S: expected a 2-D float32 or float64 array, got {_dtype_name(S)}")
+    cdef cnp.ndarray ref = np.empty(S.shape[1], dtype=S.dtype)
+    Sa, Ya = _ring(S, Y, ref)
+    cdef cnp.ndarray Sc = <cnp.ndarray>Sa, Yc = <cnp.ndarray>Ya
+    cdef cnp.ndarray ra = _rows(rows, Sc.shape[0])
+    cdef int64_t n = S.shape[1], k = cnp.PyArray_SIZE(ra)
+    cdef int64_t rr = _validation.check_int(r, "r", 0, Sc.shape[0] - 1)
+    cdef cnp.ndarray ma = None if mask is None else _mask(mask, "mask", n, np.uint8)
+    cdef cnp.ndarray ga = None if g is None else _vec_in(g, "g", ref)
+    cdef cnp.ndarray out = np.zeros((k, 10))
+    cdef void *mp = _data_or_null(ma)
+    cdef void *gp = _data_or_null(ga)
+    cdef int status, nthreads = current_threads()
+    with nogil:
+        if cnp.PyArray_TYPE(Sc) == cnp.NPY_FLOAT:
+            status = fo_lbfgsb_pair_dots_f32(
+                n, <const float *>cnp.PyArray_DATA(Sc), <const float *>cnp.PyArray_DATA(Yc),
+                <const int64_t *>cnp.PyArray_DATA(ra), k, rr, <const uint8_t *>mp,
+                <const float *>gp, <double *>cnp.PyArray_DATA(out), nthreads)
+        else:
+            status = fo_lbfgsb_pair_dots_f64(
+                n, <const double *>cnp.PyArray_DATA(Sc), <const double *>cnp.PyArray_DATA(Yc),
+                <const int64_t *>cnp.PyArray_DATA(ra), k, rr, <const uint8_t *>mp,
+                <const double *>gp, <double *>cnp.PyArray_DATA(out), nthreads)
+    _last_threads_used = fo_team_size(n * (2 * k + 2), nthreads)
+    check_status(status, "lbfgsb_pair_dots")
+    return out
 
 
 def lbfgsb_gram_update(S, Y, rows, weight):

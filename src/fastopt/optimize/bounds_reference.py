@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["bounds_step", "bounds_projgrad_norm", "bounds_max_step", "lbfgsb_cauchy",
-           "lbfgsb_free_gram", "lbfgsb_gram_update", "lbfgsb_subspace_point",
+           "lbfgsb_free_gram", "lbfgsb_gram_update", "lbfgsb_pair_dots", "lbfgsb_subspace_point",
            "lbfgsb_direction"]
 
 
@@ -60,14 +60,15 @@ def _w_rows(S, Y, rows, theta, i):
     return np.concatenate([_f64(Y[rows, i]), theta * _f64(S[rows, i])])
 
 
-def lbfgsb_cauchy(x, g, lower, upper, S, Y, rows, theta, M):
+def lbfgsb_cauchy(x, g, lower, upper, S, Y, rows, theta, M, wg=None):
     r"""The generalized Cauchy point (Byrd, Lu, Nocedal & Zhu 1995, Algorithm CP).
 
     Returns ``(xcp, c, free, nfree, tsum, p)``: the point, :math:`c = W^T (x^{cp} - x)`
     (2k, float64), the uint8 mask of the variables free at ``xcp``, their number, the
     path parameter :math:`t` of ``xcp`` (a free variable moved by :math:`-t g_i`) and
     :math:`p = -W_F^T g` over the free variables (2k, float64), which lets the subspace
-    step skip a pass over :math:`W`.
+    step skip a pass over :math:`W`. ``wg`` (the kernel's shortcut for
+    :math:`W^T d`) is not used: the statement here always forms :math:`W^T d`.
     """
     x = np.asarray(x)
     dt_ = x.dtype
@@ -176,6 +177,23 @@ def lbfgsb_gram_update(S, Y, rows, weight):
     rows = np.asarray(rows)
     U = np.concatenate([_f64(Y[rows]), _f64(S[rows])])
     return (U * np.asarray(weight, dtype=np.float64)) @ U.T
+
+
+def lbfgsb_pair_dots(S, Y, rows, r, mask=None, g=None):
+    """``(k, 10)``: per pair i, ``s_i.y_r, y_i.y_r, s_i.s_r, y_i.s_r``, the same over
+    ``mask == 1``, and ``s_i.g, y_i.g`` (zeros for a missing ``mask`` or ``g``)."""
+    rows = np.asarray(rows)
+    out = np.zeros((rows.size, 10))
+    yr, sr = _f64(Y[r]), _f64(S[r])
+    m = None if mask is None else np.asarray(mask, dtype=np.float64)
+    for i, row in enumerate(rows):
+        si, yi = _f64(S[row]), _f64(Y[row])
+        out[i, :4] = [si @ yr, yi @ yr, si @ sr, yi @ sr]
+        if m is not None:
+            out[i, 4:8] = [si @ (yr * m), yi @ (yr * m), si @ (sr * m), yi @ (sr * m)]
+        if g is not None:
+            out[i, 8:] = [si @ _f64(g), yi @ _f64(g)]
+    return out
 
 
 def _w_times(S, Y, rows, a, b):

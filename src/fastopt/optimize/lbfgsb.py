@@ -115,6 +115,8 @@ class CompactMemory:
         self.version = 0          # bumped on every change: caches of derived matrices key on it
         self.updates = 0          # pairs committed since the start (scipy's iupdat)
         self.ids = np.full(self.slots, -1)   # ids[row]: which commit wrote the row's pair
+        self.wg: np.ndarray | None = None
+        self.wg_version = -1
 
     @property
     def rows(self) -> np.ndarray:
@@ -127,31 +129,40 @@ class CompactMemory:
         self.theta = 1.0
         self.version += 1
 
-    def add(self, x_new, x_old, g_new, g_old, eps: float, gs_old: float) -> bool:
+    def add(self, x_new, x_old, g_new, g_old, eps: float, gs_old: float,
+            free_gram: FreeGram | None = None) -> bool:
         r"""Form ``s, y`` in the free row; commit unless :math:`s^T y \le \varepsilon
-        (-g_{old}^T s)` (``gs_old`` = :math:`g_{old}^T s`)."""
+        (-g_{old}^T s)` (``gs_old`` = :math:`g_{old}^T s`). One more pass gives the new
+        pair's products with the memory, the same over ``free_gram``'s free set (handed to
+        it) and :math:`W^T g_{new}` for the next Cauchy point (``wg``)."""
         r = self.head
+        self.wg = None
         sy, yy = _kernels.lbfgs_pair(x_new, x_old, g_new, g_old, self.S[r], self.Y[r])
         if not (sy > eps * -gs_old) or not (math.isfinite(sy) and math.isfinite(yy)):
             return False
         rows = np.append(self.rows[1:] if self.count == self.m else self.rows, r)
-        out = _kernels.lbfgs_gram(self.S, self.Y, rows, self.Y[r], self.S[r])
-        k = rows.size
-        s_y = out[0:4 * k:4]        # s_i . y_r
-        y_y = out[1:4 * k:4]        # y_i . y_r
-        s_s = out[2:4 * k:4]        # s_i . s_r
-        y_s = out[3:4 * k:4]        # y_i . s_r
-        self.SY[rows, r] = s_y
-        self.SY[r, rows] = y_s
-        self.YY[rows, r] = self.YY[r, rows] = y_y
-        self.SS[rows, r] = self.SS[r, rows] = s_s
+        mask = None if free_gram is None else free_gram.mask
+        out = _K.lbfgsb_pair_dots(self.S, self.Y, rows, r, mask, g_new)
+        self.SY[rows, r] = out[:, 0]          # s_i . y_r
+        self.YY[rows, r] = self.YY[r, rows] = out[:, 1]
+        self.SS[rows, r] = self.SS[r, rows] = out[:, 2]
+        self.SY[r, rows] = out[:, 3]          # s_r . y_i
         self.theta = yy / sy
         self.ids[r] = self.updates
         self.head = (r + 1) % self.slots
-        self.count = k
+        self.count = rows.size
         self.updates += 1
         self.version += 1
+        self.wg = np.concatenate([out[:, 9], out[:, 8]])     # (Y g, S g), oldest first
+        self.wg_version = self.version
+        if mask is not None:
+            assert free_gram is not None
+            free_gram.set_row(r, rows, out[:, 4:8], self.ids[r])
         return True
+
+    def products_with_g(self) -> np.ndarray | None:
+        """``(Y g, S g)`` of the current gradient when the last update formed them."""
+        return self.wg if self.wg is not None and self.wg_version == self.version else None
 
     def middle_inverse(self) -> np.ndarray:
         r""":math:`M^{-1} = [[-D, L^T], [L, \theta S^T S]]` (oldest pair first)."""
@@ -215,6 +226,15 @@ class FreeGram:
             G[:k, k:] += mem.SY[ix].T
             G[k:, k:] += mem.SS[ix]
         self._store(rows, G)
+
+    def set_row(self, r: int, rows: np.ndarray, masked: np.ndarray, pair_id: int) -> None:
+        """The new pair's products over the current mask, from
+        :func:`~fastopt._kernels.lbfgsb_pair_dots` (columns 4-7)."""
+        self.SY[rows, r] = masked[:, 0]
+        self.YY[rows, r] = self.YY[r, rows] = masked[:, 1]
+        self.SS[rows, r] = self.SS[r, rows] = masked[:, 2]
+        self.SY[r, rows] = masked[:, 3]
+        self.ids[r] = pair_id
 
     def matrices(self, free: np.ndarray, nfree: int):
         """``(YY, SY, SS)`` over the variables with ``free == 1``, oldest pair first."""
@@ -457,12 +477,15 @@ def minimize_lbfgsb(objective: Objective | Callable[..., Any], x0: Any,
             # scipy skips the Cauchy point without bounds: z minimises the model from x
             z, free, nfree, tsum = x.copy(), None, n, 0.0
             c = np.zeros(2 * k)
-            wg = _kernels.lbfgs_gram(memory.S, memory.Y, memory.rows, None, g)
-            p = -np.concatenate([wg[3:4 * k:4], memory.theta * wg[2:4 * k:4]])
+            wg = memory.products_with_g()
+            if wg is None:
+                out = _kernels.lbfgs_gram(memory.S, memory.Y, memory.rows, None, g)
+                wg = np.concatenate([out[3:4 * k:4], out[2:4 * k:4]])
+            p = -np.concatenate([wg[:k], memory.theta * wg[k:]])
         else:
             z, c, free, nfree, tsum, p = _K.lbfgsb_cauchy(
                 x, g, lo, hi, memory.S, memory.Y, memory.rows, memory.theta,
-                np.zeros((0, 0)) if M is None else M)
+                np.zeros((0, 0)) if M is None else M, memory.products_with_g())
             if nfree == n:
                 free = None
         if nfree > 0 and k > 0:
@@ -529,7 +552,8 @@ def minimize_lbfgsb(objective: Objective | Callable[..., Any], x0: Any,
             return result("gtol", x, f, g)
         if f_old - f <= ftol * max(abs(f_old), abs(f), 1.0):
             return result("ftol", x, f, g)
-        memory.add(x, x_old, g, g_old, eps, ls.alpha * line.dphi0)
+        memory.add(x, x_old, g, g_old, eps, ls.alpha * line.dphi0,
+                   sub.free_gram if constrained else None)
         obj.forget(x_old)
         pool.append(x_old)
         del g_old
