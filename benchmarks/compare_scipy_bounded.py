@@ -38,8 +38,7 @@ except ImportError:
 
 import scipy.optimize as so  # noqa: E402
 
-from fastopt.optimize.bounded_problems import (boxed_problem, logistic_problem,  # noqa: E402
-                                               nnls_problem)
+from fastopt.optimize.bounded_problems import boxed_problem, logistic_problem, nnls_problem  # noqa: E402
 from fastopt.optimize.bounds_reference import bounds_projgrad_norm  # noqa: E402
 from fastopt.optimize.lbfgsb import minimize_lbfgsb  # noqa: E402
 from fastopt.optimize.problems import PROBLEMS  # noqa: E402

@@ -45,11 +45,11 @@ import numpy as np
 
 from fastopt import _kernels
 
+from . import bounds_reference as _reference
 from ._scipy import optimize_result
 from ._vector import LOCAL
 from .linesearch import Line, more_thuente
 from .objective import MaxFunReached, Objective
-from . import bounds_reference as _reference
 
 if TYPE_CHECKING:
     from scipy.optimize import OptimizeResult

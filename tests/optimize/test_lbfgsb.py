@@ -12,8 +12,12 @@ import warnings
 import numpy as np
 import pytest
 
-from fastopt.optimize.bounded_problems import (box_around, boxed_problem, logistic_problem,
-                                               nnls_problem)
+from fastopt.optimize.bounded_problems import (
+    box_around,
+    boxed_problem,
+    logistic_problem,
+    nnls_problem,
+)
 from fastopt.optimize.bounds import clip_x0, parse_bounds
 from fastopt.optimize.lbfgsb import minimize_lbfgsb
 from fastopt.optimize.problems import PROBLEMS

@@ -6,7 +6,7 @@ import pytest
 import fastopt
 from fastopt import _kernels
 from fastopt.optimize import bounds_reference as ref
-from conftest import snapshot
+from fastopt_testing.arrays import snapshot
 
 N = 100_003          # above the serial threshold, not a multiple of the block size
 RTOL = {np.float32: 1e-5, np.float64: 1e-11}
