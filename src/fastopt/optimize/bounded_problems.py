@@ -83,7 +83,8 @@ def nnls_problem(rows: int, cols: int, seed: int = 0) -> BoundedProblem:
         r = A @ x - b
         return 0.5 * float(r @ r), A.T @ r
 
-    fg.A, fg.b = A, b        # type: ignore[attr-defined]   (for scipy.optimize.nnls)
+    # the data, for scipy.optimize.nnls
+    fg.A, fg.b = A, b        # type: ignore[attr-defined]
     return BoundedProblem(f"nnls[{rows}x{cols}]", fg, np.zeros(cols), np.zeros(cols),
                           np.full(cols, np.inf))
 

@@ -67,7 +67,7 @@ class _Kernels:
             setattr(self, name, fn if fn is not None else getattr(_reference, name))
 
 
-_K = _Kernels(bool(os.environ.get("FASTOPT_LBFGSB_REFERENCE")))
+_K: Any = _Kernels(bool(os.environ.get("FASTOPT_LBFGSB_REFERENCE")))
 
 #: reason -> (scipy status, scipy's message): 0 converged, 1 a limit, 2 a failure.
 LBFGSB_STATUS: dict[str, tuple[int, str]] = {
@@ -314,6 +314,7 @@ class _Subspace:
                 (free is None and isinstance(self.free_key, str))
                 or (free is not None and not isinstance(self.free_key, str)
                     and np.array_equal(free, self.free_key))):
+            assert self.G is not None
             return self.N, self.G
         o = mem.rows
         k = o.size
@@ -490,10 +491,11 @@ def minimize_lbfgsb(objective: Objective | Callable[..., Any], x0: Any,
                 free = None
         if nfree > 0 and k > 0:
             assert M is not None
-            z = _subspace_step(x, g, z, c, tsum, p, lo, hi, free, nfree, memory, sub, M)
-            if z is None:            # the reduced matrix is singular: start afresh
+            z_sub = _subspace_step(x, g, z, c, tsum, p, lo, hi, free, nfree, memory, sub, M)
+            if z_sub is None:        # the reduced matrix is singular: start afresh
                 memory.reset()
                 continue
+            z = z_sub
         d, box_step, gd, dd = _K.lbfgsb_direction(x, z, g, lo, hi, out=z)
 
         # ---- line search along d, inside the box
