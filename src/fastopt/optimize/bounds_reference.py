@@ -164,8 +164,8 @@ def lbfgsb_cauchy(x, g, lower, upper, S, Y, rows, theta, M, wg=None):
 
 
 def lbfgsb_free_gram(S, Y, rows, free, select=1):
-    """``(Y_F^T Y_F, S_F^T Y_F, S_F^T S_F)`` over the variables with ``free == select``
-    (k x k each; ``SY[i, j] = s_i . y_j``)."""
+    """The inner products ``(Y_F^T Y_F, S_F^T Y_F, S_F^T S_F)`` over the variables with
+    ``free == select``, k x k each (the middle one holds :math:`s_i^T y_j`)."""
     m = np.asarray(free) == select
     Sf = _f64(S[np.asarray(rows)][:, m])
     Yf = _f64(Y[np.asarray(rows)][:, m])
@@ -180,8 +180,10 @@ def lbfgsb_gram_update(S, Y, rows, weight):
 
 
 def lbfgsb_pair_dots(S, Y, rows, r, mask=None, g=None):
-    """``(k, 10)``: per pair i, ``s_i.y_r, y_i.y_r, s_i.s_r, y_i.s_r``, the same over
-    ``mask == 1``, and ``s_i.g, y_i.g`` (zeros for a missing ``mask`` or ``g``)."""
+    """The new pair's products with the memory, shape ``(k, 10)``.
+
+    Per pair i: :math:`s_i^T y_r, y_i^T y_r, s_i^T s_r, y_i^T s_r`, the same summed where
+    ``mask == 1``, and :math:`s_i^T g, y_i^T g` (zeros for a missing ``mask`` or ``g``)."""
     rows = np.asarray(rows)
     out = np.zeros((rows.size, 10))
     yr, sr = _f64(Y[r]), _f64(S[r])
@@ -247,8 +249,11 @@ def lbfgsb_subspace_point(x, g, xcp, lower, upper, S, Y, rows, cg, a, b, free):
 
 
 def lbfgsb_direction(x, z, g, lower, upper, out=None):
-    """``d = z - x`` and ``(max_step, g . d, d . d)``: the largest step along ``d`` that
-    stays in the box (:func:`bounds_max_step`) and the two inner products (float64)."""
+    """The direction ``d = z - x``, the largest step along it inside the box, and two
+    inner products.
+
+    Returns ``(d, max_step, gd, dd)`` with ``max_step`` as :func:`bounds_max_step`,
+    :math:`g^T d` and :math:`d^T d` (float64)."""
     x = np.asarray(x)
     d = (np.asarray(z) - x).astype(x.dtype)
     if out is not None:
