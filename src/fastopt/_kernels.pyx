@@ -18,6 +18,7 @@ use only what the files above it define (DEVELOPING.md draws the layers):
                     _families.pxi.tp at build time)           (uses _optim.pxi)
     _nn.pxi         dropout and batch norm
     _linalg.pxi     vector kernels of the quasi-Newton minimizers
+    _bounds.pxi     L-BFGS-B: box projections, Cauchy point, subspace step (uses _linalg)
     _bandwidth.pxi  memory-bandwidth probes for the benchmarks
 """
 
@@ -30,6 +31,7 @@ include "_optim.pxi"
 include "_families.pxi"
 include "_nn.pxi"
 include "_linalg.pxi"
+include "_bounds.pxi"
 include "_bandwidth.pxi"
 
 #: What fastopt.kernels re-exports: the functional kernel of every optimizer family, and
