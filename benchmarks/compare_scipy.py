@@ -11,6 +11,8 @@ function evaluations (calls of the combined ``fun -> (f, g)``, counted here).
                                                         # at n=1000 is O(n^3) per iteration)
     python benchmarks/compare_scipy.py --n 10 100 -v   # per-problem lines
     python benchmarks/compare_scipy.py --cache /tmp/scipy.json   # reuse scipy's runs
+    python benchmarks/compare_scipy.py --bounded --n 10 100   # the bound-constrained
+                                        # collection (benchmarks/compare_scipy_bounded.py)
 
 Each solver runs with its own defaults except gtol and maxiter (scipy's
 L-BFGS-B keeps its ftol = 2.2e-9 and maxfun = 15000; fastopt's L-BFGS its
@@ -95,6 +97,11 @@ def run_one(task):
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--bounded" in argv:       # L-BFGS-B with bounds: its own collection and report
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from compare_scipy_bounded import main as bounded_main
+        return bounded_main([a for a in argv if a != "--bounded"])
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, nargs="+", default=[10, 100, 1000])
     ap.add_argument("--maxiter", type=int, default=2000)

@@ -30,5 +30,6 @@ FO_API const char *fo_compiler(void);
 #include "linalg.h"
 #include "bandwidth.h"
 #include "norm.h"
+#include "bounds.h"
 
 #endif

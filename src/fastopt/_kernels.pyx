@@ -12,12 +12,14 @@ use only what the files above it define (DEVELOPING.md draws the layers):
     _threads.pxi    the thread policy: current_threads()
     _runtime.pxi    build facts
     _norm.pxi       global norms and scaling                  (uses the two above)
+    _dlpack.pxi     reading a torch gradient's memory from a DLPack capsule (StepPlan.bind)
     _optim.pxi      what every optimizer family shares: KernelOptions, StepPlan, all_finite
     _families.pxi   every optimizer family of fastopt/optim/families.py (generated from
                     _families.pxi.tp at build time)           (uses _optim.pxi)
     _lowprec.pxi    state in bfloat16 / int8: conversions, the low-precision step
     _nn.pxi         dropout and batch norm
     _linalg.pxi     vector kernels of the quasi-Newton minimizers
+    _bounds.pxi     L-BFGS-B: box projections, Cauchy point, subspace step (uses _linalg)
     _bandwidth.pxi  memory-bandwidth probes for the benchmarks
 """
 
@@ -25,11 +27,13 @@ include "_boundary.pxi"
 include "_threads.pxi"
 include "_runtime.pxi"
 include "_norm.pxi"
+include "_dlpack.pxi"
 include "_optim.pxi"
 include "_families.pxi"
 include "_lowprec.pxi"
 include "_nn.pxi"
 include "_linalg.pxi"
+include "_bounds.pxi"
 include "_bandwidth.pxi"
 
 #: What fastopt.kernels re-exports: the functional kernel of every optimizer family, and

@@ -75,7 +75,7 @@ class LowPrecision:
             raise ValueError(f"grads: expected {total} gradients (one per parameter), "
                              f"got {len(grads)}")
         lrs = [opt._lr(group) for group in groups]
-        options = [opt._options(group, lr) for group, lr in zip(groups, lrs)]
+        options = [opt._options_at(group, lr) for group, lr in zip(groups, lrs)]
         family = opt.family
         nonneg = sum(1 << j for j, s in enumerate(family.states) if s.values == "nonnegative")
         scalar_specs = {s.name: s for s in family.scalars}
@@ -84,6 +84,7 @@ class LowPrecision:
         start = 0
         for group, o, lr in zip(groups, options, lrs):
             params = group["params"]
+            values = opt._group_values(group)   # scheduled options at this step
             indices = [start + k for k in range(len(params)) if grads[start + k] is not None]
             sub = [params[i - start] for i in indices]
             start += len(params)
@@ -91,13 +92,14 @@ class LowPrecision:
                 continue
             created = [False] * len(indices)
 
-            def allocate(k: int, name: str, p: np.ndarray) -> Any:
+            def allocate(k: int, name: str, p: np.ndarray, values: dict[str, Any] = values,
+                         created: list[bool] = created, indices: list[int] = indices) -> Any:
                 if name in scalar_specs:
                     spec = scalar_specs[name]
                     entry = np.array(spec.initial, dtype=spec.dtype)
                 else:
                     state = family.state(name)
-                    entry = self.new_state(p, family.fill(state, group),
+                    entry = self.new_state(p, family.fill(state, values),
                                            state.values == "nonnegative")
                     created[k] = True
                 new.setdefault(indices[k], {})[name] = entry
@@ -106,7 +108,7 @@ class LowPrecision:
             gathered = opt._gather_state(o, indices, sub, allocate)
             assert gathered is not None  # allocate never gives up
             columns, scalars = gathered
-            for unit in opt._units(o, group, lr, indices, sub, columns, scalars, created):
+            for unit in opt._units(o, values, lr, indices, sub, columns, scalars, created):
                 calls.extend(self._prepare(unit, grads, group["step"] + 1, nonneg))
         if skip and not _kernels.all_finite([g for g in grads if g is not None]):
             return False

@@ -265,7 +265,8 @@ def _mt_step(stx, fx, dx, sty, fy, dy, stp, fp, dp, brackt, stpmin, stpmax):
 
 def more_thuente(line: Line, alpha0: float, *, c1: float = 1e-4, c2: float = 0.9,
                  xtol: float = 1e-14, alpha_min: float = 0.0, alpha_max: float = 1e10,
-                 maxls: int = 20, fnoise: float = 0.0) -> LineSearchResult:
+                 maxls: int = 20, fnoise: float = 0.0,
+                 strict_decrease: bool = True) -> LineSearchResult:
     r"""Moré–Thuente line search for a step satisfying the strong Wolfe conditions.
 
     Parameters
@@ -292,6 +293,12 @@ def more_thuente(line: Line, alpha0: float, *, c1: float = 1e-4, c2: float = 0.9
         2005), which imply sufficient decrease for a quadratic :math:`\phi` and
         rest on derivatives, still accurate where ``f`` only differs in its
         last digits.  Returned with ``armijo=False, curvature=True``.
+    strict_decrease : bool
+        Also require :math:`\phi(\alpha) < \phi(0)` for sufficient decrease (default).
+        False is MINPACK-2's ``dcsrch`` rule (scipy's L-BFGS-B): where
+        :math:`\alpha c_1 \phi'(0)` is below the resolution of :math:`\phi(0)`, a step
+        that leaves ``f`` unchanged is accepted, so that the solver can test the gradient
+        at the new point.
 
     Returns
     -------
@@ -303,6 +310,7 @@ def more_thuente(line: Line, alpha0: float, *, c1: float = 1e-4, c2: float = 0.9
         return LineSearchResult(False, 0.0, f0, d0, line.x, line.g0, 0, False, False,
                                 f"not a descent direction (g'd = {d0:.3g} >= 0)")
     dtest = c1 * d0                 # slope of the sufficient-decrease line
+    loose = not strict_decrease
     stp = min(max(alpha0, alpha_min), alpha_max)
     brackt = False
     stage1 = True
@@ -322,7 +330,7 @@ def more_thuente(line: Line, alpha0: float, *, c1: float = 1e-4, c2: float = 0.9
         cands = [] if cur is None else [cur]
         if stx > 0.0:
             cands.append((stx, fx, dx, px[0], px[1]))
-        cands = [t for t in cands if t[1] <= f0 + t[0] * dtest and t[1] < f0]
+        cands = [t for t in cands if t[1] <= f0 + t[0] * dtest and (t[1] < f0 or loose)]
         if cands:
             a, f, dp, x, g = min(cands, key=lambda t: t[1])
             curv = abs(dp) <= c2 * -d0
@@ -364,7 +372,7 @@ def more_thuente(line: Line, alpha0: float, *, c1: float = 1e-4, c2: float = 0.9
         cur = (stp, f, dp, xa, ga)
         ftest = f0 + stp * dtest
         # sufficient decrease; f < f0 also when stp*dtest is below the resolution of f0
-        armijo = f <= ftest and f < f0
+        armijo = f <= ftest and (f < f0 or loose)
         curv = abs(dp) <= c2 * -d0
         seen_armijo |= armijo
         seen_curv |= curv

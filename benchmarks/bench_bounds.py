@@ -1,0 +1,93 @@
+"""L-BFGS-B's vector kernels (csrc/bounds.c): time per call over size x dtype x threads.
+
+A mixed box (both bounds, one side, none) around a random point, ``M`` pairs in the
+memory as scipy's default ``maxcor``. The Cauchy point is timed with a gradient small
+enough that no breakpoint is passed (the common case once the active set has settled) and
+with one large enough to pass most of them (the heap scan).
+"""
+
+import numpy as np
+
+from .common import DTYPES, THREADS, elements, set_threads
+
+SIZES = ["1e4", "1e5", "1e6"]
+M = 10
+
+
+def _setup(size, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    n = elements(size)
+    x = rng.standard_normal(n)
+    lo = x - rng.uniform(0.1, 2.0, n)
+    hi = x + rng.uniform(0.1, 2.0, n)
+    lo[1::4] = -np.inf
+    hi[2::4] = np.inf
+    g = rng.standard_normal(n)
+    A = rng.uniform(0.5, 3.0, n)
+    S = rng.standard_normal((M + 1, n))
+    Y = S * A
+    rows = np.arange(M)
+    Sd, Yd = S[rows], Y[rows]
+    SY = Sd @ Yd.T
+    theta = 1.5
+    Minv = np.block([[-np.diag(np.diag(SY)), np.tril(SY, -1).T],
+                     [np.tril(SY, -1), theta * Sd @ Sd.T]])
+    cast = [a.astype(dtype) for a in (x, g, lo, hi, S, Y)]
+    return (*cast, rows, theta, np.linalg.inv(Minv))
+
+
+class _Grid:
+    params = (SIZES, DTYPES, THREADS)
+    param_names = ["size", "dtype", "threads"]
+    timeout = 180
+
+    def setup(self, size, dtype, threads):
+        set_threads(threads)
+        from fastopt import _kernels
+
+        self.k = _kernels
+        (self.x, self.g, self.lo, self.hi, self.S, self.Y, self.rows, self.theta,
+         self.M) = _setup(size, dtype)
+        self.out = np.empty_like(self.x)
+        self.free = (np.arange(self.x.size) % 3 != 0).astype(np.uint8)
+        self.g_small = (self.g * 1e-6).astype(self.g.dtype)
+        self.g_big = (self.g * 1e3).astype(self.g.dtype)
+
+
+class Projection(_Grid):
+    """bounds_step (clip(x + a d)), the projected-gradient norm, the fused direction."""
+
+    def time_bounds_step(self, size, dtype, threads):
+        self.k.bounds_step(self.x, 0.5, self.g, self.lo, self.hi, out=self.out)
+
+    def time_projgrad_norm(self, size, dtype, threads):
+        self.k.bounds_projgrad_norm(self.x, self.g, self.lo, self.hi)
+
+    def time_direction(self, size, dtype, threads):
+        self.k.lbfgsb_direction(self.x, self.g, self.g, self.lo, self.hi, out=self.out)
+
+
+class Cauchy(_Grid):
+    """The generalized Cauchy point with M pairs."""
+
+    def time_cauchy_no_breakpoint(self, size, dtype, threads):
+        self.k.lbfgsb_cauchy(self.x, self.g_small, self.lo, self.hi, self.S, self.Y,
+                             self.rows, self.theta, self.M)
+
+    def time_cauchy_many_breakpoints(self, size, dtype, threads):
+        self.k.lbfgsb_cauchy(self.x, self.g_big, self.lo, self.hi, self.S, self.Y,
+                             self.rows, self.theta, self.M)
+
+
+class Subspace(_Grid):
+    """The subspace point (one pass over the M pairs) and the free-set gram update."""
+
+    def time_subspace_point(self, size, dtype, threads):
+        self.k.lbfgsb_subspace_point(self.x, self.g, self.x, self.lo, self.hi, self.S,
+                                     self.Y, self.rows, -0.5, np.full(M, 1e-3),
+                                     np.full(M, 1e-3), self.free)
+
+    def time_gram_update_one_percent(self, size, dtype, threads):
+        w = np.zeros(self.x.size, dtype=np.int8)
+        w[::100] = 1
+        self.k.lbfgsb_gram_update(self.S, self.Y, self.rows, w)

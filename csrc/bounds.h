@@ -1,0 +1,126 @@
+/* bounds.h — vector kernels of L-BFGS-B (fastopt.optimize.lbfgsb): box projections, the
+ * projected gradient, the step to the boundary, the generalized Cauchy point, the
+ * free-variable gram matrix and the subspace point.
+ *
+ * Notation: x, g, lo, hi have n elements (lo/hi may hold -inf/+inf); S, Y are (slots, n)
+ * row-major ring buffers of correction pairs and rows[0..k) the rows in use, oldest first;
+ * W = [Y, theta S] (n x 2k, column j < k is y_rows[j], column k + j is theta s_rows[j]).
+ * Reductions accumulate in double over fixed blocks added in block order (or are max/min
+ * with a fixed tie rule), so every result is the same bits for any thread count.
+ * Element-wise results are in the arrays' type; scalars and small vectors are double. */
+#ifndef FASTOPT_BOUNDS_H
+#define FASTOPT_BOUNDS_H
+
+#include "config.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* out[i] = min(max(x[i] + alpha * d[i], lo[i]), hi[i]) (alpha rounded to the type once;
+ * d == NULL: the projection of x). out may be x. NaN propagates. */
+FO_API int fo_bounds_step_f32(int64_t n, const float *x, double alpha, const float *d,
+                              const float *lo, const float *hi, float *out, int nthreads);
+FO_API int fo_bounds_step_f64(int64_t n, const double *x, double alpha, const double *d,
+                              const double *lo, const double *hi, double *out, int nthreads);
+
+/* *result = max_i |pg_i| with pg_i = g_i < 0 ? max(x_i - hi_i, g_i) : min(x_i - lo_i, g_i)
+ * (scipy's projgr), NaN if any g_i is NaN; 0 for n = 0. */
+FO_API int fo_bounds_projgrad_norm_f32(int64_t n, const float *x, const float *g,
+                                       const float *lo, const float *hi, double *result,
+                                       int nthreads);
+FO_API int fo_bounds_projgrad_norm_f64(int64_t n, const double *x, const double *g,
+                                       const double *lo, const double *hi, double *result,
+                                       int nthreads);
+
+/* *result = the largest a >= 0 with lo <= x + a d <= hi: min over d_i < 0 with a finite
+ * lo_i of (lo_i - x_i)/d_i (0 if lo_i - x_i >= 0), over d_i > 0 with a finite hi_i of
+ * (hi_i - x_i)/d_i (0 if hi_i - x_i <= 0); +inf when no bound limits the step. */
+FO_API int fo_bounds_max_step_f32(int64_t n, const float *x, const float *d, const float *lo,
+                                  const float *hi, double *result, int nthreads);
+FO_API int fo_bounds_max_step_f64(int64_t n, const double *x, const double *d,
+                                  const double *lo, const double *hi, double *result,
+                                  int nthreads);
+
+/* The search direction d = z - x (d may be z) in the same pass as *max_step (as
+ * fo_bounds_max_step), *gd = g . d and *dd = d . d. */
+FO_API int fo_lbfgsb_direction_f32(int64_t n, const float *x, const float *z, const float *g,
+                                   const float *lo, const float *hi, float *d,
+                                   double *max_step, double *gd, double *dd, int nthreads);
+FO_API int fo_lbfgsb_direction_f64(int64_t n, const double *x, const double *z,
+                                   const double *g, const double *lo, const double *hi,
+                                   double *d, double *max_step, double *gd, double *dd,
+                                   int nthreads);
+
+/* The generalized Cauchy point (Byrd, Lu, Nocedal & Zhu 1995, Algorithm CP, with scipy's
+ * rules for variables at a bound, zero gradients and the curvature floor).
+ *   M      (2k x 2k) row-major, the compact form's middle matrix (unused when k = 0)
+ *   wg     NULL, or (y_rows[j] . g, s_rows[j] . g) for j < k (2k, unscaled): when no
+ *          variable is held at a bound with g_i != 0, W^T d is then -wg (no pass over S, Y)
+ *   xcp    out, n: the Cauchy point
+ *   c      out, 2k: W^T (xcp - x)
+ *   is_free out, n: 1 for the variables free at xcp, 0 for those held at a bound
+ *   nfree  out: their number;  tsum  out: the path parameter t of xcp (a free variable
+ *          moved by -t g_i);  p  out, 2k: -W_F^T g over the free variables.
+ * The O(n) parts (breakpoints, W^T d, the final move) are parallel; the scan over the
+ * breakpoints that are passed is serial (a heap, built only if a second one is passed).
+ * Ties between equal breakpoints are taken in index order. */
+FO_API int fo_lbfgsb_cauchy_f32(int64_t n, const float *x, const float *g, const float *lo,
+                                const float *hi, const float *S, const float *Y,
+                                const int64_t *rows, int64_t k, double theta, const double *M,
+                                const double *wg, float *xcp, double *c, uint8_t *is_free, int64_t *nfree,
+                                double *tsum, double *p, int nthreads);
+FO_API int fo_lbfgsb_cauchy_f64(int64_t n, const double *x, const double *g, const double *lo,
+                                const double *hi, const double *S, const double *Y,
+                                const int64_t *rows, int64_t k, double theta, const double *M,
+                                const double *wg, double *xcp, double *c, uint8_t *is_free, int64_t *nfree,
+                                double *tsum, double *p, int nthreads);
+
+/* The products of a new pair (row r) with the pairs rows[0..k) (r among them), in one pass:
+ * out[10 i + 0..3] = s_i . y_r, y_i . y_r, s_i . s_r, y_i . s_r; out[10 i + 4..7] the same
+ * summed over mask[e] = 1 only (left 0 when mask is NULL); out[10 i + 8..9] = s_i . g,
+ * y_i . g (left 0 when g is NULL): the full and free-set gram rows of the new pair and the
+ * next Cauchy point's W^T g. */
+FO_API int fo_lbfgsb_pair_dots_f32(int64_t n, const float *S, const float *Y,
+                                   const int64_t *rows, int64_t k, int64_t r,
+                                   const uint8_t *mask, const float *g, double *out,
+                                   int nthreads);
+FO_API int fo_lbfgsb_pair_dots_f64(int64_t n, const double *S, const double *Y,
+                                   const int64_t *rows, int64_t k, int64_t r,
+                                   const uint8_t *mask, const double *g, double *out,
+                                   int nthreads);
+
+/* out (2k x 2k, row-major) = sum_i weight[i] u_i u_i^T with u_i = (y_rows[0..k)[i],
+ * s_rows[0..k)[i]) (unscaled): the gram matrix of the free variables (weights 0/1), or its
+ * change when the free set changes (weights -1/0/+1). Work is proportional to the number
+ * of nonzero weights (plus one byte read per element). */
+FO_API int fo_lbfgsb_gram_update_f32(int64_t n, const float *S, const float *Y,
+                                     const int64_t *rows, int64_t k, const int8_t *weight,
+                                     double *out, int nthreads);
+FO_API int fo_lbfgsb_gram_update_f64(int64_t n, const double *S, const double *Y,
+                                     const int64_t *rows, int64_t k, const int8_t *weight,
+                                     double *out, int nthreads);
+
+/* The subspace point: du = cg g + sum_j a_j y_rows[j] + b_j s_rows[j] on the free variables
+ * (is_free == NULL: all), 0 elsewhere; out = xcp + du if no free variable reaches a bound,
+ * else the projection P(xcp + du) if (P(xcp + du) - x) . g <= 0 (Morales & Nocedal 2011),
+ * else xcp + alpha du with the largest alpha <= 1 inside the box (the blocking variable,
+ * the first in index order, put on its bound). out must not overlap the inputs. */
+FO_API int fo_lbfgsb_subspace_point_f32(int64_t n, const float *x, const float *g,
+                                        const float *xcp, const float *lo, const float *hi,
+                                        const float *S, const float *Y, const int64_t *rows,
+                                        int64_t k, double cg, const double *a,
+                                        const double *b, const uint8_t *is_free, float *out,
+                                        int nthreads);
+FO_API int fo_lbfgsb_subspace_point_f64(int64_t n, const double *x, const double *g,
+                                        const double *xcp, const double *lo, const double *hi,
+                                        const double *S, const double *Y, const int64_t *rows,
+                                        int64_t k, double cg, const double *a,
+                                        const double *b, const uint8_t *is_free, double *out,
+                                        int nthreads);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,296 @@
+"""L-BFGS-B kernels (csrc/bounds.c) against their numpy statements
+(fastopt/optimize/bounds_reference.py), thread invariance and argument errors."""
+import numpy as np
+import pytest
+
+import fastopt
+from fastopt import _kernels
+from fastopt.optimize import bounds_reference as ref
+from fastopt_testing.arrays import snapshot
+
+N = 100_003          # above the serial threshold, not a multiple of the block size
+RTOL = {np.float32: 1e-5, np.float64: 1e-11}
+
+
+def _two_threads_possible():
+    return _kernels.build_info()["openmp"] and fastopt._kernels._max_threads() >= 2
+
+
+def _box(rng, dtype, n=N):
+    """x inside a mixed box: both bounds, lower only, upper only, none, l == u; a quarter
+    of the bounded variables sit exactly on a bound."""
+    x = rng.standard_normal(n)
+    lo = x - rng.uniform(0.0, 2.0, n)
+    hi = x + rng.uniform(0.0, 2.0, n)
+    kind = np.arange(n) % 5
+    lo[kind == 2] = -np.inf
+    hi[kind == 1] = np.inf
+    lo[kind == 3] = -np.inf
+    hi[kind == 3] = np.inf
+    hi[kind == 4] = lo[kind == 4]
+    on = rng.random(n) < 0.25
+    x[on & np.isfinite(lo)] = lo[on & np.isfinite(lo)]
+    x[kind == 4] = lo[kind == 4]
+    g = rng.standard_normal(n)
+    g[rng.random(n) < 0.01] = 0.0
+    return tuple(a.astype(dtype) for a in (x, g, lo, hi))
+
+
+def _pairs(rng, dtype, n=N, k=5, slots=7):
+    A = rng.uniform(0.5, 3.0, n)
+    S = rng.standard_normal((slots, n)).astype(dtype)
+    Y = (S * A + 0.1 * rng.standard_normal((slots, n))).astype(dtype)
+    rows = np.array([(3 + j) % slots for j in range(k)])
+    return S, Y, rows
+
+
+def _middle(S, Y, rows, theta):
+    """M of the compact form for the pairs (float64), as CompactMemory builds it."""
+    Sd, Yd = S[rows].astype(np.float64), Y[rows].astype(np.float64)
+    SY = Sd @ Yd.T
+    k = rows.size
+    Minv = np.zeros((2 * k, 2 * k))
+    Minv[:k, :k] = -np.diag(np.diag(SY))
+    Minv[k:, :k] = np.tril(SY, -1)
+    Minv[:k, k:] = np.tril(SY, -1).T
+    Minv[k:, k:] = theta * Sd @ Sd.T
+    return np.linalg.inv(Minv)
+
+
+def test_bounds_step_matches_numpy(dtype, rng):
+    x, d, lo, hi = _box(rng, dtype)
+    keep = snapshot([x, d, lo, hi])
+    for alpha in (0.0, 0.7, 3.0):
+        got = _kernels.bounds_step(x, alpha, d, lo, hi)
+        np.testing.assert_array_equal(got, ref.bounds_step(x, alpha, d, lo, hi))
+    np.testing.assert_array_equal(_kernels.bounds_step(x, 1.0, None, lo, hi),
+                                  np.clip(x, lo, hi))
+    assert snapshot([x, d, lo, hi]) == keep
+    y = x.copy()
+    assert _kernels.bounds_step(y, 2.0, d, lo, hi, out=y) is y
+    np.testing.assert_array_equal(y, ref.bounds_step(x, 2.0, d, lo, hi))
+    x[3] = np.nan
+    assert np.isnan(_kernels.bounds_step(x, 0.0, None, lo, hi)[3])
+
+
+def test_projgrad_norm_matches_scipy_rule(dtype, rng):
+    x, g, lo, hi = _box(rng, dtype)
+    got = _kernels.bounds_projgrad_norm(x, g, lo, hi)
+    assert got == ref.bounds_projgrad_norm(x, g, lo, hi)
+    # unbounded: the gradient's max-norm
+    inf = np.full_like(x, np.inf)
+    assert _kernels.bounds_projgrad_norm(x, g, -inf, inf) == float(np.max(np.abs(g)))
+    g[17] = np.nan
+    assert np.isnan(_kernels.bounds_projgrad_norm(x, g, lo, hi))
+    assert _kernels.bounds_projgrad_norm(x[:0], g[:0], lo[:0], hi[:0]) == 0.0
+
+
+def test_max_step_and_direction_match_numpy(dtype, rng):
+    x, d, lo, hi = _box(rng, dtype)
+    inside = np.isfinite(lo) & np.isfinite(hi) & (hi > lo)
+    assert _kernels.bounds_max_step(x, d, lo, hi) == ref.bounds_max_step(x, d, lo, hi)
+    free_x = x.copy()
+    free_x[~inside] = 0
+    step = _kernels.bounds_max_step(x[inside], d[inside], lo[inside], hi[inside])
+    assert step == ref.bounds_max_step(x[inside], d[inside], lo[inside], hi[inside])
+    inf = np.full_like(x, np.inf)
+    assert _kernels.bounds_max_step(x, d, -inf, inf) == np.inf
+    z = (x + d).astype(dtype)
+    g = d[::-1].copy()
+    dk, s, gd, dd = _kernels.lbfgsb_direction(x, z, g, lo, hi)
+    dr, sr, gdr, ddr = ref.lbfgsb_direction(x, z, g, lo, hi)
+    np.testing.assert_array_equal(dk, dr)
+    assert s == sr
+    assert gd == pytest.approx(gdr, rel=1e-12) and dd == pytest.approx(ddr, rel=1e-12)
+    zz = z.copy()
+    assert _kernels.lbfgsb_direction(x, zz, g, lo, hi, out=zz)[0] is zz
+    np.testing.assert_array_equal(zz, dr)
+
+
+@pytest.mark.parametrize("k", [0, 1, 5])
+@pytest.mark.parametrize("scale", [0.05, 1.0, 30.0])
+def test_cauchy_matches_numpy(dtype, rng, k, scale):
+    """Scales of the gradient that pass no breakpoint, some, and (30) most of them."""
+    n = 20_011
+    x, g, lo, hi = _box(rng, dtype, n)
+    g = (g * dtype(scale)).astype(dtype)
+    S, Y, rows = _pairs(rng, dtype, n, k=k)
+    theta = 1.7
+    M = _middle(S, Y, rows, theta) if k else np.zeros((0, 0))
+    keep = snapshot([x, g, lo, hi, S, Y])
+    got = _kernels.lbfgsb_cauchy(x, g, lo, hi, S, Y, rows, theta, M)
+    exp = ref.lbfgsb_cauchy(x, g, lo, hi, S, Y, rows, theta, M)
+    assert snapshot([x, g, lo, hi, S, Y]) == keep
+    xcp, c, free, nfree, tsum, p = got
+    assert xcp.dtype == dtype and free.dtype == np.uint8
+    np.testing.assert_array_equal(free, exp[2])
+    assert nfree == exp[3] == int(free.sum())
+    assert tsum == pytest.approx(exp[4], rel=1e-9)
+    np.testing.assert_allclose(xcp, exp[0], rtol=RTOL[dtype], atol=1e-12)
+    np.testing.assert_allclose(c, exp[1], rtol=1e-7, atol=1e-9 * max(1, np.abs(exp[1]).max(initial=0)))
+    np.testing.assert_allclose(p, exp[5], rtol=1e-7, atol=1e-9 * max(1, np.abs(exp[5]).max(initial=0)))
+    assert np.all((xcp >= lo) & (xcp <= hi))
+    # p is -W_F^T g over the free variables
+    fm = free.astype(bool)
+    if k:
+        W = np.concatenate([Y[rows].astype(np.float64), theta * S[rows].astype(np.float64)])
+        np.testing.assert_allclose(p, -W[:, fm] @ g[fm].astype(np.float64), rtol=1e-6,
+                                   atol=1e-8 * np.abs(p).max())
+
+
+@pytest.mark.parametrize("held", [False, True])
+def test_cauchy_with_precomputed_w_g(dtype, rng, held):
+    """Given (Y g, S g), the kernel skips its pass over the pairs when no variable is held
+    at a bound with a nonzero gradient, and must give what the pass gives."""
+    n = 20_011
+    x, g, lo, hi = _box(rng, dtype, n)
+    if not held:                       # x strictly inside: nothing is held
+        lo, hi = (x - 1).astype(dtype), (x + 1).astype(dtype)
+    S, Y, rows = _pairs(rng, dtype, n, k=4)
+    M = _middle(S, Y, rows, 1.3)
+    wg = np.concatenate([Y[rows].astype(np.float64) @ g.astype(np.float64),
+                         S[rows].astype(np.float64) @ g.astype(np.float64)])
+    a = _kernels.lbfgsb_cauchy(x, g, lo, hi, S, Y, rows, 1.3, M)
+    b = _kernels.lbfgsb_cauchy(x, g, lo, hi, S, Y, rows, 1.3, M, wg)
+    np.testing.assert_array_equal(a[2], b[2])
+    np.testing.assert_allclose(b[5], a[5], rtol=1e-9, atol=1e-9 * np.abs(a[5]).max())
+    np.testing.assert_allclose(b[0], a[0], rtol=RTOL[dtype])
+    if held:       # the pass is needed, so the given products are not used
+        bad = _kernels.lbfgsb_cauchy(x, g, lo, hi, S, Y, rows, 1.3, M, wg + 1e3)
+        np.testing.assert_array_equal(bad[5], a[5])
+
+
+def test_pair_dots_match_numpy(dtype, rng):
+    S, Y, rows = _pairs(rng, dtype, N, k=5)
+    r = int(rows[-1])
+    mask = (rng.random(N) < 0.4).astype(np.uint8)
+    g = rng.standard_normal(N).astype(dtype)
+    got = _kernels.lbfgsb_pair_dots(S, Y, rows, r, mask, g)
+    np.testing.assert_allclose(got, ref.lbfgsb_pair_dots(S, Y, rows, r, mask, g),
+                               rtol=1e-10, atol=1e-8)
+    bare = _kernels.lbfgsb_pair_dots(S, Y, rows, r)
+    np.testing.assert_array_equal(bare[:, :4], got[:, :4])
+    assert not bare[:, 4:].any()
+
+
+def test_cauchy_unconstrained_is_the_model_minimiser_along_minus_g():
+    n = 50
+    x = np.zeros(n)
+    g = np.linspace(-1, 1, n)
+    inf = np.full(n, np.inf)
+    S, Y, rows = _pairs(np.random.default_rng(0), np.float64, n, k=0)
+    xcp, c, free, nfree, tsum, p = _kernels.lbfgsb_cauchy(x, g, -inf, inf, S, Y, rows, 2.0,
+                                                           np.zeros((0, 0)))
+    # model theta/2 |d|^2 + g.d along d = -t g: minimum at t = 1/theta
+    assert tsum == 0.5 and nfree == n
+    np.testing.assert_allclose(xcp, -0.5 * g)
+
+
+def test_cauchy_all_variables_on_bounds():
+    x = np.array([0.5, 0.5])
+    g = np.array([10.0, -10.0])
+    lo, hi = np.zeros(2), np.ones(2)
+    S, Y, rows = _pairs(np.random.default_rng(1), np.float64, 2, k=0)
+    xcp, c, free, nfree, tsum, p = _kernels.lbfgsb_cauchy(x, g, lo, hi, S, Y, rows, 1.0,
+                                                           np.zeros((0, 0)))
+    np.testing.assert_array_equal(xcp, [0.0, 1.0])
+    assert nfree == 0 and list(free) == [0, 0]
+
+
+@pytest.mark.parametrize("frac", [0.0, 0.3, 1.0])
+def test_gram_update_matches_numpy(dtype, rng, frac):
+    S, Y, rows = _pairs(rng, dtype, N, k=4)
+    w = np.where(rng.random(N) < frac, 1, 0).astype(np.int8)
+    w[rng.random(N) < 0.1 * frac] = -1
+    G = _kernels.lbfgsb_gram_update(S, Y, rows, w)
+    U = np.concatenate([Y[rows], S[rows]]).astype(np.float64)
+    np.testing.assert_allclose(G, (U * w) @ U.T, rtol=1e-10, atol=1e-8)
+    free = (rng.random(N) < 0.5).astype(np.uint8)
+    for sel in (0, 1):
+        got = _kernels.lbfgsb_free_gram(S, Y, rows, free, sel)
+        exp = ref.lbfgsb_free_gram(S, Y, rows, free, sel)
+        for a, b in zip(got, exp):
+            np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-8)
+
+
+@pytest.mark.parametrize("case", ["inside", "projected", "backtrack"])
+def test_subspace_point_matches_numpy(dtype, rng, case):
+    n = 30_011
+    x, g, lo, hi = _box(rng, dtype, n)
+    S, Y, rows = _pairs(rng, dtype, n, k=3)
+    free = (rng.random(n) < 0.7).astype(np.uint8)
+    free[np.arange(n) % 5 == 4] = 0
+    xcp = x.copy()
+    a = np.array([0.01, -0.02, 0.005])
+    b = np.array([0.003, 0.01, -0.002])
+    cg = {"inside": -1e-6, "projected": -1.0, "backtrack": 1.0}[case]
+    if case == "inside":
+        a, b = a * 1e-6, b * 1e-6
+        lo, hi = (lo - 10).astype(dtype), (hi + 10).astype(dtype)
+        xcp = x = np.clip(x, lo, hi)
+    got = _kernels.lbfgsb_subspace_point(x, g, xcp, lo, hi, S, Y, rows, cg, a, b, free)
+    exp = ref.lbfgsb_subspace_point(x, g, xcp, lo, hi, S, Y, rows, cg, a, b, free)
+    np.testing.assert_array_equal(got, exp)
+    assert np.all((got >= lo) & (got <= hi))
+    np.testing.assert_array_equal(got[free == 0], xcp[free == 0])
+    all_free = _kernels.lbfgsb_subspace_point(x, g, xcp, lo, hi, S, Y, rows, cg, a, b, None)
+    np.testing.assert_array_equal(
+        all_free, ref.lbfgsb_subspace_point(x, g, xcp, lo, hi, S, Y, rows, cg, a, b, None))
+
+
+@pytest.mark.skipif(not _two_threads_possible(), reason="needs OpenMP and 2 threads")
+def test_one_and_two_threads_bitwise_identical(dtype, rng):
+    n = 3 * N
+    x, g, lo, hi = _box(rng, dtype, n)
+    g = (g * dtype(5.0)).astype(dtype)
+    S, Y, rows = _pairs(rng, dtype, n, k=4)
+    M = _middle(S, Y, rows, 1.3)
+    free = (rng.random(n) < 0.5).astype(np.uint8)
+    out = {}
+    for t in (1, 2):
+        with fastopt.threads(t):
+            r = [_kernels.bounds_step(x, 0.3, g, lo, hi).tobytes(),
+                 _kernels.bounds_projgrad_norm(x, g, lo, hi).hex(),
+                 _kernels.bounds_max_step(x, g, lo, hi).hex()]
+            assert _kernels.last_threads_used() == t
+            d, s, gd, dd = _kernels.lbfgsb_direction(x, lo + 0.5 * g, g, lo, hi)
+            r += [d.tobytes(), s.hex(), gd.hex(), dd.hex()]
+            xcp, c, fr, nf, ts, p = _kernels.lbfgsb_cauchy(x, g, lo, hi, S, Y, rows, 1.3, M)
+            r += [xcp.tobytes(), c.tobytes(), fr.tobytes(), nf, ts.hex(), p.tobytes()]
+            assert _kernels.last_threads_used() == t
+            r.append(_kernels.lbfgsb_gram_update(S, Y, rows, free.view(np.int8)).tobytes())
+            r.append(_kernels.lbfgsb_pair_dots(S, Y, rows, int(rows[-1]), free, g).tobytes())
+            for cg in (-0.5, 1.0):
+                r.append(_kernels.lbfgsb_subspace_point(x, g, xcp, lo, hi, S, Y, rows, cg,
+                                                        [0.1, 0.2, 0.3, 0.4],
+                                                        [0.0, -0.1, 0.1, 0.05],
+                                                        fr).tobytes())
+        out[t] = r
+    assert out[1] == out[2]
+
+
+def test_argument_errors_modify_nothing(rng):
+    x, g, lo, hi = _box(rng, np.float64, 100)
+    S, Y, rows = _pairs(rng, np.float64, 100, k=2)
+    keep = snapshot([x, g, lo, hi, S, Y])
+    with pytest.raises(TypeError, match="lower: expected dtype float64"):
+        _kernels.bounds_projgrad_norm(x, g, lo.astype(np.float32), hi)
+    with pytest.raises(ValueError, match="upper: expected 100 elements"):
+        _kernels.bounds_max_step(x, g, lo, hi[:50])
+    with pytest.raises(ValueError, match="out: overlaps d"):
+        _kernels.bounds_step(x, 1.0, g, lo, hi, out=g)
+    with pytest.raises(ValueError, match="theta: expected a positive"):
+        _kernels.lbfgsb_cauchy(x, g, lo, hi, S, Y, rows, 0.0, np.eye(4))
+    with pytest.raises(ValueError, match="M: expected a float64 array of shape"):
+        _kernels.lbfgsb_cauchy(x, g, lo, hi, S, Y, rows, 1.0, np.eye(3))
+    with pytest.raises(ValueError, match="rows: expected indices"):
+        _kernels.lbfgsb_cauchy(x, g, lo, hi, S, Y, [0, 9], 1.0, np.eye(4))
+    with pytest.raises(TypeError, match="free: expected a uint8 array"):
+        _kernels.lbfgsb_subspace_point(x, g, x, lo, hi, S, Y, rows, 1.0, [0, 0], [0, 0],
+                                       np.ones(100, dtype=bool))
+    with pytest.raises(TypeError, match="weight: expected a int8 array"):
+        _kernels.lbfgsb_gram_update(S, Y, rows, np.ones(100))
+    with pytest.raises(ValueError, match="a: expected a float64 array of shape"):
+        _kernels.lbfgsb_subspace_point(x, g, x, lo, hi, S, Y, rows, 1.0, [0, 0, 0], [0, 0],
+                                       None)
+    assert snapshot([x, g, lo, hi, S, Y]) == keep
