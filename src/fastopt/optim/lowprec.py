@@ -61,10 +61,6 @@ class LowPrecision:
     def step(self, opt: Optimizer, grads: Any, skip: bool) -> bool:
         """One update of `opt` (Optimizer.step's contract): allocate missing state, check
         everything, then run every unit; new state is committed once all ran."""
-        from fastopt.optim.optimizer import (
-            _TrackedDict,  # the base module imports this one
-        )
-
         if type(grads) is not list:
             grads = [grads] if isinstance(grads, np.ndarray) else list(grads)
         if skip is not False and skip is not True:
@@ -81,15 +77,7 @@ class LowPrecision:
         scalar_specs = {s.name: s for s in family.scalars}
         new: dict[int, dict[str, Any]] = {}
         calls = []
-        start = 0
-        for group, o, lr in zip(groups, options, lrs):
-            params = group["params"]
-            values = opt._group_values(group)   # scheduled options at this step
-            indices = [start + k for k in range(len(params)) if grads[start + k] is not None]
-            sub = [params[i - start] for i in indices]
-            start += len(params)
-            if not indices:
-                continue
+        for group, o, lr, values, indices, sub in opt._groups_with_grads(grads, options, lrs):
             created = [False] * len(indices)
 
             def allocate(k: int, name: str, p: np.ndarray, values: dict[str, Any] = values,
@@ -114,17 +102,7 @@ class LowPrecision:
             return False
         for call in calls:
             call.run()
-        state = opt._state
-        for i, entries in new.items():
-            slot = state.get(i)
-            if slot is None:
-                dict.__setitem__(state, i, _TrackedDict(opt._version, entries))
-            else:
-                dict.update(slot, entries)
-        if new:
-            opt._version.n += 1
-        for group in groups:
-            group["step"] += 1
+        opt._commit_step(new)
         return True
 
     def _prepare(self, unit: tuple, grads: list, update: int, nonneg: int) -> list:

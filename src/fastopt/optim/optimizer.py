@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import textwrap
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -436,19 +436,10 @@ class Optimizer:
         if len(grads) != total:
             raise ValueError(f"grads: expected {total} gradients (one per parameter), "
                              f"got {len(grads)}")
-        state = self._state
         scalar_specs = {s.name: s for s in self.family.scalars}
         new: dict[int, dict[str, Any]] = {}
         units: list[Unit] = []
-        start = 0
-        for group, o, lr in zip(self.param_groups, options, lrs):
-            params = group["params"]
-            values = self._group_values(group)
-            indices = [start + k for k in range(len(params)) if grads[start + k] is not None]
-            sub = [params[i - start] for i in indices]
-            start += len(params)
-            if not indices:
-                continue
+        for _group, o, lr, values, indices, sub in self._groups_with_grads(grads, options, lrs):
             created = [False] * len(indices)
 
             def allocate(k: int, name: str, p: np.ndarray, values: dict[str, Any] = values,
@@ -483,17 +474,36 @@ class Optimizer:
                 plan.advance()
             finally:
                 plan.release()
-            for i, entries in new.items():
-                slot = state.get(i)
-                if slot is None:
-                    dict.__setitem__(state, i, _TrackedDict(self._version, entries))
-                else:
-                    dict.update(slot, entries)
-            if new:
-                self._version.n += 1
+        self._commit_step(new)
+        return True
+
+    def _commit_step(self, new: dict[int, dict[str, Any]]) -> None:
+        """After a successful update: store the state entries it allocated (`new`, by
+        parameter position) and count the step in every group."""
+        state = self._state
+        for i, entries in new.items():
+            slot = state.get(i)
+            if slot is None:
+                dict.__setitem__(state, i, _TrackedDict(self._version, entries))
+            else:
+                dict.update(slot, entries)
+        if new:
+            self._version.n += 1
         for group in self.param_groups:
             group["step"] += 1
-        return True
+
+    def _groups_with_grads(self, grads: list, options: list, lrs: list) -> Iterator[tuple]:
+        """(group, options, lr, values, indices, params) for each group where some parameter
+        has a gradient: `values` its options at this step, `indices` the positions of those
+        parameters in the flattened list, `params` the parameters."""
+        start = 0
+        for group, o, lr in zip(self.param_groups, options, lrs):
+            params = group["params"]
+            indices = [start + k for k in range(len(params)) if grads[start + k] is not None]
+            if indices:
+                yield (group, o, lr, self._group_values(group), indices,
+                       [params[i - start] for i in indices])
+            start += len(params)
 
     def rebind(self, params: Iterable[np.ndarray]) -> None:
         """Step other arrays from now on, keeping the state (moments, step counts).
