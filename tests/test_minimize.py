@@ -685,3 +685,29 @@ def test_first_order_bad_option_names_method():
     _optim_class("SGD")
     with pytest.raises(TypeError, match="options for method 'sgd'"):
         minimize(rosen, np.zeros(2), jac=rosen_der, method="sgd", options={"bogus": 1})
+
+
+# ------------------------------------------------------------------ scale invariance
+@pytest.mark.parametrize("method", QN)
+def test_scaled_objective_takes_the_same_iterations(method):
+    # c * f for any constant c: the step cap is relative to the first trial step and the
+    # curvature guard compares s'y with s'g (both scale with c), so the iterates are the
+    # same up to rounding. A fixed cap of 1e10 on the step multiplier clipped the first
+    # step 1/||g|| below ||g|| = 1e-10 (scale 1e-12: one iteration, "unbounded"; 1e-30: no
+    # progress), and the guard s'y > eps y'y dropped every pair above c ~ 1e16.
+    d = np.array([1.0, 10.0, 100.0, 3.0, 30.0])
+
+    def scaled(c):
+        def fg(x):
+            r = x - 1.0
+            return c * 0.5 * float(d @ r ** 2), c * d * r
+        return fg
+    runs = {}
+    for e in range(-50, 51, 5):
+        c = 10.0 ** e
+        res = minimize(scaled(c), np.zeros(5), jac=True, method=method,
+                       options={"gtol": 1e-8 * c})
+        assert res.success and res.reason == "gtol", (e, res.message)
+        np.testing.assert_allclose(res.x, 1.0, atol=1e-7)
+        runs[e] = (res.nit, res.nfev)
+    assert len(set(runs.values())) == 1, runs

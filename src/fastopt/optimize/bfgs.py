@@ -16,8 +16,8 @@ current; :meth:`BfgsMemory.dense` returns the full symmetric matrix.
 
 Before the first update :math:`H_0 = I` is rescaled to :math:`\gamma I`,
 :math:`\gamma = s^T y / y^T y` (Nocedal & Wright, eq. 6.20), unless the user gave
-``hess_inv0`` or a warm start.  Pairs with :math:`s^T y \le \varepsilon y^T y` are
-skipped (curvature guard).
+``hess_inv0`` or a warm start.  Pairs failing the curvature guard of
+:func:`~fastopt.optimize.lbfgs.curvature_ok` are skipped.
 
 ``H`` is stored in float64 also for float32 problems (its accumulated updates
 are what makes the steps good); the BLAS calls are scipy's
@@ -29,6 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._vector import dot
+from .lbfgs import curvature_ok
 
 __all__ = ["BfgsMemory"]
 
@@ -84,11 +85,12 @@ class BfgsMemory:
         np.negative(d, out=d)
         return d
 
-    def update(self, s: np.ndarray, y: np.ndarray) -> bool:
-        """BFGS update with the pair ``(s, y)``; returns whether it was applied."""
+    def update(self, s: np.ndarray, y: np.ndarray, slope: float | None = None) -> bool:
+        """BFGS update with the pair ``(s, y)``; returns whether it was applied.
+        ``slope``: :math:`s^T g_{old}`, the curvature guard's scale."""
         sy = dot(s, y)
         yy = dot(y, y)
-        if not (sy > self.eps * yy) or not np.isfinite(sy) or not np.isfinite(yy):
+        if not curvature_ok(sy, yy, slope, self.eps):
             return False
         s64 = np.asarray(s, dtype=np.float64)
         y64 = np.asarray(y, dtype=np.float64)
@@ -105,10 +107,10 @@ class BfgsMemory:
         self.count += 1
         return True
 
-    def update_from(self, x_new, x_old, g_new, g_old) -> bool:
+    def update_from(self, x_new, x_old, g_new, g_old, slope: float | None = None) -> bool:
         """:meth:`update` with ``s = x_new - x_old``, ``y = g_new - g_old``."""
         return self.update(np.subtract(x_new, x_old, dtype=np.float64),
-                           np.subtract(g_new, g_old, dtype=np.float64))
+                           np.subtract(g_new, g_old, dtype=np.float64), slope)
 
     def dense(self) -> np.ndarray:
         """The full symmetric :math:`H` (a new C-ordered float64 array)."""
