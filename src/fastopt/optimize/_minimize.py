@@ -22,6 +22,7 @@ from ._options import (
     warn_unknown,
 )
 from ._quasi_newton import run_quasi_newton
+from ._scipy import optimize_warning
 from .bfgs import BfgsMemory
 from .first_order import FIRST_ORDER_METHODS, run_first_order
 from .lbfgs import LbfgsMemory
@@ -151,7 +152,10 @@ def minimize(fun: Callable[..., Any], x0: ArrayLike, args: tuple | Any = (),
         shape (a 0-d ``x0`` becomes shape ``(1,)``, as in scipy).
     args : tuple
         Extra arguments of ``fun`` and ``jac`` (a non-tuple is wrapped).
-    method : str or None
+    method : str, callable or None
+        A callable is scipy's custom minimizer, called as
+        ``method(fun, x0, args=..., jac=..., hess=..., hessp=..., bounds=...,
+        constraints=..., callback=..., **options)``.
         ``None`` (default) chooses as scipy: ``"BFGS"`` without bounds,
         ``"L-BFGS-B"`` with them.  ``"L-BFGS-B"`` without bounds runs fastopt's
         L-BFGS with L-BFGS-B's defaults (``ftol`` = 2.2e-9, scipy's
@@ -214,7 +218,8 @@ def minimize(fun: Callable[..., Any], x0: ArrayLike, args: tuple | Any = (),
           ``eps`` = 1.49e-8].
         * ``return_all`` [False]: ``res.allvecs`` lists every iterate, ``x0``
           first.
-        * ``disp`` [False]: print the final message; ``iprint`` (scipy's
+        * ``disp`` [False]: print the final message (a failed run warns it as
+          ``OptimizeWarning``, as scipy); ``iprint`` (scipy's
           L-BFGS-B verbosity) and ``workers`` (scipy's parallel finite
           differences) are accepted and not used.
 
@@ -270,6 +275,10 @@ def minimize(fun: Callable[..., Any], x0: ArrayLike, args: tuple | Any = (),
     (0, True)
     """
     check_callable(fun, "fun")
+    if callable(method):
+        # scipy's custom minimizer: called with everything, unchecked (as scipy does)
+        return method(fun, x0, args=args, jac=jac, hess=hess, hessp=hessp, bounds=bounds,
+                      constraints=constraints, callback=callback, **check_options(options))
     kind, key = _choose_method(method, bounds, constraints)
     name = kind if method is None else method      # as scipy's warnings show it
     if hess is not None:
@@ -404,7 +413,14 @@ def _load_lbfgs_warm_start(memory: LbfgsMemory, warm) -> None:
 
 
 def _disp(flag, res):
-    if flag:
-        print(f"{res.message}\n         Current function value: {res.fun:.6g}\n"
-              f"         Iterations: {res.nit}\n         Function evaluations: {res.nfev}\n"
-              f"         Gradient evaluations: {res.njev}")
+    """``disp``: as scipy, a failed run warns (``OptimizeWarning``, the message) and a
+    successful one prints; both then print the counters."""
+    if not flag:
+        return
+    if res.success:
+        print(res.message)
+    else:
+        warnings.warn(res.message, optimize_warning(), stacklevel=3)
+    print(f"         Current function value: {res.fun:.6g}\n"
+          f"         Iterations: {res.nit}\n         Function evaluations: {res.nfev}\n"
+          f"         Gradient evaluations: {res.njev}")

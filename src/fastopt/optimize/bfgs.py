@@ -11,22 +11,29 @@ symmetric rank-2 update
 .. math::  H_+ = H + s w^T + w s^T, \qquad w = \tfrac{c}{2} s - \rho v,
 
 one ``symv`` and one ``syr2`` (:math:`O(n^2)`, no :math:`O(n^3)` products as in
-scipy's BFGS).  Only the upper triangle of the Fortran-ordered ``H`` is kept
-current; :meth:`BfgsMemory.dense` returns the full symmetric matrix.
+scipy's BFGS), both fastopt's own C kernels (:func:`fastopt._kernels.symv`,
+:func:`fastopt._kernels.syr2`) on the whole C-ordered matrix: sums in float64 over
+fixed blocks in a fixed order, so the iterates are the same bits for any thread count,
+CPU and BLAS (scipy's bundled ``dsymv``/``dsyr2`` differ per CPU kernel in the last
+bits, and on a badly scaled problem that decided convergence).
 
 Before the first update :math:`H_0 = I` is rescaled to :math:`\gamma I`,
 :math:`\gamma = s^T y / y^T y` (Nocedal & Wright, eq. 6.20), unless the user gave
 ``hess_inv0`` or a warm start.  Pairs failing the curvature guard of
 :func:`~fastopt.optimize.lbfgs.curvature_ok` are skipped.
 
+If :math:`H` has lost positive definiteness to rounding (:math:`y^T H y \le 0`, or
+not finite), the update restarts from :math:`\gamma I` with this pair instead
+(``restarts`` counts it).
+
 ``H`` is stored in float64 also for float32 problems (its accumulated updates
-are what makes the steps good); the BLAS calls are scipy's
-(:mod:`scipy.linalg.blas`, ``dsymv``/``dsyr2``), reached from Python and imported
-when a BFGS run starts.
+are what makes the steps good).
 """
 from __future__ import annotations
 
 import numpy as np
+
+from fastopt import _kernels
 
 from ._vector import dot
 from .lbfgs import curvature_ok
@@ -52,10 +59,12 @@ class BfgsMemory:
         self.dtype = np.dtype(dtype)
         self.eps = float(np.finfo(self.dtype).eps)
         self.user_H0 = H0 is not None
-        self.H0 = None if H0 is None else np.array(H0, dtype=np.float64, order="F", copy=True)
-        self.H = np.empty((n, n), dtype=np.float64, order="F")
-        from scipy.linalg.blas import dsymv, dsyr2
-        self._symv, self._syr2 = dsymv, dsyr2
+        # exactly symmetric (the kernels keep it so; a user's H0 may be off in the last bits)
+        self.H0 = None if H0 is None else 0.5 * (np.asarray(H0, dtype=np.float64)
+                                                  + np.asarray(H0, dtype=np.float64).T)
+        self.H = np.empty((n, n), dtype=np.float64)
+        self._v = np.empty(n, dtype=np.float64)      # H y of the update
+        self.restarts = 0
         self.reset()
 
     def reset(self, identity: bool = False) -> None:
@@ -75,10 +84,11 @@ class BfgsMemory:
         return self.count == 0 and not self.from_user
 
     def apply(self, g: np.ndarray) -> np.ndarray:
-        """:math:`H g` (upper triangle of ``H`` read by ``dsymv``)."""
+        """:math:`H g` (:func:`fastopt._kernels.symv`)."""
         if self.pristine:
             return np.array(g, dtype=self.dtype, copy=True)
-        return self._symv(1.0, self.H, np.asarray(g, dtype=np.float64)).astype(self.dtype, copy=False)
+        return _kernels.symv(self.H, np.asarray(g, dtype=np.float64)).astype(self.dtype,
+                                                                             copy=False)
 
     def direction(self, g: np.ndarray) -> np.ndarray:
         d = self.apply(g)
@@ -95,17 +105,26 @@ class BfgsMemory:
         s64 = np.asarray(s, dtype=np.float64)
         y64 = np.asarray(y, dtype=np.float64)
         if self.pristine:
-            gamma = sy / yy
-            self.H *= gamma          # diagonal only is non-zero
-            self.pristine = False
+            self._scaled_identity(sy / yy)
+        v = _kernels.symv(self.H, y64, out=self._v)
+        yHy = dot(y64, v)
+        if not (yHy > 0.0 and np.isfinite(yHy)):
+            # H is no longer positive definite (rounding): start again from gamma I
+            self.restarts += 1
+            self._scaled_identity(sy / yy)
+            v = _kernels.symv(self.H, y64, out=self._v)
+            yHy = dot(y64, v)
         rho = 1.0 / sy
-        v = self._symv(1.0, self.H, y64)
-        c = rho + rho * rho * float(np.dot(y64, v))
+        c = rho + rho * rho * yHy
         w = (0.5 * c) * s64 - rho * v
-        # H <- H + s w' + w s'   (upper triangle, in place)
-        self.H = self._syr2(1.0, s64, w, a=self.H, overwrite_a=1)
+        _kernels.syr2(1.0, s64, w, self.H)      # H <- H + s w' + w s'
         self.count += 1
         return True
+
+    def _scaled_identity(self, gamma: float) -> None:
+        self.H[...] = 0.0
+        np.fill_diagonal(self.H, gamma)
+        self.pristine = False
 
     def update_from(self, x_new, x_old, g_new, g_old, slope: float | None = None) -> bool:
         """:meth:`update` with ``s = x_new - x_old``, ``y = g_new - g_old``."""
@@ -114,5 +133,4 @@ class BfgsMemory:
 
     def dense(self) -> np.ndarray:
         """The full symmetric :math:`H` (a new C-ordered float64 array)."""
-        U = np.triu(self.H)
-        return U + np.triu(self.H, 1).T
+        return self.H.copy()
