@@ -96,17 +96,19 @@ def test_validation_leaves_arrays_untouched(rng):
     before = H.copy()
     v = np.ones(4)
     cases = [
-        (lambda: _kernels.symv(H.astype(np.float32), v), TypeError, "H: expected dtype"),
-        (lambda: _kernels.symv(H[:3], v), ValueError, "H: expected shape \\(4, 4\\)"),
+        (lambda: _kernels.symv(H.astype(np.float32), v), TypeError,
+         "v: expected dtype float32 \\(the dtype of H\\)"),
+        (lambda: _kernels.symv(H[:3], v), ValueError, "H: expected a square"),
+        (lambda: _kernels.symv(H.astype(np.int64), v), TypeError, "H: expected a float32"),
         (lambda: _kernels.symv(np.asfortranarray(H + 0 * H.T[::-1]), v), ValueError,
          "C-contiguous"),
         (lambda: _kernels.symv(H, v, out=H[0]), ValueError, "out: shares memory"),
-        (lambda: _kernels.symv(H, np.ones(5)), ValueError, "H: expected shape"),
+        (lambda: _kernels.symv(H, np.ones(5)), ValueError, "v: expected 4 elements"),
         (lambda: _kernels.syr2(np.nan, v, v, H), ValueError, "a: expected a real number"),
         (lambda: _kernels.syr2(1.0, H[0], v, H), ValueError, "H: shares memory"),
         (lambda: _kernels.syr2(1.0, v, np.ones(3), H), ValueError, "y: expected 4 elements"),
         (lambda: _kernels.syr2(1.0, v, v, H.astype(np.float32)), TypeError,
-         "H: expected dtype"),
+         "x: expected dtype float32"),
     ]
     ro = H.copy()
     ro.setflags(write=False)

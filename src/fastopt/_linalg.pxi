@@ -457,21 +457,35 @@ def lbfgs_vf_direction(p, S, Y, rows, rho, SY, YY, Sp, Yp, gamma, out=None, nega
 
 
 # cimportable nogil entry points (declared in _kernels.pxd); nthreads <= 0: current setting
-cdef cnp.ndarray _square(object H, str name, cnp.ndarray ref, bint writeable):
-    """The (n, n) matrix of symv/syr2: dtype of the vector `ref`, C-contiguous, aligned,
-    native (writeable when it is written)."""
-    cdef int64_t n = cnp.PyArray_SIZE(ref)
+cdef cnp.ndarray _square(object H, str name, bint writeable):
+    """The (n, n) matrix of symv/syr2: float32/float64, C-contiguous, aligned, native
+    (writeable when it is written)."""
     if not isinstance(H, np.ndarray):
         raise TypeError(f"{name}: expected a numpy array, got {type(H).__name__}")
-    if H.dtype != ref.dtype:
-        raise TypeError(f"{name}: expected dtype {ref.dtype}, got {H.dtype}")
-    if H.ndim != 2 or H.shape[0] != n or H.shape[1] != n:
-        raise ValueError(f"{name}: expected shape ({n}, {n}), got {H.shape}")
+    if H.dtype != np.float32 and H.dtype != np.float64:
+        raise TypeError(f"{name}: expected a float32 or float64 array, got dtype {H.dtype}")
+    if H.ndim != 2 or H.shape[0] != H.shape[1]:
+        raise ValueError(f"{name}: expected a square (n, n) array, got shape {H.shape}")
     if not (H.flags.c_contiguous and H.flags.aligned and H.dtype.isnative):
         raise ValueError(f"{name}: expected a C-contiguous, aligned, native-order array")
     if writeable and not H.flags.writeable:
         raise ValueError(f"{name}: expected a writeable array, got a read-only one")
     return <cnp.ndarray>H
+
+
+cdef cnp.ndarray _side_vector(object v, str name, cnp.ndarray H):
+    """A vector of symv/syr2: dtype of `H`, H.shape[0] elements, contiguous (copied)."""
+    if not isinstance(v, np.ndarray):
+        raise TypeError(f"{name}: expected a numpy array, got {type(v).__name__}")
+    cdef cnp.ndarray va = <cnp.ndarray>v
+    if cnp.PyArray_TYPE(va) != cnp.PyArray_TYPE(H):
+        raise TypeError(f"{name}: expected dtype {H.dtype} (the dtype of H), got {va.dtype}")
+    if cnp.PyArray_SIZE(va) != H.shape[0]:
+        raise ValueError(f"{name}: expected {H.shape[0]} elements (the order of H), got "
+                         f"{cnp.PyArray_SIZE(va)} (shape {(<object>va).shape})")
+    if _needs_copy(va):
+        va = <cnp.ndarray>_contiguous_copy(va)
+    return va
 
 
 def symv(H, v, out=None):
@@ -504,8 +518,8 @@ def symv(H, v, out=None):
     array([3., 4.])
     """
     global _last_threads_used
-    cdef cnp.ndarray va = _vec_in(v, "v", None)
-    cdef cnp.ndarray Ha = _square(H, "H", va, False)
+    cdef cnp.ndarray Ha = _square(H, "H", False)
+    cdef cnp.ndarray va = _side_vector(v, "v", Ha)
     cdef int64_t n = cnp.PyArray_SIZE(va)
     cdef cnp.ndarray oa
     if out is None:
@@ -560,9 +574,9 @@ def syr2(a, x, y, H):
     """
     global _last_threads_used
     cdef double av = check_real(a, "a")
-    cdef cnp.ndarray xa = _vec_in(x, "x", None)
-    cdef cnp.ndarray ya = _vec_in(y, "y", xa)
-    cdef cnp.ndarray Ha = _square(H, "H", xa, True)
+    cdef cnp.ndarray Ha = _square(H, "H", True)
+    cdef cnp.ndarray xa = _side_vector(x, "x", Ha)
+    cdef cnp.ndarray ya = _side_vector(y, "y", Ha)
     if _overlap(Ha, xa) or _overlap(Ha, ya):
         raise ValueError("H: shares memory with x or y")
     cdef int64_t n = cnp.PyArray_SIZE(xa)
