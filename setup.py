@@ -108,7 +108,7 @@ def _probe_openmp(compiler, cflags, lflags):
 def openmp_flags(compiler):
     """(compile flags, link flags) that give this compiler OpenMP, or None (serial build)."""
     if _flag_on("FASTOPT_NO_OPENMP"):
-        warnings.warn("fastopt: FASTOPT_NO_OPENMP is set; building serial kernels")
+        warnings.warn("fastopt: FASTOPT_NO_OPENMP is set; building serial kernels", stacklevel=1)
         return None
     if compiler.compiler_type == "msvc":
         candidates = [(["/openmp"], [])]   # vcomp: the objects name it for the linker
@@ -123,7 +123,7 @@ def openmp_flags(compiler):
         raise RuntimeError("fastopt: FASTOPT_FAIL_NO_OPENMP is set but the compiler cannot "
                            "build and run an OpenMP program")
     warnings.warn("fastopt: the compiler cannot build OpenMP programs; "
-                  "building WITHOUT OpenMP (serial kernels)")
+                  "building WITHOUT OpenMP (serial kernels)", stacklevel=1)
     return None
 
 

@@ -9,8 +9,16 @@ baseline (libc memcpy, non-temporal stores for large arrays).
 
 import numpy as np
 
-from .common import (FLAT_SIZES, DTYPES, THREADS, Benchmark, elements, minimal_bytes,
-                     per_call_seconds, set_threads)
+from .common import (
+    DTYPES,
+    FLAT_SIZES,
+    THREADS,
+    Benchmark,
+    elements,
+    minimal_bytes,
+    per_call_seconds,
+    set_threads,
+)
 
 
 class Stream(Benchmark):

@@ -158,7 +158,7 @@ class FamilyKernel:
         try:
             from fastopt.optim.families import FAMILIES
         except ImportError:
-            raise NotImplementedError("no table of families in this commit")
+            raise NotImplementedError("no table of families in this commit") from None
         if family not in FAMILIES:
             raise NotImplementedError(f"no {family} family in this commit")
         import fastopt
@@ -247,7 +247,7 @@ class TorchReference:
         try:
             import torch
         except ImportError:
-            raise NotImplementedError("torch is not installed")
+            raise NotImplementedError("torch is not installed") from None
         set_threads(threads)
         torch.set_num_threads(threads)
         options, _ = OPTIONS[optimizer]
@@ -279,9 +279,10 @@ class DeepSpeedReference:
     def setup(self, optimizer, size, dtype, threads):
         try:
             import torch
+
             from fastopt.bench import deepspeed_cpu_adam
         except ImportError as exc:
-            raise NotImplementedError(f"needs torch and a fastopt with the column ({exc})")
+            raise NotImplementedError(f"needs torch and a fastopt with the column ({exc})") from exc
         cls, note = deepspeed_cpu_adam("auto", torch)
         if cls is None:
             raise NotImplementedError(note)

@@ -8,8 +8,15 @@ off for every size.
 
 import numpy as np
 
-from .common import (Benchmark, elements, make_arrays, minimal_bytes, per_call_seconds,
-                     set_threads, single_or_list)
+from .common import (
+    Benchmark,
+    elements,
+    make_arrays,
+    minimal_bytes,
+    per_call_seconds,
+    set_threads,
+    single_or_list,
+)
 
 LR, MOMENTUM = 1e-2, 0.9
 

@@ -5,7 +5,7 @@
     mpirun -n 2 python benchmarks/distributed_scaling.py --what lbfgs --n 1e7 --iterations 10
 
 L-BFGS (``fastopt.distributed.minimize``) runs a fixed number of iterations (gtol = 0) on the
-coupled problem of tests/sharded_problem.py, split evenly between the ranks, and the same
+coupled problem of tests/support/fastopt_testing/sharded_problem.py, split evenly between the ranks, and the same
 problem whole on rank 0 alone (MPI.COMM_SELF, the other ranks waiting), the two
 interleaved, ``--repeats`` times each; printed: the median seconds per iteration, split into
 the objective (``fun``, with its own Allreduce), the solver's reductions (including the wait
@@ -34,7 +34,7 @@ if __name__ == "__main__":
     # the objective from tests/ (asv imports this module too: then nothing of this runs)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    sys.path[:0] = [os.path.join(ROOT, "src"), os.path.join(ROOT, "tests")]
+    sys.path[:0] = [os.path.join(ROOT, "src"), os.path.join(ROOT, "tests", "support")]
 
 import numpy as np  # noqa: E402
 
@@ -79,7 +79,7 @@ def lbfgs_once(comm, a, t, x0, n, iterations, m):
     """One run: per iteration once the memory is full (the first m + 1 iterations write
     fresh pages of the memory, which this VM makes slow), the median seconds in total, in
     fun and in the solver's reductions; and nit, f, nfev."""
-    from sharded_problem import split     # tests/sharded_problem.py
+    from fastopt_testing.sharded_problem import split
     fun_clock, red_clock = Clock(), Clock()
     timed_space(red_clock)
     fun = fun_clock.wrap(split(comm, a, t, n))
@@ -97,7 +97,8 @@ def lbfgs_once(comm, a, t, x0, n, iterations, m):
 
 def bench_lbfgs(comm, n, iterations, m, repeats):
     from mpi4py import MPI
-    from sharded_problem import data, start
+
+    from fastopt_testing.sharded_problem import data, start
     rank, size = comm.Get_rank(), comm.Get_size()
     lo, hi = rank * n // size, (rank + 1) * n // size
     a_full, t_full = data(n)

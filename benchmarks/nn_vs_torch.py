@@ -38,7 +38,6 @@ except ImportError:  # run from a source checkout with an in-place build
     import fastopt
 from fastopt import nn
 
-
 CLOCK = time.perf_counter
 
 

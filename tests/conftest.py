@@ -20,11 +20,6 @@ def dtype(request):
     return request.param
 
 
-def snapshot(arrays):
-    """Byte copies of arrays, to prove a raising call modified nothing."""
-    return [a.tobytes() for a in arrays]
-
-
 @pytest.fixture(autouse=True)
 def _restore_threads():
     before = fastopt._kernels._get_user_threads()

@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 
 import fastopt
 from fastopt import _kernels
-from fuzz_harness import cached, fuzz_settings, native_copy, valid_calls
-from fuzz_specs import KERNELS, OPTIMIZERS
+from fastopt_testing.fuzz_harness import cached, fuzz_settings, native_copy, valid_calls
+from fastopt_testing.fuzz_specs import KERNELS, OPTIMIZERS
 
 OPENMP = _kernels.build_info()["openmp"]
 OPTIMIZER = {s.name: s for s in OPTIMIZERS}

@@ -29,9 +29,22 @@ def _doctests():
             yield pytest.param(None, id=name, marks=pytest.mark.skip(
                 reason=f"{name} imports {error.name}, which is not installed"))
             continue
-        for test in finder.find(module):
+        for test in finder.find(module) + _compiled_doctests(module):
             if test.examples:
                 yield pytest.param(test, id=test.name)
+
+
+def _compiled_doctests(module):
+    """Doctests of the module's own Cython functions, which DocTestFinder passes over (they
+    are neither Python functions nor builtins to it)."""
+    parser = doctest.DocTestParser()
+    tests = []
+    for name, obj in sorted(vars(module).items()):
+        if (type(obj).__name__.endswith("cython_function_or_method")
+                and getattr(obj, "__module__", None) == module.__name__ and obj.__doc__):
+            tests.append(parser.get_doctest(obj.__doc__, {}, f"{module.__name__}.{name}",
+                                            None, 0))
+    return tests
 
 
 DOCTESTS = list(_doctests())

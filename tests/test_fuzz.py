@@ -16,16 +16,16 @@ from hypothesis import strategies as st
 
 import fastopt
 from fastopt import _kernels
-from fuzz_harness import (
+from fastopt_testing.fuzz_harness import (
     LAYOUTS,
     NAN,
     Snapshot,
     _assert_close,
     _written_corruptions,
     assert_names,
-    cached,
     broken_array_calls,
     broken_hyper_calls,
+    cached,
     canonical,
     fuzz_settings,
     hyper_values,
@@ -36,7 +36,7 @@ from fuzz_harness import (
     state_bytes,
     valid_calls,
 )
-from fuzz_specs import KERNELS, OPTIMIZERS
+from fastopt_testing.fuzz_specs import KERNELS, OPTIMIZERS
 
 # Parametrized by name (hypothesis prints the arguments of a falsifying example; a name
 # is readable, a spec is not).

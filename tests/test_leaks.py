@@ -17,7 +17,7 @@ import pytest
 
 import fastopt
 from fastopt import _kernels
-from fuzz_specs import OPTIMIZERS
+from fastopt_testing.fuzz_specs import OPTIMIZERS
 
 pytestmark = pytest.mark.slow
 OPTIMIZER = {s.name: s for s in OPTIMIZERS}

@@ -9,7 +9,6 @@ import pytest
 import fastopt
 from fastopt import nn
 
-
 # -- a small central-difference gradient check ----------------------------------------------
 
 def numerical_grad(f, x, h=1e-5):

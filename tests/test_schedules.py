@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fastopt.schedules as S
-import torch_reference as R
+from fastopt_testing import torch_reference as R
 
 HSET = settings(max_examples=60, deadline=None)
 

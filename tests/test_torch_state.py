@@ -8,11 +8,11 @@ import copy
 
 import numpy as np
 import pytest
-import torch_reference as R
 
 import fastopt
 import fastopt.schedules as S
 from fastopt.torch_state import from_torch_state_dict, to_torch_state_dict
+from fastopt_testing import torch_reference as R
 
 
 def _torch_adamw_sd(step=500.0, **group):

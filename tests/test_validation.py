@@ -7,7 +7,6 @@ import pytest
 import fastopt as fo
 from fastopt import _validation as V
 
-
 # -- the rules -------------------------------------------------------------------------
 
 @pytest.mark.parametrize("value, expected", [

@@ -4,7 +4,7 @@
 
 Writes
 
-* tests/data/torch_optim.npz: for every case of tests/torch_reference.py's OPTIM_CASES that
+* tests/data/torch_optim.npz: for every case of tests/support/fastopt_testing/torch_reference.py's OPTIM_CASES that
   has a numpy counterpart, each variant (foreach=False, fused where torch has it) and dtype,
   torch.optim's params and state after 200 steps on the deterministic inputs;
 * tests/data/torch_schedules.npz: torch's learning rates for the EXACT and RECURSIVE
@@ -12,7 +12,7 @@ Writes
   best, num_bad_epochs and cooldown_counter over fixed metric sequences.
 
 The tests compare fastopt against these files in every run, and, when torch is installed,
-check that the installed torch still computes them (tests/test_optim_torch.py and
+check that the installed torch still computes them (tests/optim/test_torch_anchor.py and
 tests/test_schedules.py).
 """
 
@@ -29,7 +29,7 @@ sys.path.insert(0, os.path.join(ROOT, "src"))
 
 import torch  # noqa: E402
 
-import torch_reference as R  # noqa: E402
+from fastopt_testing import torch_reference as R  # noqa: E402
 
 
 def record_optim() -> dict[str, np.ndarray]:

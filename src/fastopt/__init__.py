@@ -6,11 +6,10 @@ boundary (``fastopt._kernels``). Arrays are updated in place; nothing is modifie
 call raises.
 """
 
-from fastopt._version import __version__
-
 # The OpenMP runtime's wait policy must be in the environment when fastopt._kernels loads
 # it (fastopt._wait_policy explains why); nothing above this line may import _kernels.
 from fastopt import _wait_policy
+from fastopt._version import __version__
 
 _wait_policy.before_load()
 try:
@@ -19,7 +18,6 @@ finally:
     _wait_policy.after_load()
 
 from fastopt import init, kernels, nn, schedules, train
-from fastopt.checkpoint import load_state, save_state
 from fastopt._config import (
     get_include,
     get_library_dir,
@@ -28,6 +26,7 @@ from fastopt._config import (
     show_config,
     threads,
 )
+from fastopt.checkpoint import load_state, save_state
 from fastopt.optim import (
     SGD,
     Adadelta,
@@ -39,11 +38,11 @@ from fastopt.optim import (
     Optimizer,
     RMSprop,
 )
-from fastopt.train import check_grad, clip_grad_norm
 
 # The function, as scipy.optimize.minimize; its modules live in fastopt.optimize
 # (`from fastopt.optimize.problems import ...`). Importing it does not import scipy.
 from fastopt.optimize import minimize  # noqa: E402
+from fastopt.train import check_grad, clip_grad_norm
 
 __all__ = [
     "__version__",

@@ -39,7 +39,17 @@ cdef int _last_threads_used = 0
 
 
 def last_threads_used():
-    """Size of the thread team the most recent kernel call ran with (a diagnostic)."""
+    """Size of the thread team the most recent kernel call ran with (a diagnostic).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastopt.kernels import all_finite, last_threads_used
+    >>> all_finite(np.ones(8))
+    True
+    >>> last_threads_used()          # 8 elements are below the serial threshold
+    1
+    """
     return _last_threads_used
 
 

@@ -149,6 +149,15 @@ def all_finite(x):
     A parallel scan that stops early at the first NaN/Inf; float32/float64 arrays of any
     layout (non-contiguous ones are copied first). ``Optimizer.step(grads,
     skip_if_nonfinite=True)`` runs it on the gradients before updating anything.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastopt.kernels import all_finite
+    >>> all_finite([np.zeros(3, np.float32), np.array([1.0, np.inf])])
+    False
+    >>> all_finite(np.arange(4.0)[::2])
+    True
     """
     xs, single = _as_list(x, "x")
     cdef list cols = [[], []]

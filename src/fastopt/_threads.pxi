@@ -100,6 +100,13 @@ def get_num_threads():
     use fewer while this process's threads are being preempted (another busy process, or
     another spinning thread pool): :func:`fastopt.kernels.last_threads_used` tells what a
     call used, ``fastopt.show_config()`` the policy.
+
+    Examples
+    --------
+    >>> import fastopt
+    >>> with fastopt.threads(1):
+    ...     fastopt.get_num_threads()
+    1
     """
     return configured_threads()
 
@@ -148,6 +155,22 @@ def set_num_threads(n):
         A positive count; a negative count counts back from OpenMP's maximum
         (-1 means all of them); None restores the default (OpenMP's maximum, capped at the
         physical cores unless OMP_NUM_THREADS is set). 0 is an error.
+
+    See Also
+    --------
+    fastopt.threads : the same setting for a ``with`` block, restored on exit.
+
+    Examples
+    --------
+    >>> import fastopt
+    >>> fastopt.set_num_threads(1)
+    >>> fastopt.get_num_threads()
+    1
+    >>> fastopt.set_num_threads(None)   # back to the default
+    >>> fastopt.set_num_threads(0)
+    Traceback (most recent call last):
+    ...
+    ValueError: n: expected a positive or negative thread count, got 0
     """
     global _user_threads
     if n is None:
@@ -167,7 +190,14 @@ def set_num_threads(n):
 
 
 def planned_threads(total_elements):
-    """Threads a kernel over `total_elements` elements would use now (serial threshold applied)."""
+    """Threads a kernel over `total_elements` elements would use now (serial threshold applied).
+
+    Examples
+    --------
+    >>> from fastopt.kernels import planned_threads
+    >>> planned_threads(10)          # below the serial threshold: one thread
+    1
+    """
     if isinstance(total_elements, (bool, np.bool_)) or not isinstance(
             total_elements, (int, np.integer)):
         raise TypeError(f"total_elements: expected an int, got {type(total_elements).__name__}")

@@ -890,7 +890,18 @@ TARGETS: list[tuple[str, str, str, float, str]] = [
 
 
 def check_targets(report: dict[str, Any]) -> list[dict[str, Any]]:
-    """Each target whose case is in the report: value, threshold, met (None: no value)."""
+    """Each target whose case is in the report: value, threshold, met (None: no value).
+
+    Examples
+    --------
+    >>> from fastopt import bench
+    >>> report = bench.run(["adam"], sizes=["16M"], repeats=1, target=0.001,
+    ...                    use_torch=False, progress=False)  # doctest: +SKIP
+    >>> [t["target"] for t in bench.check_targets(report)]  # doctest: +SKIP
+    ['>= 5x numpy ...']
+    >>> bench.check_targets({"results": []})   # no case of a target in the report
+    []
+    """
     out = []
     for kernel, case, key, threshold, text in TARGETS:
         for r in report["results"]:
@@ -1152,7 +1163,20 @@ def run(only: list[str] | None = None, *, threads: int | None = None, repeats: i
         use_torch: bool = True, sizes: list[str] | None = None, quick: bool = False,
         progress: bool = True, stat: str = "median", deepspeed: str = "auto"
         ) -> dict[str, Any]:
-    """Run the benchmark and return the report (the JSON document described above)."""
+    """Run the benchmark and return the report (the JSON document described above).
+
+    Examples
+    --------
+    SGD at 10,000 float32 elements against numpy, one short repeat:
+
+    >>> from fastopt import bench
+    >>> report = bench.run(["sgd"], sizes=["1e4"], repeats=1, target=0.001,
+    ...                    use_torch=False, progress=False)
+    >>> [(r["kernel"], r["case"], r["elements"]) for r in report["results"]]
+    [('sgd', '1e4', 10000)]
+    >>> report["results"][0]["ratios"]["vs_numpy"] > 0
+    True
+    """
     import fastopt
     from fastopt._config import _physical_cores, config_dict
 
@@ -1320,7 +1344,18 @@ def _case_label(r: dict[str, Any]) -> str:
 
 
 def format_table(report: dict[str, Any]) -> str:
-    """The human-readable table of a report (header, one row per case, notes)."""
+    """The human-readable table of a report (header, one row per case, notes).
+
+    Examples
+    --------
+    >>> from fastopt import bench
+    >>> report = bench.run(["sgd"], sizes=["1e4"], repeats=1, target=0.001,
+    ...                    use_torch=False, progress=False)
+    >>> print(bench.format_table(report))
+    fastopt bench  ...
+    kernel  case  fastopt  class  numpy  ...
+    sgd     1e4   ...
+    """
     m, v, s = report["machine"], report["versions"], report["settings"]
     load = m.get("loadavg")
     torch_text = v["torch"] or ("not importable" if s.get("torch_note", "").startswith(
@@ -1514,6 +1549,18 @@ def _loop_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m fastopt bench``: parse `argv` (default ``sys.argv[1:]``), run, print the
+    table; returns the exit status.
+
+    Examples
+    --------
+    >>> from fastopt import bench
+    >>> bench.main(["--only", "sgd", "--sizes", "1e4", "--repeats", "1", "--target", "0.001",
+    ...             "--no-torch", "--no-progress"])
+    fastopt bench  ...
+    sgd     1e4   ...
+    0
+    """
     parser = argparse.ArgumentParser(prog="python -m fastopt bench",
                                      description=__doc__.split("\n\n")[0])
     add_arguments(parser)

@@ -45,6 +45,15 @@ class MLP:
     `params` and `grads` are lists [W1, b1, W2, b2] in that order; ``step(opt)`` computes
     the gradients of the mean cross-entropy on the next random batch and calls
     ``opt.step(grads)``.
+
+    Examples
+    --------
+    >>> import fastopt
+    >>> from fastopt.bench_loop import MLP
+    >>> model = MLP(batch=8)
+    >>> [p.shape for p in model.params]
+    [(784, 1024), (1024,), (1024, 10), (10,)]
+    >>> seconds = model.step(fastopt.Adam(model.params, lr=1e-3))  # the optimizer step's time
     """
 
     def __init__(self, batch: int = BATCH, seed: int = 0, dtype: Any = np.float32):
@@ -108,7 +117,17 @@ class MLP:
 
 
 class NumpyAdam:
-    """torch.optim.Adam's update in place with numpy ufuncs (one scratch array per param)."""
+    """torch.optim.Adam's update in place with numpy ufuncs (one scratch array per param).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastopt.bench_loop import NumpyAdam
+    >>> w = np.zeros(2, np.float32)
+    >>> NumpyAdam([w], lr=0.1).step([np.array([1.0, -1.0], np.float32)])
+    >>> w   # Adam's first step moves each weight by about lr against its gradient's sign
+    array([-0.09999999,  0.09999999], dtype=float32)
+    """
 
     def __init__(self, params: list[np.ndarray], lr: float = 1e-3, betas=(0.9, 0.999),
                  eps: float = 1e-8):
@@ -157,6 +176,13 @@ def background_load(processes: int = 1, max_seconds: float = 120.0) -> Iterator[
 
     Each stops by itself after `max_seconds` or when this process is gone; on leaving the
     body (normally, by an exception or Ctrl-C) they are killed and reaped. Yields their pids.
+
+    Examples
+    --------
+    >>> from fastopt.bench_loop import background_load
+    >>> with background_load(1, max_seconds=5) as pids:
+    ...     len(pids)
+    1
     """
     procs: list[subprocess.Popen] = []
     try:
@@ -253,7 +279,17 @@ class _ThreadsOne:
 
 def run_loop(repeats: int = 7, steps: int = 20, busy: bool = True, explicit: bool = True,
              max_load_seconds: float = 120.0) -> dict[str, Any]:
-    """Time the training loop quiet and (`busy`) with one background CPU-bound process."""
+    """Time the training loop quiet and (`busy`) with one background CPU-bound process.
+
+    Examples
+    --------
+    >>> from fastopt.bench_loop import format_loop, run_loop
+    >>> report = run_loop(repeats=1, steps=1, busy=False)
+    >>> list(report["conditions"])
+    ['quiet']
+    >>> print(format_loop(report))
+    scenario loop: MLP 784-1024-10, ...
+    """
     import fastopt
     from fastopt._config import thread_policy
 
@@ -297,7 +333,8 @@ def _loadavg() -> list[float] | None:
 
 
 def format_loop(report: dict[str, Any]) -> str:
-    """The scenario's table: ms per training step and numpy/fastopt ratios."""
+    """The scenario's table: ms per training step and numpy/fastopt ratios (see
+    :func:`run_loop` for an example)."""
     after = "; ".join(f"{k}: {c['policy_after']}" for k, c in report["conditions"].items())
     lines = [f"scenario loop: {report['model']}",
              f"fastopt default: {report['policy']['summary']}; after each condition: {after}",

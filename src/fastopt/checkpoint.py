@@ -72,7 +72,8 @@ def save_state(file: FileLike, state: Any, *, compress: bool = False) -> None:
     >>> _ = buf.seek(0)
     >>> ckpt = fastopt.load_state(buf)
     >>> ckpt["epoch"], ckpt["optimizer"]["param_groups"][0]["lr"]
-    (1, one_cycle(max_lr=0.01, total_steps=100, pct_start=0.3, anneal_strategy='cos', div_factor=25.0, final_div_factor=10000.0, three_phase=False))
+    (1, one_cycle(max_lr=0.01, total_steps=100, pct_start=0.3, anneal_strategy='cos',
+                  div_factor=25.0, final_div_factor=10000.0, three_phase=False))
     """
     if not isinstance(compress, (bool, np.bool_)):
         raise TypeError(f"compress: expected True or False, got {type(compress).__name__}")

@@ -27,7 +27,8 @@ the same values, rounded, in every dtype.
 from __future__ import annotations
 
 import math
-from typing import Literal, Sequence, Union
+from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -43,8 +44,8 @@ from fastopt._validation import (
 
 __all__ = ["fan_in_fan_out", "he", "xavier"]
 
-RNGLike = Union[None, int, np.integer, np.random.Generator]
-ShapeLike = Union[int, Sequence[int]]
+RNGLike = None | int | np.integer | np.random.Generator
+ShapeLike = int | Sequence[int]
 
 
 def _as_shape(shape: ShapeLike) -> tuple[int, ...]:

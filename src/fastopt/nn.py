@@ -14,7 +14,7 @@ count, and can be regenerated instead of stored. See :class:`DropoutMask`.
 
 from __future__ import annotations
 
-from typing import Any, Optional, Union
+from typing import Any
 
 import numpy as np
 
@@ -41,9 +41,9 @@ __all__ = [
     "BatchNorm",
 ]
 
-SeedLike = Union[int, np.integer, np.random.Generator, None]
+SeedLike = int | np.integer | np.random.Generator | None
 
-_seed_source: Optional[np.random.Generator] = None
+_seed_source: np.random.Generator | None = None
 
 
 def _check_dropout_args(training: Any, seed: SeedLike, stream: Any) -> None:
@@ -117,7 +117,7 @@ class DropoutMask:
         p: float,
         seed: int = 0,
         stream: int = 0,
-        bits: Optional[np.ndarray] = None,
+        bits: np.ndarray | None = None,
     ) -> None:
         self.shape = tuple(int(d) for d in shape)
         self.p = float(p)
@@ -165,7 +165,7 @@ def dropout(
     p: float = 0.5,
     training: bool = True,
     seed: SeedLike = None,
-    out: Optional[np.ndarray] = None,
+    out: np.ndarray | None = None,
     *,
     stream: int = 0,
     pack: bool = True,
@@ -232,7 +232,7 @@ def dropout(
 
 
 def dropout_backward(
-    dy: np.ndarray, mask: DropoutMask, out: Optional[np.ndarray] = None
+    dy: np.ndarray, mask: DropoutMask, out: np.ndarray | None = None
 ) -> np.ndarray:
     """Gradient of :func:`dropout`: ``dx = dy * keep / (1 - p)`` with the forward's mask.
 
@@ -275,7 +275,7 @@ def dropconnect(
     w: np.ndarray,
     p: float = 0.5,
     seed: SeedLike = None,
-    out: Optional[np.ndarray] = None,
+    out: np.ndarray | None = None,
     *,
     stream: int = 0,
     pack: bool = True,
@@ -325,7 +325,7 @@ def dropconnect(
 
 
 def dropconnect_backward(
-    dw_masked: np.ndarray, mask: DropoutMask, out: Optional[np.ndarray] = None
+    dw_masked: np.ndarray, mask: DropoutMask, out: np.ndarray | None = None
 ) -> np.ndarray:
     """Gradient with respect to ``w`` from the gradient with respect to the masked weights:
     ``dw = dw_masked * keep / (1 - p)``.
@@ -395,10 +395,10 @@ class Dropout:
         self.seed = _resolve_seed(seed)
         self.stream = 0
         self.pack = check_bool(pack, "pack")
-        self.mask: Optional[DropoutMask] = None
+        self.mask: DropoutMask | None = None
 
     def forward(
-        self, x: np.ndarray, training: bool = True, out: Optional[np.ndarray] = None
+        self, x: np.ndarray, training: bool = True, out: np.ndarray | None = None
     ) -> np.ndarray:
         """Dropout of `x` with the next stream's mask (training), or `x` itself (evaluation).
 
@@ -414,7 +414,7 @@ class Dropout:
 
     __call__ = forward
 
-    def backward(self, dy: np.ndarray, out: Optional[np.ndarray] = None) -> np.ndarray:
+    def backward(self, dy: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """dx from dy with the last forward's mask (see :func:`dropout_backward`)."""
         if self.mask is None:
             raise RuntimeError("Dropout.backward: call forward first")
@@ -496,7 +496,7 @@ class BatchNormCache:
     def __init__(
         self,
         x: np.ndarray,
-        gamma: Optional[np.ndarray],
+        gamma: np.ndarray | None,
         mean: np.ndarray,
         invstd: np.ndarray,
         training: bool,
@@ -513,17 +513,17 @@ class BatchNormCache:
 
 def batch_norm(
     x: np.ndarray,
-    gamma: Optional[np.ndarray],
-    beta: Optional[np.ndarray],
-    running_mean: Optional[np.ndarray],
-    running_var: Optional[np.ndarray],
+    gamma: np.ndarray | None,
+    beta: np.ndarray | None,
+    running_mean: np.ndarray | None,
+    running_var: np.ndarray | None,
     training: bool = True,
-    momentum: Optional[float] = DEFAULT_MOMENTUM,
+    momentum: float | None = DEFAULT_MOMENTUM,
     eps: float = 1e-5,
     *,
     convention: str = "torch",
-    num_batches_tracked: Optional[int] = None,
-    out: Optional[np.ndarray] = None,
+    num_batches_tracked: int | None = None,
+    out: np.ndarray | None = None,
 ) -> tuple[np.ndarray, BatchNormCache]:
     """Batch normalization of x of shape ``(N, D)`` or ``(N, C, *spatial)``, per channel.
 
@@ -613,16 +613,12 @@ def batch_norm(
     return y, BatchNormCache(xr, gamma, mean, invstd, training, beta is not None)
 
 
-OutTriple = Union[
-    None,
-    np.ndarray,
-    tuple[Optional[np.ndarray], Optional[np.ndarray], Optional[np.ndarray]],
-]
+OutTriple = None | np.ndarray | tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]
 
 
 def batch_norm_backward(
     dy: np.ndarray, cache: BatchNormCache, out: OutTriple = None
-) -> tuple[np.ndarray, Optional[np.ndarray], Optional[np.ndarray]]:
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """Gradients of :func:`batch_norm`: ``(dx, dgamma, dbeta)``.
 
     With ``xhat = (x - mean) * invstd`` recomputed from the cache and M values per channel::
@@ -670,7 +666,7 @@ def batch_norm_backward(
         outs = out
     else:
         raise TypeError("out: expected an array or a tuple (dx_out, dgamma_out, dbeta_out)")
-    grads: tuple[np.ndarray, Optional[np.ndarray], Optional[np.ndarray]]
+    grads: tuple[np.ndarray, np.ndarray | None, np.ndarray | None]
     grads = _kernels.batch_norm_backward(
         dy,
         cache.x,
@@ -734,7 +730,7 @@ class BatchNorm:
         self,
         num_features: int,
         eps: float = 1e-5,
-        momentum: Optional[float] = DEFAULT_MOMENTUM,
+        momentum: float | None = DEFAULT_MOMENTUM,
         affine: bool = True,
         convention: str = "torch",
         dtype: Any = np.float64,
@@ -753,7 +749,7 @@ class BatchNorm:
         self.running_mean = np.zeros(c, dt)
         self.running_var = np.ones(c, dt)
         self.num_batches_tracked = 0
-        self.cache: Optional[BatchNormCache] = None
+        self.cache: BatchNormCache | None = None
 
     @property
     def params(self) -> list[np.ndarray]:
@@ -766,7 +762,7 @@ class BatchNorm:
         return [self.dgamma, self.dbeta] if self.affine else []  # type: ignore[list-item]
 
     def forward(
-        self, x: np.ndarray, training: bool = True, out: Optional[np.ndarray] = None
+        self, x: np.ndarray, training: bool = True, out: np.ndarray | None = None
     ) -> np.ndarray:
         """Normalize `x`: batch statistics in training (updating the running ones and
         ``num_batches_tracked``), the running statistics otherwise (see :func:`batch_norm`)."""
@@ -790,7 +786,7 @@ class BatchNorm:
 
     __call__ = forward
 
-    def backward(self, dy: np.ndarray, out: Optional[np.ndarray] = None) -> np.ndarray:
+    def backward(self, dy: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """dx; dgamma and dbeta are written into ``self.dgamma`` / ``self.dbeta``."""
         if self.cache is None:
             raise RuntimeError("BatchNorm.backward: call forward first")

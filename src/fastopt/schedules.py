@@ -55,7 +55,7 @@ import math
 import numbers
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
-from typing import Any, Literal, Union, overload
+from typing import Any, Literal, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -95,7 +95,7 @@ __all__ = [
 ]
 
 #: A learning rate given as a constant or as a callable ``step -> lr``.
-ScheduleLike = Union[float, Callable[[int], float]]
+ScheduleLike = float | Callable[[int], float]
 
 
 # --------------------------------------------------------------------------- #
@@ -348,7 +348,7 @@ def multistep(base_lr: float, milestones: Sequence[int], gamma: float = 0.1) -> 
     """
     if isinstance(milestones, (str, bytes)) or not isinstance(milestones, (Sequence, np.ndarray)):
         raise TypeError(f"milestones: expected a sequence of ints, got {describe_value(milestones)}")
-    ms = sorted(check_int(m, "milestones[%d]" % i, 0) for i, m in enumerate(milestones))
+    ms = sorted(check_int(m, f"milestones[{i}]", 0) for i, m in enumerate(milestones))
     return _MultiStep(
         check_real(base_lr, "base_lr", 0.0),
         ms,

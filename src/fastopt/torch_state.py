@@ -98,7 +98,18 @@ def torch_step_dtype(fused_or_capturable: bool) -> Any:
 def reject_torch_state_dict(state_dict: Any, options: Any = ()) -> None:
     """Raise ValueError if `state_dict` is in torch.optim's layout (a param group holds a key
     only torch writes, and that is not one of the loading optimizer's `options`, as NAdam's
-    ``decoupled_weight_decay``); fastopt's ``load_state_dict`` calls this first."""
+    ``decoupled_weight_decay``); fastopt's ``load_state_dict`` calls this first.
+
+    Examples
+    --------
+    >>> from fastopt.torch_state import reject_torch_state_dict
+    >>> torch_like = {"state": {}, "param_groups": [{"lr": 0.1, "foreach": None}]}
+    >>> reject_torch_state_dict(torch_like)
+    Traceback (most recent call last):
+    ...
+    ValueError: state_dict: param group 0 has 'foreach', a key only torch.optim state dicts ...
+    >>> reject_torch_state_dict({"state": {}, "param_groups": [{"lr": 0.1}]})  # fastopt's own
+    """
     groups = state_dict.get("param_groups") if isinstance(state_dict, dict) else None
     for k, group in enumerate(groups if isinstance(groups, (list, tuple)) else ()):
         if not isinstance(group, dict):

@@ -9,11 +9,11 @@ aborts the job (non-zero exit).
 import copy
 
 import numpy as np
-from mpi_harness import raises, run, same_bits, same_state_dicts
 
 import fastopt
 from fastopt import optim, schedules
 from fastopt.distributed import DataParallel, pack_params, state_nbytes
+from fastopt_testing.mpi_harness import raises, run, same_bits, same_state_dicts
 
 # (shape, dtype): several float32 and float64 tensors, tiny ones (which one rank owns whole
 # while the others own empty pieces) and an empty one; the first four form group 0
@@ -31,7 +31,7 @@ CONFIGS = [
                      weight_decay=1e-3)),
     ("Adam", dict(lr=schedules.cosine(0.01, T_max=5))),
     ("Adam", dict(lr=0.01, amsgrad=True, weight_decay=1e-3, maximize=True)),
-    ("AdamW", dict(lr=lambda l: 0.01 * 0.9 ** l, amsgrad=True)),   # a schedule that won't pickle
+    ("AdamW", dict(lr=lambda step: 0.01 * 0.9 ** step, amsgrad=True)),   # a schedule that won't pickle
     ("Adadelta", dict(lr=1.0, rho=0.9, weight_decay=1e-3)),
 ]
 # optimizers that land later (NAdam, Lion, ...) run with their defaults

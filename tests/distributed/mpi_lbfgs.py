@@ -2,7 +2,7 @@
 
     mpirun -n 4 --oversubscribe python tests/distributed/mpi_lbfgs.py OUT.json
 
-The problem (tests/sharded_problem.py, n = 1e5) is split unevenly between the ranks (with 4
+The problem (tests/support/fastopt_testing/sharded_problem.py, n = 1e5) is split unevenly between the ranks (with 4
 ranks, one holds none of it). Rank 0 writes the run's trajectory and gathered solution to
 OUT.json and OUT.npy; test_lbfgs.py compares them with the single-process solvers. The
 checks of options, float32, callbacks and errors run here. Any failed assertion aborts the
@@ -11,14 +11,14 @@ job.
 import sys
 
 import numpy as np
-from mpi_harness import raises, run, same_bits
-from sharded_problem import bounds, data, split, start, whole
 
 from fastopt.distributed import minimize
 from fastopt.optimize._minimize import _qn_options
 from fastopt.optimize._quasi_newton import run_quasi_newton
 from fastopt.optimize.lbfgs import LbfgsMemory
 from fastopt.optimize.objective import Objective
+from fastopt_testing.mpi_harness import raises, run, same_bits
+from fastopt_testing.sharded_problem import bounds, data, split, start, whole
 
 N = 100_000
 OPTIONS = {"gtol": 1e-8}

@@ -9,11 +9,11 @@ import sys
 
 import numpy as np
 import pytest
-from mpi_launch import run_mpi
 
 import fastopt
 from fastopt.distributed import pack_params, state_nbytes
 from fastopt.distributed._layout import blocks_of, contiguous_view, split_bounds
+from fastopt_testing.mpi_launch import run_mpi
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

@@ -9,14 +9,14 @@ import os
 
 import numpy as np
 import pytest
-from mpi_launch import run_mpi
-from sharded_problem import data, start, whole
 
 import fastopt
 from fastopt.optimize._minimize import _qn_options
 from fastopt.optimize._quasi_newton import run_quasi_newton
 from fastopt.optimize.lbfgs import LbfgsMemory
 from fastopt.optimize.objective import Objective
+from fastopt_testing.mpi_launch import run_mpi
+from fastopt_testing.sharded_problem import data, start, whole
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 N = 100_000

@@ -7,12 +7,12 @@ import re
 
 import numpy as np
 import pytest
-from mpi_launch import run_mpi
 
 import fastopt
+from fastopt_testing import paths
+from fastopt_testing.mpi_launch import run_mpi
 
-README = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__)))), "README.md")
+README = str(paths.README)
 SCRIPT = re.compile(r"```py\n# (\w+\.py) -- (mpirun -n \d+ python \1)\n(.*?)```", re.S)
 
 

@@ -10,9 +10,9 @@ import os
 import sys
 
 from mpi4py.futures import MPIPoolExecutor
-from search_objectives import curve, distance
 
 from fastopt.train import Choice, Uniform, asha_search, random_search, trials_to_json
+from fastopt_testing.search_objectives import curve, distance
 
 if __name__ == "__main__":
     out = sys.argv[1]

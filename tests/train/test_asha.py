@@ -7,15 +7,15 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from search_objectives import (
+
+from fastopt.train import Choice, Reporter, Uniform, asha_search, random_search
+from fastopt.train.asha import rung_resources
+from fastopt_testing.search_objectives import (
     curve,
     curve_score,
     curve_with_state,
     curve_without_checkpoint,
 )
-
-from fastopt.train import Choice, Reporter, Uniform, asha_search, random_search
-from fastopt.train.asha import rung_resources
 
 SPACE = {"x": Uniform(0.0, 1.0)}
 

@@ -10,9 +10,8 @@ import pytest
 # (a namespace package on the tests' pythonpath), not Dask's package
 dask = pytest.importorskip("dask")
 distributed = pytest.importorskip("dask.distributed")
-from search_objectives import crash_if_large, curve, distance  # noqa: E402
-
 from fastopt.train import Choice, Uniform, asha_search, grid_search, random_search  # noqa: E402
+from fastopt_testing.search_objectives import crash_if_large, curve, distance  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ import pytest
 
 import fastopt
 from fastopt.train import Choice, Uniform, random_search, trials_from_json
+from fastopt_testing import paths
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TIMEOUT_S = 120
@@ -31,7 +32,7 @@ def test_search_on_an_mpi_pool(tmp_path):
     extra = ["--oversubscribe"] if "Open MPI" in version else []
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(
-        [os.path.dirname(os.path.dirname(fastopt.__file__)), os.path.dirname(HERE)]
+        [os.path.dirname(os.path.dirname(fastopt.__file__)), str(paths.SUPPORT)]
         + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
                OMP_NUM_THREADS="1")

@@ -13,7 +13,7 @@ what it computes (the documented formula). Its per-element rule is C, in
 - at import: :mod:`fastopt.kernels`, the state names and option checks of the classes in
   :mod:`fastopt.optim`;
 - in the tests: the fuzz specs (valid and invalid values of every hyperparameter come
-  from its constraint) and the numpy references (``tests/optim_reference.py``, keyed by
+  from its constraint) and the numpy references (``tests/support/fastopt_testing/optim_reference.py``, keyed by
   family name).
 
 DEVELOPING.md (at the repository root) says how to add a family.

@@ -11,15 +11,15 @@ import copy
 import textwrap
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
 from fastopt import _kernels, _validation, torch_state
 from fastopt.optim.families import Family
 
-LearningRate = Union[float, Callable[[int], float]]
-ParamsArg = Union[Iterable[np.ndarray], Iterable[dict[str, Any]]]
+LearningRate = float | Callable[[int], float]
+ParamsArg = Iterable[np.ndarray] | Iterable[dict[str, Any]]
 
 #: One unit of work for the kernel: (options, positions of its params in the flattened
 #: param list, params, state columns (list of arrays or None), scalars (dict name -> list of
@@ -28,11 +28,11 @@ Unit = tuple
 
 #: State columns of one unit: one list of arrays per state name, None for a name the
 #: group's options leave unused.
-Columns = list[Union[list[np.ndarray], None]]
+Columns = list[list[np.ndarray] | None]
 
 #: Supplies the state entry `name` (a state array, or a scalar such as "step") of the
 #: k-th parameter of a unit when the state lacks it, or returns None to give up.
-MakeState = Callable[[int, str, np.ndarray], Union[np.ndarray, None]]
+MakeState = Callable[[int, str, np.ndarray], np.ndarray | None]
 
 
 class _Version:
@@ -125,6 +125,21 @@ class Optimizer:
     ``_options(group, lr)`` (the validated kernel options of a group) and may override
     ``_units`` (how a group splits into kernel calls on the first step). A ``{formula}`` in
     a subclass's docstring becomes its family's documented formula.
+
+    Examples
+    --------
+    Every optimizer is one of these; two param groups with their own learning rates:
+
+    >>> import numpy as np
+    >>> import fastopt
+    >>> w, b = np.ones(3, np.float32), np.zeros(1, np.float32)
+    >>> opt = fastopt.SGD([{"params": [w]}, {"params": [b], "lr": 0.5}], lr=0.1)
+    >>> isinstance(opt, fastopt.Optimizer)
+    True
+    >>> opt.step([np.ones(3, np.float32), np.ones(1, np.float32)])
+    True
+    >>> w, b
+    (array([0.9, 0.9, 0.9], dtype=float32), array([-0.5], dtype=float32))
     """
 
     #: the optimizer family: state arrays, scalars, option ranges, kernel
@@ -369,7 +384,9 @@ class Optimizer:
                 continue
             created = [False] * len(indices)
 
-            def allocate(k: int, name: str, p: np.ndarray) -> np.ndarray:
+            def allocate(k: int, name: str, p: np.ndarray, group: dict[str, Any] = group,
+                         created: list[bool] = created, indices: list[int] = indices
+                         ) -> np.ndarray:
                 # called within this iteration; the new entries wait in `new` until the
                 # step succeeds, and `created` marks new state arrays, not scalars
                 if name in scalar_specs:

@@ -81,7 +81,8 @@ def run_first_order(obj: Objective, x: np.ndarray, name: str, options: dict[str,
             return result("maxfun")
         if nit > 0:
             try:
-                _call_callback(callback, lambda: optimize_result(
+                # built only if there is a callback; called at once (f, g, nit bound here)
+                _call_callback(callback, lambda f=f, g=g, nit=nit: optimize_result(
                     x=p.reshape(shape).copy(), fun=f, jac=g.reshape(shape).copy(),
                     nit=nit, nfev=obj.nfev, njev=obj.njev))
             except CallbackStop:

@@ -2,7 +2,7 @@
 
 Each is a ``torch.optim.Optimizer`` whose step runs the kernel of the fastopt (numpy) class
 of the same name; the kernels follow torch.optim's single-tensor update rules (see
-``fastopt.Adam`` etc. for the equations, and tests/test_torch_optim.py for the comparison).
+``fastopt.Adam`` etc. for the equations, and tests/torch/test_optim.py for the comparison).
 """
 
 from __future__ import annotations

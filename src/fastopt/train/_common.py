@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Sequence, Union
+from collections.abc import Sequence
 
 import numpy as np
 
-ArrayOrArrays = Union[np.ndarray, Sequence[np.ndarray]]
-SeedLike = Union[None, int, np.integer, np.random.Generator]
+ArrayOrArrays = np.ndarray | Sequence[np.ndarray]
+SeedLike = None | int | np.integer | np.random.Generator
 
 
 def same_layout(a: list[np.ndarray], b: list[np.ndarray]) -> bool:

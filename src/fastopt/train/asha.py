@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 import os
 from collections import deque
+from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, BrokenExecutor, Executor, Future, wait
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Mapping
+from typing import Any, Literal
 
 from fastopt._validation import check_int, check_real
 from fastopt.train._common import SeedLike

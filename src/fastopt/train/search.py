@@ -5,8 +5,9 @@ from __future__ import annotations
 import itertools
 import math
 import pickle
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import BrokenExecutor, Executor
-from typing import Any, Callable, Iterable, Literal, Mapping, Sequence
+from typing import Any, Literal
 
 import numpy as np
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence, Union
+from typing import Any
 
 import numpy as np
 
@@ -173,7 +174,7 @@ class Choice:
         return self.options[int(rng.integers(len(self.options)))]
 
 
-Dimension = Union[Uniform, LogUniform, IntUniform, Choice]
+Dimension = Uniform | LogUniform | IntUniform | Choice
 
 
 def check_space(space: Any) -> Mapping[str, Dimension]:

@@ -6,8 +6,9 @@ import csv
 import json
 import math
 import os
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from typing import IO, Any, Iterable, Union
+from typing import IO, Any, Union
 
 import numpy as np
 

@@ -5,7 +5,7 @@ import pytest
 import fastopt
 from fastopt import _kernels
 from fastopt.optimize.lbfgs import LbfgsMemory, two_loop_numpy
-from conftest import snapshot
+from fastopt_testing.arrays import snapshot
 
 N = 100_003          # above the serial threshold, not a multiple of the block size
 RTOL = {np.float32: 2e-6, np.float64: 1e-13}
@@ -245,7 +245,7 @@ def test_memory_directions_match_numpy_two_loop(dtype, rng, vector_free):
     mem = LbfgsMemory(n, m, dtype, vector_free=vector_free)
     x = rng.standard_normal(n).astype(dtype)
     g = (A * x).astype(dtype)
-    for it in range(9):
+    for _ in range(9):
         d = mem.direction(g)
         ref = -two_loop_numpy(g, mem.S, mem.Y, mem.rho, mem.order, mem.gamma)
         np.testing.assert_allclose(d, ref, rtol=RTOL[dtype] * 100,

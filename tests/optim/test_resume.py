@@ -17,8 +17,8 @@ import pytest
 
 import fastopt
 from fastopt import nn, schedules
-from fuzz_harness import Snapshot, state_bytes
-from fuzz_specs import OPTIMIZERS
+from fastopt_testing.fuzz_harness import Snapshot, state_bytes
+from fastopt_testing.fuzz_specs import OPTIMIZERS
 
 OPTIMIZER = {s.name: s for s in OPTIMIZERS}
 K = 5

@@ -8,8 +8,6 @@ import numpy as np
 import pytest
 
 import fastopt
-import optim_reference as ref
-from conftest import snapshot
 from fastopt.kernels import (
     adadelta_step,
     adagrad_step,
@@ -19,6 +17,9 @@ from fastopt.kernels import (
     nadam_step,
     rmsprop_step,
 )
+from fastopt_testing import optim_reference as ref
+from fastopt_testing.arrays import snapshot
+from fastopt_testing.paths import CSRC
 
 RTOL = {np.float32: 1e-5, np.float64: 1e-12}
 SHAPE = (7, 13)
@@ -420,7 +421,7 @@ def test_c_program_can_call_the_optimizer_kernels(tmp_path):
     import subprocess
     import textwrap
 
-    csrc = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "csrc")
+    csrc = str(CSRC)
     if not os.path.isdir(csrc):
         pytest.skip("needs the source tree (csrc/)")
     prog = tmp_path / "embed.c"

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import fastopt
-import torch_reference as R
+from fastopt_testing import torch_reference as R
 
 CASES = [c for c in R.OPTIM_CASES if c.has_numpy]
 RUNS = [(c, v, d) for c in CASES for v in R.variants_of(c) for d in R.DTYPES]

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 import fastopt
 from fastopt import _kernels
 from fastopt.optimize.lbfgs import two_loop_numpy
-from fuzz_harness import Snapshot, assert_names, fuzz_settings
+from fastopt_testing.fuzz_harness import Snapshot, assert_names, fuzz_settings
 
 TOL = {np.float32: 1e-5, np.float64: 1e-12}
 

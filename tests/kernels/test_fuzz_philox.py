@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 
 import fastopt
 from fastopt import _kernels
-from fuzz_harness import assert_names, fuzz_settings
-from fuzz_specs import philox4x32_10_numpy, philox_stream_numpy
-from test_philox import KAT, reference_stream
+from fastopt_testing.fuzz_harness import assert_names, fuzz_settings
+from fastopt_testing.fuzz_specs import philox4x32_10_numpy, philox_stream_numpy
+from fastopt_testing.philox_reference import KAT, reference_stream
 
 SEEDS = st.integers(0, 2**64 - 1) | st.sampled_from([0, 2**32 - 1, 2**32, 2**64 - 1])
 

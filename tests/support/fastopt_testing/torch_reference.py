@@ -10,16 +10,18 @@ the recording is what the installed torch computes. torch is imported only insid
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 import fastopt
 import fastopt.schedules as S
+from fastopt_testing import paths
 
-DATA = Path(__file__).parent / "data"
+DATA = paths.DATA
 OPTIM_FILE = DATA / "torch_optim.npz"
 SCHEDULES_FILE = DATA / "torch_schedules.npz"
 TORCH_VERSION = "2.13"

@@ -6,7 +6,9 @@ import re
 
 import pytest
 
-README = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")
+from fastopt_testing import paths
+
+README = str(paths.README)
 pytestmark = pytest.mark.skipif(not os.path.isfile(README),
                                 reason="needs the source tree's README.md")
 

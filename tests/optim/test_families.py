@@ -13,9 +13,9 @@ import pytest
 import fastopt
 from fastopt import _kernels, kernels
 from fastopt.optim.families import FAMILIES, REQUIRED
+from fastopt_testing import paths
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-CSRC = os.path.join(os.path.dirname(HERE), "csrc")
+CSRC = str(paths.CSRC)
 PACKAGE = os.path.dirname(fastopt.__file__)
 CLASSES = [getattr(fastopt.optim, n) for n in fastopt.optim.__all__ if n != "Optimizer"]
 #: class defaults that differ from the kernel's on purpose (torch's AdamW default)

@@ -7,7 +7,7 @@ import pytest
 
 import fastopt
 from fastopt import _kernels
-from conftest import snapshot
+from fastopt_testing.arrays import snapshot
 
 
 def reference(arrays, p):

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import fastopt
-import optim_reference as ref
 from fastopt import SGD, Adam
+from fastopt_testing import optim_reference as ref
 
 RTOL = {np.float32: 1e-5, np.float64: 1e-12}
 #: every optimizer class (each needs its cases in CASES)

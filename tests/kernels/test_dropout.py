@@ -6,7 +6,7 @@ import pytest
 
 import fastopt
 from fastopt._kernels import dropout_backward, dropout_forward, philox_stream
-from conftest import snapshot
+from fastopt_testing.arrays import snapshot
 
 
 def threshold(p):

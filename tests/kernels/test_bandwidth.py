@@ -5,7 +5,7 @@ import pytest
 
 import fastopt
 from fastopt._kernels import stream_copy, stream_triad
-from conftest import snapshot
+from fastopt_testing.arrays import snapshot
 
 OPENMP = fastopt._kernels.build_info()["openmp"]
 

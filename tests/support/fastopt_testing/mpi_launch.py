@@ -10,8 +10,7 @@ import time
 import pytest
 
 import fastopt
-
-TESTS = os.path.dirname(os.path.abspath(__file__))
+from fastopt_testing import paths
 
 
 def mpirun_or_skip():
@@ -33,7 +32,7 @@ def run_mpi(script, n, *args, timeout=120):
     extra = ["--oversubscribe"] if "Open MPI" in version else []
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(
-        [os.path.dirname(os.path.dirname(fastopt.__file__)), TESTS]
+        [os.path.dirname(os.path.dirname(fastopt.__file__)), str(paths.SUPPORT)]
         + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     # root in containers and CI; one OpenMP thread per rank (the ranks share the cores), and
     # ranks waiting in a collective yield the core instead of spinning (more ranks than cores)

@@ -7,8 +7,8 @@ import pytest
 
 import fastopt
 from fastopt.kernels import sgd_step
-from conftest import snapshot
-from optim_reference import direction
+from fastopt_testing.arrays import snapshot
+from fastopt_testing.optim_reference import direction
 
 RTOL = {np.float32: 1e-6, np.float64: 1e-12}
 

@@ -14,8 +14,8 @@ import inspect
 import numpy as np
 import pytest
 
-from fuzz_harness import Snapshot, _assert_close, native_copy, state_bytes
-from fuzz_specs import OPTIMIZERS
+from fastopt_testing.fuzz_harness import Snapshot, _assert_close, native_copy, state_bytes
+from fastopt_testing.fuzz_specs import OPTIMIZERS
 
 OPTIMIZER = {s.name: s for s in OPTIMIZERS}
 BAD = [np.nan, np.inf, -np.inf]

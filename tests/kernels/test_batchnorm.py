@@ -7,7 +7,7 @@ import pytest
 
 import fastopt
 from fastopt.nn import batch_norm, batch_norm_backward
-from conftest import snapshot
+from fastopt_testing.arrays import snapshot
 
 # rows layout: fused plan (one cache-sized block: (64, 10), (100, 2048)), wide, narrow with
 # several row blocks, small spatial (s < 32) folded into rows; planes layout: small and large

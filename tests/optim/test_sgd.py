@@ -7,7 +7,7 @@ import pytest
 
 import fastopt
 from fastopt.kernels import sgd_step
-from conftest import snapshot
+from fastopt_testing.arrays import snapshot
 
 
 def make_problem(rng, dtype, shapes=((3, 4), (5,), (2, 2, 2))):

@@ -15,7 +15,8 @@ import weakref
 
 import numpy as np
 import pytest
-import torch_reference as R
+
+from fastopt_testing import torch_reference as R
 
 torch = pytest.importorskip("torch")
 import fastopt.torch as ft  # noqa: E402
@@ -53,13 +54,12 @@ def _assert_equal_runs(a_params, b_params, a_opt, b_opt, tol=None):
     tol = tol or dict(rtol=1e-6, atol=1e-7)
     for p, q in zip(a_params, b_params):
         np.testing.assert_allclose(p.detach().numpy(), q.detach().numpy(), **tol)
-    for p, q in zip(a_params, b_params):
-        sa, sb = a_opt.state_dict()["state"], b_opt.state_dict()["state"]
-        assert sa.keys() == sb.keys()
-        for k in sa:
-            assert sa[k].keys() == sb[k].keys()
-            for name in sa[k]:
-                np.testing.assert_allclose(sa[k][name].numpy(), sb[k][name].numpy(), **tol)
+    sa, sb = a_opt.state_dict()["state"], b_opt.state_dict()["state"]
+    assert sa.keys() == sb.keys()
+    for k in sa:
+        assert sa[k].keys() == sb[k].keys()
+        for name in sa[k]:
+            np.testing.assert_allclose(sa[k][name].numpy(), sb[k][name].numpy(), **tol)
 
 
 # -- 200 steps against torch.optim -------------------------------------------------------------
@@ -123,7 +123,7 @@ def test_state_dict_travels_both_ways_and_training_goes_on(name, direction):
         ref.step()
         opt.step()
     saved = copy.deepcopy(opt.state_dict())
-    for k, entry in saved["state"].items():  # torch's format: float steps
+    for entry in saved["state"].values():  # torch's format: float steps
         if "step" in entry:
             assert entry["step"].dtype == torch.float32 and entry["step"].dim() == 0
     other = getattr(second, name)(params, **options)

@@ -12,18 +12,17 @@ then cast, as the kernels do, so most agree bit for bit.
 from __future__ import annotations
 
 import numpy as np
+from hypothesis import strategies as st
 
 import fastopt
 from fastopt import _kernels, kernels
-from hypothesis import strategies as st
-
-import optim_reference as ref
 from fastopt.optim.families import FAMILIES, STEP_ARG
-from fuzz_harness import (
+from fastopt_testing import optim_reference as ref
+from fastopt_testing.fuzz_harness import (
     HUGE_INT,
     INF,
-    Arg,
     NAN,
+    Arg,
     Choice,
     Constrained,
     Flag,
@@ -64,16 +63,25 @@ def _plain(value):
     return int(value) if isinstance(value, (int, np.integer)) else to_float(value)
 
 
+def _always(presence):
+    return lambda h: presence
+
+
+def _required_when(state):
+    """Required when the hyperparameters `h` use the state array, optional otherwise."""
+    return lambda h: "required" if state.used_with(h) else "optional"
+
+
 def _kernel_spec(family):
     f = family
     args = [Arg("p", written=True), Arg("g", written=False)]
     for s in f.states:
         if s.flag and not f.hyper(s.flag).functional:   # its presence is the flag (vmax)
-            presence = (lambda h: "optional")
+            presence = _always("optional")
         elif s.used:
-            presence = (lambda h, s=s: "required" if s.used_with(h) else "optional")
+            presence = _required_when(s)
         else:
-            presence = (lambda h: "required")
+            presence = _always("required")
         args.append(Arg(s.arg, written=True, keyword=s.keyword, presence=presence,
                         values=_NONNEG_STATE if s.values == "nonnegative" else Values()))
     hypers = [Hyper(h.name, _domain(h.constraint, h.name)) for h in f.hypers if h.functional]

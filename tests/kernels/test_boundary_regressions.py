@@ -6,7 +6,7 @@ import pytest
 import fastopt
 from fastopt import _kernels
 from fastopt.kernels import sgd_step
-from conftest import snapshot
+from fastopt_testing.arrays import snapshot
 
 
 @pytest.mark.parametrize("value", [10**400, -(10**400)])

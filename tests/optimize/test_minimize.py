@@ -526,7 +526,9 @@ def test_warm_start_accepts_operator_and_dict():
 
 def test_bfgs_hess_inv0():
     A = np.diag([1.0, 100.0, 1e4])
-    fg = (lambda x: (0.5 * x @ A @ x, A @ x))
+
+    def fg(x):
+        return 0.5 * x @ A @ x, A @ x
     plain = minimize(fg, np.ones(3), jac=True, method="BFGS")
     exact = minimize(fg, np.ones(3), jac=True, method="BFGS",
                      options={"hess_inv0": np.linalg.inv(A)})

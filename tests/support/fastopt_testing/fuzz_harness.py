@@ -459,7 +459,7 @@ class Call:
             out += [t for t in self.tensors(a.name) if isinstance(t, np.ndarray)]
         return out
 
-    def copy(self) -> "Call":
+    def copy(self) -> Call:
         """The same call on native C-contiguous copies of its arrays (lists stay lists)."""
         arrays = {k: (type(v)(native_copy(t) for t in v) if self.multi and v is not None
                       else native_copy(v)) for k, v in self.arrays.items()}
@@ -552,7 +552,7 @@ def cached(factory: Callable[..., st.SearchStrategy], spec: Any, **kwargs: Any):
 
 
 @st.composite
-def hyper_values(draw, spec: KernelSpec | "OptimizerSpec") -> dict:
+def hyper_values(draw, spec: KernelSpec | OptimizerSpec) -> dict:
     for _ in range(50):
         h = {hp.name: draw(hp.domain.valid()) for hp in spec.hypers}
         if spec.constraint(h):
@@ -876,7 +876,8 @@ def run_broken(broken: Broken) -> None:
         assert_names(str(exc), broken.names, f"{call.spec.name} with {broken.how}")
     except Exception as exc:  # noqa: BLE001 - anything else is a boundary bug
         raise AssertionError(f"{call.spec.name} with {broken.how}: raised "
-                             f"{type(exc).__name__}: {exc} (expected TypeError/ValueError)")
+                             f"{type(exc).__name__}: {exc} (expected TypeError/ValueError)"
+                             ) from exc
     else:
         raise AssertionError(f"{call.spec.name} with {broken.how}: did not raise")
     assert snap.unchanged(), f"{call.spec.name} with {broken.how}: a raising call modified " \
