@@ -21,7 +21,7 @@ from ._options import (
     l1_weights,
     warn_unknown,
 )
-from ._quasi_newton import run_quasi_newton
+from ._quasi_newton import QNOptions, run_quasi_newton
 from ._scipy import optimize_warning
 from .bfgs import BfgsMemory
 from .first_order import FIRST_ORDER_METHODS, run_first_order
@@ -69,12 +69,19 @@ def _check_constraints(constraints: Any) -> None:
                      f"'SLSQP', 'trust-constr' or 'COBYQA'; got {describe_value(constraints)}")
 
 
-def _minimize_bounded(fun, x0, args, jac, bounds, tol, callback, options):
+def _minimize_bounded(obj: Objective, x: np.ndarray, bounds: Any, qn: QNOptions, m: int,
+                      callback: Callable[[OptimizeResult], Any] | None) -> OptimizeResult:
+    """L-BFGS-B with ``bounds``: everything but the bounds is prepared as for the unbounded
+    run (the objective with its finite differences, the options with L-BFGS-B's defaults,
+    the callback)."""
     # THE one place bounds reach a solver. When fastopt.optimize.lbfgsb lands on main,
-    # replace the raise with:
+    # replace the raise with the call, e.g.
+    #   from .bounds import parse_bounds
     #   from .lbfgsb import minimize_lbfgsb
-    #   return minimize_lbfgsb(fun, x0, args=args, jac=jac, bounds=bounds, tol=tol,
-    #                          callback=callback, options=options)
+    #   lower, upper = parse_bounds(bounds, x.size, x.dtype) or (None, None)
+    #   return minimize_lbfgsb(obj, x, lower, upper, ftol=qn.ftol, gtol=qn.gtol, maxcor=m,
+    #                          maxls=qn.maxls, maxiter=qn.maxiter, maxfun=qn.maxfun,
+    #                          callback=callback, shape=obj.shape)
     raise NotImplementedError("bounds: L-BFGS-B with bounds is not in this build of "
                               "fastopt yet; without bounds, method 'L-BFGS-B' runs "
                               "fastopt's L-BFGS with scipy's L-BFGS-B defaults")
@@ -293,10 +300,9 @@ def minimize(fun: Callable[..., Any], x0: ArrayLike, args: tuple | Any = (),
     opts = check_options(options)
     if tol is not None:
         tol = _check_number("tol", tol, lo=0.0, label="tol")
-    if bounds is not None:
-        if kind == "L-BFGS-B":
-            return _minimize_bounded(fun, x0, args, jac, bounds, tol, callback, opts)
+    if bounds is not None and kind != "L-BFGS-B":
         warnings.warn(f"Method {name} cannot handle bounds.", RuntimeWarning, stacklevel=2)
+        bounds = None
     cb = _wrap_callback(callback)
     x, shape, dtype = _prepare_x0(x0)
     allvecs: list | None = None
@@ -308,7 +314,8 @@ def minimize(fun: Callable[..., Any], x0: ArrayLike, args: tuple | Any = (),
         res, disp = _first_order(fun, x, shape, dtype, args, jac, key, opts, tol, cb)
     else:
         warn_unknown(opts, kind, stacklevel=2)
-        res, disp = _quasi_newton(fun, x, shape, dtype, args, jac, kind, opts, tol, cb)
+        res, disp = _quasi_newton(fun, x, shape, dtype, args, jac, kind, opts, tol, cb,
+                                  bounds)
     if allvecs is not None:
         res["allvecs"] = allvecs
     _disp(disp, res)
@@ -329,7 +336,7 @@ def _first_order(fun, x, shape, dtype, args, jac, key, opts, tol, cb):
     return run_first_order(obj, x, key, opts, maxiter, maxfun, gtol, cb), opts.get("disp")
 
 
-def _quasi_newton(fun, x, shape, dtype, args, jac, kind, opts, tol, cb):
+def _quasi_newton(fun, x, shape, dtype, args, jac, kind, opts, tol, cb, bounds=None):
     n = x.size
     if tol is not None:
         opts.setdefault("gtol", tol)
@@ -356,6 +363,9 @@ def _quasi_newton(fun, x, shape, dtype, args, jac, kind, opts, tol, cb):
     abs_step, rel_step = fd_steps(opts, n)
     obj = Objective(fun, shape, dtype, args, jac, fd_rel_step=rel_step,
                     fd_abs_step=abs_step, maxfun=qn.maxfun)
+    m = 0 if kind == "BFGS" else _check_number("m", opts.get("m", 10), lo=1, integer=True)
+    if bounds is not None:
+        return _minimize_bounded(obj, x, bounds, qn, m, cb), qn.disp
     warm = opts.get("warm_start")
 
     if kind == "BFGS":
@@ -381,7 +391,6 @@ def _quasi_newton(fun, x, shape, dtype, args, jac, kind, opts, tol, cb):
             return res
         res = run_quasi_newton(obj, x, bfgs_memory, qn, cb, finalize)
     else:
-        m = _check_number("m", opts.get("m", 10), lo=1, integer=True)
         memory = LbfgsMemory(n, m, dtype, scaling=scaling)
         if warm is not None:
             _load_lbfgs_warm_start(memory, warm)
