@@ -225,6 +225,9 @@ class Optimizer(torch.optim.Optimizer):
     (the validated kernel options), and may override ``_fill`` and ``_first_step_options``.
     """
 
+    # torch.optim.Optimizer's attributes, declared for type checkers without torch
+    state: Any
+    param_groups: list[dict[str, Any]]
     _state_names: tuple[str, ...] = ()
     #: whether the state holds a per-parameter step (all but SGD)
     _has_step = True
