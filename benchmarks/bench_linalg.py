@@ -131,6 +131,11 @@ class BfgsUpdate:
         v = self.k.symv(self.H, self.y, out=self.out)
         self.k.syr2(1e-12, self.s, v, self.H)
 
+    def time_update_fused(self, n, threads):
+        # what BfgsMemory does per iteration: H y, then the update fused with H+ g
+        v = self.k.symv(self.H, self.y, out=self.out)
+        self.k.syr2_symv(1e-12, self.s, v, self.H, self.y)
+
 
 class BfgsUpdateBlas(BfgsUpdate):
     def setup(self, n, threads):
@@ -143,3 +148,8 @@ class BfgsUpdateBlas(BfgsUpdate):
     def time_update(self, n, threads):
         v = self.dsymv(1.0, self.H, self.y)
         self.H = self.dsyr2(1e-12, self.s, v, a=self.H, overwrite_a=1)
+
+    def time_update_fused(self, n, threads):
+        # BLAS has no fused form: the update, then the next direction's product
+        self.time_update(n, threads)
+        self.dsymv(1.0, self.H, self.y)

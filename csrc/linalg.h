@@ -104,6 +104,12 @@ FO_API int fo_syr2_f32(int64_t n, double a, const float *x, const float *y, floa
                        int nthreads);
 FO_API int fo_syr2_f64(int64_t n, double a, const double *x, const double *y, double *H,
                        int nthreads);
+/* fo_syr2_symv: fo_syr2, then out = H v with the updated H, in one pass over H (the same
+ * bits as the two calls). out must not overlap H, x, y or v; v must not overlap H. */
+FO_API int fo_syr2_symv_f32(int64_t n, double a, const float *x, const float *y, float *H,
+                            const float *v, float *out, int nthreads);
+FO_API int fo_syr2_symv_f64(int64_t n, double a, const double *x, const double *y,
+                            double *H, const double *v, double *out, int nthreads);
 
 #ifdef __cplusplus
 }

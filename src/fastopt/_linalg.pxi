@@ -48,6 +48,10 @@ cdef extern from "linalg.h" nogil:
                     int nthreads)
     int fo_syr2_f64(int64_t n, double a, const double *x, const double *y, double *H,
                     int nthreads)
+    int fo_syr2_symv_f32(int64_t n, double a, const float *x, const float *y, float *H,
+                         const float *v, float *out, int nthreads)
+    int fo_syr2_symv_f64(int64_t n, double a, const double *x, const double *y, double *H,
+                         const double *v, double *out, int nthreads)
 
 
 cdef cnp.ndarray _vec_in(object a, str name, cnp.ndarray ref):
@@ -593,6 +597,72 @@ def syr2(a, x, y, H):
     _last_threads_used = fo_team_size(n * n, nthreads)
     check_status(status, "syr2")
     return H
+
+
+def syr2_symv(a, x, y, H, v, out=None):
+    """:func:`syr2` and then :func:`symv` with the updated matrix, in one pass over ``H``:
+    ``H += a * (x y' + y x')``, then ``out = H @ v`` -- the BFGS update and the next
+    search direction's product, reading ``H`` once instead of twice. The same bits as the
+    two calls, for any thread count.
+
+    Parameters
+    ----------
+    a : float
+    x, y, v : ndarray, shape (n,)
+        dtype of `H`; copied if not contiguous; must not overlap `H`.
+    H : ndarray, shape (n, n)
+        float32 or float64, C-contiguous, writeable: updated in place.
+    out : ndarray, shape (n,), optional
+        Written with ``H @ v`` (allocated when omitted); must not overlap `H`, `x`, `y`
+        or `v`.
+
+    Returns
+    -------
+    out : ndarray
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastopt import _kernels
+    >>> H = np.eye(2)
+    >>> _kernels.syr2_symv(0.5, np.array([1.0, 0.0]), np.array([0.0, 2.0]), H,
+    ...                    np.array([1.0, 1.0]))
+    array([2., 2.])
+    """
+    global _last_threads_used
+    cdef double av = check_real(a, "a")
+    cdef cnp.ndarray Ha = _square(H, "H", True)
+    cdef cnp.ndarray xa = _side_vector(x, "x", Ha)
+    cdef cnp.ndarray ya = _side_vector(y, "y", Ha)
+    cdef cnp.ndarray va = _side_vector(v, "v", Ha)
+    if _overlap(Ha, xa) or _overlap(Ha, ya) or _overlap(Ha, va):
+        raise ValueError("H: shares memory with x, y or v")
+    cdef int64_t n = cnp.PyArray_SIZE(va)
+    cdef cnp.ndarray oa
+    if out is None:
+        oa = np.empty(n, dtype=va.dtype)
+    else:
+        oa = _vec_out(out, "out", va)
+        if (_overlap(oa, Ha) or _overlap(oa, xa) or _overlap(oa, ya)
+                or _overlap(oa, va)):
+            raise ValueError("out: shares memory with H, x, y or v")
+    cdef int status, nthreads = current_threads()
+    with nogil:
+        if cnp.PyArray_TYPE(va) == cnp.NPY_FLOAT:
+            status = fo_syr2_symv_f32(n, av, <const float *>cnp.PyArray_DATA(xa),
+                                      <const float *>cnp.PyArray_DATA(ya),
+                                      <float *>cnp.PyArray_DATA(Ha),
+                                      <const float *>cnp.PyArray_DATA(va),
+                                      <float *>cnp.PyArray_DATA(oa), nthreads)
+        else:
+            status = fo_syr2_symv_f64(n, av, <const double *>cnp.PyArray_DATA(xa),
+                                      <const double *>cnp.PyArray_DATA(ya),
+                                      <double *>cnp.PyArray_DATA(Ha),
+                                      <const double *>cnp.PyArray_DATA(va),
+                                      <double *>cnp.PyArray_DATA(oa), nthreads)
+    _last_threads_used = fo_team_size(n * n, nthreads)
+    check_status(status, "syr2_symv")
+    return out if out is not None else oa
 
 
 cdef int dot_f32(const float *x, const float *y, Py_ssize_t n, double *result,

@@ -83,6 +83,66 @@ def test_one_and_two_threads_bitwise_identical(dtype, rng):
     assert out[1] == out[2]
 
 
+@pytest.mark.parametrize("n", [1, 5, 300])
+def test_syr2_symv_is_syr2_then_symv_bit_for_bit(dtype, rng, n):
+    H = _spd(n, dtype, rng)
+    x, y, v = (rng.standard_normal(n).astype(dtype) for _ in range(3))
+    H2 = H.copy()
+    out = _kernels.syr2_symv(0.3, x, y, H, v)
+    _kernels.syr2(0.3, x, y, H2)
+    assert H.tobytes() == H2.tobytes()
+    assert out.tobytes() == _kernels.symv(H2, v).tobytes()
+
+
+@pytest.mark.skipif(not _two_threads_possible(), reason="needs OpenMP and 2 threads")
+def test_syr2_symv_one_and_two_threads_bitwise_identical(dtype, rng):
+    n = 700
+    H0 = _spd(n, dtype, rng)
+    x, y, v = (rng.standard_normal(n).astype(dtype) for _ in range(3))
+    got = {}
+    for t in (1, 2):
+        H = H0.copy()
+        with fastopt.threads(t):
+            out = _kernels.syr2_symv(-0.25, x, y, H, v)
+            assert _kernels.last_threads_used() == t
+        got[t] = (out.tobytes(), H.tobytes())
+    assert got[1] == got[2]
+
+
+def test_syr2_symv_validation_leaves_arrays_untouched(rng):
+    H = _spd(4, np.float64, rng)
+    before = H.copy()
+    v = np.ones(4)
+    out = np.empty(4)
+    for call, match in [
+            (lambda: _kernels.syr2_symv(1.0, v, v, H, H[1]), "H: shares memory"),
+            (lambda: _kernels.syr2_symv(1.0, v, v, H, v, out=v), "out: shares memory"),
+            (lambda: _kernels.syr2_symv(1.0, v, v, H, np.ones(3)), "v: expected 4"),
+            (lambda: _kernels.syr2_symv(1.0, v, v, H, v, out=np.empty(3)), "out: expected")]:
+        with pytest.raises(ValueError, match=match):
+            call()
+    assert np.array_equal(H, before) and out is not None
+
+
+def test_bfgs_memory_forms_the_next_product_in_the_update_pass(rng, monkeypatch):
+    # direction(g_new) after update_from(..., g_new, ...) reuses the fused pass's H g:
+    # no separate symv, and the same bits as computing it afresh
+    n = 8
+    mem = BfgsMemory(n, np.float64)
+    x0, x1 = rng.standard_normal(n), rng.standard_normal(n)
+    g0 = 2.0 * x0
+    g1 = 2.0 * x1
+    assert mem.update_from(x1, x0, g1, g0)
+    fresh = _kernels.symv(mem.H, g1)
+    calls = []
+    real = _kernels.symv
+    monkeypatch.setattr(_kernels, "symv", lambda *a, **k: calls.append(1) or real(*a, **k))
+    d = mem.direction(g1)
+    assert not calls and d.tobytes() == (-fresh).tobytes()
+    mem.direction(g1)                       # the product is used once, then recomputed
+    assert len(calls) == 1
+
+
 def test_out_argument_and_strided_vector(rng):
     H = _spd(64, np.float64, rng)
     v = rng.standard_normal(128)[::2]          # strided: copied

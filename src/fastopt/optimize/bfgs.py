@@ -12,7 +12,9 @@ symmetric rank-2 update
 
 one ``symv`` and one ``syr2`` (:math:`O(n^2)`, no :math:`O(n^3)` products as in
 scipy's BFGS), both fastopt's own C kernels (:func:`fastopt._kernels.symv`,
-:func:`fastopt._kernels.syr2`) on the whole C-ordered matrix: sums in float64 over
+:func:`fastopt._kernels.syr2`; the update and the next direction's product
+:math:`H_+ g_+` share one pass, :func:`fastopt._kernels.syr2_symv`: two passes over
+``H`` per iteration after the first instead of three) on the whole C-ordered matrix: sums in float64 over
 fixed blocks in a fixed order, so the iterates are the same bits for any thread count,
 CPU and BLAS (scipy's bundled ``dsymv``/``dsyr2`` differ per CPU kernel in the last
 bits, and on a badly scaled problem that decided convergence).
@@ -64,6 +66,8 @@ class BfgsMemory:
                                                   + np.asarray(H0, dtype=np.float64).T)
         self.H = np.empty((n, n), dtype=np.float64)
         self._v = np.empty(n, dtype=np.float64)      # H y of the update
+        # (g, H g) formed by the last update's fused pass, for the next direction(g)
+        self._next: tuple[np.ndarray, np.ndarray] | None = None
         self.restarts = 0
         self.reset()
 
@@ -79,12 +83,17 @@ class BfgsMemory:
             self.pristine = True    # identity, not yet scaled
         self.count = 0
         self.from_user = self.H0 is not None and not identity
+        self._next = None
 
     def is_empty(self) -> bool:
         return self.count == 0 and not self.from_user
 
     def apply(self, g: np.ndarray) -> np.ndarray:
-        """:math:`H g` (:func:`fastopt._kernels.symv`)."""
+        """:math:`H g` (:func:`fastopt._kernels.symv`, or the product the last update's
+        pass already formed when ``g`` is the gradient it was given)."""
+        ahead, self._next = self._next, None
+        if ahead is not None and ahead[0] is g:
+            return ahead[1].astype(self.dtype, copy=False)
         if self.pristine:
             return np.array(g, dtype=self.dtype, copy=True)
         return _kernels.symv(self.H, np.asarray(g, dtype=np.float64)).astype(self.dtype,
@@ -95,9 +104,13 @@ class BfgsMemory:
         np.negative(d, out=d)
         return d
 
-    def update(self, s: np.ndarray, y: np.ndarray, slope: float | None = None) -> bool:
+    def update(self, s: np.ndarray, y: np.ndarray, slope: float | None = None,
+               g_next: np.ndarray | None = None) -> bool:
         """BFGS update with the pair ``(s, y)``; returns whether it was applied.
-        ``slope``: :math:`s^T g_{old}`, the curvature guard's scale."""
+        ``slope``: :math:`s^T g_{old}`, the curvature guard's scale; ``g_next``: the
+        gradient the next direction will be asked for: :math:`H_+ g` is formed in the
+        update's pass over ``H`` (:func:`fastopt._kernels.syr2_symv`)."""
+        self._next = None
         sy = dot(s, y)
         yy = dot(y, y)
         if not curvature_ok(sy, yy, slope, self.eps):
@@ -117,7 +130,12 @@ class BfgsMemory:
         rho = 1.0 / sy
         c = rho + rho * rho * yHy
         w = (0.5 * c) * s64 - rho * v
-        _kernels.syr2(1.0, s64, w, self.H)      # H <- H + s w' + w s'
+        # H <- H + s w' + w s'
+        if g_next is None:
+            _kernels.syr2(1.0, s64, w, self.H)
+        else:
+            Hg = _kernels.syr2_symv(1.0, s64, w, self.H, np.asarray(g_next, dtype=np.float64))
+            self._next = (g_next, Hg)
         self.count += 1
         return True
 
@@ -129,7 +147,7 @@ class BfgsMemory:
     def update_from(self, x_new, x_old, g_new, g_old, slope: float | None = None) -> bool:
         """:meth:`update` with ``s = x_new - x_old``, ``y = g_new - g_old``."""
         return self.update(np.subtract(x_new, x_old, dtype=np.float64),
-                           np.subtract(g_new, g_old, dtype=np.float64), slope)
+                           np.subtract(g_new, g_old, dtype=np.float64), slope, g_next=g_new)
 
     def dense(self) -> np.ndarray:
         """The full symmetric :math:`H` (a new C-ordered float64 array)."""
