@@ -13,10 +13,11 @@ from .common import layout, set_threads
 
 SIZES = ["1e5", "1e6", "1e7", "500x2000", "10x1000"]
 THREADS = [1, 2]
-OPTIMIZERS = ["SGD", "Adam", "AdamW", "Adagrad", "RMSprop", "Adadelta"]
+OPTIMIZERS = ["SGD", "Adam", "AdamW", "Adagrad", "RMSprop", "Adadelta", "NAdam", "Lion"]
 OPTIONS = {"SGD": dict(lr=1e-3, momentum=0.9), "Adam": dict(lr=1e-3),
            "AdamW": dict(lr=1e-3, weight_decay=1e-2), "Adagrad": dict(lr=1e-2),
-           "RMSprop": dict(lr=1e-3), "Adadelta": dict(lr=1.0)}
+           "RMSprop": dict(lr=1e-3), "Adadelta": dict(lr=1.0), "NAdam": dict(lr=2e-3),
+           "Lion": dict(lr=1e-4, weight_decay=1e-2)}
 
 
 def _torch():

@@ -18,7 +18,8 @@ Rows (each times its contenders interleaved, median over rounds, as optim_vs_tor
 * ``overhead``: a 10-tensor model (10 x 1,000 float32): ``step()`` against the kernel alone,
   that is the cached StepPlan's bind + one C call + counter advance on the same arrays, and
   against ``fastopt.kernels.adam_step`` over the same lists. The difference is the Python
-  cost of ``step()``, with the same grad tensors and with new ones every step.
+  cost of ``step()``, with the same grad tensors and with new ones every step (read through
+  DLPack capsules; also timed through ``Tensor.numpy()``, the road before).
 """
 
 from __future__ import annotations
@@ -161,7 +162,8 @@ def overhead_rows(args):
     opt.step()  # the grads are the same tensors: their views are retained
     lay = opt._fo_layout
     plan, options = lay.full[0], lay.options[0]
-    views = list(lay.views)
+    views = list(lay.views)  # what step() binds: the grads' DLPack capsules
+    grads_np = [p.grad.numpy() for p in params]  # the same memory, for the numpy contenders
     arrays = [p.detach().numpy() for p in params]
     m = [np.zeros(1_000, np.float32) for _ in params]
     v = [np.zeros(1_000, np.float32) for _ in params]
@@ -184,14 +186,35 @@ def overhead_rows(args):
         assign()
         opt.step()
 
+    # the same with each new gradient read through Tensor.numpy() instead of a DLPack
+    # capsule (the road before; a second optimizer on its own params)
+    from fastopt.torch import _base
+
+    params2 = _clone(params)
+    opt2 = ft.Adam(params2, lr=LR)
+    opt2.step()
+    k2 = [0]
+
+    def fresh_step_numpy():
+        k2[0] = (k2[0] + 1) % 4
+        for p, g in zip(params2, sets[k2[0]]):
+            p.grad = g
+        _base._to_dlpack = torch.Tensor.numpy
+        try:
+            opt2.step()
+        finally:
+            _base._to_dlpack = to_dlpack
+    to_dlpack = _base._to_dlpack
+
     numpy_params = [a.copy() for a in arrays]
     numpy_opt = fastopt.Adam(numpy_params, lr=LR)
-    numpy_opt.step(views)
+    numpy_opt.step(grads_np)
     times = common.interleaved({"step": opt.step, "kernel": kernel,
-                                "fastopt.Adam (numpy)": lambda: numpy_opt.step(views),
+                                "fastopt.Adam (numpy)": lambda: numpy_opt.step(grads_np),
                                 "kernels.adam_step": lambda: fastopt.kernels.adam_step(
-                                    arrays, views, m, v, step=3, lr=LR),
-                                "assign + step": fresh_step, "assign only": assign},
+                                    arrays, grads_np, m, v, step=3, lr=LR),
+                                "assign + step": fresh_step, "assign only": assign,
+                                "assign + step (numpy views)": fresh_step_numpy},
                                args.repeats)
     us = {name: t * 1e6 for name, t in times.items()}
     print(f"{'10 tensors x 1,000, same grads':<34s} step {us['step']:.2f} us   kernel "
@@ -201,6 +224,9 @@ def overhead_rows(args):
     fresh = us["assign + step"] - us["assign only"]
     print(f"{'10 tensors x 1,000, new grads':<34s} step {fresh:.2f} us net   overhead "
           f"{fresh - us['kernel']:.2f} us  [assigning the grads: {us['assign only']:.2f} us]")
+    old = us["assign + step (numpy views)"] - us["assign only"]
+    print(f"{'  the same through Tensor.numpy()':<34s} step {old:.2f} us net   overhead "
+          f"{old - us['kernel']:.2f} us  (DLPack saves {old - fresh:.2f} us per step)")
 
 
 def main(argv=None) -> int:

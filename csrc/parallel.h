@@ -62,6 +62,9 @@ static inline void fo_flag_set(int *flag, int value)
 /* Thread ranges start on multiples of this many elements (a 64-byte line of floats). */
 #define FO_SPLIT_ALIGN 16
 
+/* A cache line (x86-64, most aarch64): element loops start their vector loop on one. */
+#define FO_LINE_BYTES 64
+
 /* Reductions sum blocks of this many elements, then add the block sums in block order:
  * the result is the same bits for any number of threads. */
 #define FO_REDUCE_BLOCK 4096

@@ -90,6 +90,8 @@ def _every_schedule():
         S.sequential([S.linear(0.1, 0.1, 1.0, 5), S.cosine(0.1, 20), 0.001], [5, 25]),
         S.chain(0.1, S.constant(1.0, 0.5, 4), S.exponential(1.0, 0.9)),
         S.scale_lr_for_batch(S.cosine(0.1, 30), 256, 1024, "sqrt"), plateau,
+        S.one_cycle_momentum(50, 0.25, "linear", 0.8, 0.97, three_phase=True),
+        S.cyclic_momentum(0.85, 0.95, 4, 2, "exp_range", 0.97),
     ]
 
 

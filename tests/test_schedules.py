@@ -36,6 +36,10 @@ ALL = [
     S.inverse_sqrt(0.1, 10, normalize=True),
     S.one_cycle(0.5, 50, three_phase=True),
     S.one_cycle(0.5, 50, anneal_strategy="linear"),
+    S.one_cycle_momentum(50),
+    S.one_cycle_momentum(50, 0.25, "linear", 0.7, 0.99, three_phase=True),
+    S.cyclic_momentum(0.8, 0.9, 5, 3, "triangular2"),
+    S.cyclic_momentum(0.85, 0.95, 4, scale_fn=_module_level_scale, scale_mode="iterations"),
     S.cyclic(0.01, 0.1, 5, 3, "exp_range", 0.97),
     S.cyclic(0.01, 0.1, 5, scale_fn=_module_level_scale, scale_mode="iterations"),
     S.warmup(S.cosine(0.1, 20), 5, 0.1),
@@ -134,6 +138,15 @@ def test_non_integer_step_raises(bad):
         (lambda: S.one_cycle(0.1, 10, anneal_strategy="exp"), "anneal_strategy", ValueError),
         (lambda: S.one_cycle(0.1, 10, div_factor=0), "div_factor", ValueError),
         (lambda: S.one_cycle(0.1, 10, final_div_factor=-1), "final_div_factor", ValueError),
+        (lambda: S.one_cycle_momentum(), "total_steps", ValueError),
+        (lambda: S.one_cycle_momentum(10, base_momentum=-0.1), "base_momentum", ValueError),
+        (lambda: S.one_cycle_momentum(10, max_momentum="0.9"), "max_momentum", TypeError),
+        (lambda: S.one_cycle_momentum(10, pct_start=-0.5), "pct_start", ValueError),
+        (lambda: S.one_cycle_momentum(10, three_phase=None), "three_phase", TypeError),
+        (lambda: S.cyclic_momentum(-0.8), "base_momentum", ValueError),
+        (lambda: S.cyclic_momentum(0.8, float("nan")), "max_momentum", ValueError),
+        (lambda: S.cyclic_momentum(step_size_up=0), "step_size_up", ValueError),
+        (lambda: S.cyclic_momentum(mode="up"), "mode", ValueError),
         (lambda: S.cyclic(0.01, 0.1, 0), "step_size_up", ValueError),
         (lambda: S.cyclic(0.01, 0.1, 5, -1), "step_size_down", ValueError),
         (lambda: S.cyclic(0.01, 0.1, mode="tri"), "mode", ValueError),
@@ -306,6 +319,24 @@ def test_one_cycle_three_phase_and_degenerate_phases():
     one = S.one_cycle(1.0, 1)
     assert one(0) == one(5) == approx(1.0 / 25e4)
     assert S.one_cycle(1.0, epochs=4, steps_per_epoch=25).total_steps == 100
+
+
+def test_one_cycle_momentum_mirrors_the_lr_cycle():
+    lr, m = S.one_cycle(1.0, 100), S.one_cycle_momentum(100)
+    assert m(0) == 0.95 and m(29) == 0.85 and m(99) == 0.95 and m(100) == m(10**6) == 0.95
+    t = np.arange(100)
+    # the momentum falls exactly where the lr rises (same phases, same interpolation)
+    assert np.array_equal(np.diff(lr(t)) > 0, np.diff(m(t)) < 0)
+    three = S.one_cycle_momentum(100, 0.25, three_phase=True)
+    assert three(24) == 0.85 and three(48) == 0.95 and three(70) == three(99) == 0.95
+    assert S.one_cycle_momentum(epochs=4, steps_per_epoch=25).total_steps == 100
+
+
+def test_cyclic_momentum_is_the_lr_cycle_upside_down():
+    lr, m = S.cyclic(0.8, 0.9, 5, 3), S.cyclic_momentum(0.8, 0.9, 5, 3)
+    t = np.arange(40)
+    np.testing.assert_allclose(m(t), 0.9 + 0.8 - lr(t), rtol=0, atol=1e-15)
+    assert m(0) == 0.9 and m(5) == 0.8
 
 
 def test_cyclic_modes():
@@ -569,8 +600,23 @@ def test_torch_recursive_schedulers(torch_mods, recorded, name, make, ours, n):
     assert (closed is None) == (f"closed|{name}" not in recorded.files)
 
 
+@pytest.mark.parametrize("name, make, ours, n, optimizer", R.MOMENTUM,
+                         ids=[m[0] for m in R.MOMENTUM])
+def test_recorded_torch_momentum_cycling_bit_exact(recorded, name, make, ours, n, optimizer):
+    _check_exact(ours, n, recorded[f"momentum|{name}"])
+
+
+@pytest.mark.parametrize("name, make, ours, n, optimizer", R.MOMENTUM,
+                         ids=[m[0] for m in R.MOMENTUM])
+def test_torch_momentum_cycling_bit_exact(torch_mods, recorded, name, make, ours, n, optimizer):
+    expected = R.torch_momenta(make, n, optimizer)
+    _check_exact(ours, n, expected)
+    np.testing.assert_array_equal(expected, recorded[f"momentum|{name}"])
+
+
 def test_every_schedule_case_is_recorded(recorded):
     names = {f"lr|{c[0]}" for c in EXACT + RECURSIVE}
+    names |= {f"momentum|{c[0]}" for c in R.MOMENTUM}
     names |= {f"plateau|{i}|{f}" for i in PLATEAU_IDS for f in ("lr", "best", "bad", "cooldown")}
     stored = {f for f in recorded.files if not f.startswith("closed|")} - {"torch_version"}
     assert names == stored  # regenerate with tools/record_torch_reference.py after editing

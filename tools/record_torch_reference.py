@@ -8,7 +8,8 @@ Writes
   has a numpy counterpart, each variant (foreach=False, fused where torch has it) and dtype,
   torch.optim's params and state after 200 steps on the deterministic inputs;
 * tests/data/torch_schedules.npz: torch's learning rates for the EXACT and RECURSIVE
-  scheduler cases (and torch's closed form where it has one), and ReduceLROnPlateau's lr,
+  scheduler cases (and torch's closed form where it has one), the momentum OneCycleLR and
+  CyclicLR cycle (MOMENTUM cases), and ReduceLROnPlateau's lr,
   best, num_bad_epochs and cooldown_counter over fixed metric sequences.
 
 The tests compare fastopt against these files in every run, and, when torch is installed,
@@ -52,6 +53,8 @@ def record_schedules() -> dict[str, np.ndarray]:
         closed = R.torch_closed_form(sched, n)
         if closed is not None:
             out[f"closed|{name}"] = closed
+    for name, make, _, n, optimizer in R.MOMENTUM:
+        out[f"momentum|{name}"] = R.torch_momenta(make, n, optimizer)
     for kw in R.PLATEAU_CASES:
         for field, values in R.torch_plateau(kw).items():
             out[f"plateau|{R.plateau_id(kw)}|{field}"] = values

@@ -37,6 +37,7 @@ from fastopt.optim import (
     NAdam,
     Optimizer,
     RMSprop,
+    StaleParamsWarning,
 )
 
 # The function, as scipy.optimize.minimize; its modules live in fastopt.optimize
@@ -66,6 +67,7 @@ __all__ = [
     "Adadelta",
     "NAdam",
     "Lion",
+    "StaleParamsWarning",
     "check_grad",
     "clip_grad_norm",
     "minimize",

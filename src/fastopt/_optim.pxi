@@ -13,6 +13,7 @@
 #   * all_finite, and the single-tensor layout of the .pxd entry points.
 
 from cpython.object cimport PyObject
+from cpython.pycapsule cimport PyCapsule_CheckExact
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from libc.string cimport memset
 
@@ -467,8 +468,11 @@ cdef class StepPlan:
     def bind(self, list grads, list indices=None):
         """Check the gradients (one per param, in unit order) and put their pointers in the
         tables. Returns False, binding nothing, if an entry is None. Raises TypeError /
-        ValueError naming ``grads[i]`` (i from `indices` when given) for a bad one."""
+        ValueError naming ``grads[i]`` (i from `indices` when given) for a bad one. An entry
+        may also be a DLPack capsule of a CPU tensor (fastopt.torch): it is checked as an
+        array that is not copied and DLPackUnfit is raised if it does not fit."""
         cdef Py_ssize_t i, n = self.total
+        cdef char *data
         cdef object g
         cdef cnp.ndarray a, p
         cdef uintptr_t start
@@ -483,6 +487,16 @@ cdef class StepPlan:
         for i in range(n):
             g = <object>PyList_GET_ITEM(grads, i)
             p = <cnp.ndarray>self.slot_param[i]
+            if PyCapsule_CheckExact(g):  # fastopt.torch's new gradients (_dlpack.pxi)
+                data = _dlpack_data(g, p, i, i if indices is None else indices[i])
+                start = <uintptr_t>data
+                if self._overlaps_written(start, start + <uintptr_t>cnp.PyArray_NBYTES(p)):
+                    raise ValueError(
+                        f"grads[{i if indices is None else indices[i]}]: shares memory with a "
+                        "parameter or state array of this optimizer, which the step updates "
+                        "in place; pass a separate tensor (e.g. g.clone())")
+                self.slot_ptr[i][0] = data
+                continue
             if (not cnp.PyArray_Check(g) or cnp.PyArray_TYPE(<cnp.ndarray>g) != cnp.PyArray_TYPE(p)
                     or not _same_shape(<cnp.ndarray>g, p)):
                 _check_array(g, f"grads[{i if indices is None else indices[i]}]", GRAD, p,

@@ -1,4 +1,4 @@
-"""Learning-rate schedules: pure functions of the optimizer step.
+"""Learning-rate (and momentum) schedules: pure functions of the optimizer step.
 
 A schedule is a callable ``lr = schedule(step)`` where ``step`` is the number
 of optimizer steps already taken (``0`` for the first step). Its value equals
@@ -10,6 +10,12 @@ what ``torch.optim.lr_scheduler.<Equivalent>.get_last_lr()[0]`` shows after
     sched(0)                     # 0.1
     sched(np.arange(200))        # one call for a whole curve (plotting)
     opt = fastopt.Adam(params, lr=sched)   # the optimizer calls sched(step_count)
+
+Any float option of an optimizer's param group may be a schedule, not only ``lr``:
+``betas=(S.one_cycle_momentum(1000), 0.999)``, ``momentum=S.cyclic_momentum(...)``,
+``weight_decay=S.cosine(...)``. :func:`one_cycle_momentum` and :func:`cyclic_momentum`
+are the momentum torch's ``OneCycleLR`` and ``CyclicLR`` cycle by default
+(``cycle_momentum=True``: SGD's ``momentum`` or Adam's ``betas[0]``).
 
 Conventions
 -----------
@@ -38,8 +44,9 @@ Conventions
   round to ``-1e-16``) and allows any factors >= 0; :func:`cyclic`'s
   ``'triangular2'`` underflows instead of raising ``OverflowError`` after 1024
   cycles, and gamma powers that overflow give ``inf``; :func:`cosine_restarts`
-  adds ``decay``; :func:`polynomial` adds ``end_lr``; momentum cycling
-  (``cycle_momentum``) is not part of a learning-rate schedule.
+  adds ``decay``; :func:`polynomial` adds ``end_lr``; torch's ``cycle_momentum`` is a
+  second schedule (:func:`one_cycle_momentum`, :func:`cyclic_momentum`) given as the
+  momentum option, where torch's one scheduler writes both.
 * **Picklable.** Every schedule is a small class instance with a readable
   ``repr`` (the call that builds it), so optimizer state holding one pickles.
   Schedules nested in :func:`warmup`, :func:`sequential` and :func:`chain` may be
@@ -86,7 +93,9 @@ __all__ = [
     "polynomial",
     "inverse_sqrt",
     "one_cycle",
+    "one_cycle_momentum",
     "cyclic",
+    "cyclic_momentum",
     "warmup",
     "sequential",
     "chain",
@@ -830,20 +839,27 @@ class _OneCycle(Schedule):
         self._setup()
 
     def _value(self, step: int) -> float:
-        step = min(step, self.total_steps - 1)  # hold the final value after the cycle
-        start_step = 0.0
-        last = len(self._phases) - 1
-        for i, (end_step, start, end) in enumerate(self._phases):
-            if step <= end_step or i == last:
-                if end_step == start_step:  # zero-length phase (torch divides by zero)
-                    return end
-                pct = (step - start_step) / (end_step - start_step)
-                if self.anneal_strategy == "cos":
-                    cos_out = math.cos(math.pi * pct) + 1
-                    return end + (start - end) / 2.0 * cos_out
-                return (end - start) * pct + start
-            start_step = end_step
-        raise AssertionError("unreachable")  # pragma: no cover
+        return _anneal_phases(self._phases, step, self.total_steps, self.anneal_strategy)
+
+
+def _anneal_phases(phases: tuple[tuple[float, float, float], ...], step: int,
+                   total_steps: int, strategy: str) -> float:
+    """torch OneCycleLR.get_lr's interpolation over ``(end_step, start, end)`` phases, for
+    the learning rate and the momentum alike."""
+    step = min(step, total_steps - 1)  # hold the final value after the cycle
+    start_step = 0.0
+    last = len(phases) - 1
+    for i, (end_step, start, end) in enumerate(phases):
+        if step <= end_step or i == last:
+            if end_step == start_step:  # zero-length phase (torch divides by zero)
+                return end
+            pct = (step - start_step) / (end_step - start_step)
+            if strategy == "cos":
+                cos_out = math.cos(math.pi * pct) + 1
+                return end + (start - end) / 2.0 * cos_out
+            return (end - start) * pct + start
+        start_step = end_step
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def one_cycle(
@@ -881,8 +897,8 @@ def one_cycle(
     ``T - 1``), where torch extrapolates the last phase at ``t = T`` (with
     ``'linear'`` that can be negative) and raises after it. A zero-length phase
     (e.g. ``p T = 1``), where torch divides by zero, gives that phase's end value.
-    Momentum cycling (torch's ``cycle_momentum``) is not part of a learning-rate
-    schedule; build it as a second ``one_cycle`` if needed.
+    torch's ``cycle_momentum`` (on by default) is :func:`one_cycle_momentum`, given as the
+    optimizer's ``momentum`` or ``betas[0]``.
 
     Parameters
     ----------
@@ -912,21 +928,145 @@ def one_cycle(
     >>> [round(sched(t), 9) for t in (0, 29, 99, 150)]    # max_lr / 25, max_lr, then held
     [0.004, 0.1, 4e-07, 4e-07]
     """
-    if total_steps is not None:
-        total_steps = check_int(total_steps, "total_steps", 1)
-    elif epochs is not None and steps_per_epoch is not None:
-        total_steps = check_int(epochs, "epochs", 1) * check_int(steps_per_epoch, "steps_per_epoch", 1)
-    else:
-        raise ValueError("total_steps: expected an int, or both epochs and steps_per_epoch, got None")
     return _OneCycle(
         check_real(max_lr, "max_lr", 0.0),
-        total_steps,
+        _cycle_length(total_steps, epochs, steps_per_epoch),
         check_real(pct_start, "pct_start", 0.0, 1.0),
         check_choice(anneal_strategy, "anneal_strategy", ("cos", "linear")),
         check_real(div_factor, "div_factor", 0.0, closed="right"),
         check_real(final_div_factor, "final_div_factor", 0.0, closed="right"),
         check_bool(three_phase, "three_phase"),
     )
+
+
+class _OneCycleMomentum(Schedule):
+    _name = "one_cycle_momentum"
+    _fields = (
+        "total_steps",
+        "pct_start",
+        "anneal_strategy",
+        "base_momentum",
+        "max_momentum",
+        "three_phase",
+    )
+
+    def __init__(
+        self,
+        total_steps: int,
+        pct_start: float,
+        anneal_strategy: str,
+        base_momentum: float,
+        max_momentum: float,
+        three_phase: bool,
+    ) -> None:
+        self.total_steps = total_steps
+        self.pct_start = pct_start
+        self.anneal_strategy = anneal_strategy
+        self.base_momentum = base_momentum
+        self.max_momentum = max_momentum
+        self.three_phase = three_phase
+        self._setup()
+
+    def _setup(self) -> None:
+        # torch OneCycleLR's momentum phases: the momentum falls while the lr rises
+        lo, hi = self.base_momentum, self.max_momentum
+        T, p = self.total_steps, self.pct_start
+        self._phases: tuple[tuple[float, float, float], ...]
+        if self.three_phase:
+            self._phases = ((float(p * T) - 1, hi, lo), (float(2 * p * T) - 2, lo, hi),
+                            (T - 1, hi, hi))
+        else:
+            self._phases = ((float(p * T) - 1, hi, lo), (T - 1, lo, hi))
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {f: getattr(self, f) for f in self._fields}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._setup()
+
+    def _value(self, step: int) -> float:
+        return _anneal_phases(self._phases, step, self.total_steps, self.anneal_strategy)
+
+
+def one_cycle_momentum(
+    total_steps: int | None = None,
+    pct_start: float = 0.3,
+    anneal_strategy: Literal["cos", "linear"] = "cos",
+    base_momentum: float = 0.85,
+    max_momentum: float = 0.95,
+    three_phase: bool = False,
+    *,
+    epochs: int | None = None,
+    steps_per_epoch: int | None = None,
+) -> Schedule:
+    r"""The momentum of the 1cycle policy: torch ``OneCycleLR``'s ``cycle_momentum``.
+
+    torch's OneCycleLR (``cycle_momentum=True``, its default) also drives the optimizer's
+    momentum -- ``momentum`` for SGD and RMSprop, ``betas[0]`` for Adam-like optimizers --
+    inversely to the learning rate: from ``max_momentum`` down to ``base_momentum`` while
+    the lr rises, then back up. Give this schedule where the option goes, with the same
+    ``total_steps``, ``pct_start``, ``anneal_strategy`` and ``three_phase`` as the
+    :func:`one_cycle` of the lr::
+
+        lr = one_cycle(0.01, total_steps=1000)
+        m = one_cycle_momentum(total_steps=1000)
+        fastopt.AdamW(params, lr=lr, betas=(m, 0.999))     # torch: betas[0] cycles
+        fastopt.SGD(params, lr=lr, momentum=m)             # torch: momentum cycles
+
+    Phases ``(end_step, start, end)``, interpolated as :func:`one_cycle`'s: two phases
+    ``(pT - 1, max, base)``, ``(T - 1, base, max)``; three phases ``(pT - 1, max, base)``,
+    ``(2pT - 2, base, max)``, ``(T - 1, max, max)``. Steps ``0 .. T-1`` give exactly
+    torch's values; from ``T`` on the final value is held (as :func:`one_cycle`).
+
+    Parameters
+    ----------
+    total_steps : int, optional
+        Number of steps in the cycle, >= 1. Or give ``epochs`` and ``steps_per_epoch``.
+    pct_start : float, default 0.3
+        Fraction of the cycle spent decreasing the momentum, in [0, 1].
+    anneal_strategy : {'cos', 'linear'}, default 'cos'
+    base_momentum : float, default 0.85
+        Lowest momentum (at the peak learning rate), >= 0.
+    max_momentum : float, default 0.95
+        Momentum at the start and end of the cycle, >= 0.
+    three_phase : bool, default False
+    epochs, steps_per_epoch : int, optional
+        ``total_steps = epochs * steps_per_epoch`` when ``total_steps`` is None.
+
+    Returns
+    -------
+    Schedule
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastopt
+    >>> from fastopt import schedules
+    >>> m = schedules.one_cycle_momentum(total_steps=100)
+    >>> [round(m(t), 4) for t in (0, 29, 99)]          # 0.95 -> 0.85 -> 0.95
+    [0.95, 0.85, 0.95]
+    >>> opt = fastopt.AdamW([np.ones(3)], lr=schedules.one_cycle(0.01, 100), betas=(m, 0.999))
+    >>> opt.step([np.ones(3)])
+    True
+    """
+    return _OneCycleMomentum(
+        _cycle_length(total_steps, epochs, steps_per_epoch),
+        check_real(pct_start, "pct_start", 0.0, 1.0),
+        check_choice(anneal_strategy, "anneal_strategy", ("cos", "linear")),
+        check_real(base_momentum, "base_momentum", 0.0),
+        check_real(max_momentum, "max_momentum", 0.0),
+        check_bool(three_phase, "three_phase"),
+    )
+
+
+def _cycle_length(total_steps: int | None, epochs: int | None,
+                  steps_per_epoch: int | None) -> int:
+    if total_steps is not None:
+        return check_int(total_steps, "total_steps", 1)
+    if epochs is not None and steps_per_epoch is not None:
+        return check_int(epochs, "epochs", 1) * check_int(steps_per_epoch, "steps_per_epoch", 1)
+    raise ValueError("total_steps: expected an int, or both epochs and steps_per_epoch, got None")
 
 
 class _Cyclic(Schedule):
@@ -974,18 +1114,43 @@ class _Cyclic(Schedule):
             return float(2.0 ** (1 - x))
         return float(self.gamma**x)
 
-    def _value(self, step: int) -> float:
-        # torch CyclicLR.get_lr, same operation order
+    def _shape(self, step: int) -> tuple[float, float]:
+        """(position in the half cycle in [0, 1], amplitude scale) at `step`: torch
+        CyclicLR.get_lr's, same operation order."""
         cycle = math.floor(1 + step / self._total_size)
         x = 1.0 + step / self._total_size - cycle
         if x <= self._step_ratio:
             scale_factor = x / self._step_ratio
         else:
             scale_factor = (x - 1) / (self._step_ratio - 1)
+        return scale_factor, self._scale(cycle if self.scale_mode == "cycle" else step)
+
+    def _value(self, step: int) -> float:
+        scale_factor, scale = self._shape(step)
         base_height = (self.max_lr - self.base_lr) * scale_factor
-        if self.scale_mode == "cycle":
-            return self.base_lr + base_height * self._scale(cycle)
-        return self.base_lr + base_height * self._scale(step)
+        return self.base_lr + base_height * scale
+
+
+class _CyclicMomentum(_Cyclic):
+    """torch CyclicLR's momentum: ``max - (max - base) * h * g``, the lr's shape upside
+    down (``base_lr``/``max_lr`` hold the momenta)."""
+
+    _name = "cyclic_momentum"
+    _fields = ("base_momentum", "max_momentum", "step_size_up", "step_size_down", "mode",
+               "gamma")
+
+    @property
+    def base_momentum(self) -> float:
+        return self.base_lr
+
+    @property
+    def max_momentum(self) -> float:
+        return self.max_lr
+
+    def _value(self, step: int) -> float:
+        scale_factor, scale = self._shape(step)
+        base_height = (self.max_lr - self.base_lr) * scale_factor
+        return self.max_lr - base_height * scale
 
 
 def cyclic(
@@ -1013,8 +1178,8 @@ def cyclic(
     the amplitude halves every cycle) or :math:`g = \gamma^{t}` (``'exp_range'``).
     A custom ``scale_fn`` replaces :math:`g`, evaluated at :math:`c`
     (``scale_mode='cycle'``) or at :math:`t` (``'iterations'``); it must be a
-    picklable (module-level) function for the schedule to pickle. Momentum cycling
-    (torch's ``cycle_momentum``) is not part of a learning-rate schedule.
+    picklable (module-level) function for the schedule to pickle. torch's
+    ``cycle_momentum`` (on by default) is :func:`cyclic_momentum`.
 
     Parameters
     ----------
@@ -1045,20 +1210,71 @@ def cyclic(
     >>> [round(sched(t), 4) for t in (0, 5, 10, 15)]
     [0.001, 0.006, 0.001, 0.006]
     """
+    return _Cyclic(check_real(base_lr, "base_lr", 0.0), check_real(max_lr, "max_lr", 0.0),
+                   *_cycle_shape(step_size_up, step_size_down, mode, gamma, scale_fn,
+                                 scale_mode))
+
+
+def _cycle_shape(step_size_up: Any, step_size_down: Any, mode: Any, gamma: Any,
+                 scale_fn: Any, scale_mode: Any) -> tuple:
+    """The checked arguments of a cycle's shape, shared by cyclic and cyclic_momentum."""
     up = check_int(step_size_up, "step_size_up", 1)
     down = up if step_size_down is None else check_int(step_size_down, "step_size_down", 0)
     if scale_fn is not None:
         check_callable(scale_fn, "scale_fn")
-    return _Cyclic(
-        check_real(base_lr, "base_lr", 0.0),
-        check_real(max_lr, "max_lr", 0.0),
-        up,
-        down,
-        check_choice(mode, "mode", ("triangular", "triangular2", "exp_range")),
-        check_real(gamma, "gamma", 0.0, 1.0, closed="right"),
-        scale_fn,
-        check_choice(scale_mode, "scale_mode", ("cycle", "iterations")),
-    )
+    return (up, down, check_choice(mode, "mode", ("triangular", "triangular2", "exp_range")),
+            check_real(gamma, "gamma", 0.0, 1.0, closed="right"), scale_fn,
+            check_choice(scale_mode, "scale_mode", ("cycle", "iterations")))
+
+
+def cyclic_momentum(
+    base_momentum: float = 0.8,
+    max_momentum: float = 0.9,
+    step_size_up: int = 2000,
+    step_size_down: int | None = None,
+    mode: Literal["triangular", "triangular2", "exp_range"] = "triangular",
+    gamma: float = 1.0,
+    *,
+    scale_fn: Callable[[float], float] | None = None,
+    scale_mode: Literal["cycle", "iterations"] = "cycle",
+) -> Schedule:
+    r"""The momentum of torch ``CyclicLR`` (``cycle_momentum=True``, its default).
+
+    The lr's cycle of :func:`cyclic` upside down, between ``base_momentum`` and
+    ``max_momentum``, with :math:`h` and :math:`g` as there:
+
+    .. math::
+
+        m(t) = \mathrm{max\_momentum} - (\mathrm{max\_momentum} - \mathrm{base\_momentum})
+        \, h(x)\, g
+
+    Give it as the optimizer's ``momentum`` (SGD, RMSprop) or ``betas[0]`` (Adam-like),
+    with the cycle arguments of the lr's :func:`cyclic`; steps give exactly torch's values.
+
+    Parameters
+    ----------
+    base_momentum : float, default 0.8
+        Momentum at the peak learning rate, >= 0.
+    max_momentum : float, default 0.9
+        Momentum at the lowest learning rate, >= 0.
+    step_size_up, step_size_down, mode, gamma, scale_fn, scale_mode
+        As :func:`cyclic`'s.
+
+    Returns
+    -------
+    Schedule
+
+    Examples
+    --------
+    >>> from fastopt import schedules
+    >>> m = schedules.cyclic_momentum(0.8, 0.9, step_size_up=5)
+    >>> [round(m(t), 4) for t in (0, 5, 10)]
+    [0.9, 0.8, 0.9]
+    """
+    return _CyclicMomentum(check_real(base_momentum, "base_momentum", 0.0),
+                           check_real(max_momentum, "max_momentum", 0.0),
+                           *_cycle_shape(step_size_up, step_size_down, mode, gamma, scale_fn,
+                                         scale_mode))
 
 
 # --------------------------------------------------------------------------- #

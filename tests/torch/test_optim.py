@@ -4,7 +4,7 @@ the message then).
 The comparisons run 200 steps of every case of torch_reference.py (every optimizer and
 option, two param groups, LR schedulers including OneCycleLR cycling betas/momentum, a
 tensor without a gradient now and then) against torch.optim with foreach=False and, where
-torch has one, its fused CPU kernel, within the tolerances of test_optim_torch.py.
+torch has one, its fused CPU kernel, within the tolerances of tests/optim/test_torch_anchor.py.
 """
 
 import copy
@@ -21,8 +21,8 @@ from fastopt_testing import torch_reference as R
 torch = pytest.importorskip("torch")
 import fastopt.torch as ft  # noqa: E402
 
-NAMES = ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta"]
-# fastopt.torch has the six torch.optim classes of issue 15 (not yet NAdam)
+NAMES = ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta", "NAdam"]
+# every torch.optim class fastopt.torch has (Lion, which torch lacks: test_lion.py)
 RUNS = [(c, v, d) for c in R.OPTIM_CASES if c.name in NAMES
         for v in R.variants_of(c) for d in R.DTYPES]
 
@@ -123,9 +123,10 @@ def test_state_dict_travels_both_ways_and_training_goes_on(name, direction):
         ref.step()
         opt.step()
     saved = copy.deepcopy(opt.state_dict())
-    for entry in saved["state"].values():  # torch's format: float steps
-        if "step" in entry:
-            assert entry["step"].dtype == torch.float32 and entry["step"].dim() == 0
+    for entry in saved["state"].values():  # torch's format: float steps (and mu_product)
+        for scalar in ("step", "mu_product"):
+            if scalar in entry:
+                assert entry[scalar].dtype == torch.float32 and entry[scalar].dim() == 0
     other = getattr(second, name)(params, **options)
     other.load_state_dict(saved)
     for step in range(5, 10):
@@ -133,7 +134,11 @@ def test_state_dict_travels_both_ways_and_training_goes_on(name, direction):
         _set_grads(params, step)
         ref.step()
         other.step()
-    _assert_equal_runs(ref_params, params, ref, other, dict(rtol=1e-12, atol=1e-14))
+    # torch keeps NAdam's mu_product in float32 (its default dtype) also for float64 params,
+    # fastopt in double: after the handover the two runs differ in mu_product's rounding
+    # (measured: params 1e-10 relative, mu_product as float32 in the state dict ~1 ulp)
+    tol = dict(rtol=5e-7, atol=1e-12) if name == "NAdam" else dict(rtol=1e-12, atol=1e-14)
+    _assert_equal_runs(ref_params, params, ref, other, tol)
 
 
 def test_state_dict_step_format_follows_torch():
@@ -430,3 +435,76 @@ def test_state_dict_of_an_older_torch_gets_the_missing_options():
     assert opt.param_groups[0]["decoupled_weight_decay"] is False
     opt.step()
     assert int(opt.state[ps[0]]["step"]) == 2
+
+
+# -- new gradient tensors are read through DLPack capsules (StepPlan.bind checks them) -------
+
+def _one_step_each(make_grad, cls="Adam"):
+    """One step of fastopt.torch and of torch.optim with the gradient make_grad(p) gives."""
+    ps, qs = _params(1, torch.float64), _params(1, torch.float64)
+    ours, theirs = getattr(ft, cls)(ps), getattr(torch.optim, cls)(qs, foreach=False)
+    for step in range(3):
+        g = make_grad(step)
+        ps[0].grad, qs[0].grad = g, g.detach().clone().resolve_neg()
+        ours.step()
+        theirs.step()
+    _assert_equal_runs(ps, qs, ours, theirs, dict(rtol=1e-14, atol=1e-15))
+
+
+def _randn(step, *shape):
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(step),
+                       dtype=torch.float64)
+
+
+@pytest.mark.parametrize("kind", ["negative view", "offset view", "requires grad",
+                                  "transposed", "expanded"])
+def test_new_gradients_of_every_layout_give_torchs_result(kind):
+    make = {
+        "negative view": lambda s: torch._neg_view(_randn(s, 4, 5)),
+        "offset view": lambda s: _randn(s, 30)[7:27].view(4, 5),  # byte_offset in the capsule
+        "requires grad": lambda s: _randn(s, 4, 5).requires_grad_(),
+        "transposed": lambda s: _randn(s, 5, 4).t(),               # strided: copied
+        "expanded": lambda s: _randn(s, 1, 5).expand(4, 5),        # stride 0: copied
+    }[kind]
+    _one_step_each(make)
+
+
+def test_a_gradient_sharing_memory_with_a_param_is_refused():
+    ps = _params(2)
+    opt = ft.SGD(ps, lr=0.1)
+    ps[0].grad = torch.ones(4, 5)
+    ps[1].grad = ps[0].detach()  # the gradient of params[1] is params[0]'s memory
+    before = [p.detach().clone() for p in ps]
+    with pytest.raises(ValueError, match=r"param_groups\[0\]\['params'\]\[1\]\.grad: shares "
+                                         r"memory"):
+        opt.step()
+    assert all(torch.equal(p.detach(), b) for p, b in zip(ps, before))
+
+
+def test_a_retained_gradient_whose_storage_is_replaced_is_read_again():
+    ps, qs = _params(1), _params(1)
+    ours, theirs = ft.SGD(ps, lr=0.1), torch.optim.SGD(qs, lr=0.1)
+    for p in (ps[0], qs[0]):
+        p.grad = torch.ones(4, 5)
+    for opt in (ours, theirs):
+        opt.step()
+        opt.step()  # the same grad tensor twice: fastopt.torch retains what it read
+    for p in (ps[0], qs[0]):
+        p.grad.data = torch.full((4, 5), 3.0)  # same tensor object, new storage
+    ours.step()
+    theirs.step()
+    _assert_equal_runs(ps, qs, ours, theirs)
+
+
+def test_a_retained_negative_view_gradient_is_not_a_stale_copy():
+    ps, qs = _params(1), _params(1)
+    ours, theirs = ft.SGD(ps, lr=0.1), torch.optim.SGD(qs, lr=0.1)
+    base = torch.ones(4, 5)
+    ps[0].grad = torch._neg_view(base)
+    qs[0].grad = -torch.ones(4, 5)
+    for _ in range(3):
+        base.add_(1.0)  # the same gradient tensor, its values changed in place
+        qs[0].grad.sub_(1.0)
+        ours.step()
+        theirs.step()
+    _assert_equal_runs(ps, qs, ours, theirs)

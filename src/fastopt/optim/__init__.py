@@ -16,8 +16,10 @@ Shared behaviour:
   threads; the GIL is released. Results are bitwise identical for any thread count.
 * **Beyond torch.** Every optimizer takes ``l1`` (``l1 * sign(p)`` added to the gradient,
   sign(0) = 0, so L2 + L1 = elastic net costs no extra pass); RMSprop takes
-  ``eps_in_sqrt``. ``lr`` may be a float or any schedule ``lr(step)`` of the group's step
-  count (see :mod:`fastopt.schedules`).
+  ``eps_in_sqrt``. ``lr`` -- and any other float option: ``betas`` (either element),
+  ``momentum``, ``weight_decay``, ... -- may be a float or any schedule ``f(step)`` of the
+  group's step count (see :mod:`fastopt.schedules`; ``one_cycle_momentum`` is what torch's
+  OneCycleLR does to ``betas[0]``/``momentum``).
 * **State** is allocated lazily on a parameter's first update, with its dtype, keyed by
   position (``opt.state[i]``), and includes torch's per-parameter ``step`` count.
   ``state_dict()`` / ``load_state_dict()`` round-trip plain numbers and numpy arrays
@@ -28,6 +30,10 @@ Shared behaviour:
   ``step`` returns False, as mixed-precision loss scaling needs.
 * **Errors** are TypeError/ValueError naming the argument, raised before anything is
   modified.
+* **Rebinding.** Optimizers update the arrays they were given; after replacing one
+  (``params[k] = new_array``), call ``opt.rebind(params)`` (state kept). A list or
+  ``dict.values()`` given as params is watched: ``step`` warns once
+  (:class:`fastopt.StaleParamsWarning`) when an entry was replaced without ``rebind``.
 * **Threads.** Optimizers used from different Python threads are independent. One
   optimizer stepped from two threads at once raises RuntimeError in the second.
 
@@ -41,6 +47,7 @@ from fastopt.optim.adam import Adam, AdamW
 from fastopt.optim.lion import Lion
 from fastopt.optim.nadam import NAdam
 from fastopt.optim.optimizer import Optimizer
+from fastopt.optim.rebinding import StaleParamsWarning  # noqa: F401  (fastopt exports it)
 from fastopt.optim.rmsprop import RMSprop
 from fastopt.optim.sgd import SGD
 

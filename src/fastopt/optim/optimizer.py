@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from fastopt import _kernels, _validation, torch_state
+from fastopt.optim import rebinding
 from fastopt.optim.families import Family
 
 LearningRate = float | Callable[[int], float]
@@ -109,7 +110,8 @@ class Optimizer:
     ``params`` is a list of arrays or a list of dicts ``{"params": [...], <options>}`` (param
     groups); options missing from a group take the constructor's values. ``lr`` may be a
     float or a schedule: any callable ``lr(step)`` of the group's step count (the number of
-    steps already taken), e.g. from :mod:`fastopt.schedules`.
+    steps already taken), e.g. from :mod:`fastopt.schedules`; so may every other float
+    option, alone (``momentum=sched``) or inside a pair (``betas=(sched, 0.999)``).
 
     Each step is one C call per param group and dtype over all its tensors (work split by
     total elements between threads), with the GIL released. The pointer tables of params
@@ -166,9 +168,15 @@ class Optimizer:
         self.defaults = dict(defaults)
         self.param_groups: list[dict[str, Any]] = []
         self._state = _TrackedDict(self._version)
+        self._sources = rebinding.Sources()  # the user's containers, watched for replacements
+        self._scheduled: set[int] = set()  # ids of groups with scheduled options
         if isinstance(params, np.ndarray):
             raise TypeError("params: expected a list of arrays or of param-group dicts, got "
                             "a single array; wrap it in a list")
+        if isinstance(params, dict):
+            raise TypeError("params: expected a list of arrays or of param-group dicts, got "
+                            "a dict; pass params.values() (the arrays in the dict's order, "
+                            "which is then the order of step()'s grads)")
         groups = list(params)
         if not groups:
             raise ValueError("params: expected a non-empty list of arrays or param groups, "
@@ -181,7 +189,7 @@ class Optimizer:
             raise TypeError("params: expected a list of arrays or a list of param-group "
                             "dicts, got a mix of both")
         else:
-            self.add_param_group({"params": groups})
+            self.add_param_group({"params": params if rebinding.trackable(params) else groups})
 
     # -- state ------------------------------------------------------------------------
     @property
@@ -222,6 +230,7 @@ class Optimizer:
         group.setdefault("step", 0)
         self._check_group(group)
         self.param_groups.append(group)
+        self._sources.track(param_group["params"], len(self.param_groups) - 1)
         self._version.n += 1
 
     def _check_group(self, group: dict[str, Any]) -> None:
@@ -230,12 +239,40 @@ class Optimizer:
         group["step"] = _validation.check_int(group.get("step"), "step", 0)
         for option in self.family.class_options:
             option.constraint.check(group[option.name], option.name)
-        self._options(group, self._lr(group))
+        self._options_at(group, self._lr(group), remember=False)
 
     @staticmethod
     def _lr(group: dict[str, Any]) -> float:
         lr = group["lr"]
         return lr(group["step"]) if callable(lr) else lr
+
+    def _options_at(self, group: dict[str, Any], lr: float,
+                    remember: bool = True) -> _kernels.KernelOptions:
+        """The kernel options of `group` at its step. Options given as schedules (a
+        callable of the step, alone or in a tuple such as ``betas``) are evaluated first;
+        a group found to hold one is remembered, so plain groups never pay the search."""
+        values = self._group_values(group)
+        try:
+            return self._options(values, lr)
+        except TypeError:  # a kernel option that is not a number: a schedule?
+            if values is not group:
+                raise
+            evaluated = scheduled_values(group)
+            if evaluated is None:
+                raise
+            if remember:
+                self._scheduled.add(id(group))
+            return self._options(evaluated, lr)
+
+    def _group_values(self, group: dict[str, Any]) -> dict[str, Any]:
+        """`group` with its scheduled options evaluated at its step (`group` itself when it
+        holds none)."""
+        if self._scheduled and id(group) in self._scheduled:
+            values = scheduled_values(group)
+            if values is not None:
+                return values
+            self._scheduled.discard(id(group))
+        return group
 
     # -- what subclasses provide ---------------------------------------------------------
     def _options(self, group: dict[str, Any], lr: float) -> _kernels.KernelOptions:
@@ -306,8 +343,12 @@ class Optimizer:
 
         Returns True when the update was applied. Raises TypeError/ValueError (nothing
         modified) for bad gradients or options, and RuntimeError if another thread is
-        inside ``step()`` of this same optimizer.
+        inside ``step()`` of this same optimizer. Warns (:class:`StaleParamsWarning`, once)
+        when a list or ``dict.values()`` given as params now holds other arrays (see
+        :meth:`rebind`).
         """
+        if self._sources:
+            self._sources.check(self)
         if not self._lock.acquire(False):
             raise RuntimeError(
                 f"{type(self).__name__}.step: another thread is running step() on this "
@@ -325,7 +366,7 @@ class Optimizer:
             skip = _validation.check_bool(skip, "skip_if_nonfinite")
         groups = self.param_groups
         lrs = [self._lr(group) for group in groups]
-        options = [self._options(group, lr) for group, lr in zip(groups, lrs)]
+        options = [self._options_at(group, lr) for group, lr in zip(groups, lrs)]
         plan = self._plan
         if plan is None or self._plan_version != self._version.n \
                 or not plan.matches(groups, options):
@@ -377,6 +418,7 @@ class Optimizer:
         start = 0
         for group, o, lr in zip(self.param_groups, options, lrs):
             params = group["params"]
+            values = self._group_values(group)
             indices = [start + k for k in range(len(params)) if grads[start + k] is not None]
             sub = [params[i - start] for i in indices]
             start += len(params)
@@ -384,7 +426,7 @@ class Optimizer:
                 continue
             created = [False] * len(indices)
 
-            def allocate(k: int, name: str, p: np.ndarray, group: dict[str, Any] = group,
+            def allocate(k: int, name: str, p: np.ndarray, values: dict[str, Any] = values,
                          created: list[bool] = created, indices: list[int] = indices
                          ) -> np.ndarray:
                 # called within this iteration; the new entries wait in `new` until the
@@ -393,7 +435,7 @@ class Optimizer:
                     spec = scalar_specs[name]
                     entry = np.array(spec.initial, dtype=spec.dtype)
                 else:
-                    fill = self.family.fill(self.family.state(name), group)
+                    fill = self.family.fill(self.family.state(name), values)
                     entry = np.full(p.shape, fill, dtype=p.dtype)
                     created[k] = True
                 new.setdefault(indices[k], {})[name] = entry
@@ -402,7 +444,7 @@ class Optimizer:
             gathered = self._gather_state(o, indices, sub, allocate)
             assert gathered is not None  # allocate never gives up
             columns, scalars = gathered
-            units.extend(self._units(o, group, lr, indices, sub, columns, scalars, created))
+            units.extend(self._units(o, values, lr, indices, sub, columns, scalars, created))
         if units:
             plan = _kernels.StepPlan([_plan_unit(u[2], u[3], u[4]) for u in units],
                                      [u[0].state_names for u in units])
@@ -427,6 +469,51 @@ class Optimizer:
         for group in self.param_groups:
             group["step"] += 1
         return True
+
+    def rebind(self, params: Iterable[np.ndarray]) -> None:
+        """Step other arrays from now on, keeping the state (moments, step counts).
+
+        fastopt updates the arrays it was given in place and cannot follow an assignment
+        such as ``params[k] = new_array`` (a cs231n-style ``w = w - lr * dw``, restoring a
+        copy of the best weights, loading a checkpoint into new arrays): the optimizer
+        would go on stepping the old arrays. After such an assignment, call
+        ``opt.rebind(params)``.
+
+        Parameters
+        ----------
+        params : sequence of ndarray
+            One array per parameter, in the flattened order of the param groups (the order
+            of :meth:`step`'s grads); a list or ``dict.values()``. Each must have the
+            shape and dtype of the parameter it replaces (its state is kept) and be
+            writeable and C-contiguous; no two may share memory, nor with a state array.
+            An entry may be the current array (left as it is).
+
+        Raises TypeError/ValueError naming the first bad entry; nothing changes then.
+
+        Notes
+        -----
+        The optimizer watches the list (or ``dict.values()`` view, or a param group's
+        ``"params"`` list) it was given -- after ``rebind``, the one given here -- and
+        :meth:`step` warns once (:class:`~fastopt.StaleParamsWarning`) when an entry
+        of it was replaced by another array without ``rebind``. A replacement in a container
+        the optimizer was not given (a new list, a rebound name) cannot be seen.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import fastopt
+        >>> params = {"W": np.ones(2), "b": np.zeros(1)}
+        >>> opt = fastopt.Adam(params.values(), lr=0.1)
+        >>> opt.step([np.ones(2), np.ones(1)])
+        True
+        >>> params["W"] = params["W"] * 0.5           # a new array: the optimizer must know
+        >>> opt.rebind(params.values())
+        >>> opt.step([np.ones(2), np.ones(1)])
+        True
+        >>> params["W"], int(opt.state[0]["step"])   # stepped, with the state kept
+        (array([0.35, 0.35]), 2)
+        """
+        rebinding.rebind(self, params)
 
     # -- checkpoints -------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -479,7 +566,7 @@ class Optimizer:
             i = renumber[_as_key(key)]
             p = flat[i]
             group = new_groups[group_of[i]]
-            options = self._options(group, self._lr(group))
+            options = self._options_at(group, self._lr(group), remember=False)
             needed = {n for n, used in zip(options.state_names, options.used) if used}
             scalar_names = {s.name for s in self.family.scalars}
             allowed = set(self.state_names) | scalar_names
@@ -511,7 +598,7 @@ class Optimizer:
     # -- pickling, repr ---------------------------------------------------------------------
     def __getstate__(self) -> dict[str, Any]:
         d = dict(self.__dict__)
-        for key in ("_lock", "_plan", "_version"):
+        for key in ("_lock", "_plan", "_version", "_sources", "_scheduled"):
             d.pop(key, None)
         d["_state"] = {i: dict(s) for i, s in self._state.items()}
         return d
@@ -523,6 +610,8 @@ class Optimizer:
         self._lock = threading.Lock()
         self._plan = None
         self._plan_version = -1
+        self._sources = rebinding.Sources()
+        self._scheduled = set()
         self._state = self._track_state(state)
 
     def __repr__(self) -> str:
@@ -534,6 +623,27 @@ class Optimizer:
                     lines.append(f"    {key}: {group[key]!r}")
         lines.append(")")
         return "\n".join(lines)
+
+
+def scheduled_values(group: dict[str, Any]) -> dict[str, Any] | None:
+    """A copy of `group` with every option that is a callable of the step (other than
+    ``lr``, evaluated apart), or a tuple/list holding one (``betas``), evaluated at
+    ``group["step"]``; None when it holds none."""
+    out = None
+    step = group["step"]
+    for key, value in group.items():
+        if key == "params" or key == "lr":
+            continue
+        if callable(value):
+            new: Any = value(step)
+        elif type(value) in (tuple, list) and any(map(callable, value)):
+            new = type(value)(v(step) if callable(v) else v for v in value)
+        else:
+            continue
+        if out is None:
+            out = dict(group)
+        out[key] = new
+    return out
 
 
 def _plan_unit(params: list, columns: Columns, scalars: dict[str, list[np.ndarray]]) -> tuple:

@@ -1,6 +1,6 @@
 """fastopt.torch: fastopt's fused optimizer kernels as torch.optim drop-ins for CPU tensors.
 
-``SGD``, ``Adagrad``, ``RMSprop``, ``Adam``, ``AdamW`` and ``Adadelta`` are
+``SGD``, ``Adagrad``, ``RMSprop``, ``Adam``, ``AdamW``, ``Adadelta`` and ``NAdam`` are
 ``torch.optim.Optimizer`` subclasses with torch 2.13's constructor signatures, defaults,
 param groups, state and ``state_dict`` format; ``step(closure=None)``,
 ``zero_grad(set_to_none=True)``, ``add_param_group``, step hooks and torch's LR schedulers
@@ -11,19 +11,23 @@ class and back, and training goes on with the same results::
     import fastopt.torch
     opt = fastopt.torch.AdamW(model.parameters(), lr=3e-4)      # instead of torch.optim.AdamW
 
+``Lion`` (torch has none) has the signature, group keys and state of lucidrains'
+``lion_pytorch.Lion``.
+
 What differs from torch.optim:
 
 * **Tensors.** Params must be dense, contiguous float32/float64 CPU tensors (checked when
-  added: a clear TypeError/ValueError otherwise). Gradients of any layout are read through
-  a numpy view (a non-contiguous one is copied first); sparse gradients raise. State
+  added: a clear TypeError/ValueError otherwise). Gradients of any layout are read in
+  place (a non-contiguous one is copied first); sparse gradients raise. State
   tensors are updated in place through their numpy views, so they must be contiguous,
   of the param's dtype, and not require grad (checked when loaded).
 * **Speed.** All params of all groups with equal options are updated in one fused C call
   per dtype (work split between threads by total elements). The pointer tables are cached
-  between steps; a step converts each ``p.grad`` to a numpy view, and reuses the view while
-  ``p.grad`` stays the same tensor (``zero_grad(set_to_none=False)``). With the default
-  ``set_to_none=True`` each step meets new gradient tensors, and torch's ``Tensor.numpy()``
-  costs about 1.4 us per tensor.
+  between steps. A new gradient tensor (the default ``zero_grad(set_to_none=True)`` gives
+  new ones every step) is read through a DLPack capsule (``torch.utils.dlpack.to_dlpack``,
+  about 4x cheaper than ``Tensor.numpy()``) whose device, dtype, shape, strides, alignment
+  and memory overlap the kernel boundary checks in C; a gradient that stays the same
+  tensor (``zero_grad(set_to_none=False)``) is read through a retained numpy view.
 * **step.** Kept per parameter as a 0-d int64 tensor the kernel increments (torch keeps a
   float tensor); ``state_dict()`` gives torch's float tensor.
 * **Switches.** ``foreach`` and ``fused`` are accepted and kept in the groups (fastopt always
@@ -43,8 +47,8 @@ except ImportError as _err:  # pragma: no cover - exercised in an environment wi
                               "pip install torch==2.13.0", name="torch") from _err
 
 from fastopt.torch._base import Optimizer
-from fastopt.torch._optimizers import SGD, Adadelta, Adagrad, Adam, AdamW, RMSprop
+from fastopt.torch._optimizers import SGD, Adadelta, Adagrad, Adam, AdamW, Lion, NAdam, RMSprop
 from fastopt.torch_state import from_torch_state_dict, to_torch_state_dict
 
-__all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta",
-           "from_torch_state_dict", "to_torch_state_dict"]
+__all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta", "NAdam",
+           "Lion", "from_torch_state_dict", "to_torch_state_dict"]

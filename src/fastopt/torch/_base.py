@@ -6,9 +6,10 @@ How a step runs (the short path, taken while nothing but hyperparameter values c
 1. each group's kernel options are rebuilt only when its values changed (torch's LR
    schedulers write ``group["lr"]`` and OneCycleLR ``betas``/``momentum`` every step);
    groups with equal options share one unit (one C call per dtype for all of them);
-2. each ``p.grad`` becomes a numpy view (``Tensor.numpy()``; reused while ``p.grad`` stays
-   the same tensor, as with ``zero_grad(set_to_none=False)``); params are checked to still
-   have the buffers the cached tables point at;
+2. each new ``p.grad`` becomes a DLPack capsule (``to_dlpack``; StepPlan.bind checks what
+   it describes), a numpy view where the capsule does not fit (strided, negative views);
+   a grad that stays the same tensor (``zero_grad(set_to_none=False)``) is retained as a
+   numpy view; params are checked to still have the buffers the cached tables point at;
 3. a cached ``StepPlan`` (pointer tables over the param, state and step-counter views,
    validated once) binds the gradients and runs one C call per unit and dtype, GIL
    released; the per-parameter step counters are int64 tensors the plan increments.
@@ -36,9 +37,13 @@ from fastopt.torch._state import TrackedState, Version
 
 # A grad slot's cached source when it holds no retained gradient tensor.
 _NO_GRAD = object()
+_NO_STATE: dict[str, Any] = {}
 _is = operator.is_
 _data_ptr = torch.Tensor.data_ptr
 _numpy = torch.Tensor.numpy
+_is_neg = torch.Tensor.is_neg
+_to_dlpack = torch.utils.dlpack.to_dlpack  # torch._C._to_dlpack: ~4x cheaper than .numpy()
+_DLPackUnfit = _kernels.DLPackUnfit
 _grad_of = operator.attrgetter("grad")
 # Plans kept per structure (one per combination of units, used state and params with a grad).
 _MAX_PLANS = 8
@@ -144,6 +149,18 @@ def _counter(value: Any, where: str) -> torch.Tensor:
     return torch.tensor(step, dtype=torch.int64)
 
 
+def _real_scalar(value: Any, where: str) -> torch.Tensor:
+    """A per-parameter real scalar as fastopt.torch keeps it: a 0-d float64 CPU tensor
+    (torch keeps NAdam's mu_product in its default dtype)."""
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            raise ValueError(f"{where}: expected a scalar, got shape {tuple(value.shape)}")
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        raise TypeError(f"{where}: expected a real number, got {value!r}")
+    return torch.tensor(float(value), dtype=torch.float64)
+
+
 class _Layout:
     """What the short path of step() checks and reuses (see the module docstring)."""
 
@@ -229,8 +246,12 @@ class Optimizer(torch.optim.Optimizer):
     state: Any
     param_groups: list[dict[str, Any]]
     _state_names: tuple[str, ...] = ()
-    #: whether the state holds a per-parameter step (all but SGD)
+    #: whether the state holds a per-parameter step (all but SGD and Lion)
     _has_step = True
+    #: per-parameter real scalars besides the step, (name, initial value): NAdam's
+    #: ``mu_product``, kept as a 0-d float64 tensor the kernel advances (torch keeps its
+    #: default dtype; state_dict() converts)
+    _reals: tuple[tuple[str, float], ...] = ()
     _option_key: Callable[[dict[str, Any]], tuple]
 
     def __init__(self, params: Iterable[Any], defaults: dict[str, Any]) -> None:
@@ -350,7 +371,12 @@ class Optimizer(torch.optim.Optimizer):
                 self._fo_run(lay, None, lay.views)
                 return
             plan, unit_groups, _ = entry
-            if not plan.bind(lay.views):  # pragma: no cover - retained views are never None
+            try:
+                bound = plan.bind(lay.views)
+            except _DLPackUnfit:  # pragma: no cover - retained capsules were bound before
+                self._fo_run(lay, None, lay.views)
+                return
+            if not bound:  # pragma: no cover - retained views are never None
                 raise RuntimeError("fastopt.torch: a retained gradient view is missing")
             try:
                 options = lay.options
@@ -393,14 +419,22 @@ class Optimizer(torch.optim.Optimizer):
                 srcs[i] = _NO_GRAD
                 views[i] = None
                 continue
-            try:
-                views[i] = _numpy(g)
+            try:  # a DLPack capsule, checked by StepPlan.bind (_fo_bind); numpy for the rest
+                views[i] = _numpy(g) if _is_neg(g) else _to_dlpack(g)
             except (TypeError, RuntimeError):
                 views[i] = self._grad_view(lay, i, g)
             w = weak[i]
             if w is not None and w() is g:
                 srcs[i] = g
                 gptrs[i] = g.data_ptr()
+                if type(views[i]) is not np.ndarray:  # retained: a numpy view binds faster
+                    try:                              # than a capsule (parsed every step)
+                        views[i] = _numpy(g)
+                    except (TypeError, RuntimeError):
+                        pass
+                elif views[i].__array_interface__["data"][0] != gptrs[i]:
+                    srcs[i] = _NO_GRAD  # a copy (of a negative view): read it again each step
+                    transient.append(i)
             else:
                 srcs[i] = _NO_GRAD
                 weak[i] = weakref.ref(g)
@@ -420,10 +454,7 @@ class Optimizer(torch.optim.Optimizer):
                 lay.full = entry
         plan, unit_groups, unit_options = entry
         try:
-            if active is None:
-                plan.bind(grads)
-            else:
-                plan.bind(grads, list(active))
+            self._fo_bind(lay, plan, grads, active)
         except (TypeError, ValueError) as err:
             self._fo_rollback(lay, created)
             raise type(err)(_torch_words(str(err), lay)) from None
@@ -438,6 +469,29 @@ class Optimizer(torch.optim.Optimizer):
             plan.advance()
         finally:
             plan.release()
+
+    def _fo_bind(self, lay: _Layout, plan: Any, grads: list,
+                 active: tuple[int, ...] | None) -> None:
+        """Bind the grads; a DLPack capsule the plan finds unfit (a strided, misaligned or
+        foreign gradient) is replaced by the numpy road, which copies or explains."""
+        while True:
+            try:
+                if active is None:
+                    plan.bind(grads)
+                else:
+                    plan.bind(grads, list(active))
+                return
+            except _DLPackUnfit as unfit:
+                k = unfit.position
+                i = k if active is None else active[k]
+                g: Any = lay.params[i].grad
+                try:
+                    view = _numpy(g)
+                except (TypeError, RuntimeError):
+                    view = self._grad_view(lay, i, g)
+                grads[k] = view
+                if lay.views[i] is not None:
+                    lay.views[i] = view
 
     def _grad_view(self, lay: _Layout, i: int, g: Any) -> np.ndarray:
         """A view of a grad Tensor.numpy() refused: explain why, or take another road."""
@@ -489,6 +543,15 @@ class Optimizer(torch.optim.Optimizer):
                             and not step.requires_grad) or id(step) in counters:
                         entry["step"] = step = _counter(step, f"{where}['step']")
                     counters.add(id(step))
+                for name, _ in self._reals:
+                    if name not in entry:
+                        continue
+                    value = entry[name]
+                    if not (isinstance(value, torch.Tensor) and value.dtype == torch.float64
+                            and value.dim() == 0 and value.device.type == "cpu"
+                            and not value.requires_grad) or id(value) in counters:
+                        entry[name] = value = _real_scalar(value, f"{where}[{name!r}]")
+                    counters.add(id(value))
 
     def _fo_plan(self, lay: _Layout, active: tuple[int, ...] | None
                  ) -> tuple[tuple, dict[int, list[str]]]:
@@ -530,11 +593,13 @@ class Optimizer(torch.optim.Optimizer):
         return entry, created
 
     def _fo_unit(self, lay: _Layout, members: list[int], options: Any) -> tuple:
-        entries = [self.state[lay.params[i]] for i in members]
+        state = self.state  # .get: a param without state (SGD without momentum) gets no
+        entries = [state.get(lay.params[i], _NO_STATE) for i in members]  # entry, as in torch
         columns = [[e[name].numpy() for e in entries] if used else None
                    for name, used in zip(options.state_names, options.used)]
         steps = [e["step"].numpy() for e in entries] if self._has_step else None
-        return ([lay.arrays[i] for i in members], columns, steps, None)
+        reals = [[e[name].numpy() for e in entries] for name, _ in self._reals] or None
+        return ([lay.arrays[i] for i in members], columns, steps, reals)
 
     def _fo_allocate(self, lay: _Layout, indices: Iterable[int]) -> dict[int, list[str]]:
         """Zero (or ``_fill``) state tensors the options need and a param lacks."""
@@ -548,12 +613,16 @@ class Optimizer(torch.optim.Optimizer):
                       if used and (entry is None or entry.get(n) is None)]
             if self._has_step and (entry is None or entry.get("step") is None):
                 needed.append("step")
+            needed += [n for n, _ in self._reals if entry is None or entry.get(n) is None]
             if not needed:
                 continue
             entry = state[p]
+            initial = dict(self._reals)
             for name in needed:
                 if name == "step":
                     entry[name] = torch.zeros((), dtype=torch.int64)
+                elif name in initial:
+                    entry[name] = torch.tensor(initial[name], dtype=torch.float64)
                 else:
                     entry[name] = torch.full_like(p, self._fill(name),
                                                   memory_format=torch.contiguous_format)
@@ -630,8 +699,9 @@ _hooked_step = torch.optim.Optimizer.profile_hook_step(Optimizer._plain_step)
 
 
 def _torch_format(opt: Optimizer, state_dict: dict[str, Any]) -> dict[str, Any]:
-    """state_dict() post hook: each step as torch stores it (a float tensor), and plain
-    per-parameter dicts (the tensors themselves are the live ones, as in torch)."""
+    """state_dict() post hook: each step (and NAdam's mu_product) as torch stores it (a
+    float tensor of torch's scalar dtype), and plain per-parameter dicts (the other tensors
+    are the live ones, as in torch)."""
     special = set()
     for group in state_dict["param_groups"]:
         if group.get("fused") or group.get("capturable"):
@@ -645,6 +715,11 @@ def _torch_format(opt: Optimizer, state_dict: dict[str, Any]) -> dict[str, Any]:
                 entry["step"] = torch.tensor(float(step.item()),
                                              dtype=_torch_layout.torch_step_dtype(
                                                  key in special))
+            for name, _ in opt._reals:
+                value = entry.get(name)
+                if isinstance(value, torch.Tensor):  # a copy: ours stays float64
+                    entry[name] = value.detach().to(
+                        _torch_layout.torch_step_dtype(key in special), copy=True)
         state[key] = entry
     return {"state": state, "param_groups": state_dict["param_groups"]}
 

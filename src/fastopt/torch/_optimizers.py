@@ -1,4 +1,5 @@
-"""SGD, Adagrad, RMSprop, Adam, AdamW and Adadelta with torch 2.13's signatures and defaults.
+"""SGD, Adagrad, RMSprop, Adam, AdamW, Adadelta and NAdam with torch 2.13's signatures and
+defaults, and Lion with lion-pytorch's (torch has no Lion).
 
 Each is a ``torch.optim.Optimizer`` whose step runs the kernel of the fastopt (numpy) class
 of the same name; the kernels follow torch.optim's single-tensor update rules (see
@@ -17,7 +18,7 @@ import fastopt.optim as _numpy_optim
 from fastopt import _kernels
 from fastopt.torch._base import Optimizer, real
 
-__all__ = ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta"]
+__all__ = ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta", "NAdam", "Lion"]
 
 Params = Iterable[Any]
 
@@ -283,6 +284,125 @@ class Adadelta(Optimizer):
                                          eps=real(group["eps"], "eps"),
                                          weight_decay=real(group["weight_decay"], "weight_decay"),
                                          maximize=group["maximize"])
+
+
+class NAdam(Optimizer):
+    """torch.optim.NAdam, stepped by fastopt's fused kernel (see :class:`fastopt.NAdam`).
+
+    Same signature (``momentum_decay``, ``decoupled_weight_decay``), defaults, state
+    (``step``, ``mu_product``, ``exp_avg``, ``exp_avg_sq``) and state_dict as torch
+    2.13's. ``mu_product`` is kept as a 0-d float64 tensor (torch keeps it in its default
+    dtype, float32 unless set otherwise, where it underflows to 0 after a few hundred
+    steps); ``state_dict()`` gives torch's dtype. ``eps`` must be > 0.
+
+    Examples
+    --------
+    >>> import torch, fastopt.torch
+    >>> w = torch.nn.Parameter(torch.tensor([1.0, -2.0], dtype=torch.float64))
+    >>> opt = fastopt.torch.NAdam([w], lr=0.1)
+    >>> w.grad = 2 * w.detach()
+    >>> opt.step()
+    >>> w.detach().numpy().round(4)
+    array([ 0.8944, -1.8944])
+    >>> sorted(opt.state[w])
+    ['exp_avg', 'exp_avg_sq', 'mu_product', 'step']
+    """
+
+    _state_names = _numpy_optim.NAdam.state_names
+    _reals = tuple((s.name, float(s.initial)) for s in _numpy_optim.NAdam.family.scalars
+                   if not s.is_step)
+    _option_key = itemgetter("lr", "betas", "eps", "weight_decay", "momentum_decay",
+                             "decoupled_weight_decay", "maximize")
+
+    def __init__(self, params: Params, lr: float | torch.Tensor = 2e-3,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0, momentum_decay: float = 4e-3,
+                 decoupled_weight_decay: bool = False, *, foreach: bool | None = None,
+                 maximize: bool = False, capturable: bool = False,
+                 differentiable: bool = False) -> None:
+        defaults = {"lr": lr, "betas": _pair(betas), "eps": eps, "weight_decay": weight_decay,
+                    "momentum_decay": momentum_decay,
+                    "decoupled_weight_decay": decoupled_weight_decay, "maximize": maximize,
+                    "foreach": foreach, "capturable": capturable,
+                    "differentiable": differentiable}
+        super().__init__(params, defaults)
+
+    def _options(self, group: dict[str, Any]) -> Any:
+        beta1, beta2 = _pair(group["betas"])
+        return _kernels.nadam_options(
+            lr=real(group["lr"], "lr"), beta1=real(beta1, "betas[0]"),
+            beta2=real(beta2, "betas[1]"), eps=real(group["eps"], "eps"),
+            weight_decay=real(group["weight_decay"], "weight_decay"),
+            momentum_decay=real(group["momentum_decay"], "momentum_decay"),
+            decoupled=group["decoupled_weight_decay"], maximize=group["maximize"])
+
+
+class Lion(Optimizer):
+    """Lion (Chen et al. 2023, "Symbolic Discovery of Optimization Algorithms"), stepped by
+    fastopt's fused kernel (see :class:`fastopt.Lion`). torch has no Lion: the signature,
+    defaults, group keys and state are lucidrains' ``lion_pytorch.Lion`` (the paper's
+    reference code), so its state dicts load both ways::
+
+        Lion(params, lr=1e-4, betas=(0.9, 0.99), weight_decay=0.0, use_triton=False,
+             decoupled_weight_decay=False, *, maximize=False)
+
+    Per parameter with a gradient ``g`` (state ``exp_avg`` = m, zeros at first)::
+
+        p *= 1 - lr * wd
+        p -= lr * sign(beta1 * m + (1 - beta1) * g)
+        m  = beta2 * m + (1 - beta2) * g
+
+    with ``wd = weight_decay``, or ``weight_decay / lr0`` with
+    ``decoupled_weight_decay=True`` (lion-pytorch's: ``lr0`` is the constructor's ``lr``,
+    so the decay per step is ``lr / lr0 * weight_decay``, independent of the lr's scale).
+    sign(0) = 0. ``betas`` are read at every step, so torch's OneCycleLR cycles ``betas[0]``.
+    ``use_triton=True`` (a GPU kernel) is a ValueError; ``maximize`` is fastopt's
+    addition (ascend). No per-parameter step is kept (the update needs none).
+
+    Examples
+    --------
+    >>> import torch, fastopt.torch
+    >>> w = torch.nn.Parameter(torch.tensor([1.0, -2.0, 0.5]))
+    >>> opt = fastopt.torch.Lion([w], lr=0.1)
+    >>> w.grad = torch.tensor([3.0, -0.001, 0.0])
+    >>> opt.step()                        # each weight moves by lr * sign
+    >>> w.detach()
+    tensor([ 0.9000, -1.9000,  0.5000])
+    """
+
+    _state_names = _numpy_optim.Lion.state_names
+    _has_step = False
+    _option_key = itemgetter("lr", "betas", "weight_decay", "decoupled_weight_decay",
+                             "maximize")
+
+    def __init__(self, params: Params, lr: float | torch.Tensor = 1e-4,
+                 betas: tuple[float, float] = (0.9, 0.99), weight_decay: float = 0.0,
+                 use_triton: bool = False, decoupled_weight_decay: bool = False, *,
+                 maximize: bool = False) -> None:
+        if use_triton:
+            raise ValueError("use_triton: Triton kernels run on GPUs; fastopt.torch steps CPU "
+                             "tensors with its C kernel (use use_triton=False)")
+        defaults = {"lr": lr, "betas": _pair(betas), "weight_decay": weight_decay,
+                    "decoupled_weight_decay": decoupled_weight_decay, "maximize": maximize}
+        super().__init__(params, defaults)
+
+    def _options(self, group: dict[str, Any]) -> Any:
+        beta1, beta2 = _pair(group["betas"])
+        wd = real(group["weight_decay"], "weight_decay")
+        decoupled = group["decoupled_weight_decay"]
+        if decoupled is not True and decoupled is not False:
+            raise TypeError("decoupled_weight_decay: expected True or False, got "
+                            f"{decoupled!r}")
+        if decoupled:
+            lr0 = real(self.defaults["lr"], "lr")
+            if not isinstance(lr0, (int, float)) or not lr0 > 0:
+                raise ValueError("lr: decoupled_weight_decay divides the weight decay by the "
+                                 f"constructor's lr, which must be > 0, got {lr0!r}")
+            if isinstance(wd, (int, float)) and not isinstance(wd, bool):
+                wd = wd / lr0
+        return _kernels.lion_options(lr=real(group["lr"], "lr"), beta1=real(beta1, "betas[0]"),
+                                     beta2=real(beta2, "betas[1]"), weight_decay=wd,
+                                     maximize=group["maximize"])
 
 
 def _pair(betas: Any) -> tuple[Any, Any]:

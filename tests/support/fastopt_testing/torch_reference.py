@@ -75,8 +75,9 @@ class OptimCase:
     options: dict = field(default_factory=dict)
     group2: dict | None = None
     scheduler: tuple[str, dict] | None = None
-    #: the numpy schedule equal to `scheduler` (None: the case has no numpy counterpart)
-    numpy_lr: Callable[[], Any] | None = None
+    #: the numpy optimizer's options that `scheduler` drives, as fastopt schedules (lr,
+    #: betas, momentum); None: the case has no numpy counterpart
+    numpy_schedules: Callable[[], dict] | None = None
     label: str = ""
 
     @property
@@ -87,7 +88,7 @@ class OptimCase:
 
     @property
     def has_numpy(self) -> bool:
-        return self.scheduler is None or self.numpy_lr is not None
+        return self.scheduler is None or self.numpy_schedules is not None
 
     def groups(self, params: list) -> list:
         if self.group2 is None:
@@ -96,6 +97,11 @@ class OptimCase:
 
 
 ONE_CYCLE = dict(max_lr=0.02, total_steps=STEPS)
+#: OneCycleLR's momentum (cycle_momentum=True) as the numpy optimizer's betas / momentum
+CYCLED_BETAS = lambda: dict(lr=S.one_cycle(**ONE_CYCLE),  # noqa: E731
+                            betas=(S.one_cycle_momentum(STEPS), 0.999))
+CYCLED_MOMENTUM = lambda: dict(lr=S.one_cycle(**ONE_CYCLE),  # noqa: E731
+                               momentum=S.one_cycle_momentum(STEPS))
 
 OPTIM_CASES = [
     OptimCase("SGD", dict(lr=0.05)),
@@ -116,9 +122,10 @@ OPTIM_CASES = [
     OptimCase("AdamW", dict(lr=0.01, weight_decay=0.1, amsgrad=True, maximize=True)),
     OptimCase("AdamW", dict(lr=0.01, weight_decay=0.05),
               scheduler=("OneCycleLR", dict(ONE_CYCLE, cycle_momentum=False)),
-              numpy_lr=lambda: S.one_cycle(**ONE_CYCLE), label="OneCycleLR"),
+              numpy_schedules=lambda: dict(lr=S.one_cycle(**ONE_CYCLE)), label="OneCycleLR"),
     OptimCase("AdamW", dict(lr=0.01, weight_decay=0.05),
-              scheduler=("OneCycleLR", dict(ONE_CYCLE)), label="OneCycleLR-cycling-betas"),
+              scheduler=("OneCycleLR", dict(ONE_CYCLE)), numpy_schedules=CYCLED_BETAS,
+              label="OneCycleLR-cycling-betas"),
     OptimCase("Adagrad", dict(lr=0.05)),
     OptimCase("Adagrad", dict(lr=0.05, lr_decay=0.1, weight_decay=1e-2,
                               initial_accumulator_value=0.3, maximize=True)),
@@ -128,7 +135,8 @@ OPTIM_CASES = [
     OptimCase("RMSprop", dict(lr=0.01, momentum=0.5, alpha=0.9, maximize=True)),
     OptimCase("RMSprop", dict(lr=0.01, centered=True)),
     OptimCase("SGD", dict(lr=0.05, momentum=0.9),
-              scheduler=("OneCycleLR", dict(ONE_CYCLE)), label="OneCycleLR-cycling-momentum"),
+              scheduler=("OneCycleLR", dict(ONE_CYCLE)), numpy_schedules=CYCLED_MOMENTUM,
+              label="OneCycleLR-cycling-momentum"),
     OptimCase("Adadelta", dict(lr=1.0)),
     OptimCase("Adadelta", dict(lr=0.5, rho=0.8, weight_decay=1e-2, maximize=True)),
     OptimCase("NAdam", dict(lr=0.01)),
@@ -137,7 +145,8 @@ OPTIM_CASES = [
     OptimCase("NAdam", dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True)),
     OptimCase("Adam", dict(lr=0.01),
               scheduler=("CosineAnnealingLR", dict(T_max=50, eta_min=1e-4)),
-              numpy_lr=lambda: S.cosine(0.01, T_max=50, eta_min=1e-4), label="CosineAnnealingLR"),
+              numpy_schedules=lambda: dict(lr=S.cosine(0.01, T_max=50, eta_min=1e-4)),
+              label="CosineAnnealingLR"),
 ]
 
 
@@ -153,8 +162,8 @@ def run_numpy(case: OptimCase, dtype: Any, steps: int = STEPS) -> tuple[list, li
     """fastopt's numpy optimizer over the case's inputs: (params, state per param)."""
     params = initial_params(dtype)
     options = dict(case.options)
-    if case.numpy_lr is not None:
-        options["lr"] = case.numpy_lr()
+    if case.numpy_schedules is not None:
+        options.update(case.numpy_schedules())
     cls: Any = getattr(fastopt, case.name)
     if case.name == "Adam" and options.pop("decoupled_weight_decay", False):
         cls = fastopt.AdamW  # torch's Adam(decoupled_weight_decay=True) is fastopt's AdamW
@@ -355,6 +364,33 @@ RECURSIVE = [
      S.warmup(S.cosine(0.1, 20), 6, 0.2, shift=True), 30),
 ]
 
+# torch's momentum cycling (cycle_momentum=True, the default of OneCycleLR and CyclicLR):
+# the optimizer's momentum (SGD) or betas[0] (Adam) after k scheduler steps, against
+# fastopt's momentum schedules; closed forms in torch and fastopt alike, equal to the bit.
+# (name, scheduler, fastopt schedule, steps, the torch optimizer whose option cycles)
+MOMENTUM = []
+for _opt in ("SGD", "Adam"):
+    for _strategy, _three in (("cos", False), ("cos", True), ("linear", False)):
+        MOMENTUM.append((
+            f"OneCycleLR momentum {_opt} {_strategy} three_phase={_three}",
+            lambda L, o, a=_strategy, t=_three: L.OneCycleLR(o, 0.5, total_steps=50,
+                                                             anneal_strategy=a, three_phase=t),
+            S.one_cycle_momentum(50, anneal_strategy=_strategy, three_phase=_three), 49, _opt))
+    MOMENTUM.append((
+        f"OneCycleLR momentum {_opt} pct/base/max",
+        lambda L, o: L.OneCycleLR(o, 0.5, total_steps=37, pct_start=0.25, base_momentum=0.7,
+                                  max_momentum=0.99),
+        S.one_cycle_momentum(37, 0.25, base_momentum=0.7, max_momentum=0.99), 36, _opt))
+    MOMENTUM.append((
+        f"CyclicLR momentum {_opt} triangular",
+        lambda L, o: L.CyclicLR(o, 0.01, 0.1, 5, 3),
+        S.cyclic_momentum(step_size_up=5, step_size_down=3), 60, _opt))
+    MOMENTUM.append((
+        f"CyclicLR momentum {_opt} exp_range",
+        lambda L, o: L.CyclicLR(o, 0.01, 0.1, 4, mode="exp_range", gamma=0.97,
+                                base_momentum=0.85, max_momentum=0.95),
+        S.cyclic_momentum(0.85, 0.95, 4, mode="exp_range", gamma=0.97), 60, _opt))
+
 PLATEAU_CASES = [
     dict(mode="min", factor=0.5, patience=2),
     dict(mode="min", factor=0.5, patience=1, threshold=0.05, threshold_mode="rel", cooldown=2),
@@ -393,6 +429,31 @@ def torch_lrs(make: Callable, n: int, base: float = 0.1) -> tuple[np.ndarray, An
             sched.step()
             out.append(sched.get_last_lr()[0])
     return np.array(out), sched
+
+
+def torch_momenta(make: Callable, n: int, optimizer: str) -> np.ndarray:
+    """The cycled momentum (SGD's ``momentum``, Adam's ``betas[0]``) after k = 0..n
+    scheduler steps, optimizer.step() first each time."""
+    import torch
+    from torch.optim import lr_scheduler
+
+    p = torch.zeros(1, requires_grad=True)
+    if optimizer == "SGD":
+        opt = torch.optim.SGD([p], lr=0.1, momentum=0.9)
+    else:
+        opt = torch.optim.Adam([p], lr=0.1)
+    sched = make(lr_scheduler, opt)
+
+    def momentum() -> float:
+        group = opt.param_groups[0]
+        return group["momentum"] if optimizer == "SGD" else group["betas"][0]
+
+    out = [momentum()]
+    for _ in range(n):
+        opt.step()
+        sched.step()
+        out.append(momentum())
+    return np.array(out)
 
 
 def torch_closed_form(sched: Any, n: int) -> np.ndarray | None:
