@@ -55,6 +55,7 @@ MINIMAL_BYTES = {
     "dropout": 4,
     "batchnorm": 5,
     "lbfgs": 0,
+    "bfgs": 0,
 }
 
 
