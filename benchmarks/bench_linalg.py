@@ -104,3 +104,52 @@ class LbfgsTwoLoopNumpy(LbfgsTwoLoop):
 
     def time_two_loop(self, size, dtype, threads):
         self.reference(self.g, self.S, self.Y, self.rho, list(range(M)), 0.5)
+
+
+class BfgsUpdate:
+    """The dense BFGS iteration's matrix work: ``symv`` (H y) + ``syr2`` (rank-2 update)
+    on an (n, n) float64 inverse Hessian, fastopt's kernels against scipy's BLAS
+    (``BfgsUpdateBlas``, the path fastopt took before; BLAS threads as the harness sets)."""
+
+    params = (["100", "1000", "3000"], THREADS)
+    param_names = ["n", "threads"]
+    timeout = 120
+
+    def setup(self, n, threads):
+        set_threads(threads)
+        from fastopt import _kernels
+
+        self.k = _kernels
+        rng = np.random.default_rng(2)
+        m = int(n)
+        A = rng.standard_normal((m, m))
+        self.H = A @ A.T / m + np.eye(m)
+        self.s, self.y = rng.standard_normal(m), rng.standard_normal(m)
+        self.out = np.empty(m)
+
+    def time_update(self, n, threads):
+        v = self.k.symv(self.H, self.y, out=self.out)
+        self.k.syr2(1e-12, self.s, v, self.H)
+
+    def time_update_fused(self, n, threads):
+        # what BfgsMemory does per iteration: H y, then the update fused with H+ g
+        v = self.k.symv(self.H, self.y, out=self.out)
+        self.k.syr2_symv(1e-12, self.s, v, self.H, self.y)
+
+
+class BfgsUpdateBlas(BfgsUpdate):
+    def setup(self, n, threads):
+        super().setup(n, threads)
+        from scipy.linalg.blas import dsymv, dsyr2
+
+        self.dsymv, self.dsyr2 = dsymv, dsyr2
+        self.H = np.asfortranarray(self.H)
+
+    def time_update(self, n, threads):
+        v = self.dsymv(1.0, self.H, self.y)
+        self.H = self.dsyr2(1e-12, self.s, v, a=self.H, overwrite_a=1)
+
+    def time_update_fused(self, n, threads):
+        # BLAS has no fused form: the update, then the next direction's product
+        self.time_update(n, threads)
+        self.dsymv(1.0, self.H, self.y)

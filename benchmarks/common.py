@@ -57,6 +57,7 @@ MINIMAL_BYTES = {
     "lbfgs": 0,
     "adam_bf16": 5,
     "adam_int8": 4,
+    "bfgs": 0,
 }
 
 

@@ -88,6 +88,29 @@ FO_API int fo_lbfgs_vf_direction_f64(int64_t n, const double *S, const double *Y
                                      const double *Yp, double gamma, const double *p,
                                      double *out, int negate, int nthreads);
 
+/* The dense BFGS inverse Hessian H, (n, n) row-major with BOTH triangles stored
+ * (fastopt.optimize.bfgs): fastopt's own kernels instead of a BLAS's dsymv/dsyr2, whose
+ * last bits differ per CPU kernel and, on badly scaled problems, decided convergence.
+ *
+ * fo_symv: out = H v; each row's dot product is summed in double over fixed blocks in block
+ *   order (the bits of fo_dot), rows split between threads: the same bits for any thread
+ *   count. out must not overlap H or v.
+ * fo_syr2: H += a (x y' + y x'), computed in double per element, rounded to the type once;
+ *   H stays exactly symmetric. x, y must not overlap H. */
+FO_API int fo_symv_f32(int64_t n, const float *H, const float *v, float *out, int nthreads);
+FO_API int fo_symv_f64(int64_t n, const double *H, const double *v, double *out,
+                       int nthreads);
+FO_API int fo_syr2_f32(int64_t n, double a, const float *x, const float *y, float *H,
+                       int nthreads);
+FO_API int fo_syr2_f64(int64_t n, double a, const double *x, const double *y, double *H,
+                       int nthreads);
+/* fo_syr2_symv: fo_syr2, then out = H v with the updated H, in one pass over H (the same
+ * bits as the two calls). out must not overlap H, x, y or v; v must not overlap H. */
+FO_API int fo_syr2_symv_f32(int64_t n, double a, const float *x, const float *y, float *H,
+                            const float *v, float *out, int nthreads);
+FO_API int fo_syr2_symv_f64(int64_t n, double a, const double *x, const double *y,
+                            double *H, const double *v, double *out, int nthreads);
+
 #ifdef __cplusplus
 }
 #endif

@@ -2,9 +2,8 @@
 # scal, the new L-BFGS pair and the L-BFGS two-loop recursion. Arrays are checked once here (dtype, size,
 # contiguity, writeability, overlap); C runs without the GIL.
 #
-# The BFGS rank-2 update is not here: fastopt.optimize.bfgs calls scipy's BLAS (dsymv,
-# dsyr2 from scipy.linalg.blas) from Python, one call each per iteration on an (n, n)
-# matrix, where the Python overhead is negligible next to the O(n^2) work.
+# The dense BFGS matrix has its own two kernels here (symv, syr2: full symmetric storage),
+# so that BFGS's iterates do not depend on which BLAS kernel a CPU gets.
 
 cdef extern from "linalg.h" nogil:
     int fo_dot_f32(int64_t n, const float *x, const float *y, double *result, int nthreads)
@@ -43,6 +42,16 @@ cdef extern from "linalg.h" nogil:
                                   const double *SY, const double *YY, const double *Sp,
                                   const double *Yp, double gamma, const double *p,
                                   double *out, int negate, int nthreads)
+    int fo_symv_f32(int64_t n, const float *H, const float *v, float *out, int nthreads)
+    int fo_symv_f64(int64_t n, const double *H, const double *v, double *out, int nthreads)
+    int fo_syr2_f32(int64_t n, double a, const float *x, const float *y, float *H,
+                    int nthreads)
+    int fo_syr2_f64(int64_t n, double a, const double *x, const double *y, double *H,
+                    int nthreads)
+    int fo_syr2_symv_f32(int64_t n, double a, const float *x, const float *y, float *H,
+                         const float *v, float *out, int nthreads)
+    int fo_syr2_symv_f64(int64_t n, double a, const double *x, const double *y, double *H,
+                         const double *v, double *out, int nthreads)
 
 
 cdef cnp.ndarray _vec_in(object a, str name, cnp.ndarray ref):
@@ -452,6 +461,210 @@ def lbfgs_vf_direction(p, S, Y, rows, rho, SY, YY, Sp, Yp, gamma, out=None, nega
 
 
 # cimportable nogil entry points (declared in _kernels.pxd); nthreads <= 0: current setting
+cdef cnp.ndarray _square(object H, str name, bint writeable):
+    """The (n, n) matrix of symv/syr2: float32/float64, C-contiguous, aligned, native
+    (writeable when it is written)."""
+    if not isinstance(H, np.ndarray):
+        raise TypeError(f"{name}: expected a numpy array, got {type(H).__name__}")
+    if H.dtype != np.float32 and H.dtype != np.float64:
+        raise TypeError(f"{name}: expected a float32 or float64 array, got dtype {H.dtype}")
+    if H.ndim != 2 or H.shape[0] != H.shape[1]:
+        raise ValueError(f"{name}: expected a square (n, n) array, got shape {H.shape}")
+    if not (H.flags.c_contiguous and H.flags.aligned and H.dtype.isnative):
+        raise ValueError(f"{name}: expected a C-contiguous, aligned, native-order array")
+    if writeable and not H.flags.writeable:
+        raise ValueError(f"{name}: expected a writeable array, got a read-only one")
+    return <cnp.ndarray>H
+
+
+cdef cnp.ndarray _side_vector(object v, str name, cnp.ndarray H):
+    """A vector of symv/syr2: dtype of `H`, H.shape[0] elements, contiguous (copied)."""
+    if not isinstance(v, np.ndarray):
+        raise TypeError(f"{name}: expected a numpy array, got {type(v).__name__}")
+    cdef cnp.ndarray va = <cnp.ndarray>v
+    if cnp.PyArray_TYPE(va) != cnp.PyArray_TYPE(H):
+        raise TypeError(f"{name}: expected dtype {H.dtype} (the dtype of H), got {va.dtype}")
+    if cnp.PyArray_SIZE(va) != H.shape[0]:
+        raise ValueError(f"{name}: expected {H.shape[0]} elements (the order of H), got "
+                         f"{cnp.PyArray_SIZE(va)} (shape {(<object>va).shape})")
+    if _needs_copy(va):
+        va = <cnp.ndarray>_contiguous_copy(va)
+    return va
+
+
+def symv(H, v, out=None):
+    """``out = H @ v`` for a symmetric ``H`` stored whole (both triangles): the product of
+    the dense BFGS inverse Hessian.
+
+    Each element is a row's dot product summed in float64 over fixed blocks in block order
+    (the bits of :func:`dot` of that row), rows split between threads: the same bits for
+    any thread count and any CPU, unlike a BLAS ``dsymv``.
+
+    Parameters
+    ----------
+    H : ndarray, shape (n, n)
+        float32 or float64, C-contiguous (only read).
+    v : ndarray, shape (n,)
+        dtype of `H`; copied if not contiguous.
+    out : ndarray, shape (n,), optional
+        Written with the result (allocated when omitted); must not overlap `H` or `v`.
+
+    Returns
+    -------
+    out : ndarray
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastopt import _kernels
+    >>> H = np.array([[2.0, 1.0], [1.0, 3.0]])
+    >>> _kernels.symv(H, np.array([1.0, 1.0]))
+    array([3., 4.])
+    """
+    global _last_threads_used
+    cdef cnp.ndarray Ha = _square(H, "H", False)
+    cdef cnp.ndarray va = _side_vector(v, "v", Ha)
+    cdef int64_t n = cnp.PyArray_SIZE(va)
+    cdef cnp.ndarray oa
+    if out is None:
+        oa = np.empty(n, dtype=va.dtype)
+    else:
+        oa = _vec_out(out, "out", va)
+        if _overlap(oa, va) or _overlap(oa, Ha):
+            raise ValueError("out: shares memory with H or v")
+    cdef int status, nthreads = current_threads()
+    with nogil:
+        if cnp.PyArray_TYPE(va) == cnp.NPY_FLOAT:
+            status = fo_symv_f32(n, <const float *>cnp.PyArray_DATA(Ha),
+                                 <const float *>cnp.PyArray_DATA(va),
+                                 <float *>cnp.PyArray_DATA(oa), nthreads)
+        else:
+            status = fo_symv_f64(n, <const double *>cnp.PyArray_DATA(Ha),
+                                 <const double *>cnp.PyArray_DATA(va),
+                                 <double *>cnp.PyArray_DATA(oa), nthreads)
+    _last_threads_used = fo_team_size(n * n, nthreads)
+    check_status(status, "symv")
+    return out if out is not None else oa
+
+
+def syr2(a, x, y, H):
+    """``H += a * (x y' + y x')`` in place, for a symmetric ``H`` stored whole: the
+    BFGS rank-2 update of the dense inverse Hessian.
+
+    Each element is computed in float64 and rounded to the dtype once; ``x_i y_j + y_i
+    x_j`` is the same number for ``(i, j)`` and ``(j, i)``, so a symmetric ``H`` stays
+    exactly symmetric. Element-wise, so the same bits for any thread count and CPU.
+
+    Parameters
+    ----------
+    a : float
+    x, y : ndarray, shape (n,)
+        dtype of `H`; copied if not contiguous; must not overlap `H`.
+    H : ndarray, shape (n, n)
+        float32 or float64, C-contiguous, writeable: updated in place.
+
+    Returns
+    -------
+    H : ndarray
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastopt import _kernels
+    >>> H = np.eye(2)
+    >>> _kernels.syr2(0.5, np.array([1.0, 0.0]), np.array([0.0, 2.0]), H)
+    array([[1., 1.],
+           [1., 1.]])
+    """
+    global _last_threads_used
+    cdef double av = check_real(a, "a")
+    cdef cnp.ndarray Ha = _square(H, "H", True)
+    cdef cnp.ndarray xa = _side_vector(x, "x", Ha)
+    cdef cnp.ndarray ya = _side_vector(y, "y", Ha)
+    if _overlap(Ha, xa) or _overlap(Ha, ya):
+        raise ValueError("H: shares memory with x or y")
+    cdef int64_t n = cnp.PyArray_SIZE(xa)
+    cdef int status, nthreads = current_threads()
+    with nogil:
+        if cnp.PyArray_TYPE(xa) == cnp.NPY_FLOAT:
+            status = fo_syr2_f32(n, av, <const float *>cnp.PyArray_DATA(xa),
+                                 <const float *>cnp.PyArray_DATA(ya),
+                                 <float *>cnp.PyArray_DATA(Ha), nthreads)
+        else:
+            status = fo_syr2_f64(n, av, <const double *>cnp.PyArray_DATA(xa),
+                                 <const double *>cnp.PyArray_DATA(ya),
+                                 <double *>cnp.PyArray_DATA(Ha), nthreads)
+    _last_threads_used = fo_team_size(n * n, nthreads)
+    check_status(status, "syr2")
+    return H
+
+
+def syr2_symv(a, x, y, H, v, out=None):
+    """:func:`syr2` and then :func:`symv` with the updated matrix, in one pass over ``H``:
+    ``H += a * (x y' + y x')``, then ``out = H @ v`` -- the BFGS update and the next
+    search direction's product, reading ``H`` once instead of twice. The same bits as the
+    two calls, for any thread count.
+
+    Parameters
+    ----------
+    a : float
+    x, y, v : ndarray, shape (n,)
+        dtype of `H`; copied if not contiguous; must not overlap `H`.
+    H : ndarray, shape (n, n)
+        float32 or float64, C-contiguous, writeable: updated in place.
+    out : ndarray, shape (n,), optional
+        Written with ``H @ v`` (allocated when omitted); must not overlap `H`, `x`, `y`
+        or `v`.
+
+    Returns
+    -------
+    out : ndarray
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastopt import _kernels
+    >>> H = np.eye(2)
+    >>> _kernels.syr2_symv(0.5, np.array([1.0, 0.0]), np.array([0.0, 2.0]), H,
+    ...                    np.array([1.0, 1.0]))
+    array([2., 2.])
+    """
+    global _last_threads_used
+    cdef double av = check_real(a, "a")
+    cdef cnp.ndarray Ha = _square(H, "H", True)
+    cdef cnp.ndarray xa = _side_vector(x, "x", Ha)
+    cdef cnp.ndarray ya = _side_vector(y, "y", Ha)
+    cdef cnp.ndarray va = _side_vector(v, "v", Ha)
+    if _overlap(Ha, xa) or _overlap(Ha, ya) or _overlap(Ha, va):
+        raise ValueError("H: shares memory with x, y or v")
+    cdef int64_t n = cnp.PyArray_SIZE(va)
+    cdef cnp.ndarray oa
+    if out is None:
+        oa = np.empty(n, dtype=va.dtype)
+    else:
+        oa = _vec_out(out, "out", va)
+        if (_overlap(oa, Ha) or _overlap(oa, xa) or _overlap(oa, ya)
+                or _overlap(oa, va)):
+            raise ValueError("out: shares memory with H, x, y or v")
+    cdef int status, nthreads = current_threads()
+    with nogil:
+        if cnp.PyArray_TYPE(va) == cnp.NPY_FLOAT:
+            status = fo_syr2_symv_f32(n, av, <const float *>cnp.PyArray_DATA(xa),
+                                      <const float *>cnp.PyArray_DATA(ya),
+                                      <float *>cnp.PyArray_DATA(Ha),
+                                      <const float *>cnp.PyArray_DATA(va),
+                                      <float *>cnp.PyArray_DATA(oa), nthreads)
+        else:
+            status = fo_syr2_symv_f64(n, av, <const double *>cnp.PyArray_DATA(xa),
+                                      <const double *>cnp.PyArray_DATA(ya),
+                                      <double *>cnp.PyArray_DATA(Ha),
+                                      <const double *>cnp.PyArray_DATA(va),
+                                      <double *>cnp.PyArray_DATA(oa), nthreads)
+    _last_threads_used = fo_team_size(n * n, nthreads)
+    check_status(status, "syr2_symv")
+    return out if out is not None else oa
+
+
 cdef int dot_f32(const float *x, const float *y, Py_ssize_t n, double *result,
                  int nthreads) noexcept nogil:
     return fo_dot_f32(n, x, y, result, nthreads if nthreads > 0 else current_threads())

@@ -131,6 +131,7 @@ MINIMAL_BYTES: dict[str, int] = {
     # read and written as bfloat16 = 2, as int8 codes = 1 (the block absmax: +1/64)
     "adam_bf16": 5,
     "adam_int8": 4,
+    "bfgs": 0,        # an (n, n) matrix, not vectors: see _bfgs_case (3 n^2 elements)
 }
 
 #: The low-precision Adam cases: kernel name -> state_dtype.
@@ -868,6 +869,42 @@ def _lbfgs_case(layout: Layout, ctx: Context) -> Case:
     return case
 
 
+# -- BFGS's dense matrix work: symv + syr2 (optional kernels) ------------------------------
+
+def _bfgs_case(layout: Layout, ctx: Context) -> Case:
+    """One BFGS iteration's matrix work on an (n, n) inverse Hessian: v = H y, then
+    H += a (s v' + v s'). The size is n (one matrix); numpy's version is what a numpy
+    user writes (matmul -- BLAS gemv -- an outer product and two in-place additions)."""
+    from fastopt import _kernels
+
+    symv, syr2 = getattr(_kernels, "symv", None), getattr(_kernels, "syr2", None)
+    if symv is None or syr2 is None:
+        raise Unavailable("fastopt._kernels.symv/syr2 are not exposed by this build")
+    if layout.tensors != 1:
+        raise Unavailable("bfgs: one matrix per case (the size is its order n)")
+    dt, n = ctx.dtype, layout.elements
+    item = dt.itemsize
+    # symv reads H, syr2 reads and writes it: 3 n^2 elements, H is the footprint
+    case = Case("bfgs", layout, dt, 3 * n * n * item, n * n * item)
+    rng = np.random.default_rng(ctx.seed)
+    H = _rand((n, n), dt, rng, -1.0, 1.0)
+    H = (H + H.T) / dt.type(2)
+    y, s = _rand((n,), dt, rng, -1.0, 1.0), _rand((n,), dt, rng, -1.0, 1.0)
+    a = 1e-12                     # H stays (nearly) the same over the repeats
+    v = np.empty(n, dt)
+    case.contenders["fastopt"] = lambda: (symv(H, y, out=v), syr2(a, s, v, H))
+    H2, v2, T = H.copy(), np.empty(n, dt), np.empty((n, n), dt)
+
+    def numpy_update() -> None:
+        np.matmul(H2, y, out=v2)
+        np.outer(s, v2 * dt.type(a), out=T)
+        np.add(H2, T, out=H2)
+        np.add(H2, T.T, out=H2)
+    case.contenders["numpy"] = numpy_update
+    case.notes.append(f"n = {n}: v = H y and H += a (s v' + v s') (one BFGS update)")
+    return case
+
+
 # ---------------------------------------------------------------------------------------
 # Registry
 # ---------------------------------------------------------------------------------------
@@ -918,6 +955,11 @@ KERNELS["lbfgs"] = KernelEntry(
     "lbfgs", "minimize", ["1e4", "1e6"],
     lambda label, ctx: _lbfgs_case(parse_optimizer_size(label), ctx),
     f"L-BFGS two-loop recursion, m = {LBFGS_MEMORY} (optional kernel)")
+KERNELS["bfgs"] = KernelEntry(
+    "bfgs", "minimize", ["300", "1000", "3000"],
+    lambda label, ctx: _bfgs_case(parse_optimizer_size(label), ctx),
+    "BFGS update: symv + syr2 on an (n, n) matrix vs numpy (optional kernels)",
+    quick_sizes=["300", "1000"])
 del _name, _sd
 
 

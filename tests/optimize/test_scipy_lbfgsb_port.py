@@ -7,10 +7,8 @@ Sources (read, then rewritten here): ``scipy/optimize/tests/test_lbfgsb_hessinv.
 ``TestOptimizeSimple.test_initial_step_scaling``-part, ``test_gh_issue18730``,
 ``test_equal_bounds``).
 
-They call :func:`_minimize`, a stand-in for ``scipy.optimize.minimize(...,
-method="L-BFGS-B")`` built on :func:`fastopt.optimize.lbfgsb.minimize_lbfgsb` and
-fastopt's :class:`~fastopt.optimize.objective.Objective` (``args``, ``jac`` callable /
-True / None / "2-point" / "3-point"), until ``fastopt.minimize`` dispatches to it.
+They call :func:`_minimize`: ``fastopt.minimize(..., method="L-BFGS-B")`` with scipy's
+arguments, as a scipy user who switches the import does.
 
 Differences from scipy, each written at its test with a check of the intent:
 
@@ -27,48 +25,22 @@ Differences from scipy, each written at its test with a check of the intent:
 """
 from __future__ import annotations
 
-import inspect
 import itertools
 
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_almost_equal, assert_array_less
 
-from fastopt.optimize.bounds import parse_bounds
-from fastopt.optimize.lbfgsb import minimize_lbfgsb
-from fastopt.optimize.objective import Objective
+import fastopt
 
 optimize = pytest.importorskip("scipy.optimize")
 scipy_linalg = pytest.importorskip("scipy.linalg")
 
-_OPTION_NAMES = {"maxiter", "maxfun", "ftol", "gtol", "maxcor", "maxls"}
-
-
 def _minimize(fun, x0, args=(), jac=None, bounds=None, callback=None, options=None):
-    """``scipy.optimize.minimize(fun, x0, args, method="L-BFGS-B", jac, bounds=bounds,
-    callback=callback, options=options)`` on fastopt's solver."""
-    options = dict(options or {})
-    fd_step = options.pop("finite_diff_rel_step", None)
-    kw = {k: options.pop(k) for k in list(options) if k in _OPTION_NAMES}
-    assert not options, f"option not ported: {options}"
-    a = np.asarray(x0)
-    dtype = np.float32 if a.dtype == np.float32 else np.float64
-    shape = a.shape if a.ndim else (1,)
-    x = np.array(a, dtype=dtype).reshape(-1)
-    box = parse_bounds(bounds, x.size, dtype)
-    lower, upper = (None, None) if box is None else box
-    args = args if isinstance(args, tuple) else (args,)
-    obj = Objective(fun, shape, np.dtype(dtype), args=args, jac=jac, fd_rel_step=fd_step)
-    cb = None
-    if callback is not None:
-        params = set(inspect.signature(callback).parameters)
-        if params == {"intermediate_result"}:
-            def cb(res):
-                callback(intermediate_result=res)
-        else:
-            def cb(res):
-                callback(np.copy(res.x))
-    return minimize_lbfgsb(obj, x, lower, upper, callback=cb, shape=shape, **kw)
+    """``scipy.optimize.minimize(fun, x0, args, method="L-BFGS-B", ...)`` with the import
+    switched: ``fastopt.minimize``, exactly as a scipy user calls it."""
+    return fastopt.minimize(fun, x0, args=args, method="L-BFGS-B", jac=jac, bounds=bounds,
+                            callback=callback, options=options)
 
 
 # ---------------------------------------------------------------- test_optimize.py:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from fastopt.optimize._minimize import _check_number, _qn_options
+from fastopt.optimize._options import _check_number, _qn_options
 from fastopt.optimize._quasi_newton import QNOptions, run_quasi_newton
 from fastopt.optimize._vector import VectorSpace, dot, norm_inf
 from fastopt.optimize.lbfgs import LbfgsMemory
@@ -240,7 +240,7 @@ def minimize(fun: Callable[..., Any], x0_local: ArrayLike, comm: Any,
         raise ValueError(f"options: unknown {sorted(unknown)}; fastopt.distributed.minimize "
                          f"takes {sorted(_OPTIONS)}")
     if tol is not None:
-        tol = _check_number("tol", tol, lo=0.0)
+        tol = _check_number("tol", tol, lo=0.0, label="tol")
         opts.setdefault("gtol", tol)
         opts.setdefault("ftol", tol)
     if "maxcor" in opts:

@@ -3,8 +3,8 @@
 ``fastopt.optimize`` mirrors ``scipy.optimize``: the function ``fastopt.minimize`` (also
 ``fastopt.optimize.minimize``) and the modules behind it.  The iterations are orchestrated
 in Python (they call the user's function); the vector work runs in fastopt's C kernels
-(:func:`fastopt._kernels.lbfgs_two_loop`, ``dot``, ``axpy``) and, for BFGS's dense
-matrix, in scipy's BLAS.  scipy itself is imported on the first ``minimize`` call, not by
+(:func:`fastopt._kernels.lbfgs_two_loop`, ``dot``, ``axpy``; for BFGS's dense matrix
+``symv`` and ``syr2``).  scipy itself is imported on the first ``minimize`` call, not by
 ``import fastopt``.
 
 Submodules: :mod:`.bfgs` (dense BFGS), :mod:`.lbfgs` (L-BFGS memory and

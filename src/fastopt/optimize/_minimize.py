@@ -1,9 +1,8 @@
-"""``fastopt.minimize``: argument checking, options and dispatch to the solvers."""
+"""``fastopt.minimize``: scipy's signature, the choice of method, and dispatch to the
+solvers (options are checked in :mod:`._options`)."""
 from __future__ import annotations
 
 import inspect
-import math
-import numbers
 import warnings
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -11,6 +10,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from fastopt._validation import check_callable, check_options, describe_value
+
+from ._options import (
+    METHOD_DEFAULTS,
+    _check_number,
+    _qn_options,
+    bfgs_H0,
+    fd_steps,
+    l1_weights,
+    warn_unknown,
+)
 from ._quasi_newton import QNOptions, run_quasi_newton
 from ._scipy import optimize_warning
 from .bfgs import BfgsMemory
@@ -22,49 +32,58 @@ from .owlqn import run_owlqn
 if TYPE_CHECKING:
     from scipy.optimize import OptimizeResult
 
+# _check_number and _qn_options are imported here by name for code that reads them from
+# this module (fastopt.distributed did)
 __all__ = ["minimize"]
 
-_METHODS = {"bfgs": "BFGS", "l-bfgs": "L-BFGS", "lbfgs": "L-BFGS",
+_METHODS = {"bfgs": "BFGS", "l-bfgs": "L-BFGS", "lbfgs": "L-BFGS", "l-bfgs-b": "L-BFGS-B",
             "l-bfgs-owlqn": "L-BFGS-OWLQN", "owlqn": "L-BFGS-OWLQN", "owl-qn": "L-BFGS-OWLQN"}
-_LINE_SEARCHES = {"more-thuente": "more-thuente", "morethuente": "more-thuente",
-                  "backtracking": "backtracking", "armijo": "backtracking"}
-
-_COMMON = {"maxiter", "maxfun", "gtol", "ftol", "xtol", "line_search", "c1", "c2", "maxls",
-           "scaling", "warm_start", "finite_diff_rel_step", "disp"}
-_KNOWN = {
-    "BFGS": _COMMON | {"hess_inv0", "xrtol"},
-    "L-BFGS": _COMMON | {"m", "maxcor", "l1"},
-    "L-BFGS-OWLQN": _COMMON | {"m", "maxcor", "l1"},
-}
 
 
-def _default_gtol(dtype: np.dtype) -> float:
-    """Gradient tolerance: 1e-5 in float64 (scipy's default); in float32 the
-    gradient of a typical objective is only accurate to ~1e-4 of its terms, so
-    ``1e-5 * sqrt(eps32 / eps64)**0.5`` ~ 1e-4 is used there."""
-    if dtype == np.float32:
-        return 1e-4
-    return 1e-5
+def _choose_method(method: Any, bounds: Any, constraints: Any) -> tuple[str, str]:
+    """``(kind, key)``: the solver (``"BFGS"``, ``"L-BFGS"``, ``"L-BFGS-B"``,
+    ``"L-BFGS-OWLQN"`` or ``"first-order"``) and the lower-case name. ``None`` chooses
+    as scipy: L-BFGS-B with bounds, BFGS without."""
+    if method is None:
+        method = "L-BFGS-B" if bounds is not None else "BFGS"
+    if not isinstance(method, str):
+        raise TypeError(f"method: expected a string or None, got {describe_value(method)}")
+    key = method.strip().lower()
+    if key in FIRST_ORDER_METHODS:
+        return "first-order", key
+    if key in _METHODS:
+        return _METHODS[key], key
+    choices = ["BFGS", "L-BFGS-B", "L-BFGS", "L-BFGS-OWLQN", *FIRST_ORDER_METHODS]
+    raise ValueError(f"method: expected None or one of {', '.join(map(repr, choices))}, "
+                     f"got {method!r}")
 
 
-def _check_number(name, value, *, lo=None, hi=None, lo_open=False, hi_open=False,
-                  integer=False):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"options[{name!r}] must be a {'integer' if integer else 'number'}, "
-                        f"got {value!r}")
-    if integer and not isinstance(value, numbers.Integral):
-        if not float(value).is_integer():
-            raise TypeError(f"options[{name!r}] must be an integer, got {value!r}")
-    v = float(value)
-    if math.isnan(v):
-        raise ValueError(f"options[{name!r}] must not be NaN")
-    bad = ((lo is not None and (v <= lo if lo_open else v < lo))
-           or (hi is not None and (v >= hi if hi_open else v > hi)))
-    if bad:
-        lo_s = "" if lo is None else f"{lo} {'<' if lo_open else '<='} "
-        hi_s = "" if hi is None else f" {'<' if hi_open else '<='} {hi}"
-        raise ValueError(f"options[{name!r}] must satisfy {lo_s}{name}{hi_s}, got {value!r}")
-    return int(v) if integer else v
+def _check_constraints(constraints: Any) -> None:
+    """Only the empty default: fastopt solves unconstrained and bound-constrained
+    problems."""
+    if constraints is None or (isinstance(constraints, (tuple, list)) and not constraints):
+        return
+    raise ValueError(f"constraints: expected () -- fastopt.minimize supports no "
+                     f"constraints other than bounds (bounds=..., method 'L-BFGS-B'); for "
+                     f"linear or nonlinear constraints use scipy.optimize.minimize with "
+                     f"'SLSQP', 'trust-constr' or 'COBYQA'; got {describe_value(constraints)}")
+
+
+def _minimize_bounded(obj: Objective, x: np.ndarray, bounds: Any, qn: QNOptions, m: int,
+                      callback: Callable[[OptimizeResult], Any] | None) -> OptimizeResult:
+    """L-BFGS-B with ``bounds``: everything but the bounds is prepared as for the unbounded
+    run (the objective with its finite differences, the options with L-BFGS-B's defaults,
+    the callback)."""
+    # THE one place bounds reach a solver
+    from .bounds import parse_bounds
+    from .lbfgsb import minimize_lbfgsb
+    box = parse_bounds(bounds, x.size, x.dtype)
+    lower, upper = (None, None) if box is None else box
+    maxfun = 15000 if qn.maxfun is None else qn.maxfun
+    obj.maxfun = None   # as scipy, L-BFGS-B checks maxfun after each iteration, not inside
+    return minimize_lbfgsb(obj, x, lower, upper, ftol=qn.ftol, gtol=qn.gtol, maxcor=m,
+                           maxls=qn.maxls, maxiter=qn.maxiter, maxfun=maxfun,
+                           callback=callback, shape=obj.shape)
 
 
 def _wrap_callback(callback):
@@ -72,8 +91,7 @@ def _wrap_callback(callback):
     parameter's name, else the legacy ``callback(xk)`` with a copy of x."""
     if callback is None:
         return None
-    if not callable(callback):
-        raise TypeError(f"callback must be callable or None, got {type(callback).__name__}")
+    check_callable(callback, "callback")
     try:
         params = set(inspect.signature(callback).parameters)
     except (TypeError, ValueError):
@@ -83,65 +101,46 @@ def _wrap_callback(callback):
     return lambda res: callback(np.copy(res.x))
 
 
+def _recording(callback, allvecs: list):
+    """``return_all``: every iterate goes to ``allvecs`` before the user's callback."""
+    def record(res):
+        allvecs.append(res.x)
+        if callback is not None:
+            callback(res)
+    return record
+
+
 def _prepare_x0(x0) -> tuple[np.ndarray, tuple[int, ...], np.dtype]:
     try:
         a = np.asarray(x0)
     except Exception as exc:  # ragged lists and the like
-        raise TypeError(f"x0 must be array-like of real numbers: {exc}") from None
+        raise TypeError(f"x0: expected an array of real numbers, got {exc}") from None
     if a.dtype.kind == "c":
-        raise TypeError("x0 must be real; got a complex array (split real and imaginary "
-                        "parts into separate variables)")
+        raise TypeError("x0: expected real numbers, got a complex array (split real and "
+                        "imaginary parts into separate variables)")
     if a.dtype.kind not in "fiub":
-        raise TypeError(f"x0 must be an array of real numbers, got dtype {a.dtype}")
+        raise TypeError(f"x0: expected an array of real numbers, got dtype {a.dtype}")
     if a.size == 0:
-        raise ValueError("x0 must have at least one element")
+        raise ValueError("x0: expected at least one element, got an empty array")
     dtype = np.dtype(np.float32) if a.dtype == np.float32 else np.dtype(np.float64)
     shape = a.shape if a.ndim else (1,)
     x = np.array(a, dtype=dtype, copy=True).reshape(-1)
     if not np.all(np.isfinite(x)):
         bad = int(np.flatnonzero(~np.isfinite(x))[0])
-        raise ValueError(f"x0 must be finite; element {bad} (of the flattened x0) is "
-                         f"{x[bad]}")
+        raise ValueError(f"x0: expected finite values, got {x[bad]} at element {bad} (of "
+                         f"the flattened x0)")
     return x, shape, dtype
 
 
-def _l1_weights(value, n, dtype):
-    if np.ndim(value) == 0:
-        c = _check_number("l1", value, lo=0.0)
-        if not math.isfinite(c):
-            raise ValueError("options['l1'] must be finite")
-        return c
-    c = np.asarray(value, dtype=np.float64)
-    if c.size != n:
-        raise ValueError(f"options['l1'] must be a scalar or have one weight per variable "
-                         f"({n}), got shape {c.shape}")
-    c = c.reshape(-1)
-    if not np.all(np.isfinite(c)) or np.any(c < 0):
-        raise ValueError("options['l1'] weights must be finite and >= 0")
-    return c.astype(dtype)
-
-
-def _bfgs_H0(value, n, what):
-    H = np.asarray(value, dtype=np.float64)
-    if H.shape != (n, n):
-        raise ValueError(f"{what} must have shape ({n}, {n}), got {H.shape}")
-    if not np.all(np.isfinite(H)):
-        raise ValueError(f"{what} must be finite")
-    if not np.allclose(H, H.T, rtol=1e-10, atol=1e-12 * max(1.0, np.abs(H).max())):
-        raise ValueError(f"{what} must be symmetric")
-    try:
-        np.linalg.cholesky(H)
-    except np.linalg.LinAlgError:
-        raise ValueError(f"{what} must be positive definite") from None
-    return H
-
-
 def minimize(fun: Callable[..., Any], x0: ArrayLike, args: tuple | Any = (),
-             method: str = "L-BFGS", jac: Callable[..., ArrayLike] | bool | str | None = None,
-             tol: float | None = None,
+             method: str | None = None,
+             jac: Callable[..., ArrayLike] | bool | str | None = None,
+             hess: Any = None, hessp: Any = None, bounds: Any = None,
+             constraints: Any = (), tol: float | None = None,
              callback: Callable[..., Any] | None = None,
              options: Mapping[str, Any] | None = None) -> OptimizeResult:
-    r"""Minimise a scalar function of one or more variables (scipy's conventions).
+    r"""Minimise a scalar function of one or more variables: a drop-in for
+    :func:`scipy.optimize.minimize` (same signature, statuses and options).
 
     Parameters
     ----------
@@ -159,19 +158,35 @@ def minimize(fun: Callable[..., Any], x0: ArrayLike, args: tuple | Any = (),
         shape (a 0-d ``x0`` becomes shape ``(1,)``, as in scipy).
     args : tuple
         Extra arguments of ``fun`` and ``jac`` (a non-tuple is wrapped).
-    method : str
-        ``"L-BFGS"`` (default), ``"BFGS"``, ``"L-BFGS-OWLQN"`` (needs
-        ``options["l1"]``), or a first-order optimizer from ``fastopt.optim``:
-        ``"adam"``, ``"adamw"``, ``"sgd"``, ``"rmsprop"``, ``"adagrad"``,
-        ``"adadelta"``.  Case-insensitive.
+    method : str, callable or None
+        A callable is scipy's custom minimizer, called as
+        ``method(fun, x0, args=..., jac=..., hess=..., hessp=..., bounds=...,
+        constraints=..., callback=..., **options)``.
+        ``None`` (default) chooses as scipy: ``"BFGS"`` without bounds,
+        ``"L-BFGS-B"`` with them.  ``"L-BFGS-B"``, with or without bounds, is
+        scipy's algorithm (:func:`fastopt.optimize.lbfgsb.minimize_lbfgsb`: its
+        iterates, defaults such as ``ftol`` = 2.2e-9, messages and ``hess_inv``);
+        ``"L-BFGS"`` is fastopt's own L-BFGS (``ftol`` = 0);
+        ``"L-BFGS-OWLQN"`` (needs ``options["l1"]``); or a first-order optimizer
+        from ``fastopt.optim``: ``"adam"``, ``"adamw"``, ``"sgd"``,
+        ``"rmsprop"``, ``"adagrad"``, ``"adadelta"``.  Case-insensitive.
     jac : callable, bool, {"2-point", "3-point"} or None
         Gradient: ``jac(x, *args)``; ``True`` if ``fun`` returns ``(f, g)``;
-        ``None``/``"2-point"``/``"3-point"``: finite differences, which cost
-        ``n`` (or ``2n``) extra calls of ``fun`` per gradient -- slow, for
+        ``None``/``False``/``"2-point"``/``"3-point"``: finite differences, which
+        cost ``n`` (or ``2n``) extra calls of ``fun`` per gradient -- slow, for
         small problems and checks only.
+    hess, hessp : optional
+        Accepted for scipy's signature and not used (the methods build their own
+        curvature); giving one warns as scipy does (``RuntimeWarning``).
+    bounds : scipy.optimize.Bounds or sequence of (min, max), optional
+        Box constraints, solved by ``"L-BFGS-B"`` (the default method when
+        ``bounds`` is given).  Other methods warn (``RuntimeWarning``, as
+        scipy) and ignore them.
+    constraints : ()
+        Only the empty default: any other value raises ``ValueError``.
     tol : float, optional
         As scipy: sets ``gtol`` for BFGS and the first-order methods, ``gtol``
-        and ``ftol`` for L-BFGS and OWL-QN (explicit options win).
+        and ``ftol`` for the L-BFGS methods (explicit options win).
     callback : callable, optional
         Called after each iteration as ``callback(intermediate_result)`` (if that
         is its only parameter's name) with an ``OptimizeResult`` holding ``x``,
@@ -181,17 +196,18 @@ def minimize(fun: Callable[..., Any], x0: ArrayLike, args: tuple | Any = (),
     options : dict, optional
         Quasi-Newton methods (defaults in brackets):
 
-        * ``maxiter`` [BFGS: ``200 n``, L-BFGS: 15000], ``maxfun`` [BFGS: none,
-          L-BFGS: 15000]: iteration and evaluation limits.
+        * ``maxiter`` [BFGS: ``200 n``, L-BFGS: 15000; ``None``: the default],
+          ``maxfun`` [BFGS: none, L-BFGS: 15000]: iteration and evaluation limits.
         * ``gtol`` [1e-5; 1e-4 for float32]: stop when
-          :math:`\|g\|_\infty \le` ``gtol`` (OWL-QN: the pseudo-gradient).
-        * ``ftol`` [0, off]: stop when
+          :math:`\|g\|_\infty \le` ``gtol`` (OWL-QN: the pseudo-gradient);
+          ``norm`` (BFGS) is accepted with scipy's default ``inf`` only.
+        * ``ftol`` [L-BFGS-B: 2.2e-9; others: 0, off]: stop when
           :math:`f_k - f_{k+1} \le \mathrm{ftol}\,\max(|f_k|, |f_{k+1}|, 1)`.
         * ``xtol`` [0, off; ``xrtol`` is accepted for BFGS as in scipy]: stop when
           :math:`\|x_{k+1} - x_k\|_\infty \le \mathrm{xtol}(\mathrm{xtol} + \|x_k\|_\infty)`.
         * ``line_search`` ["more-thuente"] or "backtracking" (Armijo); ``c1``
           [1e-4], ``c2`` [0.9] (``0 < c1 < c2 < 1``), ``maxls`` [20].
-        * ``m`` [10] (alias ``maxcor``): L-BFGS pairs kept.
+        * ``maxcor`` [10] (alias ``m``): L-BFGS pairs kept.
         * ``scaling`` [True]: :math:`H_0 = \gamma I`,
           :math:`\gamma = s^T y / y^T y` (newest pair for L-BFGS; first pair,
           before the first update, for BFGS).
@@ -202,35 +218,49 @@ def minimize(fun: Callable[..., Any], x0: ArrayLike, args: tuple | Any = (),
           definite.
         * ``l1`` (L-BFGS, OWL-QN): :math:`c \ge 0`, scalar or one weight per
           variable; minimises :math:`f(x) + \sum_i c_i |x_i|` with OWL-QN.
-        * ``finite_diff_rel_step``: relative step of finite differences.
-        * ``disp`` [False]: print the final message.
+        * ``eps``: absolute finite-difference step (scalar or one per variable;
+          wins over the next), ``finite_diff_rel_step``: relative step (scalar or
+          one per variable) [:math:`\sqrt{\varepsilon}` for 2-point,
+          :math:`\varepsilon^{1/3}` for 3-point; scipy's default is the absolute
+          ``eps`` = 1.49e-8].
+        * ``return_all`` [False]: ``res.allvecs`` lists every iterate, ``x0``
+          first.
+        * ``disp`` [False]: print the final message (a failed run warns it as
+          ``OptimizeWarning``, as scipy); ``iprint`` (scipy's
+          L-BFGS-B verbosity) and ``workers`` (scipy's parallel finite
+          differences) are accepted and not used.
 
         First-order methods: ``maxiter`` [1000], ``maxfun``, ``gtol`` [1e-5],
         ``disp``; every other key (``lr``, ``betas``, ``momentum``, ...) goes to
         the optimizer's constructor.  Unknown options of the quasi-Newton
-        methods raise ``scipy.optimize.OptimizeWarning``.
+        methods warn with ``scipy.optimize.OptimizeWarning`` and are ignored, as
+        in scipy.
 
     Returns
     -------
     res : scipy.optimize.OptimizeResult
         ``x`` (dtype of the run, shape of ``x0``), ``fun``, ``jac``, ``nit``,
-        ``nfev``, ``njev``, ``status``, ``success``, ``message`` (see
-        :mod:`fastopt.optimize.result` for the status table), and ``hess_inv``:
-        a dense ``ndarray`` for BFGS, an
-        :class:`~fastopt.optimize.lbfgs.LbfgsInverseHessian`
-        (``scipy.sparse.linalg.LinearOperator``) for L-BFGS and OWL-QN.
+        ``nfev``, ``njev``, ``status`` (scipy's: 0 converged, 1 iteration or
+        evaluation limit, 2 line search or precision failure, 3 NaN, 99
+        callback), ``success``, ``message``, ``reason`` (fastopt's stop reason:
+        ``"gtol"``, ``"ftol"``, ``"xtol"``, ... -- the table in
+        :mod:`fastopt.optimize.result`), and ``hess_inv``: a dense ``ndarray``
+        for BFGS, an :class:`~fastopt.optimize.lbfgs.LbfgsInverseHessian`
+        (``scipy.sparse.linalg.LinearOperator``) for the L-BFGS methods.
 
     Raises
     ------
     TypeError
         ``fun`` or ``callback`` not callable, ``x0`` not real, wrong option types.
     ValueError
-        Unknown ``method``, non-finite or empty ``x0``, option values out of range.
+        Unknown ``method``, non-empty ``constraints``, non-finite or empty
+        ``x0``, option values out of range.
 
     Notes
     -----
     BFGS keeps the dense inverse Hessian and updates it with a symmetric rank-2
-    update, :math:`O(n^2)` per iteration; L-BFGS costs :math:`O(mn)`.
+    update, :math:`O(n^2)` per iteration, in fastopt's own C kernels (the same
+    bits whatever the BLAS and the thread count); L-BFGS costs :math:`O(mn)`.
     Line-search failures do not raise: the run moves to the best point seen,
     forgets its curvature memory and retries along :math:`-g` once, then stops
     with ``status = 2`` and a message saying which condition failed.
@@ -240,98 +270,116 @@ def minimize(fun: Callable[..., Any], x0: ArrayLike, args: tuple | Any = (),
     >>> import numpy as np
     >>> from fastopt.optimize import minimize
     >>> from scipy.optimize import rosen, rosen_der
-    >>> res = minimize(rosen, np.zeros(5), jac=rosen_der)
-    >>> bool(res.success), bool(np.allclose(res.x, 1, atol=1e-4))
-    (True, True)
+    >>> res = minimize(rosen, np.zeros(5), jac=rosen_der)    # BFGS, as scipy
+    >>> bool(res.success), res.status, bool(np.allclose(res.x, 1, atol=1e-4))
+    (True, 0, True)
     >>> res.hess_inv.shape, res.nfev == res.njev
     ((5, 5), True)
+    >>> res = minimize(rosen, np.zeros(5), jac=rosen_der, method="L-BFGS-B")
+    >>> res.status, res.reason in ("gtol", "ftol")
+    (0, True)
     """
-    if not callable(fun):
-        raise TypeError(f"fun must be callable, got {type(fun).__name__}")
-    if not isinstance(method, str):
-        raise TypeError(f"method must be a string, got {type(method).__name__}")
-    key = method.strip().lower()
-    if key in FIRST_ORDER_METHODS:
-        kind = "first-order"
-    elif key in _METHODS:
-        kind = _METHODS[key]
-    else:
-        raise ValueError(f"unknown method {method!r}; choose one of 'BFGS', 'L-BFGS', "
-                         f"'L-BFGS-OWLQN', " + ", ".join(repr(k) for k in FIRST_ORDER_METHODS))
+    check_callable(fun, "fun")
+    if callable(method):
+        # scipy's custom minimizer: called with everything, unchecked (as scipy does)
+        return method(fun, x0, args=args, jac=jac, hess=hess, hessp=hessp, bounds=bounds,
+                      constraints=constraints, callback=callback, **check_options(options))
+    kind, key = _choose_method(method, bounds, constraints)
+    name = kind if method is None else method      # as scipy's warnings show it
+    if hess is not None:
+        warnings.warn(f"Method {name} does not use Hessian information (hess).",
+                      RuntimeWarning, stacklevel=2)
+    if hessp is not None:
+        warnings.warn(f"Method {name} does not use Hessian-vector product information "
+                      f"(hessp).", RuntimeWarning, stacklevel=2)
+    _check_constraints(constraints)
     if not isinstance(args, tuple):
         args = (args,)
-    if options is None:
-        options = {}
-    elif not isinstance(options, Mapping):
-        raise TypeError(f"options must be a dict, got {type(options).__name__}")
-    opts: dict[str, Any] = dict(options)
+    opts = check_options(options)
     if tol is not None:
-        tol = _check_number("tol", tol, lo=0.0)
+        tol = _check_number("tol", tol, lo=0.0, label="tol")
+    if bounds is not None and kind != "L-BFGS-B":
+        warnings.warn(f"Method {name} cannot handle bounds.", RuntimeWarning, stacklevel=2)
+        bounds = None
     cb = _wrap_callback(callback)
     x, shape, dtype = _prepare_x0(x0)
-    n = x.size
+    allvecs: list | None = None
+    if opts.get("return_all"):
+        allvecs = [x.reshape(shape).copy()]
+        cb = _recording(cb, allvecs)
 
     if kind == "first-order":
-        if tol is not None:
-            opts.setdefault("gtol", tol)
-        maxiter = _check_number("maxiter", opts.get("maxiter", 1000), lo=0, integer=True)
-        maxfun = opts.get("maxfun")
-        maxfun = None if maxfun is None else _check_number("maxfun", maxfun, lo=1, integer=True)
-        gtol = _check_number("gtol", opts.get("gtol", 1e-5), lo=0.0)
-        obj = Objective(fun, shape, dtype, args, jac, maxfun=maxfun)
-        res = run_first_order(obj, x, key, opts, maxiter, maxfun, gtol, cb)
-        _disp(opts.get("disp"), res)
-        return res
+        res, disp = _first_order(fun, x, shape, dtype, args, jac, key, opts, tol, cb)
+    else:
+        warn_unknown(opts, kind, stacklevel=2)
+        res, disp = _quasi_newton(fun, x, shape, dtype, args, jac, kind, opts, tol, cb,
+                                  bounds)
+    if allvecs is not None:
+        res["allvecs"] = allvecs
+    _disp(disp, res)
+    return res
 
-    unknown = set(opts) - _KNOWN[kind]
-    if unknown:
-        names = ", ".join(repr(k) for k in sorted(unknown))
-        warnings.warn(f"Unknown solver options for method {kind!r}: {names}",
-                      optimize_warning(), stacklevel=2)
+
+def _first_order(fun, x, shape, dtype, args, jac, key, opts, tol, cb):
+    if tol is not None:
+        opts.setdefault("gtol", tol)
+    opts.pop("return_all", None)
+    maxiter = opts.get("maxiter")
+    maxiter = 1000 if maxiter is None else _check_number("maxiter", maxiter, lo=0,
+                                                         integer=True)
+    maxfun = opts.get("maxfun")
+    maxfun = None if maxfun is None else _check_number("maxfun", maxfun, lo=1, integer=True)
+    gtol = _check_number("gtol", opts.get("gtol", 1e-5), lo=0.0)
+    obj = Objective(fun, shape, dtype, args, jac, maxfun=maxfun)
+    return run_first_order(obj, x, key, opts, maxiter, maxfun, gtol, cb), opts.get("disp")
+
+
+def _quasi_newton(fun, x, shape, dtype, args, jac, kind, opts, tol, cb, bounds=None):
+    n = x.size
     if tol is not None:
         opts.setdefault("gtol", tol)
         if kind != "BFGS":
             opts.setdefault("ftol", tol)
-    l1 = opts.get("l1")
+    l1 = opts.get("l1") if kind in ("L-BFGS", "L-BFGS-OWLQN") else None
     if kind == "L-BFGS-OWLQN" and l1 is None:
-        raise ValueError("method 'L-BFGS-OWLQN' needs options['l1'] (the weight c of "
-                         "c * ||x||_1)")
+        raise ValueError("options['l1']: expected the weight c of c * ||x||_1, which "
+                         "method 'L-BFGS-OWLQN' needs, got nothing")
     if l1 is not None:
-        l1 = _l1_weights(l1, n, dtype)
+        l1 = l1_weights(l1, n, dtype)
         if np.ndim(l1) == 0 and l1 == 0.0 and kind == "L-BFGS":
             l1 = None
         elif kind == "L-BFGS":
             kind = "L-BFGS-OWLQN"
-    if "xrtol" in opts:
+    if "xrtol" in opts and kind == "BFGS":
         opts.setdefault("xtol", opts["xrtol"])
     if "maxcor" in opts:
         opts.setdefault("m", opts["maxcor"])
 
-    if kind == "BFGS":
-        default_maxiter, default_maxfun = 200 * n, None
-    else:
-        default_maxiter, default_maxfun = 15000, 15000
-    qn, scaling = _qn_options(opts, dtype, default_maxiter, default_maxfun)
-    maxfun = qn.maxfun
-    fd_step = opts.get("finite_diff_rel_step")
-    if fd_step is not None:
-        fd_step = _check_number("finite_diff_rel_step", fd_step, lo=0.0, lo_open=True)
-    obj = Objective(fun, shape, dtype, args, jac, fd_rel_step=fd_step, maxfun=maxfun)
+    maxiter, maxfun, ftol = METHOD_DEFAULTS[kind]
+    qn, scaling = _qn_options(opts, dtype, 200 * n if maxiter is None else maxiter, maxfun,
+                              ftol)
+    abs_step, rel_step = fd_steps(opts, n)
+    obj = Objective(fun, shape, dtype, args, jac, fd_rel_step=rel_step,
+                    fd_abs_step=abs_step, maxfun=qn.maxfun)
+    m = 0 if kind == "BFGS" else _check_number("m", opts.get("m", 10), lo=1, integer=True)
+    if kind == "L-BFGS-B":   # with or without bounds: scipy's algorithm, iterates, hess_inv
+        return _minimize_bounded(obj, x, bounds, qn, m, cb), qn.disp
     warm = opts.get("warm_start")
 
     if kind == "BFGS":
         H0 = opts.get("hess_inv0")
         if H0 is not None and warm is not None:
-            raise ValueError("give either options['hess_inv0'] or options['warm_start'], "
-                             "not both")
+            raise ValueError("options['hess_inv0'], options['warm_start']: expected one "
+                             "of them, got both")
         if warm is not None:
             H0 = warm.get("hess_inv") if isinstance(warm, Mapping) else warm
             if not isinstance(H0, np.ndarray):
-                raise TypeError("options['warm_start'] for BFGS must be a BFGS result "
-                                "(with a dense hess_inv) or an (n, n) array")
-            H0 = _bfgs_H0(H0, n, "options['warm_start'].hess_inv")
+                raise TypeError(f"options['warm_start']: expected a BFGS result (with a "
+                                f"dense hess_inv) or an ({n}, {n}) array, got "
+                                f"{describe_value(warm)}")
+            H0 = bfgs_H0(H0, n, "options['warm_start'].hess_inv")
         elif H0 is not None:
-            H0 = _bfgs_H0(H0, n, "options['hess_inv0']")
+            H0 = bfgs_H0(H0, n, "options['hess_inv0']")
         bfgs_memory = BfgsMemory(n, dtype, H0)
         if not scaling:
             bfgs_memory.pristine = False
@@ -341,8 +389,7 @@ def minimize(fun: Callable[..., Any], x0: ArrayLike, args: tuple | Any = (),
             return res
         res = run_quasi_newton(obj, x, bfgs_memory, qn, cb, finalize)
     else:
-        m = _check_number("m", opts.get("m", 10), lo=1, integer=True)
-        memory = LbfgsMemory(n, m, dtype, scaling=bool(scaling))
+        memory = LbfgsMemory(n, m, dtype, scaling=scaling)
         if warm is not None:
             _load_lbfgs_warm_start(memory, warm)
 
@@ -353,41 +400,7 @@ def minimize(fun: Callable[..., Any], x0: ArrayLike, args: tuple | Any = (),
             res = run_owlqn(obj, x, memory, l1, qn, cb, finalize)
         else:
             res = run_quasi_newton(obj, x, memory, qn, cb, finalize)
-    _disp(qn.disp, res)
-    return res
-
-
-def _qn_options(opts: Mapping[str, Any], dtype: np.dtype, default_maxiter: int,
-                default_maxfun: int | None) -> tuple[QNOptions, bool]:
-    """The checked options every quasi-Newton run reads (also ``fastopt.distributed``'s),
-    and ``scaling``."""
-    ls = opts.get("line_search", "more-thuente")
-    if not isinstance(ls, str) or ls.lower() not in _LINE_SEARCHES:
-        raise ValueError(f"options['line_search'] must be 'more-thuente' or 'backtracking', "
-                         f"got {ls!r}")
-    ls = _LINE_SEARCHES[ls.lower()]
-    c1 = _check_number("c1", opts.get("c1", 1e-4), lo=0.0, hi=1.0, lo_open=True, hi_open=True)
-    c2 = _check_number("c2", opts.get("c2", 0.9), lo=0.0, hi=1.0, lo_open=True, hi_open=True)
-    if ls == "more-thuente" and not c1 < c2:
-        raise ValueError(f"options 'c1' and 'c2' must satisfy 0 < c1 < c2 < 1, got "
-                         f"c1={c1}, c2={c2}")
-    maxiter = _check_number("maxiter", opts.get("maxiter", default_maxiter), lo=0, integer=True)
-    maxfun = opts.get("maxfun", default_maxfun)
-    maxfun = None if maxfun is None else _check_number("maxfun", maxfun, lo=1, integer=True)
-    qn = QNOptions(
-        maxiter=maxiter, maxfun=maxfun,
-        gtol=_check_number("gtol", opts.get("gtol", _default_gtol(dtype)), lo=0.0),
-        ftol=_check_number("ftol", opts.get("ftol", 0.0), lo=0.0),
-        xtol=_check_number("xtol", opts.get("xtol", 0.0), lo=0.0),
-        line_search=ls, c1=c1, c2=c2,
-        maxls=_check_number("maxls", opts.get("maxls", 20), lo=1, integer=True),
-        ls_xtol=100 * float(np.finfo(dtype).eps),
-        fnoise=math.sqrt(float(np.finfo(dtype).eps)),
-        disp=bool(opts.get("disp", False)))
-    scaling = opts.get("scaling", True)
-    if not isinstance(scaling, (bool, np.bool_)):
-        raise TypeError(f"options['scaling'] must be True or False, got {scaling!r}")
-    return qn, bool(scaling)
+    return res, qn.disp
 
 
 def _load_lbfgs_warm_start(memory: LbfgsMemory, warm) -> None:
@@ -401,12 +414,20 @@ def _load_lbfgs_warm_start(memory: LbfgsMemory, warm) -> None:
     elif isinstance(warm, Mapping) and "s" in warm and "y" in warm:
         memory.load(warm["s"], warm["y"], warm.get("gamma"))
     else:
-        raise TypeError("options['warm_start'] for L-BFGS must be an L-BFGS result, its "
-                        "hess_inv, or a dict with 's' and 'y' arrays of shape (k, n)")
+        raise TypeError(f"options['warm_start']: expected an L-BFGS result, its hess_inv, "
+                        f"or a dict with 's' and 'y' arrays of shape (k, n), got "
+                        f"{describe_value(warm)}")
 
 
 def _disp(flag, res):
-    if flag:
-        print(f"{res.message}\n         Current function value: {res.fun:.6g}\n"
-              f"         Iterations: {res.nit}\n         Function evaluations: {res.nfev}\n"
-              f"         Gradient evaluations: {res.njev}")
+    """``disp``: as scipy, a failed run warns (``OptimizeWarning``, the message) and a
+    successful one prints; both then print the counters."""
+    if not flag:
+        return
+    if res.success:
+        print(res.message)
+    else:
+        warnings.warn(res.message, optimize_warning(), stacklevel=3)
+    print(f"         Current function value: {res.fun:.6g}\n"
+          f"         Iterations: {res.nit}\n         Function evaluations: {res.nfev}\n"
+          f"         Gradient evaluations: {res.njev}")

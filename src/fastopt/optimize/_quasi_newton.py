@@ -57,6 +57,15 @@ class QNOptions:
     disp: bool = False
 
 
+#: the longest step the line search may try, as a multiple of the first trial step
+#: (which has unit length on a steepest-descent step and is the quasi-Newton step
+#: otherwise): relative, so that ``c * f`` is solved with the same iterates for any
+#: constant ``c`` -- a fixed cap of 1e10 on the multiplier clipped the first step
+#: :math:`1/\|g\|_2` whenever :math:`\|g\|_2 < 10^{-10}`. Reaching it with ``f`` still
+#: falling stops with reason ``"unbounded"``.
+STEP_CAP = 1e10
+
+
 class CallbackStop(Exception):
     """The user's callback raised StopIteration."""
 
@@ -202,7 +211,8 @@ def run_quasi_newton(obj: Objective, x: np.ndarray, memory, opts: QNOptions,
         line = Line(obj, x, d, f, g, pool, space)
         if search is more_thuente:
             ls = more_thuente(line, alpha0, c1=opts.c1, c2=opts.c2, maxls=opts.maxls,
-                              xtol=opts.ls_xtol, fnoise=opts.fnoise * f_avg)
+                              xtol=opts.ls_xtol, fnoise=opts.fnoise * f_avg,
+                              alpha_max=STEP_CAP * alpha0)
         else:
             ls = backtracking(line, alpha0, c1=opts.c1, maxls=opts.maxls)
 
@@ -222,7 +232,7 @@ def run_quasi_newton(obj: Objective, x: np.ndarray, memory, opts: QNOptions,
         if ls.success:
             retried_after = None
             assert g_ls is not None
-            memory.update_from(ls.x, x, g_ls, g)
+            memory.update_from(ls.x, x, g_ls, g, slope=ls.alpha * line.dphi0)
             f_old, x_old = f, x
             x, f, g, step = ls.x, ls.f, g_ls, ls.alpha
         else:

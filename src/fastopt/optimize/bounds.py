@@ -33,8 +33,8 @@ def _side(values: Any, n: int, name: str, fill: float) -> np.ndarray:
     except (TypeError, ValueError):
         raise TypeError(f"{name}: expected real numbers or None, got "
                         f"{describe_value(values)}") from None
-    if arr.ndim == 0:
-        return np.full(n, float(arr))
+    if arr.size == 1:   # a scalar, or scipy's Bounds(0, 1), which stores lb as array([0])
+        return np.full(n, float(arr.reshape(-1)[0]))
     arr = arr.reshape(-1)
     if arr.size != n:
         raise ValueError(f"{name}: expected a scalar or {n} values (the size of x0), got "

@@ -7,7 +7,10 @@ The memory holds the last :math:`m` correction pairs
 as two contiguous ``(m, n)`` arrays used as a ring buffer, with
 :math:`\rho_k = 1/(s_k^T y_k)` and the scaling :math:`\gamma = s^T y / y^T y`
 of the newest pair (Nocedal & Wright, eq. 7.20).  A pair is stored only if
-:math:`s^T y > \varepsilon\, y^T y` (curvature guard, as LBFGS++), with
+:math:`s^T y > \varepsilon\, |s^T g_k|` (curvature guard of L-BFGS-B, where
+:math:`s^T g_k` is the line search's initial slope times the step; both sides scale
+alike when ``f`` is multiplied by a constant), or, when the slope is not known (pairs
+loaded from a warm start), :math:`s^T y > \varepsilon\, y^T y` (LBFGS++'s guard), with
 :math:`\varepsilon` the machine epsilon of the working dtype; the products are
 accumulated in float64.
 
@@ -45,7 +48,18 @@ from ._vector import LOCAL, VectorSpace, dot
 if TYPE_CHECKING:
     from .inverse_hessian import LbfgsInverseHessian
 
-__all__ = ["LbfgsMemory", "two_loop_numpy"]
+__all__ = ["LbfgsMemory", "two_loop_numpy", "curvature_ok"]
+
+
+def curvature_ok(sy: float, yy: float, slope: float | None, eps: float) -> bool:
+    r"""The curvature guard of a pair: :math:`s^T y > \varepsilon |s^T g_{old}|`
+    (L-BFGS-B's test, invariant when ``f`` is scaled) when ``slope`` (:math:`s^T g_{old}`)
+    is known, else :math:`s^T y > \varepsilon\, y^T y`; both products finite."""
+    if not (np.isfinite(sy) and np.isfinite(yy)):
+        return False
+    if slope is not None and np.isfinite(slope):
+        return sy > eps * abs(slope)
+    return sy > eps * yy
 
 
 def two_loop_numpy(g: np.ndarray, S: np.ndarray, Y: np.ndarray, rho: np.ndarray, order,
@@ -159,8 +173,8 @@ class LbfgsMemory:
         self.gamma = 1.0
         self._probe = None
 
-    def _commit(self, sy: float, yy: float) -> bool:
-        if not (sy > self.eps * yy) or not np.isfinite(sy) or not np.isfinite(yy):
+    def _commit(self, sy: float, yy: float, slope: float | None = None) -> bool:
+        if not curvature_ok(sy, yy, slope, self.eps):
             return False
         i = self.head
         self.rho[i] = 1.0 / sy
@@ -170,7 +184,7 @@ class LbfgsMemory:
         self.count = min(self.count + 1, self.m)
         return True
 
-    def _store_gram(self, g: np.ndarray | None) -> bool:
+    def _store_gram(self, g: np.ndarray | None, slope: float | None = None) -> bool:
         """Inner products of the candidate row (and of ``g``) with the memory; commit."""
         r = self.head
         rows = self.order + [r]
@@ -182,7 +196,7 @@ class LbfgsMemory:
             sy, yy = out[4 * (k - 1)], out[4 * (k - 1) + 1]
         else:
             sy, yy = dot(self.S[r], self.Y[r]), dot(self.Y[r], self.Y[r])
-        ok = self._commit(sy, yy)
+        ok = self._commit(sy, yy, slope)
         if self.vector_free:
             if ok:
                 self.SY[rows, r] = out[0:4 * k:4]
@@ -200,18 +214,19 @@ class LbfgsMemory:
         self.Y[self.head] = y
         return self._store_gram(None)
 
-    def update_from(self, x_new, x_old, g_new, g_old) -> bool:
+    def update_from(self, x_new, x_old, g_new, g_old, slope: float | None = None) -> bool:
         """:meth:`update` with ``s = x_new - x_old``, ``y = g_new - g_old`` formed in
         place (one pass that also returns ``s.y`` and ``y.y``:
         :func:`fastopt._kernels.lbfgs_pair`); the vector-free path also prepares the
-        product with ``g_new`` (the next direction's)."""
+        product with ``g_new`` (the next direction's). ``slope``: :math:`s^T g_{old}`
+        (the curvature guard's scale; see the module)."""
         r = self.head
         if not self.vector_free:
             sy, yy = _kernels.lbfgs_pair(x_new, x_old, g_new, g_old, self.S[r], self.Y[r])
-            return self._commit(sy, yy)
+            return self._commit(sy, yy, slope)
         np.subtract(x_new, x_old, out=self.S[r])
         np.subtract(g_new, g_old, out=self.Y[r])
-        return self._store_gram(g_new)
+        return self._store_gram(g_new, slope)
 
     def _product(self, g: np.ndarray, negate: bool, out=None) -> np.ndarray:
         g = np.asarray(g, dtype=self.dtype)

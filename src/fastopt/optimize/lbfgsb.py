@@ -75,7 +75,8 @@ LBFGSB_STATUS: dict[str, tuple[int, str]] = {
     "ftol": (0, "CONVERGENCE: RELATIVE REDUCTION OF F <= FACTR*EPSMCH"),
     "maxiter": (1, "STOP: TOTAL NO. OF ITERATIONS REACHED LIMIT"),
     "maxfun": (1, "STOP: TOTAL NO. OF F,G EVALUATIONS EXCEEDS LIMIT"),
-    "callback": (1, "STOP: CALLBACK REQUESTED HALT"),
+    # scipy.optimize.minimize reports a StopIteration of the callback this way for every method
+    "callback": (99, "`callback` raised `StopIteration`."),
     "linesearch": (2, "ABNORMAL: "),
     "nonfinite": (2, "ABNORMAL: NaN or Inf result encountered."),
 }

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Objective", "MaxFunReached"]
+__all__ = ["MaxFunReached", "Objective"]
 
 
 class MaxFunReached(Exception):
@@ -51,16 +51,21 @@ class Objective:
         ``True``: ``fun`` returns ``(f, g)``; callable: ``jac(x, *args)``;
         ``None``/``False``/``"2-point"``: forward differences;
         ``"3-point"``: central differences.
-    fd_rel_step : float or None
-        Relative finite-difference step; default ``sqrt(eps)`` (2-point) or
-        ``eps**(1/3)`` (3-point) of the working dtype.
+    fd_rel_step : float, ndarray or None
+        Relative finite-difference step (one per variable, or one for all); default
+        ``sqrt(eps)`` (2-point) or ``eps**(1/3)`` (3-point) of the working dtype. The
+        step of variable ``i`` is ``fd_rel_step * max(1, |x_i|)`` with the sign of
+        ``x_i`` (scipy's rule).
+    fd_abs_step : float, ndarray or None
+        Absolute step (scipy's ``eps`` option), used as given where ``x_i + h != x_i``
+        (elsewhere the relative step); wins over ``fd_rel_step``.
     maxfun : int or None
         Calls of ``fun`` allowed; one more raises :class:`MaxFunReached`.
     """
 
     def __init__(self, fun: Callable, shape: tuple[int, ...], dtype: np.dtype,
-                 args: tuple = (), jac: Any = None, fd_rel_step: float | None = None,
-                 maxfun: int | None = None):
+                 args: tuple = (), jac: Any = None, fd_rel_step: Any = None,
+                 maxfun: int | None = None, fd_abs_step: Any = None):
         self._fun = fun
         self.shape = shape
         self.n = int(np.prod(shape)) if shape else 1
@@ -87,7 +92,11 @@ class Objective:
         eps = float(np.finfo(self.dtype).eps)
         if fd_rel_step is None:
             fd_rel_step = eps ** 0.5 if self.mode == "2-point" else eps ** (1 / 3)
-        self.fd_rel_step = float(fd_rel_step)
+        self.fd_rel_step = np.broadcast_to(np.asarray(fd_rel_step, dtype=np.float64),
+                                           (self.n,))
+        self.fd_abs_step = (None if fd_abs_step is None else
+                            np.broadcast_to(np.asarray(fd_abs_step, dtype=np.float64),
+                                            (self.n,)))
         # identity cache of the last point whose value is known (for f-then-grad)
         self._last_x: np.ndarray | None = None
         self._last_f = 0.0
@@ -192,15 +201,22 @@ class Objective:
         return f, self.grad(x)
 
     # ------------------------------------------------------ finite differences
+    def _fd_step(self, xi: float, i: int) -> float:
+        """The step of variable ``i`` at ``x_i = xi`` (scipy's rules, see the class)."""
+        if self.fd_abs_step is not None:
+            h = float(self.fd_abs_step[i])
+            if float(self.dtype.type(xi + h)) != xi:
+                return h
+        h = float(self.fd_rel_step[i]) * max(1.0, abs(xi))
+        return h if xi >= 0 else -h
+
     def _fd(self, x: np.ndarray, f0: float) -> np.ndarray:
         self.njev += 1
         g = np.empty(self.n, dtype=self.dtype)
         xt = x.copy()
-        rel = self.fd_rel_step
         for i in range(self.n):
             xi = x[i]
-            h = rel * max(1.0, abs(float(xi)))
-            h = h if xi >= 0 else -h
+            h = self._fd_step(float(xi), i)
             if self.mode == "2-point":
                 xt[i] = xi + h
                 hh = float(xt[i]) - float(xi)  # the step actually taken

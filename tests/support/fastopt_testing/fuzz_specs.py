@@ -793,6 +793,93 @@ if hasattr(_kernels, "lbfgs_gram"):
     ]
 
 
+# -- the dense BFGS matrix kernels symv / syr2 (csrc/linalg.inc) -----------------------------
+# Base shape (n, n): H is the square matrix, the vectors have n elements.
+
+
+def _square_shapes():
+    return st.integers(0, 6).map(lambda n: (n, n))
+
+
+def _order_of(shape):
+    return shape[:1]
+
+
+def _symv_check(result, before, after, h):
+    """Each element: the row's dot product in float64 (to the rounding of a blocked sum),
+    rounded once to the dtype."""
+    H, v = before["H"][0], before["v"][0]
+    with np.errstate(all="ignore"):
+        terms = H.astype(np.float64) * v.astype(np.float64)
+        expected = terms.sum(axis=1)
+        got = np.asarray(result, dtype=np.float64)
+        assert got.shape == expected.shape and np.asarray(result).dtype == H.dtype
+        out_eps = float(np.finfo(H.dtype).eps) if H.dtype == np.float32 else 0.0
+        bound = 1e-12 * np.abs(terms).sum(axis=1) + out_eps * np.abs(expected) + 1e-300
+        finite = np.isfinite(expected)
+        assert (np.abs(got - expected)[finite] <= bound[finite]).all(), (got, expected)
+    # a NaN or infinite row sum (a = inf in syr2_symv) comes out NaN or infinite
+    assert not np.isfinite(got[~finite]).any(), (got, expected)
+    if after["out"]:
+        assert after["out"][0].tobytes() == np.asarray(result).tobytes()
+
+
+def _syr2_reference(a, h):
+    """H + a (x y' + y x') in float64, rounded once: the kernel's exact formula."""
+    H, x, y = a["H"], a["x"].astype(np.float64), a["y"].astype(np.float64)
+    with np.errstate(all="ignore"):
+        expected = (H.astype(np.float64) + to_float(h["a"]) * (np.outer(x, y) + np.outer(y, x))
+                    ).astype(H.dtype)
+    return {"H": expected, "return": expected}
+
+
+def _syr2(x, y, H, *, a):
+    return _kernels.syr2(a, x, y, H)
+
+
+def _syr2_symv(x, y, H, v, *, a, **out):
+    return _kernels.syr2_symv(a, x, y, H, v, **out)
+
+
+def _syr2_symv_check(result, before, after, h):
+    """H updated by syr2's exact formula; the product as symv's of the updated H."""
+    arrays = {"H": before["H"][0], "x": before["x"][0], "y": before["y"][0]}
+    expected_H = _syr2_reference(arrays, h)["H"]
+    assert after["H"][0].tobytes() == expected_H.tobytes()
+    _symv_check(result, {"H": [expected_H], "v": before["v"]}, after, h)
+
+
+if hasattr(_kernels, "symv"):
+    LINALG_KERNELS += [
+        KernelSpec(
+            name="symv", func=_kernels.symv,
+            args=(Arg("H", written=False, values=_SMALL, layouts=_CONTIGUOUS),
+                  Arg("v", written=False, shape=_order_of, values=_SMALL,
+                      bad_shape=_one_more),
+                  Arg("out", written=True, keyword=True, shape=_order_of,
+                      presence=lambda h: "optional", bad_shape=_one_more)),
+            check=_symv_check, shapes=_square_shapes(), large_shape=(200, 200)),
+        KernelSpec(
+            name="syr2", func=_syr2,
+            args=(Arg("x", written=False, shape=_order_of, bad_shape=_one_more),
+                  Arg("y", written=False, shape=_order_of, bad_shape=_one_more),
+                  Arg("H", written=True)),
+            hypers=(Hyper("a", Real(allow_inf=True, typical=(-3.0, 3.0))),),
+            reference=_syr2_reference, shapes=_square_shapes(), large_shape=(200, 200)),
+    ]
+if hasattr(_kernels, "syr2_symv"):
+    LINALG_KERNELS.append(KernelSpec(
+        name="syr2_symv", func=_syr2_symv,
+        args=(Arg("x", written=False, shape=_order_of, values=_SMALL, bad_shape=_one_more),
+              Arg("y", written=False, shape=_order_of, values=_SMALL, bad_shape=_one_more),
+              Arg("H", written=True, values=_SMALL),
+              Arg("v", written=False, shape=_order_of, values=_SMALL, bad_shape=_one_more),
+              Arg("out", written=True, keyword=True, shape=_order_of,
+                  presence=lambda h: "optional", bad_shape=_one_more)),
+        hypers=(Hyper("a", Real(allow_inf=True, typical=(-3.0, 3.0))),),
+        check=_syr2_symv_check, shapes=_square_shapes(), large_shape=(200, 200)))
+
+
 # -- Philox4x32-10 (csrc/philox.h), the generator behind dropout ------------------------------
 
 _PHILOX_M = (np.uint64(0xD2511F53), np.uint64(0xCD9E8D57))
