@@ -18,6 +18,15 @@ from fastopt_testing.mpi_launch import run_mpi
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
+def test_low_precision_state_is_refused_clearly():
+    MPI = pytest.importorskip("mpi4py.MPI")   # one process: COMM_SELF needs no mpirun
+    from fastopt.distributed import DataParallel
+    p = np.ones(10_000, np.float32)
+    opt = fastopt.Adam([p], lr=1e-3, state_dtype="int8")
+    with pytest.raises(ValueError, match="state_dtype='int8'"):
+        DataParallel(opt, MPI.COMM_SELF)
+
+
 def test_split_bounds_cover_the_vector_in_aligned_nearly_equal_slices():
     for total in (0, 1, 15, 16, 17, 1000, 10**6 + 3):
         for size in (1, 2, 3, 4, 7):

@@ -5,14 +5,6 @@ checkpoints and resume."""
 
 import numpy as np
 import pytest
-from fastopt_testing.lowprec_reference import (
-    LowPrecisionReference,
-    bf16_stochastic,
-    nearest_codes,
-    qmap,
-    quantize,
-    rounding_bits,
-)
 
 import fastopt
 from fastopt.optim.storage import (
@@ -20,6 +12,14 @@ from fastopt.optim.storage import (
     Int8State,
     dequantize_blockwise,
     quantize_blockwise,
+)
+from fastopt_testing.lowprec_reference import (
+    LowPrecisionReference,
+    bf16_stochastic,
+    nearest_codes,
+    qmap,
+    quantize,
+    rounding_bits,
 )
 
 RNG = np.random.default_rng(1234)

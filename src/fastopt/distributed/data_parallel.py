@@ -182,6 +182,12 @@ class DataParallel:
         if not isinstance(optimizer, Optimizer):
             raise TypeError("optimizer: expected a fastopt optimizer (fastopt.optim), got "
                             f"{type(optimizer).__name__}")
+        if optimizer.state_dtype is not None:
+            # the shards' 256-element quantization blocks would not be the plain optimizer's,
+            # so its results (and its checkpoints) could not be the plain optimizer's
+            raise ValueError(f"optimizer: DataParallel keeps the optimizer state in the "
+                             f"parameters' dtype; got state_dtype={optimizer.state_dtype!r} "
+                             f"(build the optimizer without state_dtype)")
         for name, flag in (("average", average), ("broadcast_params", broadcast_params)):
             if not isinstance(flag, (bool, np.bool_)):
                 raise TypeError(f"{name}: expected True or False, got {flag!r}")

@@ -10,7 +10,7 @@ array (``exp_avg``, ``exp_avg_sq``, a momentum buffer ...) as one of these objec
 
 from __future__ import annotations
 
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
@@ -191,7 +191,7 @@ class BFloat16State:
         return f"BFloat16State(shape={self.shape})"
 
 
-LowPrecisionState = Union[Int8State, BFloat16State]
+LowPrecisionState = Int8State | BFloat16State
 
 
 

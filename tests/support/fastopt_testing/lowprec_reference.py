@@ -5,9 +5,9 @@ decoded state. Written from the formats' definitions, not from the C code: the m
 from dequantizing every code, the nearest code from float64 distances."""
 
 import numpy as np
-from fastopt_testing.optim_reference import ReferenceOptimizer
 
 from fastopt._kernels import dequantize_blockwise, philox_stream
+from fastopt_testing.optim_reference import ReferenceOptimizer
 
 QBLOCK = 256
 
