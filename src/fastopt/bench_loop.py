@@ -333,8 +333,14 @@ def _loadavg() -> list[float] | None:
 
 
 def format_loop(report: dict[str, Any]) -> str:
-    """The scenario's table: ms per training step and numpy/fastopt ratios (see
-    :func:`run_loop` for an example)."""
+    """The scenario's table: ms per training step and numpy/fastopt ratios.
+
+    Examples
+    --------
+    >>> from fastopt.bench_loop import format_loop, run_loop
+    >>> print(format_loop(run_loop(repeats=1, steps=1, busy=False)))
+    scenario loop: MLP 784-1024-10, ...
+    """
     after = "; ".join(f"{k}: {c['policy_after']}" for k, c in report["conditions"].items())
     lines = [f"scenario loop: {report['model']}",
              f"fastopt default: {report['policy']['summary']}; after each condition: {after}",

@@ -36,6 +36,21 @@ class LbfgsInverseHessian(LinearOperator):
     s, y, rho, gamma
         The memory; ``fastopt.minimize(..., options={"warm_start": res})`` reads
         them back.
+
+    Examples
+    --------
+    ``res.hess_inv`` of ``method="L-BFGS"``:
+
+    >>> import numpy as np
+    >>> import fastopt
+    >>> A = np.diag([1.0, 10.0, 100.0])
+    >>> res = fastopt.minimize(lambda x: (0.5 * x @ A @ x, A @ x), np.ones(3), jac=True,
+    ...                        method="L-BFGS")
+    >>> H = res.hess_inv
+    >>> H.shape, H.s.shape[1]
+    ((3, 3), 3)
+    >>> bool(np.allclose(H @ (A @ H.s[-1]), H.s[-1]))   # the secant condition H y = s
+    True
     """
 
     def __init__(self, s: np.ndarray, y: np.ndarray, gamma: float):

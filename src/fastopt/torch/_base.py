@@ -240,6 +240,21 @@ class Optimizer(torch.optim.Optimizer):
     Subclasses give the family's ``_state_names`` (kernel argument order),
     ``_option_key`` (the group values the kernel options depend on) and ``_options(group)``
     (the validated kernel options), and may override ``_fill`` and ``_first_step_options``.
+
+    Examples
+    --------
+    Every fastopt.torch optimizer is a torch optimizer:
+
+    >>> import torch
+    >>> import fastopt.torch
+    >>> w = torch.zeros(3, requires_grad=True)
+    >>> opt = fastopt.torch.SGD([w], lr=0.1)
+    >>> isinstance(opt, fastopt.torch.Optimizer), isinstance(opt, torch.optim.Optimizer)
+    (True, True)
+    >>> w.grad = torch.ones(3)
+    >>> opt.step()
+    >>> w
+    tensor([-0.1000, -0.1000, -0.1000], requires_grad=True)
     """
 
     # torch.optim.Optimizer's attributes, declared for type checkers without torch
