@@ -17,7 +17,9 @@ try:
 finally:
     _wait_policy.after_load()
 
-from fastopt import init, kernels, nn, schedules, train
+from typing import TYPE_CHECKING, Any
+
+from fastopt import init, kernels, nn, schedules
 from fastopt._config import (
     get_include,
     get_library_dir,
@@ -40,10 +42,34 @@ from fastopt.optim import (
     StaleParamsWarning,
 )
 
-# The function, as scipy.optimize.minimize; its modules live in fastopt.optimize
-# (`from fastopt.optimize.problems import ...`). Importing it does not import scipy.
-from fastopt.optimize import minimize  # noqa: E402
-from fastopt.train import check_grad, clip_grad_norm
+# fastopt.train and fastopt.optimize (and the names taken from them) are imported on first
+# use: a numpy training loop needs neither, and they are a third of import time.
+# fastopt.minimize is the function, as scipy.optimize.minimize; its modules live in
+# fastopt.optimize (`from fastopt.optimize.problems import ...`). Neither imports scipy.
+_LAZY = {"train": ("fastopt.train", None), "optimize": ("fastopt.optimize", None),
+         "minimize": ("fastopt.optimize", "minimize"),
+         "check_grad": ("fastopt.train", "check_grad"),
+         "clip_grad_norm": ("fastopt.train", "clip_grad_norm")}
+
+if TYPE_CHECKING:
+    from fastopt import train
+    from fastopt.optimize import minimize
+    from fastopt.train import check_grad, clip_grad_norm
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'fastopt' has no attribute {name!r}")
+    import importlib
+    module_name, attr = _LAZY[name]
+    module = importlib.import_module(module_name)
+    value = module if attr is None else getattr(module, attr)
+    globals()[name] = value      # later lookups do not come here
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 __all__ = [
     "__version__",

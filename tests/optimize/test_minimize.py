@@ -45,6 +45,20 @@ def test_import_fastopt_does_not_import_scipy():
     assert out.stdout.strip() == "[]", out.stdout
 
 
+def test_import_fastopt_leaves_optimize_and_train_for_first_use():
+    # a numpy training loop needs neither; `fastopt.minimize` and `fastopt.train` load them
+    code = ("import sys, fastopt; before = sorted(m for m in ('fastopt.optimize', "
+            "'fastopt.train') if m in sys.modules); fastopt.minimize; fastopt.check_grad; "
+            "after = sorted(m for m in ('fastopt.optimize', 'fastopt.train') "
+            "if m in sys.modules); print(before, after, 'minimize' in dir(fastopt))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.split("\n")[0] == "[] ['fastopt.optimize', 'fastopt.train'] True"
+    import fastopt
+    with pytest.raises(AttributeError, match="no attribute 'not_a_name'"):
+        fastopt.not_a_name  # noqa: B018
+
+
 def test_minimize_is_the_function_and_optimize_the_package():
     import fastopt
     import fastopt.optimize as fo_optimize
