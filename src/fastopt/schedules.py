@@ -782,7 +782,31 @@ def inverse_sqrt(
 # --------------------------------------------------------------------------- #
 
 
-class _OneCycle(Schedule):
+class _Phased:
+    """Mixin of the one-cycle schedules (torch OneCycleLR's shape): ``_setup`` turns the
+    fields into ``(end_step, start, end)`` phases, kept out of the pickled state, that
+    ``_anneal_phases`` interpolates."""
+
+    _fields: tuple[str, ...]
+    _phases: tuple[tuple[float, float, float], ...]
+    total_steps: int
+    anneal_strategy: str
+
+    def _setup(self) -> None:
+        raise NotImplementedError
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {f: getattr(self, f) for f in self._fields}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._setup()
+
+    def _value(self, step: int) -> float:
+        return _anneal_phases(self._phases, step, self.total_steps, self.anneal_strategy)
+
+
+class _OneCycle(_Phased, Schedule):
     _name = "one_cycle"
     _fields = (
         "max_lr",
@@ -818,7 +842,6 @@ class _OneCycle(Schedule):
         initial_lr = self.max_lr / self.div_factor
         min_lr = initial_lr / self.final_div_factor
         T, p = self.total_steps, self.pct_start
-        self._phases: tuple[tuple[float, float, float], ...]
         if self.three_phase:
             self._phases = (
                 (float(p * T) - 1, initial_lr, self.max_lr),
@@ -830,16 +853,6 @@ class _OneCycle(Schedule):
                 (float(p * T) - 1, initial_lr, self.max_lr),
                 (T - 1, self.max_lr, min_lr),
             )
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {f: getattr(self, f) for f in self._fields}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._setup()
-
-    def _value(self, step: int) -> float:
-        return _anneal_phases(self._phases, step, self.total_steps, self.anneal_strategy)
 
 
 def _anneal_phases(phases: tuple[tuple[float, float, float], ...], step: int,
@@ -939,7 +952,7 @@ def one_cycle(
     )
 
 
-class _OneCycleMomentum(Schedule):
+class _OneCycleMomentum(_Phased, Schedule):
     _name = "one_cycle_momentum"
     _fields = (
         "total_steps",
@@ -971,22 +984,11 @@ class _OneCycleMomentum(Schedule):
         # torch OneCycleLR's momentum phases: the momentum falls while the lr rises
         lo, hi = self.base_momentum, self.max_momentum
         T, p = self.total_steps, self.pct_start
-        self._phases: tuple[tuple[float, float, float], ...]
         if self.three_phase:
             self._phases = ((float(p * T) - 1, hi, lo), (float(2 * p * T) - 2, lo, hi),
                             (T - 1, hi, hi))
         else:
             self._phases = ((float(p * T) - 1, hi, lo), (T - 1, lo, hi))
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {f: getattr(self, f) for f in self._fields}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._setup()
-
-    def _value(self, step: int) -> float:
-        return _anneal_phases(self._phases, step, self.total_steps, self.anneal_strategy)
 
 
 def one_cycle_momentum(

@@ -22,14 +22,6 @@ CASES = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _torch_one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def plain_lion(steps, dtype, lr=1e-4, betas=(0.9, 0.99), weight_decay=0.0,
                decoupled_weight_decay=False, maximize=False, lrs=None, beta1s=None):
     """lion_pytorch's update in numpy, in double, each result rounded to `dtype`:

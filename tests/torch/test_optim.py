@@ -27,14 +27,6 @@ RUNS = [(c, v, d) for c in R.OPTIM_CASES if c.name in NAMES
         for v in R.variants_of(c) for d in R.DTYPES]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _torch_one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _params(n=3, dtype=torch.float32, seed=0):
     g = torch.Generator().manual_seed(seed)
     return [torch.nn.Parameter(torch.randn(4, 5, generator=g, dtype=dtype)) for _ in range(n)]

@@ -74,25 +74,12 @@ class LowPrecision:
         options = [opt._options_at(group, lr) for group, lr in zip(groups, lrs)]
         family = opt.family
         nonneg = sum(1 << j for j, s in enumerate(family.states) if s.values == "nonnegative")
-        scalar_specs = {s.name: s for s in family.scalars}
         new: dict[int, dict[str, Any]] = {}
         calls = []
         for group, o, lr, values, indices, sub in opt._groups_with_grads(grads, options, lrs):
             created = [False] * len(indices)
 
-            def allocate(k: int, name: str, p: np.ndarray, values: dict[str, Any] = values,
-                         created: list[bool] = created, indices: list[int] = indices) -> Any:
-                if name in scalar_specs:
-                    spec = scalar_specs[name]
-                    entry = np.array(spec.initial, dtype=spec.dtype)
-                else:
-                    state = family.state(name)
-                    entry = self.new_state(p, family.fill(state, values),
-                                           state.values == "nonnegative")
-                    created[k] = True
-                new.setdefault(indices[k], {})[name] = entry
-                return entry
-
+            allocate = opt._state_allocator(values, indices, created, new, self.new_state)
             gathered = opt._gather_state(o, indices, sub, allocate)
             assert gathered is not None  # allocate never gives up
             columns, scalars = gathered

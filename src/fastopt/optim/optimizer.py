@@ -104,6 +104,11 @@ class _TrackedDict(dict):
         return (dict, (dict(self),))
 
 
+def _full_state(p: np.ndarray, fill: float, nonnegative: bool) -> np.ndarray:
+    """A state array in the parameter's dtype, `fill` everywhere."""
+    return np.full(p.shape, fill, dtype=p.dtype)
+
+
 class Optimizer:
     """Base class of fastopt's optimizers (torch.optim.Optimizer's shape, on numpy arrays).
 
@@ -429,6 +434,29 @@ class Optimizer:
         self._plan_version = self._version.n
         return self._plan
 
+    def _state_allocator(self, values: dict[str, Any], indices: list[int], created: list[bool],
+                         new: dict[int, dict[str, Any]],
+                         make_array: Callable[[np.ndarray, float, bool], Any]
+                         ) -> Callable[[int, str, np.ndarray], Any]:
+        """``allocate(k, name, p)`` for ``_gather_state``: a missing state entry of the k-th
+        parameter of a group (options `values`), a family scalar at its initial value or
+        ``make_array(p, fill, nonnegative)``. The new entries wait in `new` (by parameter
+        index) until the step succeeds; ``created[k]`` marks a new state array."""
+        scalar_specs = {s.name: s for s in self.family.scalars}
+
+        def allocate(k: int, name: str, p: np.ndarray) -> Any:
+            if name in scalar_specs:
+                spec = scalar_specs[name]
+                entry = np.array(spec.initial, dtype=spec.dtype)
+            else:
+                state = self.family.state(name)
+                entry = make_array(p, self.family.fill(state, values),
+                                   state.values == "nonnegative")
+                created[k] = True
+            new.setdefault(indices[k], {})[name] = entry
+            return entry
+        return allocate
+
     def _step_general(self, grads: list, options: list, lrs: list, skip: bool) -> bool:
         """A step that allocates missing state or skips None gradients: builds a one-off
         plan over the parameters that have a gradient, commits new state on success."""
@@ -436,27 +464,11 @@ class Optimizer:
         if len(grads) != total:
             raise ValueError(f"grads: expected {total} gradients (one per parameter), "
                              f"got {len(grads)}")
-        scalar_specs = {s.name: s for s in self.family.scalars}
         new: dict[int, dict[str, Any]] = {}
         units: list[Unit] = []
         for _group, o, lr, values, indices, sub in self._groups_with_grads(grads, options, lrs):
             created = [False] * len(indices)
-
-            def allocate(k: int, name: str, p: np.ndarray, values: dict[str, Any] = values,
-                         created: list[bool] = created, indices: list[int] = indices
-                         ) -> np.ndarray:
-                # called within this iteration; the new entries wait in `new` until the
-                # step succeeds, and `created` marks new state arrays, not scalars
-                if name in scalar_specs:
-                    spec = scalar_specs[name]
-                    entry = np.array(spec.initial, dtype=spec.dtype)
-                else:
-                    fill = self.family.fill(self.family.state(name), values)
-                    entry = np.full(p.shape, fill, dtype=p.dtype)
-                    created[k] = True
-                new.setdefault(indices[k], {})[name] = entry
-                return entry
-
+            allocate = self._state_allocator(values, indices, created, new, _full_state)
             gathered = self._gather_state(o, indices, sub, allocate)
             assert gathered is not None  # allocate never gives up
             columns, scalars = gathered

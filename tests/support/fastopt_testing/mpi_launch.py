@@ -22,9 +22,10 @@ def mpirun_or_skip():
     return mpirun
 
 
-def run_mpi(script, n, *args, timeout=120):
-    """Run ``python script *args`` on ``n`` ranks; fail the test on a non-zero exit or a
-    timeout. Returns (stdout, seconds)."""
+def run_mpi(script, n, *args, timeout=120, python_args=()):
+    """Run ``python *python_args script *args`` on ``n`` ranks (``python_args=("-m",
+    "mpi4py.futures")`` for a pool); fail the test on a non-zero exit or a timeout. Returns
+    (stdout, seconds)."""
     mpirun = mpirun_or_skip()
     version = subprocess.run([mpirun, "--version"], capture_output=True, text=True,
                              check=False).stdout
@@ -38,7 +39,8 @@ def run_mpi(script, n, *args, timeout=120):
     # ranks waiting in a collective yield the core instead of spinning (more ranks than cores)
     env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
                OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", OMPI_MCA_mpi_yield_when_idle="1")
-    cmd = [mpirun, "-n", str(n), *extra, sys.executable, script, *map(str, args)]
+    cmd = [mpirun, "-n", str(n), *extra, sys.executable, *python_args, script,
+           *map(str, args)]
     start = time.perf_counter()
     try:
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout,
