@@ -12,7 +12,9 @@
  * (exact: each bucket holds at most one threshold, which tools/make_quantize_maps.py
  * checks).
  * A block holding a NaN or an Inf decodes as NaN (an Inf element as an Inf of its sign):
- * its absmax is non-finite. An all-zero block has absmax 0 and decodes as zeros. */
+ * its absmax is non-finite. An all-zero block has absmax 0 and decodes as zeros.
+ * On CPUs with AVX-512 VBMI the block encode and decode run lowprec_x86.h's codec instead
+ * (the same codes and values: tools/check_qencode.c checks every float32). */
 #ifndef FASTOPT_LOWPREC_H
 #define FASTOPT_LOWPREC_H
 
@@ -116,8 +118,74 @@ static inline const float *fo_qmap(int nonnegative)
     return nonnegative ? fo_qmap_unsigned : fo_qmap_signed;
 }
 
+#include "lowprec_x86.h"
+
+/* The AVX-512 codec of a block (lowprec_x86.h) when `simd` (fo_qcodec_isa()) allows it:
+ * 1 if it ran, 0 if the caller's portable loop must. The encode takes x * inv rounded to
+ * float32; the decode gives map[code] * absmax in the param's type. */
+static inline int fo_qblock_encode_simd_f32(const float *restrict x, int64_t m, float inv,
+                                            int nonnegative, int simd, uint8_t *restrict codes)
+{
+#if FO_QCODEC_X86
+    if (simd) {
+        fo_qencode_avx512(x, m, inv, nonnegative, codes);
+        return 1;
+    }
+#endif
+    (void)x, (void)m, (void)inv, (void)nonnegative, (void)simd, (void)codes;
+    return 0;
+}
+
+static inline int fo_qblock_encode_simd_f64(const double *restrict x, int64_t m, double inv,
+                                            int nonnegative, int simd, uint8_t *restrict codes)
+{
+#if FO_QCODEC_X86
+    if (simd && m <= FO_QBLOCK) {
+        float xn[FO_QBLOCK];
+        for (int64_t i = 0; i < m; ++i)
+            xn[i] = (float)(x[i] * inv);
+        fo_qencode_avx512(xn, m, 1.0f, nonnegative, codes);
+        return 1;
+    }
+#endif
+    (void)x, (void)m, (void)inv, (void)nonnegative, (void)simd, (void)codes;
+    return 0;
+}
+
+static inline int fo_qblock_decode_simd_f32(const uint8_t *restrict codes, int64_t m,
+                                            float absmax, int nonnegative, int simd,
+                                            float *restrict x)
+{
+#if FO_QCODEC_X86
+    if (simd) {
+        fo_qdecode_avx512(codes, m, nonnegative, absmax, x);
+        return 1;
+    }
+#endif
+    (void)codes, (void)m, (void)absmax, (void)nonnegative, (void)simd, (void)x;
+    return 0;
+}
+
+static inline int fo_qblock_decode_simd_f64(const uint8_t *restrict codes, int64_t m,
+                                            float absmax, int nonnegative, int simd,
+                                            double *restrict x)
+{
+#if FO_QCODEC_X86
+    if (simd && m <= FO_QBLOCK) {
+        float v[FO_QBLOCK];
+        fo_qdecode_avx512(codes, m, nonnegative, 1.0f, v);
+        for (int64_t i = 0; i < m; ++i)
+            x[i] = (double)v[i] * (double)absmax;
+        return 1;
+    }
+#endif
+    (void)codes, (void)m, (void)absmax, (void)nonnegative, (void)simd, (void)x;
+    return 0;
+}
+
 /* Typed block helpers: FO_QBLOCK_FNS(float, f32) defines fo_qblock_absmax_f32 (max |x| of
- * a block, NaN if any is NaN) and fo_qblock_encode_f32 (codes of x / absmax). */
+ * a block, NaN if any is NaN), fo_qblock_encode_f32 (codes of x / absmax) and
+ * fo_qblock_decode_f32; `simd` (fo_qcodec_isa()) picks the AVX-512 codec, same bits. */
 #define FO_QBLOCK_FNS(T, SUFFIX, UINT, MAGNITUDE)                                             \
     static inline float fo_qblock_absmax_##SUFFIX(const T *restrict x, int64_t m)            \
     {                                                                                        \
@@ -134,11 +202,13 @@ static inline const float *fo_qmap(int nonnegative)
         return (float)mx;                                                                    \
     }                                                                                        \
     static inline void fo_qblock_encode_##SUFFIX(const T *restrict x, int64_t m,             \
-                                                 float absmax, int nonnegative,              \
+                                                 float absmax, int nonnegative, int simd,    \
                                                  uint8_t *restrict codes)                    \
     {                                                                                        \
         if (absmax >= FLT_MIN) { /* normal: multiply by the reciprocal */                    \
             const T inv = (T)1 / (T)absmax;                                                  \
+            if (fo_qblock_encode_simd_##SUFFIX(x, m, inv, nonnegative, simd, codes))         \
+                return;                                                                      \
             if (nonnegative)                                                                 \
                 for (int64_t i = 0; i < m; ++i)                                              \
                     codes[i] = (uint8_t)fo_q_encode_unsigned((float)(x[i] * inv));           \
@@ -155,9 +225,11 @@ static inline const float *fo_qmap(int nonnegative)
         }                                                                                    \
     }                                                                                        \
     static inline void fo_qblock_decode_##SUFFIX(const uint8_t *restrict codes, int64_t m,   \
-                                                 float absmax, int nonnegative,              \
+                                                 float absmax, int nonnegative, int simd,    \
                                                  T *restrict x)                              \
     {                                                                                        \
+        if (fo_qblock_decode_simd_##SUFFIX(codes, m, absmax, nonnegative, simd, x))          \
+            return;                                                                          \
         const float *map = fo_qmap(nonnegative);                                             \
         for (int64_t i = 0; i < m; ++i)                                                      \
             x[i] = (T)map[codes[i]] * (T)absmax;                                             \

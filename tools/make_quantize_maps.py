@@ -16,6 +16,19 @@ bucket holds at most one threshold (checked here), so one compare finishes the e
 Each bucket's entry packs the code below it and the low 16 bits of its threshold (all
 magnitudes of a bucket share their upper 16 bits), so the encode is ONE lookup in a
 12 KB uint32 table (a gather in the SIMD clones) and an integer compare.
+
+The AVX-512 codec (csrc/lowprec_x86.h) uses two more tables per map:
+- byte planes: byte k of the 256 floats of the map, plane by plane, so that a decode is
+  byte permutes (VBMI) of 64 codes at a time, and the planes interleaved back into floats;
+- regions: the magnitudes [0, 1] cut at the thresholds between decades (0, the 7 decades,
+  1). Inside decade i (n codes from `base`, map values D * (0.1 + 0.9 (k + 0.5) / n)), the
+  threshold between codes base + k and base + k + 1 is near f = k + 1 of the linear
+  f(a) = a * n / (0.9 D) - n / 9, so the code is base + min(floor(f), n - 1). The region of
+  a magnitude is that of its binade (float exponent, a 32-entry table) plus one if it is
+  above the one region boundary the binade may hold (checked here). floor(f) is taken from
+  f - DELTA and f + DELTA: where the two differ, a is too near a threshold for float
+  arithmetic and the exact encode decides (the C tool tools/check_qencode.c compares the
+  result with the exact encode on every float32 magnitude).
 """
 
 from __future__ import annotations
@@ -86,6 +99,63 @@ def bucket_entries(thr: np.ndarray, zero: int) -> np.ndarray:
     return ((zero + below).astype(np.uint32) << 16) | low
 
 
+#: Half the width of the band around each threshold (in units of f) left to the exact encode.
+DELTA = 2.0 ** -12
+#: Binades of the region table: exponents 96 .. 127 (a < 2^-31 shares the first one).
+FIRST_EXPONENT = 96
+
+
+def region_tables(m: np.ndarray, thr: np.ndarray, zero: int, signed: bool) -> dict:
+    """The region and binade tables of the AVX-512 encode of magnitudes (see the module
+    docstring): per region r = 0 (the zero code) .. 8 (the code of 1): scale, low and high
+    offsets (base folded in) and top code; per binade: its first region and the boundary
+    above which the next one starts (+inf when none)."""
+    scale, low, high, top, bounds = [], [], [], [], []
+    scale.append(0.0)
+    low.append(zero + 0.5)
+    high.append(zero + 0.5)
+    top.append(zero)
+    base = zero + 1
+    bounds.append(thr[zero])                     # zero code | decade 0
+    for i in range(7):
+        n = 2 ** i if signed else 2 ** (i + 1)
+        d = 10.0 ** (i - 6)
+        scale.append(n / (0.9 * d))
+        low.append(base - n / 9.0 - DELTA)
+        high.append(base - n / 9.0 + DELTA)
+        top.append(base + n - 1)
+        base += n
+        bounds.append(thr[base - 1])             # decade i | decade i + 1 (or the code of 1)
+    assert base == 255
+    scale.append(0.0)
+    low.append(255.5)
+    high.append(255.5)
+    top.append(255)
+    bounds = np.array(bounds, dtype=np.float32)
+    assert np.all(np.diff(bounds) > 0)
+    # per binade [2^(e-127), 2^(e-126)): the region of its lowest magnitude, and the
+    # boundary inside it; the last binade (e = 127) holds only 1 (a is clamped to 1)
+    first_region, split = [], []
+    for e in range(FIRST_EXPONENT, 128):
+        lo = np.float32(2.0 ** (e - 127)) if e > FIRST_EXPONENT else np.float32(0.0)
+        hi = np.float32(2.0 ** (e - 126))
+        r = int(np.searchsorted(bounds, lo, side="left"))   # boundaries < lo
+        inside = bounds[(bounds >= lo) & (bounds < hi)]
+        assert inside.size <= 1, "a binade holds two region boundaries"
+        first_region.append(r)
+        split.append(inside[0] if inside.size else np.float32(np.inf))
+    return {"scale": np.array(scale, np.float32), "low": np.array(low, np.float32),
+            "high": np.array(high, np.float32), "top": np.array(top, np.int32),
+            "binade_region": np.array(first_region, np.int32),
+            "binade_split": np.array(split, np.float32)}
+
+
+def pad16(values: np.ndarray) -> np.ndarray:
+    out = np.zeros(16, dtype=values.dtype)
+    out[:values.size] = values
+    return out
+
+
 def c_array(ctype: str, name: str, values, fmt) -> str:
     items = [fmt(v) for v in values]
     lines = []
@@ -109,7 +179,7 @@ def main() -> None:
         "#ifndef FASTOPT_QUANTIZE_MAPS_H\n#define FASTOPT_QUANTIZE_MAPS_H\n\n#include <math.h>\n"
         "#include <stdint.h>\n\n",
         f"#define FO_QMAP_MANT_BITS {MANT_BITS}\n#define FO_QMAP_FIRST_BUCKET {FIRST_BUCKET}\n"
-        f"#define FO_QMAP_NBUCKETS {NBUCKETS}\n",
+        f"#define FO_QMAP_NBUCKETS {NBUCKETS}\n#define FO_QMAP_FIRST_EXPONENT {FIRST_EXPONENT}\n",
     ]
     for signed, tag in ((True, "signed"), (False, "unsigned")):
         m = dynamic_map(signed)
@@ -119,6 +189,15 @@ def main() -> None:
         parts.append(f"\n#define FO_QMAP_{tag.upper()}_ZERO {zero}\n")
         parts.append(c_array("float", f"fo_qmap_{tag}", m, f32))
         parts.append(c_array("uint32_t", f"fo_qenc_{tag}", entries, lambda v: f"0x{int(v):08x}u"))
+        planes = m.view(np.uint8).reshape(256, 4).T.ravel()      # planes[k * 256 + code]
+        parts.append(c_array("uint8_t", f"fo_qmap_{tag}_planes", planes, lambda v: f"{int(v)}"))
+        reg = region_tables(m, thr, zero, signed)
+        for key in ("scale", "low", "high"):
+            parts.append(c_array("float", f"fo_qenc_{tag}_{key}", pad16(reg[key]), f32))
+        parts.append(c_array("int32_t", f"fo_qenc_{tag}_top", pad16(reg["top"]), str))
+        parts.append(c_array("int32_t", f"fo_qenc_{tag}_binade_region", reg["binade_region"],
+                             str))
+        parts.append(c_array("float", f"fo_qenc_{tag}_binade_split", reg["binade_split"], f32))
     parts.append("\n#endif\n")
     text = "".join(parts)
     with open(OUT, "w") as f:
