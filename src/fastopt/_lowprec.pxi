@@ -140,9 +140,12 @@ cdef inline bint _owned_array(object a, int typenum, cnp.ndarray p, bint same_sh
 
 cdef class LowprecCall:
     """One validated low-precision update (:func:`lowprec_prepare`): the C pointer tables
-    of its params, gradients and state, ready to :meth:`run` once."""
+    of its params, gradients and state, ready to :meth:`run` once, then :meth:`rebind` to
+    the next update's options and gradients (the state tables are kept: the optimizer
+    rebinds only while its state arrays are the same objects)."""
     cdef KernelOptions o
     cdef Batch b
+    cdef list params
     cdef fo_lowprec_states st
     cdef int *format
     cdef void **states
@@ -188,6 +191,35 @@ cdef class LowprecCall:
                 (<int64_t *>cnp.PyArray_DATA(<cnp.ndarray>self.counters[i]))[0] += 1
                 for r in range(self.nreal):
                     self.previous[r * n + i][0] = self.reals[r * n + i]
+        self.b.keep = []  # the gradients: not kept past the update
+
+    def rebind(self, KernelOptions o, list grads, uint64_t update_bits, uint64_t update_mask):
+        """Make this the next update: options `o` (same family and state arrays), new
+        gradients (checked as lowprec_prepare checks them, with the params again), the
+        step counters read again, and the low bits `update_mask` of every Philox stream set
+        to `update_bits`. Nothing is modified."""
+        if o.kernel != self.o.kernel or o.used_mask != self.o.used_mask:
+            raise ValueError(f"{o.kernel}: the options use other state arrays than this "
+                             "update holds")
+        batches = prepare([self.params, grads], ("params", "grads"), (PARAM, GRAD),
+                          (False, False))
+        cdef Batch b = <Batch>(batches[0] if batches[0] is not None else batches[1])
+        cdef Py_ssize_t i, n = self.b.count
+        if b.count != n or b.typenum != self.b.typenum:
+            raise ValueError("LowprecCall.rebind: the params changed")
+        for i in range(n):
+            if b.offsets[i + 1] != self.b.offsets[i + 1]:
+                raise ValueError("LowprecCall.rebind: the params changed")
+        if self.counters is not None:
+            for i in range(n):
+                self.steps[i] = (<int64_t *>cnp.PyArray_DATA(
+                    <cnp.ndarray>self.counters[i]))[0] + 1
+        if self.st.streams != NULL:
+            for i in range(n):
+                self.streams[i] = (self.streams[i] & ~update_mask) | (update_bits & update_mask)
+        self.o = o
+        self.b = b
+        self.done = False
 
 
 def lowprec_prepare(KernelOptions o, list params, list grads, list formats, list states,
@@ -220,6 +252,7 @@ def lowprec_prepare(KernelOptions o, list params, list grads, list formats, list
     cdef LowprecCall call = LowprecCall.__new__(LowprecCall)
     call.o = o
     call.b = <Batch>(batches[0] if batches[0] is not None else batches[1])
+    call.params = list(params)
     call.nreal = nreal
     call.format = <int *>malloc((n + 1) * sizeof(int))
     call.states = <void **>malloc((3 * n + 1) * sizeof(void *))
@@ -293,6 +326,17 @@ def lowprec_prepare(KernelOptions o, list params, list grads, list formats, list
     elif nreal:
         raise ValueError("steps: real scalar state needs step counters")
     return call
+
+
+def same_items(list a, list b):
+    """Whether lists `a` and `b` hold the same objects in the same order (identity)."""
+    cdef Py_ssize_t i, n = PyList_GET_SIZE(a)
+    if PyList_GET_SIZE(b) != n:
+        return False
+    for i in range(n):
+        if PyList_GET_ITEM(a, i) != PyList_GET_ITEM(b, i):
+            return False
+    return True
 
 
 _TYPENAMES = {cnp.NPY_FLOAT: "float32", cnp.NPY_DOUBLE: "float64", cnp.NPY_UINT16: "uint16",

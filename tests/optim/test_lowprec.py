@@ -381,3 +381,51 @@ def test_state_dtype_argument_checks():
         fastopt.Adam(p, state_dtype="fp8")
     with pytest.raises(ValueError, match="min_lowprec_size"):
         fastopt.SGD(p, momentum=0.9, state_dtype="int8", min_lowprec_size=-1)
+
+
+@pytest.mark.parametrize("state_dtype", ["int8", "bfloat16"])
+def test_cached_calls_follow_the_optimizer(state_dtype):
+    """From the second update on, the step reuses the last update's kernel calls
+    (lowprec._Plan): the same bits as an optimizer that rebuilds them (a pickled copy has
+    none), and a replaced parameter, a loaded state or a step with a None gradient make
+    it rebuild them."""
+    import pickle
+
+    params, grads = _problem(np.float32)
+    mixed = params + [p.astype(np.float64) for p in params]
+    grads = [g + [x.astype(np.float64) for x in g] for g in grads]
+    opt = fastopt.Adam(mixed, lr=1e-2, state_dtype=state_dtype, min_lowprec_size=1000)
+    twin_params = [p.copy() for p in mixed]
+    twin = fastopt.Adam(twin_params, lr=1e-2, state_dtype=state_dtype, min_lowprec_size=1000)
+    for step, g in enumerate(grads):
+        opt.step(g)
+        twin.step(g)
+        if step % 2 == 1:  # drop the twin's cached calls
+            twin = pickle.loads(pickle.dumps(twin))
+            twin_params = twin.param_groups[0]["params"]
+    for a, b in zip(mixed, twin_params):
+        np.testing.assert_array_equal(a, b)
+    # a replaced parameter is the one updated
+    old = mixed[0]
+    new = old.copy()
+    opt.param_groups[0]["params"][0] = new
+    opt.step(grads[0])
+    assert not np.array_equal(new, old)
+    np.testing.assert_array_equal(old, twin_params[0])
+    # a None gradient leaves its parameter alone, then the next step plans again
+    frozen, moving = new.copy(), mixed[1].copy()
+    opt.step([None] + grads[1][1:])
+    np.testing.assert_array_equal(new, frozen)
+    assert not np.array_equal(mixed[1], moving)
+    opt.step(grads[2])
+    assert not np.array_equal(new, frozen)
+    # a loaded state is the one used next
+    sd = twin.state_dict()
+    opt.load_state_dict(sd)
+    twin.param_groups[0]["params"][0] = new.copy()
+    for p, q in zip(opt.param_groups[0]["params"], twin.param_groups[0]["params"]):
+        p[...] = q
+    opt.step(grads[3])
+    twin.step(grads[3])
+    for p, q in zip(opt.param_groups[0]["params"], twin.param_groups[0]["params"]):
+        np.testing.assert_array_equal(p, q)

@@ -29,6 +29,35 @@ _FORMAT = {None: _kernels.STATE_FULL, "bfloat16": _kernels.STATE_BFLOAT16,
 
 #: Philox streams of the stochastic rounding: parameter position << 40 | update number.
 _STREAM_SHIFT = 40
+_UPDATE_MASK = (1 << _STREAM_SHIFT) - 1
+
+
+class _Plan:
+    """The kernel calls of the last update, kept for the next one while nothing they hold
+    has changed: the optimizer's state (its version), the params of every group (the same
+    objects) and the state arrays each group's options use. Each call then only rebinds
+    its options and gradients (LowprecCall.rebind), as fp32 state's StepPlan does."""
+
+    __slots__ = ("version", "version_n", "params", "masks", "calls")
+
+    def __init__(self, opt: Optimizer, options: list, calls: list) -> None:
+        self.version = opt._version
+        self.version_n = opt._version.n
+        self.params = [list(group["params"]) for group in opt.param_groups]
+        self.masks = [o.used for o in options]
+        self.calls = calls  # (group index, positions of its grads, LowprecCall)
+
+    def matches(self, opt: Optimizer, options: list) -> bool:
+        groups = opt.param_groups
+        if (self.version is not opt._version or self.version_n != opt._version.n
+                or len(groups) != len(self.params)):
+            return False
+        for group, params, o, used in zip(groups, self.params, options, self.masks):
+            current = group["params"]
+            if type(current) is not list or not _kernels.same_items(current, params) \
+                    or o.used != used:
+                return False
+        return True
 
 
 class LowPrecision:
@@ -44,6 +73,14 @@ class LowPrecision:
         self.dtype = dtype
         self.min_size = _validation.check_int(min_size, "min_lowprec_size", 0)
         self.seed = _validation.check_int(seed, "state_seed", 0, 2**64 - 1)
+        self._plan: _Plan | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"dtype": self.dtype, "min_size": self.min_size, "seed": self.seed}
+
+    def __setstate__(self, d: dict[str, Any]) -> None:
+        self.__dict__.update(d)
+        self._plan = None
 
     def format_of(self, p: np.ndarray) -> str | None:
         """The state format of parameter `p`: None (full precision) below min_size."""
@@ -72,28 +109,56 @@ class LowPrecision:
                              f"got {len(grads)}")
         lrs = [opt._lr(group) for group in groups]
         options = [opt._options_at(group, lr) for group, lr in zip(groups, lrs)]
+        plan = self._plan
+        if plan is not None and plan.matches(opt, options) \
+                and all(g is not None for g in grads):
+            return self._step_planned(opt, plan, options, grads, skip)
+        self._plan = None
         family = opt.family
         nonneg = sum(1 << j for j, s in enumerate(family.states) if s.values == "nonnegative")
         new: dict[int, dict[str, Any]] = {}
-        calls = []
-        for group, o, lr, values, indices, sub in opt._groups_with_grads(grads, options, lrs):
+        calls: list[tuple[int, list[int], _kernels.LowprecCall]] = []
+        whole = True  # one unit per group, every param with a gradient: a plan for later
+        for k, (group, o, lr, values, indices, sub) in enumerate(
+                opt._groups_with_grads(grads, options, lrs)):
             created = [False] * len(indices)
 
             allocate = opt._state_allocator(values, indices, created, new, self.new_state)
             gathered = opt._gather_state(o, indices, sub, allocate)
             assert gathered is not None  # allocate never gives up
             columns, scalars = gathered
-            for unit in opt._units(o, values, lr, indices, sub, columns, scalars, created):
-                calls.extend(self._prepare(unit, grads, group["step"] + 1, nonneg))
+            units = opt._units(o, values, lr, indices, sub, columns, scalars, created)
+            whole = whole and len(units) == 1 and groups[k] is group
+            for unit in units:
+                calls.extend((k, picked, call) for picked, call in
+                             self._prepare(unit, grads, group["step"] + 1, nonneg))
         if skip and not _kernels.all_finite([g for g in grads if g is not None]):
             return False
-        for call in calls:
+        for _, _, call in calls:
             call.run()
         opt._commit_step(new)
+        if whole and len(calls) > 0 and all(g is not None for g in grads):
+            self._plan = _Plan(opt, options, calls)
+        return True
+
+    def _step_planned(self, opt: Optimizer, plan: _Plan, options: list, grads: list,
+                      skip: bool) -> bool:
+        """Optimizer.step with the calls of the last update, rebound to this one's options
+        and gradients: everything is checked before anything runs."""
+        groups = opt.param_groups
+        for k, picked, call in plan.calls:
+            call.rebind(options[k], [grads[i] for i in picked],
+                        groups[k]["step"] + 1, _UPDATE_MASK)
+        if skip and not _kernels.all_finite(grads):
+            return False
+        for _, _, call in plan.calls:
+            call.run()
+        opt._commit_step({})
         return True
 
     def _prepare(self, unit: tuple, grads: list, update: int, nonneg: int) -> list:
-        """The validated kernel calls of one unit, one per dtype of its params."""
+        """The validated kernel calls of one unit, one per dtype of its params, each with
+        the positions of its gradients in `grads`."""
         o, indices, params, columns, scalars = unit
         steps = scalars.get("step")
         reals = [arrays for name, arrays in scalars.items() if name != "step"]
@@ -115,12 +180,12 @@ class LowPrecision:
                 states.append([_data(col[k]) for k in pick])
                 absmax.append([col[k].absmax if isinstance(col[k], storage.Int8State)
                                else None for k in pick])
-            streams = np.array([(indices[k] << _STREAM_SHIFT) | (update & ((1 << 40) - 1))
+            streams = np.array([(indices[k] << _STREAM_SHIFT) | (update & _UPDATE_MASK)
                                 for k in pick], dtype=np.uint64)
-            calls.append(_kernels.lowprec_prepare(
+            calls.append(([indices[k] for k in pick], _kernels.lowprec_prepare(
                 o, [params[k] for k in pick], [grads[indices[k]] for k in pick], formats,
                 states, absmax, None if steps is None else [steps[k] for k in pick],
-                [[col[k] for k in pick] for col in reals], streams, self.seed, nonneg))
+                [[col[k] for k in pick] for col in reals], streams, self.seed, nonneg)))
         return calls
 
     def __repr__(self) -> str:
