@@ -11,8 +11,8 @@
  * Encode: the code of a magnitude a is base + min(floor(f), n - 1) with f linear in a
  * inside each decade of the dynamic map (tools/make_quantize_maps.py, region tables); the
  * decade ("region") comes from a's binade and one compare with the exact threshold
- * between decades. floor(f) is taken from f - DELTA and f + DELTA: when they differ, a is
- * within float rounding of a threshold and the lane is re-encoded exactly (fo_q_encode_*,
+ * between decades. floor(f) is taken from f - DELTA and f + DELTA (FO_QENC_BAND = 2 DELTA
+ * apart): when they differ, a is within float rounding of a threshold and the lane is re-encoded exactly (fo_q_encode_*,
  * a few per million elements). tools/check_qencode.c compares this encode with the
  * portable one on every float32.
  *
@@ -98,8 +98,7 @@ static FO_QCODEC_TARGET void fo_qencode_avx512(const float *restrict x, int64_t 
     const __m512 scale = _mm512_loadu_ps(nonnegative ? fo_qenc_unsigned_scale
                                                      : fo_qenc_signed_scale),
                  low = _mm512_loadu_ps(nonnegative ? fo_qenc_unsigned_low : fo_qenc_signed_low),
-                 high = _mm512_loadu_ps(nonnegative ? fo_qenc_unsigned_high
-                                                    : fo_qenc_signed_high);
+                 band = _mm512_set1_ps(FO_QENC_BAND);
     const int32_t *region = nonnegative ? fo_qenc_unsigned_binade_region
                                         : fo_qenc_signed_binade_region;
     const float *split = nonnegative ? fo_qenc_unsigned_binade_split
@@ -125,9 +124,10 @@ static FO_QCODEC_TARGET void fo_qencode_avx512(const float *restrict x, int64_t 
             _mm512_cmp_ps_mask(a, _mm512_permutex2var_ps(split0, e, split1), _CMP_GT_OQ);
         __m512i r = _mm512_permutex2var_epi32(region0, e, region1);
         r = _mm512_mask_add_epi32(r, above, r, ione);
-        const __m512 s = _mm512_permutexvar_ps(r, scale);
-        const __m512i lo = _mm512_cvttps_epi32(_mm512_fmadd_ps(a, s, _mm512_permutexvar_ps(r, low)));
-        const __m512i hi = _mm512_cvttps_epi32(_mm512_fmadd_ps(a, s, _mm512_permutexvar_ps(r, high)));
+        const __m512 f = _mm512_fmadd_ps(a, _mm512_permutexvar_ps(r, scale),
+                                         _mm512_permutexvar_ps(r, low));
+        const __m512i lo = _mm512_cvttps_epi32(f);
+        const __m512i hi = _mm512_cvttps_epi32(_mm512_add_ps(f, band));
         __m512i c = _mm512_min_epi32(lo, _mm512_permutexvar_epi32(r, top));
         if (nonnegative) /* a non-zero magnitude takes at least code 1 */
             c = _mm512_max_epi32(c, _mm512_min_epu32(ab, ione));

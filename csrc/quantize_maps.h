@@ -12,6 +12,7 @@
 #define FO_QMAP_FIRST_BUCKET 13184
 #define FO_QMAP_NBUCKETS 3073
 #define FO_QMAP_FIRST_EXPONENT 96
+#define FO_QENC_BAND 4.8828125e-04f
 
 #define FO_QMAP_SIGNED_ZERO 127
 static const float fo_qmap_signed[256] = {
@@ -571,10 +572,6 @@ static const float fo_qenc_signed_scale[16] = {
 };
 static const float fo_qenc_signed_low[16] = {
     1.275e+02f, 1.2788864e+02f, 1.2877753e+02f, 1.3055531e+02f, 1.3411087e+02f, 1.4122198e+02f, 1.554442e+02f, 1.8388864e+02f,
-    2.555e+02f, 0.e+00f, 0.e+00f, 0.e+00f, 0.e+00f, 0.e+00f, 0.e+00f, 0.e+00f,
-};
-static const float fo_qenc_signed_high[16] = {
-    1.275e+02f, 1.2788913e+02f, 1.2877802e+02f, 1.305558e+02f, 1.3411136e+02f, 1.4122247e+02f, 1.5544469e+02f, 1.8388913e+02f,
     2.555e+02f, 0.e+00f, 0.e+00f, 0.e+00f, 0.e+00f, 0.e+00f, 0.e+00f, 0.e+00f,
 };
 static const int32_t fo_qenc_signed_top[16] = {
@@ -1152,10 +1149,6 @@ static const float fo_qenc_unsigned_scale[16] = {
 };
 static const float fo_qenc_unsigned_low[16] = {
     5.e-01f, 7.7753365e-01f, 2.5553114e+00f, 6.110867e+00f, 1.3221978e+01f, 2.74442e+01f, 5.5888645e+01f, 1.12777534e+02f,
-    2.555e+02f, 0.e+00f, 0.e+00f, 0.e+00f, 0.e+00f, 0.e+00f, 0.e+00f, 0.e+00f,
-};
-static const float fo_qenc_unsigned_high[16] = {
-    5.e-01f, 7.7802193e-01f, 2.5557997e+00f, 6.1113553e+00f, 1.3222466e+01f, 2.7444689e+01f, 5.5889133e+01f, 1.1277802e+02f,
     2.555e+02f, 0.e+00f, 0.e+00f, 0.e+00f, 0.e+00f, 0.e+00f, 0.e+00f, 0.e+00f,
 };
 static const int32_t fo_qenc_unsigned_top[16] = {

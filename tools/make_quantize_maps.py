@@ -107,13 +107,13 @@ FIRST_EXPONENT = 96
 
 def region_tables(m: np.ndarray, thr: np.ndarray, zero: int, signed: bool) -> dict:
     """The region and binade tables of the AVX-512 encode of magnitudes (see the module
-    docstring): per region r = 0 (the zero code) .. 8 (the code of 1): scale, low and high
-    offsets (base folded in) and top code; per binade: its first region and the boundary
-    above which the next one starts (+inf when none)."""
-    scale, low, high, top, bounds = [], [], [], [], []
+    docstring): per region r = 0 (the zero code) .. 8 (the code of 1): scale, offset
+    (base - DELTA folded in; f + 2 DELTA is the other end of the band) and top code; per
+    binade: its first region and the boundary above which the next one starts (+inf when
+    none)."""
+    scale, low, top, bounds = [], [], [], []
     scale.append(0.0)
     low.append(zero + 0.5)
-    high.append(zero + 0.5)
     top.append(zero)
     base = zero + 1
     bounds.append(thr[zero])                     # zero code | decade 0
@@ -122,14 +122,12 @@ def region_tables(m: np.ndarray, thr: np.ndarray, zero: int, signed: bool) -> di
         d = 10.0 ** (i - 6)
         scale.append(n / (0.9 * d))
         low.append(base - n / 9.0 - DELTA)
-        high.append(base - n / 9.0 + DELTA)
         top.append(base + n - 1)
         base += n
         bounds.append(thr[base - 1])             # decade i | decade i + 1 (or the code of 1)
     assert base == 255
     scale.append(0.0)
     low.append(255.5)
-    high.append(255.5)
     top.append(255)
     bounds = np.array(bounds, dtype=np.float32)
     assert np.all(np.diff(bounds) > 0)
@@ -145,7 +143,7 @@ def region_tables(m: np.ndarray, thr: np.ndarray, zero: int, signed: bool) -> di
         first_region.append(r)
         split.append(inside[0] if inside.size else np.float32(np.inf))
     return {"scale": np.array(scale, np.float32), "low": np.array(low, np.float32),
-            "high": np.array(high, np.float32), "top": np.array(top, np.int32),
+            "top": np.array(top, np.int32),
             "binade_region": np.array(first_region, np.int32),
             "binade_split": np.array(split, np.float32)}
 
@@ -179,7 +177,8 @@ def main() -> None:
         "#ifndef FASTOPT_QUANTIZE_MAPS_H\n#define FASTOPT_QUANTIZE_MAPS_H\n\n#include <math.h>\n"
         "#include <stdint.h>\n\n",
         f"#define FO_QMAP_MANT_BITS {MANT_BITS}\n#define FO_QMAP_FIRST_BUCKET {FIRST_BUCKET}\n"
-        f"#define FO_QMAP_NBUCKETS {NBUCKETS}\n#define FO_QMAP_FIRST_EXPONENT {FIRST_EXPONENT}\n",
+        f"#define FO_QMAP_NBUCKETS {NBUCKETS}\n#define FO_QMAP_FIRST_EXPONENT {FIRST_EXPONENT}\n"
+        f"#define FO_QENC_BAND {f32(2 * DELTA)}\n",
     ]
     for signed, tag in ((True, "signed"), (False, "unsigned")):
         m = dynamic_map(signed)
@@ -192,7 +191,7 @@ def main() -> None:
         planes = m.view(np.uint8).reshape(256, 4).T.ravel()      # planes[k * 256 + code]
         parts.append(c_array("uint8_t", f"fo_qmap_{tag}_planes", planes, lambda v: f"{int(v)}"))
         reg = region_tables(m, thr, zero, signed)
-        for key in ("scale", "low", "high"):
+        for key in ("scale", "low"):
             parts.append(c_array("float", f"fo_qenc_{tag}_{key}", pad16(reg[key]), f32))
         parts.append(c_array("int32_t", f"fo_qenc_{tag}_top", pad16(reg["top"]), str))
         parts.append(c_array("int32_t", f"fo_qenc_{tag}_binade_region", reg["binade_region"],
