@@ -79,8 +79,8 @@ def _minimize_bounded(obj: Objective, x: np.ndarray, bounds: Any, qn: QNOptions,
     from .lbfgsb import minimize_lbfgsb
     box = parse_bounds(bounds, x.size, x.dtype)
     lower, upper = (None, None) if box is None else box
-    if box is not None and np.all(lower == upper):
-        return _all_fixed_result(obj, lower)
+    if box is not None and np.all(box[0] == box[1]):
+        return _all_fixed_result(obj, box[0])
     obj.set_box(lower, upper)   # finite differences stay in the box
     maxfun = 15000 if qn.maxfun is None else qn.maxfun
     obj.maxfun = None   # as scipy, L-BFGS-B checks maxfun after each iteration, not inside
