@@ -384,12 +384,19 @@ def test_minimize_warnings_gh1953():
 
 @pytest.mark.parametrize("method", ["bfgs", "l-bfgs-b"])
 def test_minimize_maxiter_noninteger(method):
-    # gh-23430: scipy accepts maxiter=100.1. DIFFERENCE: fastopt's validation accepts an
-    # integral float (100.0) and refuses a fractional one with a clear TypeError.
+    # gh-23430: scipy accepts maxiter=100.1 (it iterates while nit < maxiter)
     x0 = np.array([1.3, 0.7, 0.8, 1.9, 1.2])
-    minimize(rosen, x0, method=method, options={"maxiter": 100.0})
-    with pytest.raises(TypeError, match="options\\['maxiter'\\]: expected an int"):
-        minimize(rosen, x0, method=method, options={"maxiter": 100.1})
+    minimize(rosen, x0, method=method, options={"maxiter": 100.1})
+    for maxiter in (3.5, np.float64(2.01), 4.0):
+        ours = minimize(rosen, x0, method=method, jac=rosen_der, options={"maxiter": maxiter})
+        theirs = so.minimize(rosen, x0, method=method, jac=rosen_der,
+                             options={"maxiter": maxiter})
+        assert ours.nit == theirs.nit == int(np.ceil(maxiter))
+        assert ours.status == theirs.status == 1
+    with pytest.raises(TypeError, match="options\\['maxiter'\\]: expected a real number"):
+        minimize(rosen, x0, method=method, options={"maxiter": "100"})
+    with pytest.raises(ValueError, match="options\\['maxiter'\\]"):
+        minimize(rosen, x0, method=method, options={"maxiter": -1})
 
 
 def test_x_overwritten_user_function():
