@@ -17,6 +17,7 @@ from numpy.testing import assert_allclose, assert_equal
 from scipy.optimize import OptimizeResult, OptimizeWarning, rosen, rosen_der
 
 from fastopt import minimize
+from fastopt_testing.scipy_messages import lbfgsb_message
 
 
 class Entropy:
@@ -478,7 +479,7 @@ def test_l_bfgs_b_maxiter():
     assert_allclose(res.fun, c.fun)
     assert_equal(res.status, 1)
     assert res.success is False
-    assert res.message.startswith("STOP: TOTAL NO. OF ITERATIONS REACHED LIMIT")
+    assert res.message.startswith(lbfgsb_message("maxiter"))
 
 
 def test_minimize_l_bfgs_b():
