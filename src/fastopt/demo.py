@@ -443,9 +443,11 @@ def train(name: str, data, epochs: int, seed: int, peak_lr: float | None = None,
     state_dtype : {None, "bfloat16", "int8"}, optional
         How the optimizer stores its state (its ``state_dtype``).
     param_dtype : {None, "bfloat16"}, optional
-        "bfloat16": the optimizer keeps the weights as bfloat16 arrays (needs ml_dtypes),
-        rounded after each update as `param_rounding` says ("stochastic" or "nearest");
+        "bfloat16": the optimizer keeps the weights as bfloat16 arrays (needs ml_dtypes);
         the network computes in float32 from their values.
+    param_rounding : {"stochastic", "nearest"}, default "stochastic"
+        How the optimizer rounds bfloat16 weights after each update (its
+        ``param_rounding``).
 
     Returns
     -------
