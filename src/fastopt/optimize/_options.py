@@ -158,13 +158,24 @@ def _step_array(value: Any, name: str, n: int) -> float | np.ndarray:
     return a
 
 
-def fd_steps(opts: Mapping[str, Any],
-             n: int) -> tuple[float | np.ndarray | None, float | np.ndarray | None]:
+#: scipy's default absolute finite-difference step (``eps``) of the methods that have one
+DEFAULT_FD_EPS = {"BFGS": math.sqrt(float(np.finfo(np.float64).eps)), "L-BFGS-B": 1e-8}
+
+
+def fd_steps(opts: Mapping[str, Any], n: int, kind: str | None = None, jac: Any = None
+             ) -> tuple[float | np.ndarray | None, float | np.ndarray | None]:
     """``(absolute, relative)`` finite-difference steps from ``eps`` and
-    ``finite_diff_rel_step`` (None: not given); as scipy, an absolute step wins."""
+    ``finite_diff_rel_step`` (None: not given). As scipy: an absolute step wins; BFGS and
+    L-BFGS-B (`kind`) have one by default (``DEFAULT_FD_EPS``), so
+    ``finite_diff_rel_step`` counts there only with ``eps=None``; and a scheme named in
+    `jac` (``"2-point"``, ``"3-point"``) takes relative steps, whatever ``eps`` says."""
     out = []
     for key in ("eps", "finite_diff_rel_step"):
         value = opts.get(key)
+        if key == "eps" and "eps" not in opts:
+            value = DEFAULT_FD_EPS.get(kind or "")
+        if key == "eps" and isinstance(jac, str):
+            value = None
         out.append(None if value is None else _step_array(value, f"options[{key!r}]", n))
     return out[0], out[1]
 
