@@ -1,7 +1,8 @@
 """asv benchmarks of optimizer state in fewer bits (issue 14): ``fastopt.Adam``/``SGD`` with
-``state_dtype`` None (float32), "bfloat16" and "int8", float32 params, and the standalone
-blockwise quantization. ``time_*`` gate regressions; ``python -m fastopt bench --only
-adam_int8,adam_bf16`` gives the ratios against float32 state, bitsandbytes and torchao.
+``state_dtype`` None (float32), "bfloat16" and "int8", float32 params, the standalone
+blockwise quantization, and bfloat16 params (``Bf16ParamStep``). ``time_*`` gate
+regressions; ``python -m fastopt bench --only adam_int8,adam_bf16,adam_bf16params`` gives
+the ratios against float32 state (and params), bitsandbytes and torchao.
 """
 
 from __future__ import annotations
@@ -66,9 +67,10 @@ class Quantize:
 
 class Bf16ParamStep:
     """``opt.step(grads)`` over bfloat16 params (ml_dtypes) with `grads` of the given dtype
-    and float32 state, rounded back stochastically or to nearest (after a first step)."""
+    and float32 state, rounded back stochastically, to nearest, or to nearest with Kahan
+    compensation (after a first step)."""
 
-    params = (["Adam", "SGD"], ["bfloat16", "float32"], ["stochastic", "nearest"],
+    params = (["Adam", "SGD"], ["bfloat16", "float32"], ["stochastic", "nearest", "kahan"],
               ["1e6", "1.6e7"], THREADS)
     param_names = ["optimizer", "grad_dtype", "param_rounding", "size", "threads"]
     timeout = 300

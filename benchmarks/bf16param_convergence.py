@@ -4,9 +4,9 @@ reports).
     PYTHONPATH=src:tests/support python benchmarks/bf16param_convergence.py [--epochs 15]
 
 Trains, for each optimizer, with float32 params, with bfloat16 params rounded
-stochastically (fastopt's default) and with bfloat16 params rounded to nearest even
-(float32 state and math in every case; the networks compute in float32 from the params'
-values):
+stochastically (fastopt's default), rounded to nearest even, and rounded to nearest with
+Kahan compensation in a bfloat16 buffer (float32 state and math in every case; the
+networks compute in float32 from the params' values):
 
 * the 64-128-10 MLP on scikit-learn's digits (tests/support/fastopt_testing/
   lowprec_problems.py), seeds 0-2: mean final training loss and test accuracy;
@@ -26,7 +26,8 @@ import numpy as np
 from fastopt import demo
 from fastopt_testing.lowprec_problems import OPTIMIZERS, train_digits
 
-VARIANTS = [("float32", None), ("bf16 stochastic", "stochastic"), ("bf16 nearest", "nearest")]
+VARIANTS = [("float32", None), ("bf16 stochastic", "stochastic"), ("bf16 nearest", "nearest"),
+            ("bf16 kahan", "kahan")]
 
 
 def digits_rows(epochs: int, seeds: int) -> None:

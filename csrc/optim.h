@@ -180,9 +180,12 @@ FO_LOWPREC_PROTOTYPES(lion)
  * state in the format states->format[t] (FO_STATE_FULL: float32 arrays), and the new value
  * is rounded back to bfloat16: stochastically (FO_ROUND_STOCHASTIC: rounded up with
  * probability (dropped bits) / 2^16, from 16 bits of Philox stream (seed, streams[t]) per
- * element) or to nearest even (FO_ROUND_NEAREST). grad[t] holds float32 values, or
- * bfloat16 bits where grad_bf16[t] is non-zero. */
-enum fo_param_rounding { FO_ROUND_STOCHASTIC = 0, FO_ROUND_NEAREST = 1 };
+ * element), to nearest even (FO_ROUND_NEAREST), or to nearest with the rounding error kept
+ * in a bfloat16 compensation buffer (FO_ROUND_KAHAN: compensation[t], same shape; the
+ * update starts from param + compensation, and an infinite or NaN param zeroes its
+ * compensation). grad[t] holds float32 values, or bfloat16 bits where grad_bf16[t] is
+ * non-zero. */
+enum fo_param_rounding { FO_ROUND_STOCHASTIC = 0, FO_ROUND_NEAREST = 1, FO_ROUND_KAHAN = 2 };
 
 typedef struct fo_bf16_params {
     uint16_t *const *param;
@@ -191,6 +194,7 @@ typedef struct fo_bf16_params {
     const uint64_t *streams;
     uint64_t seed;
     int rounding;
+    uint16_t *const *compensation;
 } fo_bf16_params;
 
 #define FO_BF16PARAM_PROTOTYPE(family)                                                       \

@@ -9,7 +9,8 @@
 # fo_bf16_params) and _lowprec.pxi (LowprecCall, _bind_states).
 
 #: How bfloat16 params are rounded after their float32 update (csrc/optim.h).
-ROUND_STOCHASTIC, ROUND_NEAREST = FO_ROUND_STOCHASTIC, FO_ROUND_NEAREST
+ROUND_STOCHASTIC, ROUND_NEAREST, ROUND_KAHAN = (FO_ROUND_STOCHASTIC, FO_ROUND_NEAREST,
+                                               FO_ROUND_KAHAN)
 
 
 cdef inline bint _is_bf16(object a) noexcept:
@@ -60,10 +61,13 @@ cdef class Bf16ParamCall(LowprecCall):
     cdef fo_bf16_params bp
     cdef unsigned char *grad_bf16
     cdef uint64_t *param_streams
+    cdef uint16_t **compensation
+    cdef list keep_compensation
 
     def __dealloc__(self):
         free(self.grad_bf16)
         free(self.param_streams)
+        free(self.compensation)
 
     cdef int launch(self, const int64_t *steps, const double *reals,
                     int nthreads) noexcept nogil:
@@ -72,14 +76,18 @@ cdef class Bf16ParamCall(LowprecCall):
 
 def bf16param_prepare(KernelOptions o, list params, list grads, list formats, list states,
                       list absmax, list steps, list reals, streams, param_streams,
-                      uint64_t seed, unsigned nonnegative, int rounding):
+                      uint64_t seed, unsigned nonnegative, int rounding,
+                      list compensation=None):
     """Validate one update of `o`'s family over bfloat16 `params` with `grads` (each
     bfloat16 or float32, the param's shape; copied when not contiguous), the states as
     :func:`lowprec_prepare` takes them (a full state is float32); returns the call that
     runs it. Nothing is modified until it runs.
 
     param_streams: per tensor the Philox stream (uint64) of the params' stochastic
-    rounding; rounding: ROUND_STOCHASTIC or ROUND_NEAREST; seed seeds both roundings."""
+    rounding; rounding: ROUND_STOCHASTIC, ROUND_NEAREST or ROUND_KAHAN (then
+    `compensation`: per tensor a writeable C-contiguous uint16 array of the param's shape,
+    the bfloat16 bits of its compensation, owned by the optimizer); seed seeds both
+    roundings."""
     cdef Py_ssize_t n = len(params), i
     cdef cnp.ndarray p, g
     if n == 0:
@@ -87,9 +95,12 @@ def bf16param_prepare(KernelOptions o, list params, list grads, list formats, li
     if len(grads) != n:
         raise ValueError(f"grads: expected {n} arrays (one per entry of params), got "
                          f"{len(grads)}")
-    if rounding != FO_ROUND_STOCHASTIC and rounding != FO_ROUND_NEAREST:
-        raise ValueError(f"rounding: expected {FO_ROUND_STOCHASTIC} or {FO_ROUND_NEAREST}, "
-                         f"got {rounding}")
+    if rounding != FO_ROUND_STOCHASTIC and rounding != FO_ROUND_NEAREST \
+            and rounding != FO_ROUND_KAHAN:
+        raise ValueError(f"rounding: expected {FO_ROUND_STOCHASTIC}, {FO_ROUND_NEAREST} or "
+                         f"{FO_ROUND_KAHAN}, got {rounding}")
+    if rounding == FO_ROUND_KAHAN and (compensation is None or len(compensation) != n):
+        raise ValueError(f"compensation: expected {n} arrays for Kahan rounding")
     cols = [list(params), list(grads)]
     for i in range(n):
         if not _is_bf16(params[i]):
@@ -114,8 +125,17 @@ def bf16param_prepare(KernelOptions o, list params, list grads, list formats, li
     cdef Bf16ParamCall call = Bf16ParamCall.__new__(Bf16ParamCall)
     call.grad_bf16 = <unsigned char *>malloc(n + 1)
     call.param_streams = <uint64_t *>malloc((n + 1) * sizeof(uint64_t))
-    if call.grad_bf16 == NULL or call.param_streams == NULL:
+    call.compensation = <uint16_t **>malloc((n + 1) * sizeof(uint16_t *))
+    if call.grad_bf16 == NULL or call.param_streams == NULL or call.compensation == NULL:
         raise MemoryError()
+    if rounding == FO_ROUND_KAHAN:
+        for i in range(n):
+            if not _owned_array(compensation[i], cnp.NPY_UINT16, <cnp.ndarray>params[i], True):
+                raise TypeError(f"compensation[{i}]: expected a writeable C-contiguous uint16 "
+                                f"array of shape {np.shape(params[i])}, got "
+                                f"{_validation.describe_value(compensation[i])}")
+            call.compensation[i] = <uint16_t *>cnp.PyArray_DATA(<cnp.ndarray>compensation[i])
+        call.keep_compensation = list(compensation)
     for i in range(n):
         p = <cnp.ndarray>cols[0][i]
         g = <cnp.ndarray>cols[1][i]
@@ -139,6 +159,7 @@ def bf16param_prepare(KernelOptions o, list params, list grads, list formats, li
     call.bp.streams = call.param_streams
     call.bp.seed = seed
     call.bp.rounding = rounding
+    call.bp.compensation = call.compensation
     return call
 
 

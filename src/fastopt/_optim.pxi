@@ -50,9 +50,11 @@ cdef extern from "optim.h" nogil:
         const uint64_t *streams
         uint64_t seed
         int rounding
+        uint16_t **compensation
     enum:
         FO_ROUND_STOCHASTIC
         FO_ROUND_NEAREST
+        FO_ROUND_KAHAN
     int fo_all_finite_f32(fo_layout *layout, const float **x, int *all_finite, int nthreads)
     int fo_all_finite_f64(fo_layout *layout, const double **x, int *all_finite, int nthreads)
 

@@ -445,7 +445,7 @@ def train(name: str, data, epochs: int, seed: int, peak_lr: float | None = None,
     param_dtype : {None, "bfloat16"}, optional
         "bfloat16": the optimizer keeps the weights as bfloat16 arrays (needs ml_dtypes);
         the network computes in float32 from their values.
-    param_rounding : {"stochastic", "nearest"}, default "stochastic"
+    param_rounding : {"stochastic", "nearest", "kahan"}, default "stochastic"
         How the optimizer rounds bfloat16 weights after each update (its
         ``param_rounding``).
 

@@ -44,7 +44,7 @@ def _bits(params):
 
 def _assert_same_state(opt, ref, k):
     for name, value in opt.state.get(k, {}).items():
-        if name in ("step", "mu_product"):
+        if name in ("step", "mu_product", "param_compensation"):
             continue
         if isinstance(value, Int8State):
             codes, absmax = ref.stored[k][name]
@@ -70,15 +70,20 @@ def _run_against_reference(name, options, rounding, state_dtype, grad_dtype):
     for k, (b, want) in enumerate(zip(_bits(params), ref_bits)):
         np.testing.assert_array_equal(b, want, err_msg=f"param {k}")
         _assert_same_state(opt, ref, k)
+        if rounding == "kahan":
+            c = opt.state[k]["param_compensation"]
+            np.testing.assert_array_equal(c, ref.compensation[k], err_msg=f"param {k}")
+            assert np.count_nonzero(c) > c.size // 2
     # the update did move the params (the comparison is not between two untouched copies)
     assert not np.array_equal(ref_bits[2], _bits(_problem(grad_dtype=grad_dtype)[0])[2])
 
 
-@pytest.mark.parametrize("rounding", ["stochastic", "nearest"])
+@pytest.mark.parametrize("rounding", ["stochastic", "nearest", "kahan"])
 @pytest.mark.parametrize("name,options", CASES, ids=CASE_IDS)
 def test_update_matches_numpy_statement(name, options, rounding):
     """Six steps of every family on bfloat16 params with float32 grads and float32 state:
-    the same bits as the numpy rule in float32 followed by the rounding."""
+    the same bits as the numpy rule in float32 followed by the rounding (and the same
+    Kahan compensation)."""
     _run_against_reference(name, options, rounding, None, np.float32)
 
 
@@ -93,8 +98,33 @@ def test_with_low_precision_state(name, options, grad_dtype, state_dtype):
     _run_against_reference(name, options, "stochastic", state_dtype, grad_dtype)
 
 
-def test_bfloat16_grads():
-    _run_against_reference("AdamW", dict(lr=1e-2, weight_decay=0.1), "stochastic", None, BF16)
+@pytest.mark.parametrize("rounding", ["stochastic", "kahan"])
+def test_bfloat16_grads(rounding):
+    _run_against_reference("AdamW", dict(lr=1e-2, weight_decay=0.1), rounding, None, BF16)
+
+
+def test_kahan_resumes_exactly_and_checkpoints_its_buffer():
+    params, grads = _problem()
+    straight = [p.copy() for p in params]
+    opt = fastopt.SGD(straight, lr=1e-3, param_rounding="kahan")
+    for g in grads:
+        opt.step(g)
+    first = [p.copy() for p in params]
+    opt = fastopt.SGD(first, lr=1e-3, param_rounding="kahan")
+    for g in grads[:3]:
+        opt.step(g)
+    saved = opt.state_dict()
+    assert saved["state"][0]["param_compensation"].dtype == np.uint16
+    resumed = [p.copy() for p in first]
+    again = fastopt.SGD(resumed, lr=1e-3, param_rounding="kahan")
+    again.load_state_dict(saved)
+    for g in grads[3:]:
+        again.step(g)
+    for a, b in zip(straight, resumed):
+        np.testing.assert_array_equal(a.view(np.uint16), b.view(np.uint16))
+    saved["state"][1]["param_compensation"] = saved["state"][1]["param_compensation"][:-1]
+    with pytest.raises(ValueError, match=r"state\[1\]\['param_compensation'\] has shape"):
+        again.load_state_dict(saved)
 
 
 @pytest.mark.parametrize("state_dtype", [None, "bfloat16"])
@@ -206,17 +236,19 @@ def test_bad_params_and_options():
         fastopt.Adam([q[:12], q[10:]])
     with pytest.raises(ValueError, match=r"params\[0\]: expected a C-contiguous"):
         fastopt.SGD([q[::2]])
-    with pytest.raises(ValueError, match="param_rounding: expected 'stochastic' or 'nearest'"):
+    with pytest.raises(ValueError, match="param_rounding: expected 'stochastic', 'nearest' or "
+                                         "'kahan'"):
         fastopt.Adam([np.zeros(3, BF16)], param_rounding="up")
 
 
 def test_stochastic_rounding_keeps_updates_below_half_an_ulp():
     """SGD steps of 1/16 ulp: rounding to nearest never moves a param off 1.0 (each result
-    rounds back); stochastic rounding moves them by the right amount on average."""
+    rounds back); stochastic rounding moves them by the right amount on average, Kahan
+    compensation exactly."""
     n, steps, lr = 20_000, 64, 2.0**-12          # ulp of 1.0 is 2^-7: lr * g = ulp / 32 ...
     g = np.full(n, -2.0, np.float32)             # ... times 2: a step of 1/16 ulp upwards
     moved = {}
-    for rounding in ("nearest", "stochastic"):
+    for rounding in ("nearest", "stochastic", "kahan"):
         p = np.ones(n, BF16)
         opt = fastopt.SGD([p], lr=lr, param_rounding=rounding, state_seed=3)
         for _ in range(steps):
@@ -225,6 +257,7 @@ def test_stochastic_rounding_keeps_updates_below_half_an_ulp():
     assert moved["nearest"] == 0.0
     want = steps * lr * 2.0                      # 4 ulp in all
     assert abs(moved["stochastic"] - want) < 0.02 * want
+    assert moved["kahan"] == want                # the compensation holds 1/16 ulp exactly
 
 
 def test_nearest_rounding_is_round_to_nearest_even():

@@ -22,15 +22,19 @@ from fastopt.optim import storage
 if TYPE_CHECKING:
     from fastopt.optim.optimizer import Optimizer
 
-__all__ = ["PARAM_ROUNDINGS", "STATE_DTYPES", "LowPrecision", "math_dtype"]
+__all__ = ["COMPENSATION", "PARAM_ROUNDINGS", "STATE_DTYPES", "LowPrecision", "math_dtype"]
 
 #: The values ``state_dtype`` takes besides None.
 STATE_DTYPES = ("bfloat16", "int8")
 
 #: How bfloat16 parameters are rounded after their float32 update (``param_rounding``).
-PARAM_ROUNDINGS = ("stochastic", "nearest")
+PARAM_ROUNDINGS = ("stochastic", "nearest", "kahan")
 
-_ROUNDING = {"stochastic": _kernels.ROUND_STOCHASTIC, "nearest": _kernels.ROUND_NEAREST}
+#: The state entry of a bfloat16 parameter's Kahan compensation (uint16 bfloat16 bits).
+COMPENSATION = "param_compensation"
+
+_ROUNDING = {"stochastic": _kernels.ROUND_STOCHASTIC, "nearest": _kernels.ROUND_NEAREST,
+             "kahan": _kernels.ROUND_KAHAN}
 
 _FORMAT = {None: _kernels.STATE_FULL, "bfloat16": _kernels.STATE_BFLOAT16,
            "int8": _kernels.STATE_INT8}
@@ -53,7 +57,8 @@ class LowPrecision:
     full precision: the parameter's dtype, float32 for a bfloat16 one), `seed` for the
     stochastic rounding of bfloat16 (Philox; element e of parameter i at update t always
     draws the same bits, whatever the thread count), `param_rounding` for bfloat16
-    parameters ("stochastic" or "nearest")."""
+    parameters ("stochastic", "nearest", or "kahan": to nearest, the rounding error kept
+    in the state entry ``param_compensation``)."""
 
     def __init__(self, dtype: str | None, min_size: int, seed: int,
                  param_rounding: str = "stochastic") -> None:
@@ -61,8 +66,8 @@ class LowPrecision:
             raise ValueError(f"state_dtype: expected None, 'bfloat16' or 'int8', got "
                              f"{dtype!r}")
         if param_rounding not in PARAM_ROUNDINGS:
-            raise ValueError(f"param_rounding: expected 'stochastic' or 'nearest', got "
-                             f"{_validation.describe_value(param_rounding)}")
+            raise ValueError(f"param_rounding: expected 'stochastic', 'nearest' or 'kahan', "
+                             f"got {_validation.describe_value(param_rounding)}")
         self.dtype = dtype
         self.min_size = _validation.check_int(min_size, "min_lowprec_size", 0)
         self.seed = _validation.check_int(seed, "state_seed", 0, 2**64 - 1)
@@ -108,7 +113,8 @@ class LowPrecision:
             assert gathered is not None  # allocate never gives up
             columns, scalars = gathered
             for unit in opt._units(o, values, lr, indices, sub, columns, scalars, created):
-                calls.extend(self._prepare(unit, grads, group["step"] + 1, nonneg))
+                calls.extend(self._prepare(unit, grads, group["step"] + 1, nonneg,
+                                           lambda i, p: self._compensation(opt, new, i, p)))
         if skip and not _all_finite([g for g in grads if g is not None]):
             return False
         for call in calls:
@@ -116,8 +122,21 @@ class LowPrecision:
         opt._commit_step(new)
         return True
 
-    def _prepare(self, unit: tuple, grads: list, update: int, nonneg: int) -> list:
-        """The validated kernel calls of one unit, one per dtype of its params."""
+    def _compensation(self, opt: Optimizer, new: dict[int, dict[str, Any]], i: int,
+                      p: np.ndarray) -> np.ndarray:
+        """The Kahan compensation of parameter i (`p`): its state entry, or new zeros that
+        wait in `new` until the step succeeds."""
+        held = opt.state.get(i, {}).get(COMPENSATION)
+        if held is None:
+            held = new.setdefault(i, {}).get(COMPENSATION)
+        if held is None:
+            held = new.setdefault(i, {})[COMPENSATION] = np.zeros(p.shape, np.uint16)
+        return held
+
+    def _prepare(self, unit: tuple, grads: list, update: int, nonneg: int,
+                 compensation: Any) -> list:
+        """The validated kernel calls of one unit, one per dtype of its params
+        (`compensation(i, p)`: the Kahan buffer of bfloat16 parameter i)."""
         o, indices, params, columns, scalars = unit
         steps = scalars.get("step")
         reals = [arrays for name, arrays in scalars.items() if name != "step"]
@@ -147,9 +166,11 @@ class LowPrecision:
                     states, absmax, None if steps is None else [steps[k] for k in pick],
                     [[col[k] for k in pick] for col in reals], streams)
             if dtype is None:
+                kahan = self.param_rounding == "kahan"
                 calls.append(_kernels.bf16param_prepare(
                     *args, streams | np.uint64(_PARAM_STREAM), self.seed, nonneg,
-                    _ROUNDING[self.param_rounding]))
+                    _ROUNDING[self.param_rounding],
+                    [compensation(indices[k], params[k]) for k in pick] if kahan else None))
             else:
                 calls.append(_kernels.lowprec_prepare(*args, self.seed, nonneg))
         return calls

@@ -18,7 +18,7 @@ import numpy as np
 from fastopt import _kernels, _validation, torch_state
 from fastopt.optim import rebinding, storage
 from fastopt.optim.families import Family
-from fastopt.optim.lowprec import LowPrecision, math_dtype
+from fastopt.optim.lowprec import COMPENSATION, LowPrecision, math_dtype
 
 LearningRate = float | Callable[[int], float]
 ParamsArg = Iterable[np.ndarray] | Iterable[dict[str, Any]]
@@ -138,8 +138,10 @@ class Optimizer:
     in float32 with float32 state (or ``state_dtype``'s), and rounds them back in the same
     pass, stochastically (``param_rounding="stochastic"``, the default: 16 Philox bits per
     element, seeded by ``state_seed``, drawn anew each step, the same for any thread
-    count) or to nearest even (``"nearest"``, which loses every update below half a
-    bfloat16 ulp, 2^-9 of the value).
+    count), to nearest even (``"nearest"``, which loses every update below half a
+    bfloat16 ulp, 2^-9 of the value), or to nearest with the rounding error kept in a
+    bfloat16 buffer, the state entry ``param_compensation`` (``"kahan"``: Kahan-compensated
+    updates, 2 more bytes per element).
 
     Subclasses set ``family`` (their entry of :mod:`fastopt.optim.families`), implement
     ``_options(group, lr)`` (the validated kernel options of a group) and may override
@@ -633,6 +635,8 @@ class Optimizer:
             needed = {n for n, used in zip(options.state_names, options.used) if used}
             scalar_names = {s.name for s in self.family.scalars}
             allowed = set(self.state_names) | scalar_names
+            if _kernels.is_bfloat16(p):
+                allowed.add(COMPENSATION)   # param_rounding="kahan"'s buffer
             slots = dict(slots)
             if not slots:
                 continue
@@ -649,6 +653,10 @@ class Optimizer:
             for name, value in slots.items():
                 if name in scalar_names:
                     entry[name] = _load_scalar(self.family, name, value, key)
+                    continue
+                if name == COMPENSATION:
+                    entry[name] = np.array(checked_state_array(value, p, key, name, np.uint16),
+                                           order="C", copy=True)
                     continue
                 entry[name] = self._loaded_state(value, p, key, name)
             new_state[i] = entry

@@ -1,8 +1,10 @@
 """A plain numpy statement of the update of bfloat16 parameters (csrc/optim_bf16param.inc):
 decode the bits to float32, run the family's reference rule in float32 (with the state
-stored as LowPrecisionReference stores it), round back to bfloat16 -- to nearest even, or
-stochastically with 16 Philox bits per element from the params' own stream. Written from
-the definitions (bit arithmetic on the float32 pattern), not from the C code."""
+stored as LowPrecisionReference stores it), round back to bfloat16 -- to nearest even,
+stochastically with 16 Philox bits per element from the params' own stream, or (Kahan) to
+nearest from param + compensation, the rounding error kept as the new compensation.
+Written from the definitions (bit arithmetic on the float32 pattern), not from the C
+code."""
 
 import numpy as np
 
@@ -32,7 +34,8 @@ def bf16_round_nearest(x):
 
 class Bf16ParamReference(LowPrecisionReference):
     """The reference optimizer `name` over bfloat16 params given as their uint16 `bits`
-    (updated in place), state stored as `state_dtype` (None: float32)."""
+    (updated in place), state stored as `state_dtype` (None: float32); `compensation`:
+    the Kahan buffers (uint16 bits, zeros at first)."""
 
     def __init__(self, name, bits, state_dtype=None, rounding="stochastic", min_size=4096,
                  seed=0, **options):
@@ -42,10 +45,13 @@ class Bf16ParamReference(LowPrecisionReference):
                          min_size=min_size if state_dtype is not None else np.inf,
                          seed=seed, **options)
         self.rounding = rounding
+        self.compensation = [np.zeros_like(b) for b in bits]
 
     def step(self, grads):
-        for p, b in zip(self.params, self.bits):
+        for p, b, c in zip(self.params, self.bits, self.compensation):
             p[...] = bf16_to_float(b)
+            if self.rounding == "kahan":
+                p += bf16_to_float(c)
         super().step([None if g is None else np.asarray(g).astype(np.float32) for g in grads])
         for k, (p, b) in enumerate(zip(self.params, self.bits)):
             if grads[k] is None:
@@ -56,3 +62,8 @@ class Bf16ParamReference(LowPrecisionReference):
                 b[...] = bf16_round_stochastic16(p, r)
             else:
                 b[...] = bf16_round_nearest(p)
+            if self.rounding == "kahan":
+                back = bf16_to_float(b)
+                with np.errstate(invalid="ignore"):
+                    error = np.where(np.isfinite(back), p - back, np.float32(0))
+                self.compensation[k][...] = bf16_round_nearest(error)
