@@ -621,8 +621,9 @@ def _lowprec_case(name: str, layout: Layout, ctx: Context) -> Case:
 def _bf16params_case(layout: Layout, ctx: Context) -> Case:
     """fastopt.Adam over bfloat16 params with bfloat16 grads and float32 state (the
     'fastopt' and 'class' contenders, stochastic rounding) against the same Adam over
-    float32 params and grads ('x_fp32_params') and over bfloat16 params with bfloat16
-    state too ('x_bf16_state'). Needs ml_dtypes; measured in the float32 run."""
+    float32 params and grads ('x_fp32_params'), with the params rounded to nearest
+    ('x_nearest') or with Kahan compensation ('x_kahan'), and with bfloat16 state too
+    ('x_bf16_state'). Needs ml_dtypes; measured in the float32 run."""
     if ctx.dtype != np.float32:
         raise Unavailable("bfloat16 params are compared with float32 ones")
     try:
@@ -634,14 +635,17 @@ def _bf16params_case(layout: Layout, ctx: Context) -> Case:
     data = _Tensors(layout, ctx.dtype, {"p": (-1.0, 1.0), "g": (-1.0, 1.0)}, ctx.seed,
                     shared=("g",))
     adam = _fastopt_attr("Adam")
-    for key, bf16, sd in (("fastopt", True, None), ("x_bf16_state", True, "bfloat16"),
-                          ("x_fp32_params", False, None)):
+    for key, bf16, sd, rounding in (("fastopt", True, None, "stochastic"),
+                                    ("x_nearest", True, None, "nearest"),
+                                    ("x_kahan", True, None, "kahan"),
+                                    ("x_bf16_state", True, "bfloat16", "stochastic"),
+                                    ("x_fp32_params", False, None, "stochastic")):
         d = data.copy()
         ps, gs = d["p"], d["g"]
         if bf16:
             ps = [x.astype(ml_dtypes.bfloat16) for x in ps]
             gs = [x.astype(ml_dtypes.bfloat16) for x in gs]
-        opt = adam(ps, lr=1e-3, state_dtype=sd)
+        opt = adam(ps, lr=1e-3, state_dtype=sd, param_rounding=rounding)
         opt.step(gs)
         case.contenders[key] = (lambda o, g: lambda: o.step(g))(opt, gs)
     case.contenders["fastopt_class"] = case.contenders["fastopt"]
@@ -983,7 +987,7 @@ KERNELS["adam_bf16params"] = KernelEntry(
     "adam_bf16params", "optim", ["1e4", "1e6", "1.6e7"],
     lambda label, ctx: _bf16params_case(parse_optimizer_size(label), ctx),
     "fastopt.Adam on bfloat16 params and grads (float32 state, stochastic rounding) vs "
-    "float32 params / bfloat16 state too (needs ml_dtypes)",
+    "float32 params / nearest / Kahan / bfloat16 state too (needs ml_dtypes)",
     quick_sizes=["1e6"])
 KERNELS["dropout"] = KernelEntry(
     "dropout", "nn", ["1e4", "1e6", "1024x4096", "1e7"],
