@@ -28,6 +28,7 @@ import pytest
 from numpy.testing import assert_allclose, assert_almost_equal, assert_array_less
 
 import fastopt
+from fastopt_testing.scipy_messages import lbfgsb_message
 
 optimize = pytest.importorskip("scipy.optimize")
 scipy_linalg = pytest.importorskip("scipy.linalg")
@@ -115,7 +116,7 @@ def test_l_bfgs_b_maxiter():
     assert_almost_equal(res.fun, c.fun)
     assert res.status == 1
     assert res.success is False
-    assert res.message == "STOP: TOTAL NO. OF ITERATIONS REACHED LIMIT"
+    assert res.message == lbfgsb_message("maxiter")
 
 
 def test_minimize_l_bfgs_b(entropy):
@@ -442,6 +443,8 @@ def test_hessinv_matches_scipy_on_the_same_pairs():
     V = rng.standard_normal((9, 3))
     assert_allclose(ours.matvec(v), theirs.matvec(v), rtol=1e-13)
     assert_allclose(ours.matmat(V), theirs.matmat(V), rtol=1e-13)
-    assert_allclose(ours.todense(), theirs.todense(), rtol=1e-13)
+    # to rounding at the matrix's scale: scipy < 1.15 sums todense() in another order
+    dense = theirs.todense()
+    assert_allclose(ours.todense(), dense, rtol=1e-13, atol=1e-14 * np.abs(dense).max())
     assert_allclose(ours.rho, theirs.rho)
     assert ours.n_corrs == theirs.n_corrs == 6

@@ -226,8 +226,15 @@ def minimize(fun: Callable[..., Any], x0: ArrayLike, args: tuple | Any = (),
           [1e-4], ``c2`` [0.9] (``0 < c1 < c2 < 1``), ``maxls`` [20].
         * ``maxcor`` [10] (alias ``m``): L-BFGS pairs kept.
         * ``scaling`` [True]: :math:`H_0 = \gamma I`,
-          :math:`\gamma = s^T y / y^T y` (newest pair for L-BFGS; first pair,
-          before the first update, for BFGS).
+          :math:`\gamma = s^T y / y^T y` (newest pair for L-BFGS; first pair, before
+          the first update, for BFGS). scipy's BFGS does not scale: ``scaling=False``
+          gives its iterates (the same evaluations as scipy on all but 1 of the 140
+          collection runs at n = 10 and 100). Scaling saves 16% of the evaluations over
+          those runs (19,879 against 23,656; scipy 23,860), solves ``ext_hiebert`` at
+          n = 100 within 5,000 iterations where the unscaled form does not, but takes
+          over 1.5x scipy's evaluations on 20 runs whose first step sees only the
+          stiffest directions (``diagonal9``, ``quad_diag_perturbed``; 28 iterations
+          against 5 on ``diag(1, 10, 100, 1000)``).
         * ``warm_start``: a previous result of the same method (or its
           ``hess_inv``; for L-BFGS also ``{"s": ..., "y": ..., "gamma": ...}``)
           whose curvature memory starts this run.
@@ -375,6 +382,7 @@ def _quasi_newton(fun, x, shape, dtype, args, jac, kind, opts, tol, cb, bounds=N
     maxiter, maxfun, ftol = METHOD_DEFAULTS[kind]
     qn, scaling = _qn_options(opts, dtype, 200 * n if maxiter is None else maxiter, maxfun,
                               ftol)
+    qn.predicted_first_step = kind == "BFGS"   # scipy BFGS's first trial step
     abs_step, rel_step = fd_steps(opts, n, kind, jac)
     obj = Objective(fun, shape, dtype, args, jac, fd_rel_step=rel_step,
                     fd_abs_step=abs_step, maxfun=qn.maxfun)

@@ -7,6 +7,7 @@ quasi-Newton options through :func:`_qn_options` as well.
 from __future__ import annotations
 
 import math
+import sys
 import warnings
 from collections.abc import Mapping
 from typing import Any
@@ -98,7 +99,9 @@ def _maxiter(opts: Mapping[str, Any], default: int) -> int:
     value = opts.get("maxiter")
     if value is None:        # scipy: maxiter=None means the method's default
         return default
-    return _check_number("maxiter", value, lo=0, integer=True)
+    # scipy iterates while nit < maxiter: a fractional maxiter (gh-23430) means its ceiling
+    limit = _check_number("maxiter", value, lo=0.0)
+    return int(math.ceil(limit)) if math.isfinite(limit) else sys.maxsize
 
 
 def _qn_options(opts: Mapping[str, Any], dtype: np.dtype, default_maxiter: int,
