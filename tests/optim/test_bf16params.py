@@ -11,6 +11,7 @@ import pytest
 
 import fastopt
 from fastopt.optim.storage import BFloat16State, Int8State
+from fastopt_testing.arrays import assert_same_state
 from fastopt_testing.bf16param_reference import Bf16ParamReference, bf16_round_nearest
 
 ml_dtypes = pytest.importorskip("ml_dtypes")
@@ -145,14 +146,7 @@ def test_threads_bitwise(name, options, state_dtype):
     (p1, s1), (p2, s2) = results
     for a, b in zip(p1, p2):
         np.testing.assert_array_equal(a.view(np.uint16), b.view(np.uint16))
-    for k in s1["state"]:
-        for name_, v in s1["state"][k].items():
-            w = s2["state"][k][name_]
-            if isinstance(v, dict):
-                for key in v:
-                    np.testing.assert_array_equal(v[key], w[key])
-            else:
-                np.testing.assert_array_equal(v, w)
+    assert_same_state(s1["state"], s2["state"])
 
 
 def test_state_is_float32_and_checkpoints_resume_exactly():
