@@ -267,3 +267,21 @@ def test_fastopt_never_imports_ml_dtypes_for_float_params():
             "opt.step([np.ones(3, np.float32)])\n"
             "assert 'ml_dtypes' not in sys.modules\n")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("rounding", ["stochastic", "nearest", "kahan"])
+def test_nonfinite_values_propagate(rounding):
+    """A NaN gradient makes its param NaN (a quiet NaN in bfloat16), an infinite param
+    stays infinite, and Kahan's compensation of either is zero (not NaN)."""
+    p = np.ones(600, BF16)
+    p[5] = np.inf
+    g = np.zeros(600, np.float32)
+    g[7] = np.nan
+    opt = fastopt.SGD([p], lr=0.1, param_rounding=rounding)
+    for _ in range(2):
+        opt.step([g])
+    x = p.astype(np.float32)
+    assert x[5] == np.inf and np.isnan(x[7])
+    assert np.all(x[8:] == 1.0) and np.all(x[:5] == 1.0)
+    if rounding == "kahan":
+        assert np.all(opt.state[0]["param_compensation"] == 0)
