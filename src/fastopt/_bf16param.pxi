@@ -13,12 +13,22 @@ ROUND_STOCHASTIC, ROUND_NEAREST, ROUND_KAHAN = (FO_ROUND_STOCHASTIC, FO_ROUND_NE
                                                FO_ROUND_KAHAN)
 
 
+cdef object _bf16_scalar_type = None   # ml_dtypes.bfloat16, once an array of it was seen
+
+
 cdef inline bint _is_bf16(object a) noexcept:
-    """Whether `a` is an array of ml_dtypes' bfloat16 (a 2-byte void-kind dtype so named)."""
+    """Whether `a` is an array of ml_dtypes' bfloat16 (a 2-byte void-kind dtype so named;
+    numpy's dtype.name is slow, so the scalar type of the first one is remembered)."""
+    global _bf16_scalar_type
     if not cnp.PyArray_Check(a):
         return False
     d = (<cnp.ndarray>a).dtype
-    return d.kind == "V" and d.itemsize == 2 and d.name == "bfloat16"
+    if d.type is _bf16_scalar_type:
+        return True
+    if d.kind == "V" and d.itemsize == 2 and d.name == "bfloat16":
+        _bf16_scalar_type = d.type
+        return True
+    return False
 
 
 def is_bfloat16(a):
