@@ -41,18 +41,11 @@ static void fo_brk_sift_down(fo_brk *heap, int64_t size, int64_t pos)
     heap[pos] = item;
 }
 
-/* Heap of the breakpoints (finite t[i]) except `skip`, in O(n). */
-static int64_t fo_brk_heapify(fo_brk *heap, int64_t n, const double *t, int64_t skip)
+/* Orders heap[0..size) into a heap, in O(size). */
+static void fo_brk_make_heap(fo_brk *heap, int64_t size)
 {
-    int64_t size = 0;
-    for (int64_t i = 0; i < n; ++i)
-        if (t[i] < INFINITY && i != skip) {
-            heap[size].t = t[i];
-            heap[size++].i = i;
-        }
     for (int64_t pos = size / 2 - 1; pos >= 0; --pos)
         fo_brk_sift_down(heap, size, pos);
-    return size;
 }
 
 static int64_t fo_brk_pop(fo_brk *heap, int64_t *size)
@@ -94,6 +87,41 @@ static inline void fo_argmin_offer(fo_argmin *best, double value, int64_t index)
     if (value < best->value || (value == best->value && index < best->index))
         best->value = value, best->index = index;
 }
+
+/* The search direction's reductions over a block, in eight lanes combined in a fixed order
+ * (the same bits for every kernel that forms d): the smallest step to the boundary along
+ * d, g . d and d . d. */
+typedef struct {
+    double step[8], gd[8], dd[8];
+} fo_dir_lanes;
+
+static inline void fo_dir_lanes_init(fo_dir_lanes *a)
+{
+    for (int j = 0; j < 8; ++j)
+        a->step[j] = INFINITY, a->gd[j] = a->dd[j] = 0.0;
+}
+
+/* out = (step, gd, dd) of the block */
+static inline void fo_dir_lanes_close(const fo_dir_lanes *a, double *out)
+{
+    double st = INFINITY;
+    for (int j = 0; j < 8; ++j)
+        st = a->step[j] < st ? a->step[j] : st;
+    const double *s = a->gd, *q = a->dd;
+    out[0] = st;
+    out[1] = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+    out[2] = ((q[0] + q[1]) + (q[2] + q[3])) + ((q[4] + q[5]) + (q[6] + q[7]));
+}
+
+/* A loop whose selects guard divisions is if-converted (and vectorized) only when the
+ * compiler may assume that floating-point operations do not trap: the divisions are then
+ * computed for every element and the unused results dropped. fastopt never inspects the
+ * floating-point exception flags, and no result changes. */
+#if defined(__GNUC__) && !defined(__clang__)
+#  define FO_NO_TRAPS __attribute__((optimize("no-trapping-math")))
+#else
+#  define FO_NO_TRAPS
+#endif
 
 #define FO_TEMPLATE "bounds.inc"
 #include "instantiate.h"

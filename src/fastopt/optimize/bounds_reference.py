@@ -15,7 +15,7 @@ import numpy as np
 
 __all__ = ["bounds_step", "bounds_projgrad_norm", "bounds_max_step", "lbfgsb_cauchy",
            "lbfgsb_free_gram", "lbfgsb_gram_update", "lbfgsb_pair_dots", "lbfgsb_subspace_point",
-           "lbfgsb_direction"]
+           "lbfgsb_direction", "lbfgsb_subspace_direction", "lbfgsb_pair_update"]
 
 
 def _f64(a):
@@ -60,7 +60,7 @@ def _w_rows(S, Y, rows, theta, i):
     return np.concatenate([_f64(Y[rows, i]), theta * _f64(S[rows, i])])
 
 
-def lbfgsb_cauchy(x, g, lower, upper, S, Y, rows, theta, M, wg=None):
+def lbfgsb_cauchy(x, g, lower, upper, S, Y, rows, theta, M, wg=None, out=None):
     r"""The generalized Cauchy point (Byrd, Lu, Nocedal & Zhu 1995, Algorithm CP).
 
     Returns ``(xcp, c, free, nfree, tsum, p)``: the point, :math:`c = W^T (x^{cp} - x)`
@@ -68,8 +68,13 @@ def lbfgsb_cauchy(x, g, lower, upper, S, Y, rows, theta, M, wg=None):
     path parameter :math:`t` of ``xcp`` (a free variable moved by :math:`-t g_i`) and
     :math:`p = -W_F^T g` over the free variables (2k, float64), which lets the subspace
     step skip a pass over :math:`W`. ``wg`` (the kernel's shortcut for
-    :math:`W^T d`) is not used: the statement here always forms :math:`W^T d`.
+    :math:`W^T d`) is not used: the statement here always forms :math:`W^T d`. ``out``:
+    where to write the point.
     """
+    if out is not None:
+        got = lbfgsb_cauchy(x, g, lower, upper, S, Y, rows, theta, M)
+        out[...] = got[0]
+        return (out, *got[1:])
     x = np.asarray(x)
     dt_ = x.dtype
     n = x.size
@@ -261,3 +266,20 @@ def lbfgsb_direction(x, z, g, lower, upper, out=None):
         d = out
     return (d, bounds_max_step(x, d, lower, upper), float(np.dot(_f64(g), _f64(d))),
             float(np.dot(_f64(d), _f64(d))))
+
+
+def lbfgsb_subspace_direction(x, g, xcp, lower, upper, S, Y, rows, cg, a, b, free, out=None):
+    """:func:`lbfgsb_direction` from the point of :func:`lbfgsb_subspace_point`:
+    ``(d, max_step, gd, dd)``."""
+    z = lbfgsb_subspace_point(x, g, xcp, lower, upper, S, Y, rows, cg, a, b, free)
+    return lbfgsb_direction(x, z, g, lower, upper, out=out)
+
+
+def lbfgsb_pair_update(x1, x0, g1, g0, lower, upper, S, Y, rows, mask=None):
+    """``S[r] = x1 - x0``, ``Y[r] = g1 - g0`` for ``r = rows[-1]``, then
+    ``(lbfgsb_pair_dots(S, Y, rows, r, mask, g1), bounds_projgrad_norm(x1, g1, ...))``."""
+    r = int(np.asarray(rows)[-1])
+    S[r] = np.asarray(x1) - np.asarray(x0)
+    Y[r] = np.asarray(g1) - np.asarray(g0)
+    return (lbfgsb_pair_dots(S, Y, rows, r, mask, g1),
+            bounds_projgrad_norm(x1, g1, lower, upper))

@@ -130,20 +130,29 @@ class CompactMemory:
         self.theta = 1.0
         self.version += 1
 
-    def add(self, x_new, x_old, g_new, g_old, eps: float, gs_old: float,
+    def form(self, x_new, x_old, g_new, g_old, lower, upper,
+             free_gram: FreeGram | None = None) -> tuple[tuple, float]:
+        r"""Form ``s, y`` in the free row and, in the same pass
+        (:func:`~fastopt._kernels.lbfgsb_pair_update`), the new pair's products with the
+        memory, the same over ``free_gram``'s free set, :math:`W^T g_{new}` for the next
+        Cauchy point and the projected gradient's max-norm at ``(x_new, g_new)``.
+        Returns ``(formed, pgnorm)``; :meth:`add` commits ``formed``."""
+        rows = np.append(self.rows[1:] if self.count == self.m else self.rows, self.head)
+        mask = None if free_gram is None else free_gram.mask
+        out, pgnorm = _K.lbfgsb_pair_update(x_new, x_old, g_new, g_old, lower, upper, self.S,
+                                            self.Y, rows, mask)
+        return (rows, out, mask), pgnorm
+
+    def add(self, formed: tuple, eps: float, gs_old: float,
             free_gram: FreeGram | None = None) -> bool:
-        r"""Form ``s, y`` in the free row; commit unless :math:`s^T y \le \varepsilon
-        (-g_{old}^T s)` (``gs_old`` = :math:`g_{old}^T s`). One more pass gives the new
-        pair's products with the memory, the same over ``free_gram``'s free set (handed to
-        it) and :math:`W^T g_{new}` for the next Cauchy point (``wg``)."""
-        r = self.head
+        r"""Commit the pair of :meth:`form` unless :math:`s^T y \le \varepsilon
+        (-g_{old}^T s)` (``gs_old`` = :math:`g_{old}^T s`)."""
+        rows, out, mask = formed
+        r = int(rows[-1])
         self.wg = None
-        sy, yy = _kernels.lbfgs_pair(x_new, x_old, g_new, g_old, self.S[r], self.Y[r])
+        sy, yy = float(out[-1, 0]), float(out[-1, 1])
         if not (sy > eps * -gs_old) or not (math.isfinite(sy) and math.isfinite(yy)):
             return False
-        rows = np.append(self.rows[1:] if self.count == self.m else self.rows, r)
-        mask = None if free_gram is None else free_gram.mask
-        out = _K.lbfgsb_pair_dots(self.S, self.Y, rows, r, mask, g_new)
         self.SY[rows, r] = out[:, 0]          # s_i . y_r
         self.YY[rows, r] = self.YY[r, rows] = out[:, 1]
         self.SS[rows, r] = self.SS[r, rows] = out[:, 2]
@@ -454,6 +463,9 @@ def minimize_lbfgsb(objective: Objective | Callable[..., Any], x0: Any,
     sub = _Subspace(memory)
     nit = 0
     pool: list = []
+    # the Cauchy point and the search direction: written afresh every iteration
+    xcp_buf = np.empty_like(x)
+    d_buf = np.empty_like(x)
 
     def result(reason, x, f, g, detail=""):
         return _result(reason, x, f, g, nit, obj, memory, shape, detail)
@@ -477,7 +489,8 @@ def minimize_lbfgsb(objective: Objective | Callable[..., Any], x0: Any,
         k = memory.count
         if not constrained and k > 0:
             # scipy skips the Cauchy point without bounds: z minimises the model from x
-            z, free, nfree, tsum = x.copy(), None, n, 0.0
+            np.copyto(xcp_buf, x)
+            z, free, nfree, tsum = xcp_buf, None, n, 0.0
             c = np.zeros(2 * k)
             wg = memory.products_with_g()
             if wg is None:
@@ -487,17 +500,19 @@ def minimize_lbfgsb(objective: Objective | Callable[..., Any], x0: Any,
         else:
             z, c, free, nfree, tsum, p = _K.lbfgsb_cauchy(
                 x, g, lo, hi, memory.S, memory.Y, memory.rows, memory.theta,
-                np.zeros((0, 0)) if M is None else M, memory.products_with_g())
+                np.zeros((0, 0)) if M is None else M, memory.products_with_g(), out=xcp_buf)
             if nfree == n:
                 free = None
         if nfree > 0 and k > 0:
             assert M is not None
-            z_sub = _subspace_step(x, g, z, c, tsum, p, lo, hi, free, nfree, memory, sub, M)
-            if z_sub is None:        # the reduced matrix is singular: start afresh
+            found = _subspace_direction(x, g, z, c, tsum, p, lo, hi, free, nfree, memory, sub,
+                                        M, d_buf)
+            if found is None:        # the reduced matrix is singular: start afresh
                 memory.reset()
                 continue
-            z = z_sub
-        d, box_step, gd, dd = _K.lbfgsb_direction(x, z, g, lo, hi, out=z)
+            d, box_step, gd, dd = found
+        else:
+            d, box_step, gd, dd = _K.lbfgsb_direction(x, z, g, lo, hi, out=z)
 
         # ---- line search along d, inside the box
         if constrained and nit == 0:
@@ -548,32 +563,33 @@ def minimize_lbfgsb(objective: Objective | Callable[..., Any], x0: Any,
             return result("maxiter", x, f, g)
         if obj.nfev > maxfun:
             return result("maxfun", x, f, g)
-        pgnorm = _K.bounds_projgrad_norm(x, g, lo, hi)
+        free_gram = sub.free_gram if constrained else None
+        formed, pgnorm = memory.form(x, x_old, g, g_old, lo, hi, free_gram)
         if not (math.isfinite(f) and math.isfinite(pgnorm)):
             return result("nonfinite", x, f, g)
         if pgnorm <= gtol:
             return result("gtol", x, f, g)
         if f_old - f <= ftol * max(abs(f_old), abs(f), 1.0):
             return result("ftol", x, f, g)
-        memory.add(x, x_old, g, g_old, eps, ls.alpha * line.dphi0,
-                   sub.free_gram if constrained else None)
+        memory.add(formed, eps, ls.alpha * line.dphi0, free_gram)
         obj.forget(x_old)
         pool.append(x_old)
         del g_old
 
 
-def _subspace_step(x, g, xcp, c, tsum, p, lo, hi, free, nfree, memory: CompactMemory,
-                   sub: _Subspace, M) -> np.ndarray | None:
-    r"""The point :math:`z` that minimises the model over the free variables from the
-    Cauchy point ``xcp``, with the Morales-Nocedal projection; None when the reduced
-    matrix is singular.
+def _subspace_direction(x, g, xcp, c, tsum, p, lo, hi, free, nfree, memory: CompactMemory,
+                        sub: _Subspace, M, out: np.ndarray) -> tuple | None:
+    r"""The search direction ``(d, max_step, gd, dd)`` (:func:`~fastopt._kernels.lbfgsb_direction`)
+    towards the point :math:`z` that minimises the model over the free variables from the
+    Cauchy point ``xcp``, with the Morales-Nocedal projection, ``d`` written to ``out``;
+    None when the reduced matrix is singular.
 
     On the free set the Cauchy point moved by :math:`-t g`, so the reduced gradient is
     :math:`r = -(1 - \theta t) g_F + W_F M c` and, with :math:`p = -W_F^T g` from the
     Cauchy scan and :math:`G = W_F^T W_F`, :math:`W_F^T r = (1 - \theta t) p + G M c`
     costs no pass over memory; the step
-    :math:`r/\theta + W_F N^{-1} W_F^T r / \theta^2` is then one fused pass
-    (:func:`~fastopt._kernels.lbfgsb_subspace_point`)."""
+    :math:`r/\theta + W_F N^{-1} W_F^T r / \theta^2`, :math:`z` and :math:`d = z - x`
+    are then one fused pass (:func:`~fastopt._kernels.lbfgsb_subspace_direction`)."""
     k = memory.count
     th = memory.theta
     N, G = sub.reduced(free, nfree)
@@ -589,5 +605,5 @@ def _subspace_step(x, g, xcp, c, tsum, p, lo, hi, free, nfree, memory: CompactMe
     # du = -scale/theta g + W (Mc / theta + sol / theta^2), W = [Y, theta S]
     a = Mc[:k] / th + sol[:k] / (th * th)
     b = Mc[k:] + sol[k:] / th
-    return _K.lbfgsb_subspace_point(x, g, xcp, lo, hi, memory.S, memory.Y, memory.rows,
-                                    -scale / th, a, b, free)
+    return _K.lbfgsb_subspace_direction(x, g, xcp, lo, hi, memory.S, memory.Y, memory.rows,
+                                        -scale / th, a, b, free, out=out)
