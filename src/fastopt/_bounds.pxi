@@ -32,12 +32,12 @@ cdef extern from "bounds.h" nogil:
     int fo_lbfgsb_cauchy_f32(int64_t n, const float *x, const float *g, const float *lo,
                              const float *hi, const float *S, const float *Y,
                              const int64_t *rows, int64_t k, double theta, const double *M,
-                             const double *wg, float *xcp, double *c, uint8_t *is_free, int64_t *nfree,
+                             const double *wd, float *xcp, double *c, uint8_t *is_free, int64_t *nfree,
                              double *tsum, double *p, int nthreads)
     int fo_lbfgsb_cauchy_f64(int64_t n, const double *x, const double *g, const double *lo,
                              const double *hi, const double *S, const double *Y,
                              const int64_t *rows, int64_t k, double theta, const double *M,
-                             const double *wg, double *xcp, double *c, uint8_t *is_free, int64_t *nfree,
+                             const double *wd, double *xcp, double *c, uint8_t *is_free, int64_t *nfree,
                              double *tsum, double *p, int nthreads)
     int fo_lbfgsb_pair_dots_f32(int64_t n, const float *S, const float *Y,
                                 const int64_t *rows, int64_t k, int64_t r,
@@ -50,14 +50,14 @@ cdef extern from "bounds.h" nogil:
     int fo_lbfgsb_pair_update_f32(int64_t n, const float *x1, const float *x0,
                                   const float *g1, const float *g0, const float *lo,
                                   const float *hi, float *S, float *Y, const int64_t *rows,
-                                  int64_t k, int64_t r, const uint8_t *mask, double *out,
-                                  double *pgnorm, int nthreads)
+                                  int64_t k, int64_t r, const uint8_t *mask, float *dcp,
+                                  double *out, double *pgnorm, int nthreads)
     int fo_lbfgsb_pair_update_f64(int64_t n, const double *x1, const double *x0,
                                   const double *g1, const double *g0, const double *lo,
                                   const double *hi, double *S, double *Y,
                                   const int64_t *rows, int64_t k, int64_t r,
-                                  const uint8_t *mask, double *out, double *pgnorm,
-                                  int nthreads)
+                                  const uint8_t *mask, double *dcp, double *out,
+                                  double *pgnorm, int nthreads)
     int fo_lbfgsb_gram_update_f32(int64_t n, const float *S, const float *Y,
                                   const int64_t *rows, int64_t k, const int8_t *weight,
                                   double *out, int nthreads)
@@ -246,7 +246,7 @@ def lbfgsb_direction(x, z, g, lower, upper, out=None):
     return (oa if out is None else out), step, gd, dd
 
 
-def lbfgsb_cauchy(x, g, lower, upper, S, Y, rows, theta, M, wg=None, out=None):
+def lbfgsb_cauchy(x, g, lower, upper, S, Y, rows, theta, M, wd=None, out=None):
     """The generalized Cauchy point of L-BFGS-B (Byrd, Lu, Nocedal & Zhu 1995).
 
     Parameters
@@ -259,10 +259,9 @@ def lbfgsb_cauchy(x, g, lower, upper, S, Y, rows, theta, M, wg=None, out=None):
         The compact form's scaling (> 0).
     M : ndarray of float64, shape (2k, 2k)
         The compact form's middle matrix (ignored when k = 0).
-    wg : ndarray of float64, shape (2k,), optional
-        ``(Y[rows] @ g, S[rows] @ g)``, from :func:`lbfgsb_pair_dots`: when no variable is
-        held at a bound with a nonzero gradient, ``W^T d`` is taken from it instead of a
-        pass over `S` and `Y`.
+    wd : ndarray of float64, shape (2k,), optional
+        ``(Y[rows] @ d, S[rows] @ d)`` for the path's direction ``d`` at ``(x, g)`` (from
+        :func:`lbfgsb_pair_update`): taken instead of a pass over `S` and `Y`.
     out : ndarray, optional
         Where to write the Cauchy point (allocated when omitted); it must not overlap any
         other argument.
@@ -288,7 +287,7 @@ def lbfgsb_cauchy(x, g, lower, upper, S, Y, rows, theta, M, wg=None, out=None):
     if not th > 0.0:
         raise ValueError(f"theta: expected a positive finite number, got {theta!r}")
     cdef cnp.ndarray Ma = _f64(M, "M", (2 * k, 2 * k)) if k > 0 else None
-    cdef cnp.ndarray wga = None if wg is None or k == 0 else _f64(wg, "wg", (2 * k,))
+    cdef cnp.ndarray wga = None if wd is None or k == 0 else _f64(wd, "wd", (2 * k,))
     cdef void *wgp = _data_or_null(wga)
     cdef cnp.ndarray xcp = np.empty_like(xa) if out is None else _vec_out(out, "out", xa)
     if out is not None:
@@ -367,14 +366,17 @@ def lbfgsb_pair_dots(S, Y, rows, r, mask=None, g=None):
     return out
 
 
-def lbfgsb_pair_update(x1, x0, g1, g0, lower, upper, S, Y, rows, mask=None):
+def lbfgsb_pair_update(x1, x0, g1, g0, lower, upper, S, Y, rows, mask=None, dcp=None):
     """Forms the new pair in row ``r = rows[-1]`` of `S` and `Y` (``s = x1 - x0``,
-    ``y = g1 - g0``) and, in the same pass, :func:`lbfgsb_pair_dots` with ``g = g1`` and
-    :func:`bounds_projgrad_norm` at ``(x1, g1)``.
+    ``y = g1 - g0``) and, in the same pass, the direction ``dcp`` of the next Cauchy path
+    (``-g1``, 0 where a variable is held at a bound or ``g1`` is 0),
+    :func:`lbfgsb_pair_dots` with ``g = dcp`` and :func:`bounds_projgrad_norm` at
+    ``(x1, g1)``.
 
-    Returns ``(out, pgnorm)``: ``out`` of shape ``(k, 10)`` as :func:`lbfgsb_pair_dots`
-    (its last row holds ``s_r . y_r`` and ``y_r . y_r``) and the projected gradient's
-    max-norm.
+    Returns ``(out, pgnorm, dcp)``: ``out`` of shape ``(k, 10)`` as
+    :func:`lbfgsb_pair_dots` (its last row holds ``s_r . y_r`` and ``y_r . y_r``; columns
+    8-9 give :func:`lbfgsb_cauchy`'s ``wd``), the projected gradient's max-norm and
+    ``dcp`` (written to the argument when given, allocated otherwise).
     """
     global _last_threads_used
     cdef cnp.ndarray x1a = _vec_in(x1, "x1", None)
@@ -400,6 +402,12 @@ def lbfgsb_pair_update(x1, x0, g1, g0, lower, upper, S, Y, rows, mask=None):
         raise ValueError("rows: expected at least the new pair's row, got none")
     cdef int64_t rr = (<int64_t *>cnp.PyArray_DATA(ra))[k - 1]
     cdef cnp.ndarray ma = None if mask is None else _mask(mask, "mask", n, np.uint8)
+    cdef cnp.ndarray da = np.empty_like(x1a) if dcp is None else _vec_out(dcp, "dcp", x1a)
+    if dcp is not None:
+        for other, nm in ((x1a, "x1"), (x0a, "x0"), (g1a, "g1"), (g0a, "g0"), (lo_, "lower"),
+                          (hi_, "upper"), (Sc, "S"), (Yc, "Y")):
+            if _overlap(da, <cnp.ndarray>other):
+                raise ValueError(f"dcp: overlaps {nm}")
     cdef cnp.ndarray out = np.zeros((k, 10))
     cdef double pg = 0.0
     cdef void *mp = _data_or_null(ma)
@@ -412,7 +420,7 @@ def lbfgsb_pair_update(x1, x0, g1, g0, lower, upper, S, Y, rows, mask=None):
                 <const float *>cnp.PyArray_DATA(lo_), <const float *>cnp.PyArray_DATA(hi_),
                 <float *>cnp.PyArray_DATA(Sc), <float *>cnp.PyArray_DATA(Yc),
                 <const int64_t *>cnp.PyArray_DATA(ra), k, rr, <const uint8_t *>mp,
-                <double *>cnp.PyArray_DATA(out), &pg, nthreads)
+                <float *>cnp.PyArray_DATA(da), <double *>cnp.PyArray_DATA(out), &pg, nthreads)
         else:
             status = fo_lbfgsb_pair_update_f64(
                 n, <const double *>cnp.PyArray_DATA(x1a), <const double *>cnp.PyArray_DATA(x0a),
@@ -420,10 +428,10 @@ def lbfgsb_pair_update(x1, x0, g1, g0, lower, upper, S, Y, rows, mask=None):
                 <const double *>cnp.PyArray_DATA(lo_), <const double *>cnp.PyArray_DATA(hi_),
                 <double *>cnp.PyArray_DATA(Sc), <double *>cnp.PyArray_DATA(Yc),
                 <const int64_t *>cnp.PyArray_DATA(ra), k, rr, <const uint8_t *>mp,
-                <double *>cnp.PyArray_DATA(out), &pg, nthreads)
+                <double *>cnp.PyArray_DATA(da), <double *>cnp.PyArray_DATA(out), &pg, nthreads)
     _last_threads_used = fo_team_size(n * (2 * k + 2), nthreads)
     check_status(status, "lbfgsb_pair_update")
-    return out, pg
+    return out, pg, (da if dcp is None else dcp)
 
 
 def lbfgsb_gram_update(S, Y, rows, weight):

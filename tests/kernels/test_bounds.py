@@ -139,25 +139,25 @@ def test_cauchy_matches_numpy(dtype, rng, k, scale):
 
 
 @pytest.mark.parametrize("held", [False, True])
-def test_cauchy_with_precomputed_w_g(dtype, rng, held):
-    """Given (Y g, S g), the kernel skips its pass over the pairs when no variable is held
-    at a bound with a nonzero gradient, and must give what the pass gives."""
+def test_cauchy_with_precomputed_w_d(dtype, rng, held):
+    """Given W^T d for the path's direction d (as lbfgsb_pair_update forms it), the kernel
+    skips its pass over the pairs and must give what the pass gives."""
     n = 20_011
     x, g, lo, hi = _box(rng, dtype, n)
     if not held:                       # x strictly inside: nothing is held
         lo, hi = (x - 1).astype(dtype), (x + 1).astype(dtype)
     S, Y, rows = _pairs(rng, dtype, n, k=4)
     M = _middle(S, Y, rows, 1.3)
-    wg = np.concatenate([Y[rows].astype(np.float64) @ g.astype(np.float64),
-                         S[rows].astype(np.float64) @ g.astype(np.float64)])
+    _, _, d = ref._path_direction(x, g, lo, hi)
+    wd = np.concatenate([Y[rows].astype(np.float64) @ d, S[rows].astype(np.float64) @ d])
     a = _kernels.lbfgsb_cauchy(x, g, lo, hi, S, Y, rows, 1.3, M)
-    b = _kernels.lbfgsb_cauchy(x, g, lo, hi, S, Y, rows, 1.3, M, wg)
+    b = _kernels.lbfgsb_cauchy(x, g, lo, hi, S, Y, rows, 1.3, M, wd)
     np.testing.assert_array_equal(a[2], b[2])
     np.testing.assert_allclose(b[5], a[5], rtol=1e-9, atol=1e-9 * np.abs(a[5]).max())
     np.testing.assert_allclose(b[0], a[0], rtol=RTOL[dtype])
-    if held:       # the pass is needed, so the given products are not used
-        bad = _kernels.lbfgsb_cauchy(x, g, lo, hi, S, Y, rows, 1.3, M, wg + 1e3)
-        np.testing.assert_array_equal(bad[5], a[5])
+    # the given products are what it uses: others give another p
+    bad = _kernels.lbfgsb_cauchy(x, g, lo, hi, S, Y, rows, 1.3, M, wd + 1e3)
+    assert not np.array_equal(bad[5], a[5])
 
 
 def test_pair_dots_match_numpy(dtype, rng):
@@ -285,19 +285,34 @@ def test_pair_update_is_pair_then_dots_then_projgrad(dtype, rng, masked, k):
     r = int(rows[-1])
     keep = snapshot([x0, x1, g0, g1, lo, hi])
     S2, Y2 = S.copy(), Y.copy()
-    out, pg = _kernels.lbfgsb_pair_update(x1, x0, g1, g0, lo, hi, S, Y, rows, mask)
+    dcp = np.full_like(x1, np.nan)
+    out, pg, d = _kernels.lbfgsb_pair_update(x1, x0, g1, g0, lo, hi, S, Y, rows, mask, dcp)
+    assert d is dcp
     assert snapshot([x0, x1, g0, g1, lo, hi]) == keep
     np.testing.assert_array_equal(S[r], x1 - x0)
     np.testing.assert_array_equal(Y[r], g1 - g0)
     others = np.arange(S.shape[0]) != r
     np.testing.assert_array_equal(S[others], S2[others])
     np.testing.assert_array_equal(Y[others], Y2[others])
-    np.testing.assert_array_equal(out, _kernels.lbfgsb_pair_dots(S, Y, rows, r, mask, g1))
+    # d is the Cauchy path's direction at (x1, g1): -g1 off the held variables
+    _, held, d_ref = ref._path_direction(x1, g1, lo, hi)
+    np.testing.assert_array_equal(dcp, d_ref.astype(dtype))
+    assert held.any() and not np.all(held)
+    np.testing.assert_array_equal(out, _kernels.lbfgsb_pair_dots(S, Y, rows, r, mask, dcp))
     assert pg == _kernels.bounds_projgrad_norm(x1, g1, lo, hi)
-    exp_out, exp_pg = ref.lbfgsb_pair_update(x1, x0, g1, g0, lo, hi, S2, Y2, rows, mask)
+    exp_out, exp_pg, exp_d = ref.lbfgsb_pair_update(x1, x0, g1, g0, lo, hi, S2, Y2, rows, mask)
     np.testing.assert_array_equal(S2, S)
+    np.testing.assert_array_equal(exp_d, dcp)
     np.testing.assert_allclose(out, exp_out, rtol=1e-10, atol=1e-8)
     assert pg == exp_pg
+    # columns 8-9 are the Cauchy point's W^T d: it gives what its own pass gives
+    if k > 1:
+        M = _middle(S, Y, rows, 1.2)
+        wd = np.concatenate([out[:, 9], out[:, 8]])
+        a = _kernels.lbfgsb_cauchy(x1, g1, lo, hi, S, Y, rows, 1.2, M)
+        b = _kernels.lbfgsb_cauchy(x1, g1, lo, hi, S, Y, rows, 1.2, M, wd)
+        for u, v in zip(a, b):
+            np.testing.assert_array_equal(u, v)
     g1[5] = np.nan
     assert np.isnan(_kernels.lbfgsb_pair_update(x1, x0, g1, g0, lo, hi, S, Y, rows)[1])
 
@@ -352,10 +367,10 @@ def test_one_and_two_threads_bitwise_identical(dtype, rng):
                         [0.0, -0.1, 0.1, 0.05], f)
                     r += [d.tobytes(), s.hex(), gd.hex(), dd.hex()]
             S1, Y1 = S.copy(), Y.copy()
-            pu, pg = _kernels.lbfgsb_pair_update(x, x[::-1].copy(), g, g[::-1].copy(), lo, hi,
-                                                 S1, Y1, rows, free)
+            pu, pg, dc = _kernels.lbfgsb_pair_update(x, x[::-1].copy(), g, g[::-1].copy(), lo,
+                                                     hi, S1, Y1, rows, free)
             assert _kernels.last_threads_used() == t
-            r += [pu.tobytes(), pg.hex(), S1.tobytes(), Y1.tobytes()]
+            r += [pu.tobytes(), pg.hex(), S1.tobytes(), Y1.tobytes(), dc.tobytes()]
         out[t] = r
     assert out[1] == out[2]
 

@@ -60,14 +60,28 @@ def _w_rows(S, Y, rows, theta, i):
     return np.concatenate([_f64(Y[rows, i]), theta * _f64(S[rows, i])])
 
 
-def lbfgsb_cauchy(x, g, lower, upper, S, Y, rows, theta, M, wg=None, out=None):
+def _path_direction(x, g, lower, upper):
+    """``(fixed, held, d)`` of the Cauchy path at ``(x, g)``: scipy's iwhere (at the lower
+    bound and pushed down, or else at the upper bound and pushed up: held there) and the
+    direction ``d`` (float64): ``-g``, 0 where held or where ``g`` is 0."""
+    xd, gd, lo, hi = _f64(x), _f64(g), _f64(lower), _f64(upper)
+    has_lo, has_hi = np.isfinite(lo), np.isfinite(hi)
+    fixed = has_lo & has_hi & (hi - lo <= 0)
+    at_lo = has_lo & (xd - lo <= 0)
+    at_hi = has_hi & (hi - xd <= 0)
+    neg = -gd
+    held = fixed | (at_lo & (neg <= 0)) | (~at_lo & at_hi & (neg >= 0))
+    return fixed, held, np.where(held | (neg == 0), 0.0, neg)
+
+
+def lbfgsb_cauchy(x, g, lower, upper, S, Y, rows, theta, M, wd=None, out=None):
     r"""The generalized Cauchy point (Byrd, Lu, Nocedal & Zhu 1995, Algorithm CP).
 
     Returns ``(xcp, c, free, nfree, tsum, p)``: the point, :math:`c = W^T (x^{cp} - x)`
     (2k, float64), the uint8 mask of the variables free at ``xcp``, their number, the
     path parameter :math:`t` of ``xcp`` (a free variable moved by :math:`-t g_i`) and
     :math:`p = -W_F^T g` over the free variables (2k, float64), which lets the subspace
-    step skip a pass over :math:`W`. ``wg`` (the kernel's shortcut for
+    step skip a pass over :math:`W`. ``wd`` (the kernel's shortcut for
     :math:`W^T d`) is not used: the statement here always forms :math:`W^T d`. ``out``:
     where to write the point.
     """
@@ -81,16 +95,9 @@ def lbfgsb_cauchy(x, g, lower, upper, S, Y, rows, theta, M, wg=None, out=None):
     rows = np.asarray(rows, dtype=np.int64)
     k = rows.size
     lo, hi = _f64(lower), _f64(upper)
-    xd, gd = _f64(x), _f64(g)
+    xd = _f64(x)
     has_lo, has_hi = np.isfinite(lo), np.isfinite(hi)
-    fixed = has_lo & has_hi & (hi - lo <= 0)
-    at_lo = has_lo & (xd - lo <= 0)
-    at_hi = has_hi & (hi - xd <= 0)
-    neg = -gd
-    # scipy's iwhere: at the lower bound and pushed down, or (else) at the upper bound and
-    # pushed up: held there; a zero gradient: free, but does not move
-    held = fixed | (at_lo & (neg <= 0)) | (~at_lo & at_hi & (neg >= 0))
-    d = np.where(held | (neg == 0), 0.0, neg)
+    fixed, held, d = _path_direction(x, g, lower, upper)
     free = np.ones(n, dtype=np.uint8)
     free[held] = 0
     brk_lo = has_lo & ~fixed & (d < 0)
@@ -275,11 +282,17 @@ def lbfgsb_subspace_direction(x, g, xcp, lower, upper, S, Y, rows, cg, a, b, fre
     return lbfgsb_direction(x, z, g, lower, upper, out=out)
 
 
-def lbfgsb_pair_update(x1, x0, g1, g0, lower, upper, S, Y, rows, mask=None):
-    """``S[r] = x1 - x0``, ``Y[r] = g1 - g0`` for ``r = rows[-1]``, then
-    ``(lbfgsb_pair_dots(S, Y, rows, r, mask, g1), bounds_projgrad_norm(x1, g1, ...))``."""
+def lbfgsb_pair_update(x1, x0, g1, g0, lower, upper, S, Y, rows, mask=None, dcp=None):
+    """``S[r] = x1 - x0``, ``Y[r] = g1 - g0`` for ``r = rows[-1]``, the direction ``dcp``
+    of the Cauchy path at ``(x1, g1)``, then ``(lbfgsb_pair_dots(S, Y, rows, r, mask,
+    dcp), bounds_projgrad_norm(x1, g1, ...), dcp)``."""
     r = int(np.asarray(rows)[-1])
-    S[r] = np.asarray(x1) - np.asarray(x0)
+    x1 = np.asarray(x1)
+    S[r] = x1 - np.asarray(x0)
     Y[r] = np.asarray(g1) - np.asarray(g0)
-    return (lbfgsb_pair_dots(S, Y, rows, r, mask, g1),
-            bounds_projgrad_norm(x1, g1, lower, upper))
+    d = _path_direction(x1, g1, lower, upper)[2].astype(x1.dtype)
+    if dcp is not None:
+        dcp[...] = d
+        d = dcp
+    return (lbfgsb_pair_dots(S, Y, rows, r, mask, d), bounds_projgrad_norm(x1, g1, lower, upper),
+            d)

@@ -116,8 +116,8 @@ class CompactMemory:
         self.version = 0          # bumped on every change: caches of derived matrices key on it
         self.updates = 0          # pairs committed since the start (scipy's iupdat)
         self.ids = np.full(self.slots, -1)   # ids[row]: which commit wrote the row's pair
-        self.wg: np.ndarray | None = None
-        self.wg_version = -1
+        self.wd: np.ndarray | None = None
+        self.wd_version = -1
 
     @property
     def rows(self) -> np.ndarray:
@@ -130,17 +130,18 @@ class CompactMemory:
         self.theta = 1.0
         self.version += 1
 
-    def form(self, x_new, x_old, g_new, g_old, lower, upper,
+    def form(self, x_new, x_old, g_new, g_old, lower, upper, work: np.ndarray,
              free_gram: FreeGram | None = None) -> tuple[tuple, float]:
         r"""Form ``s, y`` in the free row and, in the same pass
         (:func:`~fastopt._kernels.lbfgsb_pair_update`), the new pair's products with the
-        memory, the same over ``free_gram``'s free set, :math:`W^T g_{new}` for the next
-        Cauchy point and the projected gradient's max-norm at ``(x_new, g_new)``.
-        Returns ``(formed, pgnorm)``; :meth:`add` commits ``formed``."""
+        memory, the same over ``free_gram``'s free set, :math:`W^T d` for the next Cauchy
+        point (its path's direction ``d`` written to ``work``, scratch) and the projected
+        gradient's max-norm at ``(x_new, g_new)``. Returns ``(formed, pgnorm)``;
+        :meth:`add` commits ``formed``."""
         rows = np.append(self.rows[1:] if self.count == self.m else self.rows, self.head)
         mask = None if free_gram is None else free_gram.mask
-        out, pgnorm = _K.lbfgsb_pair_update(x_new, x_old, g_new, g_old, lower, upper, self.S,
-                                            self.Y, rows, mask)
+        out, pgnorm, _ = _K.lbfgsb_pair_update(x_new, x_old, g_new, g_old, lower, upper,
+                                               self.S, self.Y, rows, mask, work)
         return (rows, out, mask), pgnorm
 
     def add(self, formed: tuple, eps: float, gs_old: float,
@@ -149,7 +150,7 @@ class CompactMemory:
         (-g_{old}^T s)` (``gs_old`` = :math:`g_{old}^T s`)."""
         rows, out, mask = formed
         r = int(rows[-1])
-        self.wg = None
+        self.wd = None
         sy, yy = float(out[-1, 0]), float(out[-1, 1])
         if not (sy > eps * -gs_old) or not (math.isfinite(sy) and math.isfinite(yy)):
             return False
@@ -163,16 +164,17 @@ class CompactMemory:
         self.count = rows.size
         self.updates += 1
         self.version += 1
-        self.wg = np.concatenate([out[:, 9], out[:, 8]])     # (Y g, S g), oldest first
-        self.wg_version = self.version
+        self.wd = np.concatenate([out[:, 9], out[:, 8]])     # (Y d, S d), oldest first
+        self.wd_version = self.version
         if mask is not None:
             assert free_gram is not None
             free_gram.set_row(r, rows, out[:, 4:8], self.ids[r])
         return True
 
-    def products_with_g(self) -> np.ndarray | None:
-        """``(Y g, S g)`` of the current gradient when the last update formed them."""
-        return self.wg if self.wg is not None and self.wg_version == self.version else None
+    def products_with_d(self) -> np.ndarray | None:
+        """``(Y d, S d)`` for the Cauchy path's direction ``d`` at the current point, when
+        the last update formed them."""
+        return self.wd if self.wd is not None and self.wd_version == self.version else None
 
     def middle_inverse(self) -> np.ndarray:
         r""":math:`M^{-1} = [[-D, L^T], [L, \theta S^T S]]` (oldest pair first)."""
@@ -492,15 +494,15 @@ def minimize_lbfgsb(objective: Objective | Callable[..., Any], x0: Any,
             np.copyto(xcp_buf, x)
             z, free, nfree, tsum = xcp_buf, None, n, 0.0
             c = np.zeros(2 * k)
-            wg = memory.products_with_g()
-            if wg is None:
+            wd = memory.products_with_d()     # d = -g: no variable is held
+            if wd is None:
                 out = _kernels.lbfgs_gram(memory.S, memory.Y, memory.rows, None, g)
-                wg = np.concatenate([out[3:4 * k:4], out[2:4 * k:4]])
-            p = -np.concatenate([wg[:k], memory.theta * wg[k:]])
+                wd = -np.concatenate([out[3:4 * k:4], out[2:4 * k:4]])
+            p = np.concatenate([wd[:k], memory.theta * wd[k:]])
         else:
             z, c, free, nfree, tsum, p = _K.lbfgsb_cauchy(
                 x, g, lo, hi, memory.S, memory.Y, memory.rows, memory.theta,
-                np.zeros((0, 0)) if M is None else M, memory.products_with_g(), out=xcp_buf)
+                np.zeros((0, 0)) if M is None else M, memory.products_with_d(), out=xcp_buf)
             if nfree == n:
                 free = None
         if nfree > 0 and k > 0:
@@ -564,7 +566,8 @@ def minimize_lbfgsb(objective: Objective | Callable[..., Any], x0: Any,
         if obj.nfev > maxfun:
             return result("maxfun", x, f, g)
         free_gram = sub.free_gram if constrained else None
-        formed, pgnorm = memory.form(x, x_old, g, g_old, lo, hi, free_gram)
+        # d_buf (the last direction) serves as scratch: the line search is over
+        formed, pgnorm = memory.form(x, x_old, g, g_old, lo, hi, d_buf, free_gram)
         if not (math.isfinite(f) and math.isfinite(pgnorm)):
             return result("nonfinite", x, f, g)
         if pgnorm <= gtol:
