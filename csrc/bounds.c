@@ -123,5 +123,9 @@ static inline void fo_dir_lanes_close(const fo_dir_lanes *a, double *out)
 #  define FO_NO_TRAPS
 #endif
 
+/* Eight doubles, lane j summing elements 8 i + j: the lanes of bdot, spelled so that the
+ * compiler keeps several such sums in registers at once (bounds.inc's dots_with) */
+typedef double fo_v8d __attribute__((vector_size(64)));
+
 #define FO_TEMPLATE "bounds.inc"
 #include "instantiate.h"
