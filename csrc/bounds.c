@@ -48,6 +48,58 @@ static void fo_brk_make_heap(fo_brk *heap, int64_t size)
         fo_brk_sift_down(heap, size, pos);
 }
 
+/* Max-heap sift for the candidate selection (the largest kept pair on top). */
+static void fo_brk_sift_down_max(fo_brk *heap, int64_t size, int64_t pos)
+{
+    const fo_brk item = heap[pos];
+    for (;;) {
+        int64_t l = 2 * pos + 1, best = l;
+        if (l >= size)
+            break;
+        if (l + 1 < size && fo_brk_less(heap[l], heap[l + 1]))
+            best = l + 1;
+        if (!fo_brk_less(item, heap[best]))
+            break;
+        heap[pos] = heap[best];
+        pos = best;
+    }
+    heap[pos] = item;
+}
+
+/* Offer (t, i) to a max-heap holding the `cap` smallest pairs seen. */
+static inline void fo_brk_keep_smallest(fo_brk *heap, int64_t *size, int64_t cap, double t,
+                                        int64_t i)
+{
+    const fo_brk item = {t, i};
+    if (*size < cap) {
+        int64_t pos = (*size)++;
+        while (pos > 0 && fo_brk_less(heap[(pos - 1) / 2], item)) {
+            heap[pos] = heap[(pos - 1) / 2];
+            pos = (pos - 1) / 2;
+        }
+        heap[pos] = item;
+    } else if (fo_brk_less(item, heap[0])) {
+        heap[0] = item;
+        fo_brk_sift_down_max(heap, *size, 0);
+    }
+}
+
+static int fo_brk_compare(const void *a, const void *b)
+{
+    const fo_brk *x = (const fo_brk *)a, *y = (const fo_brk *)b;
+    return fo_brk_less(*x, *y) ? -1 : (fo_brk_less(*y, *x) ? 1 : 0);
+}
+
+/* Where the Cauchy scan takes its next breakpoint from, smallest first: first the `cap`
+ * smallest ones, sorted (a scan passes few: one pass over n, no n-sized heap), then, if the
+ * scan gets past them all, a heap of every breakpoint left. */
+#define FO_BRK_CANDIDATES 1024
+typedef struct {
+    fo_brk *items;
+    int64_t count, pos;
+    int complete, is_heap;
+} fo_brk_source;
+
 static int64_t fo_brk_pop(fo_brk *heap, int64_t *size)
 {
     int64_t top = heap[0].i;
