@@ -32,7 +32,12 @@ tests, statuses and messages this module keeps. One iteration:
 The vector work -- projections, breakpoints, the Cauchy scan, the products with
 :math:`W`, the inner products over the free variables -- runs in fastopt's C kernels
 (``csrc/bounds.inc``) with the GIL released; only :math:`O(m^2)`-sized algebra and the
-control flow are Python.
+control flow are Python. At large n an iteration is bound by memory traffic, and reads
+the pairs twice -- the least this algorithm allows, since the step needs :math:`W^T g`
+before it can form :math:`W v`: once in the pass that forms the new pair (its products
+with the memory, :math:`W^T d` for the next Cauchy point, the projected gradient), once
+in the pass that forms the subspace step and the search direction. The Cauchy point makes
+two passes over the n-vectors and none over the pairs.
 """
 from __future__ import annotations
 
@@ -241,7 +246,7 @@ class FreeGram:
 
     def set_row(self, r: int, rows: np.ndarray, masked: np.ndarray, pair_id: int) -> None:
         """The new pair's products over the current mask, from
-        :func:`~fastopt._kernels.lbfgsb_pair_dots` (columns 4-7)."""
+        :func:`~fastopt._kernels.lbfgsb_pair_update` (columns 4-7)."""
         self.SY[rows, r] = masked[:, 0]
         self.YY[rows, r] = self.YY[r, rows] = masked[:, 1]
         self.SS[rows, r] = self.SS[r, rows] = masked[:, 2]
