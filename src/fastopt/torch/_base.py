@@ -6,10 +6,11 @@ How a step runs (the short path, taken while nothing but hyperparameter values c
 1. each group's kernel options are rebuilt only when its values changed (torch's LR
    schedulers write ``group["lr"]`` and OneCycleLR ``betas``/``momentum`` every step);
    groups with equal options share one unit (one C call per dtype for all of them);
-2. each new ``p.grad`` becomes a DLPack capsule (``to_dlpack``; StepPlan.bind checks what
-   it describes), a numpy view where the capsule does not fit (strided, negative views);
-   a grad that stays the same tensor (``zero_grad(set_to_none=False)``) is retained as a
-   numpy view; params are checked to still have the buffers the cached tables point at;
+2. one C loop (``_kernels.gather_torch_grads``) reads every ``p.grad`` and checks that
+   each param still has the buffer the cached tables point at; each new grad becomes a
+   DLPack capsule (``to_dlpack``; StepPlan.bind checks what it describes), a numpy view
+   where the capsule does not fit (strided, negative views: the Python road); a grad that
+   stays the same tensor (``zero_grad(set_to_none=False)``) is retained as a numpy view;
 3. a cached ``StepPlan`` (pointer tables over the param, state and step-counter views,
    validated once) binds the gradients and runs one C call per unit and dtype, GIL
    released; the per-parameter step counters are int64 tensors the plan increments.
@@ -21,7 +22,6 @@ replaced (``opt.state`` and its entries are tracked dicts), a param's storage sw
 
 from __future__ import annotations
 
-import operator
 import re
 import threading
 import weakref
@@ -38,13 +38,12 @@ from fastopt.torch._state import TrackedState, Version
 # A grad slot's cached source when it holds no retained gradient tensor.
 _NO_GRAD = object()
 _NO_STATE: dict[str, Any] = {}
-_is = operator.is_
 _data_ptr = torch.Tensor.data_ptr
 _numpy = torch.Tensor.numpy
 _is_neg = torch.Tensor.is_neg
 _to_dlpack = torch.utils.dlpack.to_dlpack  # torch._C._to_dlpack: ~4x cheaper than .numpy()
 _DLPackUnfit = _kernels.DLPackUnfit
-_grad_of = operator.attrgetter("grad")
+_gather = _kernels.gather_torch_grads
 # Plans kept per structure (one per combination of units, used state and params with a grad).
 _MAX_PLANS = 8
 
@@ -183,8 +182,8 @@ class _Layout:
         self.arrays = [p.detach().numpy() for p in self.params]
         self.ptrs = [p.data_ptr() for p in self.params]
         n = len(self.params)
-        self.views: list[Any] = [None] * n          # numpy views of the grads of this step
-        self.srcs: list[Any] = [_NO_GRAD] * n       # grad tensors whose views are retained
+        self.views: list[Any] = [None] * n          # the retained views of grads
+        self.srcs: list[Any] = [_NO_GRAD] * n       # the grad tensors they view
         self.gptrs = [0] * n
         self.weak: list[Any] = [None] * n           # the grads of the previous step
         self.keys: list[Any] = [None] * len(groups)
@@ -374,22 +373,24 @@ class Optimizer(torch.optim.Optimizer):
             key = getkey(groups[k])
             if key != keys[k] or not lay.plain[k]:
                 lay.set_options(k, key, self._options(groups[k]))
-        # gradients: a numpy view of each p.grad, reused while p.grad is the same tensor
-        params = lay.params
-        if list(map(_data_ptr, params)) != lay.ptrs:  # some p.data was replaced
+        # gradients: a numpy view of each p.grad, reused while p.grad is the same tensor;
+        # every p.grad (and p's data pointer) read in one C loop
+        got = _gather(lay.params, lay.ptrs, lay.srcs, lay.gptrs, lay.views, lay.weak,
+                      _NO_GRAD, _data_ptr, _is_neg, _to_dlpack, _numpy)
+        if got is None:  # some p.data was replaced
             self._fo_layout = None
             return self._fo_step()
-        grads = list(map(_grad_of, params))
-        if all(map(_is, grads, lay.srcs)) and list(map(_data_ptr, grads)) == lay.gptrs:
+        changed, grads, missing, slow = got
+        if not changed:
             entry = lay.full  # the short path: every view retained, the plan cached
             if entry is None or lay.dirty:
-                self._fo_run(lay, None, lay.views)
+                self._fo_run(lay, None, grads)
                 return
             plan, unit_groups, _ = entry
             try:
-                bound = plan.bind(lay.views)
+                bound = plan.bind(grads)
             except _DLPackUnfit:  # pragma: no cover - retained capsules were bound before
-                self._fo_run(lay, None, lay.views)
+                self._fo_run(lay, None, grads)
                 return
             if not bound:  # pragma: no cover - retained views are never None
                 raise RuntimeError("fastopt.torch: a retained gradient view is missing")
@@ -401,60 +402,33 @@ class Optimizer(torch.optim.Optimizer):
             finally:
                 plan.release()
             return
-        views = lay.views
-        missing, transient = self._fo_gather(lay, grads)
+        for i in slow:
+            grads[i] = self._fo_grad_view(lay, i, lay.params[i].grad)
+        if missing is None:
+            self._fo_run(lay, None, grads)
+        elif len(missing) < len(grads):
+            skip = set(missing)
+            active = tuple(i for i in range(len(grads)) if i not in skip)
+            self._fo_run(lay, active, [grads[i] for i in active])
+
+    def _fo_grad_view(self, lay: _Layout, i: int, g: Any) -> np.ndarray:
+        """The view of a new grad that gather_torch_grads left to Python (a negative view,
+        or a grad to_dlpack refused): the numpy road, which copies or explains. Retained
+        (as gather_torch_grads retains) when it is the grad of the previous step and not a
+        copy."""
         try:
-            if missing is None:
-                self._fo_run(lay, None, views)
-            elif len(missing) < len(views):
-                skip = set(missing)
-                active = tuple(i for i in range(len(views)) if i not in skip)
-                self._fo_run(lay, active, [views[i] for i in active])
-        finally:
-            for i in transient:
-                views[i] = None
-
-    def _fo_gather(self, lay: _Layout, grads: list) -> tuple[list[int] | None, list[int]]:
-        """Views of the grads that are not the retained ones; returns the slots without a
-        grad (None if all have one) and those whose view is dropped after the step.
-
-        A view is retained only for a grad tensor met two steps running (as with
-        ``zero_grad(set_to_none=False)``): a new grad tensor every step (the default
-        ``set_to_none=True``) must not outlive its step through our reference."""
-        missing: list[int] | None = None
-        transient: list[int] = []
-        srcs, gptrs, views, weak = lay.srcs, lay.gptrs, lay.views, lay.weak
-        for i, g in enumerate(grads):
-            if g is srcs[i] and g.data_ptr() == gptrs[i]:
-                continue
-            if g is None:
-                if missing is None:
-                    missing = []
-                missing.append(i)
-                srcs[i] = _NO_GRAD
-                views[i] = None
-                continue
-            try:  # a DLPack capsule, checked by StepPlan.bind (_fo_bind); numpy for the rest
-                views[i] = _numpy(g) if _is_neg(g) else _to_dlpack(g)
-            except (TypeError, RuntimeError):
-                views[i] = self._grad_view(lay, i, g)
-            w = weak[i]
-            if w is not None and w() is g:
-                srcs[i] = g
-                gptrs[i] = g.data_ptr()
-                if type(views[i]) is not np.ndarray:  # retained: a numpy view binds faster
-                    try:                              # than a capsule (parsed every step)
-                        views[i] = _numpy(g)
-                    except (TypeError, RuntimeError):
-                        pass
-                elif views[i].__array_interface__["data"][0] != gptrs[i]:
-                    srcs[i] = _NO_GRAD  # a copy (of a negative view): read it again each step
-                    transient.append(i)
-            else:
-                srcs[i] = _NO_GRAD
-                weak[i] = weakref.ref(g)
-                transient.append(i)
-        return missing, transient
+            view = _numpy(g)
+        except (TypeError, RuntimeError):
+            view = self._grad_view(lay, i, g)
+        w = lay.weak[i]
+        if w is not None and w() is g:
+            if view.__array_interface__["data"][0] == g.data_ptr():  # a copy is read again
+                lay.srcs[i] = g                                       # at each step
+                lay.gptrs[i] = g.data_ptr()
+                lay.views[i] = view
+        else:
+            lay.weak[i] = weakref.ref(g)
+        return view
 
     def _fo_run(self, lay: _Layout, active: tuple[int, ...] | None, grads: list) -> None:
         if lay.dirty:
@@ -505,8 +479,11 @@ class Optimizer(torch.optim.Optimizer):
                 except (TypeError, RuntimeError):
                     view = self._grad_view(lay, i, g)
                 grads[k] = view
-                if lay.views[i] is not None:
-                    lay.views[i] = view
+                if lay.views[i] is not None:  # a retained capsule: retain the view, unless
+                    if view.__array_interface__["data"][0] == lay.gptrs[i]:  # it is a copy
+                        lay.views[i] = view
+                    else:
+                        lay.views[i], lay.srcs[i] = None, _NO_GRAD
 
     def _grad_view(self, lay: _Layout, i: int, g: Any) -> np.ndarray:
         """A view of a grad Tensor.numpy() refused: explain why, or take another road."""
