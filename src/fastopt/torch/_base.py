@@ -121,6 +121,17 @@ def check_param(p: Any, where: str) -> None:
                          "(a copy) to the model and the optimizer")
 
 
+def new_state_tensor(p: torch.Tensor, fill: float) -> torch.Tensor:
+    """A contiguous state tensor like `p` holding `fill`, on transparent huge pages when it
+    is large (``_kernels.advise_hugepages``, asked before the memory is first written, as
+    numpy asks for its large arrays): each step streams it, and 4 KiB pages cost that
+    stream a TLB miss every 4 KiB."""
+    t = torch.empty_like(p, memory_format=torch.contiguous_format)
+    if t.nbytes >= _kernels.HUGEPAGE_BYTES:
+        _kernels.advise_hugepages(t.numpy())
+    return t.fill_(fill)
+
+
 def _check_state_tensor(t: Any, p: torch.Tensor, where: str) -> None:
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"{where}: expected a tensor, got {type(t).__name__}")
@@ -616,8 +627,7 @@ class Optimizer(torch.optim.Optimizer):
                 elif name in initial:
                     entry[name] = torch.tensor(initial[name], dtype=torch.float64)
                 else:
-                    entry[name] = torch.full_like(p, self._fill(name),
-                                                  memory_format=torch.contiguous_format)
+                    entry[name] = new_state_tensor(p, self._fill(name))
             created[i] = needed
         if created:
             lay.version = self._fo_version.n  # our own additions leave the tables valid

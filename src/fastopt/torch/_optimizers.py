@@ -16,7 +16,7 @@ import torch
 
 import fastopt.optim as _numpy_optim
 from fastopt import _kernels
-from fastopt.torch._base import Optimizer, real
+from fastopt.torch._base import Optimizer, new_state_tensor, real
 
 __all__ = ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta", "NAdam", "Lion"]
 
@@ -110,8 +110,7 @@ class Adagrad(Optimizer):
         for group in self.param_groups:
             for p in group["params"]:
                 self.state[p] = {"step": torch.zeros((), dtype=torch.int64),
-                                 "sum": torch.full_like(p, float(value),
-                                                        memory_format=torch.contiguous_format)}
+                                 "sum": new_state_tensor(p, float(value))}
 
     def _options(self, group: dict[str, Any]) -> Any:
         return _kernels.adagrad_options(lr=real(group["lr"], "lr"),
