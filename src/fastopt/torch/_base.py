@@ -33,6 +33,7 @@ import torch
 
 from fastopt import _kernels
 from fastopt import torch_state as _torch_layout
+from fastopt.torch._lowprec import TorchLowPrecision, convert_state
 from fastopt.torch._state import TrackedState, Version
 
 # A grad slot's cached source when it holds no retained gradient tensor.
@@ -278,8 +279,14 @@ class Optimizer(torch.optim.Optimizer):
     #: default dtype; state_dict() converts)
     _reals: tuple[tuple[str, float], ...] = ()
     _option_key: Callable[[dict[str, Any]], tuple]
+    #: the family of fastopt.optim this class steps (its states' kinds and fills)
+    _family: Any = None
 
-    def __init__(self, params: Iterable[Any], defaults: dict[str, Any]) -> None:
+    def __init__(self, params: Iterable[Any], defaults: dict[str, Any], *,
+                 state_dtype: str | None = None, min_lowprec_size: int = 4096,
+                 state_seed: int = 0) -> None:
+        self._fo_lowprec = (None if state_dtype is None else
+                            TorchLowPrecision(state_dtype, min_lowprec_size, state_seed))
         self._fo_version = Version()
         self._fo_layout: _Layout | None = None
         self._fo_lock = threading.Lock()
@@ -299,6 +306,22 @@ class Optimizer(torch.optim.Optimizer):
     def _first_step_options(self, group: dict[str, Any]) -> Any:
         """Options for params whose state this step creates, when they differ (SGD)."""
         return None
+
+    @property
+    def state_dtype(self) -> str | None:
+        """How large state tensors are kept: None (the param's dtype), "bfloat16" or "int8"
+        (see :func:`fastopt.torch.full_precision_state_dict` for the form)."""
+        return None if self._fo_lowprec is None else self._fo_lowprec.dtype
+
+    def _new_state(self, p: torch.Tensor, name: str, fill: float) -> Any:
+        """A new state `name` of param `p` holding `fill`, in the format this optimizer
+        keeps for it."""
+        if self._fo_lowprec is None:
+            return new_state_tensor(p, fill)
+        return self._fo_lowprec.new_state(p, fill, self._nonnegative(name))
+
+    def _nonnegative(self, name: str) -> bool:
+        return bool(self._family.state(name).values == "nonnegative")
 
     # -- groups -------------------------------------------------------------------------------
     def add_param_group(self, param_group: dict[str, Any]) -> None:
@@ -373,6 +396,9 @@ class Optimizer(torch.optim.Optimizer):
         return loss
 
     def _fo_step(self) -> None:
+        if self._fo_lowprec is not None:
+            self._fo_lowprec.step(self)
+            return
         lay = self._fo_layout
         groups = self.param_groups
         if lay is None or lay.version != self._fo_version.n or lay.state is not self.state \
@@ -499,7 +525,22 @@ class Optimizer(torch.optim.Optimizer):
     def _grad_view(self, lay: _Layout, i: int, g: Any) -> np.ndarray:
         """A view of a grad Tensor.numpy() refused: explain why, or take another road."""
         k, j = lay.where[i]
-        where = f"param_groups[{k}]['params'][{j}].grad"
+        return self._grad_view_at(f"param_groups[{k}]['params'][{j}].grad", lay.params[i], g)
+
+    def _lowprec_grad_view(self, i: int, g: Any) -> np.ndarray:
+        """A numpy view of the grad of the i-th param (low-precision step)."""
+        try:
+            return _numpy(g)
+        except (TypeError, RuntimeError):
+            pass
+        for k, group in enumerate(self.param_groups):
+            if i < len(group["params"]):
+                return self._grad_view_at(f"param_groups[{k}]['params'][{i}].grad",
+                                          group["params"][i], g)
+            i -= len(group["params"])
+        raise IndexError(i)  # pragma: no cover - i comes from the groups
+
+    def _grad_view_at(self, where: str, p: torch.Tensor, g: Any) -> np.ndarray:
         if not isinstance(g, torch.Tensor):
             raise TypeError(f"{where}: expected a tensor, got {type(g).__name__}")
         if g.layout != torch.strided:
@@ -509,7 +550,7 @@ class Optimizer(torch.optim.Optimizer):
             raise ValueError(f"{where}: on device {g.device}; fastopt.torch steps CPU tensors")
         if g.requires_grad or g.is_neg() or g.is_conj():  # create_graph=True, or a lazy view
             return g.detach().resolve_neg().resolve_conj().numpy()
-        raise TypeError(f"{where}: dtype {g.dtype}, the parameter's is {lay.params[i].dtype}")
+        raise TypeError(f"{where}: dtype {g.dtype}, the parameter's is {p.dtype}")
 
     # -- the cached tables ------------------------------------------------------------------
     def _fo_rebuild(self) -> _Layout:
@@ -537,9 +578,11 @@ class Optimizer(torch.optim.Optimizer):
                 where = f"state[param_groups[{k}]['params'][{j}]]"
                 for name in self._state_names:
                     t = entry.get(name)
-                    if t is not None:
+                    if t is not None and not isinstance(t, dict) \
+                            and not (isinstance(t, torch.Tensor) and t.dtype == torch.bfloat16
+                                     and self._fo_lowprec is not None):
                         _check_state_tensor(t, p, f"{where}[{name!r}]")
-                if self._has_step and "step" in entry:
+                if (self._has_step or self._fo_lowprec is not None) and "step" in entry:
                     step = entry["step"]
                     if not (isinstance(step, torch.Tensor) and step.dtype == torch.int64
                             and step.dim() == 0 and step.device.type == "cpu"
@@ -627,7 +670,7 @@ class Optimizer(torch.optim.Optimizer):
                 elif name in initial:
                     entry[name] = torch.tensor(initial[name], dtype=torch.float64)
                 else:
-                    entry[name] = new_state_tensor(p, self._fill(name))
+                    entry[name] = self._new_state(p, name, self._fill(name))
             created[i] = needed
         if created:
             lay.version = self._fo_version.n  # our own additions leave the tables valid
@@ -658,19 +701,41 @@ class Optimizer(torch.optim.Optimizer):
         nothing changes. As in torch, loaded state tensors may share memory with the
         state_dict's (deep-copy the dict first if you keep using it)."""
         before = self.__dict__.get("state"), self.param_groups
-        super().load_state_dict(state_dict)
+        # int8 states (dicts) go around torch's load, which would cast their codes to floats
+        # and their "format" to the text of a generator
+        aside: dict[Any, dict[str, Any]] = {}
+        plain_state: dict[Any, Any] = {}
+        for key, entry in state_dict["state"].items():
+            if isinstance(entry, dict) and any(isinstance(v, dict) for v in entry.values()):
+                aside[key] = {n: v for n, v in entry.items() if isinstance(v, dict)}
+                entry = {n: v for n, v in entry.items() if not isinstance(v, dict)}
+            plain_state[key] = entry
+        super().load_state_dict({**state_dict, "state": plain_state})
         try:
             for group in self.param_groups:
                 self._check_group(group)
-            for group in self.param_groups:
-                for p in group["params"]:
+            ids = [i for group in state_dict["param_groups"] for i in group["params"]]
+            by_id = dict(zip(ids, (p for group in self.param_groups for p in group["params"])))
+            for key, values in aside.items():
+                if key in by_id:
+                    self.state[by_id[key]].update(values)
+            for k, group in enumerate(self.param_groups):
+                for j, p in enumerate(group["params"]):
                     entry = self.state.get(p)
                     if not entry:
                         continue
+                    target = None if self._fo_lowprec is None else self._fo_lowprec.target(p)
                     for name in self._state_names:
                         t = entry.get(name)
-                        if isinstance(t, torch.Tensor) and (t.requires_grad
-                                                            or not t.is_contiguous()):
+                        if t is None:
+                            continue
+                        if target is not None or isinstance(t, dict) \
+                                or t.dtype == torch.bfloat16:
+                            entry[name] = convert_state(
+                                t, p, target, self._nonnegative(name),
+                                f"state[param_groups[{k}]['params'][{j}]][{name!r}]")
+                        elif isinstance(t, torch.Tensor) and (t.requires_grad
+                                                              or not t.is_contiguous()):
                             entry[name] = t.detach().contiguous()
             self._fo_normalize_state()
         except Exception:
@@ -679,11 +744,17 @@ class Optimizer(torch.optim.Optimizer):
             raise
         self._fo_layout = None
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()  # type: ignore[misc]
+        state["_fo_lowprec"] = self._fo_lowprec
+        return state
+
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
         for group in self.param_groups:  # a state dict of an older torch lacks newer options
             for key, value in self.defaults.items():
                 group.setdefault(key, value)
+        self.__dict__.setdefault("_fo_lowprec", None)
         if "_fo_version" not in self.__dict__:  # unpickled or deep-copied
             self._fo_version = Version()
             self._fo_lock = threading.Lock()
