@@ -192,6 +192,28 @@ def test_load_cap_rule(cap, rate, expected):
     assert _kernels._load_adapt(cap, full, rate) == expected
 
 
+@pytest.mark.parametrize("cap, runnable, online, expected", [
+    (1, 1, 2, 2),     # only the caller runs on 2 CPUs: grow
+    (1, 2, 2, 1),     # another process holds the second CPU: stay (no oscillation)
+    (1, 5, 2, 1),
+    (3, 5, 8, 4),     # 3 CPUs free: grow by one
+    (3, 8, 8, 3),
+    (1, -1, 2, 2),    # unknown: grow, as before the check existed
+    (1, 2, -1, 2)])
+def test_load_cap_grows_only_into_a_free_cpu(cap, runnable, online, expected):
+    full = 2 if online == 2 or online < 0 else 8
+    assert _kernels._load_adapt(cap, full, 0.0, runnable, online) == expected
+    # a busy window halves whatever the system looks like
+    assert _kernels._load_adapt(cap, full, 1e9, runnable, online) == max(1, cap // 2)
+
+
+def test_runnable_threads_counts_at_least_the_caller():
+    n = _kernels._runnable_threads()
+    if n is None:
+        pytest.skip("no /proc/loadavg here")
+    assert n >= 1
+
+
 def _burn_until(predicate, seconds=5.0):
     import time
 
@@ -220,7 +242,11 @@ def test_load_cap_follows_the_signal_and_spares_explicit_counts():
         with fastopt.threads(full):                       # explicit: never capped
             assert fastopt.kernels.planned_threads(n) == full
         _kernels._set_load_tuning(0.0, 0.0, 1e300, 1e300)  # every window counts as quiet
+        old_probe = _kernels._set_runnable_probe(10**6)     # ...but no CPU is free
+        assert not _burn_until(lambda: _kernels._load_state()["cap"] > 1, seconds=0.3)
+        _kernels._set_runnable_probe(1)                     # only this process runs
         assert _burn_until(lambda: _kernels._load_state()["cap"] == full)
         assert fastopt.kernels.planned_threads(n) == full
     finally:
         _kernels._set_load_tuning(*old)
+        _kernels._set_runnable_probe(old_probe if "old_probe" in locals() else -2)

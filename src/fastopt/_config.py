@@ -100,7 +100,12 @@ def thread_policy() -> dict:
                        + ("no rate measured yet" if rate is None
                           else f"now {rate:.0f} preemptions per CPU-second")
                        + "; halves above "
-                       f"{load['busy_rate']:.0f}, grows below {load['quiet_rate']:.0f}); "
+                       f"{load['busy_rate']:.0f}, grows below {load['quiet_rate']:.0f} "
+                       "while the system has a CPU free"
+                       + ("" if load["runnable"] is None else
+                          f": {load['runnable']} runnable on {load['online_cpus']} at the "
+                          "last look")
+                       + "); "
                        f"{LOAD_ADAPTIVE_VARIABLE}=0 or an explicit thread count turns it off")
     else:
         cap = None

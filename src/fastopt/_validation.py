@@ -168,6 +168,8 @@ def check_int(value: Any, name: str, low: int | None = None, high: int | None = 
     ...
     TypeError: maxiter: expected an int, got 2.5
     """
+    if type(value) is int and _in_interval(value, low, high, closed):
+        return value  # the common case without the general dispatch (0.1 us, not 0.7)
     value = _scalar(value)
     if _is_bool(value):
         raise TypeError(f"{name}: expected an int, got {describe_value(value)}")
@@ -185,6 +187,8 @@ def check_int(value: Any, name: str, low: int | None = None, high: int | None = 
 
 def check_bool(value: Any, name: str) -> bool:
     """``value`` as a bool: only ``True``/``False`` (or ``np.bool_``), not 0 or 1."""
+    if value is True or value is False:
+        return value
     value = _scalar(value)
     if not _is_bool(value):
         raise TypeError(f"{name}: expected True or False, got {describe_value(value)}")
@@ -209,6 +213,8 @@ def check_uint64(value: Any, name: str) -> int:
 def check_seed(value: Any, name: str = "seed") -> int | np.random.Generator | None:
     """None, a ``np.random.Generator``, or an int in [0, 2**64) (returned as int)."""
     if value is None or isinstance(value, np.random.Generator):
+        return value
+    if type(value) is int and 0 <= value < UINT64_LIMIT:
         return value
     value = _scalar(value)
     if _is_bool(value) or not isinstance(value, (numbers.Real, np.integer, np.floating)):

@@ -21,6 +21,7 @@ from fastopt.optimize.bounded_problems import (
 from fastopt.optimize.bounds import clip_x0, parse_bounds
 from fastopt.optimize.lbfgsb import minimize_lbfgsb
 from fastopt.optimize.problems import PROBLEMS
+from fastopt_testing.scipy_messages import lbfgsb_message
 
 so = pytest.importorskip("scipy.optimize")
 
@@ -168,7 +169,7 @@ def _quad(x):
 def test_status_gtol_at_start_is_zero_iterations():
     res = minimize_lbfgsb(_quad, np.full(3, 3.0))
     assert (res.status, res.nit, res.nfev, res.reason) == (0, 0, 1, "gtol")
-    assert res.message == "CONVERGENCE: NORM OF PROJECTED GRADIENT <= PGTOL"
+    assert res.message == lbfgsb_message("gtol")
 
 
 def test_status_gtol_at_an_active_bound():
@@ -230,7 +231,9 @@ def test_hess_inv_is_scipys_operator():
     np.testing.assert_allclose(H.matvec(v), ref.matvec(v), rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(H(v), ref(v), rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(H.dot(v), ref.dot(v), rtol=1e-12, atol=1e-14)
-    np.testing.assert_allclose(H.todense(), ref.todense(), rtol=1e-12, atol=1e-14)
+    # to rounding at the matrix's scale: scipy < 1.15 sums todense() in another order
+    dense = ref.todense()
+    np.testing.assert_allclose(H.todense(), dense, rtol=1e-12, atol=1e-13 * np.abs(dense).max())
     np.testing.assert_allclose(H.rho, ref.rho)
 
 

@@ -17,6 +17,7 @@ from numpy.testing import assert_allclose, assert_equal
 from scipy.optimize import OptimizeResult, OptimizeWarning, rosen, rosen_der
 
 from fastopt import minimize
+from fastopt_testing.scipy_messages import lbfgsb_message
 
 
 class Entropy:
@@ -384,12 +385,19 @@ def test_minimize_warnings_gh1953():
 
 @pytest.mark.parametrize("method", ["bfgs", "l-bfgs-b"])
 def test_minimize_maxiter_noninteger(method):
-    # gh-23430: scipy accepts maxiter=100.1. DIFFERENCE: fastopt's validation accepts an
-    # integral float (100.0) and refuses a fractional one with a clear TypeError.
+    # gh-23430: scipy accepts maxiter=100.1 (it iterates while nit < maxiter)
     x0 = np.array([1.3, 0.7, 0.8, 1.9, 1.2])
-    minimize(rosen, x0, method=method, options={"maxiter": 100.0})
-    with pytest.raises(TypeError, match="options\\['maxiter'\\]: expected an int"):
-        minimize(rosen, x0, method=method, options={"maxiter": 100.1})
+    minimize(rosen, x0, method=method, options={"maxiter": 100.1})
+    for maxiter in (3.5, np.float64(2.01), 4.0):
+        ours = minimize(rosen, x0, method=method, jac=rosen_der, options={"maxiter": maxiter})
+        theirs = so.minimize(rosen, x0, method=method, jac=rosen_der,
+                             options={"maxiter": maxiter})
+        assert ours.nit == theirs.nit == int(np.ceil(maxiter))
+        assert ours.status == theirs.status == 1
+    with pytest.raises(TypeError, match="options\\['maxiter'\\]: expected a real number"):
+        minimize(rosen, x0, method=method, options={"maxiter": "100"})
+    with pytest.raises(ValueError, match="options\\['maxiter'\\]"):
+        minimize(rosen, x0, method=method, options={"maxiter": -1})
 
 
 def test_x_overwritten_user_function():
@@ -471,7 +479,7 @@ def test_l_bfgs_b_maxiter():
     assert_allclose(res.fun, c.fun)
     assert_equal(res.status, 1)
     assert res.success is False
-    assert res.message.startswith("STOP: TOTAL NO. OF ITERATIONS REACHED LIMIT")
+    assert res.message.startswith(lbfgsb_message("maxiter"))
 
 
 def test_minimize_l_bfgs_b():
@@ -507,3 +515,33 @@ def test_minimize_l_bfgs_maxls():
     sol = minimize(rosen, np.array([-1.2, 1.0]), method="L-BFGS-B", jac=rosen_der,
                    options={"maxls": 1})
     assert not sol.success
+
+
+# ------------------------------------------------- scipy's iterates without the scaling
+
+@pytest.mark.parametrize("d", [[1.0, 10.0, 100.0, 1000.0], list(np.logspace(0, 4, 30)),
+                               [1.0, 2.0, 3.0, 4.0]])
+def test_unscaled_bfgs_takes_scipys_steps(d):
+    """With ``scaling=False`` (H0 = I, as scipy) and scipy's predicted first trial step,
+    BFGS on an ill-conditioned quadratic takes scipy's iterations and evaluations (the
+    default gamma scaling takes 28 iterations against 5 on diag(1, 10, 100, 1000): see
+    fastopt.minimize's notes on ``scaling``)."""
+    d = np.array(d)
+
+    def fg(x):
+        return float(0.5 * np.sum(d * x * x)), d * x
+    x0 = np.ones(d.size)
+    ours = minimize(fg, x0, jac=True, method="BFGS", options={"scaling": False})
+    theirs = so.minimize(fg, x0, jac=True, method="BFGS")
+    assert ours.status == theirs.status == 0
+    assert (ours.nit, ours.nfev) == (theirs.nit, theirs.nfev)
+    assert_allclose(ours.x, theirs.x, atol=1e-5)   # both stop at max|g| <= gtol = 1e-5
+
+
+def test_predicted_first_trial_step():
+    from fastopt.optimize._quasi_newton import _predicted_step
+    assert _predicted_step(9.0, 10.0, -4.0) == pytest.approx(0.505)   # 1.01 * 2 * 1 / 4
+    assert _predicted_step(0.0, 10.0, -1.0) == 1.0                     # capped at 1
+    assert _predicted_step(9.0, 10.0, 4.0) == 1.0                      # not positive
+    assert _predicted_step(9.0, float("inf"), -4.0) == 1.0
+    assert _predicted_step(9.0, 10.0, 0.0) == 1.0

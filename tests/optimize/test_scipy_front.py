@@ -157,7 +157,9 @@ def test_eps_is_an_absolute_finite_difference_step():
     np.testing.assert_allclose(steps[0], [1e-4, 0], rtol=1e-9)  # absolute, not |x| * rel
     np.testing.assert_allclose(steps[1], [0, 1e-4], rtol=1e-6)
     points.clear()
-    minimize(f, x0, options={"finite_diff_rel_step": np.array([1e-6, 1e-3]), "maxiter": 0})
+    # as scipy, the relative step counts only without the absolute one (eps=None)
+    minimize(f, x0, options={"finite_diff_rel_step": np.array([1e-6, 1e-3]), "eps": None,
+                             "maxiter": 0})
     steps = [p - x0 for p in points[1:3]]
     np.testing.assert_allclose(steps[0], [1e-3, 0], rtol=1e-6)  # 1e-6 * |1000|
     np.testing.assert_allclose(steps[1], [0, -3e-3], rtol=1e-6)  # sign of x
@@ -165,6 +167,31 @@ def test_eps_is_an_absolute_finite_difference_step():
         minimize(f, x0, options={"finite_diff_rel_step": [1e-6, 1e-6, 1e-6]})
     with pytest.raises(ValueError, match="options\\['eps'\\]: expected a value in \\(0, inf\\)"):
         minimize(f, x0, options={"eps": 0.0})
+
+
+@pytest.mark.parametrize("method, eps", [("BFGS", 2.0 ** -26), ("L-BFGS-B", 1e-8)])
+def test_default_finite_difference_step_is_scipys_absolute_eps(method, eps):
+    """scipy's BFGS and L-BFGS-B difference with the absolute step ``eps`` (sqrt of the
+    float64 epsilon, and 1e-8) unless ``eps=None``: ``finite_diff_rel_step`` alone
+    changes nothing there."""
+    points = []
+
+    def f(x):
+        points.append(x.copy())
+        return float(np.sum(x ** 2))
+    x0 = np.array([1000.0, -3.0])
+    for options in ({}, {"finite_diff_rel_step": np.array([1e-6, 1e-3])}):
+        points.clear()
+        minimize(f, x0, method=method, options={"maxiter": 0, **options})
+        steps = [p - x0 for p in points[1:3]]
+        # the step actually taken: x0 + eps rounded to x0's grid
+        np.testing.assert_array_equal(steps[0], [(1000.0 + eps) - 1000.0, 0.0])
+        np.testing.assert_array_equal(steps[1], [0.0, (-3.0 + eps) + 3.0])
+        so = pytest.importorskip("scipy.optimize")
+        ours = list(points)
+        points.clear()
+        so.minimize(f, x0, method=method, options={"maxiter": 0, **options})
+        np.testing.assert_array_equal(np.array(points[:3]), np.array(ours[:3]))
 
 
 def test_scipy_options_are_known():

@@ -59,6 +59,8 @@ def test_every_public_name_has_a_numpydoc_examples_section(name):
 def test_pickles_from_the_single_module_still_load():
     """train_objects_1eb14c4.pkl was written by fastopt.train as one module (commit 1eb14c4):
     its classes are named fastopt.train.X, which the package still provides."""
+    if int(np.__version__.split(".")[0]) < 2:
+        pytest.skip("the pickle holds numpy 2 arrays (numpy._core), which numpy 1 cannot load")
     path = os.path.join(os.path.dirname(__file__), "data", "train_objects_1eb14c4.pkl")
     with open(path, "rb") as f:
         objs = pickle.load(f)

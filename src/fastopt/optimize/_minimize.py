@@ -22,7 +22,7 @@ from ._options import (
     warn_unknown,
 )
 from ._quasi_newton import QNOptions, run_quasi_newton
-from ._scipy import optimize_warning
+from ._scipy import optimize_result, optimize_warning
 from .bfgs import BfgsMemory
 from .first_order import FIRST_ORDER_METHODS, run_first_order
 from .lbfgs import LbfgsMemory
@@ -79,11 +79,28 @@ def _minimize_bounded(obj: Objective, x: np.ndarray, bounds: Any, qn: QNOptions,
     from .lbfgsb import minimize_lbfgsb
     box = parse_bounds(bounds, x.size, x.dtype)
     lower, upper = (None, None) if box is None else box
+    if box is not None and np.all(box[0] == box[1]):
+        return _all_fixed_result(obj, box[0])
+    obj.set_box(lower, upper)   # finite differences stay in the box
     maxfun = 15000 if qn.maxfun is None else qn.maxfun
     obj.maxfun = None   # as scipy, L-BFGS-B checks maxfun after each iteration, not inside
-    return minimize_lbfgsb(obj, x, lower, upper, ftol=qn.ftol, gtol=qn.gtol, maxcor=m,
-                           maxls=qn.maxls, maxiter=qn.maxiter, maxfun=maxfun,
-                           callback=callback, shape=obj.shape)
+    res = minimize_lbfgsb(obj, x, lower, upper, ftol=qn.ftol, gtol=qn.gtol, maxcor=m,
+                          maxls=qn.maxls, maxiter=qn.maxiter, maxfun=maxfun,
+                          callback=callback, shape=obj.shape)
+    if obj.finite_differences and obj.fixed is not None:
+        # scipy takes fixed variables out of a finite-difference problem: their
+        # derivative is unknown (NaN), and so is the inverse Hessian of the whole
+        res["jac"] = np.where(obj.fixed.reshape(obj.shape), np.nan, res["jac"])
+        res["hess_inv"] = None
+    return res
+
+
+def _all_fixed_result(obj: Objective, lower: np.ndarray) -> OptimizeResult:
+    """scipy's result when the bounds fix every variable: x = lower, one evaluation."""
+    x = np.array(lower, dtype=obj.dtype)
+    return optimize_result(x=x.reshape(obj.shape), fun=obj.f(x), success=True, status=0,
+                           message="All independent variables were fixed by bounds.",
+                           nfev=1, njev=0, nhev=0, nit=0)
 
 
 def _wrap_callback(callback):
@@ -209,8 +226,15 @@ def minimize(fun: Callable[..., Any], x0: ArrayLike, args: tuple | Any = (),
           [1e-4], ``c2`` [0.9] (``0 < c1 < c2 < 1``), ``maxls`` [20].
         * ``maxcor`` [10] (alias ``m``): L-BFGS pairs kept.
         * ``scaling`` [True]: :math:`H_0 = \gamma I`,
-          :math:`\gamma = s^T y / y^T y` (newest pair for L-BFGS; first pair,
-          before the first update, for BFGS).
+          :math:`\gamma = s^T y / y^T y` (newest pair for L-BFGS; first pair, before
+          the first update, for BFGS). scipy's BFGS does not scale: ``scaling=False``
+          gives its iterates (the same evaluations as scipy on all but 1 of the 140
+          collection runs at n = 10 and 100). Scaling saves 16% of the evaluations over
+          those runs (19,879 against 23,656; scipy 23,860), solves ``ext_hiebert`` at
+          n = 100 within 5,000 iterations where the unscaled form does not, but takes
+          over 1.5x scipy's evaluations on 20 runs whose first step sees only the
+          stiffest directions (``diagonal9``, ``quad_diag_perturbed``; 28 iterations
+          against 5 on ``diag(1, 10, 100, 1000)``).
         * ``warm_start``: a previous result of the same method (or its
           ``hess_inv``; for L-BFGS also ``{"s": ..., "y": ..., "gamma": ...}``)
           whose curvature memory starts this run.
@@ -358,7 +382,8 @@ def _quasi_newton(fun, x, shape, dtype, args, jac, kind, opts, tol, cb, bounds=N
     maxiter, maxfun, ftol = METHOD_DEFAULTS[kind]
     qn, scaling = _qn_options(opts, dtype, 200 * n if maxiter is None else maxiter, maxfun,
                               ftol)
-    abs_step, rel_step = fd_steps(opts, n)
+    qn.predicted_first_step = kind == "BFGS"   # scipy BFGS's first trial step
+    abs_step, rel_step = fd_steps(opts, n, kind, jac)
     obj = Objective(fun, shape, dtype, args, jac, fd_rel_step=rel_step,
                     fd_abs_step=abs_step, maxfun=qn.maxfun)
     m = 0 if kind == "BFGS" else _check_number("m", opts.get("m", 10), lo=1, integer=True)

@@ -7,6 +7,7 @@ quasi-Newton options through :func:`_qn_options` as well.
 from __future__ import annotations
 
 import math
+import sys
 import warnings
 from collections.abc import Mapping
 from typing import Any
@@ -98,7 +99,9 @@ def _maxiter(opts: Mapping[str, Any], default: int) -> int:
     value = opts.get("maxiter")
     if value is None:        # scipy: maxiter=None means the method's default
         return default
-    return _check_number("maxiter", value, lo=0, integer=True)
+    # scipy iterates while nit < maxiter: a fractional maxiter (gh-23430) means its ceiling
+    limit = _check_number("maxiter", value, lo=0.0)
+    return int(math.ceil(limit)) if math.isfinite(limit) else sys.maxsize
 
 
 def _qn_options(opts: Mapping[str, Any], dtype: np.dtype, default_maxiter: int,
@@ -158,13 +161,24 @@ def _step_array(value: Any, name: str, n: int) -> float | np.ndarray:
     return a
 
 
-def fd_steps(opts: Mapping[str, Any],
-             n: int) -> tuple[float | np.ndarray | None, float | np.ndarray | None]:
+#: scipy's default absolute finite-difference step (``eps``) of the methods that have one
+DEFAULT_FD_EPS = {"BFGS": math.sqrt(float(np.finfo(np.float64).eps)), "L-BFGS-B": 1e-8}
+
+
+def fd_steps(opts: Mapping[str, Any], n: int, kind: str | None = None, jac: Any = None
+             ) -> tuple[float | np.ndarray | None, float | np.ndarray | None]:
     """``(absolute, relative)`` finite-difference steps from ``eps`` and
-    ``finite_diff_rel_step`` (None: not given); as scipy, an absolute step wins."""
+    ``finite_diff_rel_step`` (None: not given). As scipy: an absolute step wins; BFGS and
+    L-BFGS-B (`kind`) have one by default (``DEFAULT_FD_EPS``), so
+    ``finite_diff_rel_step`` counts there only with ``eps=None``; and a scheme named in
+    `jac` (``"2-point"``, ``"3-point"``) takes relative steps, whatever ``eps`` says."""
     out = []
     for key in ("eps", "finite_diff_rel_step"):
         value = opts.get(key)
+        if key == "eps" and "eps" not in opts:
+            value = DEFAULT_FD_EPS.get(kind or "")
+        if key == "eps" and isinstance(jac, str):
+            value = None
         out.append(None if value is None else _step_array(value, f"options[{key!r}]", n))
     return out[0], out[1]
 

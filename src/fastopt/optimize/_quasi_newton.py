@@ -55,6 +55,11 @@ class QNOptions:
     ls_xtol: float
     fnoise: float = 0.0
     disp: bool = False
+    #: first trial step of a quasi-Newton step: 1 (False), or scipy BFGS's
+    #: ``min(1, 1.01 * 2 (f_k - f_{k-1}) / g_k.d_k)`` (True): the step that the last
+    #: decrease predicts, which on ill-conditioned quadratics behaves like an exact line
+    #: search (5 iterations instead of 25 on diag(1, 10, 100, 1000))
+    predicted_first_step: bool = False
 
 
 #: the longest step the line search may try, as a multiple of the first trial step
@@ -86,6 +91,17 @@ def first_step(x: np.ndarray, f: float, g: np.ndarray, space: VectorSpace = LOCA
     """
     del x, f     # the rule is the same whatever the point and value
     return 1.0 / math.sqrt(space.dot(g, g))
+
+
+def _predicted_step(f: float, f_prev: float, dphi0: float) -> float:
+    """scipy's first trial step after the first iteration (``line_search_wolfe1``): the
+    step at which a quadratic with this slope would repeat the last decrease (times
+    1.01), at most 1; 1 when that is not positive."""
+    if dphi0 != 0.0 and math.isfinite(f_prev):
+        alpha = min(1.0, 1.01 * 2.0 * (f - f_prev) / dphi0)
+        if alpha > 0.0:
+            return alpha
+    return 1.0
 
 
 def stop_reason(opts: QNOptions, obj: Objective, nit: int, finite: bool, gnorm: float,
@@ -200,6 +216,7 @@ def run_quasi_newton(obj: Objective, x: np.ndarray, memory, opts: QNOptions,
     retried_after: str | None = None   # message of the failure we restarted after
     # Hager-Zhang running average of |f|, the scale of the function-value noise
     f_avg, f_q = abs(f), 1.0
+    f_prev: float | None = None      # the value before the last step (scipy's old_phi0)
     while True:
         x_old = None
         if memory.is_empty():
@@ -209,6 +226,8 @@ def run_quasi_newton(obj: Objective, x: np.ndarray, memory, opts: QNOptions,
             d = memory.direction(g)
             alpha0 = 1.0
         line = Line(obj, x, d, f, g, pool, space)
+        if opts.predicted_first_step and f_prev is not None and not memory.is_empty():
+            alpha0 = _predicted_step(f, f_prev, line.dphi0)
         if search is more_thuente:
             ls = more_thuente(line, alpha0, c1=opts.c1, c2=opts.c2, maxls=opts.maxls,
                               xtol=opts.ls_xtol, fnoise=opts.fnoise * f_avg,
@@ -229,6 +248,7 @@ def run_quasi_newton(obj: Objective, x: np.ndarray, memory, opts: QNOptions,
             return result("unbounded", x, f, g, f"(f = {f:.6g} after a step of "
                           f"{step:.3g} times the direction.)")
         line.release(ls.x)
+        f_prev = f
         if ls.success:
             retried_after = None
             assert g_ls is not None

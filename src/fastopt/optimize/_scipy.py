@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from scipy.optimize import OptimizeResult
 
-__all__ = ["optimize_result", "optimize_warning"]
+__all__ = ["optimize_result", "optimize_warning", "scipy_version"]
 
 
 def optimize_result(**fields: Any) -> OptimizeResult:
@@ -24,3 +24,10 @@ def optimize_warning() -> type[Warning]:
     """The class :class:`scipy.optimize.OptimizeWarning`."""
     from scipy.optimize import OptimizeWarning
     return OptimizeWarning
+
+
+def scipy_version() -> tuple[int, int]:
+    """(major, minor) of the installed scipy: some of its messages depend on it."""
+    import scipy
+    major, minor = scipy.__version__.split(".")[:2]
+    return int(major), int("".join(ch for ch in minor if ch.isdigit()) or 0)

@@ -21,7 +21,10 @@ bits, and on a badly scaled problem that decided convergence).
 
 Before the first update :math:`H_0 = I` is rescaled to :math:`\gamma I`,
 :math:`\gamma = s^T y / y^T y` (Nocedal & Wright, eq. 6.20), unless the user gave
-``hess_inv0`` or a warm start.  Pairs failing the curvature guard of
+``hess_inv0``, a warm start or ``scaling=False`` (scipy's choice; measured in
+``fastopt.minimize``'s notes). As scipy's BFGS, a quasi-Newton step's first trial step
+is the one the last decrease predicts,
+``min(1, 1.01 * 2 (f_k - f_{k-1}) / g_k^T d_k)``.  Pairs failing the curvature guard of
 :func:`~fastopt.optimize.lbfgs.curvature_ok` are skipped.
 
 If :math:`H` has lost positive definiteness to rounding (:math:`y^T H y \le 0`, or

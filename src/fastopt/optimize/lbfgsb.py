@@ -46,7 +46,7 @@ import numpy as np
 from fastopt import _kernels
 
 from . import bounds_reference as _reference
-from ._scipy import optimize_result
+from ._scipy import optimize_result, scipy_version
 from ._vector import LOCAL
 from .linesearch import Line, more_thuente
 from .objective import MaxFunReached, Objective
@@ -54,7 +54,7 @@ from .objective import MaxFunReached, Objective
 if TYPE_CHECKING:
     from scipy.optimize import OptimizeResult
 
-__all__ = ["minimize_lbfgsb", "LBFGSB_STATUS", "CompactMemory"]
+__all__ = ["minimize_lbfgsb", "LBFGSB_STATUS", "FORTRAN_MESSAGES", "lbfgsb_message", "CompactMemory"]
 
 
 class _Kernels:
@@ -80,6 +80,25 @@ LBFGSB_STATUS: dict[str, tuple[int, str]] = {
     "linesearch": (2, "ABNORMAL: "),
     "nonfinite": (2, "ABNORMAL: NaN or Inf result encountered."),
 }
+
+#: the same stops in the words of scipy's Fortran L-BFGS-B (scipy < 1.15): a result
+#: reads as the installed scipy's would
+FORTRAN_MESSAGES: dict[str, str] = {
+    "gtol": "CONVERGENCE: NORM_OF_PROJECTED_GRADIENT_<=_PGTOL",
+    "ftol": "CONVERGENCE: REL_REDUCTION_OF_F_<=_FACTR*EPSMCH",
+    "maxiter": "STOP: TOTAL NO. of ITERATIONS REACHED LIMIT",
+    "maxfun": "STOP: TOTAL NO. of f AND g EVALUATIONS EXCEEDS LIMIT",
+    "linesearch": "ABNORMAL_TERMINATION_IN_LNSRCH",
+}
+
+
+def lbfgsb_message(reason: str) -> str:
+    """scipy's message for a stop (`reason`: a key of ``LBFGSB_STATUS``), in the words of
+    the installed scipy's version."""
+    if reason in FORTRAN_MESSAGES and scipy_version() < (1, 15):
+        return FORTRAN_MESSAGES[reason]
+    return LBFGSB_STATUS[reason][1]
+
 
 _DETAIL = {
     "gtol": "the projected gradient's max-norm is at most gtol",
@@ -338,9 +357,10 @@ class _Subspace:
 
 def _result(reason: str, x, f, g, nit, obj: Objective, memory: CompactMemory,
             shape, detail: str = "") -> OptimizeResult:
-    status, message = LBFGSB_STATUS[reason]
+    status = LBFGSB_STATUS[reason][0]
+    message = lbfgsb_message(reason)
     why = _DETAIL[reason] + (f" ({detail})" if detail else "")
-    if reason == "linesearch":
+    if reason == "linesearch" and message.endswith(": "):
         message = message + why
     return optimize_result(
         x=np.array(x).reshape(shape), fun=float(f),

@@ -14,6 +14,12 @@ never deal with ``args``, ``jac=True``, finite differences, shapes or dtypes.
   pairs -- except when the returned array is a fresh one nobody else holds
   (it owns its data and its reference count says the solver has the only
   reference), which is then taken over without a copy.
+* Finite differences stay inside a box when one is set (:meth:`Objective.set_box`,
+  L-BFGS-B): a step that would leave it is reversed, or shortened to the room there is,
+  and a central difference becomes one-sided near a bound (scipy's
+  ``approx_derivative`` rules); variables the box fixes (``lower == upper``) are never
+  perturbed: their derivative is not estimated (0 for the solver; scipy removes them
+  from the problem and reports NaN, which ``minimize`` does too).
 * ``nfev`` counts calls of ``fun`` (finite-difference calls included, as in
   scipy) and ``njev`` counts gradient evaluations (analytic, or one per
   finite-difference approximation).  With ``jac=True`` every call of ``fun``
@@ -102,6 +108,22 @@ class Objective:
         self._last_f = 0.0
         self._last_g: np.ndarray | None = None
         self._ubuf: np.ndarray | None = None   # the copy of x handed to fun
+        # the box finite differences stay in (float64, +-inf where open) and the
+        # variables it fixes (set_box)
+        self._lower: np.ndarray | None = None
+        self._upper: np.ndarray | None = None
+        self.fixed: np.ndarray | None = None
+
+    def set_box(self, lower: np.ndarray | None, upper: np.ndarray | None) -> None:
+        """Keep finite-difference steps inside ``lower <= x <= upper`` (flat arrays of
+        size n, +-inf where open; None: no box) and leave fixed variables alone."""
+        if lower is None or upper is None:
+            self._lower = self._upper = self.fixed = None
+            return
+        self._lower = np.asarray(lower, dtype=np.float64).reshape(self.n)
+        self._upper = np.asarray(upper, dtype=np.float64).reshape(self.n)
+        fixed = self._lower == self._upper
+        self.fixed = fixed if fixed.any() else None
 
     @property
     def finite_differences(self) -> bool:
@@ -210,24 +232,67 @@ class Objective:
         h = float(self.fd_rel_step[i]) * max(1.0, abs(xi))
         return h if xi >= 0 else -h
 
+    def _fd_in_box(self, xi: float, h: float, i: int) -> tuple[float, bool]:
+        """Step ``h`` of variable ``i`` at ``xi`` moved inside the box, and whether a
+        central difference must become one-sided (the rules of scipy's
+        ``approx_derivative``: a forward step that leaves the box is reversed if the
+        other side has room, else shortened to the larger side's room; a central one
+        that does not fit becomes one-sided toward the larger room, at most half of it,
+        or shrinks to the smaller room when that is no shorter)."""
+        assert self._lower is not None and self._upper is not None
+        lo, hi = float(self._lower[i]), float(self._upper[i])
+        below, above = xi - lo, hi - xi
+        if self.mode == "2-point":
+            if lo <= xi + h <= hi:
+                return h, False
+            if abs(h) <= max(below, above):
+                return -h, False
+            return (above, False) if above >= below else (-below, False)
+        if below >= h and above >= h:
+            return h, False
+        if above >= below:
+            h_new, one_sided = min(h, 0.5 * above), True
+        else:
+            h_new, one_sided = -min(h, 0.5 * below), True
+        room = min(above, below)
+        if abs(h_new) <= room:
+            return room, False
+        return h_new, one_sided
+
     def _fd(self, x: np.ndarray, f0: float) -> np.ndarray:
         self.njev += 1
         g = np.empty(self.n, dtype=self.dtype)
         xt = x.copy()
+        boxed = self._lower is not None
+        fixed = self.fixed
         for i in range(self.n):
+            if fixed is not None and fixed[i]:
+                g[i] = 0.0      # never perturbed (scipy removes the variable)
+                continue
             xi = x[i]
             h = self._fd_step(float(xi), i)
+            if self.mode == "3-point":
+                h = abs(h)      # central: both sides anyway (scipy's order: x - h first)
+            one_sided = False
+            if boxed:
+                h, one_sided = self._fd_in_box(float(xi), h, i)
             if self.mode == "2-point":
                 xt[i] = xi + h
                 hh = float(xt[i]) - float(xi)  # the step actually taken
                 g[i] = (self._scalar(self._call(xt)) - f0) / hh
-            else:
+            elif one_sided:     # f0, f(x + h), f(x + 2h): second order, one side
                 xt[i] = xi + h
-                hp = float(xt[i]) - float(xi)
-                fp = self._scalar(self._call(xt))
+                f1 = self._scalar(self._call(xt))
+                xt[i] = xi + 2 * h
+                h2 = float(xt[i]) - float(xi)
+                f2 = self._scalar(self._call(xt))
+                g[i] = (-3.0 * f0 + 4.0 * f1 - f2) / h2
+            else:
                 xt[i] = xi - h
-                hm = float(xi) - float(xt[i])
+                lo = float(xt[i])
                 fm = self._scalar(self._call(xt))
-                g[i] = (fp - fm) / (hp + hm)
+                xt[i] = xi + h
+                fp = self._scalar(self._call(xt))
+                g[i] = (fp - fm) / (float(xt[i]) - lo)
             xt[i] = xi
         return g
