@@ -36,15 +36,13 @@ import torch
 
 from fastopt import _kernels
 from fastopt.optim import storage
-from fastopt.optim.lowprec import LowPrecision
+from fastopt.optim.lowprec import _STREAM_SHIFT, LowPrecision
 
 if TYPE_CHECKING:
     from fastopt.torch._base import Optimizer
 
 __all__ = ["TorchLowPrecision", "full_precision_state_dict"]
 
-#: Philox streams of the stochastic rounding: parameter position << 40 | update number.
-_STREAM_SHIFT = 40
 
 
 def _format_of(value: Any) -> str | None:
@@ -224,7 +222,7 @@ class TorchLowPrecision:
             formats = [_kernels.STATE_FULL] * len(members)
         steps = [entry["step"].numpy() for _, _, entry, _ in members] if opt._has_step else None
         reals = [[entry[name].numpy() for _, _, entry, _ in members] for name, _ in opt._reals]
-        streams = np.array([(i << _STREAM_SHIFT) | ((int(entry["step"]) + 1) & ((1 << 40) - 1))
+        streams = np.array([(i << _STREAM_SHIFT) | ((int(entry["step"]) + 1) & ((1 << _STREAM_SHIFT) - 1))
                             for i, _, entry, _ in members], dtype=np.uint64)
         return _kernels.lowprec_prepare(o, params, grads, formats, states, absmax, steps,
                                         reals, streams, self.seed, nonneg)
