@@ -22,6 +22,7 @@ use only what the files above it define (DEVELOPING.md draws the layers):
     _linalg.pxi     vector kernels of the quasi-Newton minimizers
     _bounds.pxi     L-BFGS-B: box projections, Cauchy point, subspace step (uses _linalg)
     _bandwidth.pxi  memory-bandwidth probes for the benchmarks
+    _memory.pxi     huge-page advice for the state tensors fastopt.torch allocates
 """
 
 include "_boundary.pxi"
@@ -37,6 +38,7 @@ include "_nn.pxi"
 include "_linalg.pxi"
 include "_bounds.pxi"
 include "_bandwidth.pxi"
+include "_memory.pxi"
 
 #: What fastopt.kernels re-exports: the functional kernel of every optimizer family, and
 #: the gradient check and thread diagnostics that go with them.
