@@ -141,11 +141,10 @@ cdef inline bint _owned_array(object a, int typenum, cnp.ndarray p, bint same_sh
 cdef class LowprecCall:
     """One validated low-precision update (:func:`lowprec_prepare`): the C pointer tables
     of its params, gradients and state, ready to :meth:`run` once, then :meth:`rebind` to
-    the next update's options and gradients (the state tables are kept: the optimizer
-    rebinds only while its state arrays are the same objects)."""
+    the next update's options and gradients."""
     cdef KernelOptions o
     cdef Batch b
-    cdef list params
+    cdef list params         # lowprec_prepare's params (for rebind)
     cdef fo_lowprec_states st
     cdef int *format
     cdef void **states
@@ -167,6 +166,11 @@ cdef class LowprecCall:
         free(self.previous)
         free(self.reals)
 
+    cdef int launch(self, const int64_t *steps, const double *reals,
+                    int nthreads) noexcept nogil:
+        """The kernel call (the C status)."""
+        return self.o.run_lowprec(self.b, &self.st, steps, reals, nthreads)
+
     def run(self):
         """Run the update (GIL released), then advance the step counters and real scalars."""
         global _last_threads_used
@@ -182,7 +186,7 @@ cdef class LowprecCall:
                 reals_ptr = self.reals
         cdef int status, nthreads = current_threads()
         with nogil:
-            status = self.o.run_lowprec(self.b, &self.st, steps_ptr, reals_ptr, nthreads)
+            status = self.launch(steps_ptr, reals_ptr, nthreads)
         _last_threads_used = self.b.layout.threads_used
         self.done = True
         check_status(status, self.o.kernel)
@@ -194,10 +198,13 @@ cdef class LowprecCall:
         self.b.keep = []  # the gradients: not kept past the update
 
     def rebind(self, KernelOptions o, list grads, uint64_t update_bits, uint64_t update_mask):
-        """Make this the next update: options `o` (same family and state arrays), new
-        gradients (checked as lowprec_prepare checks them, with the params again), the
-        step counters read again, and the low bits `update_mask` of every Philox stream set
-        to `update_bits`. Nothing is modified."""
+        """Make this :func:`lowprec_prepare` call the next update: options `o` (same family
+        and state arrays), new gradients (checked as lowprec_prepare checks them, with the
+        params again), the step counters read again, and the low bits `update_mask` of
+        every Philox stream set to `update_bits`. Nothing is modified. (The state tables
+        are kept: the optimizer rebinds only while its state arrays are the same.)"""
+        if self.params is None:
+            raise TypeError("LowprecCall.rebind: only a lowprec_prepare call rebinds")
         if o.kernel != self.o.kernel or o.used_mask != self.o.used_mask:
             raise ValueError(f"{o.kernel}: the options use other state arrays than this "
                              "update holds")
@@ -237,6 +244,25 @@ def lowprec_prepare(KernelOptions o, list params, list grads, list formats, list
     streams: per-tensor Philox streams (uint64) of the bfloat16 rounding; nonnegative: bit
     j set if state j uses the unsigned map. The state arrays belong to the optimizer that
     passes them (their overlap with params and gradients is not checked)."""
+    if len(params) == 0:
+        raise ValueError("params: expected at least one array, got none")
+    batches = prepare([params, grads], ("params", "grads"), (PARAM, GRAD), (False, False))
+    if batches[0] is not None and batches[1] is not None:
+        raise TypeError("params: lowprec_prepare takes params of one dtype")
+    cdef LowprecCall call = LowprecCall.__new__(LowprecCall)
+    cdef Batch b = <Batch>(batches[0] if batches[0] is not None else batches[1])
+    _bind_states(call, o, b, b.typenum, params, formats, states, absmax, steps, reals,
+                 streams, seed, nonnegative)
+    call.params = list(params)
+    return call
+
+
+cdef void _bind_states(LowprecCall call, KernelOptions o, Batch b, int typenum, list params,
+                       list formats, list states, list absmax, list steps, list reals,
+                       streams, uint64_t seed, unsigned nonnegative) except *:
+    """Fill `call` (its batch `b` of params and grads already validated) with the pointer
+    tables of the states (a full state has dtype `typenum`), the step counters and real
+    scalars: lowprec_prepare's arguments, checked the same way."""
     cdef Py_ssize_t n = len(params), i, r
     cdef int j, f, nreal = len(reals)
     cdef int nstates = o.nstates
@@ -244,15 +270,8 @@ def lowprec_prepare(KernelOptions o, list params, list grads, list formats, list
     if len(formats) != n or len(states) != nstates or len(absmax) != nstates:
         raise ValueError("lowprec_prepare: expected one format per param and one column per "
                          "state")
-    if n == 0:
-        raise ValueError("params: expected at least one array, got none")
-    batches = prepare([params, grads], ("params", "grads"), (PARAM, GRAD), (False, False))
-    if batches[0] is not None and batches[1] is not None:
-        raise TypeError("params: lowprec_prepare takes params of one dtype")
-    cdef LowprecCall call = LowprecCall.__new__(LowprecCall)
     call.o = o
-    call.b = <Batch>(batches[0] if batches[0] is not None else batches[1])
-    call.params = list(params)
+    call.b = b
     call.nreal = nreal
     call.format = <int *>malloc((n + 1) * sizeof(int))
     call.states = <void **>malloc((3 * n + 1) * sizeof(void *))
@@ -276,7 +295,7 @@ def lowprec_prepare(KernelOptions o, list params, list grads, list formats, list
         for i in range(n):
             call.streams[i] = <uint64_t>stream_arr[i]
         call.st.streams = call.streams
-    cdef int typenum = call.b.typenum, want
+    cdef int want
     for i in range(n):
         f = formats[i]
         if f != FO_STATE_FULL and f != FO_STATE_BFLOAT16 and f != FO_STATE_INT8:
@@ -325,7 +344,6 @@ def lowprec_prepare(KernelOptions o, list params, list grads, list formats, list
         call.counters = list(steps)
     elif nreal:
         raise ValueError("steps: real scalar state needs step counters")
-    return call
 
 
 def same_items(list a, list b):
