@@ -80,14 +80,40 @@ class Cauchy(_Grid):
 
 
 class Subspace(_Grid):
-    """The subspace point (one pass over the M pairs) and the free-set gram update."""
+    """The subspace point (one pass over the M pairs), the same with the search direction
+    from it (the driver's kernel) and the free-set gram update."""
 
     def time_subspace_point(self, size, dtype, threads):
         self.k.lbfgsb_subspace_point(self.x, self.g, self.x, self.lo, self.hi, self.S,
                                      self.Y, self.rows, -0.5, np.full(M, 1e-3),
                                      np.full(M, 1e-3), self.free)
 
+    def time_subspace_direction_all_free(self, size, dtype, threads):
+        self.k.lbfgsb_subspace_direction(self.x, self.g, self.x, self.lo, self.hi, self.S,
+                                         self.Y, self.rows, -0.5, np.full(M, 1e-3),
+                                         np.full(M, 1e-3), None, out=self.out)
+
     def time_gram_update_one_percent(self, size, dtype, threads):
         w = np.zeros(self.x.size, dtype=np.int8)
         w[::100] = 1
         self.k.lbfgsb_gram_update(self.S, self.Y, self.rows, w)
+
+
+class PairUpdate(_Grid):
+    """A new pair formed with its products with the M pairs and the projected-gradient
+    norm (one pass), against the kernels it replaces in the driver."""
+
+    def setup(self, size, dtype, threads):
+        super().setup(size, dtype, threads)
+        self.x0 = (self.x - 1e-3 * self.g).astype(self.x.dtype)
+        self.g0 = (0.5 * self.g).astype(self.x.dtype)
+        self.rows_new = np.append(self.rows[1:], M)
+
+    def time_pair_update(self, size, dtype, threads):
+        self.k.lbfgsb_pair_update(self.x, self.x0, self.g, self.g0, self.lo, self.hi, self.S,
+                                  self.Y, self.rows_new)
+
+    def time_pair_then_dots_then_projgrad(self, size, dtype, threads):
+        self.k.lbfgs_pair(self.x, self.x0, self.g, self.g0, self.S[M], self.Y[M])
+        self.k.lbfgsb_pair_dots(self.S, self.Y, self.rows_new, M, None, self.g)
+        self.k.bounds_projgrad_norm(self.x, self.g, self.lo, self.hi)

@@ -41,19 +41,64 @@ static void fo_brk_sift_down(fo_brk *heap, int64_t size, int64_t pos)
     heap[pos] = item;
 }
 
-/* Heap of the breakpoints (finite t[i]) except `skip`, in O(n). */
-static int64_t fo_brk_heapify(fo_brk *heap, int64_t n, const double *t, int64_t skip)
+/* Orders heap[0..size) into a heap, in O(size). */
+static void fo_brk_make_heap(fo_brk *heap, int64_t size)
 {
-    int64_t size = 0;
-    for (int64_t i = 0; i < n; ++i)
-        if (t[i] < INFINITY && i != skip) {
-            heap[size].t = t[i];
-            heap[size++].i = i;
-        }
     for (int64_t pos = size / 2 - 1; pos >= 0; --pos)
         fo_brk_sift_down(heap, size, pos);
-    return size;
 }
+
+/* Max-heap sift for the candidate selection (the largest kept pair on top). */
+static void fo_brk_sift_down_max(fo_brk *heap, int64_t size, int64_t pos)
+{
+    const fo_brk item = heap[pos];
+    for (;;) {
+        int64_t l = 2 * pos + 1, best = l;
+        if (l >= size)
+            break;
+        if (l + 1 < size && fo_brk_less(heap[l], heap[l + 1]))
+            best = l + 1;
+        if (!fo_brk_less(item, heap[best]))
+            break;
+        heap[pos] = heap[best];
+        pos = best;
+    }
+    heap[pos] = item;
+}
+
+/* Offer (t, i) to a max-heap holding the `cap` smallest pairs seen. */
+static inline void fo_brk_keep_smallest(fo_brk *heap, int64_t *size, int64_t cap, double t,
+                                        int64_t i)
+{
+    const fo_brk item = {t, i};
+    if (*size < cap) {
+        int64_t pos = (*size)++;
+        while (pos > 0 && fo_brk_less(heap[(pos - 1) / 2], item)) {
+            heap[pos] = heap[(pos - 1) / 2];
+            pos = (pos - 1) / 2;
+        }
+        heap[pos] = item;
+    } else if (fo_brk_less(item, heap[0])) {
+        heap[0] = item;
+        fo_brk_sift_down_max(heap, *size, 0);
+    }
+}
+
+static int fo_brk_compare(const void *a, const void *b)
+{
+    const fo_brk *x = (const fo_brk *)a, *y = (const fo_brk *)b;
+    return fo_brk_less(*x, *y) ? -1 : (fo_brk_less(*y, *x) ? 1 : 0);
+}
+
+/* Where the Cauchy scan takes its next breakpoint from, smallest first: first the `cap`
+ * smallest ones, sorted (a scan passes few: one pass over n, no n-sized heap), then, if the
+ * scan gets past them all, a heap of every breakpoint left. */
+#define FO_BRK_CANDIDATES 1024
+typedef struct {
+    fo_brk *items;
+    int64_t count, pos;
+    int complete, is_heap;
+} fo_brk_source;
 
 static int64_t fo_brk_pop(fo_brk *heap, int64_t *size)
 {
@@ -94,6 +139,45 @@ static inline void fo_argmin_offer(fo_argmin *best, double value, int64_t index)
     if (value < best->value || (value == best->value && index < best->index))
         best->value = value, best->index = index;
 }
+
+/* The search direction's reductions over a block, in eight lanes combined in a fixed order
+ * (the same bits for every kernel that forms d): the smallest step to the boundary along
+ * d, g . d and d . d. */
+typedef struct {
+    double step[8], gd[8], dd[8];
+} fo_dir_lanes;
+
+static inline void fo_dir_lanes_init(fo_dir_lanes *a)
+{
+    for (int j = 0; j < 8; ++j)
+        a->step[j] = INFINITY, a->gd[j] = a->dd[j] = 0.0;
+}
+
+/* out = (step, gd, dd) of the block */
+static inline void fo_dir_lanes_close(const fo_dir_lanes *a, double *out)
+{
+    double st = INFINITY;
+    for (int j = 0; j < 8; ++j)
+        st = a->step[j] < st ? a->step[j] : st;
+    const double *s = a->gd, *q = a->dd;
+    out[0] = st;
+    out[1] = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+    out[2] = ((q[0] + q[1]) + (q[2] + q[3])) + ((q[4] + q[5]) + (q[6] + q[7]));
+}
+
+/* A loop whose selects guard divisions is if-converted (and vectorized) only when the
+ * compiler may assume that floating-point operations do not trap: the divisions are then
+ * computed for every element and the unused results dropped. fastopt never inspects the
+ * floating-point exception flags, and no result changes. */
+#if defined(__GNUC__) && !defined(__clang__)
+#  define FO_NO_TRAPS __attribute__((optimize("no-trapping-math")))
+#else
+#  define FO_NO_TRAPS
+#endif
+
+/* Eight doubles, lane j summing elements 8 i + j: the lanes of bdot, spelled so that the
+ * compiler keeps several such sums in registers at once (bounds.inc's dots_with) */
+typedef double fo_v8d __attribute__((vector_size(64)));
 
 #define FO_TEMPLATE "bounds.inc"
 #include "instantiate.h"

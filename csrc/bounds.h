@@ -55,25 +55,26 @@ FO_API int fo_lbfgsb_direction_f64(int64_t n, const double *x, const double *z,
 /* The generalized Cauchy point (Byrd, Lu, Nocedal & Zhu 1995, Algorithm CP, with scipy's
  * rules for variables at a bound, zero gradients and the curvature floor).
  *   M      (2k x 2k) row-major, the compact form's middle matrix (unused when k = 0)
- *   wg     NULL, or (y_rows[j] . g, s_rows[j] . g) for j < k (2k, unscaled): when no
- *          variable is held at a bound with g_i != 0, W^T d is then -wg (no pass over S, Y)
+ *   wd     NULL, or W^T d (y_rows[j] . d, s_rows[j] . d for j < k, 2k, unscaled) for the
+ *          path's direction d at (x, g), from fo_lbfgsb_pair_update: no pass over S, Y
  *   xcp    out, n: the Cauchy point
  *   c      out, 2k: W^T (xcp - x)
  *   is_free out, n: 1 for the variables free at xcp, 0 for those held at a bound
  *   nfree  out: their number;  tsum  out: the path parameter t of xcp (a free variable
  *          moved by -t g_i);  p  out, 2k: -W_F^T g over the free variables.
- * The O(n) parts (breakpoints, W^T d, the final move) are parallel; the scan over the
- * breakpoints that are passed is serial (a heap, built only if a second one is passed).
- * Ties between equal breakpoints are taken in index order. */
+ * Two passes over the n-vectors (the classification with the first breakpoint, then xcp),
+ * a third over S and Y only for W^T d, all parallel; no n-sized scratch: the scan over the
+ * breakpoints that are passed is serial, and a second one passed builds a heap of the
+ * breakpoints, recomputed from x, g and the box. Ties are taken in index order. */
 FO_API int fo_lbfgsb_cauchy_f32(int64_t n, const float *x, const float *g, const float *lo,
                                 const float *hi, const float *S, const float *Y,
                                 const int64_t *rows, int64_t k, double theta, const double *M,
-                                const double *wg, float *xcp, double *c, uint8_t *is_free, int64_t *nfree,
+                                const double *wd, float *xcp, double *c, uint8_t *is_free, int64_t *nfree,
                                 double *tsum, double *p, int nthreads);
 FO_API int fo_lbfgsb_cauchy_f64(int64_t n, const double *x, const double *g, const double *lo,
                                 const double *hi, const double *S, const double *Y,
                                 const int64_t *rows, int64_t k, double theta, const double *M,
-                                const double *wg, double *xcp, double *c, uint8_t *is_free, int64_t *nfree,
+                                const double *wd, double *xcp, double *c, uint8_t *is_free, int64_t *nfree,
                                 double *tsum, double *p, int nthreads);
 
 /* The products of a new pair (row r) with the pairs rows[0..k) (r among them), in one pass:
@@ -89,6 +90,24 @@ FO_API int fo_lbfgsb_pair_dots_f64(int64_t n, const double *S, const double *Y,
                                    const int64_t *rows, int64_t k, int64_t r,
                                    const uint8_t *mask, const double *g, double *out,
                                    int nthreads);
+
+/* The new pair and everything the driver needs from it in one pass: S[r] = x1 - x0,
+ * Y[r] = g1 - g0, dcp (out, n) = the direction d of the next Cauchy path, at (x1, g1)
+ * (-g1_i, or 0 where held at a bound or g1_i = 0), out as fo_lbfgsb_pair_dots with g = dcp
+ * (rows[k - 1] must be r; the row of r itself holds s_r . y_r and y_r . y_r; columns 8-9
+ * are then W^T d for fo_lbfgsb_cauchy), and *pgnorm as fo_bounds_projgrad_norm at
+ * (x1, g1). */
+FO_API int fo_lbfgsb_pair_update_f32(int64_t n, const float *x1, const float *x0,
+                                     const float *g1, const float *g0, const float *lo,
+                                     const float *hi, float *S, float *Y, const int64_t *rows,
+                                     int64_t k, int64_t r, const uint8_t *mask, float *dcp,
+                                     double *out, double *pgnorm, int nthreads);
+FO_API int fo_lbfgsb_pair_update_f64(int64_t n, const double *x1, const double *x0,
+                                     const double *g1, const double *g0, const double *lo,
+                                     const double *hi, double *S, double *Y,
+                                     const int64_t *rows, int64_t k, int64_t r,
+                                     const uint8_t *mask, double *dcp, double *out,
+                                     double *pgnorm, int nthreads);
 
 /* out (2k x 2k, row-major) = sum_i weight[i] u_i u_i^T with u_i = (y_rows[0..k)[i],
  * s_rows[0..k)[i]) (unscaled): the gram matrix of the free variables (weights 0/1), or its
@@ -118,6 +137,26 @@ FO_API int fo_lbfgsb_subspace_point_f64(int64_t n, const double *x, const double
                                         int64_t k, double cg, const double *a,
                                         const double *b, const uint8_t *is_free, double *out,
                                         int nthreads);
+
+/* The subspace point (as fo_lbfgsb_subspace_point) and the search direction from it (as
+ * fo_lbfgsb_direction) in one pass over S and Y: out = z - x, *max_step, *gd = g . d and
+ * *dd = d . d, the same bits as the two kernels in turn; z itself is not stored. */
+FO_API int fo_lbfgsb_subspace_direction_f32(int64_t n, const float *x, const float *g,
+                                            const float *xcp, const float *lo,
+                                            const float *hi, const float *S, const float *Y,
+                                            const int64_t *rows, int64_t k, double cg,
+                                            const double *a, const double *b,
+                                            const uint8_t *is_free, float *out,
+                                            double *max_step, double *gd, double *dd,
+                                            int nthreads);
+FO_API int fo_lbfgsb_subspace_direction_f64(int64_t n, const double *x, const double *g,
+                                            const double *xcp, const double *lo,
+                                            const double *hi, const double *S,
+                                            const double *Y, const int64_t *rows, int64_t k,
+                                            double cg, const double *a, const double *b,
+                                            const uint8_t *is_free, double *out,
+                                            double *max_step, double *gd, double *dd,
+                                            int nthreads);
 
 #ifdef __cplusplus
 }

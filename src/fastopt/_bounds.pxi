@@ -32,12 +32,12 @@ cdef extern from "bounds.h" nogil:
     int fo_lbfgsb_cauchy_f32(int64_t n, const float *x, const float *g, const float *lo,
                              const float *hi, const float *S, const float *Y,
                              const int64_t *rows, int64_t k, double theta, const double *M,
-                             const double *wg, float *xcp, double *c, uint8_t *is_free, int64_t *nfree,
+                             const double *wd, float *xcp, double *c, uint8_t *is_free, int64_t *nfree,
                              double *tsum, double *p, int nthreads)
     int fo_lbfgsb_cauchy_f64(int64_t n, const double *x, const double *g, const double *lo,
                              const double *hi, const double *S, const double *Y,
                              const int64_t *rows, int64_t k, double theta, const double *M,
-                             const double *wg, double *xcp, double *c, uint8_t *is_free, int64_t *nfree,
+                             const double *wd, double *xcp, double *c, uint8_t *is_free, int64_t *nfree,
                              double *tsum, double *p, int nthreads)
     int fo_lbfgsb_pair_dots_f32(int64_t n, const float *S, const float *Y,
                                 const int64_t *rows, int64_t k, int64_t r,
@@ -47,12 +47,39 @@ cdef extern from "bounds.h" nogil:
                                 const int64_t *rows, int64_t k, int64_t r,
                                 const uint8_t *mask, const double *g, double *out,
                                 int nthreads)
+    int fo_lbfgsb_pair_update_f32(int64_t n, const float *x1, const float *x0,
+                                  const float *g1, const float *g0, const float *lo,
+                                  const float *hi, float *S, float *Y, const int64_t *rows,
+                                  int64_t k, int64_t r, const uint8_t *mask, float *dcp,
+                                  double *out, double *pgnorm, int nthreads)
+    int fo_lbfgsb_pair_update_f64(int64_t n, const double *x1, const double *x0,
+                                  const double *g1, const double *g0, const double *lo,
+                                  const double *hi, double *S, double *Y,
+                                  const int64_t *rows, int64_t k, int64_t r,
+                                  const uint8_t *mask, double *dcp, double *out,
+                                  double *pgnorm, int nthreads)
     int fo_lbfgsb_gram_update_f32(int64_t n, const float *S, const float *Y,
                                   const int64_t *rows, int64_t k, const int8_t *weight,
                                   double *out, int nthreads)
     int fo_lbfgsb_gram_update_f64(int64_t n, const double *S, const double *Y,
                                   const int64_t *rows, int64_t k, const int8_t *weight,
                                   double *out, int nthreads)
+    int fo_lbfgsb_subspace_direction_f32(int64_t n, const float *x, const float *g,
+                                         const float *xcp, const float *lo, const float *hi,
+                                         const float *S, const float *Y,
+                                         const int64_t *rows, int64_t k, double cg,
+                                         const double *a, const double *b,
+                                         const uint8_t *is_free, float *out,
+                                         double *max_step, double *gd, double *dd,
+                                         int nthreads)
+    int fo_lbfgsb_subspace_direction_f64(int64_t n, const double *x, const double *g,
+                                         const double *xcp, const double *lo,
+                                         const double *hi, const double *S, const double *Y,
+                                         const int64_t *rows, int64_t k, double cg,
+                                         const double *a, const double *b,
+                                         const uint8_t *is_free, double *out,
+                                         double *max_step, double *gd, double *dd,
+                                         int nthreads)
     int fo_lbfgsb_subspace_point_f32(int64_t n, const float *x, const float *g,
                                      const float *xcp, const float *lo, const float *hi,
                                      const float *S, const float *Y, const int64_t *rows,
@@ -219,7 +246,7 @@ def lbfgsb_direction(x, z, g, lower, upper, out=None):
     return (oa if out is None else out), step, gd, dd
 
 
-def lbfgsb_cauchy(x, g, lower, upper, S, Y, rows, theta, M, wg=None):
+def lbfgsb_cauchy(x, g, lower, upper, S, Y, rows, theta, M, wd=None, out=None):
     """The generalized Cauchy point of L-BFGS-B (Byrd, Lu, Nocedal & Zhu 1995).
 
     Parameters
@@ -232,17 +259,20 @@ def lbfgsb_cauchy(x, g, lower, upper, S, Y, rows, theta, M, wg=None):
         The compact form's scaling (> 0).
     M : ndarray of float64, shape (2k, 2k)
         The compact form's middle matrix (ignored when k = 0).
-    wg : ndarray of float64, shape (2k,), optional
-        ``(Y[rows] @ g, S[rows] @ g)``, from :func:`lbfgsb_pair_dots`: when no variable is
-        held at a bound with a nonzero gradient, ``W^T d`` is taken from it instead of a
-        pass over `S` and `Y`.
+    wd : ndarray of float64, shape (2k,), optional
+        ``(Y[rows] @ d, S[rows] @ d)`` for the path's direction ``d`` at ``(x, g)`` (from
+        :func:`lbfgsb_pair_update`): taken instead of a pass over `S` and `Y`.
+    out : ndarray, optional
+        Where to write the Cauchy point (allocated when omitted); it must not overlap any
+        other argument.
 
     Returns
     -------
     (xcp, c, free, nfree, tsum, p)
         The Cauchy point (new array), ``c = W^T (xcp - x)``, the uint8 mask of the
         variables free at ``xcp`` and their number, the path parameter of ``xcp`` and
-        ``p = -W_F^T g`` (float64, 2k), with ``W = [Y, theta S]``.
+        ``p = -W_F^T g`` (float64, 2k), with ``W = [Y, theta S]``; ``xcp`` is ``out`` when
+        given.
     """
     global _last_threads_used
     cdef cnp.ndarray xa = _vec_in(x, "x", None)
@@ -257,9 +287,14 @@ def lbfgsb_cauchy(x, g, lower, upper, S, Y, rows, theta, M, wg=None):
     if not th > 0.0:
         raise ValueError(f"theta: expected a positive finite number, got {theta!r}")
     cdef cnp.ndarray Ma = _f64(M, "M", (2 * k, 2 * k)) if k > 0 else None
-    cdef cnp.ndarray wga = None if wg is None or k == 0 else _f64(wg, "wg", (2 * k,))
+    cdef cnp.ndarray wga = None if wd is None or k == 0 else _f64(wd, "wd", (2 * k,))
     cdef void *wgp = _data_or_null(wga)
-    cdef cnp.ndarray xcp = np.empty_like(xa)
+    cdef cnp.ndarray xcp = np.empty_like(xa) if out is None else _vec_out(out, "out", xa)
+    if out is not None:
+        for other, nm in ((xa, "x"), (ga, "g"), (lo_, "lower"), (hi_, "upper"), (Sc, "S"),
+                          (Yc, "Y")):
+            if _overlap(xcp, <cnp.ndarray>other):
+                raise ValueError(f"out: overlaps {nm}")
     cdef cnp.ndarray c = np.zeros(2 * k)
     cdef cnp.ndarray p = np.zeros(2 * k)
     cdef cnp.ndarray fr = np.empty(n, dtype=np.uint8)
@@ -288,7 +323,7 @@ def lbfgsb_cauchy(x, g, lower, upper, S, Y, rows, theta, M, wg=None):
                 <double *>cnp.PyArray_DATA(p), nthreads)
     _last_threads_used = fo_team_size(n * (1 + 2 * k), nthreads)
     check_status(status, "lbfgsb_cauchy")
-    return xcp, c, fr, int(nfree), tsum, p
+    return (xcp if out is None else out), c, fr, int(nfree), tsum, p
 
 
 def lbfgsb_pair_dots(S, Y, rows, r, mask=None, g=None):
@@ -329,6 +364,74 @@ def lbfgsb_pair_dots(S, Y, rows, r, mask=None, g=None):
     _last_threads_used = fo_team_size(n * (2 * k + 2), nthreads)
     check_status(status, "lbfgsb_pair_dots")
     return out
+
+
+def lbfgsb_pair_update(x1, x0, g1, g0, lower, upper, S, Y, rows, mask=None, dcp=None):
+    """Forms the new pair in row ``r = rows[-1]`` of `S` and `Y` (``s = x1 - x0``,
+    ``y = g1 - g0``) and, in the same pass, the direction ``dcp`` of the next Cauchy path
+    (``-g1``, 0 where a variable is held at a bound or ``g1`` is 0),
+    :func:`lbfgsb_pair_dots` with ``g = dcp`` and :func:`bounds_projgrad_norm` at
+    ``(x1, g1)``.
+
+    Returns ``(out, pgnorm, dcp)``: ``out`` of shape ``(k, 10)`` as
+    :func:`lbfgsb_pair_dots` (its last row holds ``s_r . y_r`` and ``y_r . y_r``; columns
+    8-9 give :func:`lbfgsb_cauchy`'s ``wd``), the projected gradient's max-norm and
+    ``dcp`` (written to the argument when given, allocated otherwise).
+    """
+    global _last_threads_used
+    cdef cnp.ndarray x1a = _vec_in(x1, "x1", None)
+    cdef cnp.ndarray x0a = _vec_in(x0, "x0", x1a)
+    cdef cnp.ndarray g1a = _vec_in(g1, "g1", x1a)
+    cdef cnp.ndarray g0a = _vec_in(g0, "g0", x1a)
+    la, ua = _box(lower, upper, x1a)
+    cdef cnp.ndarray lo_ = <cnp.ndarray>la, hi_ = <cnp.ndarray>ua
+    Sa, Ya = _ring(S, Y, x1a)
+    cdef cnp.ndarray Sc = <cnp.ndarray>Sa, Yc = <cnp.ndarray>Ya
+    for name, arr in (("S", Sc), ("Y", Yc)):
+        if not cnp.PyArray_ISWRITEABLE(arr):
+            raise ValueError(f"{name}: expected a writeable array, got a read-only one")
+        for other, nm in ((x1a, "x1"), (x0a, "x0"), (g1a, "g1"), (g0a, "g0"),
+                          (lo_, "lower"), (hi_, "upper")):
+            if _overlap(arr, <cnp.ndarray>other):
+                raise ValueError(f"{name}: overlaps {nm}")
+    if _overlap(Sc, Yc):
+        raise ValueError("S: overlaps Y")
+    cdef cnp.ndarray ra = _rows(rows, Sc.shape[0])
+    cdef int64_t n = cnp.PyArray_SIZE(x1a), k = cnp.PyArray_SIZE(ra)
+    if k == 0:
+        raise ValueError("rows: expected at least the new pair's row, got none")
+    cdef int64_t rr = (<int64_t *>cnp.PyArray_DATA(ra))[k - 1]
+    cdef cnp.ndarray ma = None if mask is None else _mask(mask, "mask", n, np.uint8)
+    cdef cnp.ndarray da = np.empty_like(x1a) if dcp is None else _vec_out(dcp, "dcp", x1a)
+    if dcp is not None:
+        for other, nm in ((x1a, "x1"), (x0a, "x0"), (g1a, "g1"), (g0a, "g0"), (lo_, "lower"),
+                          (hi_, "upper"), (Sc, "S"), (Yc, "Y")):
+            if _overlap(da, <cnp.ndarray>other):
+                raise ValueError(f"dcp: overlaps {nm}")
+    cdef cnp.ndarray out = np.zeros((k, 10))
+    cdef double pg = 0.0
+    cdef void *mp = _data_or_null(ma)
+    cdef int status, nthreads = current_threads()
+    with nogil:
+        if cnp.PyArray_TYPE(x1a) == cnp.NPY_FLOAT:
+            status = fo_lbfgsb_pair_update_f32(
+                n, <const float *>cnp.PyArray_DATA(x1a), <const float *>cnp.PyArray_DATA(x0a),
+                <const float *>cnp.PyArray_DATA(g1a), <const float *>cnp.PyArray_DATA(g0a),
+                <const float *>cnp.PyArray_DATA(lo_), <const float *>cnp.PyArray_DATA(hi_),
+                <float *>cnp.PyArray_DATA(Sc), <float *>cnp.PyArray_DATA(Yc),
+                <const int64_t *>cnp.PyArray_DATA(ra), k, rr, <const uint8_t *>mp,
+                <float *>cnp.PyArray_DATA(da), <double *>cnp.PyArray_DATA(out), &pg, nthreads)
+        else:
+            status = fo_lbfgsb_pair_update_f64(
+                n, <const double *>cnp.PyArray_DATA(x1a), <const double *>cnp.PyArray_DATA(x0a),
+                <const double *>cnp.PyArray_DATA(g1a), <const double *>cnp.PyArray_DATA(g0a),
+                <const double *>cnp.PyArray_DATA(lo_), <const double *>cnp.PyArray_DATA(hi_),
+                <double *>cnp.PyArray_DATA(Sc), <double *>cnp.PyArray_DATA(Yc),
+                <const int64_t *>cnp.PyArray_DATA(ra), k, rr, <const uint8_t *>mp,
+                <double *>cnp.PyArray_DATA(da), <double *>cnp.PyArray_DATA(out), &pg, nthreads)
+    _last_threads_used = fo_team_size(n * (2 * k + 2), nthreads)
+    check_status(status, "lbfgsb_pair_update")
+    return out, pg, (da if dcp is None else dcp)
 
 
 def lbfgsb_gram_update(S, Y, rows, weight):
@@ -424,3 +527,57 @@ def lbfgsb_subspace_point(x, g, xcp, lower, upper, S, Y, rows, cg, a, b, free):
     _last_threads_used = fo_team_size(n * (1 + 2 * k), nthreads)
     check_status(status, "lbfgsb_subspace_point")
     return out
+
+
+def lbfgsb_subspace_direction(x, g, xcp, lower, upper, S, Y, rows, cg, a, b, free, out=None):
+    """The subspace point of :func:`lbfgsb_subspace_point` and the search direction from
+    it, :func:`lbfgsb_direction`, in one pass over `S` and `Y` (the same bits as the two in
+    turn; the point itself is not stored).
+
+    ``out`` (allocated when omitted) receives ``d = z - x`` and must not overlap the other
+    arguments. Returns ``(d, max_step, gd, dd)``.
+    """
+    global _last_threads_used
+    cdef cnp.ndarray xa = _vec_in(x, "x", None)
+    cdef cnp.ndarray ga = _vec_in(g, "g", xa)
+    cdef cnp.ndarray ca = _vec_in(xcp, "xcp", xa)
+    la, ua = _box(lower, upper, xa)
+    cdef cnp.ndarray lo_ = <cnp.ndarray>la, hi_ = <cnp.ndarray>ua
+    Sa, Ya = _ring(S, Y, xa)
+    cdef cnp.ndarray Sc = <cnp.ndarray>Sa, Yc = <cnp.ndarray>Ya
+    cdef cnp.ndarray ra = _rows(rows, Sc.shape[0])
+    cdef int64_t n = cnp.PyArray_SIZE(xa), k = cnp.PyArray_SIZE(ra)
+    cdef double cgv = check_real(cg, "cg")
+    cdef cnp.ndarray aa = _f64(np.asarray(a, dtype=np.float64), "a", (k,))
+    cdef cnp.ndarray ba = _f64(np.asarray(b, dtype=np.float64), "b", (k,))
+    cdef cnp.ndarray fa = None if free is None else _mask(free, "free", n, np.uint8)
+    cdef cnp.ndarray oa = np.empty_like(xa) if out is None else _vec_out(out, "out", xa)
+    if out is not None:
+        for other, nm in ((xa, "x"), (ga, "g"), (ca, "xcp"), (lo_, "lower"), (hi_, "upper"),
+                          (Sc, "S"), (Yc, "Y")):
+            if _overlap(oa, <cnp.ndarray>other):
+                raise ValueError(f"out: overlaps {nm}")
+    cdef double step = 0.0, gd = 0.0, dd = 0.0
+    cdef int status, nthreads = current_threads()
+    cdef void *fp = _data_or_null(fa)
+    with nogil:
+        if cnp.PyArray_TYPE(xa) == cnp.NPY_FLOAT:
+            status = fo_lbfgsb_subspace_direction_f32(
+                n, <const float *>cnp.PyArray_DATA(xa), <const float *>cnp.PyArray_DATA(ga),
+                <const float *>cnp.PyArray_DATA(ca), <const float *>cnp.PyArray_DATA(lo_),
+                <const float *>cnp.PyArray_DATA(hi_), <const float *>cnp.PyArray_DATA(Sc),
+                <const float *>cnp.PyArray_DATA(Yc), <const int64_t *>cnp.PyArray_DATA(ra), k,
+                cgv, <const double *>cnp.PyArray_DATA(aa), <const double *>cnp.PyArray_DATA(ba),
+                <const uint8_t *>fp, <float *>cnp.PyArray_DATA(oa), &step, &gd, &dd, nthreads)
+        else:
+            status = fo_lbfgsb_subspace_direction_f64(
+                n, <const double *>cnp.PyArray_DATA(xa), <const double *>cnp.PyArray_DATA(ga),
+                <const double *>cnp.PyArray_DATA(ca), <const double *>cnp.PyArray_DATA(lo_),
+                <const double *>cnp.PyArray_DATA(hi_), <const double *>cnp.PyArray_DATA(Sc),
+                <const double *>cnp.PyArray_DATA(Yc), <const int64_t *>cnp.PyArray_DATA(ra),
+                k, cgv, <const double *>cnp.PyArray_DATA(aa),
+                <const double *>cnp.PyArray_DATA(ba), <const uint8_t *>fp,
+                <double *>cnp.PyArray_DATA(oa), &step, &gd, &dd, nthreads)
+    _last_threads_used = fo_team_size(n * (1 + 2 * k), nthreads)
+    check_status(status, "lbfgsb_subspace_direction")
+    return (oa if out is None else out), step, gd, dd

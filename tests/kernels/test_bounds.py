@@ -139,25 +139,25 @@ def test_cauchy_matches_numpy(dtype, rng, k, scale):
 
 
 @pytest.mark.parametrize("held", [False, True])
-def test_cauchy_with_precomputed_w_g(dtype, rng, held):
-    """Given (Y g, S g), the kernel skips its pass over the pairs when no variable is held
-    at a bound with a nonzero gradient, and must give what the pass gives."""
+def test_cauchy_with_precomputed_w_d(dtype, rng, held):
+    """Given W^T d for the path's direction d (as lbfgsb_pair_update forms it), the kernel
+    skips its pass over the pairs and must give what the pass gives."""
     n = 20_011
     x, g, lo, hi = _box(rng, dtype, n)
     if not held:                       # x strictly inside: nothing is held
         lo, hi = (x - 1).astype(dtype), (x + 1).astype(dtype)
     S, Y, rows = _pairs(rng, dtype, n, k=4)
     M = _middle(S, Y, rows, 1.3)
-    wg = np.concatenate([Y[rows].astype(np.float64) @ g.astype(np.float64),
-                         S[rows].astype(np.float64) @ g.astype(np.float64)])
+    _, _, d = ref._path_direction(x, g, lo, hi)
+    wd = np.concatenate([Y[rows].astype(np.float64) @ d, S[rows].astype(np.float64) @ d])
     a = _kernels.lbfgsb_cauchy(x, g, lo, hi, S, Y, rows, 1.3, M)
-    b = _kernels.lbfgsb_cauchy(x, g, lo, hi, S, Y, rows, 1.3, M, wg)
+    b = _kernels.lbfgsb_cauchy(x, g, lo, hi, S, Y, rows, 1.3, M, wd)
     np.testing.assert_array_equal(a[2], b[2])
     np.testing.assert_allclose(b[5], a[5], rtol=1e-9, atol=1e-9 * np.abs(a[5]).max())
     np.testing.assert_allclose(b[0], a[0], rtol=RTOL[dtype])
-    if held:       # the pass is needed, so the given products are not used
-        bad = _kernels.lbfgsb_cauchy(x, g, lo, hi, S, Y, rows, 1.3, M, wg + 1e3)
-        np.testing.assert_array_equal(bad[5], a[5])
+    # the given products are what it uses: others give another p
+    bad = _kernels.lbfgsb_cauchy(x, g, lo, hi, S, Y, rows, 1.3, M, wd + 1e3)
+    assert not np.array_equal(bad[5], a[5])
 
 
 def test_pair_dots_match_numpy(dtype, rng):
@@ -238,6 +238,102 @@ def test_subspace_point_matches_numpy(dtype, rng, case):
         all_free, ref.lbfgsb_subspace_point(x, g, xcp, lo, hi, S, Y, rows, cg, a, b, None))
 
 
+@pytest.mark.parametrize("case", ["inside", "projected", "backtrack"])
+@pytest.mark.parametrize("all_free", [False, True])
+def test_subspace_direction_is_the_point_then_the_direction(dtype, rng, case, all_free):
+    """One pass gives the bits of lbfgsb_subspace_point followed by lbfgsb_direction (the
+    fused kernel must not change L-BFGS-B's iterates), and matches the numpy statement."""
+    n = 30_011
+    x, g, lo, hi = _box(rng, dtype, n)
+    S, Y, rows = _pairs(rng, dtype, n, k=3)
+    free = None if all_free else (rng.random(n) < 0.7).astype(np.uint8)
+    a = np.array([0.01, -0.02, 0.005])
+    b = np.array([0.003, 0.01, -0.002])
+    cg = {"inside": -1e-6, "projected": -1.0, "backtrack": 1.0}[case]
+    if case == "inside":
+        a, b = a * 1e-6, b * 1e-6
+        lo, hi = (lo - 10).astype(dtype), (hi + 10).astype(dtype)
+        x = np.clip(x, lo, hi)
+    xcp = np.clip(x - dtype(0.01) * g, lo, hi).astype(dtype)
+    keep = snapshot([x, g, xcp, lo, hi, S, Y])
+    z = _kernels.lbfgsb_subspace_point(x, g, xcp, lo, hi, S, Y, rows, cg, a, b, free)
+    two = _kernels.lbfgsb_direction(x, z, g, lo, hi)
+    out = np.full_like(x, np.nan)
+    one = _kernels.lbfgsb_subspace_direction(x, g, xcp, lo, hi, S, Y, rows, cg, a, b, free,
+                                             out=out)
+    assert snapshot([x, g, xcp, lo, hi, S, Y]) == keep
+    assert one[0] is out
+    np.testing.assert_array_equal(one[0], two[0])
+    assert one[1:] == two[1:]
+    exp = ref.lbfgsb_subspace_direction(x, g, xcp, lo, hi, S, Y, rows, cg, a, b, free)
+    np.testing.assert_array_equal(one[0], exp[0])
+    assert one[1] == exp[1]
+    assert one[2] == pytest.approx(exp[2], rel=1e-10)
+    assert one[3] == pytest.approx(exp[3], rel=1e-10)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("k", [1, 5])
+def test_pair_update_is_pair_then_dots_then_projgrad(dtype, rng, masked, k):
+    """Forms s, y in row rows[-1] and gives lbfgsb_pair_dots's bits (g = g1) and
+    bounds_projgrad_norm's, in one pass; against the numpy statement too."""
+    x0, g0, lo, hi = _box(rng, dtype)
+    x1 = np.clip(x0 + dtype(0.1) * rng.standard_normal(N).astype(dtype), lo, hi)
+    g1 = (g0 + rng.standard_normal(N)).astype(dtype)
+    S, Y, rows = _pairs(rng, dtype, N, k=k)
+    mask = (rng.random(N) < 0.4).astype(np.uint8) if masked else None
+    r = int(rows[-1])
+    keep = snapshot([x0, x1, g0, g1, lo, hi])
+    S2, Y2 = S.copy(), Y.copy()
+    dcp = np.full_like(x1, np.nan)
+    out, pg, d = _kernels.lbfgsb_pair_update(x1, x0, g1, g0, lo, hi, S, Y, rows, mask, dcp)
+    assert d is dcp
+    assert snapshot([x0, x1, g0, g1, lo, hi]) == keep
+    np.testing.assert_array_equal(S[r], x1 - x0)
+    np.testing.assert_array_equal(Y[r], g1 - g0)
+    others = np.arange(S.shape[0]) != r
+    np.testing.assert_array_equal(S[others], S2[others])
+    np.testing.assert_array_equal(Y[others], Y2[others])
+    # d is the Cauchy path's direction at (x1, g1): -g1 off the held variables
+    _, held, d_ref = ref._path_direction(x1, g1, lo, hi)
+    np.testing.assert_array_equal(dcp, d_ref.astype(dtype))
+    assert held.any() and not np.all(held)
+    np.testing.assert_array_equal(out, _kernels.lbfgsb_pair_dots(S, Y, rows, r, mask, dcp))
+    assert pg == _kernels.bounds_projgrad_norm(x1, g1, lo, hi)
+    exp_out, exp_pg, exp_d = ref.lbfgsb_pair_update(x1, x0, g1, g0, lo, hi, S2, Y2, rows, mask)
+    np.testing.assert_array_equal(S2, S)
+    np.testing.assert_array_equal(exp_d, dcp)
+    np.testing.assert_allclose(out, exp_out, rtol=1e-10, atol=1e-8)
+    assert pg == exp_pg
+    # columns 8-9 are the Cauchy point's W^T d: it gives what its own pass gives
+    if k > 1:
+        M = _middle(S, Y, rows, 1.2)
+        wd = np.concatenate([out[:, 9], out[:, 8]])
+        a = _kernels.lbfgsb_cauchy(x1, g1, lo, hi, S, Y, rows, 1.2, M)
+        b = _kernels.lbfgsb_cauchy(x1, g1, lo, hi, S, Y, rows, 1.2, M, wd)
+        for u, v in zip(a, b):
+            np.testing.assert_array_equal(u, v)
+    g1[5] = np.nan
+    assert np.isnan(_kernels.lbfgsb_pair_update(x1, x0, g1, g0, lo, hi, S, Y, rows)[1])
+
+
+def test_cauchy_writes_into_out(dtype, rng):
+    n = 20_011
+    x, g, lo, hi = _box(rng, dtype, n)
+    g = (g * dtype(30.0)).astype(dtype)         # many breakpoints passed: the heap path
+    S, Y, rows = _pairs(rng, dtype, n, k=3)
+    M = _middle(S, Y, rows, 1.1)
+    out = np.full_like(x, np.nan)
+    got = _kernels.lbfgsb_cauchy(x, g, lo, hi, S, Y, rows, 1.1, M, out=out)
+    assert got[0] is out
+    exp = _kernels.lbfgsb_cauchy(x, g, lo, hi, S, Y, rows, 1.1, M)
+    np.testing.assert_array_equal(out, exp[0])
+    for a, b in zip(got[1:], exp[1:]):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="out: overlaps x"):
+        _kernels.lbfgsb_cauchy(x, g, lo, hi, S, Y, rows, 1.1, M, out=x)
+
+
 @pytest.mark.skipif(not _two_threads_possible(), reason="needs OpenMP and 2 threads")
 def test_one_and_two_threads_bitwise_identical(dtype, rng):
     n = 3 * N
@@ -265,6 +361,16 @@ def test_one_and_two_threads_bitwise_identical(dtype, rng):
                                                         [0.1, 0.2, 0.3, 0.4],
                                                         [0.0, -0.1, 0.1, 0.05],
                                                         fr).tobytes())
+                for f in (fr, None):
+                    d, s, gd, dd = _kernels.lbfgsb_subspace_direction(
+                        x, g, xcp, lo, hi, S, Y, rows, cg, [0.1, 0.2, 0.3, 0.4],
+                        [0.0, -0.1, 0.1, 0.05], f)
+                    r += [d.tobytes(), s.hex(), gd.hex(), dd.hex()]
+            S1, Y1 = S.copy(), Y.copy()
+            pu, pg, dc = _kernels.lbfgsb_pair_update(x, x[::-1].copy(), g, g[::-1].copy(), lo,
+                                                     hi, S1, Y1, rows, free)
+            assert _kernels.last_threads_used() == t
+            r += [pu.tobytes(), pg.hex(), S1.tobytes(), Y1.tobytes(), dc.tobytes()]
         out[t] = r
     assert out[1] == out[2]
 
@@ -293,4 +399,15 @@ def test_argument_errors_modify_nothing(rng):
     with pytest.raises(ValueError, match="a: expected a float64 array of shape"):
         _kernels.lbfgsb_subspace_point(x, g, x, lo, hi, S, Y, rows, 1.0, [0, 0, 0], [0, 0],
                                        None)
+    with pytest.raises(ValueError, match="out: overlaps xcp"):
+        _kernels.lbfgsb_subspace_direction(x, g, lo, lo, hi, S, Y, rows, 1.0, [0, 0],
+                                           [0, 0], None, out=lo)
+    with pytest.raises(ValueError, match="S: overlaps x1"):
+        _kernels.lbfgsb_pair_update(S[0], x, g, g, lo, hi, S, Y, rows)
+    with pytest.raises(ValueError, match="rows: expected at least"):
+        _kernels.lbfgsb_pair_update(x, x, g, g, lo, hi, S, Y, [])
+    ro = S.copy()
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="S: expected a writeable array"):
+        _kernels.lbfgsb_pair_update(x, x, g, g, lo, hi, ro, Y, rows)
     assert snapshot([x, g, lo, hi, S, Y]) == keep

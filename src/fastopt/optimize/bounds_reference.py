@@ -15,7 +15,7 @@ import numpy as np
 
 __all__ = ["bounds_step", "bounds_projgrad_norm", "bounds_max_step", "lbfgsb_cauchy",
            "lbfgsb_free_gram", "lbfgsb_gram_update", "lbfgsb_pair_dots", "lbfgsb_subspace_point",
-           "lbfgsb_direction"]
+           "lbfgsb_direction", "lbfgsb_subspace_direction", "lbfgsb_pair_update"]
 
 
 def _f64(a):
@@ -60,32 +60,44 @@ def _w_rows(S, Y, rows, theta, i):
     return np.concatenate([_f64(Y[rows, i]), theta * _f64(S[rows, i])])
 
 
-def lbfgsb_cauchy(x, g, lower, upper, S, Y, rows, theta, M, wg=None):
+def _path_direction(x, g, lower, upper):
+    """``(fixed, held, d)`` of the Cauchy path at ``(x, g)``: scipy's iwhere (at the lower
+    bound and pushed down, or else at the upper bound and pushed up: held there) and the
+    direction ``d`` (float64): ``-g``, 0 where held or where ``g`` is 0."""
+    xd, gd, lo, hi = _f64(x), _f64(g), _f64(lower), _f64(upper)
+    has_lo, has_hi = np.isfinite(lo), np.isfinite(hi)
+    fixed = has_lo & has_hi & (hi - lo <= 0)
+    at_lo = has_lo & (xd - lo <= 0)
+    at_hi = has_hi & (hi - xd <= 0)
+    neg = -gd
+    held = fixed | (at_lo & (neg <= 0)) | (~at_lo & at_hi & (neg >= 0))
+    return fixed, held, np.where(held | (neg == 0), 0.0, neg)
+
+
+def lbfgsb_cauchy(x, g, lower, upper, S, Y, rows, theta, M, wd=None, out=None):
     r"""The generalized Cauchy point (Byrd, Lu, Nocedal & Zhu 1995, Algorithm CP).
 
     Returns ``(xcp, c, free, nfree, tsum, p)``: the point, :math:`c = W^T (x^{cp} - x)`
     (2k, float64), the uint8 mask of the variables free at ``xcp``, their number, the
     path parameter :math:`t` of ``xcp`` (a free variable moved by :math:`-t g_i`) and
     :math:`p = -W_F^T g` over the free variables (2k, float64), which lets the subspace
-    step skip a pass over :math:`W`. ``wg`` (the kernel's shortcut for
-    :math:`W^T d`) is not used: the statement here always forms :math:`W^T d`.
+    step skip a pass over :math:`W`. ``wd`` (the kernel's shortcut for
+    :math:`W^T d`) is not used: the statement here always forms :math:`W^T d`. ``out``:
+    where to write the point.
     """
+    if out is not None:
+        got = lbfgsb_cauchy(x, g, lower, upper, S, Y, rows, theta, M)
+        out[...] = got[0]
+        return (out, *got[1:])
     x = np.asarray(x)
     dt_ = x.dtype
     n = x.size
     rows = np.asarray(rows, dtype=np.int64)
     k = rows.size
     lo, hi = _f64(lower), _f64(upper)
-    xd, gd = _f64(x), _f64(g)
+    xd = _f64(x)
     has_lo, has_hi = np.isfinite(lo), np.isfinite(hi)
-    fixed = has_lo & has_hi & (hi - lo <= 0)
-    at_lo = has_lo & (xd - lo <= 0)
-    at_hi = has_hi & (hi - xd <= 0)
-    neg = -gd
-    # scipy's iwhere: at the lower bound and pushed down, or (else) at the upper bound and
-    # pushed up: held there; a zero gradient: free, but does not move
-    held = fixed | (at_lo & (neg <= 0)) | (~at_lo & at_hi & (neg >= 0))
-    d = np.where(held | (neg == 0), 0.0, neg)
+    fixed, held, d = _path_direction(x, g, lower, upper)
     free = np.ones(n, dtype=np.uint8)
     free[held] = 0
     brk_lo = has_lo & ~fixed & (d < 0)
@@ -261,3 +273,26 @@ def lbfgsb_direction(x, z, g, lower, upper, out=None):
         d = out
     return (d, bounds_max_step(x, d, lower, upper), float(np.dot(_f64(g), _f64(d))),
             float(np.dot(_f64(d), _f64(d))))
+
+
+def lbfgsb_subspace_direction(x, g, xcp, lower, upper, S, Y, rows, cg, a, b, free, out=None):
+    """:func:`lbfgsb_direction` from the point of :func:`lbfgsb_subspace_point`:
+    ``(d, max_step, gd, dd)``."""
+    z = lbfgsb_subspace_point(x, g, xcp, lower, upper, S, Y, rows, cg, a, b, free)
+    return lbfgsb_direction(x, z, g, lower, upper, out=out)
+
+
+def lbfgsb_pair_update(x1, x0, g1, g0, lower, upper, S, Y, rows, mask=None, dcp=None):
+    """``S[r] = x1 - x0``, ``Y[r] = g1 - g0`` for ``r = rows[-1]``, the direction ``dcp``
+    of the Cauchy path at ``(x1, g1)``, then ``(lbfgsb_pair_dots(S, Y, rows, r, mask,
+    dcp), bounds_projgrad_norm(x1, g1, ...), dcp)``."""
+    r = int(np.asarray(rows)[-1])
+    x1 = np.asarray(x1)
+    S[r] = x1 - np.asarray(x0)
+    Y[r] = np.asarray(g1) - np.asarray(g0)
+    d = _path_direction(x1, g1, lower, upper)[2].astype(x1.dtype)
+    if dcp is not None:
+        dcp[...] = d
+        d = dcp
+    return (lbfgsb_pair_dots(S, Y, rows, r, mask, d), bounds_projgrad_norm(x1, g1, lower, upper),
+            d)

@@ -32,7 +32,12 @@ tests, statuses and messages this module keeps. One iteration:
 The vector work -- projections, breakpoints, the Cauchy scan, the products with
 :math:`W`, the inner products over the free variables -- runs in fastopt's C kernels
 (``csrc/bounds.inc``) with the GIL released; only :math:`O(m^2)`-sized algebra and the
-control flow are Python.
+control flow are Python. At large n an iteration is bound by memory traffic, and reads
+the pairs twice -- the least this algorithm allows, since the step needs :math:`W^T g`
+before it can form :math:`W v`: once in the pass that forms the new pair (its products
+with the memory, :math:`W^T d` for the next Cauchy point, the projected gradient), once
+in the pass that forms the subspace step and the search direction. The Cauchy point makes
+two passes over the n-vectors and none over the pairs.
 """
 from __future__ import annotations
 
@@ -135,8 +140,8 @@ class CompactMemory:
         self.version = 0          # bumped on every change: caches of derived matrices key on it
         self.updates = 0          # pairs committed since the start (scipy's iupdat)
         self.ids = np.full(self.slots, -1)   # ids[row]: which commit wrote the row's pair
-        self.wg: np.ndarray | None = None
-        self.wg_version = -1
+        self.wd: np.ndarray | None = None
+        self.wd_version = -1
 
     @property
     def rows(self) -> np.ndarray:
@@ -149,20 +154,30 @@ class CompactMemory:
         self.theta = 1.0
         self.version += 1
 
-    def add(self, x_new, x_old, g_new, g_old, eps: float, gs_old: float,
+    def form(self, x_new, x_old, g_new, g_old, lower, upper, work: np.ndarray,
+             free_gram: FreeGram | None = None) -> tuple[tuple, float]:
+        r"""Form ``s, y`` in the free row and, in the same pass
+        (:func:`~fastopt._kernels.lbfgsb_pair_update`), the new pair's products with the
+        memory, the same over ``free_gram``'s free set, :math:`W^T d` for the next Cauchy
+        point (its path's direction ``d`` written to ``work``, scratch) and the projected
+        gradient's max-norm at ``(x_new, g_new)``. Returns ``(formed, pgnorm)``;
+        :meth:`add` commits ``formed``."""
+        rows = np.append(self.rows[1:] if self.count == self.m else self.rows, self.head)
+        mask = None if free_gram is None else free_gram.mask
+        out, pgnorm, _ = _K.lbfgsb_pair_update(x_new, x_old, g_new, g_old, lower, upper,
+                                               self.S, self.Y, rows, mask, work)
+        return (rows, out, mask), pgnorm
+
+    def add(self, formed: tuple, eps: float, gs_old: float,
             free_gram: FreeGram | None = None) -> bool:
-        r"""Form ``s, y`` in the free row; commit unless :math:`s^T y \le \varepsilon
-        (-g_{old}^T s)` (``gs_old`` = :math:`g_{old}^T s`). One more pass gives the new
-        pair's products with the memory, the same over ``free_gram``'s free set (handed to
-        it) and :math:`W^T g_{new}` for the next Cauchy point (``wg``)."""
-        r = self.head
-        self.wg = None
-        sy, yy = _kernels.lbfgs_pair(x_new, x_old, g_new, g_old, self.S[r], self.Y[r])
+        r"""Commit the pair of :meth:`form` unless :math:`s^T y \le \varepsilon
+        (-g_{old}^T s)` (``gs_old`` = :math:`g_{old}^T s`)."""
+        rows, out, mask = formed
+        r = int(rows[-1])
+        self.wd = None
+        sy, yy = float(out[-1, 0]), float(out[-1, 1])
         if not (sy > eps * -gs_old) or not (math.isfinite(sy) and math.isfinite(yy)):
             return False
-        rows = np.append(self.rows[1:] if self.count == self.m else self.rows, r)
-        mask = None if free_gram is None else free_gram.mask
-        out = _K.lbfgsb_pair_dots(self.S, self.Y, rows, r, mask, g_new)
         self.SY[rows, r] = out[:, 0]          # s_i . y_r
         self.YY[rows, r] = self.YY[r, rows] = out[:, 1]
         self.SS[rows, r] = self.SS[r, rows] = out[:, 2]
@@ -173,16 +188,17 @@ class CompactMemory:
         self.count = rows.size
         self.updates += 1
         self.version += 1
-        self.wg = np.concatenate([out[:, 9], out[:, 8]])     # (Y g, S g), oldest first
-        self.wg_version = self.version
+        self.wd = np.concatenate([out[:, 9], out[:, 8]])     # (Y d, S d), oldest first
+        self.wd_version = self.version
         if mask is not None:
             assert free_gram is not None
             free_gram.set_row(r, rows, out[:, 4:8], self.ids[r])
         return True
 
-    def products_with_g(self) -> np.ndarray | None:
-        """``(Y g, S g)`` of the current gradient when the last update formed them."""
-        return self.wg if self.wg is not None and self.wg_version == self.version else None
+    def products_with_d(self) -> np.ndarray | None:
+        """``(Y d, S d)`` for the Cauchy path's direction ``d`` at the current point, when
+        the last update formed them."""
+        return self.wd if self.wd is not None and self.wd_version == self.version else None
 
     def middle_inverse(self) -> np.ndarray:
         r""":math:`M^{-1} = [[-D, L^T], [L, \theta S^T S]]` (oldest pair first)."""
@@ -249,7 +265,7 @@ class FreeGram:
 
     def set_row(self, r: int, rows: np.ndarray, masked: np.ndarray, pair_id: int) -> None:
         """The new pair's products over the current mask, from
-        :func:`~fastopt._kernels.lbfgsb_pair_dots` (columns 4-7)."""
+        :func:`~fastopt._kernels.lbfgsb_pair_update` (columns 4-7)."""
         self.SY[rows, r] = masked[:, 0]
         self.YY[rows, r] = self.YY[r, rows] = masked[:, 1]
         self.SS[rows, r] = self.SS[r, rows] = masked[:, 2]
@@ -474,6 +490,9 @@ def minimize_lbfgsb(objective: Objective | Callable[..., Any], x0: Any,
     sub = _Subspace(memory)
     nit = 0
     pool: list = []
+    # the Cauchy point and the search direction: written afresh every iteration
+    xcp_buf = np.empty_like(x)
+    d_buf = np.empty_like(x)
 
     def result(reason, x, f, g, detail=""):
         return _result(reason, x, f, g, nit, obj, memory, shape, detail)
@@ -497,27 +516,30 @@ def minimize_lbfgsb(objective: Objective | Callable[..., Any], x0: Any,
         k = memory.count
         if not constrained and k > 0:
             # scipy skips the Cauchy point without bounds: z minimises the model from x
-            z, free, nfree, tsum = x.copy(), None, n, 0.0
+            np.copyto(xcp_buf, x)
+            z, free, nfree, tsum = xcp_buf, None, n, 0.0
             c = np.zeros(2 * k)
-            wg = memory.products_with_g()
-            if wg is None:
+            wd = memory.products_with_d()     # d = -g: no variable is held
+            if wd is None:
                 out = _kernels.lbfgs_gram(memory.S, memory.Y, memory.rows, None, g)
-                wg = np.concatenate([out[3:4 * k:4], out[2:4 * k:4]])
-            p = -np.concatenate([wg[:k], memory.theta * wg[k:]])
+                wd = -np.concatenate([out[3:4 * k:4], out[2:4 * k:4]])
+            p = np.concatenate([wd[:k], memory.theta * wd[k:]])
         else:
             z, c, free, nfree, tsum, p = _K.lbfgsb_cauchy(
                 x, g, lo, hi, memory.S, memory.Y, memory.rows, memory.theta,
-                np.zeros((0, 0)) if M is None else M, memory.products_with_g())
+                np.zeros((0, 0)) if M is None else M, memory.products_with_d(), out=xcp_buf)
             if nfree == n:
                 free = None
         if nfree > 0 and k > 0:
             assert M is not None
-            z_sub = _subspace_step(x, g, z, c, tsum, p, lo, hi, free, nfree, memory, sub, M)
-            if z_sub is None:        # the reduced matrix is singular: start afresh
+            found = _subspace_direction(x, g, z, c, tsum, p, lo, hi, free, nfree, memory, sub,
+                                        M, d_buf)
+            if found is None:        # the reduced matrix is singular: start afresh
                 memory.reset()
                 continue
-            z = z_sub
-        d, box_step, gd, dd = _K.lbfgsb_direction(x, z, g, lo, hi, out=z)
+            d, box_step, gd, dd = found
+        else:
+            d, box_step, gd, dd = _K.lbfgsb_direction(x, z, g, lo, hi, out=z)
 
         # ---- line search along d, inside the box
         if constrained and nit == 0:
@@ -568,32 +590,34 @@ def minimize_lbfgsb(objective: Objective | Callable[..., Any], x0: Any,
             return result("maxiter", x, f, g)
         if obj.nfev > maxfun:
             return result("maxfun", x, f, g)
-        pgnorm = _K.bounds_projgrad_norm(x, g, lo, hi)
+        free_gram = sub.free_gram if constrained else None
+        # d_buf (the last direction) serves as scratch: the line search is over
+        formed, pgnorm = memory.form(x, x_old, g, g_old, lo, hi, d_buf, free_gram)
         if not (math.isfinite(f) and math.isfinite(pgnorm)):
             return result("nonfinite", x, f, g)
         if pgnorm <= gtol:
             return result("gtol", x, f, g)
         if f_old - f <= ftol * max(abs(f_old), abs(f), 1.0):
             return result("ftol", x, f, g)
-        memory.add(x, x_old, g, g_old, eps, ls.alpha * line.dphi0,
-                   sub.free_gram if constrained else None)
+        memory.add(formed, eps, ls.alpha * line.dphi0, free_gram)
         obj.forget(x_old)
         pool.append(x_old)
         del g_old
 
 
-def _subspace_step(x, g, xcp, c, tsum, p, lo, hi, free, nfree, memory: CompactMemory,
-                   sub: _Subspace, M) -> np.ndarray | None:
-    r"""The point :math:`z` that minimises the model over the free variables from the
-    Cauchy point ``xcp``, with the Morales-Nocedal projection; None when the reduced
-    matrix is singular.
+def _subspace_direction(x, g, xcp, c, tsum, p, lo, hi, free, nfree, memory: CompactMemory,
+                        sub: _Subspace, M, out: np.ndarray) -> tuple | None:
+    r"""The search direction ``(d, max_step, gd, dd)`` (:func:`~fastopt._kernels.lbfgsb_direction`)
+    towards the point :math:`z` that minimises the model over the free variables from the
+    Cauchy point ``xcp``, with the Morales-Nocedal projection, ``d`` written to ``out``;
+    None when the reduced matrix is singular.
 
     On the free set the Cauchy point moved by :math:`-t g`, so the reduced gradient is
     :math:`r = -(1 - \theta t) g_F + W_F M c` and, with :math:`p = -W_F^T g` from the
     Cauchy scan and :math:`G = W_F^T W_F`, :math:`W_F^T r = (1 - \theta t) p + G M c`
     costs no pass over memory; the step
-    :math:`r/\theta + W_F N^{-1} W_F^T r / \theta^2` is then one fused pass
-    (:func:`~fastopt._kernels.lbfgsb_subspace_point`)."""
+    :math:`r/\theta + W_F N^{-1} W_F^T r / \theta^2`, :math:`z` and :math:`d = z - x`
+    are then one fused pass (:func:`~fastopt._kernels.lbfgsb_subspace_direction`)."""
     k = memory.count
     th = memory.theta
     N, G = sub.reduced(free, nfree)
@@ -609,5 +633,5 @@ def _subspace_step(x, g, xcp, c, tsum, p, lo, hi, free, nfree, memory: CompactMe
     # du = -scale/theta g + W (Mc / theta + sol / theta^2), W = [Y, theta S]
     a = Mc[:k] / th + sol[:k] / (th * th)
     b = Mc[k:] + sol[k:] / th
-    return _K.lbfgsb_subspace_point(x, g, xcp, lo, hi, memory.S, memory.Y, memory.rows,
-                                    -scale / th, a, b, free)
+    return _K.lbfgsb_subspace_direction(x, g, xcp, lo, hi, memory.S, memory.Y, memory.rows,
+                                        -scale / th, a, b, free, out=out)
