@@ -58,6 +58,7 @@ MINIMAL_BYTES = {
     "adam_bf16": 5,
     "adam_int8": 4,
     "bfgs": 0,
+    "adam_bf16params": 0,
 }
 
 

@@ -174,6 +174,43 @@ FO_LOWPREC_PROTOTYPES(nadam)
 FO_LOWPREC_PROTOTYPES(lion)
 #undef FO_LOWPREC_PROTOTYPES
 
+/* bfloat16 parameters (optim_bf16param.inc). Every family has fo_<family>_step_bf16param:
+ * the update of parameters stored as bfloat16 bits (uint16) with float32 math. Per element
+ * the param (and a bfloat16 gradient) is decoded, the family's rule runs in float32 with the
+ * state in the format states->format[t] (FO_STATE_FULL: float32 arrays), and the new value
+ * is rounded back to bfloat16: stochastically (FO_ROUND_STOCHASTIC: rounded up with
+ * probability (dropped bits) / 2^16, from 16 bits of Philox stream (seed, streams[t]) per
+ * element), to nearest even (FO_ROUND_NEAREST), or to nearest with the rounding error kept
+ * in a bfloat16 compensation buffer (FO_ROUND_KAHAN: compensation[t], same shape; the
+ * update starts from param + compensation, and an infinite or NaN param zeroes its
+ * compensation). grad[t] holds float32 values, or bfloat16 bits where grad_bf16[t] is
+ * non-zero. */
+enum fo_param_rounding { FO_ROUND_STOCHASTIC = 0, FO_ROUND_NEAREST = 1, FO_ROUND_KAHAN = 2 };
+
+typedef struct fo_bf16_params {
+    uint16_t *const *param;
+    const void *const *grad;
+    const unsigned char *grad_bf16;
+    const uint64_t *streams;
+    uint64_t seed;
+    int rounding;
+    uint16_t *const *compensation;
+} fo_bf16_params;
+
+#define FO_BF16PARAM_PROTOTYPE(family)                                                       \
+    FO_API int fo_##family##_step_bf16param(fo_layout *layout, const fo_bf16_params *params,  \
+                                            const fo_lowprec_states *states,                 \
+                                            const fo_##family##_options *options,            \
+                                            int nthreads);
+FO_BF16PARAM_PROTOTYPE(sgd)
+FO_BF16PARAM_PROTOTYPE(adam)
+FO_BF16PARAM_PROTOTYPE(adagrad)
+FO_BF16PARAM_PROTOTYPE(rmsprop)
+FO_BF16PARAM_PROTOTYPE(adadelta)
+FO_BF16PARAM_PROTOTYPE(nadam)
+FO_BF16PARAM_PROTOTYPE(lion)
+#undef FO_BF16PARAM_PROTOTYPE
+
 /* Whether every element of every tensor is finite (finite.c): *all_finite = 1 or 0.
  * Used before an update that must be skipped when a gradient holds NaN or Inf. Threads stop
  * early once any of them has seen a non-finite value. */

@@ -1,6 +1,7 @@
 # _dlpack.pxi — reading a gradient's memory from a DLPack capsule (fastopt.torch).
 #
-# Uses: _boundary.pxi (_label). Used by: _optim.pxi (StepPlan.bind).
+# Uses: _boundary.pxi (_label). Used by: _optim.pxi (StepPlan.bind), fastopt.torch
+# (gather_torch_grads: its step's loop over p.grad).
 #
 # fastopt.torch meets a NEW gradient tensor for every parameter at every step (after
 # zero_grad(set_to_none=True) and a backward pass). torch's Tensor.numpy() costs about
@@ -14,7 +15,9 @@
 # Capsules are only peeked at, never consumed: the producer's capsule destructor releases
 # the tensor.
 
+from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_IsValid
+from cpython.weakref cimport PyWeakref_GetObject, PyWeakref_NewRef
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t, uintptr_t
 
 cdef extern from *:
@@ -126,3 +129,81 @@ cdef char *_dlpack_data(object capsule, cnp.ndarray p, Py_ssize_t position,
     if t.data == NULL or addr % <uintptr_t>itemsize != 0:
         raise DLPackUnfit(position, label, "not aligned")
     return <char *>addr
+
+
+# ---------------------------------------------------------------------------------------
+# fastopt.torch's reading of every p.grad, in one C loop
+# ---------------------------------------------------------------------------------------
+
+
+def gather_torch_grads(list params, list ptrs, list srcs, list gptrs, list views, list weak,
+                       object no_grad, object data_ptr, object is_neg, object to_dlpack,
+                       object numpy_view):
+    """Read ``p.grad`` of every param of fastopt.torch's cached layout: its step's loop over
+    the params, in C (three torch calls per tensor and no bytecode). torch's own methods
+    are passed in (``Tensor.data_ptr``, ``Tensor.is_neg``, ``to_dlpack``,
+    ``Tensor.numpy``), so that this module never imports torch.
+
+    Per slot i: ``ptrs[i]`` is the param's data pointer when the layout was built;
+    ``srcs[i]`` the grad tensor whose numpy view ``views[i]`` is retained (``no_grad`` and
+    None when none is) and ``gptrs[i]`` its data pointer; ``weak[i]`` a weak reference to
+    the slot's grad of an earlier step. A grad that is still the retained one keeps its
+    view; a new grad is read through a DLPack capsule, and is retained (a numpy view) when
+    it is the grad ``weak[i]`` refers to (met two steps running), else read for this step
+    only: a new grad tensor every step (``zero_grad(set_to_none=True)``) must not outlive
+    its step through a reference of ours.
+
+    Returns None when some param's data pointer is not ``ptrs[i]`` (its storage was
+    swapped: the layout must be rebuilt), else ``(changed, grads, missing, slow)``: whether
+    any slot changed (False: ``grads`` holds the retained views), the list to bind (per
+    slot a view, a capsule, or None), the slots whose grad is None (None when every param
+    has one), and the slots left to the caller (a negative view, or a grad ``to_dlpack``
+    refused: the numpy road, which copies or explains)."""
+    cdef Py_ssize_t i, n = PyList_GET_SIZE(params)
+    cdef object p, g, w, cap
+    cdef bint changed = False
+    cdef list slow = [], grads
+    cdef object missing = None
+    if (PyList_GET_SIZE(ptrs) != n or PyList_GET_SIZE(srcs) != n or PyList_GET_SIZE(gptrs) != n
+            or PyList_GET_SIZE(views) != n or PyList_GET_SIZE(weak) != n):
+        raise ValueError("gather_torch_grads: expected one entry per param in every list")
+    grads = list(views)
+    for i in range(n):
+        p = <object>PyList_GET_ITEM(params, i)
+        if data_ptr(p) != <object>PyList_GET_ITEM(ptrs, i):
+            return None
+        g = p.grad
+        if (g is <object>PyList_GET_ITEM(srcs, i)
+                and data_ptr(g) == <object>PyList_GET_ITEM(gptrs, i)):
+            continue
+        changed = True
+        srcs[i] = no_grad
+        views[i] = None
+        grads[i] = None
+        if g is None:
+            if missing is None:
+                missing = []
+            missing.append(i)
+            continue
+        if is_neg(g):  # DLPack would drop the negative bit
+            slow.append(i)
+            continue
+        try:
+            cap = to_dlpack(g)
+        except (TypeError, RuntimeError):
+            slow.append(i)
+            continue
+        grads[i] = cap
+        w = <object>PyList_GET_ITEM(weak, i)
+        if w is not None and <object>PyWeakref_GetObject(w) is g:
+            srcs[i] = g
+            gptrs[i] = data_ptr(g)
+            try:  # retained: a numpy view binds faster than a capsule (parsed every step)
+                cap = numpy_view(g)
+                grads[i] = cap
+            except (TypeError, RuntimeError):
+                pass
+            views[i] = cap
+        else:
+            weak[i] = PyWeakref_NewRef(g, None)
+    return changed, grads, missing, slow

@@ -164,6 +164,11 @@ cdef class LowprecCall:
         free(self.previous)
         free(self.reals)
 
+    cdef int launch(self, const int64_t *steps, const double *reals,
+                    int nthreads) noexcept nogil:
+        """The kernel call (the C status)."""
+        return self.o.run_lowprec(self.b, &self.st, steps, reals, nthreads)
+
     def run(self):
         """Run the update (GIL released), then advance the step counters and real scalars."""
         global _last_threads_used
@@ -179,7 +184,7 @@ cdef class LowprecCall:
                 reals_ptr = self.reals
         cdef int status, nthreads = current_threads()
         with nogil:
-            status = self.o.run_lowprec(self.b, &self.st, steps_ptr, reals_ptr, nthreads)
+            status = self.launch(steps_ptr, reals_ptr, nthreads)
         _last_threads_used = self.b.layout.threads_used
         self.done = True
         check_status(status, self.o.kernel)
@@ -205,6 +210,24 @@ def lowprec_prepare(KernelOptions o, list params, list grads, list formats, list
     streams: per-tensor Philox streams (uint64) of the bfloat16 rounding; nonnegative: bit
     j set if state j uses the unsigned map. The state arrays belong to the optimizer that
     passes them (their overlap with params and gradients is not checked)."""
+    if len(params) == 0:
+        raise ValueError("params: expected at least one array, got none")
+    batches = prepare([params, grads], ("params", "grads"), (PARAM, GRAD), (False, False))
+    if batches[0] is not None and batches[1] is not None:
+        raise TypeError("params: lowprec_prepare takes params of one dtype")
+    cdef LowprecCall call = LowprecCall.__new__(LowprecCall)
+    cdef Batch b = <Batch>(batches[0] if batches[0] is not None else batches[1])
+    _bind_states(call, o, b, b.typenum, params, formats, states, absmax, steps, reals,
+                 streams, seed, nonnegative)
+    return call
+
+
+cdef void _bind_states(LowprecCall call, KernelOptions o, Batch b, int typenum, list params,
+                       list formats, list states, list absmax, list steps, list reals,
+                       streams, uint64_t seed, unsigned nonnegative) except *:
+    """Fill `call` (its batch `b` of params and grads already validated) with the pointer
+    tables of the states (a full state has dtype `typenum`), the step counters and real
+    scalars: lowprec_prepare's arguments, checked the same way."""
     cdef Py_ssize_t n = len(params), i, r
     cdef int j, f, nreal = len(reals)
     cdef int nstates = o.nstates
@@ -212,14 +235,8 @@ def lowprec_prepare(KernelOptions o, list params, list grads, list formats, list
     if len(formats) != n or len(states) != nstates or len(absmax) != nstates:
         raise ValueError("lowprec_prepare: expected one format per param and one column per "
                          "state")
-    if n == 0:
-        raise ValueError("params: expected at least one array, got none")
-    batches = prepare([params, grads], ("params", "grads"), (PARAM, GRAD), (False, False))
-    if batches[0] is not None and batches[1] is not None:
-        raise TypeError("params: lowprec_prepare takes params of one dtype")
-    cdef LowprecCall call = LowprecCall.__new__(LowprecCall)
     call.o = o
-    call.b = <Batch>(batches[0] if batches[0] is not None else batches[1])
+    call.b = b
     call.nreal = nreal
     call.format = <int *>malloc((n + 1) * sizeof(int))
     call.states = <void **>malloc((3 * n + 1) * sizeof(void *))
@@ -243,7 +260,7 @@ def lowprec_prepare(KernelOptions o, list params, list grads, list formats, list
         for i in range(n):
             call.streams[i] = <uint64_t>stream_arr[i]
         call.st.streams = call.streams
-    cdef int typenum = call.b.typenum, want
+    cdef int want
     for i in range(n):
         f = formats[i]
         if f != FO_STATE_FULL and f != FO_STATE_BFLOAT16 and f != FO_STATE_INT8:
@@ -292,7 +309,6 @@ def lowprec_prepare(KernelOptions o, list params, list grads, list formats, list
         call.counters = list(steps)
     elif nreal:
         raise ValueError("steps: real scalar state needs step counters")
-    return call
 
 
 _TYPENAMES = {cnp.NPY_FLOAT: "float32", cnp.NPY_DOUBLE: "float64", cnp.NPY_UINT16: "uint16",

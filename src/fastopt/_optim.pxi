@@ -16,7 +16,7 @@ from cpython.object cimport PyObject
 from cpython.pycapsule cimport PyCapsule_CheckExact
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from libc.string cimport memset
-from libc.stdint cimport uint64_t
+from libc.stdint cimport uint16_t, uint64_t
 
 cdef extern from *:
     """
@@ -43,6 +43,18 @@ cdef extern from "optim.h" nogil:
         FO_STATE_FULL
         FO_STATE_BFLOAT16
         FO_STATE_INT8
+    ctypedef struct fo_bf16_params:
+        uint16_t **param
+        const void **grad
+        const unsigned char *grad_bf16
+        const uint64_t *streams
+        uint64_t seed
+        int rounding
+        uint16_t **compensation
+    enum:
+        FO_ROUND_STOCHASTIC
+        FO_ROUND_NEAREST
+        FO_ROUND_KAHAN
     int fo_all_finite_f32(fo_layout *layout, const float **x, int *all_finite, int nthreads)
     int fo_all_finite_f64(fo_layout *layout, const double **x, int *all_finite, int nthreads)
 
@@ -78,6 +90,13 @@ cdef class KernelOptions:
                          const double *reals, int nthreads) noexcept nogil:
         """The same update with the state of each tensor in the format st.format[t]
         (_lowprec.pxi)."""
+        return FO_ERR_ARGUMENT
+
+    cdef int run_bf16param(self, Batch b, const fo_bf16_params *bp,
+                           const fo_lowprec_states *st, const int64_t *steps,
+                           const double *reals, int nthreads) noexcept nogil:
+        """The same update of bfloat16 params (bp) in float32, b's layout and st's states
+        (_bf16param.pxi)."""
         return FO_ERR_ARGUMENT
 
     cdef void advance_reals(self, const int64_t *t, double **previous, double *out,

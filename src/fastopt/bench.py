@@ -132,7 +132,14 @@ MINIMAL_BYTES: dict[str, int] = {
     "adam_bf16": 5,
     "adam_int8": 4,
     "bfgs": 0,        # an (n, n) matrix, not vectors: see _bfgs_case (3 n^2 elements)
+    # Adam over bfloat16 params with bfloat16 grads and float32 state: 2 + 2 + 2 bytes
+    # of p, g, p out and 16 of m and v, 22 bytes, not a whole number of 4-byte units: see
+    # _bf16params_case
+    "adam_bf16params": 0,
 }
+
+#: Bytes per element of the adam_bf16params case (see MINIMAL_BYTES).
+BF16PARAMS_BYTES = 22
 
 #: The low-precision Adam cases: kernel name -> state_dtype.
 LOWPREC_CASES = {"adam_bf16": "bfloat16", "adam_int8": "int8"}
@@ -611,6 +618,40 @@ def _lowprec_case(name: str, layout: Layout, ctx: Context) -> Case:
     return case
 
 
+def _bf16params_case(layout: Layout, ctx: Context) -> Case:
+    """fastopt.Adam over bfloat16 params with bfloat16 grads and float32 state (the
+    'fastopt' and 'class' contenders, stochastic rounding) against the same Adam over
+    float32 params and grads ('x_fp32_params'), with the params rounded to nearest
+    ('x_nearest') or with Kahan compensation ('x_kahan'), and with bfloat16 state too
+    ('x_bf16_state'). Needs ml_dtypes; measured in the float32 run."""
+    if ctx.dtype != np.float32:
+        raise Unavailable("bfloat16 params are compared with float32 ones")
+    try:
+        import ml_dtypes
+    except ImportError as exc:
+        raise Unavailable("bfloat16 params need ml_dtypes") from exc
+    n = layout.elements
+    case = Case("adam_bf16params", layout, ctx.dtype, BF16PARAMS_BYTES * n, 12 * n)
+    data = _Tensors(layout, ctx.dtype, {"p": (-1.0, 1.0), "g": (-1.0, 1.0)}, ctx.seed,
+                    shared=("g",))
+    adam = _fastopt_attr("Adam")
+    for key, bf16, sd, rounding in (("fastopt", True, None, "stochastic"),
+                                    ("x_nearest", True, None, "nearest"),
+                                    ("x_kahan", True, None, "kahan"),
+                                    ("x_bf16_state", True, "bfloat16", "stochastic"),
+                                    ("x_fp32_params", False, None, "stochastic")):
+        d = data.copy()
+        ps, gs = d["p"], d["g"]
+        if bf16:
+            ps = [x.astype(ml_dtypes.bfloat16) for x in ps]
+            gs = [x.astype(ml_dtypes.bfloat16) for x in gs]
+        opt = adam(ps, lr=1e-3, state_dtype=sd, param_rounding=rounding)
+        opt.step(gs)
+        case.contenders[key] = (lambda o, g: lambda: o.step(g))(opt, gs)
+    case.contenders["fastopt_class"] = case.contenders["fastopt"]
+    return case
+
+
 def _add_deepspeed(case: Case, ctx: Context, data: _Tensors, spec: OptimizerSpec) -> None:
     """DeepSpeedCPUAdam over torch views of a copy of the case's arrays (float32 only: its
     op keeps fp32 state)."""
@@ -942,6 +983,12 @@ for _name, _sd in LOWPREC_CASES.items():
         f"fastopt.Adam(state_dtype={_sd!r}) vs float32 state / bitsandbytes Adam8bit / "
         "torchao AdamW8bit (optional)",
         quick_sizes=["1e6"])
+KERNELS["adam_bf16params"] = KernelEntry(
+    "adam_bf16params", "optim", ["1e4", "1e6", "1.6e7"],
+    lambda label, ctx: _bf16params_case(parse_optimizer_size(label), ctx),
+    "fastopt.Adam on bfloat16 params and grads (float32 state, stochastic rounding) vs "
+    "float32 params / nearest / Kahan / bfloat16 state too (needs ml_dtypes)",
+    quick_sizes=["1e6"])
 KERNELS["dropout"] = KernelEntry(
     "dropout", "nn", ["1e4", "1e6", "1024x4096", "1e7"],
     lambda label, ctx: _dropout_case(parse_array_size(label, 2), ctx),

@@ -293,9 +293,11 @@ class OptimizerSpec:
     peak_lr: float | None
 
     def build(self, params: list[np.ndarray], lr: fo.schedules.ScheduleLike,
-              state_dtype: str | None = None) -> fo.Optimizer:
+              state_dtype: str | None = None,
+              param_rounding: str = "stochastic") -> fo.Optimizer:
         opt: fo.Optimizer = self.cls(params, lr=lr, weight_decay=WEIGHT_DECAY,
-                                     state_dtype=state_dtype, **self.options)
+                                     state_dtype=state_dtype, param_rounding=param_rounding,
+                                     **self.options)
         return opt
 
 
@@ -412,7 +414,8 @@ class Progress:
 
 def train(name: str, data, epochs: int, seed: int, peak_lr: float | None = None,
           quiet: bool = True, batch_norm: bool = True, init_scale: float | None = None,
-          label: str | None = None, state_dtype: str | None = None) -> RunResult:
+          label: str | None = None, state_dtype: str | None = None,
+          param_dtype: str | None = None, param_rounding: str = "stochastic") -> RunResult:
     """Train a :class:`SpiralNet` with one of :data:`OPTIMIZERS`; keep the best epoch.
 
     Mini-batches of 64 (full batches only), the warmup + cosine schedule up to
@@ -439,6 +442,12 @@ def train(name: str, data, epochs: int, seed: int, peak_lr: float | None = None,
         Name of the run; the optimizer's label when None.
     state_dtype : {None, "bfloat16", "int8"}, optional
         How the optimizer stores its state (its ``state_dtype``).
+    param_dtype : {None, "bfloat16"}, optional
+        "bfloat16": the optimizer keeps the weights as bfloat16 arrays (needs ml_dtypes);
+        the network computes in float32 from their values.
+    param_rounding : {"stochastic", "nearest", "kahan"}, default "stochastic"
+        How the optimizer rounds bfloat16 weights after each update (its
+        ``param_rounding``).
 
     Returns
     -------
@@ -464,10 +473,16 @@ def train(name: str, data, epochs: int, seed: int, peak_lr: float | None = None,
     rng = np.random.default_rng(seed)
     model = SpiralNet(rng, batch_norm=batch_norm, init_scale=init_scale)
     steps_per_epoch = len(x_tr) // BATCH  # full batches only: BatchNorm on a 16-row tail is noise
-    opt = spec.build(model.params, warmup_cosine(peak, epochs * steps_per_epoch), state_dtype)
+    stored = model.params        # what the optimizer updates: the weights or bf16 copies
+    if param_dtype is not None:
+        stored = _bfloat16_params(model.params, param_dtype)
+    opt = spec.build(stored, warmup_cosine(peak, epochs * steps_per_epoch), state_dtype,
+                     param_rounding)
     keeper = fo.train.EarlyStopping(patience=None, mode="max")
     if label is None:
         label = spec.label if state_dtype is None else f"{spec.label} ({state_dtype} state)"
+        if param_dtype is not None:
+            label += f" ({param_dtype} params, {param_rounding})"
     result = RunResult(label, steps_per_epoch=steps_per_epoch, peak_lr=peak)
     progress = Progress(epochs, result.name, quiet)
     order_rng = np.random.default_rng(seed + 1)
@@ -480,6 +495,9 @@ def train(name: str, data, epochs: int, seed: int, peak_lr: float | None = None,
                 model.loss_and_grads(x_tr[idx], y_tr[idx])
                 result.lrs.append(current_lr(opt))
                 opt.step(model.grads)
+                if stored is not model.params:
+                    for w, b in zip(model.params, stored):
+                        np.copyto(w, b, casting="unsafe")
             result.train_loss.append(model.loss(x_tr, y_tr))
             result.train_acc.append(model.accuracy(x_tr, y_tr))
             result.val_acc.append(model.accuracy(x_val, y_val))
@@ -494,6 +512,19 @@ def train(name: str, data, epochs: int, seed: int, peak_lr: float | None = None,
     result.seconds = time.perf_counter() - start
     result.model = model
     return result
+
+
+def _bfloat16_params(params: list[np.ndarray], param_dtype: str) -> list[np.ndarray]:
+    """bfloat16 copies of `params` (rounded to nearest), which the float32 `params` then
+    take as their values: the weights start where the optimizer's copies do."""
+    if param_dtype != "bfloat16":
+        raise ValueError(f"param_dtype: expected None or 'bfloat16', got {param_dtype!r}")
+    import ml_dtypes
+
+    stored = [p.astype(ml_dtypes.bfloat16) for p in params]
+    for w, b in zip(params, stored):
+        np.copyto(w, b, casting="unsafe")
+    return stored
 
 
 def current_lr(opt: fo.Optimizer) -> float:

@@ -72,7 +72,8 @@ def test_class_options_and_defaults_follow_the_table(cls):
 
 
 #: The keyword-only options of every class that choose how state is stored.
-STORAGE_DEFAULTS = {"state_dtype": None, "min_lowprec_size": 4096, "state_seed": 0}
+STORAGE_DEFAULTS = {"state_dtype": None, "min_lowprec_size": 4096, "state_seed": 0,
+                    "param_rounding": "stochastic"}
 
 
 @pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.__name__)

@@ -13,6 +13,7 @@ from fastopt.optim.storage import (
     dequantize_blockwise,
     quantize_blockwise,
 )
+from fastopt_testing.arrays import assert_same_state
 from fastopt_testing.lowprec_reference import (
     LowPrecisionReference,
     bf16_stochastic,
@@ -246,14 +247,7 @@ def test_threads_bitwise(state_dtype, name, options):
     (p1, s1), (p2, s2) = results
     for a, b in zip(p1, p2):
         np.testing.assert_array_equal(a, b)
-    for k in s1["state"]:
-        for name_, v in s1["state"][k].items():
-            w = s2["state"][k][name_]
-            if isinstance(v, dict):
-                for key in v:
-                    np.testing.assert_array_equal(v[key], w[key])
-            else:
-                np.testing.assert_array_equal(v, w)
+    assert_same_state(s1["state"], s2["state"])
 
 
 def test_state_nbytes_and_formats():

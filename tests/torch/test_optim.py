@@ -82,6 +82,11 @@ def test_adagrad_ignores_a_groups_initial_accumulator_value_as_torch_does():
     _assert_equal_runs(pa, pb, oa, ob, dict(rtol=1e-12, atol=1e-14))
 
 
+LOWPREC_OPTIONS = [("state_dtype", inspect.Parameter.KEYWORD_ONLY, None),
+                   ("min_lowprec_size", inspect.Parameter.KEYWORD_ONLY, 4096),
+                   ("state_seed", inspect.Parameter.KEYWORD_ONLY, 0)]
+
+
 # -- the torch.optim surface ----------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", NAMES)
@@ -89,8 +94,9 @@ def test_signature_and_defaults_are_torchs(name):
     ours, theirs = getattr(ft, name), getattr(torch.optim, name)
     assert issubclass(ours, torch.optim.Optimizer)
     sig_a, sig_b = inspect.signature(ours), inspect.signature(theirs)
+    # torch's parameters, then fastopt's keyword-only low-precision state options
     assert [(p.name, p.kind, p.default) for p in sig_a.parameters.values()] == \
-        [(p.name, p.kind, p.default) for p in sig_b.parameters.values()]
+        [(p.name, p.kind, p.default) for p in sig_b.parameters.values()] + LOWPREC_OPTIONS
     ps = _params(1)
     assert ours(ps).defaults == theirs(ps).defaults
     assert list(ours(ps).param_groups[0]) == list(theirs(ps).param_groups[0])

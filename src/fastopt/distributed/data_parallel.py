@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from fastopt import _kernels
 from fastopt.kernels import all_finite
 from fastopt.optim import Optimizer
 from fastopt.optim.optimizer import _as_key, checked_state_array, checkpoint_positions
@@ -188,6 +189,9 @@ class DataParallel:
             raise ValueError(f"optimizer: DataParallel keeps the optimizer state in the "
                              f"parameters' dtype; got state_dtype={optimizer.state_dtype!r} "
                              f"(build the optimizer without state_dtype)")
+        if any(_kernels.is_bfloat16(p) for g in optimizer.param_groups for p in g["params"]):
+            raise TypeError("optimizer: DataParallel takes float32/float64 parameters, got "
+                            "bfloat16 ones")
         for name, flag in (("average", average), ("broadcast_params", broadcast_params)):
             if not isinstance(flag, (bool, np.bool_)):
                 raise TypeError(f"{name}: expected True or False, got {flag!r}")

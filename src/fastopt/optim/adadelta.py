@@ -54,11 +54,12 @@ class Adadelta(Optimizer):
                  eps: float = 1e-6, weight_decay: float = 0.0, maximize: bool = False,
                  l1: float = 0.0,
                  *, state_dtype: str | None = None, min_lowprec_size: int = 4096,
-                 state_seed: int = 0) -> None:
+                 state_seed: int = 0, param_rounding: str = "stochastic") -> None:
         defaults = dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay,
                         maximize=maximize, l1=l1)
         super().__init__(params, defaults, state_dtype=state_dtype,
-                         min_lowprec_size=min_lowprec_size, state_seed=state_seed)
+                         min_lowprec_size=min_lowprec_size, state_seed=state_seed,
+                         param_rounding=param_rounding)
 
     def _options(self, group: dict[str, Any], lr: float) -> _kernels.KernelOptions:
         return _kernels.adadelta_options(lr, group["rho"], group["eps"],

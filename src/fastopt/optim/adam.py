@@ -65,11 +65,12 @@ class Adam(Optimizer):
                  weight_decay: float = 0.0, amsgrad: bool = False, maximize: bool = False,
                  l1: float = 0.0,
                  *, state_dtype: str | None = None, min_lowprec_size: int = 4096,
-                 state_seed: int = 0) -> None:
+                 state_seed: int = 0, param_rounding: str = "stochastic") -> None:
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                         amsgrad=amsgrad, maximize=maximize, l1=l1)
         super().__init__(params, defaults, state_dtype=state_dtype,
-                         min_lowprec_size=min_lowprec_size, state_seed=state_seed)
+                         min_lowprec_size=min_lowprec_size, state_seed=state_seed,
+                         param_rounding=param_rounding)
 
     def _options(self, group: dict[str, Any], lr: float) -> _kernels.KernelOptions:
         beta1, beta2 = self._pair(group["betas"], "betas", "(beta1, beta2)")
@@ -110,8 +111,8 @@ class AdamW(Adam):
                  weight_decay: float = 1e-2, amsgrad: bool = False, maximize: bool = False,
                  l1: float = 0.0,
                  *, state_dtype: str | None = None, min_lowprec_size: int = 4096,
-                 state_seed: int = 0) -> None:
+                 state_seed: int = 0, param_rounding: str = "stochastic") -> None:
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                          amsgrad=amsgrad, maximize=maximize, l1=l1,
                          state_dtype=state_dtype, min_lowprec_size=min_lowprec_size,
-                         state_seed=state_seed)
+                         state_seed=state_seed, param_rounding=param_rounding)

@@ -1,10 +1,13 @@
-"""The step of an optimizer whose state is kept in fewer bits (``state_dtype=``).
+"""The step of an optimizer whose state is kept in fewer bits (``state_dtype=``) or whose
+parameters are bfloat16 arrays.
 
 :class:`LowPrecision` holds the choice (``"bfloat16"`` or ``"int8"``, the size below which
-a tensor keeps full-precision state, the seed of the stochastic rounding) and runs the
-steps of an :class:`~fastopt.optim.Optimizer` created with it: state is allocated lazily
-as :mod:`fastopt.optim.storage` objects, and every update is one C call per unit and dtype
-(``fo_<family>_step_lowprec``: decode, the family's own rule, encode, in one pass).
+a tensor keeps full-precision state, the seed of the stochastic rounding, how bfloat16
+params are rounded) and runs the steps of an :class:`~fastopt.optim.Optimizer` created
+with it: state is allocated lazily as :mod:`fastopt.optim.storage` objects, and every
+update is one C call per unit and dtype (``fo_<family>_step_lowprec``, and
+``fo_<family>_step_bf16param`` for bfloat16 params: decode, the family's own rule in
+float32, encode, in one pass).
 """
 
 from __future__ import annotations
@@ -19,43 +22,69 @@ from fastopt.optim import storage
 if TYPE_CHECKING:
     from fastopt.optim.optimizer import Optimizer
 
-__all__ = ["STATE_DTYPES", "LowPrecision"]
+__all__ = ["COMPENSATION", "PARAM_ROUNDINGS", "STATE_DTYPES", "LowPrecision", "math_dtype"]
 
 #: The values ``state_dtype`` takes besides None.
 STATE_DTYPES = ("bfloat16", "int8")
 
+#: How bfloat16 parameters are rounded after their float32 update (``param_rounding``).
+PARAM_ROUNDINGS = ("stochastic", "nearest", "kahan")
+
+#: The state entry of a bfloat16 parameter's Kahan compensation (uint16 bfloat16 bits).
+COMPENSATION = "param_compensation"
+
+_ROUNDING = {"stochastic": _kernels.ROUND_STOCHASTIC, "nearest": _kernels.ROUND_NEAREST,
+             "kahan": _kernels.ROUND_KAHAN}
+
 _FORMAT = {None: _kernels.STATE_FULL, "bfloat16": _kernels.STATE_BFLOAT16,
            "int8": _kernels.STATE_INT8}
 
-#: Philox streams of the stochastic rounding: parameter position << 40 | update number.
+#: Philox streams of the stochastic rounding: parameter position << 40 | update number,
+#: with the top bit set for the rounding of bfloat16 params (a stream apart from the
+#: states').
 _STREAM_SHIFT = 40
+_PARAM_STREAM = 1 << 63
+
+
+def math_dtype(p: np.ndarray) -> np.dtype:
+    """The dtype of `p`'s update and full-precision state: float32 for a bfloat16 array."""
+    return np.dtype(np.float32) if _kernels.is_bfloat16(p) else p.dtype
 
 
 class LowPrecision:
     """How an optimizer stores its state arrays: `dtype` "bfloat16" or "int8" for tensors
-    of at least `min_size` elements (smaller ones keep the parameter's dtype), `seed` for
-    the stochastic rounding of bfloat16 (Philox; element e of parameter i at update t
-    always draws the same bits, whatever the thread count)."""
+    of at least `min_size` elements (smaller ones, and every one when `dtype` is None, keep
+    full precision: the parameter's dtype, float32 for a bfloat16 one), `seed` for the
+    stochastic rounding of bfloat16 (Philox; element e of parameter i at update t always
+    draws the same bits, whatever the thread count), `param_rounding` for bfloat16
+    parameters ("stochastic", "nearest", or "kahan": to nearest, the rounding error kept
+    in the state entry ``param_compensation``)."""
 
-    def __init__(self, dtype: str, min_size: int, seed: int) -> None:
-        if dtype not in STATE_DTYPES:
+    def __init__(self, dtype: str | None, min_size: int, seed: int,
+                 param_rounding: str = "stochastic") -> None:
+        if dtype is not None and dtype not in STATE_DTYPES:
             raise ValueError(f"state_dtype: expected None, 'bfloat16' or 'int8', got "
                              f"{dtype!r}")
+        if param_rounding not in PARAM_ROUNDINGS:
+            raise ValueError(f"param_rounding: expected 'stochastic', 'nearest' or 'kahan', "
+                             f"got {_validation.describe_value(param_rounding)}")
         self.dtype = dtype
         self.min_size = _validation.check_int(min_size, "min_lowprec_size", 0)
         self.seed = _validation.check_int(seed, "state_seed", 0, 2**64 - 1)
+        self.param_rounding = param_rounding
 
     def format_of(self, p: np.ndarray) -> str | None:
         """The state format of parameter `p`: None (full precision) below min_size."""
-        return self.dtype if p.size >= self.min_size else None
+        return self.dtype if self.dtype is not None and p.size >= self.min_size else None
 
     def new_state(self, p: np.ndarray, fill: float, nonnegative: bool) -> Any:
         """A state array of parameter `p` holding `fill` everywhere."""
-        full = np.full(p.shape, fill, dtype=p.dtype)
+        dtype = math_dtype(p)
+        full = np.full(p.shape, fill, dtype=dtype)
         target = self.format_of(p)
         if target is None:
             return full
-        return storage.convert(full, target, p.dtype, nonnegative, p.shape, "state")
+        return storage.convert(full, target, dtype, nonnegative, p.shape, "state")
 
     # -- the step ------------------------------------------------------------------------
     def step(self, opt: Optimizer, grads: Any, skip: bool) -> bool:
@@ -75,7 +104,7 @@ class LowPrecision:
         family = opt.family
         nonneg = sum(1 << j for j, s in enumerate(family.states) if s.values == "nonnegative")
         new: dict[int, dict[str, Any]] = {}
-        calls = []
+        calls: list[_kernels.LowprecCall] = []
         for group, o, lr, values, indices, sub in opt._groups_with_grads(grads, options, lrs):
             created = [False] * len(indices)
 
@@ -84,22 +113,38 @@ class LowPrecision:
             assert gathered is not None  # allocate never gives up
             columns, scalars = gathered
             for unit in opt._units(o, values, lr, indices, sub, columns, scalars, created):
-                calls.extend(self._prepare(unit, grads, group["step"] + 1, nonneg))
-        if skip and not _kernels.all_finite([g for g in grads if g is not None]):
+                calls.extend(self._prepare(unit, grads, group["step"] + 1, nonneg,
+                                           lambda i, p: self._compensation(opt, new, i, p)))
+        if skip and not _all_finite([g for g in grads if g is not None]):
             return False
         for call in calls:
             call.run()
         opt._commit_step(new)
         return True
 
-    def _prepare(self, unit: tuple, grads: list, update: int, nonneg: int) -> list:
-        """The validated kernel calls of one unit, one per dtype of its params."""
+    def _compensation(self, opt: Optimizer, new: dict[int, dict[str, Any]], i: int,
+                      p: np.ndarray) -> np.ndarray:
+        """The Kahan compensation of parameter i (`p`): its state entry, or new zeros that
+        wait in `new` until the step succeeds."""
+        held = opt.state.get(i, {}).get(COMPENSATION)
+        if held is None:
+            held = new.setdefault(i, {}).get(COMPENSATION)
+        if held is None:
+            held = new.setdefault(i, {})[COMPENSATION] = np.zeros(p.shape, np.uint16)
+        return held
+
+    def _prepare(self, unit: tuple, grads: list, update: int, nonneg: int,
+                 compensation: Any) -> list:
+        """The validated kernel calls of one unit, one per dtype of its params
+        (`compensation(i, p)`: the Kahan buffer of bfloat16 parameter i)."""
         o, indices, params, columns, scalars = unit
         steps = scalars.get("step")
         reals = [arrays for name, arrays in scalars.items() if name != "step"]
-        calls = []
-        for dtype in (np.float32, np.float64):
-            pick = [k for k, p in enumerate(params) if p.dtype == dtype]
+        calls: list[_kernels.LowprecCall] = []
+        bf16 = [_kernels.is_bfloat16(p) for p in params]
+        for dtype in (np.float32, np.float64, None):
+            pick = [k for k, p in enumerate(params)
+                    if (bf16[k] if dtype is None else not bf16[k] and p.dtype == dtype)]
             if not pick:
                 continue
             formats: list[int] = []
@@ -117,15 +162,29 @@ class LowPrecision:
                                else None for k in pick])
             streams = np.array([(indices[k] << _STREAM_SHIFT) | (update & ((1 << 40) - 1))
                                 for k in pick], dtype=np.uint64)
-            calls.append(_kernels.lowprec_prepare(
-                o, [params[k] for k in pick], [grads[indices[k]] for k in pick], formats,
-                states, absmax, None if steps is None else [steps[k] for k in pick],
-                [[col[k] for k in pick] for col in reals], streams, self.seed, nonneg))
+            args = (o, [params[k] for k in pick], [grads[indices[k]] for k in pick], formats,
+                    states, absmax, None if steps is None else [steps[k] for k in pick],
+                    [[col[k] for k in pick] for col in reals], streams)
+            if dtype is None:
+                kahan = self.param_rounding == "kahan"
+                calls.append(_kernels.bf16param_prepare(
+                    *args, streams | np.uint64(_PARAM_STREAM), self.seed, nonneg,
+                    _ROUNDING[self.param_rounding],
+                    [compensation(indices[k], params[k]) for k in pick] if kahan else None))
+            else:
+                calls.append(_kernels.lowprec_prepare(*args, self.seed, nonneg))
         return calls
 
     def __repr__(self) -> str:
         return (f"LowPrecision(dtype={self.dtype!r}, min_size={self.min_size}, "
-                f"seed={self.seed})")
+                f"seed={self.seed}, param_rounding={self.param_rounding!r})")
+
+
+def _all_finite(grads: list) -> bool:
+    """Whether every gradient (float32, float64 or bfloat16) holds only finite values."""
+    bf16 = [g for g in grads if _kernels.is_bfloat16(g)]
+    rest = [g for g in grads if not _kernels.is_bfloat16(g)] if bf16 else grads
+    return (not rest or _kernels.all_finite(rest)) and _kernels.bfloat16_all_finite(bf16)
 
 
 def _format_of(columns: list, k: int) -> str | None:

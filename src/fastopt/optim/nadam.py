@@ -68,13 +68,14 @@ class NAdam(Optimizer):
                  decoupled_weight_decay: bool = False, maximize: bool = False,
                  l1: float = 0.0,
                  *, state_dtype: str | None = None, min_lowprec_size: int = 4096,
-                 state_seed: int = 0) -> None:
+                 state_seed: int = 0, param_rounding: str = "stochastic") -> None:
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                         momentum_decay=momentum_decay,
                         decoupled_weight_decay=decoupled_weight_decay, maximize=maximize,
                         l1=l1)
         super().__init__(params, defaults, state_dtype=state_dtype,
-                         min_lowprec_size=min_lowprec_size, state_seed=state_seed)
+                         min_lowprec_size=min_lowprec_size, state_seed=state_seed,
+                         param_rounding=param_rounding)
 
     def _options(self, group: dict[str, Any], lr: float) -> _kernels.KernelOptions:
         beta1, beta2 = self._pair(group["betas"], "betas", "(beta1, beta2)")

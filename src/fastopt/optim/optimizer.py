@@ -18,7 +18,7 @@ import numpy as np
 from fastopt import _kernels, _validation, torch_state
 from fastopt.optim import rebinding, storage
 from fastopt.optim.families import Family
-from fastopt.optim.lowprec import LowPrecision
+from fastopt.optim.lowprec import COMPENSATION, LowPrecision, math_dtype
 
 LearningRate = float | Callable[[int], float]
 ParamsArg = Iterable[np.ndarray] | Iterable[dict[str, Any]]
@@ -133,6 +133,16 @@ class Optimizer:
     tensors with at least ``min_lowprec_size`` elements stored in fewer bits, see
     :mod:`fastopt.optim.storage`; ``state_seed`` seeds bfloat16's stochastic rounding).
 
+    Parameters may also be bfloat16 arrays (``ml_dtypes.bfloat16``, an optional
+    dependency), with float32 or bfloat16 gradients: each step decodes them, updates them
+    in float32 with float32 state (or ``state_dtype``'s), and rounds them back in the same
+    pass, stochastically (``param_rounding="stochastic"``, the default: 16 Philox bits per
+    element, seeded by ``state_seed``, drawn anew each step, the same for any thread
+    count), to nearest even (``"nearest"``, which loses every update below half a
+    bfloat16 ulp, 2^-9 of the value), or to nearest with the rounding error kept in a
+    bfloat16 buffer, the state entry ``param_compensation`` (``"kahan"``: Kahan-compensated
+    updates, 2 more bytes per element).
+
     Subclasses set ``family`` (their entry of :mod:`fastopt.optim.families`), implement
     ``_options(group, lr)`` (the validated kernel options of a group) and may override
     ``_units`` (how a group splits into kernel calls on the first step). A ``{formula}`` in
@@ -172,9 +182,11 @@ class Optimizer:
 
     def __init__(self, params: ParamsArg, defaults: dict[str, Any], *,
                  state_dtype: str | None = None, min_lowprec_size: int = 4096,
-                 state_seed: int = 0) -> None:
-        self._lowprec = (None if state_dtype is None
-                         else LowPrecision(state_dtype, min_lowprec_size, state_seed))
+                 state_seed: int = 0, param_rounding: str = "stochastic") -> None:
+        # the low-precision step runs when state is stored low or a param is bfloat16
+        self._lowprec_config = LowPrecision(state_dtype, min_lowprec_size, state_seed,
+                                            param_rounding)
+        self._lowprec = None if state_dtype is None else self._lowprec_config
         self._version = _Version()
         self._lock = threading.Lock()
         self._plan: _kernels.StepPlan | None = None
@@ -244,14 +256,16 @@ class Optimizer:
         params = group["params"]
         if isinstance(params, np.ndarray):
             params = [params]
-        params = list(_kernels.check_params(list(params), "params"))
+        params = list(_kernels.check_mixed_params(list(params), "params"))
         if not params:
             raise ValueError("params: expected at least one array in a param group, got none")
         seen = {id(p) for g in self.param_groups for p in g["params"]}
         if any(id(p) in seen for p in params):
             raise ValueError("params: some parameters appear in more than one group")
-        _kernels.check_params([p for g in self.param_groups for p in g["params"]] + params,
-                              "params")  # no two parameters may share memory
+        _kernels.check_mixed_params([p for g in self.param_groups for p in g["params"]]
+                                    + params, "params")  # no two parameters may share memory
+        if any(map(_kernels.is_bfloat16, params)):
+            self._lowprec = self._lowprec_config
         group["params"] = params
         for key, value in self.defaults.items():
             group.setdefault(key, value)
@@ -621,6 +635,8 @@ class Optimizer:
             needed = {n for n, used in zip(options.state_names, options.used) if used}
             scalar_names = {s.name for s in self.family.scalars}
             allowed = set(self.state_names) | scalar_names
+            if _kernels.is_bfloat16(p):
+                allowed.add(COMPENSATION)   # param_rounding="kahan"'s buffer
             slots = dict(slots)
             if not slots:
                 continue
@@ -638,6 +654,10 @@ class Optimizer:
                 if name in scalar_names:
                     entry[name] = _load_scalar(self.family, name, value, key)
                     continue
+                if name == COMPENSATION:
+                    entry[name] = np.array(checked_state_array(value, p, key, name, np.uint16),
+                                           order="C", copy=True)
+                    continue
                 entry[name] = self._loaded_state(value, p, key, name)
             new_state[i] = entry
         for group, merged in zip(self.param_groups, new_groups):
@@ -650,10 +670,11 @@ class Optimizer:
         where = f"state_dict: state[{key!r}][{name!r}]"
         target = None if self._lowprec is None else self._lowprec.format_of(p)
         nonnegative = self.family.state(name).values == "nonnegative"
+        dtype = math_dtype(p)
         if isinstance(value, dict):
-            return storage.convert(value, target, p.dtype, nonnegative, p.shape, where)
-        arr = checked_state_array(value, p, key, name)
-        return storage.convert(arr, target, p.dtype, nonnegative, p.shape, where)
+            return storage.convert(value, target, dtype, nonnegative, p.shape, where)
+        arr = checked_state_array(value, p, key, name, dtype)
+        return storage.convert(arr, target, dtype, nonnegative, p.shape, where)
 
     # -- pickling, repr ---------------------------------------------------------------------
     def __getstate__(self) -> dict[str, Any]:
@@ -751,16 +772,19 @@ def checkpoint_positions(state_dict: Any, param_groups: Sequence[dict[str, Any]]
     return renumber
 
 
-def checked_state_array(value: Any, p: np.ndarray, key: Any, name: str) -> np.ndarray:
+def checked_state_array(value: Any, p: np.ndarray, key: Any, name: str,
+                        dtype: Any = None) -> np.ndarray:
     """A checkpoint's state array ``state[key][name]`` (not copied), checked against the
-    shape and dtype of its parameter ``p``."""
+    shape of its parameter ``p`` and `dtype` (by default p's; float32 for a bfloat16 p)."""
     arr = np.asarray(value)
     if arr.shape != p.shape:
         raise ValueError(f"state_dict: state[{key!r}][{name!r}] has shape "
                          f"{arr.shape}, the parameter has shape {p.shape}")
-    if arr.dtype != p.dtype:
+    want = p.dtype if dtype is None else np.dtype(dtype)
+    if arr.dtype != want:
+        what = "the parameter has" if want == p.dtype else "expected"
         raise ValueError(f"state_dict: state[{key!r}][{name!r}] has dtype "
-                         f"{arr.dtype}, the parameter has dtype {p.dtype}")
+                         f"{arr.dtype}, {what} dtype {want}")
     return arr
 
 

@@ -144,7 +144,7 @@ def rebind(owner: Any, params: Any) -> None:
     if len(new) != len(old):
         raise ValueError(f"params: expected {len(old)} arrays (one per parameter, in the "
                          f"flattened order of the param groups), got {len(new)}")
-    new = list(_kernels.check_params(new, "params"))  # dtype, flags, no shared memory
+    new = list(_kernels.check_mixed_params(new, "params"))  # dtype, flags, no shared memory
     for i, (a, p) in enumerate(zip(new, old)):
         if a.shape != p.shape or a.dtype != p.dtype:
             raise ValueError(f"params[{i}]: expected an array of shape {p.shape} and dtype "

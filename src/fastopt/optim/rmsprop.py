@@ -64,12 +64,13 @@ class RMSprop(Optimizer):
                  centered: bool = False, maximize: bool = False, l1: float = 0.0,
                  eps_in_sqrt: bool = False,
                  *, state_dtype: str | None = None, min_lowprec_size: int = 4096,
-                 state_seed: int = 0) -> None:
+                 state_seed: int = 0, param_rounding: str = "stochastic") -> None:
         defaults = dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
                         momentum=momentum, centered=centered, maximize=maximize, l1=l1,
                         eps_in_sqrt=eps_in_sqrt)
         super().__init__(params, defaults, state_dtype=state_dtype,
-                         min_lowprec_size=min_lowprec_size, state_seed=state_seed)
+                         min_lowprec_size=min_lowprec_size, state_seed=state_seed,
+                         param_rounding=param_rounding)
 
     def _options(self, group: dict[str, Any], lr: float) -> _kernels.KernelOptions:
         return _kernels.rmsprop_options(lr, group["alpha"], group["eps"],

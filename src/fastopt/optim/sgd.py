@@ -60,11 +60,12 @@ class SGD(Optimizer):
                  dampening: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0,
                  l1: float = 0.0, maximize: bool = False,
                  *, state_dtype: str | None = None, min_lowprec_size: int = 4096,
-                 state_seed: int = 0) -> None:
+                 state_seed: int = 0, param_rounding: str = "stochastic") -> None:
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening, nesterov=nesterov,
                         weight_decay=weight_decay, l1=l1, maximize=maximize)
         super().__init__(params, defaults, state_dtype=state_dtype,
-                         min_lowprec_size=min_lowprec_size, state_seed=state_seed)
+                         min_lowprec_size=min_lowprec_size, state_seed=state_seed,
+                         param_rounding=param_rounding)
 
     def _options(self, group: dict[str, Any], lr: float,
                  first_step: bool = False) -> _kernels.KernelOptions:

@@ -33,6 +33,12 @@ What differs from torch.optim:
 * **Switches.** ``foreach`` and ``fused`` are accepted and kept in the groups (fastopt always
   runs its fused kernel); ``differentiable=True`` and ``capturable=True`` raise ValueError
   (no autograd through the step; no CUDA-graph capture for a host step). ``eps`` must be > 0.
+* **Low-precision state.** Every class also takes the keyword-only ``state_dtype``
+  (``"bfloat16"`` or ``"int8"``), ``min_lowprec_size`` (4096) and ``state_seed`` (0) of
+  :class:`fastopt.optim.Optimizer`: the state of tensors with at least
+  ``min_lowprec_size`` elements is kept in fewer bits (torch.optim has no such option;
+  the form in ``opt.state`` and ``state_dict()``, and what torch.optim makes of it, are in
+  :func:`full_precision_state_dict`'s module, ``fastopt.torch._lowprec``).
 * **Autograd's version counter** of a param is not bumped by a step (the kernel writes
   through numpy): a graph built before ``step()`` and backpropagated after it is not
   detected as stale, where torch.optim's in-place updates raise.
@@ -47,8 +53,9 @@ except ImportError as _err:  # pragma: no cover - exercised in an environment wi
                               "pip install torch==2.13.0", name="torch") from _err
 
 from fastopt.torch._base import Optimizer
+from fastopt.torch._lowprec import full_precision_state_dict
 from fastopt.torch._optimizers import SGD, Adadelta, Adagrad, Adam, AdamW, Lion, NAdam, RMSprop
 from fastopt.torch_state import from_torch_state_dict, to_torch_state_dict
 
 __all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta", "NAdam",
-           "Lion", "from_torch_state_dict", "to_torch_state_dict"]
+           "Lion", "from_torch_state_dict", "to_torch_state_dict", "full_precision_state_dict"]

@@ -6,10 +6,11 @@ How a step runs (the short path, taken while nothing but hyperparameter values c
 1. each group's kernel options are rebuilt only when its values changed (torch's LR
    schedulers write ``group["lr"]`` and OneCycleLR ``betas``/``momentum`` every step);
    groups with equal options share one unit (one C call per dtype for all of them);
-2. each new ``p.grad`` becomes a DLPack capsule (``to_dlpack``; StepPlan.bind checks what
-   it describes), a numpy view where the capsule does not fit (strided, negative views);
-   a grad that stays the same tensor (``zero_grad(set_to_none=False)``) is retained as a
-   numpy view; params are checked to still have the buffers the cached tables point at;
+2. one C loop (``_kernels.gather_torch_grads``) reads every ``p.grad`` and checks that
+   each param still has the buffer the cached tables point at; each new grad becomes a
+   DLPack capsule (``to_dlpack``; StepPlan.bind checks what it describes), a numpy view
+   where the capsule does not fit (strided, negative views: the Python road); a grad that
+   stays the same tensor (``zero_grad(set_to_none=False)``) is retained as a numpy view;
 3. a cached ``StepPlan`` (pointer tables over the param, state and step-counter views,
    validated once) binds the gradients and runs one C call per unit and dtype, GIL
    released; the per-parameter step counters are int64 tensors the plan increments.
@@ -21,7 +22,6 @@ replaced (``opt.state`` and its entries are tracked dicts), a param's storage sw
 
 from __future__ import annotations
 
-import operator
 import re
 import threading
 import weakref
@@ -33,18 +33,18 @@ import torch
 
 from fastopt import _kernels
 from fastopt import torch_state as _torch_layout
+from fastopt.torch._lowprec import TorchLowPrecision, convert_state
 from fastopt.torch._state import TrackedState, Version
 
 # A grad slot's cached source when it holds no retained gradient tensor.
 _NO_GRAD = object()
 _NO_STATE: dict[str, Any] = {}
-_is = operator.is_
 _data_ptr = torch.Tensor.data_ptr
 _numpy = torch.Tensor.numpy
 _is_neg = torch.Tensor.is_neg
 _to_dlpack = torch.utils.dlpack.to_dlpack  # torch._C._to_dlpack: ~4x cheaper than .numpy()
 _DLPackUnfit = _kernels.DLPackUnfit
-_grad_of = operator.attrgetter("grad")
+_gather = _kernels.gather_torch_grads
 # Plans kept per structure (one per combination of units, used state and params with a grad).
 _MAX_PLANS = 8
 
@@ -122,6 +122,17 @@ def check_param(p: Any, where: str) -> None:
                          "(a copy) to the model and the optimizer")
 
 
+def new_state_tensor(p: torch.Tensor, fill: float) -> torch.Tensor:
+    """A contiguous state tensor like `p` holding `fill`, on transparent huge pages when it
+    is large (``_kernels.advise_hugepages``, asked before the memory is first written, as
+    numpy asks for its large arrays): each step streams it, and 4 KiB pages cost that
+    stream a TLB miss every 4 KiB."""
+    t = torch.empty_like(p, memory_format=torch.contiguous_format)
+    if t.nbytes >= _kernels.HUGEPAGE_BYTES:
+        _kernels.advise_hugepages(t.numpy())
+    return t.fill_(fill)
+
+
 def _check_state_tensor(t: Any, p: torch.Tensor, where: str) -> None:
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"{where}: expected a tensor, got {type(t).__name__}")
@@ -183,8 +194,8 @@ class _Layout:
         self.arrays = [p.detach().numpy() for p in self.params]
         self.ptrs = [p.data_ptr() for p in self.params]
         n = len(self.params)
-        self.views: list[Any] = [None] * n          # numpy views of the grads of this step
-        self.srcs: list[Any] = [_NO_GRAD] * n       # grad tensors whose views are retained
+        self.views: list[Any] = [None] * n          # the retained views of grads
+        self.srcs: list[Any] = [_NO_GRAD] * n       # the grad tensors they view
         self.gptrs = [0] * n
         self.weak: list[Any] = [None] * n           # the grads of the previous step
         self.keys: list[Any] = [None] * len(groups)
@@ -268,8 +279,14 @@ class Optimizer(torch.optim.Optimizer):
     #: default dtype; state_dict() converts)
     _reals: tuple[tuple[str, float], ...] = ()
     _option_key: Callable[[dict[str, Any]], tuple]
+    #: the family of fastopt.optim this class steps (its states' kinds and fills)
+    _family: Any = None
 
-    def __init__(self, params: Iterable[Any], defaults: dict[str, Any]) -> None:
+    def __init__(self, params: Iterable[Any], defaults: dict[str, Any], *,
+                 state_dtype: str | None = None, min_lowprec_size: int = 4096,
+                 state_seed: int = 0) -> None:
+        self._fo_lowprec = (None if state_dtype is None else
+                            TorchLowPrecision(state_dtype, min_lowprec_size, state_seed))
         self._fo_version = Version()
         self._fo_layout: _Layout | None = None
         self._fo_lock = threading.Lock()
@@ -289,6 +306,22 @@ class Optimizer(torch.optim.Optimizer):
     def _first_step_options(self, group: dict[str, Any]) -> Any:
         """Options for params whose state this step creates, when they differ (SGD)."""
         return None
+
+    @property
+    def state_dtype(self) -> str | None:
+        """How large state tensors are kept: None (the param's dtype), "bfloat16" or "int8"
+        (see :func:`fastopt.torch.full_precision_state_dict` for the form)."""
+        return None if self._fo_lowprec is None else self._fo_lowprec.dtype
+
+    def _new_state(self, p: torch.Tensor, name: str, fill: float) -> Any:
+        """A new state `name` of param `p` holding `fill`, in the format this optimizer
+        keeps for it."""
+        if self._fo_lowprec is None:
+            return new_state_tensor(p, fill)
+        return self._fo_lowprec.new_state(p, fill, self._nonnegative(name))
+
+    def _nonnegative(self, name: str) -> bool:
+        return bool(self._family.state(name).values == "nonnegative")
 
     # -- groups -------------------------------------------------------------------------------
     def add_param_group(self, param_group: dict[str, Any]) -> None:
@@ -363,6 +396,9 @@ class Optimizer(torch.optim.Optimizer):
         return loss
 
     def _fo_step(self) -> None:
+        if self._fo_lowprec is not None:
+            self._fo_lowprec.step(self)
+            return
         lay = self._fo_layout
         groups = self.param_groups
         if lay is None or lay.version != self._fo_version.n or lay.state is not self.state \
@@ -374,22 +410,24 @@ class Optimizer(torch.optim.Optimizer):
             key = getkey(groups[k])
             if key != keys[k] or not lay.plain[k]:
                 lay.set_options(k, key, self._options(groups[k]))
-        # gradients: a numpy view of each p.grad, reused while p.grad is the same tensor
-        params = lay.params
-        if list(map(_data_ptr, params)) != lay.ptrs:  # some p.data was replaced
+        # gradients: a numpy view of each p.grad, reused while p.grad is the same tensor;
+        # every p.grad (and p's data pointer) read in one C loop
+        got = _gather(lay.params, lay.ptrs, lay.srcs, lay.gptrs, lay.views, lay.weak,
+                      _NO_GRAD, _data_ptr, _is_neg, _to_dlpack, _numpy)
+        if got is None:  # some p.data was replaced
             self._fo_layout = None
             return self._fo_step()
-        grads = list(map(_grad_of, params))
-        if all(map(_is, grads, lay.srcs)) and list(map(_data_ptr, grads)) == lay.gptrs:
+        changed, grads, missing, slow = got
+        if not changed:
             entry = lay.full  # the short path: every view retained, the plan cached
             if entry is None or lay.dirty:
-                self._fo_run(lay, None, lay.views)
+                self._fo_run(lay, None, grads)
                 return
             plan, unit_groups, _ = entry
             try:
-                bound = plan.bind(lay.views)
+                bound = plan.bind(grads)
             except _DLPackUnfit:  # pragma: no cover - retained capsules were bound before
-                self._fo_run(lay, None, lay.views)
+                self._fo_run(lay, None, grads)
                 return
             if not bound:  # pragma: no cover - retained views are never None
                 raise RuntimeError("fastopt.torch: a retained gradient view is missing")
@@ -401,60 +439,33 @@ class Optimizer(torch.optim.Optimizer):
             finally:
                 plan.release()
             return
-        views = lay.views
-        missing, transient = self._fo_gather(lay, grads)
+        for i in slow:
+            grads[i] = self._fo_grad_view(lay, i, lay.params[i].grad)
+        if missing is None:
+            self._fo_run(lay, None, grads)
+        elif len(missing) < len(grads):
+            skip = set(missing)
+            active = tuple(i for i in range(len(grads)) if i not in skip)
+            self._fo_run(lay, active, [grads[i] for i in active])
+
+    def _fo_grad_view(self, lay: _Layout, i: int, g: Any) -> np.ndarray:
+        """The view of a new grad that gather_torch_grads left to Python (a negative view,
+        or a grad to_dlpack refused): the numpy road, which copies or explains. Retained
+        (as gather_torch_grads retains) when it is the grad of the previous step and not a
+        copy."""
         try:
-            if missing is None:
-                self._fo_run(lay, None, views)
-            elif len(missing) < len(views):
-                skip = set(missing)
-                active = tuple(i for i in range(len(views)) if i not in skip)
-                self._fo_run(lay, active, [views[i] for i in active])
-        finally:
-            for i in transient:
-                views[i] = None
-
-    def _fo_gather(self, lay: _Layout, grads: list) -> tuple[list[int] | None, list[int]]:
-        """Views of the grads that are not the retained ones; returns the slots without a
-        grad (None if all have one) and those whose view is dropped after the step.
-
-        A view is retained only for a grad tensor met two steps running (as with
-        ``zero_grad(set_to_none=False)``): a new grad tensor every step (the default
-        ``set_to_none=True``) must not outlive its step through our reference."""
-        missing: list[int] | None = None
-        transient: list[int] = []
-        srcs, gptrs, views, weak = lay.srcs, lay.gptrs, lay.views, lay.weak
-        for i, g in enumerate(grads):
-            if g is srcs[i] and g.data_ptr() == gptrs[i]:
-                continue
-            if g is None:
-                if missing is None:
-                    missing = []
-                missing.append(i)
-                srcs[i] = _NO_GRAD
-                views[i] = None
-                continue
-            try:  # a DLPack capsule, checked by StepPlan.bind (_fo_bind); numpy for the rest
-                views[i] = _numpy(g) if _is_neg(g) else _to_dlpack(g)
-            except (TypeError, RuntimeError):
-                views[i] = self._grad_view(lay, i, g)
-            w = weak[i]
-            if w is not None and w() is g:
-                srcs[i] = g
-                gptrs[i] = g.data_ptr()
-                if type(views[i]) is not np.ndarray:  # retained: a numpy view binds faster
-                    try:                              # than a capsule (parsed every step)
-                        views[i] = _numpy(g)
-                    except (TypeError, RuntimeError):
-                        pass
-                elif views[i].__array_interface__["data"][0] != gptrs[i]:
-                    srcs[i] = _NO_GRAD  # a copy (of a negative view): read it again each step
-                    transient.append(i)
-            else:
-                srcs[i] = _NO_GRAD
-                weak[i] = weakref.ref(g)
-                transient.append(i)
-        return missing, transient
+            view = _numpy(g)
+        except (TypeError, RuntimeError):
+            view = self._grad_view(lay, i, g)
+        w = lay.weak[i]
+        if w is not None and w() is g:
+            if view.__array_interface__["data"][0] == g.data_ptr():  # a copy is read again
+                lay.srcs[i] = g                                       # at each step
+                lay.gptrs[i] = g.data_ptr()
+                lay.views[i] = view
+        else:
+            lay.weak[i] = weakref.ref(g)
+        return view
 
     def _fo_run(self, lay: _Layout, active: tuple[int, ...] | None, grads: list) -> None:
         if lay.dirty:
@@ -505,13 +516,31 @@ class Optimizer(torch.optim.Optimizer):
                 except (TypeError, RuntimeError):
                     view = self._grad_view(lay, i, g)
                 grads[k] = view
-                if lay.views[i] is not None:
-                    lay.views[i] = view
+                if lay.views[i] is not None:  # a retained capsule: retain the view, unless
+                    if view.__array_interface__["data"][0] == lay.gptrs[i]:  # it is a copy
+                        lay.views[i] = view
+                    else:
+                        lay.views[i], lay.srcs[i] = None, _NO_GRAD
 
     def _grad_view(self, lay: _Layout, i: int, g: Any) -> np.ndarray:
         """A view of a grad Tensor.numpy() refused: explain why, or take another road."""
         k, j = lay.where[i]
-        where = f"param_groups[{k}]['params'][{j}].grad"
+        return self._grad_view_at(f"param_groups[{k}]['params'][{j}].grad", lay.params[i], g)
+
+    def _lowprec_grad_view(self, i: int, g: Any) -> np.ndarray:
+        """A numpy view of the grad of the i-th param (low-precision step)."""
+        try:
+            return _numpy(g)
+        except (TypeError, RuntimeError):
+            pass
+        for k, group in enumerate(self.param_groups):
+            if i < len(group["params"]):
+                return self._grad_view_at(f"param_groups[{k}]['params'][{i}].grad",
+                                          group["params"][i], g)
+            i -= len(group["params"])
+        raise IndexError(i)  # pragma: no cover - i comes from the groups
+
+    def _grad_view_at(self, where: str, p: torch.Tensor, g: Any) -> np.ndarray:
         if not isinstance(g, torch.Tensor):
             raise TypeError(f"{where}: expected a tensor, got {type(g).__name__}")
         if g.layout != torch.strided:
@@ -521,7 +550,7 @@ class Optimizer(torch.optim.Optimizer):
             raise ValueError(f"{where}: on device {g.device}; fastopt.torch steps CPU tensors")
         if g.requires_grad or g.is_neg() or g.is_conj():  # create_graph=True, or a lazy view
             return g.detach().resolve_neg().resolve_conj().numpy()
-        raise TypeError(f"{where}: dtype {g.dtype}, the parameter's is {lay.params[i].dtype}")
+        raise TypeError(f"{where}: dtype {g.dtype}, the parameter's is {p.dtype}")
 
     # -- the cached tables ------------------------------------------------------------------
     def _fo_rebuild(self) -> _Layout:
@@ -549,9 +578,11 @@ class Optimizer(torch.optim.Optimizer):
                 where = f"state[param_groups[{k}]['params'][{j}]]"
                 for name in self._state_names:
                     t = entry.get(name)
-                    if t is not None:
+                    if t is not None and not isinstance(t, dict) \
+                            and not (isinstance(t, torch.Tensor) and t.dtype == torch.bfloat16
+                                     and self._fo_lowprec is not None):
                         _check_state_tensor(t, p, f"{where}[{name!r}]")
-                if self._has_step and "step" in entry:
+                if (self._has_step or self._fo_lowprec is not None) and "step" in entry:
                     step = entry["step"]
                     if not (isinstance(step, torch.Tensor) and step.dtype == torch.int64
                             and step.dim() == 0 and step.device.type == "cpu"
@@ -639,8 +670,7 @@ class Optimizer(torch.optim.Optimizer):
                 elif name in initial:
                     entry[name] = torch.tensor(initial[name], dtype=torch.float64)
                 else:
-                    entry[name] = torch.full_like(p, self._fill(name),
-                                                  memory_format=torch.contiguous_format)
+                    entry[name] = self._new_state(p, name, self._fill(name))
             created[i] = needed
         if created:
             lay.version = self._fo_version.n  # our own additions leave the tables valid
@@ -671,19 +701,41 @@ class Optimizer(torch.optim.Optimizer):
         nothing changes. As in torch, loaded state tensors may share memory with the
         state_dict's (deep-copy the dict first if you keep using it)."""
         before = self.__dict__.get("state"), self.param_groups
-        super().load_state_dict(state_dict)
+        # int8 states (dicts) go around torch's load, which would cast their codes to floats
+        # and their "format" to the text of a generator
+        aside: dict[Any, dict[str, Any]] = {}
+        plain_state: dict[Any, Any] = {}
+        for key, entry in state_dict["state"].items():
+            if isinstance(entry, dict) and any(isinstance(v, dict) for v in entry.values()):
+                aside[key] = {n: v for n, v in entry.items() if isinstance(v, dict)}
+                entry = {n: v for n, v in entry.items() if not isinstance(v, dict)}
+            plain_state[key] = entry
+        super().load_state_dict({**state_dict, "state": plain_state})
         try:
             for group in self.param_groups:
                 self._check_group(group)
-            for group in self.param_groups:
-                for p in group["params"]:
+            ids = [i for group in state_dict["param_groups"] for i in group["params"]]
+            by_id = dict(zip(ids, (p for group in self.param_groups for p in group["params"])))
+            for key, values in aside.items():
+                if key in by_id:
+                    self.state[by_id[key]].update(values)
+            for k, group in enumerate(self.param_groups):
+                for j, p in enumerate(group["params"]):
                     entry = self.state.get(p)
                     if not entry:
                         continue
+                    target = None if self._fo_lowprec is None else self._fo_lowprec.target(p)
                     for name in self._state_names:
                         t = entry.get(name)
-                        if isinstance(t, torch.Tensor) and (t.requires_grad
-                                                            or not t.is_contiguous()):
+                        if t is None:
+                            continue
+                        if target is not None or isinstance(t, dict) \
+                                or t.dtype == torch.bfloat16:
+                            entry[name] = convert_state(
+                                t, p, target, self._nonnegative(name),
+                                f"state[param_groups[{k}]['params'][{j}]][{name!r}]")
+                        elif isinstance(t, torch.Tensor) and (t.requires_grad
+                                                              or not t.is_contiguous()):
                             entry[name] = t.detach().contiguous()
             self._fo_normalize_state()
         except Exception:
@@ -692,11 +744,17 @@ class Optimizer(torch.optim.Optimizer):
             raise
         self._fo_layout = None
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()  # type: ignore[misc]
+        state["_fo_lowprec"] = self._fo_lowprec
+        return state
+
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
         for group in self.param_groups:  # a state dict of an older torch lacks newer options
             for key, value in self.defaults.items():
                 group.setdefault(key, value)
+        self.__dict__.setdefault("_fo_lowprec", None)
         if "_fo_version" not in self.__dict__:  # unpickled or deep-copied
             self._fo_version = Version()
             self._fo_lock = threading.Lock()

@@ -44,6 +44,7 @@ class SGD(Optimizer):
     """
 
     _state_names = _numpy_optim.SGD.state_names
+    _family = _numpy_optim.SGD.family
     _has_step = False
     _option_key = itemgetter("lr", "momentum", "dampening", "nesterov", "weight_decay",
                              "maximize")
@@ -52,11 +53,14 @@ class SGD(Optimizer):
                  dampening: float = 0, weight_decay: float | torch.Tensor = 0,
                  nesterov: bool = False, *, maximize: bool = False,
                  foreach: bool | None = None, differentiable: bool = False,
-                 fused: bool | None = None) -> None:
+                 fused: bool | None = None,
+                 state_dtype: str | None = None,
+                 min_lowprec_size: int = 4096, state_seed: int = 0) -> None:
         defaults = {"lr": lr, "momentum": momentum, "dampening": dampening,
                     "weight_decay": weight_decay, "nesterov": nesterov, "maximize": maximize,
                     "foreach": foreach, "differentiable": differentiable, "fused": fused}
-        super().__init__(params, defaults)
+        super().__init__(params, defaults, state_dtype=state_dtype,
+                         min_lowprec_size=min_lowprec_size, state_seed=state_seed)
 
     def _options(self, group: dict[str, Any], first_step: bool = False) -> Any:
         return _kernels.sgd_options(lr=real(group["lr"], "lr"),
@@ -91,12 +95,15 @@ class Adagrad(Optimizer):
     """
 
     _state_names = _numpy_optim.Adagrad.state_names
+    _family = _numpy_optim.Adagrad.family
     _option_key = itemgetter("lr", "lr_decay", "weight_decay", "eps", "maximize")
 
     def __init__(self, params: Params, lr: float | torch.Tensor = 1e-2, lr_decay: float = 0,
                  weight_decay: float = 0, initial_accumulator_value: float = 0,
                  eps: float = 1e-10, foreach: bool | None = None, *, maximize: bool = False,
-                 differentiable: bool = False, fused: bool | None = None) -> None:
+                 differentiable: bool = False, fused: bool | None = None,
+                 state_dtype: str | None = None,
+                 min_lowprec_size: int = 4096, state_seed: int = 0) -> None:
         value = real(initial_accumulator_value, "initial_accumulator_value")
         if isinstance(value, bool) or not isinstance(value, (int, float)) \
                 or not 0 <= value < float("inf"):
@@ -106,12 +113,12 @@ class Adagrad(Optimizer):
                     "initial_accumulator_value": initial_accumulator_value,
                     "foreach": foreach, "maximize": maximize,
                     "differentiable": differentiable, "fused": fused}
-        super().__init__(params, defaults)
+        super().__init__(params, defaults, state_dtype=state_dtype,
+                         min_lowprec_size=min_lowprec_size, state_seed=state_seed)
         for group in self.param_groups:
             for p in group["params"]:
                 self.state[p] = {"step": torch.zeros((), dtype=torch.int64),
-                                 "sum": torch.full_like(p, float(value),
-                                                        memory_format=torch.contiguous_format)}
+                                 "sum": self._new_state(p, "sum", float(value))}
 
     def _options(self, group: dict[str, Any]) -> Any:
         return _kernels.adagrad_options(lr=real(group["lr"], "lr"),
@@ -144,6 +151,7 @@ class RMSprop(Optimizer):
     """
 
     _state_names = _numpy_optim.RMSprop.state_names
+    _family = _numpy_optim.RMSprop.family
     _option_key = itemgetter("lr", "alpha", "eps", "weight_decay", "momentum", "centered",
                              "maximize")
 
@@ -151,12 +159,15 @@ class RMSprop(Optimizer):
                  eps: float = 1e-8, weight_decay: float = 0, momentum: float = 0,
                  centered: bool = False, capturable: bool = False,
                  foreach: bool | None = None, maximize: bool = False,
-                 differentiable: bool = False) -> None:
+                 differentiable: bool = False, *,
+                 state_dtype: str | None = None,
+                 min_lowprec_size: int = 4096, state_seed: int = 0) -> None:
         defaults = {"lr": lr, "momentum": momentum, "alpha": alpha, "eps": eps,
                     "centered": centered, "weight_decay": weight_decay,
                     "capturable": capturable, "foreach": foreach, "maximize": maximize,
                     "differentiable": differentiable}
-        super().__init__(params, defaults)
+        super().__init__(params, defaults, state_dtype=state_dtype,
+                         min_lowprec_size=min_lowprec_size, state_seed=state_seed)
 
     def _options(self, group: dict[str, Any]) -> Any:
         return _kernels.rmsprop_options(lr=real(group["lr"], "lr"),
@@ -189,6 +200,7 @@ class Adam(Optimizer):
     """
 
     _state_names = _numpy_optim.Adam.state_names
+    _family = _numpy_optim.Adam.family
     _option_key = itemgetter("lr", "betas", "eps", "weight_decay", "amsgrad", "maximize",
                              "decoupled_weight_decay")
 
@@ -197,12 +209,15 @@ class Adam(Optimizer):
                  eps: float = 1e-8, weight_decay: float = 0, amsgrad: bool = False, *,
                  foreach: bool | None = None, maximize: bool = False, capturable: bool = False,
                  differentiable: bool = False, fused: bool | None = None,
-                 decoupled_weight_decay: bool = False) -> None:
+                 decoupled_weight_decay: bool = False,
+                 state_dtype: str | None = None,
+                 min_lowprec_size: int = 4096, state_seed: int = 0) -> None:
         defaults = {"lr": lr, "betas": _pair(betas), "eps": eps, "weight_decay": weight_decay,
                     "amsgrad": amsgrad, "maximize": maximize, "foreach": foreach,
                     "capturable": capturable, "differentiable": differentiable,
                     "fused": fused, "decoupled_weight_decay": decoupled_weight_decay}
-        super().__init__(params, defaults)
+        super().__init__(params, defaults, state_dtype=state_dtype,
+                         min_lowprec_size=min_lowprec_size, state_seed=state_seed)
 
     def _options(self, group: dict[str, Any]) -> Any:
         beta1, beta2 = _pair(group["betas"])
@@ -237,11 +252,14 @@ class AdamW(Adam):
                  eps: float = 1e-8, weight_decay: float = 1e-2, amsgrad: bool = False, *,
                  maximize: bool = False, foreach: bool | None = None,
                  capturable: bool = False, differentiable: bool = False,
-                 fused: bool | None = None) -> None:
+                 fused: bool | None = None,
+                 state_dtype: str | None = None,
+                 min_lowprec_size: int = 4096, state_seed: int = 0) -> None:
         super().__init__(params, lr, betas, eps, weight_decay, amsgrad, foreach=foreach,
                          maximize=maximize, capturable=capturable,
                          differentiable=differentiable, fused=fused,
-                         decoupled_weight_decay=True)
+                         decoupled_weight_decay=True, state_dtype=state_dtype,
+                         min_lowprec_size=min_lowprec_size, state_seed=state_seed)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
@@ -268,16 +286,20 @@ class Adadelta(Optimizer):
     """
 
     _state_names = _numpy_optim.Adadelta.state_names
+    _family = _numpy_optim.Adadelta.family
     _option_key = itemgetter("lr", "rho", "eps", "weight_decay", "maximize")
 
     def __init__(self, params: Params, lr: float | torch.Tensor = 1.0, rho: float = 0.9,
                  eps: float = 1e-6, weight_decay: float = 0, foreach: bool | None = None, *,
                  capturable: bool = False, maximize: bool = False,
-                 differentiable: bool = False) -> None:
+                 differentiable: bool = False,
+                 state_dtype: str | None = None,
+                 min_lowprec_size: int = 4096, state_seed: int = 0) -> None:
         defaults = {"lr": lr, "rho": rho, "eps": eps, "weight_decay": weight_decay,
                     "maximize": maximize, "capturable": capturable, "foreach": foreach,
                     "differentiable": differentiable}
-        super().__init__(params, defaults)
+        super().__init__(params, defaults, state_dtype=state_dtype,
+                         min_lowprec_size=min_lowprec_size, state_seed=state_seed)
 
     def _options(self, group: dict[str, Any]) -> Any:
         return _kernels.adadelta_options(lr=real(group["lr"], "lr"), rho=real(group["rho"], "rho"),
@@ -309,6 +331,7 @@ class NAdam(Optimizer):
     """
 
     _state_names = _numpy_optim.NAdam.state_names
+    _family = _numpy_optim.NAdam.family
     _reals = tuple((s.name, float(s.initial)) for s in _numpy_optim.NAdam.family.scalars
                    if not s.is_step)
     _option_key = itemgetter("lr", "betas", "eps", "weight_decay", "momentum_decay",
@@ -319,13 +342,16 @@ class NAdam(Optimizer):
                  weight_decay: float = 0, momentum_decay: float = 4e-3,
                  decoupled_weight_decay: bool = False, *, foreach: bool | None = None,
                  maximize: bool = False, capturable: bool = False,
-                 differentiable: bool = False) -> None:
+                 differentiable: bool = False,
+                 state_dtype: str | None = None,
+                 min_lowprec_size: int = 4096, state_seed: int = 0) -> None:
         defaults = {"lr": lr, "betas": _pair(betas), "eps": eps, "weight_decay": weight_decay,
                     "momentum_decay": momentum_decay,
                     "decoupled_weight_decay": decoupled_weight_decay, "maximize": maximize,
                     "foreach": foreach, "capturable": capturable,
                     "differentiable": differentiable}
-        super().__init__(params, defaults)
+        super().__init__(params, defaults, state_dtype=state_dtype,
+                         min_lowprec_size=min_lowprec_size, state_seed=state_seed)
 
     def _options(self, group: dict[str, Any]) -> Any:
         beta1, beta2 = _pair(group["betas"])
@@ -371,6 +397,7 @@ class Lion(Optimizer):
     """
 
     _state_names = _numpy_optim.Lion.state_names
+    _family = _numpy_optim.Lion.family
     _has_step = False
     _option_key = itemgetter("lr", "betas", "weight_decay", "decoupled_weight_decay",
                              "maximize")
@@ -378,13 +405,16 @@ class Lion(Optimizer):
     def __init__(self, params: Params, lr: float | torch.Tensor = 1e-4,
                  betas: tuple[float, float] = (0.9, 0.99), weight_decay: float = 0.0,
                  use_triton: bool = False, decoupled_weight_decay: bool = False, *,
-                 maximize: bool = False) -> None:
+                 maximize: bool = False,
+                 state_dtype: str | None = None,
+                 min_lowprec_size: int = 4096, state_seed: int = 0) -> None:
         if use_triton:
             raise ValueError("use_triton: Triton kernels run on GPUs; fastopt.torch steps CPU "
                              "tensors with its C kernel (use use_triton=False)")
         defaults = {"lr": lr, "betas": _pair(betas), "weight_decay": weight_decay,
                     "decoupled_weight_decay": decoupled_weight_decay, "maximize": maximize}
-        super().__init__(params, defaults)
+        super().__init__(params, defaults, state_dtype=state_dtype,
+                         min_lowprec_size=min_lowprec_size, state_seed=state_seed)
 
     def _options(self, group: dict[str, Any]) -> Any:
         beta1, beta2 = _pair(group["betas"])

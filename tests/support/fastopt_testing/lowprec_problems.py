@@ -1,6 +1,7 @@
-"""Training problems for the convergence checks of low-precision optimizer state
-(tests/optim/test_lowprec_convergence.py): a 2-layer MLP on
-scikit-learn's digits and a large synthetic least-squares problem."""
+"""Training problems for the convergence checks of low-precision optimizer state and of
+bfloat16 parameters (tests/optim/test_lowprec_convergence.py,
+tests/optim/test_bf16params_convergence.py): a 2-layer MLP on scikit-learn's digits and a
+large synthetic least-squares problem."""
 
 import numpy as np
 
@@ -27,7 +28,8 @@ def digits_data(seed=0):
 
 
 class MLP:
-    """64 -> hidden -> 10, ReLU, softmax cross-entropy, float32."""
+    """64 -> hidden -> 10, ReLU, softmax cross-entropy, float32 math (params may be stored
+    as bfloat16: they are decoded to float32 for each pass, the grads are float32)."""
 
     def __init__(self, d_in, hidden, classes, seed):
         rng = np.random.default_rng(seed)
@@ -38,8 +40,11 @@ class MLP:
             np.zeros(classes, np.float32),
         ]
 
+    def weights(self):
+        return [np.asarray(p, dtype=np.float32) for p in self.params]
+
     def scores(self, x):
-        w1, b1, w2, b2 = self.params
+        w1, b1, w2, b2 = self.weights()
         self._x, self._h = x, np.maximum(x @ w1 + b1, 0)
         return self._h @ w2 + b2
 
@@ -52,7 +57,7 @@ class MLP:
         d = p
         d[np.arange(len(y)), y] -= 1
         d /= len(y)
-        w1, b1, w2, b2 = self.params
+        w1, b1, w2, b2 = self.weights()
         dh = (d @ w2.T) * (self._h > 0)
         return float(loss), [self._x.T @ dh, dh.sum(0), self._h.T @ d, d.sum(0)]
 
@@ -63,12 +68,18 @@ class MLP:
         return float((self.scores(x).argmax(1) == y).mean())
 
 
-def train_digits(name, state_dtype, epochs=40, seed=0, batch=32):
+def train_digits(name, state_dtype, epochs=40, seed=0, batch=32, param_rounding=None):
     """Final (training loss, test accuracy) of the MLP trained with optimizer `name`, its
-    state stored as `state_dtype` (every state array, whatever its size)."""
+    state stored as `state_dtype` (every state array, whatever its size); with a
+    `param_rounding` ("stochastic", "nearest") the params are bfloat16, rounded so."""
     x_tr, y_tr, x_te, y_te = digits_data()
     model = MLP(64, 128, 10, seed)
     cls, options = OPTIMIZERS[name]
+    if param_rounding is not None:
+        import ml_dtypes
+
+        model.params = [p.astype(ml_dtypes.bfloat16) for p in model.params]
+        options = dict(options, param_rounding=param_rounding)
     opt = cls(model.params, state_dtype=state_dtype, min_lowprec_size=0, **options)
     rng = np.random.default_rng(seed + 1)
     with fastopt.threads(1):

@@ -154,7 +154,7 @@ assert set(RULES) == set(FAMILIES), "every family of the table needs its numpy s
 
 
 #: Class options that choose how state is stored, not what the rule computes.
-STORAGE_OPTIONS = ("state_dtype", "min_lowprec_size", "state_seed")
+STORAGE_OPTIONS = ("state_dtype", "min_lowprec_size", "state_seed", "param_rounding")
 
 
 def kernel_hypers(cls, options):
