@@ -2,6 +2,7 @@
 
     python benchmarks/torch_dropin.py                       # float32, fastopt's threads
     python benchmarks/torch_dropin.py --threads 1 --repeats 9 --only sizes
+    python benchmarks/torch_dropin.py --threads 1 --cpu-time     # on a busy machine
 
 Rows (each times its contenders interleaved, median over rounds, as optim_vs_torch.py):
 
@@ -32,6 +33,7 @@ if "--passive" in sys.argv[1:]:  # before libgomp is loaded (see optim_vs_torch.
 
 import argparse
 import statistics
+import time
 
 import numpy as np
 
@@ -236,7 +238,15 @@ def main(argv=None) -> int:
     ap.add_argument("--only", default="", help="comma list of: sizes,fresh,overhead")
     ap.add_argument("--passive", action="store_true", help="OMP_WAIT_POLICY=PASSIVE")
     ap.add_argument("--stat", default="median", choices=["median", "min"])
+    ap.add_argument("--cpu-time", action="store_true",
+                    help="time CPU time of the calling thread (time.thread_time), not wall "
+                         "time: on a busy machine, preemption no longer counts; with "
+                         "--threads 1 only (every contender then runs on that thread)")
     args = ap.parse_args(argv)
+    if args.cpu_time:
+        if args.threads != 1:
+            ap.error("--cpu-time needs --threads 1 (other threads' work is not counted)")
+        common.CLOCK = time.thread_time
     if torch is None:
         print("torch is not installed: nothing to compare (pip install torch==2.13.0)")
         return 1
@@ -246,7 +256,7 @@ def main(argv=None) -> int:
     ds = "present" if _deepspeed_adam() is not None else "not installed"
     print(f"fastopt {fastopt.__version__}  torch {torch.__version__}  threads {args.threads}  "
           f"float32  {args.stat} of {args.repeats} interleaved rounds  DeepSpeedCPUAdam "
-          f"{ds}  load {os.getloadavg()[0]:.2f}")
+          f"{ds}  {'CPU' if args.cpu_time else 'wall'} time  load {os.getloadavg()[0]:.2f}")
     print("ratios: other's time / fastopt.torch's time (above 1: fastopt.torch faster)")
     only = set(filter(None, args.only.split(",")))
     if not only or "overhead" in only:

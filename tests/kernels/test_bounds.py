@@ -213,21 +213,28 @@ def test_gram_update_matches_numpy(dtype, rng, frac):
             np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-8)
 
 
-@pytest.mark.parametrize("case", ["inside", "projected", "backtrack"])
-def test_subspace_point_matches_numpy(dtype, rng, case):
-    n = 30_011
+def _subspace_case(rng, dtype, case, n=30_011):
+    """A subspace step whose point stays inside the box ("inside"), is projected onto it
+    ("projected") or must back off along its direction ("backtrack"): ``(x, g, lo, hi, S,
+    Y, rows, free, cg, a, b)``."""
     x, g, lo, hi = _box(rng, dtype, n)
     S, Y, rows = _pairs(rng, dtype, n, k=3)
     free = (rng.random(n) < 0.7).astype(np.uint8)
-    free[np.arange(n) % 5 == 4] = 0
-    xcp = x.copy()
     a = np.array([0.01, -0.02, 0.005])
     b = np.array([0.003, 0.01, -0.002])
     cg = {"inside": -1e-6, "projected": -1.0, "backtrack": 1.0}[case]
     if case == "inside":
         a, b = a * 1e-6, b * 1e-6
         lo, hi = (lo - 10).astype(dtype), (hi + 10).astype(dtype)
-        xcp = x = np.clip(x, lo, hi)
+        x = np.clip(x, lo, hi)
+    return x, g, lo, hi, S, Y, rows, free, cg, a, b
+
+
+@pytest.mark.parametrize("case", ["inside", "projected", "backtrack"])
+def test_subspace_point_matches_numpy(dtype, rng, case):
+    x, g, lo, hi, S, Y, rows, free, cg, a, b = _subspace_case(rng, dtype, case)
+    free[np.arange(x.size) % 5 == 4] = 0
+    xcp = x
     got = _kernels.lbfgsb_subspace_point(x, g, xcp, lo, hi, S, Y, rows, cg, a, b, free)
     exp = ref.lbfgsb_subspace_point(x, g, xcp, lo, hi, S, Y, rows, cg, a, b, free)
     np.testing.assert_array_equal(got, exp)
@@ -243,17 +250,9 @@ def test_subspace_point_matches_numpy(dtype, rng, case):
 def test_subspace_direction_is_the_point_then_the_direction(dtype, rng, case, all_free):
     """One pass gives the bits of lbfgsb_subspace_point followed by lbfgsb_direction (the
     fused kernel must not change L-BFGS-B's iterates), and matches the numpy statement."""
-    n = 30_011
-    x, g, lo, hi = _box(rng, dtype, n)
-    S, Y, rows = _pairs(rng, dtype, n, k=3)
-    free = None if all_free else (rng.random(n) < 0.7).astype(np.uint8)
-    a = np.array([0.01, -0.02, 0.005])
-    b = np.array([0.003, 0.01, -0.002])
-    cg = {"inside": -1e-6, "projected": -1.0, "backtrack": 1.0}[case]
-    if case == "inside":
-        a, b = a * 1e-6, b * 1e-6
-        lo, hi = (lo - 10).astype(dtype), (hi + 10).astype(dtype)
-        x = np.clip(x, lo, hi)
+    x, g, lo, hi, S, Y, rows, free, cg, a, b = _subspace_case(rng, dtype, case)
+    if all_free:
+        free = None
     xcp = np.clip(x - dtype(0.01) * g, lo, hi).astype(dtype)
     keep = snapshot([x, g, xcp, lo, hi, S, Y])
     z = _kernels.lbfgsb_subspace_point(x, g, xcp, lo, hi, S, Y, rows, cg, a, b, free)
