@@ -24,13 +24,16 @@ import time
 import numpy as np
 
 from fastopt import demo
-from fastopt_testing.lowprec_problems import OPTIMIZERS, train_digits
 
 VARIANTS = [("float32", None), ("bf16 stochastic", "stochastic"), ("bf16 nearest", "nearest"),
             ("bf16 kahan", "kahan")]
 
 
 def digits_rows(epochs: int, seeds: int) -> None:
+    # here, not at import: asv imports every module of benchmarks/, where the test
+    # helpers (and scikit-learn) need not be importable
+    from fastopt_testing.lowprec_problems import OPTIMIZERS, train_digits
+
     print(f"\ndigits MLP, {epochs} epochs, mean of seeds 0-{seeds - 1}")
     print(f"{'optimizer':>13} | {'params':>16} | {'train loss':>10} | {'vs fp32':>7} | "
           f"{'test acc':>8} | {'time (s)':>8}")
