@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 import fastopt
-from fastopt.optim.storage import BFloat16State, Int8State
 from fastopt_testing.arrays import assert_same_state
 from fastopt_testing.bf16param_reference import Bf16ParamReference, bf16_round_nearest
+from fastopt_testing.lowprec_reference import assert_stored_state_equal
 
 ml_dtypes = pytest.importorskip("ml_dtypes")
 BF16 = ml_dtypes.bfloat16
@@ -43,19 +43,14 @@ def _bits(params):
     return [p.view(np.uint16) for p in params]
 
 
+def _float32_state(value):
+    assert value.dtype == np.float32
+
+
 def _assert_same_state(opt, ref, k):
-    for name, value in opt.state.get(k, {}).items():
-        if name in ("step", "mu_product", "param_compensation"):
-            continue
-        if isinstance(value, Int8State):
-            codes, absmax = ref.stored[k][name]
-            np.testing.assert_array_equal(value.codes, codes, err_msg=name)
-            np.testing.assert_array_equal(value.absmax, absmax, err_msg=name)
-        elif isinstance(value, BFloat16State):
-            np.testing.assert_array_equal(value.bits, ref.stored[k][name], err_msg=name)
-        else:
-            assert value.dtype == np.float32
-            np.testing.assert_array_equal(value, ref.state[k][name], err_msg=name)
+    assert_stored_state_equal(opt.state.get(k, {}), ref, k,
+                              skip=("step", "mu_product", "param_compensation"),
+                              check_full=_float32_state)
 
 
 def _run_against_reference(name, options, rounding, state_dtype, grad_dtype):

@@ -154,3 +154,24 @@ class LowPrecisionReference(ReferenceOptimizer):
         if self.state_dtype == "int8":
             return dequantize(*saved, self.nonnegative(name), dtype)
         return bf16_to_float(saved).astype(dtype)
+
+
+def assert_stored_state_equal(state, ref, k, skip=("step", "mu_product"), check_full=None):
+    """Optimizer state entry ``state`` (param `k`) equal to the reference's: int8 codes and
+    absmax and bfloat16 bits as stored (``ref.stored``), full-precision arrays as
+    ``ref.state`` (after ``check_full(value)``, the caller's check of why they are full)."""
+    from fastopt.optim.storage import BFloat16State, Int8State
+
+    for name, value in state.items():
+        if name in skip:
+            continue
+        if isinstance(value, Int8State):
+            codes, absmax = ref.stored[k][name]
+            np.testing.assert_array_equal(value.codes, codes, err_msg=name)
+            np.testing.assert_array_equal(value.absmax, absmax, err_msg=name)
+        elif isinstance(value, BFloat16State):
+            np.testing.assert_array_equal(value.bits, ref.stored[k][name], err_msg=name)
+        else:
+            if check_full is not None:
+                check_full(value)
+            np.testing.assert_array_equal(value, ref.state[k][name], err_msg=name)
