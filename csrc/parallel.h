@@ -113,11 +113,32 @@ static inline int64_t fo_tensor_at(const int64_t *offsets, int64_t count, int64_
  * arguments in `ctx`. */
 typedef void (*fo_range_fn)(const fo_layout *layout, int64_t lo, int64_t hi, void *ctx);
 
+/* Chunks per thread of a parallel multi-tensor call. A thread takes the next chunk when it
+ * is done with one, so a thread that starts late (a worker still waking from sleep, which
+ * costs 50-200 us on a VM, or one preempted by another process) takes fewer chunks instead
+ * of holding up the call; with one fixed range per thread the call waited for it. */
+#ifndef FO_CHUNKS_PER_THREAD
+#  define FO_CHUNKS_PER_THREAD 8
+#endif
+
+/* The chunk length for `total` elements and `team` threads: about total / (team *
+ * FO_CHUNKS_PER_THREAD), at least half the serial threshold (a chunk is worth a thread's
+ * turn), a multiple of FO_SPLIT_ALIGN. Depends only on total and team. */
+static inline int64_t fo_chunk_length(int64_t total, int team)
+{
+    const int64_t parts = (int64_t)team * FO_CHUNKS_PER_THREAD;
+    int64_t chunk = (total + parts - 1) / parts;
+    if (chunk < FO_SERIAL_BELOW / 2)
+        chunk = FO_SERIAL_BELOW / 2;
+    return (chunk + FO_SPLIT_ALIGN - 1) / FO_SPLIT_ALIGN * FO_SPLIT_ALIGN;
+}
+
 /* The OpenMP entry of every multi-tensor kernel, written once: check the layout, choose the
  * team (serial below the threshold: no OpenMP region at all, since even an if(0) one costs
- * a team setup), give each thread its fixed, aligned range of the flat index space, and
- * record the team size in layout->threads_used. The ranges depend only on the total and the
- * team, so an element-wise kernel gives the same bits for any thread count. */
+ * a team setup), hand out aligned chunks of the flat index space to the threads as they
+ * ask (fo_chunk_length), and record the team size in layout->threads_used. An element's
+ * result does not depend on which thread or chunk updates it, so an element-wise kernel
+ * gives the same bits for any thread count and any timing. */
 static inline int fo_parallel_ranges(fo_layout *layout, int nthreads, fo_range_fn range,
                                      void *ctx)
 {
@@ -130,13 +151,18 @@ static inline int fo_parallel_ranges(fo_layout *layout, int nthreads, fo_range_f
         range(layout, 0, total, ctx);
         return FO_OK;
     }
+    const int64_t chunk = fo_chunk_length(total, team);
+    const int chunks = (int)((total + chunk - 1) / chunk);
 #pragma omp parallel num_threads(team)
     {
-        int64_t lo, hi;
-        fo_split(total, fo_thread_id(), fo_team_threads(), &lo, &hi);
         if (fo_thread_id() == 0)
             layout->threads_used = fo_team_threads();
-        range(layout, lo, hi, ctx);
+        int c; /* an int loop variable: MSVC's OpenMP 2.0 takes no other */
+#pragma omp for schedule(dynamic, 1) nowait
+        for (c = 0; c < chunks; ++c) {
+            const int64_t lo = (int64_t)c * chunk;
+            range(layout, lo, lo + chunk < total ? lo + chunk : total, ctx);
+        }
     }
     return FO_OK;
 }

@@ -432,7 +432,7 @@ cdef class StepPlan:
 
     cdef void _sort_spans(self) except *:
         cdef Py_ssize_t i, m = 0
-        cdef Span *spans = <Span *>malloc((self.nwritten + 1) * sizeof(Span))
+        cdef Span *spans = <Span *>malloc((2 * self.nwritten + 1) * sizeof(Span))
         if spans == NULL:
             raise MemoryError()
         try:
@@ -445,7 +445,7 @@ cdef class StepPlan:
                 spans[m].column = 0
                 spans[m].index = i
                 m += 1
-            qsort(spans, m, sizeof(Span), _span_cmp)
+            _sort_spans(spans, spans + self.nwritten, m)
             for i in range(1, m):
                 if spans[i].start < spans[i - 1].end:
                     raise ValueError("params: two parameters or state arrays of this optimizer "

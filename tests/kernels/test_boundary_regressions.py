@@ -176,6 +176,29 @@ def test_overlap_message_names_both_arrays():
         sgd_step(ps, [np.ones(3)] * 2, [np.zeros(3), ps[0]], lr=0.1, momentum=0.9)
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_overlap_found_among_many_arrays_in_any_address_order(seed):
+    # the spans are sorted by a radix sort on the address bytes (was qsort): views of one
+    # buffer in scrambled order, one pair overlapping, others only touching end to start
+    rng = np.random.default_rng(seed)
+    n = 300
+    buf = np.zeros(3 * n * 8)
+    views = [buf[8 * k:8 * k + 8] for k in range(3 * n)]  # adjacent, disjoint
+    order = rng.permutation(3 * n)
+    ps = [views[k] for k in order[:n]]
+    gs = [views[k] for k in order[n:2 * n]]
+    bufs = [views[k] for k in order[2 * n:]]
+    sgd_step(ps, gs, bufs, lr=0.1, momentum=0.9)  # touching spans do not overlap
+    j = int(rng.integers(n))
+    k = int(rng.integers(n))
+    clash = buf[8 * order[k] + 4:8 * order[k] + 12]  # half of p[k] and half of its neighbour
+    bufs[j] = clash
+    before = buf.copy()
+    with pytest.raises(ValueError, match=r"^buf\[\d+\]: shares memory with "):
+        sgd_step(ps, gs, bufs, lr=0.1, momentum=0.9)
+    np.testing.assert_array_equal(buf, before)  # nothing modified
+
+
 def test_scale_factor_huge_int_is_inf_not_overflow():
     # was: OverflowError from float(factor) (scale_ allows inf and NaN factors)
     x = np.ones(3)

@@ -260,6 +260,27 @@ def test_one_and_two_threads_bitwise_identical_3e6(name, rng):
     assert results[0] == results[1]
 
 
+@pytest.mark.parametrize("name", ["adam", "rmsprop", "lion"])
+def test_chunks_across_uneven_tensors_bitwise_identical(name, rng):
+    # a 2-thread call hands out chunks of the flat index space as threads ask for them
+    # (parallel.h, fo_parallel_ranges): chunk edges fall inside tensors of every size here,
+    # and the bits must not depend on which thread took which chunk
+    sizes = [int(k) for k in rng.integers(1, 90_000, size=23)] + [0, 1, 17, 16_384]
+    base = [[rng.standard_normal(k).astype(np.float32) for k in sizes] for _ in range(2)] + \
+        [[rng.random(k).astype(np.float32) for k in sizes] for _ in range(3)]
+    results = []
+    for threads in (1, 2, 2):
+        arrays = [[a.copy() for a in column] for column in base]
+        with fastopt.threads(threads):
+            for _ in range(3):
+                ALL_KERNELS[name](arrays)
+            used = fastopt.kernels.last_threads_used()
+        results.append([a.tobytes() for column in arrays for a in column])
+        if threads == 2 and fastopt.get_num_threads() >= 2:
+            assert used == 2
+    assert results[0] == results[1] == results[2]
+
+
 def test_many_small_tensors_use_both_cores():
     if fastopt.get_num_threads() < 2:
         pytest.skip("needs an OpenMP build with at least 2 threads")
