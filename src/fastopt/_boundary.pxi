@@ -161,6 +161,16 @@ cdef void _sort_spans(Span *spans, Span *spare, Py_ssize_t m) noexcept nogil:
     cdef Span *src = spans
     cdef Span *dst = spare
     cdef Span *swap
+    cdef Span moving
+    if m <= 32:  # a few arrays: an insertion sort, no 2 KB of counts to clear per byte
+        for i in range(1, m):
+            moving = spans[i]
+            total = i
+            while total > 0 and spans[total - 1].start > moving.start:
+                spans[total] = spans[total - 1]
+                total -= 1
+            spans[total] = moving
+        return
     for i in range(m):
         any_set |= spans[i].start
         all_set &= spans[i].start
