@@ -109,6 +109,95 @@ static int64_t fo_brk_pop(fo_brk *heap, int64_t *size)
     return top;
 }
 
+/* Each block's smallest breakpoints, kept by the Cauchy point's classification pass (no
+ * pass of their own), so that a scan passing few breakpoints needs no serial pass over n:
+ * the blocks' lists are merged smallest first, and every merged pair up to `bound` (the
+ * largest kept pair of a block that had more breakpoints than it kept, the smallest such)
+ * is certain to be the next breakpoint overall. Past `bound`, fo_brk_source takes over. */
+#define FO_BLOCK_BRKS 16
+typedef struct {
+    fo_brk *lists;  /* FO_BLOCK_BRKS per block, ascending after fo_brk_sort_block */
+    int64_t *len, *pos;
+    fo_brk *heap;   /* the head of every block's list not yet used up: a min-heap */
+    int64_t hsize;
+    fo_brk bound;   /* {+inf, INT64_MAX} when every breakpoint is in a list */
+    int started, done;
+} fo_brk_merge;
+
+/* Offer one block's t to its list (a max-heap of the FO_BLOCK_BRKS smallest, then sorted
+ * ascending); elements in index order, so a pair equal in t to the largest kept one has a
+ * larger index and is not kept. Returns the number kept. */
+static int64_t fo_brk_keep_block(fo_brk *list, const double *t, int64_t lo0, int64_t n)
+{
+    int64_t cnt = 0;
+    double thr = INFINITY;
+    for (int64_t i0 = 0; i0 < n; i0 += 16) {
+        /* most chunks hold nothing below the threshold once the list is full: a
+         * vectorized test first */
+        int hit = 0;
+        if (i0 + 16 <= n) {
+            for (int j = 0; j < 16; ++j)
+                hit |= t[i0 + j] < thr;
+        } else {
+            hit = 1;
+        }
+        if (!hit)
+            continue;
+        const int64_t e = i0 + 16 < n ? i0 + 16 : n;
+        for (int64_t i = i0; i < e; ++i)
+            if (t[i] < thr) {
+                fo_brk_keep_smallest(list, &cnt, FO_BLOCK_BRKS, t[i], lo0 + i);
+                if (cnt == FO_BLOCK_BRKS)
+                    thr = list[0].t;
+            }
+    }
+    return cnt;
+}
+
+/* A max-heap of `cnt` pairs into ascending order, in place (heapsort). */
+static void fo_brk_sort_block(fo_brk *list, int64_t cnt)
+{
+    for (int64_t s = cnt - 1; s > 0; --s) {
+        const fo_brk top = list[0];
+        list[0] = list[s];
+        list[s] = top;
+        fo_brk_sift_down_max(list, s, 0);
+    }
+}
+
+/* The next breakpoint from the blocks' lists: 1 (in *out), 0 when the lists hold no more
+ * certain ones (m->done set), FO_ERR_NOMEM. */
+static int fo_brk_merge_next(fo_brk_merge *m, int64_t nblocks, fo_brk *out)
+{
+    if (m->done)
+        return 0;
+    if (!m->started) {
+        m->started = 1;
+        m->heap = (fo_brk *)malloc((size_t)(nblocks > 0 ? nblocks : 1) * sizeof(fo_brk));
+        m->pos = (int64_t *)calloc((size_t)(nblocks > 0 ? nblocks : 1), sizeof(int64_t));
+        if (!m->heap || !m->pos)
+            return FO_ERR_NOMEM;
+        m->hsize = 0;
+        for (int64_t b = 0; b < nblocks; ++b)
+            if (m->len[b] > 0)
+                m->heap[m->hsize++] = m->lists[b * FO_BLOCK_BRKS];
+        fo_brk_make_heap(m->heap, m->hsize);
+    }
+    if (m->hsize == 0 || fo_brk_less(m->bound, m->heap[0])) {
+        m->done = 1;
+        return 0;
+    }
+    *out = m->heap[0];
+    const int64_t b = out->i / FO_REDUCE_BLOCK;
+    if (++m->pos[b] < m->len[b]) {
+        m->heap[0] = m->lists[b * FO_BLOCK_BRKS + m->pos[b]];
+        fo_brk_sift_down(m->heap, m->hsize, 0);
+    } else {
+        fo_brk_pop(m->heap, &m->hsize);
+    }
+    return 1;
+}
+
 /* out = M v for a row-major (m x m) M. */
 static void fo_matvec(int64_t m, const double *M, const double *v, double *out)
 {

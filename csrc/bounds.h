@@ -62,10 +62,12 @@ FO_API int fo_lbfgsb_direction_f64(int64_t n, const double *x, const double *z,
  *   is_free out, n: 1 for the variables free at xcp, 0 for those held at a bound
  *   nfree  out: their number;  tsum  out: the path parameter t of xcp (a free variable
  *          moved by -t g_i);  p  out, 2k: -W_F^T g over the free variables.
- * Two passes over the n-vectors (the classification with the first breakpoint, then xcp),
- * a third over S and Y only for W^T d, all parallel; no n-sized scratch: the scan over the
- * breakpoints that are passed is serial, and a second one passed builds a heap of the
- * breakpoints, recomputed from x, g and the box. Ties are taken in index order. */
+ * Two passes over the n-vectors (the classification, which also lists each block's
+ * smallest breakpoints, then xcp), a third over S and Y only for W^T d, all parallel; no
+ * n-sized scratch: the scan over the breakpoints that are passed is serial and takes them
+ * from the blocks' lists, merged, as long as they are certain to be the next ones; past
+ * that, from a serial pass that finds the smallest left, then from a heap of all of them,
+ * recomputed from x, g and the box. Ties are taken in index order. */
 FO_API int fo_lbfgsb_cauchy_f32(int64_t n, const float *x, const float *g, const float *lo,
                                 const float *hi, const float *S, const float *Y,
                                 const int64_t *rows, int64_t k, double theta, const double *M,
