@@ -267,6 +267,9 @@ static inline void fo_dir_lanes_close(const fo_dir_lanes *a, double *out)
 /* Eight doubles, lane j summing elements 8 i + j: the lanes of bdot, spelled so that the
  * compiler keeps several such sums in registers at once (bounds.inc's dots_with) */
 typedef double fo_v8d __attribute__((vector_size(64)));
+/* a mask of eight lanes (all ones or zero), and eight mask bytes to widen into one */
+typedef long long fo_v8l __attribute__((vector_size(64)));
+typedef unsigned char fo_v8u8 __attribute__((vector_size(8)));
 
 #define FO_TEMPLATE "bounds.inc"
 #include "instantiate.h"

@@ -199,6 +199,23 @@ def test_pair_dots_match_numpy(dtype, rng):
     assert not bare[:, 4:].any()
 
 
+def test_masked_pair_dots_are_the_dots_with_the_masked_pair(dtype, rng):
+    """The free-set products (columns 4-7) are, to the bit, the plain products with the
+    new pair's elements off the mask set to zero, signed zeros in the pair included."""
+    S, Y, rows = _pairs(rng, dtype)
+    r = int(rows[-1])
+    S[r, ::5] = -0.0
+    Y[r, 1::7] = -0.0
+    mask = (rng.random(N) < 0.6).astype(np.uint8)
+    got = _kernels.lbfgsb_pair_dots(S, Y, rows, r, mask)
+    S2, Y2 = S.copy(), Y.copy()
+    S2[r] *= mask.astype(dtype)
+    Y2[r] *= mask.astype(dtype)
+    bare = _kernels.lbfgsb_pair_dots(S2, Y2, rows, r)
+    others = rows != r                 # rows whose own vectors are unmasked in both calls
+    np.testing.assert_array_equal(got[others, 4:8], bare[others, 0:4])
+
+
 def test_cauchy_unconstrained_is_the_model_minimiser_along_minus_g():
     n = 50
     x = np.zeros(n)
