@@ -155,7 +155,7 @@ cdef void _sort_spans(Span *spans, Span *spare, Py_ssize_t m) noexcept nogil:
     half the checking time of a 1,500-array call (500 tensors with grad and state), which
     is longer than the OpenMP team spins before it sleeps."""
     cdef Py_ssize_t counts[256]
-    cdef Py_ssize_t i, total, here
+    cdef Py_ssize_t i, j, total, here
     cdef int shift, digit, bits = <int>(8 * sizeof(uintptr_t))
     cdef uintptr_t any_set = 0, all_set = <uintptr_t>-1
     cdef Span *src = spans
@@ -165,11 +165,11 @@ cdef void _sort_spans(Span *spans, Span *spare, Py_ssize_t m) noexcept nogil:
     if m <= 32:  # a few arrays: an insertion sort, no 2 KB of counts to clear per byte
         for i in range(1, m):
             moving = spans[i]
-            total = i
-            while total > 0 and spans[total - 1].start > moving.start:
-                spans[total] = spans[total - 1]
-                total -= 1
-            spans[total] = moving
+            j = i
+            while j > 0 and spans[j - 1].start > moving.start:
+                spans[j] = spans[j - 1]
+                j -= 1
+            spans[j] = moving
         return
     for i in range(m):
         any_set |= spans[i].start

@@ -162,6 +162,41 @@ cdef inline int _one_tensor_layout(fo_layout *layout, int64_t *offsets, Py_ssize
 
 
 # ---------------------------------------------------------------------------------------
+# the stale-array check of fastopt.optim.rebinding
+# ---------------------------------------------------------------------------------------
+
+def same_prefix(object container, list snapshot):
+    """Whether `container` (a list, or any iterable such as a dict's values view) yields the
+    very objects of `snapshot`, in order, over their common length: what
+    ``all(map(operator.is_, container, snapshot))`` says, at one pointer comparison per
+    entry for a list (the optimizers run it at every step, once per parameter).
+
+    Examples
+    --------
+    >>> from fastopt._kernels import same_prefix
+    >>> a, b = object(), object()
+    >>> same_prefix([a, b], [a, b]), same_prefix([a, b, a], [a, b]), same_prefix([b], [a])
+    (True, True, False)
+    """
+    cdef Py_ssize_t i, n = PyList_GET_SIZE(snapshot)
+    if type(container) is list:
+        if PyList_GET_SIZE(container) < n:
+            n = PyList_GET_SIZE(container)
+        for i in range(n):
+            if PyList_GET_ITEM(container, i) != PyList_GET_ITEM(snapshot, i):
+                return False
+        return True
+    i = 0
+    for item in container:
+        if i >= n:
+            break
+        if <void *>item != PyList_GET_ITEM(snapshot, i):
+            return False
+        i += 1
+    return True
+
+
+# ---------------------------------------------------------------------------------------
 # all_finite
 # ---------------------------------------------------------------------------------------
 
@@ -462,18 +497,19 @@ cdef class StepPlan:
             free(spans)
 
     cdef bint _overlaps_written(self, uintptr_t start, uintptr_t end) noexcept nogil:
-        """Whether [start, end) overlaps any written span (binary search on sorted spans)."""
-        cdef Py_ssize_t lo = 0, hi = self.nspans, mid
-        if start >= end:
+        """Whether [start, end) overlaps any written span: a binary search on the sorted
+        spans for the first one ending after `start`, without branches (the comparisons of
+        one grad's search are unpredictable; a step binds every grad through here)."""
+        cdef Py_ssize_t base = 0, half, count = self.nspans
+        if start >= end or count == 0:
             return False
-        # first span whose end > start
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if self.s_end[mid] <= start:
-                lo = mid + 1
-            else:
-                hi = mid
-        return lo < self.nspans and self.s_start[lo] < end
+        while count > 1:  # the answer lies in [base, base + count]
+            half = count >> 1
+            base = base + half if self.s_end[base + half - 1] <= start else base
+            count -= half
+        if self.s_end[base] <= start:
+            base += 1
+        return base < self.nspans and self.s_start[base] < end
 
     def matches(self, list groups, list options):
         """Whether this plan still describes `groups` (one unit per group, same param objects

@@ -3,6 +3,7 @@ steps, state_dict round trips (pickle, np.savez), skip_if_nonfinite, threads, ba
 
 import io
 import json
+import operator
 import pickle
 import threading
 
@@ -598,3 +599,51 @@ def test_a_fastopt_schedule_as_lr_resumes_through_pickle(rng):
         reference.step(g)
     for p, r in zip(params, reference.params):
         np.testing.assert_allclose(p, r, rtol=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_grad_overlapping_any_param_or_state_is_refused(seed):
+    # StepPlan.bind looks each grad up among the sorted written spans (a branchless binary
+    # search); against a brute-force answer over views of one buffer, in scrambled order
+    rng = np.random.default_rng(seed)
+    n = 40
+    buf = np.zeros(4 * n * 6)
+    pieces = [buf[6 * k:6 * k + 6] for k in rng.permutation(4 * n)]
+    params = pieces[:n]
+    opt = SGD(params, lr=0.1, momentum=0.9)
+    opt.step(pieces[n:2 * n])  # momentum buffers allocated: params and buffers are written
+    written = [(a.__array_interface__["data"][0], a.nbytes) for a in params] + \
+        [(st["momentum_buffer"].__array_interface__["data"][0], st["momentum_buffer"].nbytes)
+         for st in opt.state.values()]
+    outcomes = set()
+    for _ in range(30):
+        start = int(rng.integers(0, buf.size - 6))
+        g = buf[start:start + 6]
+        addr, size = g.__array_interface__["data"][0], g.nbytes
+        clash = any(a < addr + size and addr < a + s for a, s in written)
+        grads = list(pieces[n:2 * n])
+        k = int(rng.integers(n))
+        grads[k] = g
+        before = buf.copy()
+        outcomes.add(clash)
+        if clash:
+            with pytest.raises(ValueError, match=rf"^grads\[{k}\]: shares memory"):
+                opt.step(grads)
+            np.testing.assert_array_equal(buf, before)
+        else:
+            opt.step(grads)
+    assert outcomes == {True, False}
+
+
+def test_same_prefix_is_the_identity_test_of_the_common_prefix():
+    from fastopt._kernels import same_prefix
+
+    a, b, c = np.zeros(1), np.zeros(1), np.zeros(1)
+    cases = [([a, b], [a, b]), ([a, b, c], [a, b]), ([a], [a, b]), ([b, a], [a, b]),
+             ([], [a]), ([a, c], [a, b])]
+    for container, snapshot in cases:
+        expected = all(map(operator.is_, container, snapshot))
+        assert same_prefix(container, snapshot) is expected
+        view = {i: x for i, x in enumerate(container)}.values()
+        assert same_prefix(view, snapshot) is expected
+        assert same_prefix(tuple(container), snapshot) is expected

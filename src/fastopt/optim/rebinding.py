@@ -91,8 +91,8 @@ class Sources:
         stale = None
         for entry in self.entries:
             container, k, snapshot = entry
-            if all(map(operator.is_, container, snapshot)):
-                continue  # the common case: one identity test per parameter
+            if _kernels.same_prefix(container, snapshot):
+                continue  # the common case: one pointer comparison per parameter, in C
             groups = owner.param_groups
             mine = _flat(groups) if k is None else groups[k]["params"] if k < len(groups) \
                 else []
