@@ -497,19 +497,21 @@ cdef class StepPlan:
             free(spans)
 
     cdef bint _overlaps_written(self, uintptr_t start, uintptr_t end) noexcept nogil:
-        """Whether [start, end) overlaps any written span: a binary search on the sorted
-        spans for the first one ending after `start`, without branches (the comparisons of
-        one grad's search are unpredictable; a step binds every grad through here)."""
-        cdef Py_ssize_t base = 0, half, count = self.nspans
-        if start >= end or count == 0:
+        """Whether [start, end) overlaps any written span (binary search on sorted spans).
+        Branches, not a branchless search: grads usually come in address order, which the
+        branch predictor follows, and a branchless search waits on each of its loads
+        (measured with 500 tiny tensors: its share of a step doubled)."""
+        cdef Py_ssize_t lo = 0, hi = self.nspans, mid
+        if start >= end:
             return False
-        while count > 1:  # the answer lies in [base, base + count]
-            half = count >> 1
-            base = base + half if self.s_end[base + half - 1] <= start else base
-            count -= half
-        if self.s_end[base] <= start:
-            base += 1
-        return base < self.nspans and self.s_start[base] < end
+        # first span whose end > start
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self.s_end[mid] <= start:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo < self.nspans and self.s_start[lo] < end
 
     def matches(self, list groups, list options):
         """Whether this plan still describes `groups` (one unit per group, same param objects
