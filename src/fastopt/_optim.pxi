@@ -458,14 +458,14 @@ cdef class StepPlan:
             self.unit_params.append(params)
             self.unit_ncols.append(len(columns))
             self.keep.append((params, columns, steps, reals))
-        self._sort_spans()
+        self._index_written_spans()
         self.bound = False
 
     cdef void _add_written(self, Py_ssize_t w, cnp.ndarray a):
         self.w_data[w] = cnp.PyArray_DATA(a)
         self.w_size[w] = cnp.PyArray_NBYTES(a)
 
-    cdef void _sort_spans(self) except *:
+    cdef void _index_written_spans(self) except *:
         cdef Py_ssize_t i, m = 0
         cdef Span *spans = <Span *>malloc((2 * self.nwritten + 1) * sizeof(Span))
         if spans == NULL:
