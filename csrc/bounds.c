@@ -271,5 +271,66 @@ typedef double fo_v8d __attribute__((vector_size(64)));
 typedef long long fo_v8l __attribute__((vector_size(64)));
 typedef unsigned char fo_v8u8 __attribute__((vector_size(8)));
 
+/* The variables of [b, e) with a nonzero weight (weight[i], or now[i] - before[i] when
+ * weight is NULL), as offsets from b and their weights, in index order: eight bytes tested
+ * at once, since most are 0. Returns their number. */
+static int64_t fo_gram_changes(const int8_t *weight, const uint8_t *now, const uint8_t *before,
+                               int64_t b, int64_t e, int32_t *at, int8_t *w)
+{
+    int64_t cnt = 0, i = b;
+    for (; i + 8 <= e; i += 8) {
+        uint64_t u, v = 0;
+        if (weight) {
+            memcpy(&u, weight + i, 8);
+        } else {
+            memcpy(&u, now + i, 8);
+            memcpy(&v, before + i, 8);
+        }
+        if (u == v)
+            continue;
+        for (int64_t j = i; j < i + 8; ++j) {
+            const int8_t wj = weight ? weight[j] : (int8_t)(now[j] - before[j]);
+            if (wj) {
+                at[cnt] = (int32_t)(j - b);
+                w[cnt++] = wj;
+            }
+        }
+    }
+    for (; i < e; ++i) {
+        const int8_t wj = weight ? weight[i] : (int8_t)(now[i] - before[i]);
+        if (wj) {
+            at[cnt] = (int32_t)(i - b);
+            w[cnt++] = wj;
+        }
+    }
+    return cnt;
+}
+
+/* How many changes ahead the pair values are prefetched: a change's 2k values lie in 2k
+ * rows n apart, one cache miss each, and without prefetching they are waited for one
+ * change after another. */
+#define FO_GRAM_AHEAD 4
+
+/* the number of i with now[i] != before[i] (eight bytes tested at once) */
+static int64_t fo_mask_changes(int64_t n, const uint8_t *now, const uint8_t *before,
+                               int nthreads)
+{
+    int64_t total = 0;
+    const int64_t nwords = n / 8;
+    const int team = fo_team_size(n, nthreads);
+#pragma omp parallel for num_threads(team) schedule(static) reduction(+ : total) if (team > 1)
+    for (int64_t q = 0; q < nwords; ++q) {
+        uint64_t u, v;
+        memcpy(&u, now + 8 * q, 8);
+        memcpy(&v, before + 8 * q, 8);
+        if (u != v)
+            for (int64_t j = 8 * q; j < 8 * q + 8; ++j)
+                total += now[j] != before[j];
+    }
+    for (int64_t j = 8 * nwords; j < n; ++j)
+        total += now[j] != before[j];
+    return total;
+}
+
 #define FO_TEMPLATE "bounds.inc"
 #include "instantiate.h"

@@ -122,6 +122,20 @@ FO_API int fo_lbfgsb_gram_update_f64(int64_t n, const double *S, const double *Y
                                      const int64_t *rows, int64_t k, const int8_t *weight,
                                      double *out, int nthreads);
 
+/* The change of the free-set gram matrix when the free set goes from `before` to `now`
+ * (0/1 masks): *changes = the number of variables whose mask differs; if it is at most
+ * `limit`, out (2k x 2k) = fo_lbfgsb_gram_update's sum with weights now - before (the same
+ * bits) and `before` is overwritten with `now`; otherwise out is zero and `before` is left
+ * as it was. One pass over the masks, then work in proportion to the changes. */
+FO_API int fo_lbfgsb_gram_change_f32(int64_t n, const float *S, const float *Y,
+                                     const int64_t *rows, int64_t k, const uint8_t *now,
+                                     uint8_t *before, int64_t limit, double *out,
+                                     int64_t *changes, int nthreads);
+FO_API int fo_lbfgsb_gram_change_f64(int64_t n, const double *S, const double *Y,
+                                     const int64_t *rows, int64_t k, const uint8_t *now,
+                                     uint8_t *before, int64_t limit, double *out,
+                                     int64_t *changes, int nthreads);
+
 /* The subspace point: du = cg g + sum_j a_j y_rows[j] + b_j s_rows[j] on the free variables
  * (is_free == NULL: all), 0 elsewhere; out = xcp + du if no free variable reaches a bound,
  * else the projection P(xcp + du) if (P(xcp + du) - x) . g <= 0 (Morales & Nocedal 2011),

@@ -64,6 +64,14 @@ cdef extern from "bounds.h" nogil:
     int fo_lbfgsb_gram_update_f64(int64_t n, const double *S, const double *Y,
                                   const int64_t *rows, int64_t k, const int8_t *weight,
                                   double *out, int nthreads)
+    int fo_lbfgsb_gram_change_f32(int64_t n, const float *S, const float *Y,
+                                  const int64_t *rows, int64_t k, const uint8_t *now,
+                                  uint8_t *before, int64_t limit, double *out,
+                                  int64_t *changes, int nthreads)
+    int fo_lbfgsb_gram_change_f64(int64_t n, const double *S, const double *Y,
+                                  const int64_t *rows, int64_t k, const uint8_t *now,
+                                  uint8_t *before, int64_t limit, double *out,
+                                  int64_t *changes, int nthreads)
     int fo_lbfgsb_subspace_direction_f32(int64_t n, const float *x, const float *g,
                                          const float *xcp, const float *lo, const float *hi,
                                          const float *S, const float *Y,
@@ -468,6 +476,54 @@ def lbfgsb_gram_update(S, Y, rows, weight):
     _last_threads_used = fo_team_size(n, nthreads)
     check_status(status, "lbfgsb_gram_update")
     return out
+
+
+def lbfgsb_gram_change(S, Y, rows, now, before, limit):
+    """The change of the free-set gram matrix when the free set goes from `before` to `now`
+    (uint8 0/1 masks; `before` is written): ``(G, changes)`` with ``changes`` the number of
+    variables whose mask differs. If ``changes <= limit``, ``G`` is
+    :func:`lbfgsb_gram_update` with weights ``now - before`` (the same bits) and `before` is
+    set to `now`; otherwise ``G`` is None and `before` is left as it was. One pass over
+    the masks (no temporary), then work in proportion to the changes."""
+    global _last_threads_used
+    if not isinstance(S, np.ndarray):
+        raise TypeError(f"S: expected a numpy array, got {type(S).__name__}")
+    if S.ndim != 2:
+        raise ValueError(f"S: expected shape (slots, n), got {S.shape}")
+    if S.dtype not in (np.float32, np.float64):
+        raise TypeError(f"S: expected a float32 or float64 array, got dtype {S.dtype}")
+    cdef cnp.ndarray ref = np.empty(S.shape[1], dtype=S.dtype)
+    Sa, Ya = _ring(S, Y, ref)
+    cdef cnp.ndarray Sc = <cnp.ndarray>Sa, Yc = <cnp.ndarray>Ya
+    cdef cnp.ndarray ra = _rows(rows, Sc.shape[0])
+    cdef int64_t n = S.shape[1], k = cnp.PyArray_SIZE(ra)
+    cdef int64_t lim = _validation.check_int(limit, "limit", 0, None)
+    cdef cnp.ndarray na = _mask(now, "now", n, np.uint8)
+    _mask(before, "before", n, np.uint8)
+    cdef cnp.ndarray ba = <cnp.ndarray>before
+    if not cnp.PyArray_IS_C_CONTIGUOUS(ba) or not cnp.PyArray_ISWRITEABLE(ba):
+        raise ValueError("before: expected a writeable C-contiguous array")
+    if _overlap(ba, na):
+        raise ValueError("before: overlaps now")
+    cdef cnp.ndarray out = np.zeros((2 * k, 2 * k))
+    cdef int64_t changes = 0
+    cdef int status, nthreads = current_threads()
+    with nogil:
+        if cnp.PyArray_TYPE(Sc) == cnp.NPY_FLOAT:
+            status = fo_lbfgsb_gram_change_f32(
+                n, <const float *>cnp.PyArray_DATA(Sc), <const float *>cnp.PyArray_DATA(Yc),
+                <const int64_t *>cnp.PyArray_DATA(ra), k, <const uint8_t *>cnp.PyArray_DATA(na),
+                <uint8_t *>cnp.PyArray_DATA(ba), lim, <double *>cnp.PyArray_DATA(out),
+                &changes, nthreads)
+        else:
+            status = fo_lbfgsb_gram_change_f64(
+                n, <const double *>cnp.PyArray_DATA(Sc), <const double *>cnp.PyArray_DATA(Yc),
+                <const int64_t *>cnp.PyArray_DATA(ra), k, <const uint8_t *>cnp.PyArray_DATA(na),
+                <uint8_t *>cnp.PyArray_DATA(ba), lim, <double *>cnp.PyArray_DATA(out),
+                &changes, nthreads)
+    _last_threads_used = fo_team_size(n, nthreads)
+    check_status(status, "lbfgsb_gram_change")
+    return (None if changes > lim else out), int(changes)
 
 
 def lbfgsb_free_gram(S, Y, rows, free, select=1):

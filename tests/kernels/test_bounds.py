@@ -453,3 +453,47 @@ def test_argument_errors_modify_nothing(rng):
     with pytest.raises(ValueError, match="S: expected a writeable array"):
         _kernels.lbfgsb_pair_update(x, x, g, g, lo, hi, ro, Y, rows)
     assert snapshot([x, g, lo, hi, S, Y]) == keep
+
+
+@pytest.mark.parametrize("nchanges", [0, 1, 37, 5000])
+def test_gram_change_matches_numpy(dtype, rng, nchanges):
+    """The free-set gram's change: the numpy statement, the same bits as gram_update on the
+    -1/0/+1 weights for 1 and 2 threads, `before` set to `now` (left alone past the limit)."""
+    S, Y, rows = _pairs(rng, dtype, N, k=4)
+    now = (rng.random(N) < 0.6).astype(np.uint8)
+    before0 = now.copy()
+    before0[rng.choice(N, nchanges, replace=False)] ^= 1
+    w = now.view(np.int8) - before0.view(np.int8)
+    exp_bits = _kernels.lbfgsb_gram_update(S, Y, rows, w).tobytes()
+    exp, c = ref.lbfgsb_gram_change(S, Y, rows, now, before0.copy(), N)
+    assert c == nchanges
+    for t in (1, 2):
+        with fastopt.threads(t):
+            before = before0.copy()
+            G, changes = _kernels.lbfgsb_gram_change(S, Y, rows, now, before, N)
+        assert changes == nchanges
+        assert G.tobytes() == exp_bits
+        np.testing.assert_allclose(G, exp, rtol=1e-10, atol=1e-8)
+        np.testing.assert_array_equal(before, now)
+    if nchanges:
+        before = before0.copy()
+        G, changes = _kernels.lbfgsb_gram_change(S, Y, rows, now, before, nchanges - 1)
+        assert G is None and changes == nchanges
+        np.testing.assert_array_equal(before, before0)
+
+
+def test_gram_change_argument_errors(rng):
+    S, Y, rows = _pairs(rng, np.float64, 100, k=2)
+    now = np.ones(100, dtype=np.uint8)
+    before = np.zeros(100, dtype=np.uint8)
+    with pytest.raises(ValueError, match="before: overlaps now"):
+        _kernels.lbfgsb_gram_change(S, Y, rows, now, now, 100)
+    ro = before.copy()
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="before: expected a writeable"):
+        _kernels.lbfgsb_gram_change(S, Y, rows, now, ro, 100)
+    with pytest.raises(TypeError, match="now: expected a uint8 array"):
+        _kernels.lbfgsb_gram_change(S, Y, rows, now.astype(bool), before, 100)
+    with pytest.raises(ValueError, match="limit"):
+        _kernels.lbfgsb_gram_change(S, Y, rows, now, before, -1)
+    np.testing.assert_array_equal(before, 0)

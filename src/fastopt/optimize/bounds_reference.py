@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["bounds_step", "bounds_projgrad_norm", "bounds_max_step", "lbfgsb_cauchy",
-           "lbfgsb_free_gram", "lbfgsb_gram_update", "lbfgsb_pair_dots", "lbfgsb_subspace_point",
+           "lbfgsb_free_gram", "lbfgsb_gram_update", "lbfgsb_gram_change", "lbfgsb_pair_dots", "lbfgsb_subspace_point",
            "lbfgsb_direction", "lbfgsb_subspace_direction", "lbfgsb_pair_update"]
 
 
@@ -189,6 +189,19 @@ def lbfgsb_gram_update(S, Y, rows, weight):
     rows = np.asarray(rows)
     U = np.concatenate([_f64(Y[rows]), _f64(S[rows])])
     return (U * np.asarray(weight, dtype=np.float64)) @ U.T
+
+
+def lbfgsb_gram_change(S, Y, rows, now, before, limit):
+    """``(G, changes)``: ``changes`` the number of variables whose mask differs between
+    ``now`` and ``before``; if at most ``limit``, ``G`` = :func:`lbfgsb_gram_update` with
+    weights ``now - before`` and ``before`` is set to ``now``, else ``G`` is None and
+    ``before`` is left as it was."""
+    changes = int(np.count_nonzero(np.asarray(now) != np.asarray(before)))
+    if changes > limit:
+        return None, changes
+    G = lbfgsb_gram_update(S, Y, rows, np.asarray(now, dtype=np.int8) - before.astype(np.int8))
+    np.copyto(before, now)
+    return G, changes
 
 
 def lbfgsb_pair_dots(S, Y, rows, r, mask=None, g=None):

@@ -278,37 +278,37 @@ class FreeGram:
         rows = mem.rows
         n = mem.n
         known = rows[self.ids[rows] == mem.ids[rows]]
-        if self.mask is None or known.size == 0:
+        D, changes = None, 0
+        if self.mask is not None and known.size:
+            # the known rows' change with the free set, self.mask set to `free` (None: more
+            # changes than the smaller of the two sets, mask left as it was)
+            D, changes = _K.lbfgsb_gram_change(mem.S, mem.Y, known, free, self.mask,
+                                         min(nfree, n - nfree))
+        if D is None:
             self._full(rows, free, nfree)
         else:
-            delta = free.view(np.int8) - self.mask.view(np.int8)
-            changes = int(np.count_nonzero(delta))
-            if changes > min(nfree, n - nfree):
-                self._full(rows, free, nfree)
-            else:
-                if changes:
-                    k = known.size
-                    D = _K.lbfgsb_gram_update(mem.S, mem.Y, known, delta)
-                    ix = np.ix_(known, known)
-                    self.YY[ix] += D[:k, :k]
-                    self.SY[ix] += D[k:, :k]
-                    self.SS[ix] += D[k:, k:]
-                fresh = rows[self.ids[rows] != mem.ids[rows]]
-                if fresh.size:
-                    fm = free.astype(mem.S.dtype)
-                    for r in fresh:
-                        ym = mem.Y[r] * fm
-                        sm = mem.S[r] * fm
-                        out = _kernels.lbfgs_gram(mem.S, mem.Y, rows, ym, sm)
-                        kk = rows.size
-                        self.SY[rows, r] = out[0:4 * kk:4]     # s_i . y_r (free part)
-                        self.YY[rows, r] = self.YY[r, rows] = out[1:4 * kk:4]
-                        self.SS[rows, r] = self.SS[r, rows] = out[2:4 * kk:4]
-                        self.SY[r, rows] = out[3:4 * kk:4]     # s_r . y_i
+            if changes:
+                k = known.size
+                ix = np.ix_(known, known)
+                self.YY[ix] += D[:k, :k]
+                self.SY[ix] += D[k:, :k]
+                self.SS[ix] += D[k:, k:]
+            fresh = rows[self.ids[rows] != mem.ids[rows]]
+            if fresh.size:
+                fm = free.astype(mem.S.dtype)
+                for r in fresh:
+                    ym = mem.Y[r] * fm
+                    sm = mem.S[r] * fm
+                    out = _kernels.lbfgs_gram(mem.S, mem.Y, rows, ym, sm)
+                    kk = rows.size
+                    self.SY[rows, r] = out[0:4 * kk:4]     # s_i . y_r (free part)
+                    self.YY[rows, r] = self.YY[r, rows] = out[1:4 * kk:4]
+                    self.SS[rows, r] = self.SS[r, rows] = out[2:4 * kk:4]
+                    self.SY[r, rows] = out[3:4 * kk:4]     # s_r . y_i
         self.ids[rows] = mem.ids[rows]
         if self.mask is None:
             self.mask = free.copy()
-        else:
+        elif D is None:
             np.copyto(self.mask, free)
         ix = np.ix_(rows, rows)
         return self.YY[ix], self.SY[ix], self.SS[ix]
