@@ -40,10 +40,12 @@ import fastopt  # noqa: E402
 from fastopt.optimize import lbfgsb  # noqa: E402
 
 
-def phase_bytes(n: int, itemsize: int, k: int, masked: bool, nfev: float) -> dict:
+def phase_bytes(n: int, itemsize: int, k: int, masked: bool, nfev: float,
+                unit_missed: float) -> dict:
     """Bytes each phase moves per iteration in the steady state (k pairs stored): every
-    n-vector read or written counted once (V bytes), a byte mask n bytes. Keep in step with
-    the kernels (bounds.inc) and the driver (lbfgsb.py)."""
+    n-vector read or written counted once (V bytes), a byte mask n bytes; `unit_missed`:
+    the share of iterations whose line search did not start at alpha = 1. Keep in step
+    with the kernels (bounds.inc) and the driver (lbfgsb.py)."""
     V = n * itemsize
     mask = n if masked else 0
     return {
@@ -52,11 +54,12 @@ def phase_bytes(n: int, itemsize: int, k: int, masked: bool, nfev: float) -> dic
         "pair update": 6 * V + 3 * V + 2 * (k - 1) * V + mask,
         # classification: x g lo hi read, is_free written; xcp: x g is_free read, xcp written
         "cauchy point": 4 * V + n + 2 * V + n + V,
-        # the k pairs, x g xcp lo hi, the free mask read, d written
-        "subspace step": 2 * k * V + 5 * V + mask + V,
-        # per evaluation: the trial point (x d lo hi read, written), the copy handed to
-        # fun (read, written), g . d
-        "line search (no f)": nfev * (5 * V + 2 * V + 2 * V),
+        # the k pairs, x g xcp lo hi, the free mask read, d and P(x + d) written
+        "subspace step": 2 * k * V + 5 * V + mask + 2 * V,
+        # per evaluation: the trial point (x d lo hi read, written; the first one, at
+        # alpha = 1, is written by the subspace step's pass and counted there), the copy
+        # handed to fun (read, written), g . d
+        "line search (no f)": nfev * (5 * V + 2 * V + 2 * V) - (1 - unit_missed) * 5 * V,
         # the masks: delta (2 read, 1 written), its count, the copy, the cache key's
         # comparison and copy (the gathers at the changed variables not counted)
         "free gram": 11 * n if masked else 0,
@@ -120,6 +123,14 @@ def run(n, case, iters, skip, threads, clock):
     patch(kernels, "bounds_projgrad_norm", "projgrad norm")
     patch(lbfgsb._Subspace, "middle", "middle matrix")
     patch(lbfgsb.FreeGram, "matrices", "free gram")
+    first_alpha = []        # where each line search starts
+    more_thuente = lbfgsb.more_thuente
+
+    def record_start(line, alpha, *args, **kwargs):
+        first_alpha.append(alpha)
+        return more_thuente(line, alpha, *args, **kwargs)
+
+    lbfgsb.more_thuente = record_start
     marks = []
     faults = []     # minor page faults: fresh memory touched (zeroed by the kernel)
 
@@ -133,6 +144,7 @@ def run(n, case, iters, skip, threads, clock):
             lbfgsb.minimize_lbfgsb(fg, x0, lower, upper, maxiter=iters, ftol=0.0, gtol=0.0,
                                    callback=callback)
     finally:
+        lbfgsb.more_thuente = more_thuente
         for (owner, attr), fn in saved.items():
             setattr(owner, attr, fn)
     (t0, f0, e0), (t1, f1, e1) = marks[skip - 1], marks[-1]
@@ -140,8 +152,11 @@ def run(n, case, iters, skip, threads, clock):
     total = 1e3 * ((t1 - t0) - (f1 - f0)) / nit
     per = {name: v / nit for name, v in timers.ms.items()}
     per["other"] = total - sum(per.values())
-    nbytes = phase_bytes(n, x0.dtype.itemsize, 10, case == "half", (e1 - e0) / nit)
-    return total, per, 1e3 * (f1 - f0) / nit, (faults[-1] - faults[skip - 1]) / nit, nbytes
+    starts = first_alpha[skip:]
+    missed = sum(a != 1.0 for a in starts) / max(len(starts), 1)
+    nbytes = phase_bytes(n, x0.dtype.itemsize, 10, case == "half", (e1 - e0) / nit, missed)
+    return (total, per, 1e3 * (f1 - f0) / nit, (faults[-1] - faults[skip - 1]) / nit, nbytes,
+            missed)
 
 
 def main(argv=None):
@@ -159,10 +174,11 @@ def main(argv=None):
     print(f"n = {args.n}, threads = {args.threads}, clock {clock_name}, "
           f"load {open('/proc/loadavg').read().split()[:3]}")
     for case in args.cases:
-        total, per, fms, faults, nbytes = run(args.n, case, args.iters, args.skip,
-                                              args.threads, clock)
+        total, per, fms, faults, nbytes, missed = run(args.n, case, args.iters, args.skip,
+                                                      args.threads, clock)
         print(f"{case}: {total:.2f} ms/it outside the objective (objective {fms:.2f} ms/it, "
-              f"{faults:.0f} page faults/it)")
+              f"{faults:.0f} page faults/it, {100 * missed:.0f}% of line searches not "
+              f"starting at 1)")
         for name, v in sorted(per.items(), key=lambda kv: -kv[1]):
             b = nbytes.get(name, 0)
             rate = f"{b / 1e6:7.0f} MB {b / (v * 1e6):6.1f} GB/s" if b and v > 0 else ""

@@ -156,13 +156,15 @@ FO_API int fo_lbfgsb_subspace_point_f64(int64_t n, const double *x, const double
 
 /* The subspace point (as fo_lbfgsb_subspace_point) and the search direction from it (as
  * fo_lbfgsb_direction) in one pass over S and Y: out = z - x, *max_step, *gd = g . d and
- * *dd = d . d, the same bits as the two kernels in turn; z itself is not stored. */
+ * *dd = d . d, the same bits as the two kernels in turn; z itself is not stored. trial
+ * (NULL: none) receives fo_bounds_step(x, 1, d), the line search's usual first point, in
+ * the same pass. */
 FO_API int fo_lbfgsb_subspace_direction_f32(int64_t n, const float *x, const float *g,
                                             const float *xcp, const float *lo,
                                             const float *hi, const float *S, const float *Y,
                                             const int64_t *rows, int64_t k, double cg,
                                             const double *a, const double *b,
-                                            const uint8_t *is_free, float *out,
+                                            const uint8_t *is_free, float *out, float *trial,
                                             double *max_step, double *gd, double *dd,
                                             int nthreads);
 FO_API int fo_lbfgsb_subspace_direction_f64(int64_t n, const double *x, const double *g,
@@ -171,8 +173,8 @@ FO_API int fo_lbfgsb_subspace_direction_f64(int64_t n, const double *x, const do
                                             const double *Y, const int64_t *rows, int64_t k,
                                             double cg, const double *a, const double *b,
                                             const uint8_t *is_free, double *out,
-                                            double *max_step, double *gd, double *dd,
-                                            int nthreads);
+                                            double *trial, double *max_step, double *gd,
+                                            double *dd, int nthreads);
 
 #ifdef __cplusplus
 }

@@ -77,7 +77,7 @@ cdef extern from "bounds.h" nogil:
                                          const float *S, const float *Y,
                                          const int64_t *rows, int64_t k, double cg,
                                          const double *a, const double *b,
-                                         const uint8_t *is_free, float *out,
+                                         const uint8_t *is_free, float *out, float *trial,
                                          double *max_step, double *gd, double *dd,
                                          int nthreads)
     int fo_lbfgsb_subspace_direction_f64(int64_t n, const double *x, const double *g,
@@ -86,8 +86,8 @@ cdef extern from "bounds.h" nogil:
                                          const int64_t *rows, int64_t k, double cg,
                                          const double *a, const double *b,
                                          const uint8_t *is_free, double *out,
-                                         double *max_step, double *gd, double *dd,
-                                         int nthreads)
+                                         double *trial, double *max_step, double *gd,
+                                         double *dd, int nthreads)
     int fo_lbfgsb_subspace_point_f32(int64_t n, const float *x, const float *g,
                                      const float *xcp, const float *lo, const float *hi,
                                      const float *S, const float *Y, const int64_t *rows,
@@ -585,13 +585,16 @@ def lbfgsb_subspace_point(x, g, xcp, lower, upper, S, Y, rows, cg, a, b, free):
     return out
 
 
-def lbfgsb_subspace_direction(x, g, xcp, lower, upper, S, Y, rows, cg, a, b, free, out=None):
+def lbfgsb_subspace_direction(x, g, xcp, lower, upper, S, Y, rows, cg, a, b, free, out=None,
+                              trial=None):
     """The subspace point of :func:`lbfgsb_subspace_point` and the search direction from
     it, :func:`lbfgsb_direction`, in one pass over `S` and `Y` (the same bits as the two in
     turn; the point itself is not stored).
 
     ``out`` (allocated when omitted) receives ``d = z - x`` and must not overlap the other
-    arguments. Returns ``(d, max_step, gd, dd)``.
+    arguments; ``trial`` (optional, the same rule) receives ``bounds_step(x, 1, d, lower,
+    upper)``, the line search's usual first point, in the same pass.
+    Returns ``(d, max_step, gd, dd)``.
     """
     global _last_threads_used
     cdef cnp.ndarray xa = _vec_in(x, "x", None)
@@ -613,6 +616,13 @@ def lbfgsb_subspace_direction(x, g, xcp, lower, upper, S, Y, rows, cg, a, b, fre
                           (Sc, "S"), (Yc, "Y")):
             if _overlap(oa, <cnp.ndarray>other):
                 raise ValueError(f"out: overlaps {nm}")
+    cdef cnp.ndarray ta = None if trial is None else _vec_out(trial, "trial", xa)
+    if trial is not None:
+        for other, nm in ((xa, "x"), (ga, "g"), (ca, "xcp"), (lo_, "lower"), (hi_, "upper"),
+                          (Sc, "S"), (Yc, "Y"), (oa, "out")):
+            if _overlap(ta, <cnp.ndarray>other):
+                raise ValueError(f"trial: overlaps {nm}")
+    cdef void *tp = _data_or_null(ta)
     cdef double step = 0.0, gd = 0.0, dd = 0.0
     cdef int status, nthreads = current_threads()
     cdef void *fp = _data_or_null(fa)
@@ -624,7 +634,8 @@ def lbfgsb_subspace_direction(x, g, xcp, lower, upper, S, Y, rows, cg, a, b, fre
                 <const float *>cnp.PyArray_DATA(hi_), <const float *>cnp.PyArray_DATA(Sc),
                 <const float *>cnp.PyArray_DATA(Yc), <const int64_t *>cnp.PyArray_DATA(ra), k,
                 cgv, <const double *>cnp.PyArray_DATA(aa), <const double *>cnp.PyArray_DATA(ba),
-                <const uint8_t *>fp, <float *>cnp.PyArray_DATA(oa), &step, &gd, &dd, nthreads)
+                <const uint8_t *>fp, <float *>cnp.PyArray_DATA(oa), <float *>tp, &step, &gd,
+                &dd, nthreads)
         else:
             status = fo_lbfgsb_subspace_direction_f64(
                 n, <const double *>cnp.PyArray_DATA(xa), <const double *>cnp.PyArray_DATA(ga),
@@ -633,7 +644,7 @@ def lbfgsb_subspace_direction(x, g, xcp, lower, upper, S, Y, rows, cg, a, b, fre
                 <const double *>cnp.PyArray_DATA(Yc), <const int64_t *>cnp.PyArray_DATA(ra),
                 k, cgv, <const double *>cnp.PyArray_DATA(aa),
                 <const double *>cnp.PyArray_DATA(ba), <const uint8_t *>fp,
-                <double *>cnp.PyArray_DATA(oa), &step, &gd, &dd, nthreads)
+                <double *>cnp.PyArray_DATA(oa), <double *>tp, &step, &gd, &dd, nthreads)
     _last_threads_used = fo_team_size(n * (1 + 2 * k), nthreads)
     check_status(status, "lbfgsb_subspace_direction")
     return (oa if out is None else out), step, gd, dd

@@ -314,6 +314,29 @@ def test_subspace_direction_is_the_point_then_the_direction(dtype, rng, case, al
     assert one[3] == pytest.approx(exp[3], rel=1e-10)
 
 
+@pytest.mark.parametrize("case", ["inside", "projected", "backtrack"])
+def test_subspace_direction_writes_the_unit_step(dtype, rng, case):
+    """`trial` is bounds_step(x, 1, d): the line search's first point, to the bit, for 1
+    and 2 threads, and the direction's results do not change with it."""
+    x, g, lo, hi, S, Y, rows, free, cg, a, b = _subspace_case(rng, dtype, case)
+    xcp = np.clip(x - dtype(0.01) * g, lo, hi).astype(dtype)
+    plain = _kernels.lbfgsb_subspace_direction(x, g, xcp, lo, hi, S, Y, rows, cg, a, b, free)
+    exp = _kernels.bounds_step(x, 1.0, plain[0], lo, hi)
+    np.testing.assert_array_equal(
+        exp, ref.bounds_step(x, 1.0, ref.lbfgsb_subspace_direction(
+            x, g, xcp, lo, hi, S, Y, rows, cg, a, b, free)[0], lo, hi))
+    for t in (1, 2):
+        trial = np.full_like(x, np.nan)
+        with fastopt.threads(t):
+            got = _kernels.lbfgsb_subspace_direction(x, g, xcp, lo, hi, S, Y, rows, cg, a, b,
+                                                     free, trial=trial)
+        assert trial.tobytes() == exp.tobytes()
+        assert got[0].tobytes() == plain[0].tobytes() and got[1:] == plain[1:]
+    with pytest.raises(ValueError, match="trial: overlaps x"):
+        _kernels.lbfgsb_subspace_direction(x, g, xcp, lo, hi, S, Y, rows, cg, a, b, free,
+                                           trial=x)
+
+
 @pytest.mark.parametrize("masked", [False, True])
 @pytest.mark.parametrize("k", [1, 5])
 def test_pair_update_is_pair_then_dots_then_projgrad(dtype, rng, masked, k):

@@ -288,11 +288,15 @@ def lbfgsb_direction(x, z, g, lower, upper, out=None):
             float(np.dot(_f64(d), _f64(d))))
 
 
-def lbfgsb_subspace_direction(x, g, xcp, lower, upper, S, Y, rows, cg, a, b, free, out=None):
+def lbfgsb_subspace_direction(x, g, xcp, lower, upper, S, Y, rows, cg, a, b, free, out=None,
+                              trial=None):
     """:func:`lbfgsb_direction` from the point of :func:`lbfgsb_subspace_point`:
-    ``(d, max_step, gd, dd)``."""
+    ``(d, max_step, gd, dd)``; ``trial`` (optional) receives ``bounds_step(x, 1, d)``."""
     z = lbfgsb_subspace_point(x, g, xcp, lower, upper, S, Y, rows, cg, a, b, free)
-    return lbfgsb_direction(x, z, g, lower, upper, out=out)
+    found = lbfgsb_direction(x, z, g, lower, upper, out=out)
+    if trial is not None:
+        bounds_step(x, 1.0, found[0], lower, upper, out=trial)
+    return found
 
 
 def lbfgsb_pair_update(x1, x0, g1, g0, lower, upper, S, Y, rows, mask=None, dcp=None):

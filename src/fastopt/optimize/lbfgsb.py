@@ -388,20 +388,33 @@ def _result(reason: str, x, f, g, nit, obj: Objective, memory: CompactMemory,
 
 class _BoxLine(Line):
     """The line :math:`P(x + \\alpha d)`: trial points projected onto the box; the slope
-    :math:`g^T d` at 0 comes from :func:`~fastopt._kernels.lbfgsb_direction`."""
+    :math:`g^T d` at 0 comes from :func:`~fastopt._kernels.lbfgsb_direction`. ``unit``:
+    :math:`P(x + d)` when the pass that formed ``d`` wrote it too (the point of
+    :math:`\\alpha = 1`, the usual first trial), else None."""
 
-    def __init__(self, obj, x, d, f0, g0, dphi0, pool, *, lower, upper):
+    def __init__(self, obj, x, d, f0, g0, dphi0, pool, *, lower, upper, unit=None):
         self.obj, self.x, self.d, self.f0, self.g0 = obj, x, d, f0, g0
         self.space = LOCAL
         self.dphi0 = dphi0
         self.pool = pool
         self.points: list = []
         self.lower, self.upper = lower, upper
+        self.unit = unit
 
     def point(self, alpha: float) -> np.ndarray:
+        if alpha == 1.0 and self.unit is not None:
+            out, self.unit = self.unit, None
+            self.points.append(out)
+            return out
         out = self.pool.pop() if self.pool else np.empty_like(self.x)
         self.points.append(out)
         return _K.bounds_step(self.x, alpha, self.d, self.lower, self.upper, out=out)
+
+    def release(self, keep: np.ndarray | None) -> None:
+        if self.unit is not None:       # formed, never asked for
+            self.pool.append(self.unit)
+            self.unit = None
+        super().release(keep)
 
 
 def minimize_lbfgsb(objective: Objective | Callable[..., Any], x0: Any,
@@ -530,11 +543,17 @@ def minimize_lbfgsb(objective: Objective | Callable[..., Any], x0: Any,
                 np.zeros((0, 0)) if M is None else M, memory.products_with_d(), out=xcp_buf)
             if nfree == n:
                 free = None
+        unit = None
         if nfree > 0 and k > 0:
             assert M is not None
+            # P(x + d), the line search's first point when it starts at 1 (from the second
+            # iteration on), formed in the same pass as d
+            unit = (pool.pop() if pool else np.empty_like(x)) if nit > 0 else None
             found = _subspace_direction(x, g, z, c, tsum, p, lo, hi, free, nfree, memory, sub,
-                                        M, d_buf)
+                                        M, d_buf, unit)
             if found is None:        # the reduced matrix is singular: start afresh
+                if unit is not None:
+                    pool.append(unit)
                 memory.reset()
                 continue
             d, box_step, gd, dd = found
@@ -552,7 +571,7 @@ def minimize_lbfgsb(objective: Objective | Callable[..., Any], x0: Any,
             alpha0 = min(1.0 / math.sqrt(dd), alpha_max) if dd > 0 else alpha_max
         else:
             alpha0 = 1.0
-        line = _BoxLine(obj, x, d, f, g, gd, pool, lower=lo, upper=hi)
+        line = _BoxLine(obj, x, d, f, g, gd, pool, lower=lo, upper=hi, unit=unit)
         if not gd < 0.0 or alpha_max <= 0.0:
             ls = None
         else:
@@ -606,7 +625,8 @@ def minimize_lbfgsb(objective: Objective | Callable[..., Any], x0: Any,
 
 
 def _subspace_direction(x, g, xcp, c, tsum, p, lo, hi, free, nfree, memory: CompactMemory,
-                        sub: _Subspace, M, out: np.ndarray) -> tuple | None:
+                        sub: _Subspace, M, out: np.ndarray,
+                        unit: np.ndarray | None = None) -> tuple | None:
     r"""The search direction ``(d, max_step, gd, dd)`` (:func:`~fastopt._kernels.lbfgsb_direction`)
     towards the point :math:`z` that minimises the model over the free variables from the
     Cauchy point ``xcp``, with the Morales-Nocedal projection, ``d`` written to ``out``;
@@ -617,7 +637,8 @@ def _subspace_direction(x, g, xcp, c, tsum, p, lo, hi, free, nfree, memory: Comp
     Cauchy scan and :math:`G = W_F^T W_F`, :math:`W_F^T r = (1 - \theta t) p + G M c`
     costs no pass over memory; the step
     :math:`r/\theta + W_F N^{-1} W_F^T r / \theta^2`, :math:`z` and :math:`d = z - x`
-    are then one fused pass (:func:`~fastopt._kernels.lbfgsb_subspace_direction`)."""
+    are then one fused pass (:func:`~fastopt._kernels.lbfgsb_subspace_direction`), which
+    also writes :math:`P(x + d)` to ``unit`` when given."""
     k = memory.count
     th = memory.theta
     N, G = sub.reduced(free, nfree)
@@ -634,4 +655,4 @@ def _subspace_direction(x, g, xcp, c, tsum, p, lo, hi, free, nfree, memory: Comp
     a = Mc[:k] / th + sol[:k] / (th * th)
     b = Mc[k:] + sol[k:] / th
     return _K.lbfgsb_subspace_direction(x, g, xcp, lo, hi, memory.S, memory.Y, memory.rows,
-                                        -scale / th, a, b, free, out=out)
+                                        -scale / th, a, b, free, out=out, trial=unit)
