@@ -50,10 +50,11 @@ def phase_bytes(n: int, itemsize: int, k: int, masked: bool, nfev: float,
     mask = n if masked else 0
     return {
         # x1 x0 g1 g0 lo hi read, s y dcp written; the k - 1 older pairs (the new one is
-        # read back from cache); the previous free mask
-        "pair update": 6 * V + 3 * V + 2 * (k - 1) * V + mask,
-        # classification: x g lo hi read, is_free written; xcp: x g is_free read, xcp written
-        "cauchy point": 4 * V + n + 2 * V + n + V,
+        # read back from cache); the previous free mask read; the next Cauchy point's
+        # classification (its mask) written
+        "pair update": 6 * V + 3 * V + 2 * (k - 1) * V + mask + n,
+        # xcp: x g is_free read, xcp written (the classification came with the pair)
+        "cauchy point": 2 * V + n + V,
         # the k pairs, x g xcp lo hi, the free mask read, d and P(x + d) written
         "subspace step": 2 * k * V + 5 * V + mask + 2 * V,
         # per evaluation: the trial point (x d lo hi read, written; the first one, at

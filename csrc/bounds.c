@@ -116,7 +116,7 @@ static int64_t fo_brk_pop(fo_brk *heap, int64_t *size)
  * is certain to be the next breakpoint overall. Past `bound`, fo_brk_source takes over. */
 #define FO_BLOCK_BRKS 16
 typedef struct {
-    fo_brk *lists;  /* FO_BLOCK_BRKS per block, ascending after fo_brk_sort_block */
+    const fo_brk *lists; /* FO_BLOCK_BRKS per block, ascending after fo_brk_sort_block */
     int64_t *len, *pos;
     fo_brk *heap;   /* the head of every block's list not yet used up: a min-heap */
     int64_t hsize;
@@ -194,6 +194,48 @@ static int fo_brk_merge_next(fo_brk_merge *m, int64_t nblocks, fo_brk *out)
         fo_brk_sift_down(m->heap, m->hsize, 0);
     } else {
         fo_brk_pop(m->heap, &m->hsize);
+    }
+    return 1;
+}
+
+/* What the Cauchy point's first pass learns from one block: f1's part, the numbers of
+ * breakpoints, free variables and moving ones, how many of its smallest breakpoints it
+ * listed, and whether one moves without a breakpoint. Nothing of size n is stored but
+ * is_free. A scan buffer (fo_lbfgsb_scan_bytes) holds one per block, then the blocks'
+ * lists (FO_BLOCK_BRKS pairs each). */
+typedef struct {
+    double f1;
+    int64_t nbreak, nfree, nmove, nlist;
+    int unbounded;
+} fo_cauchy_block;
+
+
+int64_t fo_lbfgsb_scan_bytes(int64_t n)
+{
+    const int64_t nblocks = n > 0 ? (n + FO_REDUCE_BLOCK - 1) / FO_REDUCE_BLOCK : 0;
+    return nblocks * (int64_t)(sizeof(fo_cauchy_block) + FO_BLOCK_BRKS * sizeof(fo_brk));
+}
+
+/* Whether a scan buffer can be what fo_lbfgsb_pair_update wrote for n variables: counts
+ * within their blocks, list entries in their block and ascending. The Cauchy point
+ * indexes with them, so a buffer that is not checks as wrong, not as memory read. */
+static int fo_scan_valid(int64_t n, const fo_cauchy_block *blk, const fo_brk *lists)
+{
+    const int64_t nblocks = (n + FO_REDUCE_BLOCK - 1) / FO_REDUCE_BLOCK;
+    for (int64_t b = 0; b < nblocks; ++b) {
+        const int64_t lo0 = b * FO_REDUCE_BLOCK,
+                      len = n - lo0 < FO_REDUCE_BLOCK ? n - lo0 : FO_REDUCE_BLOCK;
+        const fo_cauchy_block *q = blk + b;
+        if (q->nlist < 0 || q->nlist > FO_BLOCK_BRKS || q->nlist > q->nbreak
+            || q->nbreak > len || q->nfree < 0 || q->nfree > len || q->nmove < 0
+            || q->nmove > len)
+            return 0;
+        for (int64_t j = 0; j < q->nlist; ++j) {
+            const fo_brk e = lists[b * FO_BLOCK_BRKS + j];
+            if (e.i < lo0 || e.i >= lo0 + len
+                || (j > 0 && !fo_brk_less(lists[b * FO_BLOCK_BRKS + j - 1], e)))
+                return 0;
+        }
     }
     return 1;
 }

@@ -32,13 +32,15 @@ cdef extern from "bounds.h" nogil:
     int fo_lbfgsb_cauchy_f32(int64_t n, const float *x, const float *g, const float *lo,
                              const float *hi, const float *S, const float *Y,
                              const int64_t *rows, int64_t k, double theta, const double *M,
-                             const double *wd, float *xcp, double *c, uint8_t *is_free, int64_t *nfree,
-                             double *tsum, double *p, int nthreads)
+                             const double *wd, const void *scan, float *xcp, double *c,
+                             uint8_t *is_free, int64_t *nfree, double *tsum, double *p,
+                             int nthreads)
     int fo_lbfgsb_cauchy_f64(int64_t n, const double *x, const double *g, const double *lo,
                              const double *hi, const double *S, const double *Y,
                              const int64_t *rows, int64_t k, double theta, const double *M,
-                             const double *wd, double *xcp, double *c, uint8_t *is_free, int64_t *nfree,
-                             double *tsum, double *p, int nthreads)
+                             const double *wd, const void *scan, double *xcp, double *c,
+                             uint8_t *is_free, int64_t *nfree, double *tsum, double *p,
+                             int nthreads)
     int fo_lbfgsb_pair_dots_f32(int64_t n, const float *S, const float *Y,
                                 const int64_t *rows, int64_t k, int64_t r,
                                 const uint8_t *mask, const float *g, double *out,
@@ -51,13 +53,15 @@ cdef extern from "bounds.h" nogil:
                                   const float *g1, const float *g0, const float *lo,
                                   const float *hi, float *S, float *Y, const int64_t *rows,
                                   int64_t k, int64_t r, const uint8_t *mask, float *dcp,
-                                  double *out, double *pgnorm, int nthreads)
+                                  double *out, double *pgnorm, uint8_t *is_free, void *scan,
+                                  int nthreads)
     int fo_lbfgsb_pair_update_f64(int64_t n, const double *x1, const double *x0,
                                   const double *g1, const double *g0, const double *lo,
                                   const double *hi, double *S, double *Y,
                                   const int64_t *rows, int64_t k, int64_t r,
                                   const uint8_t *mask, double *dcp, double *out,
-                                  double *pgnorm, int nthreads)
+                                  double *pgnorm, uint8_t *is_free, void *scan, int nthreads)
+    int64_t fo_lbfgsb_scan_bytes(int64_t n)
     int fo_lbfgsb_gram_update_f32(int64_t n, const float *S, const float *Y,
                                   const int64_t *rows, int64_t k, const int8_t *weight,
                                   double *out, int nthreads)
@@ -119,6 +123,34 @@ cdef cnp.ndarray _mask(object mask, str name, int64_t n, object dtype):
 
 cdef inline void *_data_or_null(cnp.ndarray a) noexcept:
     return NULL if a is None else cnp.PyArray_DATA(a)
+
+
+def lbfgsb_scan_bytes(n):
+    """Bytes of a scan buffer for `n` variables (:func:`lbfgsb_pair_update`'s ``scan``)."""
+    return int(fo_lbfgsb_scan_bytes(_validation.check_int(n, "n", 0, None)))
+
+
+cdef tuple _scan_args(object scan, object free, int64_t n, bint written):
+    """`scan` (a uint8 buffer of lbfgsb_scan_bytes(n) bytes) and `free` (uint8, n): both
+    or neither, C-contiguous, writeable where `written`, apart."""
+    if scan is None and free is None:
+        return None, None
+    if scan is None or free is None:
+        raise ValueError("scan, free: expected both or neither")
+    cdef int64_t nb = fo_lbfgsb_scan_bytes(n)
+    for arr, name, size in ((scan, "scan", nb), (free, "free", n)):
+        if not isinstance(arr, np.ndarray) or arr.dtype != np.uint8:
+            raise TypeError(f"{name}: expected a uint8 array of {size} elements, got "
+                            f"{_dtype_name(arr)}")
+        if arr.size != size:
+            raise ValueError(f"{name}: expected {size} elements, got {arr.size}")
+        if not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>arr):
+            raise ValueError(f"{name}: expected a C-contiguous array")
+        if (written or name == "free") and not cnp.PyArray_ISWRITEABLE(<cnp.ndarray>arr):
+            raise ValueError(f"{name}: expected a writeable array, got a read-only one")
+    if _overlap(<cnp.ndarray>scan, <cnp.ndarray>free):
+        raise ValueError("scan: overlaps free")
+    return scan, free
 
 
 def bounds_step(x, alpha, d, lower, upper, out=None):
@@ -254,7 +286,8 @@ def lbfgsb_direction(x, z, g, lower, upper, out=None):
     return (oa if out is None else out), step, gd, dd
 
 
-def lbfgsb_cauchy(x, g, lower, upper, S, Y, rows, theta, M, wd=None, out=None):
+def lbfgsb_cauchy(x, g, lower, upper, S, Y, rows, theta, M, wd=None, out=None, scan=None,
+                  free=None):
     """The generalized Cauchy point of L-BFGS-B (Byrd, Lu, Nocedal & Zhu 1995).
 
     Parameters
@@ -273,6 +306,10 @@ def lbfgsb_cauchy(x, g, lower, upper, S, Y, rows, theta, M, wd=None, out=None):
     out : ndarray, optional
         Where to write the Cauchy point (allocated when omitted); it must not overlap any
         other argument.
+    scan, free : ndarray of uint8, optional
+        Both or neither: the classification of ``(x, g)`` that :func:`lbfgsb_pair_update`
+        wrote (its ``scan`` and ``free``), taken instead of the first pass over the
+        vectors; ``free`` is updated in place and returned.
 
     Returns
     -------
@@ -303,9 +340,16 @@ def lbfgsb_cauchy(x, g, lower, upper, S, Y, rows, theta, M, wd=None, out=None):
                           (Yc, "Y")):
             if _overlap(xcp, <cnp.ndarray>other):
                 raise ValueError(f"out: overlaps {nm}")
+    sc, fr_ = _scan_args(scan, free, n, False)
+    if fr_ is not None:
+        for other, nm in ((xa, "x"), (ga, "g"), (lo_, "lower"), (hi_, "upper"), (Sc, "S"),
+                          (Yc, "Y"), (xcp, "out")):
+            if _overlap(<cnp.ndarray>fr_, <cnp.ndarray>other):
+                raise ValueError(f"free: overlaps {nm}")
+    cdef void *scp = _data_or_null(<cnp.ndarray>sc)
     cdef cnp.ndarray c = np.zeros(2 * k)
     cdef cnp.ndarray p = np.zeros(2 * k)
-    cdef cnp.ndarray fr = np.empty(n, dtype=np.uint8)
+    cdef cnp.ndarray fr = np.empty(n, dtype=np.uint8) if fr_ is None else <cnp.ndarray>fr_
     cdef int64_t nfree = 0
     cdef double tsum = 0.0
     cdef int status, nthreads = current_threads()
@@ -317,7 +361,8 @@ def lbfgsb_cauchy(x, g, lower, upper, S, Y, rows, theta, M, wd=None, out=None):
                 <const float *>cnp.PyArray_DATA(lo_), <const float *>cnp.PyArray_DATA(hi_),
                 <const float *>cnp.PyArray_DATA(Sc), <const float *>cnp.PyArray_DATA(Yc),
                 <const int64_t *>cnp.PyArray_DATA(ra), k, th, <const double *>Mp,
-                <const double *>wgp, <float *>cnp.PyArray_DATA(xcp), <double *>cnp.PyArray_DATA(c),
+                <const double *>wgp, <const void *>scp, <float *>cnp.PyArray_DATA(xcp),
+                <double *>cnp.PyArray_DATA(c),
                 <uint8_t *>cnp.PyArray_DATA(fr), &nfree, &tsum,
                 <double *>cnp.PyArray_DATA(p), nthreads)
         else:
@@ -326,10 +371,14 @@ def lbfgsb_cauchy(x, g, lower, upper, S, Y, rows, theta, M, wd=None, out=None):
                 <const double *>cnp.PyArray_DATA(lo_), <const double *>cnp.PyArray_DATA(hi_),
                 <const double *>cnp.PyArray_DATA(Sc), <const double *>cnp.PyArray_DATA(Yc),
                 <const int64_t *>cnp.PyArray_DATA(ra), k, th, <const double *>Mp,
-                <const double *>wgp, <double *>cnp.PyArray_DATA(xcp), <double *>cnp.PyArray_DATA(c),
+                <const double *>wgp, <const void *>scp, <double *>cnp.PyArray_DATA(xcp),
+                <double *>cnp.PyArray_DATA(c),
                 <uint8_t *>cnp.PyArray_DATA(fr), &nfree, &tsum,
                 <double *>cnp.PyArray_DATA(p), nthreads)
     _last_threads_used = fo_team_size(n * (1 + 2 * k), nthreads)
+    if status == FO_ERR_ARGUMENT and sc is not None:
+        raise ValueError("scan: expected the buffer lbfgsb_pair_update wrote for these "
+                         "variables, got one that is not")
     check_status(status, "lbfgsb_cauchy")
     return (xcp if out is None else out), c, fr, int(nfree), tsum, p
 
@@ -374,7 +423,8 @@ def lbfgsb_pair_dots(S, Y, rows, r, mask=None, g=None):
     return out
 
 
-def lbfgsb_pair_update(x1, x0, g1, g0, lower, upper, S, Y, rows, mask=None, dcp=None):
+def lbfgsb_pair_update(x1, x0, g1, g0, lower, upper, S, Y, rows, mask=None, dcp=None,
+                       scan=None, free=None):
     """Forms the new pair in row ``r = rows[-1]`` of `S` and `Y` (``s = x1 - x0``,
     ``y = g1 - g0``) and, in the same pass, the direction ``dcp`` of the next Cauchy path
     (``-g1``, 0 where a variable is held at a bound or ``g1`` is 0),
@@ -385,6 +435,10 @@ def lbfgsb_pair_update(x1, x0, g1, g0, lower, upper, S, Y, rows, mask=None, dcp=
     :func:`lbfgsb_pair_dots` (its last row holds ``s_r . y_r`` and ``y_r . y_r``; columns
     8-9 give :func:`lbfgsb_cauchy`'s ``wd``), the projected gradient's max-norm and
     ``dcp`` (written to the argument when given, allocated otherwise).
+
+    ``scan`` (:func:`lbfgsb_scan_bytes` bytes) and ``free`` (n), uint8, both or neither:
+    written with the first pass of :func:`lbfgsb_cauchy` at ``(x1, g1)`` (``free``: the
+    variables not held at a bound), for that kernel to take instead of the pass.
     """
     global _last_threads_used
     cdef cnp.ndarray x1a = _vec_in(x1, "x1", None)
@@ -416,6 +470,18 @@ def lbfgsb_pair_update(x1, x0, g1, g0, lower, upper, S, Y, rows, mask=None, dcp=
                           (hi_, "upper"), (Sc, "S"), (Yc, "Y")):
             if _overlap(da, <cnp.ndarray>other):
                 raise ValueError(f"dcp: overlaps {nm}")
+    sc, fr_ = _scan_args(scan, free, n, True)
+    if sc is not None:
+        for arr, name in ((sc, "scan"), (fr_, "free")):
+            for other, nm in ((x1a, "x1"), (x0a, "x0"), (g1a, "g1"), (g0a, "g0"),
+                              (lo_, "lower"), (hi_, "upper"), (Sc, "S"), (Yc, "Y"),
+                              (da, "dcp")):
+                if _overlap(<cnp.ndarray>arr, <cnp.ndarray>other):
+                    raise ValueError(f"{name}: overlaps {nm}")
+            if ma is not None and _overlap(<cnp.ndarray>arr, ma):
+                raise ValueError(f"{name}: overlaps mask")
+    cdef void *scp = _data_or_null(<cnp.ndarray>sc)
+    cdef void *frp = _data_or_null(<cnp.ndarray>fr_)
     cdef cnp.ndarray out = np.zeros((k, 10))
     cdef double pg = 0.0
     cdef void *mp = _data_or_null(ma)
@@ -428,7 +494,8 @@ def lbfgsb_pair_update(x1, x0, g1, g0, lower, upper, S, Y, rows, mask=None, dcp=
                 <const float *>cnp.PyArray_DATA(lo_), <const float *>cnp.PyArray_DATA(hi_),
                 <float *>cnp.PyArray_DATA(Sc), <float *>cnp.PyArray_DATA(Yc),
                 <const int64_t *>cnp.PyArray_DATA(ra), k, rr, <const uint8_t *>mp,
-                <float *>cnp.PyArray_DATA(da), <double *>cnp.PyArray_DATA(out), &pg, nthreads)
+                <float *>cnp.PyArray_DATA(da), <double *>cnp.PyArray_DATA(out), &pg,
+                <uint8_t *>frp, scp, nthreads)
         else:
             status = fo_lbfgsb_pair_update_f64(
                 n, <const double *>cnp.PyArray_DATA(x1a), <const double *>cnp.PyArray_DATA(x0a),
@@ -436,7 +503,8 @@ def lbfgsb_pair_update(x1, x0, g1, g0, lower, upper, S, Y, rows, mask=None, dcp=
                 <const double *>cnp.PyArray_DATA(lo_), <const double *>cnp.PyArray_DATA(hi_),
                 <double *>cnp.PyArray_DATA(Sc), <double *>cnp.PyArray_DATA(Yc),
                 <const int64_t *>cnp.PyArray_DATA(ra), k, rr, <const uint8_t *>mp,
-                <double *>cnp.PyArray_DATA(da), <double *>cnp.PyArray_DATA(out), &pg, nthreads)
+                <double *>cnp.PyArray_DATA(da), <double *>cnp.PyArray_DATA(out), &pg,
+                <uint8_t *>frp, scp, nthreads)
     _last_threads_used = fo_team_size(n * (2 * k + 2), nthreads)
     check_status(status, "lbfgsb_pair_update")
     return out, pg, (da if dcp is None else dcp)

@@ -520,3 +520,58 @@ def test_gram_change_argument_errors(rng):
     with pytest.raises(ValueError, match="limit"):
         _kernels.lbfgsb_gram_change(S, Y, rows, now, before, -1)
     np.testing.assert_array_equal(before, 0)
+
+
+@pytest.mark.parametrize("k", [0, 5])
+@pytest.mark.parametrize("scale", [0.05, 30.0])
+def test_cauchy_from_the_pair_update_scan(dtype, rng, k, scale):
+    """The classification written by lbfgsb_pair_update (scan, free) gives lbfgsb_cauchy
+    the bits of its own first pass, for 1 and 2 threads; free is the numpy statement's
+    mask of the variables not held at a bound, and dcp does not change with it."""
+    x0, g0, lo, hi = _box(rng, dtype)
+    x1 = np.clip(x0 + dtype(0.1) * rng.standard_normal(N).astype(dtype), lo, hi)
+    g1 = ((g0 + rng.standard_normal(N)) * dtype(scale)).astype(dtype)
+    S, Y, rows = _pairs(rng, dtype, N, k=max(k, 1))
+    M = _middle(S, Y, rows, 1.3) if k else np.zeros((0, 0))
+    crows = rows if k else rows[:0]
+    S0, Y0 = S.copy(), Y.copy()
+    plain = _kernels.lbfgsb_pair_update(x1, x0, g1, g0, lo, hi, S0, Y0, rows)
+    exp = _kernels.lbfgsb_cauchy(x1, g1, lo, hi, S0, Y0, crows, 1.3, M)
+    not_held = np.empty(N, dtype=np.uint8)
+    ref.lbfgsb_pair_update(x1, x0, g1, g0, lo, hi, S.copy(), Y.copy(), rows, free=not_held)
+    for t in (1, 2):
+        S1, Y1 = S.copy(), Y.copy()
+        scan = np.empty(_kernels.lbfgsb_scan_bytes(N), dtype=np.uint8)
+        free = np.full(N, 7, dtype=np.uint8)
+        with fastopt.threads(t):
+            got = _kernels.lbfgsb_pair_update(x1, x0, g1, g0, lo, hi, S1, Y1, rows,
+                                              scan=scan, free=free)
+            np.testing.assert_array_equal(free, not_held)
+            cp = _kernels.lbfgsb_cauchy(x1, g1, lo, hi, S1, Y1, crows, 1.3, M, scan=scan,
+                                        free=free)
+        assert got[0].tobytes() == plain[0].tobytes() and got[2].tobytes() == plain[2].tobytes()
+        assert cp[2] is free
+        for a, b in zip(cp, exp):
+            assert (a.tobytes() if isinstance(a, np.ndarray) else a) == (
+                b.tobytes() if isinstance(b, np.ndarray) else b)
+
+
+def test_cauchy_scan_errors(rng):
+    x, g, lo, hi = _box(rng, np.float64, 10_000)
+    S, Y, rows = _pairs(rng, np.float64, 10_000, k=2)
+    M = _middle(S, Y, rows, 1.0)
+    nb = _kernels.lbfgsb_scan_bytes(10_000)
+    free = np.ones(10_000, dtype=np.uint8)
+    with pytest.raises(ValueError, match="scan, free: expected both or neither"):
+        _kernels.lbfgsb_cauchy(x, g, lo, hi, S, Y, rows, 1.0, M, scan=np.zeros(nb, np.uint8))
+    with pytest.raises(ValueError, match=f"scan: expected {nb} elements"):
+        _kernels.lbfgsb_cauchy(x, g, lo, hi, S, Y, rows, 1.0, M, scan=np.zeros(nb - 1, np.uint8),
+                               free=free)
+    junk = np.full(nb, 0xFF, dtype=np.uint8)        # counts of -1: not a scan
+    out = np.zeros(10_000)
+    with pytest.raises(ValueError, match="scan: expected the buffer"):
+        _kernels.lbfgsb_cauchy(x, g, lo, hi, S, Y, rows, 1.0, M, out=out, scan=junk, free=free)
+    assert not out.any() and free.all()
+    with pytest.raises(ValueError, match="free: overlaps x"):
+        _kernels.lbfgsb_pair_update(x, x.copy(), g, g.copy(), lo, hi, S, Y, rows,
+                                    scan=np.zeros(nb, np.uint8), free=x.view(np.uint8)[:10_000])

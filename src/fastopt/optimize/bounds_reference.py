@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["bounds_step", "bounds_projgrad_norm", "bounds_max_step", "lbfgsb_cauchy",
+__all__ = ["lbfgsb_scan_bytes", "bounds_step", "bounds_projgrad_norm", "bounds_max_step", "lbfgsb_cauchy",
            "lbfgsb_free_gram", "lbfgsb_gram_update", "lbfgsb_gram_change", "lbfgsb_pair_dots", "lbfgsb_subspace_point",
            "lbfgsb_direction", "lbfgsb_subspace_direction", "lbfgsb_pair_update"]
 
@@ -74,7 +74,14 @@ def _path_direction(x, g, lower, upper):
     return fixed, held, np.where(held | (neg == 0), 0.0, neg)
 
 
-def lbfgsb_cauchy(x, g, lower, upper, S, Y, rows, theta, M, wd=None, out=None):
+def lbfgsb_scan_bytes(n):
+    """The kernels' scan buffer holds the Cauchy point's first pass; the statements here
+    recompute it, so theirs is empty."""
+    return 0
+
+
+def lbfgsb_cauchy(x, g, lower, upper, S, Y, rows, theta, M, wd=None, out=None, scan=None,
+                  free=None):
     r"""The generalized Cauchy point (Byrd, Lu, Nocedal & Zhu 1995, Algorithm CP).
 
     Returns ``(xcp, c, free, nfree, tsum, p)``: the point, :math:`c = W^T (x^{cp} - x)`
@@ -83,10 +90,12 @@ def lbfgsb_cauchy(x, g, lower, upper, S, Y, rows, theta, M, wd=None, out=None):
     :math:`p = -W_F^T g` over the free variables (2k, float64), which lets the subspace
     step skip a pass over :math:`W`. ``wd`` (the kernel's shortcut for
     :math:`W^T d`) is not used: the statement here always forms :math:`W^T d`. ``out``:
-    where to write the point.
+    where to write the point. ``scan`` is not used either; ``free`` (given with it) receives
+    the mask and is returned.
     """
+    free_out = free
     if out is not None:
-        got = lbfgsb_cauchy(x, g, lower, upper, S, Y, rows, theta, M)
+        got = lbfgsb_cauchy(x, g, lower, upper, S, Y, rows, theta, M, free=free_out)
         out[...] = got[0]
         return (out, *got[1:])
     x = np.asarray(x)
@@ -111,7 +120,7 @@ def lbfgsb_cauchy(x, g, lower, upper, S, Y, rows, theta, M, wd=None, out=None):
     c = np.zeros(2 * k)
     f1 = -float(np.dot(d, d))
     if not np.any(d != 0):
-        return xcp, c, free, int(free.sum()), 0.0, np.zeros(2 * k)
+        return xcp, c, _into(free, free_out), int(free.sum()), 0.0, np.zeros(2 * k)
     Sd = _f64(S[rows]) if k else np.zeros((0, n))
     Yd = _f64(Y[rows]) if k else np.zeros((0, n))
     p = np.concatenate([Yd @ d, theta * (Sd @ d)]) if k else np.zeros(0)
@@ -172,7 +181,7 @@ def lbfgsb_cauchy(x, g, lower, upper, S, Y, rows, theta, M, wd=None, out=None):
         xcp[moving] = (xd[moving] + tsum * d[moving]).astype(dt_)
     if k:
         c += dtm * p
-    return xcp, c, free, int(free.sum()), tsum, p
+    return xcp, c, _into(free, free_out), int(free.sum()), tsum, p
 
 
 def lbfgsb_free_gram(S, Y, rows, free, select=1):
@@ -299,11 +308,23 @@ def lbfgsb_subspace_direction(x, g, xcp, lower, upper, S, Y, rows, cg, a, b, fre
     return found
 
 
-def lbfgsb_pair_update(x1, x0, g1, g0, lower, upper, S, Y, rows, mask=None, dcp=None):
+def _into(mask, out):
+    """`mask`, copied into `out` when that is given."""
+    if out is None:
+        return mask
+    out[...] = mask
+    return out
+
+
+def lbfgsb_pair_update(x1, x0, g1, g0, lower, upper, S, Y, rows, mask=None, dcp=None,
+                       scan=None, free=None):
     """``S[r] = x1 - x0``, ``Y[r] = g1 - g0`` for ``r = rows[-1]``, the direction ``dcp``
     of the Cauchy path at ``(x1, g1)``, then ``(lbfgsb_pair_dots(S, Y, rows, r, mask,
-    dcp), bounds_projgrad_norm(x1, g1, ...), dcp)``."""
+    dcp), bounds_projgrad_norm(x1, g1, ...), dcp)``; ``free`` (with ``scan``, which is not
+    used) receives the mask of the variables not held at a bound at ``(x1, g1)``."""
     r = int(np.asarray(rows)[-1])
+    if free is not None:
+        free[...] = ~_path_direction(x1, g1, lower, upper)[1]
     x1 = np.asarray(x1)
     S[r] = x1 - np.asarray(x0)
     Y[r] = np.asarray(g1) - np.asarray(g0)

@@ -155,17 +155,21 @@ class CompactMemory:
         self.version += 1
 
     def form(self, x_new, x_old, g_new, g_old, lower, upper, work: np.ndarray,
-             free_gram: FreeGram | None = None) -> tuple[tuple, float]:
+             free_gram: FreeGram | None = None,
+             classify: tuple | None = None) -> tuple[tuple, float]:
         r"""Form ``s, y`` in the free row and, in the same pass
         (:func:`~fastopt._kernels.lbfgsb_pair_update`), the new pair's products with the
         memory, the same over ``free_gram``'s free set, :math:`W^T d` for the next Cauchy
-        point (its path's direction ``d`` written to ``work``, scratch) and the projected
-        gradient's max-norm at ``(x_new, g_new)``. Returns ``(formed, pgnorm)``;
+        point (its path's direction ``d`` written to ``work``, scratch), the projected
+        gradient's max-norm at ``(x_new, g_new)`` and, given ``classify = (scan, free)``,
+        the next Cauchy point's first pass written there. Returns ``(formed, pgnorm)``;
         :meth:`add` commits ``formed``."""
         rows = np.append(self.rows[1:] if self.count == self.m else self.rows, self.head)
         mask = None if free_gram is None else free_gram.mask
+        scan, free = (None, None) if classify is None else classify
         out, pgnorm, _ = _K.lbfgsb_pair_update(x_new, x_old, g_new, g_old, lower, upper,
-                                               self.S, self.Y, rows, mask, work)
+                                               self.S, self.Y, rows, mask, work, scan=scan,
+                                               free=free)
         return (rows, out, mask), pgnorm
 
     def add(self, formed: tuple, eps: float, gs_old: float,
@@ -506,6 +510,11 @@ def minimize_lbfgsb(objective: Objective | Callable[..., Any], x0: Any,
     # the Cauchy point and the search direction: written afresh every iteration
     xcp_buf = np.empty_like(x)
     d_buf = np.empty_like(x)
+    # the next Cauchy point's first pass, made by the pair update's pass (constrained
+    # problems): its scan buffer and mask, and whether they hold the current (x, g)'s
+    classify = ((np.empty(_K.lbfgsb_scan_bytes(n), dtype=np.uint8),
+                 np.empty(n, dtype=np.uint8)) if constrained else None)
+    classified = False
 
     def result(reason, x, f, g, detail=""):
         return _result(reason, x, f, g, nit, obj, memory, shape, detail)
@@ -538,9 +547,13 @@ def minimize_lbfgsb(objective: Objective | Callable[..., Any], x0: Any,
                 wd = -np.concatenate([out[3:4 * k:4], out[2:4 * k:4]])
             p = np.concatenate([wd[:k], memory.theta * wd[k:]])
         else:
+            # the scan updates the mask in place: the classification serves once
+            scan, pre_free = classify if classified and classify is not None else (None, None)
+            classified = False
             z, c, free, nfree, tsum, p = _K.lbfgsb_cauchy(
                 x, g, lo, hi, memory.S, memory.Y, memory.rows, memory.theta,
-                np.zeros((0, 0)) if M is None else M, memory.products_with_d(), out=xcp_buf)
+                np.zeros((0, 0)) if M is None else M, memory.products_with_d(), out=xcp_buf,
+                scan=scan, free=pre_free)
             if nfree == n:
                 free = None
         unit = None
@@ -611,7 +624,8 @@ def minimize_lbfgsb(objective: Objective | Callable[..., Any], x0: Any,
             return result("maxfun", x, f, g)
         free_gram = sub.free_gram if constrained else None
         # d_buf (the last direction) serves as scratch: the line search is over
-        formed, pgnorm = memory.form(x, x_old, g, g_old, lo, hi, d_buf, free_gram)
+        formed, pgnorm = memory.form(x, x_old, g, g_old, lo, hi, d_buf, free_gram, classify)
+        classified = classify is not None
         if not (math.isfinite(f) and math.isfinite(pgnorm)):
             return result("nonfinite", x, f, g)
         if pgnorm <= gtol:
