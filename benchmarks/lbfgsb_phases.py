@@ -53,10 +53,11 @@ def phase_bytes(n: int, itemsize: int, k: int, masked: bool, nfev: float,
         # read back from cache); the previous free mask read; the next Cauchy point's
         # classification (its mask) written
         "pair update": 6 * V + 3 * V + 2 * (k - 1) * V + mask + n,
-        # xcp: x g is_free read, xcp written (the classification came with the pair)
-        "cauchy point": 2 * V + n + V,
-        # the k pairs, x g xcp lo hi, the free mask read, d and P(x + d) written
-        "subspace step": 2 * k * V + 5 * V + mask + 2 * V,
+        # nothing of size n: the classification came with the pair, the point is formed
+        # in the subspace step's pass
+        "cauchy point": 0,
+        # the k pairs, x g lo hi, the free mask read, d and P(x + d) written
+        "subspace step": 2 * k * V + 4 * V + mask + 2 * V,
         # per evaluation: the trial point (x d lo hi read, written; the first one, at
         # alpha = 1, is written by the subspace step's pass and counted there), the copy
         # handed to fun (read, written), g . d

@@ -60,7 +60,7 @@ FO_API int fo_lbfgsb_direction_f64(int64_t n, const double *x, const double *z,
  *   scan   NULL, or the classification of (x, g) by fo_lbfgsb_pair_update (is_free then
  *          holds its mask, which the scan updates): the first pass is skipped; a buffer
  *          that is not one is FO_ERR_ARGUMENT
- *   xcp    out, n: the Cauchy point
+ *   xcp    out, n: the Cauchy point (NULL: not formed; fo_lbfgsb_cauchy_point forms it)
  *   c      out, 2k: W^T (xcp - x)
  *   is_free out, n: 1 for the variables free at xcp, 0 for those held at a bound
  *   nfree  out: their number;  tsum  out: the path parameter t of xcp (a free variable
@@ -83,6 +83,19 @@ FO_API int fo_lbfgsb_cauchy_f64(int64_t n, const double *x, const double *g, con
                                 const double *wd, const void *scan, double *xcp, double *c,
                                 uint8_t *is_free, int64_t *nfree, double *tsum, double *p,
                                 int nthreads);
+
+/* The Cauchy point from what fo_lbfgsb_cauchy returned: xcp = x + tsum d (d = -g, x where
+ * g is 0) on the variables with is_free (NULL: all), x on the others held at a bound at
+ * (x, g), the bound the path reached on the rest (the breakpoints it passed). The bits of
+ * fo_lbfgsb_cauchy's xcp. */
+FO_API int fo_lbfgsb_cauchy_point_f32(int64_t n, const float *x, const float *g,
+                                      const float *lo, const float *hi,
+                                      const uint8_t *is_free, double tsum, float *xcp,
+                                      int nthreads);
+FO_API int fo_lbfgsb_cauchy_point_f64(int64_t n, const double *x, const double *g,
+                                      const double *lo, const double *hi,
+                                      const uint8_t *is_free, double tsum, double *xcp,
+                                      int nthreads);
 
 /* Bytes of a scan buffer for n variables: the Cauchy point's first pass (each block's
  * counts and smallest breakpoints), written by fo_lbfgsb_pair_update, read by
@@ -172,21 +185,22 @@ FO_API int fo_lbfgsb_subspace_point_f64(int64_t n, const double *x, const double
  * fo_lbfgsb_direction) in one pass over S and Y: out = z - x, *max_step, *gd = g . d and
  * *dd = d . d, the same bits as the two kernels in turn; z itself is not stored. trial
  * (NULL: none) receives fo_bounds_step(x, 1, d), the line search's usual first point, in
- * the same pass. */
+ * the same pass. xcp may be NULL: the Cauchy point is then fo_lbfgsb_cauchy_point's with
+ * is_free and tsum (tsum unused otherwise), formed where needed, not read. */
 FO_API int fo_lbfgsb_subspace_direction_f32(int64_t n, const float *x, const float *g,
                                             const float *xcp, const float *lo,
                                             const float *hi, const float *S, const float *Y,
                                             const int64_t *rows, int64_t k, double cg,
                                             const double *a, const double *b,
-                                            const uint8_t *is_free, float *out, float *trial,
-                                            double *max_step, double *gd, double *dd,
-                                            int nthreads);
+                                            const uint8_t *is_free, double tsum, float *out,
+                                            float *trial, double *max_step, double *gd,
+                                            double *dd, int nthreads);
 FO_API int fo_lbfgsb_subspace_direction_f64(int64_t n, const double *x, const double *g,
                                             const double *xcp, const double *lo,
                                             const double *hi, const double *S,
                                             const double *Y, const int64_t *rows, int64_t k,
                                             double cg, const double *a, const double *b,
-                                            const uint8_t *is_free, double *out,
+                                            const uint8_t *is_free, double tsum, double *out,
                                             double *trial, double *max_step, double *gd,
                                             double *dd, int nthreads);
 

@@ -62,6 +62,12 @@ cdef extern from "bounds.h" nogil:
                                   const uint8_t *mask, double *dcp, double *out,
                                   double *pgnorm, uint8_t *is_free, void *scan, int nthreads)
     int64_t fo_lbfgsb_scan_bytes(int64_t n)
+    int fo_lbfgsb_cauchy_point_f32(int64_t n, const float *x, const float *g, const float *lo,
+                                   const float *hi, const uint8_t *is_free, double tsum,
+                                   float *xcp, int nthreads)
+    int fo_lbfgsb_cauchy_point_f64(int64_t n, const double *x, const double *g,
+                                   const double *lo, const double *hi, const uint8_t *is_free,
+                                   double tsum, double *xcp, int nthreads)
     int fo_lbfgsb_gram_update_f32(int64_t n, const float *S, const float *Y,
                                   const int64_t *rows, int64_t k, const int8_t *weight,
                                   double *out, int nthreads)
@@ -81,15 +87,15 @@ cdef extern from "bounds.h" nogil:
                                          const float *S, const float *Y,
                                          const int64_t *rows, int64_t k, double cg,
                                          const double *a, const double *b,
-                                         const uint8_t *is_free, float *out, float *trial,
-                                         double *max_step, double *gd, double *dd,
-                                         int nthreads)
+                                         const uint8_t *is_free, double tsum, float *out,
+                                         float *trial, double *max_step, double *gd,
+                                         double *dd, int nthreads)
     int fo_lbfgsb_subspace_direction_f64(int64_t n, const double *x, const double *g,
                                          const double *xcp, const double *lo,
                                          const double *hi, const double *S, const double *Y,
                                          const int64_t *rows, int64_t k, double cg,
                                          const double *a, const double *b,
-                                         const uint8_t *is_free, double *out,
+                                         const uint8_t *is_free, double tsum, double *out,
                                          double *trial, double *max_step, double *gd,
                                          double *dd, int nthreads)
     int fo_lbfgsb_subspace_point_f32(int64_t n, const float *x, const float *g,
@@ -287,7 +293,7 @@ def lbfgsb_direction(x, z, g, lower, upper, out=None):
 
 
 def lbfgsb_cauchy(x, g, lower, upper, S, Y, rows, theta, M, wd=None, out=None, scan=None,
-                  free=None):
+                  free=None, point=True):
     """The generalized Cauchy point of L-BFGS-B (Byrd, Lu, Nocedal & Zhu 1995).
 
     Parameters
@@ -310,6 +316,10 @@ def lbfgsb_cauchy(x, g, lower, upper, S, Y, rows, theta, M, wd=None, out=None, s
         Both or neither: the classification of ``(x, g)`` that :func:`lbfgsb_pair_update`
         wrote (its ``scan`` and ``free``), taken instead of the first pass over the
         vectors; ``free`` is updated in place and returned.
+    point : bool, optional
+        False: the point is not formed (no pass; ``xcp`` is None):
+        :func:`lbfgsb_cauchy_point` forms it from ``free`` and ``tsum``, and
+        :func:`lbfgsb_subspace_direction` where it needs it.
 
     Returns
     -------
@@ -334,8 +344,10 @@ def lbfgsb_cauchy(x, g, lower, upper, S, Y, rows, theta, M, wd=None, out=None, s
     cdef cnp.ndarray Ma = _f64(M, "M", (2 * k, 2 * k)) if k > 0 else None
     cdef cnp.ndarray wga = None if wd is None or k == 0 else _f64(wd, "wd", (2 * k,))
     cdef void *wgp = _data_or_null(wga)
-    cdef cnp.ndarray xcp = np.empty_like(xa) if out is None else _vec_out(out, "out", xa)
-    if out is not None:
+    cdef cnp.ndarray xcp = None
+    if point:
+        xcp = np.empty_like(xa) if out is None else _vec_out(out, "out", xa)
+    if point and out is not None:
         for other, nm in ((xa, "x"), (ga, "g"), (lo_, "lower"), (hi_, "upper"), (Sc, "S"),
                           (Yc, "Y")):
             if _overlap(xcp, <cnp.ndarray>other):
@@ -344,8 +356,9 @@ def lbfgsb_cauchy(x, g, lower, upper, S, Y, rows, theta, M, wd=None, out=None, s
     if fr_ is not None:
         for other, nm in ((xa, "x"), (ga, "g"), (lo_, "lower"), (hi_, "upper"), (Sc, "S"),
                           (Yc, "Y"), (xcp, "out")):
-            if _overlap(<cnp.ndarray>fr_, <cnp.ndarray>other):
+            if other is not None and _overlap(<cnp.ndarray>fr_, <cnp.ndarray>other):
                 raise ValueError(f"free: overlaps {nm}")
+    cdef void *xcpp = _data_or_null(xcp)
     cdef void *scp = _data_or_null(<cnp.ndarray>sc)
     cdef cnp.ndarray c = np.zeros(2 * k)
     cdef cnp.ndarray p = np.zeros(2 * k)
@@ -361,7 +374,7 @@ def lbfgsb_cauchy(x, g, lower, upper, S, Y, rows, theta, M, wd=None, out=None, s
                 <const float *>cnp.PyArray_DATA(lo_), <const float *>cnp.PyArray_DATA(hi_),
                 <const float *>cnp.PyArray_DATA(Sc), <const float *>cnp.PyArray_DATA(Yc),
                 <const int64_t *>cnp.PyArray_DATA(ra), k, th, <const double *>Mp,
-                <const double *>wgp, <const void *>scp, <float *>cnp.PyArray_DATA(xcp),
+                <const double *>wgp, <const void *>scp, <float *>xcpp,
                 <double *>cnp.PyArray_DATA(c),
                 <uint8_t *>cnp.PyArray_DATA(fr), &nfree, &tsum,
                 <double *>cnp.PyArray_DATA(p), nthreads)
@@ -371,7 +384,7 @@ def lbfgsb_cauchy(x, g, lower, upper, S, Y, rows, theta, M, wd=None, out=None, s
                 <const double *>cnp.PyArray_DATA(lo_), <const double *>cnp.PyArray_DATA(hi_),
                 <const double *>cnp.PyArray_DATA(Sc), <const double *>cnp.PyArray_DATA(Yc),
                 <const int64_t *>cnp.PyArray_DATA(ra), k, th, <const double *>Mp,
-                <const double *>wgp, <const void *>scp, <double *>cnp.PyArray_DATA(xcp),
+                <const double *>wgp, <const void *>scp, <double *>xcpp,
                 <double *>cnp.PyArray_DATA(c),
                 <uint8_t *>cnp.PyArray_DATA(fr), &nfree, &tsum,
                 <double *>cnp.PyArray_DATA(p), nthreads)
@@ -380,7 +393,42 @@ def lbfgsb_cauchy(x, g, lower, upper, S, Y, rows, theta, M, wd=None, out=None, s
         raise ValueError("scan: expected the buffer lbfgsb_pair_update wrote for these "
                          "variables, got one that is not")
     check_status(status, "lbfgsb_cauchy")
-    return (xcp if out is None else out), c, fr, int(nfree), tsum, p
+    return (xcp if out is None or not point else out), c, fr, int(nfree), tsum, p
+
+
+def lbfgsb_cauchy_point(x, g, lower, upper, free, tsum, out=None):
+    """The Cauchy point from :func:`lbfgsb_cauchy`'s ``free`` (None: all free) and ``tsum``,
+    the bits of its ``xcp``: ``x + tsum d`` on the free variables (``d = -g``, ``x`` where
+    ``g`` is 0), ``x`` on the others held at a bound at ``(x, g)``, the bound the path
+    reached on the rest. ``out`` (allocated when omitted) must not overlap the inputs."""
+    global _last_threads_used
+    cdef cnp.ndarray xa = _vec_in(x, "x", None)
+    cdef cnp.ndarray ga = _vec_in(g, "g", xa)
+    la, ua = _box(lower, upper, xa)
+    cdef cnp.ndarray lo_ = <cnp.ndarray>la, hi_ = <cnp.ndarray>ua
+    cdef int64_t n = cnp.PyArray_SIZE(xa)
+    cdef double ts = check_real(tsum, "tsum")
+    cdef cnp.ndarray fa = None if free is None else _mask(free, "free", n, np.uint8)
+    cdef cnp.ndarray oa = np.empty_like(xa) if out is None else _vec_out(out, "out", xa)
+    for other, nm in ((xa, "x"), (ga, "g"), (lo_, "lower"), (hi_, "upper"), (fa, "free")):
+        if other is not None and _overlap(oa, <cnp.ndarray>other):
+            raise ValueError(f"out: overlaps {nm}")
+    cdef void *fp = _data_or_null(fa)
+    cdef int status, nthreads = current_threads()
+    with nogil:
+        if cnp.PyArray_TYPE(xa) == cnp.NPY_FLOAT:
+            status = fo_lbfgsb_cauchy_point_f32(
+                n, <const float *>cnp.PyArray_DATA(xa), <const float *>cnp.PyArray_DATA(ga),
+                <const float *>cnp.PyArray_DATA(lo_), <const float *>cnp.PyArray_DATA(hi_),
+                <const uint8_t *>fp, ts, <float *>cnp.PyArray_DATA(oa), nthreads)
+        else:
+            status = fo_lbfgsb_cauchy_point_f64(
+                n, <const double *>cnp.PyArray_DATA(xa), <const double *>cnp.PyArray_DATA(ga),
+                <const double *>cnp.PyArray_DATA(lo_), <const double *>cnp.PyArray_DATA(hi_),
+                <const uint8_t *>fp, ts, <double *>cnp.PyArray_DATA(oa), nthreads)
+    _last_threads_used = fo_team_size(n, nthreads)
+    check_status(status, "lbfgsb_cauchy_point")
+    return oa if out is None else out
 
 
 def lbfgsb_pair_dots(S, Y, rows, r, mask=None, g=None):
@@ -654,20 +702,26 @@ def lbfgsb_subspace_point(x, g, xcp, lower, upper, S, Y, rows, cg, a, b, free):
 
 
 def lbfgsb_subspace_direction(x, g, xcp, lower, upper, S, Y, rows, cg, a, b, free, out=None,
-                              trial=None):
+                              trial=None, tsum=None):
     """The subspace point of :func:`lbfgsb_subspace_point` and the search direction from
     it, :func:`lbfgsb_direction`, in one pass over `S` and `Y` (the same bits as the two in
     turn; the point itself is not stored).
 
     ``out`` (allocated when omitted) receives ``d = z - x`` and must not overlap the other
     arguments; ``trial`` (optional, the same rule) receives ``bounds_step(x, 1, d, lower,
-    upper)``, the line search's usual first point, in the same pass.
+    upper)``, the line search's usual first point, in the same pass. ``xcp`` None: the
+    Cauchy point is :func:`lbfgsb_cauchy_point`'s with `free` and ``tsum`` (then
+    required), formed where needed instead of read.
     Returns ``(d, max_step, gd, dd)``.
     """
     global _last_threads_used
     cdef cnp.ndarray xa = _vec_in(x, "x", None)
     cdef cnp.ndarray ga = _vec_in(g, "g", xa)
-    cdef cnp.ndarray ca = _vec_in(xcp, "xcp", xa)
+    cdef cnp.ndarray ca = None if xcp is None else _vec_in(xcp, "xcp", xa)
+    if xcp is None and tsum is None:
+        raise ValueError("tsum: expected the Cauchy point's path parameter when xcp is None, "
+                         "got None")
+    cdef double tsv = 0.0 if xcp is not None else check_real(tsum, "tsum")
     la, ua = _box(lower, upper, xa)
     cdef cnp.ndarray lo_ = <cnp.ndarray>la, hi_ = <cnp.ndarray>ua
     Sa, Ya = _ring(S, Y, xa)
@@ -682,14 +736,15 @@ def lbfgsb_subspace_direction(x, g, xcp, lower, upper, S, Y, rows, cg, a, b, fre
     if out is not None:
         for other, nm in ((xa, "x"), (ga, "g"), (ca, "xcp"), (lo_, "lower"), (hi_, "upper"),
                           (Sc, "S"), (Yc, "Y")):
-            if _overlap(oa, <cnp.ndarray>other):
+            if other is not None and _overlap(oa, <cnp.ndarray>other):
                 raise ValueError(f"out: overlaps {nm}")
     cdef cnp.ndarray ta = None if trial is None else _vec_out(trial, "trial", xa)
     if trial is not None:
         for other, nm in ((xa, "x"), (ga, "g"), (ca, "xcp"), (lo_, "lower"), (hi_, "upper"),
                           (Sc, "S"), (Yc, "Y"), (oa, "out")):
-            if _overlap(ta, <cnp.ndarray>other):
+            if other is not None and _overlap(ta, <cnp.ndarray>other):
                 raise ValueError(f"trial: overlaps {nm}")
+    cdef void *cp = _data_or_null(ca)
     cdef void *tp = _data_or_null(ta)
     cdef double step = 0.0, gd = 0.0, dd = 0.0
     cdef int status, nthreads = current_threads()
@@ -698,20 +753,20 @@ def lbfgsb_subspace_direction(x, g, xcp, lower, upper, S, Y, rows, cg, a, b, fre
         if cnp.PyArray_TYPE(xa) == cnp.NPY_FLOAT:
             status = fo_lbfgsb_subspace_direction_f32(
                 n, <const float *>cnp.PyArray_DATA(xa), <const float *>cnp.PyArray_DATA(ga),
-                <const float *>cnp.PyArray_DATA(ca), <const float *>cnp.PyArray_DATA(lo_),
+                <const float *>cp, <const float *>cnp.PyArray_DATA(lo_),
                 <const float *>cnp.PyArray_DATA(hi_), <const float *>cnp.PyArray_DATA(Sc),
                 <const float *>cnp.PyArray_DATA(Yc), <const int64_t *>cnp.PyArray_DATA(ra), k,
                 cgv, <const double *>cnp.PyArray_DATA(aa), <const double *>cnp.PyArray_DATA(ba),
-                <const uint8_t *>fp, <float *>cnp.PyArray_DATA(oa), <float *>tp, &step, &gd,
+                <const uint8_t *>fp, tsv, <float *>cnp.PyArray_DATA(oa), <float *>tp, &step, &gd,
                 &dd, nthreads)
         else:
             status = fo_lbfgsb_subspace_direction_f64(
                 n, <const double *>cnp.PyArray_DATA(xa), <const double *>cnp.PyArray_DATA(ga),
-                <const double *>cnp.PyArray_DATA(ca), <const double *>cnp.PyArray_DATA(lo_),
+                <const double *>cp, <const double *>cnp.PyArray_DATA(lo_),
                 <const double *>cnp.PyArray_DATA(hi_), <const double *>cnp.PyArray_DATA(Sc),
                 <const double *>cnp.PyArray_DATA(Yc), <const int64_t *>cnp.PyArray_DATA(ra),
                 k, cgv, <const double *>cnp.PyArray_DATA(aa),
-                <const double *>cnp.PyArray_DATA(ba), <const uint8_t *>fp,
+                <const double *>cnp.PyArray_DATA(ba), <const uint8_t *>fp, tsv,
                 <double *>cnp.PyArray_DATA(oa), <double *>tp, &step, &gd, &dd, nthreads)
     _last_threads_used = fo_team_size(n * (1 + 2 * k), nthreads)
     check_status(status, "lbfgsb_subspace_direction")

@@ -575,3 +575,57 @@ def test_cauchy_scan_errors(rng):
     with pytest.raises(ValueError, match="free: overlaps x"):
         _kernels.lbfgsb_pair_update(x, x.copy(), g, g.copy(), lo, hi, S, Y, rows,
                                     scan=np.zeros(nb, np.uint8), free=x.view(np.uint8)[:10_000])
+
+
+@pytest.mark.parametrize("k", [0, 5])
+@pytest.mark.parametrize("scale", [0.05, 1.0, 30.0])
+def test_cauchy_point_from_free_and_tsum(dtype, rng, k, scale):
+    """lbfgsb_cauchy_point(free, tsum) is the Cauchy kernel's xcp to the bit (no breakpoint
+    passed, some, most), the numpy statement's too, and the Cauchy kernel with point=False
+    gives the rest unchanged; 1 and 2 threads."""
+    n = 20_011
+    x, g, lo, hi = _box(rng, dtype, n)
+    g = (g * dtype(scale)).astype(dtype)
+    S, Y, rows = _pairs(rng, dtype, n, k=k)
+    M = _middle(S, Y, rows, 1.7) if k else np.zeros((0, 0))
+    full = _kernels.lbfgsb_cauchy(x, g, lo, hi, S, Y, rows, 1.7, M)
+    xcp, c, free, nfree, tsum, p = full
+    np.testing.assert_array_equal(ref.lbfgsb_cauchy_point(x, g, lo, hi, free, tsum), xcp)
+    for t in (1, 2):
+        with fastopt.threads(t):
+            bare = _kernels.lbfgsb_cauchy(x, g, lo, hi, S, Y, rows, 1.7, M, point=False)
+            out = np.full_like(x, np.nan)
+            got = _kernels.lbfgsb_cauchy_point(x, g, lo, hi, bare[2], bare[4], out=out)
+        assert bare[0] is None and got is out
+        assert got.tobytes() == xcp.tobytes()
+        for a, b in zip(bare[1:], full[1:]):
+            assert (a.tobytes() if isinstance(a, np.ndarray) else a) == (
+                b.tobytes() if isinstance(b, np.ndarray) else b)
+    if nfree == n:
+        np.testing.assert_array_equal(_kernels.lbfgsb_cauchy_point(x, g, lo, hi, None, tsum),
+                                      xcp)
+
+
+@pytest.mark.parametrize("scale", [0.05, 30.0])
+@pytest.mark.parametrize("case", ["inside", "projected", "backtrack"])
+def test_subspace_direction_forms_the_cauchy_point(dtype, rng, case, scale):
+    """With xcp None (and tsum), the subspace direction forms the Cauchy point in its pass:
+    the bits of passing lbfgsb_cauchy's xcp, 1 and 2 threads, and the numpy statement's."""
+    x, g, lo, hi, S, Y, rows, _, cg, a, b = _subspace_case(rng, dtype, case)
+    g = (g * dtype(scale)).astype(dtype)
+    M = _middle(S, Y, rows, 1.3)
+    xcp, c, free, nfree, tsum, p = _kernels.lbfgsb_cauchy(x, g, lo, hi, S, Y, rows, 1.3, M)
+    exp = _kernels.lbfgsb_subspace_direction(x, g, xcp, lo, hi, S, Y, rows, cg, a, b, free)
+    exp_trial = _kernels.bounds_step(x, 1.0, exp[0], lo, hi)
+    np.testing.assert_array_equal(
+        ref.lbfgsb_subspace_direction(x, g, None, lo, hi, S, Y, rows, cg, a, b, free,
+                                      tsum=tsum)[0], exp[0])
+    for t in (1, 2):
+        trial = np.empty_like(x)
+        with fastopt.threads(t):
+            got = _kernels.lbfgsb_subspace_direction(x, g, None, lo, hi, S, Y, rows, cg, a, b,
+                                                     free, trial=trial, tsum=tsum)
+        assert got[0].tobytes() == exp[0].tobytes() and got[1:] == exp[1:]
+        assert trial.tobytes() == exp_trial.tobytes()
+    with pytest.raises(ValueError, match="tsum: expected"):
+        _kernels.lbfgsb_subspace_direction(x, g, None, lo, hi, S, Y, rows, cg, a, b, free)

@@ -15,7 +15,8 @@ import numpy as np
 
 __all__ = ["lbfgsb_scan_bytes", "bounds_step", "bounds_projgrad_norm", "bounds_max_step", "lbfgsb_cauchy",
            "lbfgsb_free_gram", "lbfgsb_gram_update", "lbfgsb_gram_change", "lbfgsb_pair_dots", "lbfgsb_subspace_point",
-           "lbfgsb_direction", "lbfgsb_subspace_direction", "lbfgsb_pair_update"]
+           "lbfgsb_direction", "lbfgsb_subspace_direction", "lbfgsb_pair_update",
+           "lbfgsb_cauchy_point"]
 
 
 def _f64(a):
@@ -81,7 +82,7 @@ def lbfgsb_scan_bytes(n):
 
 
 def lbfgsb_cauchy(x, g, lower, upper, S, Y, rows, theta, M, wd=None, out=None, scan=None,
-                  free=None):
+                  free=None, point=True):
     r"""The generalized Cauchy point (Byrd, Lu, Nocedal & Zhu 1995, Algorithm CP).
 
     Returns ``(xcp, c, free, nfree, tsum, p)``: the point, :math:`c = W^T (x^{cp} - x)`
@@ -91,8 +92,10 @@ def lbfgsb_cauchy(x, g, lower, upper, S, Y, rows, theta, M, wd=None, out=None, s
     step skip a pass over :math:`W`. ``wd`` (the kernel's shortcut for
     :math:`W^T d`) is not used: the statement here always forms :math:`W^T d`. ``out``:
     where to write the point. ``scan`` is not used either; ``free`` (given with it) receives
-    the mask and is returned.
+    the mask and is returned. ``point`` False: ``xcp`` is None.
     """
+    if not point:
+        return (None, *lbfgsb_cauchy(x, g, lower, upper, S, Y, rows, theta, M, free=free)[1:])
     free_out = free
     if out is not None:
         got = lbfgsb_cauchy(x, g, lower, upper, S, Y, rows, theta, M, free=free_out)
@@ -297,10 +300,31 @@ def lbfgsb_direction(x, z, g, lower, upper, out=None):
             float(np.dot(_f64(d), _f64(d))))
 
 
+def lbfgsb_cauchy_point(x, g, lower, upper, free, tsum, out=None):
+    """The Cauchy point from :func:`lbfgsb_cauchy`'s ``free`` and ``tsum``: ``x + tsum d``
+    on the free variables (``x`` where ``g`` is 0), ``x`` where held at a bound at ``(x, g)``,
+    the bound reached (``upper`` where ``-g > 0``, else ``lower``) on the rest."""
+    x = np.asarray(x)
+    g = np.asarray(g)
+    f = np.ones(x.size, dtype=bool) if free is None else np.asarray(free) != 0
+    moved = (_f64(x) + tsum * -_f64(g)).astype(x.dtype)
+    on_free = np.where(g != 0, moved, x)
+    held = _path_direction(x, g, lower, upper)[1]
+    passed = np.where(-g > 0, upper, lower).astype(x.dtype)
+    z = np.where(f, on_free, np.where(held, x, passed)).astype(x.dtype)
+    if out is not None:
+        out[...] = z
+        return out
+    return z
+
+
 def lbfgsb_subspace_direction(x, g, xcp, lower, upper, S, Y, rows, cg, a, b, free, out=None,
-                              trial=None):
+                              trial=None, tsum=None):
     """:func:`lbfgsb_direction` from the point of :func:`lbfgsb_subspace_point`:
-    ``(d, max_step, gd, dd)``; ``trial`` (optional) receives ``bounds_step(x, 1, d)``."""
+    ``(d, max_step, gd, dd)``; ``trial`` (optional) receives ``bounds_step(x, 1, d)``;
+    ``xcp`` None: :func:`lbfgsb_cauchy_point` with ``free`` and ``tsum``."""
+    if xcp is None:
+        xcp = lbfgsb_cauchy_point(x, g, lower, upper, free, tsum)
     z = lbfgsb_subspace_point(x, g, xcp, lower, upper, S, Y, rows, cg, a, b, free)
     found = lbfgsb_direction(x, z, g, lower, upper, out=out)
     if trial is not None:

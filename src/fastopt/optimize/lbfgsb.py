@@ -550,12 +550,16 @@ def minimize_lbfgsb(objective: Objective | Callable[..., Any], x0: Any,
             # the scan updates the mask in place: the classification serves once
             scan, pre_free = classify if classified and classify is not None else (None, None)
             classified = False
+            # with pairs, the point is formed where it is needed (the subspace step's pass,
+            # or below when no variable is free), not stored and read back
             z, c, free, nfree, tsum, p = _K.lbfgsb_cauchy(
                 x, g, lo, hi, memory.S, memory.Y, memory.rows, memory.theta,
                 np.zeros((0, 0)) if M is None else M, memory.products_with_d(), out=xcp_buf,
-                scan=scan, free=pre_free)
+                scan=scan, free=pre_free, point=k == 0)
             if nfree == n:
                 free = None
+            if z is None and nfree == 0:
+                z = _K.lbfgsb_cauchy_point(x, g, lo, hi, free, tsum, out=xcp_buf)
         unit = None
         if nfree > 0 and k > 0:
             assert M is not None
@@ -643,7 +647,9 @@ def _subspace_direction(x, g, xcp, c, tsum, p, lo, hi, free, nfree, memory: Comp
                         unit: np.ndarray | None = None) -> tuple | None:
     r"""The search direction ``(d, max_step, gd, dd)`` (:func:`~fastopt._kernels.lbfgsb_direction`)
     towards the point :math:`z` that minimises the model over the free variables from the
-    Cauchy point ``xcp``, with the Morales-Nocedal projection, ``d`` written to ``out``;
+    Cauchy point ``xcp`` (None: formed in the pass from ``free`` and ``tsum``,
+    :func:`~fastopt._kernels.lbfgsb_cauchy_point`), with the Morales-Nocedal projection,
+    ``d`` written to ``out``;
     None when the reduced matrix is singular.
 
     On the free set the Cauchy point moved by :math:`-t g`, so the reduced gradient is
@@ -669,4 +675,5 @@ def _subspace_direction(x, g, xcp, c, tsum, p, lo, hi, free, nfree, memory: Comp
     a = Mc[:k] / th + sol[:k] / (th * th)
     b = Mc[k:] + sol[k:] / th
     return _K.lbfgsb_subspace_direction(x, g, xcp, lo, hi, memory.S, memory.Y, memory.rows,
-                                        -scale / th, a, b, free, out=out, trial=unit)
+                                        -scale / th, a, b, free, out=out, trial=unit,
+                                        tsum=tsum)
