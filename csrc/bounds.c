@@ -133,23 +133,26 @@ static int64_t fo_brk_keep_block(fo_brk *list, const double *t, int64_t lo0, int
     double thr = INFINITY;
     for (int64_t i0 = 0; i0 < n; i0 += 16) {
         /* most chunks hold nothing below the threshold once the list is full: a
-         * vectorized test first */
-        int hit = 0;
-        if (i0 + 16 <= n) {
-            for (int j = 0; j < 16; ++j)
-                hit |= t[i0 + j] < thr;
-        } else {
-            hit = 1;
-        }
-        if (!hit)
-            continue;
+         * vectorized comparison into a bit mask first, then only the elements it marks,
+         * in index order (each checked again: the threshold falls as pairs are kept) */
         const int64_t e = i0 + 16 < n ? i0 + 16 : n;
-        for (int64_t i = i0; i < e; ++i)
+        uint32_t hit = 0;
+        if (e - i0 == 16) {
+            for (int j = 0; j < 16; ++j)
+                hit |= (uint32_t)(t[i0 + j] < thr) << j;
+        } else {
+            for (int64_t j = 0; j < e - i0; ++j)
+                hit |= (uint32_t)(t[i0 + j] < thr) << j;
+        }
+        while (hit) {
+            const int64_t i = i0 + __builtin_ctz(hit);
+            hit &= hit - 1;
             if (t[i] < thr) {
                 fo_brk_keep_smallest(list, &cnt, FO_BLOCK_BRKS, t[i], lo0 + i);
                 if (cnt == FO_BLOCK_BRKS)
                     thr = list[0].t;
             }
+        }
     }
     return cnt;
 }
