@@ -49,10 +49,10 @@ def phase_bytes(n: int, itemsize: int, k: int, masked: bool, nfev: float,
     V = n * itemsize
     mask = n if masked else 0
     return {
-        # x1 x0 g1 g0 lo hi read, s y dcp written; the k - 1 older pairs (the new one is
-        # read back from cache); the previous free mask read; the next Cauchy point's
-        # classification (its mask) written
-        "pair update": 6 * V + 3 * V + 2 * (k - 1) * V + mask + n,
+        # x1 x0 g1 g0 lo hi read, s y written (the Cauchy path's direction stays in
+        # cache); the k - 1 older pairs (the new one is read back from cache); the
+        # previous free mask read; the next Cauchy point's classification (its mask) written
+        "pair update": 6 * V + 2 * V + 2 * (k - 1) * V + mask + n,
         # nothing of size n: the classification came with the pair, the point is formed
         # in the subspace step's pass
         "cauchy point": 0,

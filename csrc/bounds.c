@@ -209,7 +209,7 @@ static int fo_brk_merge_next(fo_brk_merge *m, int64_t nblocks, fo_brk *out)
 typedef struct {
     double f1;
     int64_t nbreak, nfree, nmove, nlist;
-    int unbounded;
+    int64_t unbounded; /* (no padding: a scan buffer's bytes are all written) */
 } fo_cauchy_block;
 
 

@@ -117,7 +117,8 @@ FO_API int fo_lbfgsb_pair_dots_f64(int64_t n, const double *S, const double *Y,
                                    int nthreads);
 
 /* The new pair and everything the driver needs from it in one pass: S[r] = x1 - x0,
- * Y[r] = g1 - g0, dcp (out, n) = the direction d of the next Cauchy path, at (x1, g1)
+ * Y[r] = g1 - g0, dcp (out, n; NULL: formed range by range in cache, not stored) = the
+ * direction d of the next Cauchy path, at (x1, g1)
  * (-g1_i, or 0 where held at a bound or g1_i = 0), out as fo_lbfgsb_pair_dots with g = dcp
  * (rows[k - 1] must be r; the row of r itself holds s_r . y_r and y_r . y_r; columns 8-9
  * are then W^T d for fo_lbfgsb_cauchy), and *pgnorm as fo_bounds_projgrad_norm at

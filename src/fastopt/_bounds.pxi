@@ -482,7 +482,8 @@ def lbfgsb_pair_update(x1, x0, g1, g0, lower, upper, S, Y, rows, mask=None, dcp=
     Returns ``(out, pgnorm, dcp)``: ``out`` of shape ``(k, 10)`` as
     :func:`lbfgsb_pair_dots` (its last row holds ``s_r . y_r`` and ``y_r . y_r``; columns
     8-9 give :func:`lbfgsb_cauchy`'s ``wd``), the projected gradient's max-norm and
-    ``dcp`` (written to the argument when given, allocated otherwise).
+    ``dcp`` (written to the argument when given, allocated otherwise; ``dcp=False``: not
+    stored, formed range by range in cache, None returned).
 
     ``scan`` (:func:`lbfgsb_scan_bytes` bytes) and ``free`` (n), uint8, both or neither:
     written with the first pass of :func:`lbfgsb_cauchy` at ``(x1, g1)`` (``free``: the
@@ -512,8 +513,11 @@ def lbfgsb_pair_update(x1, x0, g1, g0, lower, upper, S, Y, rows, mask=None, dcp=
         raise ValueError("rows: expected at least the new pair's row, got none")
     cdef int64_t rr = (<int64_t *>cnp.PyArray_DATA(ra))[k - 1]
     cdef cnp.ndarray ma = None if mask is None else _mask(mask, "mask", n, np.uint8)
-    cdef cnp.ndarray da = np.empty_like(x1a) if dcp is None else _vec_out(dcp, "dcp", x1a)
-    if dcp is not None:
+    cdef bint keep_dcp = dcp is not False
+    cdef cnp.ndarray da = None
+    if keep_dcp:
+        da = np.empty_like(x1a) if dcp is None else _vec_out(dcp, "dcp", x1a)
+    if keep_dcp and dcp is not None:
         for other, nm in ((x1a, "x1"), (x0a, "x0"), (g1a, "g1"), (g0a, "g0"), (lo_, "lower"),
                           (hi_, "upper"), (Sc, "S"), (Yc, "Y")):
             if _overlap(da, <cnp.ndarray>other):
@@ -524,12 +528,13 @@ def lbfgsb_pair_update(x1, x0, g1, g0, lower, upper, S, Y, rows, mask=None, dcp=
             for other, nm in ((x1a, "x1"), (x0a, "x0"), (g1a, "g1"), (g0a, "g0"),
                               (lo_, "lower"), (hi_, "upper"), (Sc, "S"), (Yc, "Y"),
                               (da, "dcp")):
-                if _overlap(<cnp.ndarray>arr, <cnp.ndarray>other):
+                if other is not None and _overlap(<cnp.ndarray>arr, <cnp.ndarray>other):
                     raise ValueError(f"{name}: overlaps {nm}")
             if ma is not None and _overlap(<cnp.ndarray>arr, ma):
                 raise ValueError(f"{name}: overlaps mask")
     cdef void *scp = _data_or_null(<cnp.ndarray>sc)
     cdef void *frp = _data_or_null(<cnp.ndarray>fr_)
+    cdef void *dap = _data_or_null(da)
     cdef cnp.ndarray out = np.zeros((k, 10))
     cdef double pg = 0.0
     cdef void *mp = _data_or_null(ma)
@@ -542,7 +547,7 @@ def lbfgsb_pair_update(x1, x0, g1, g0, lower, upper, S, Y, rows, mask=None, dcp=
                 <const float *>cnp.PyArray_DATA(lo_), <const float *>cnp.PyArray_DATA(hi_),
                 <float *>cnp.PyArray_DATA(Sc), <float *>cnp.PyArray_DATA(Yc),
                 <const int64_t *>cnp.PyArray_DATA(ra), k, rr, <const uint8_t *>mp,
-                <float *>cnp.PyArray_DATA(da), <double *>cnp.PyArray_DATA(out), &pg,
+                <float *>dap, <double *>cnp.PyArray_DATA(out), &pg,
                 <uint8_t *>frp, scp, nthreads)
         else:
             status = fo_lbfgsb_pair_update_f64(
@@ -551,11 +556,11 @@ def lbfgsb_pair_update(x1, x0, g1, g0, lower, upper, S, Y, rows, mask=None, dcp=
                 <const double *>cnp.PyArray_DATA(lo_), <const double *>cnp.PyArray_DATA(hi_),
                 <double *>cnp.PyArray_DATA(Sc), <double *>cnp.PyArray_DATA(Yc),
                 <const int64_t *>cnp.PyArray_DATA(ra), k, rr, <const uint8_t *>mp,
-                <double *>cnp.PyArray_DATA(da), <double *>cnp.PyArray_DATA(out), &pg,
+                <double *>dap, <double *>cnp.PyArray_DATA(out), &pg,
                 <uint8_t *>frp, scp, nthreads)
     _last_threads_used = fo_team_size(n * (2 * k + 2), nthreads)
     check_status(status, "lbfgsb_pair_update")
-    return out, pg, (da if dcp is None else dcp)
+    return out, pg, (None if not keep_dcp else da if dcp is None else dcp)
 
 
 def lbfgsb_gram_update(S, Y, rows, weight):

@@ -629,3 +629,31 @@ def test_subspace_direction_forms_the_cauchy_point(dtype, rng, case, scale):
         assert trial.tobytes() == exp_trial.tobytes()
     with pytest.raises(ValueError, match="tsum: expected"):
         _kernels.lbfgsb_subspace_direction(x, g, None, lo, hi, S, Y, rows, cg, a, b, free)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_pair_update_without_storing_the_direction(dtype, rng, masked):
+    """dcp=False (the direction formed in cache, range by range): the same products, norm,
+    pair and scan as with dcp stored, for 1 and 2 threads; the numpy statement agrees."""
+    x0, g0, lo, hi = _box(rng, dtype)
+    x1 = np.clip(x0 + dtype(0.1) * rng.standard_normal(N).astype(dtype), lo, hi)
+    g1 = (g0 + rng.standard_normal(N)).astype(dtype)
+    S, Y, rows = _pairs(rng, dtype, N, k=5)
+    mask = (rng.random(N) < 0.4).astype(np.uint8) if masked else None
+    nb = _kernels.lbfgsb_scan_bytes(N)
+    # zeros: list entries past a block's count are not written
+    S0, Y0, scan0, free0 = S.copy(), Y.copy(), np.zeros(nb, np.uint8), np.empty(N, np.uint8)
+    out0, pg0, d0 = _kernels.lbfgsb_pair_update(x1, x0, g1, g0, lo, hi, S0, Y0, rows, mask,
+                                                scan=scan0, free=free0)
+    exp = ref.lbfgsb_pair_update(x1, x0, g1, g0, lo, hi, S.copy(), Y.copy(), rows, mask, False)
+    assert exp[2] is None
+    np.testing.assert_allclose(exp[0], out0, rtol=RTOL[dtype], atol=1e-6)
+    for t in (1, 2):
+        S1, Y1, scan1, free1 = S.copy(), Y.copy(), np.zeros(nb, np.uint8), np.empty(N, np.uint8)
+        with fastopt.threads(t):
+            out1, pg1, d1 = _kernels.lbfgsb_pair_update(x1, x0, g1, g0, lo, hi, S1, Y1, rows,
+                                                        mask, False, scan=scan1, free=free1)
+        assert d1 is None
+        assert out1.tobytes() == out0.tobytes() and pg1 == pg0
+        assert S1.tobytes() == S0.tobytes() and Y1.tobytes() == Y0.tobytes()
+        assert scan1.tobytes() == scan0.tobytes() and free1.tobytes() == free0.tobytes()

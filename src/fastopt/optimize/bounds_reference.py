@@ -344,7 +344,7 @@ def lbfgsb_pair_update(x1, x0, g1, g0, lower, upper, S, Y, rows, mask=None, dcp=
                        scan=None, free=None):
     """``S[r] = x1 - x0``, ``Y[r] = g1 - g0`` for ``r = rows[-1]``, the direction ``dcp``
     of the Cauchy path at ``(x1, g1)``, then ``(lbfgsb_pair_dots(S, Y, rows, r, mask,
-    dcp), bounds_projgrad_norm(x1, g1, ...), dcp)``; ``free`` (with ``scan``, which is not
+    dcp), bounds_projgrad_norm(x1, g1, ...), dcp)`` (``dcp=False``: None); ``free`` (with ``scan``, which is not
     used) receives the mask of the variables not held at a bound at ``(x1, g1)``."""
     r = int(np.asarray(rows)[-1])
     if free is not None:
@@ -353,8 +353,8 @@ def lbfgsb_pair_update(x1, x0, g1, g0, lower, upper, S, Y, rows, mask=None, dcp=
     S[r] = x1 - np.asarray(x0)
     Y[r] = np.asarray(g1) - np.asarray(g0)
     d = _path_direction(x1, g1, lower, upper)[2].astype(x1.dtype)
-    if dcp is not None:
+    if dcp is not None and dcp is not False:
         dcp[...] = d
         d = dcp
     return (lbfgsb_pair_dots(S, Y, rows, r, mask, d), bounds_projgrad_norm(x1, g1, lower, upper),
-            d)
+            None if dcp is False else d)

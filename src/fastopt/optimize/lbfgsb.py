@@ -154,13 +154,13 @@ class CompactMemory:
         self.theta = 1.0
         self.version += 1
 
-    def form(self, x_new, x_old, g_new, g_old, lower, upper, work: np.ndarray,
+    def form(self, x_new, x_old, g_new, g_old, lower, upper,
              free_gram: FreeGram | None = None,
              classify: tuple | None = None) -> tuple[tuple, float]:
         r"""Form ``s, y`` in the free row and, in the same pass
         (:func:`~fastopt._kernels.lbfgsb_pair_update`), the new pair's products with the
         memory, the same over ``free_gram``'s free set, :math:`W^T d` for the next Cauchy
-        point (its path's direction ``d`` written to ``work``, scratch), the projected
+        point (its path's direction ``d`` formed range by range in cache), the projected
         gradient's max-norm at ``(x_new, g_new)`` and, given ``classify = (scan, free)``,
         the next Cauchy point's first pass written there. Returns ``(formed, pgnorm)``;
         :meth:`add` commits ``formed``."""
@@ -168,7 +168,7 @@ class CompactMemory:
         mask = None if free_gram is None else free_gram.mask
         scan, free = (None, None) if classify is None else classify
         out, pgnorm, _ = _K.lbfgsb_pair_update(x_new, x_old, g_new, g_old, lower, upper,
-                                               self.S, self.Y, rows, mask, work, scan=scan,
+                                               self.S, self.Y, rows, mask, False, scan=scan,
                                                free=free)
         return (rows, out, mask), pgnorm
 
@@ -627,8 +627,7 @@ def minimize_lbfgsb(objective: Objective | Callable[..., Any], x0: Any,
         if obj.nfev > maxfun:
             return result("maxfun", x, f, g)
         free_gram = sub.free_gram if constrained else None
-        # d_buf (the last direction) serves as scratch: the line search is over
-        formed, pgnorm = memory.form(x, x_old, g, g_old, lo, hi, d_buf, free_gram, classify)
+        formed, pgnorm = memory.form(x, x_old, g, g_old, lo, hi, free_gram, classify)
         classified = classify is not None
         if not (math.isfinite(f) and math.isfinite(pgnorm)):
             return result("nonfinite", x, f, g)
