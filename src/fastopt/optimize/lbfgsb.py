@@ -416,7 +416,8 @@ class _BoxLine(Line):
 
     def release(self, keep: np.ndarray | None) -> None:
         if self.unit is not None:       # formed, never asked for
-            self.pool.append(self.unit)
+            if self.pool is not None:
+                self.pool.append(self.unit)
             self.unit = None
         super().release(keep)
 
