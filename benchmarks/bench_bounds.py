@@ -52,6 +52,9 @@ class _Grid:
         self.free = (np.arange(self.x.size) % 3 != 0).astype(np.uint8)
         self.g_small = (self.g * 1e-6).astype(self.g.dtype)
         self.g_big = (self.g * 1e3).astype(self.g.dtype)
+        self.trial = np.empty_like(self.x)
+        self.now = self.free.copy()
+        self.before = self.free.copy()
 
 
 class Projection(_Grid):
@@ -98,6 +101,20 @@ class Subspace(_Grid):
         w[::100] = 1
         self.k.lbfgsb_gram_update(self.S, self.Y, self.rows, w)
 
+    def time_subspace_direction_forming_the_cauchy_point(self, size, dtype, threads):
+        # the driver's call: the Cauchy point formed in the pass, the unit trial written
+        self.k.lbfgsb_subspace_direction(self.x, self.g, None, self.lo, self.hi, self.S,
+                                         self.Y, self.rows, -0.5, np.full(M, 1e-3),
+                                         np.full(M, 1e-3), self.free, out=self.out,
+                                         trial=self.trial, tsum=1e-3)
+
+    def time_gram_change_one_percent(self, size, dtype, threads):
+        # the driver's call: the free set's change from two masks (copied back each time)
+        np.copyto(self.before, self.now)
+        self.before[::100] ^= 1
+        self.k.lbfgsb_gram_change(self.S, self.Y, self.rows, self.now, self.before,
+                                  self.x.size)
+
 
 class PairUpdate(_Grid):
     """A new pair formed with its products with the M pairs and the projected-gradient
@@ -108,10 +125,19 @@ class PairUpdate(_Grid):
         self.x0 = (self.x - 1e-3 * self.g).astype(self.x.dtype)
         self.g0 = (0.5 * self.g).astype(self.x.dtype)
         self.rows_new = np.append(self.rows[1:], M)
+        self.scan = np.empty(self.k.lbfgsb_scan_bytes(self.x.size), dtype=np.uint8)
+        self.scan_free = np.empty(self.x.size, dtype=np.uint8)
 
     def time_pair_update(self, size, dtype, threads):
         self.k.lbfgsb_pair_update(self.x, self.x0, self.g, self.g0, self.lo, self.hi, self.S,
                                   self.Y, self.rows_new)
+
+    def time_pair_update_with_the_cauchy_scan(self, size, dtype, threads):
+        # the driver's call: the Cauchy point's first pass in the same pass, the path's
+        # direction kept in cache
+        self.k.lbfgsb_pair_update(self.x, self.x0, self.g, self.g0, self.lo, self.hi, self.S,
+                                  self.Y, self.rows_new, None, False, scan=self.scan,
+                                  free=self.scan_free)
 
     def time_pair_then_dots_then_projgrad(self, size, dtype, threads):
         self.k.lbfgs_pair(self.x, self.x0, self.g, self.g0, self.S[M], self.Y[M])

@@ -116,7 +116,7 @@ static int64_t fo_brk_pop(fo_brk *heap, int64_t *size)
  * is certain to be the next breakpoint overall. Past `bound`, fo_brk_source takes over. */
 #define FO_BLOCK_BRKS 16
 typedef struct {
-    fo_brk *lists;  /* FO_BLOCK_BRKS per block, ascending after fo_brk_sort_block */
+    const fo_brk *lists; /* FO_BLOCK_BRKS per block, ascending after fo_brk_sort_block */
     int64_t *len, *pos;
     fo_brk *heap;   /* the head of every block's list not yet used up: a min-heap */
     int64_t hsize;
@@ -133,23 +133,26 @@ static int64_t fo_brk_keep_block(fo_brk *list, const double *t, int64_t lo0, int
     double thr = INFINITY;
     for (int64_t i0 = 0; i0 < n; i0 += 16) {
         /* most chunks hold nothing below the threshold once the list is full: a
-         * vectorized test first */
-        int hit = 0;
-        if (i0 + 16 <= n) {
-            for (int j = 0; j < 16; ++j)
-                hit |= t[i0 + j] < thr;
-        } else {
-            hit = 1;
-        }
-        if (!hit)
-            continue;
+         * vectorized comparison into a bit mask first, then only the elements it marks,
+         * in index order (each checked again: the threshold falls as pairs are kept) */
         const int64_t e = i0 + 16 < n ? i0 + 16 : n;
-        for (int64_t i = i0; i < e; ++i)
+        uint32_t hit = 0;
+        if (e - i0 == 16) {
+            for (int j = 0; j < 16; ++j)
+                hit |= (uint32_t)(t[i0 + j] < thr) << j;
+        } else {
+            for (int64_t j = 0; j < e - i0; ++j)
+                hit |= (uint32_t)(t[i0 + j] < thr) << j;
+        }
+        while (hit) {
+            const int64_t i = i0 + __builtin_ctz(hit);
+            hit &= hit - 1;
             if (t[i] < thr) {
                 fo_brk_keep_smallest(list, &cnt, FO_BLOCK_BRKS, t[i], lo0 + i);
                 if (cnt == FO_BLOCK_BRKS)
                     thr = list[0].t;
             }
+        }
     }
     return cnt;
 }
@@ -194,6 +197,48 @@ static int fo_brk_merge_next(fo_brk_merge *m, int64_t nblocks, fo_brk *out)
         fo_brk_sift_down(m->heap, m->hsize, 0);
     } else {
         fo_brk_pop(m->heap, &m->hsize);
+    }
+    return 1;
+}
+
+/* What the Cauchy point's first pass learns from one block: f1's part, the numbers of
+ * breakpoints, free variables and moving ones, how many of its smallest breakpoints it
+ * listed, and whether one moves without a breakpoint. Nothing of size n is stored but
+ * is_free. A scan buffer (fo_lbfgsb_scan_bytes) holds one per block, then the blocks'
+ * lists (FO_BLOCK_BRKS pairs each). */
+typedef struct {
+    double f1;
+    int64_t nbreak, nfree, nmove, nlist;
+    int64_t unbounded; /* (no padding: a scan buffer's bytes are all written) */
+} fo_cauchy_block;
+
+
+int64_t fo_lbfgsb_scan_bytes(int64_t n)
+{
+    const int64_t nblocks = n > 0 ? (n + FO_REDUCE_BLOCK - 1) / FO_REDUCE_BLOCK : 0;
+    return nblocks * (int64_t)(sizeof(fo_cauchy_block) + FO_BLOCK_BRKS * sizeof(fo_brk));
+}
+
+/* Whether a scan buffer can be what fo_lbfgsb_pair_update wrote for n variables: counts
+ * within their blocks, list entries in their block and ascending. The Cauchy point
+ * indexes with them, so a buffer that is not checks as wrong, not as memory read. */
+static int fo_scan_valid(int64_t n, const fo_cauchy_block *blk, const fo_brk *lists)
+{
+    const int64_t nblocks = (n + FO_REDUCE_BLOCK - 1) / FO_REDUCE_BLOCK;
+    for (int64_t b = 0; b < nblocks; ++b) {
+        const int64_t lo0 = b * FO_REDUCE_BLOCK,
+                      len = n - lo0 < FO_REDUCE_BLOCK ? n - lo0 : FO_REDUCE_BLOCK;
+        const fo_cauchy_block *q = blk + b;
+        if (q->nlist < 0 || q->nlist > FO_BLOCK_BRKS || q->nlist > q->nbreak
+            || q->nbreak > len || q->nfree < 0 || q->nfree > len || q->nmove < 0
+            || q->nmove > len)
+            return 0;
+        for (int64_t j = 0; j < q->nlist; ++j) {
+            const fo_brk e = lists[b * FO_BLOCK_BRKS + j];
+            if (e.i < lo0 || e.i >= lo0 + len
+                || (j > 0 && !fo_brk_less(lists[b * FO_BLOCK_BRKS + j - 1], e)))
+                return 0;
+        }
     }
     return 1;
 }
@@ -270,6 +315,67 @@ typedef double fo_v8d __attribute__((vector_size(64)));
 /* a mask of eight lanes (all ones or zero), and eight mask bytes to widen into one */
 typedef long long fo_v8l __attribute__((vector_size(64)));
 typedef unsigned char fo_v8u8 __attribute__((vector_size(8)));
+
+/* The variables of [b, e) with a nonzero weight (weight[i], or now[i] - before[i] when
+ * weight is NULL), as offsets from b and their weights, in index order: eight bytes tested
+ * at once, since most are 0. Returns their number. */
+static int64_t fo_gram_changes(const int8_t *weight, const uint8_t *now, const uint8_t *before,
+                               int64_t b, int64_t e, int32_t *at, int8_t *w)
+{
+    int64_t cnt = 0, i = b;
+    for (; i + 8 <= e; i += 8) {
+        uint64_t u, v = 0;
+        if (weight) {
+            memcpy(&u, weight + i, 8);
+        } else {
+            memcpy(&u, now + i, 8);
+            memcpy(&v, before + i, 8);
+        }
+        if (u == v)
+            continue;
+        for (int64_t j = i; j < i + 8; ++j) {
+            const int8_t wj = weight ? weight[j] : (int8_t)(now[j] - before[j]);
+            if (wj) {
+                at[cnt] = (int32_t)(j - b);
+                w[cnt++] = wj;
+            }
+        }
+    }
+    for (; i < e; ++i) {
+        const int8_t wj = weight ? weight[i] : (int8_t)(now[i] - before[i]);
+        if (wj) {
+            at[cnt] = (int32_t)(i - b);
+            w[cnt++] = wj;
+        }
+    }
+    return cnt;
+}
+
+/* How many changes ahead the pair values are prefetched: a change's 2k values lie in 2k
+ * rows n apart, one cache miss each, and without prefetching they are waited for one
+ * change after another. */
+#define FO_GRAM_AHEAD 4
+
+/* the number of i with now[i] != before[i] (eight bytes tested at once) */
+static int64_t fo_mask_changes(int64_t n, const uint8_t *now, const uint8_t *before,
+                               int nthreads)
+{
+    int64_t total = 0;
+    const int64_t nwords = n / 8;
+    const int team = fo_team_size(n, nthreads);
+#pragma omp parallel for num_threads(team) schedule(static) reduction(+ : total) if (team > 1)
+    for (int64_t q = 0; q < nwords; ++q) {
+        uint64_t u, v;
+        memcpy(&u, now + 8 * q, 8);
+        memcpy(&v, before + 8 * q, 8);
+        if (u != v)
+            for (int64_t j = 8 * q; j < 8 * q + 8; ++j)
+                total += now[j] != before[j];
+    }
+    for (int64_t j = 8 * nwords; j < n; ++j)
+        total += now[j] != before[j];
+    return total;
+}
 
 #define FO_TEMPLATE "bounds.inc"
 #include "instantiate.h"

@@ -314,6 +314,29 @@ def test_subspace_direction_is_the_point_then_the_direction(dtype, rng, case, al
     assert one[3] == pytest.approx(exp[3], rel=1e-10)
 
 
+@pytest.mark.parametrize("case", ["inside", "projected", "backtrack"])
+def test_subspace_direction_writes_the_unit_step(dtype, rng, case):
+    """`trial` is bounds_step(x, 1, d): the line search's first point, to the bit, for 1
+    and 2 threads, and the direction's results do not change with it."""
+    x, g, lo, hi, S, Y, rows, free, cg, a, b = _subspace_case(rng, dtype, case)
+    xcp = np.clip(x - dtype(0.01) * g, lo, hi).astype(dtype)
+    plain = _kernels.lbfgsb_subspace_direction(x, g, xcp, lo, hi, S, Y, rows, cg, a, b, free)
+    exp = _kernels.bounds_step(x, 1.0, plain[0], lo, hi)
+    np.testing.assert_array_equal(
+        exp, ref.bounds_step(x, 1.0, ref.lbfgsb_subspace_direction(
+            x, g, xcp, lo, hi, S, Y, rows, cg, a, b, free)[0], lo, hi))
+    for t in (1, 2):
+        trial = np.full_like(x, np.nan)
+        with fastopt.threads(t):
+            got = _kernels.lbfgsb_subspace_direction(x, g, xcp, lo, hi, S, Y, rows, cg, a, b,
+                                                     free, trial=trial)
+        assert trial.tobytes() == exp.tobytes()
+        assert got[0].tobytes() == plain[0].tobytes() and got[1:] == plain[1:]
+    with pytest.raises(ValueError, match="trial: overlaps x"):
+        _kernels.lbfgsb_subspace_direction(x, g, xcp, lo, hi, S, Y, rows, cg, a, b, free,
+                                           trial=x)
+
+
 @pytest.mark.parametrize("masked", [False, True])
 @pytest.mark.parametrize("k", [1, 5])
 def test_pair_update_is_pair_then_dots_then_projgrad(dtype, rng, masked, k):
@@ -453,3 +476,184 @@ def test_argument_errors_modify_nothing(rng):
     with pytest.raises(ValueError, match="S: expected a writeable array"):
         _kernels.lbfgsb_pair_update(x, x, g, g, lo, hi, ro, Y, rows)
     assert snapshot([x, g, lo, hi, S, Y]) == keep
+
+
+@pytest.mark.parametrize("nchanges", [0, 1, 37, 5000])
+def test_gram_change_matches_numpy(dtype, rng, nchanges):
+    """The free-set gram's change: the numpy statement, the same bits as gram_update on the
+    -1/0/+1 weights for 1 and 2 threads, `before` set to `now` (left alone past the limit)."""
+    S, Y, rows = _pairs(rng, dtype, N, k=4)
+    now = (rng.random(N) < 0.6).astype(np.uint8)
+    before0 = now.copy()
+    before0[rng.choice(N, nchanges, replace=False)] ^= 1
+    w = now.view(np.int8) - before0.view(np.int8)
+    exp_bits = _kernels.lbfgsb_gram_update(S, Y, rows, w).tobytes()
+    exp, c = ref.lbfgsb_gram_change(S, Y, rows, now, before0.copy(), N)
+    assert c == nchanges
+    for t in (1, 2):
+        with fastopt.threads(t):
+            before = before0.copy()
+            G, changes = _kernels.lbfgsb_gram_change(S, Y, rows, now, before, N)
+        assert changes == nchanges
+        assert G.tobytes() == exp_bits
+        np.testing.assert_allclose(G, exp, rtol=1e-10, atol=1e-8)
+        np.testing.assert_array_equal(before, now)
+    if nchanges:
+        before = before0.copy()
+        G, changes = _kernels.lbfgsb_gram_change(S, Y, rows, now, before, nchanges - 1)
+        assert G is None and changes == nchanges
+        np.testing.assert_array_equal(before, before0)
+
+
+def test_gram_change_argument_errors(rng):
+    S, Y, rows = _pairs(rng, np.float64, 100, k=2)
+    now = np.ones(100, dtype=np.uint8)
+    before = np.zeros(100, dtype=np.uint8)
+    with pytest.raises(ValueError, match="before: overlaps now"):
+        _kernels.lbfgsb_gram_change(S, Y, rows, now, now, 100)
+    ro = before.copy()
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="before: expected a writeable"):
+        _kernels.lbfgsb_gram_change(S, Y, rows, now, ro, 100)
+    with pytest.raises(TypeError, match="now: expected a uint8 array"):
+        _kernels.lbfgsb_gram_change(S, Y, rows, now.astype(bool), before, 100)
+    with pytest.raises(ValueError, match="limit"):
+        _kernels.lbfgsb_gram_change(S, Y, rows, now, before, -1)
+    np.testing.assert_array_equal(before, 0)
+
+
+@pytest.mark.parametrize("k", [0, 5])
+@pytest.mark.parametrize("scale", [0.05, 30.0])
+def test_cauchy_from_the_pair_update_scan(dtype, rng, k, scale):
+    """The classification written by lbfgsb_pair_update (scan, free) gives lbfgsb_cauchy
+    the bits of its own first pass, for 1 and 2 threads; free is the numpy statement's
+    mask of the variables not held at a bound, and dcp does not change with it."""
+    x0, g0, lo, hi = _box(rng, dtype)
+    x1 = np.clip(x0 + dtype(0.1) * rng.standard_normal(N).astype(dtype), lo, hi)
+    g1 = ((g0 + rng.standard_normal(N)) * dtype(scale)).astype(dtype)
+    S, Y, rows = _pairs(rng, dtype, N, k=max(k, 1))
+    M = _middle(S, Y, rows, 1.3) if k else np.zeros((0, 0))
+    crows = rows if k else rows[:0]
+    S0, Y0 = S.copy(), Y.copy()
+    plain = _kernels.lbfgsb_pair_update(x1, x0, g1, g0, lo, hi, S0, Y0, rows)
+    exp = _kernels.lbfgsb_cauchy(x1, g1, lo, hi, S0, Y0, crows, 1.3, M)
+    not_held = np.empty(N, dtype=np.uint8)
+    ref.lbfgsb_pair_update(x1, x0, g1, g0, lo, hi, S.copy(), Y.copy(), rows, free=not_held)
+    for t in (1, 2):
+        S1, Y1 = S.copy(), Y.copy()
+        scan = np.empty(_kernels.lbfgsb_scan_bytes(N), dtype=np.uint8)
+        free = np.full(N, 7, dtype=np.uint8)
+        with fastopt.threads(t):
+            got = _kernels.lbfgsb_pair_update(x1, x0, g1, g0, lo, hi, S1, Y1, rows,
+                                              scan=scan, free=free)
+            np.testing.assert_array_equal(free, not_held)
+            cp = _kernels.lbfgsb_cauchy(x1, g1, lo, hi, S1, Y1, crows, 1.3, M, scan=scan,
+                                        free=free)
+        assert got[0].tobytes() == plain[0].tobytes() and got[2].tobytes() == plain[2].tobytes()
+        assert cp[2] is free
+        for a, b in zip(cp, exp):
+            assert (a.tobytes() if isinstance(a, np.ndarray) else a) == (
+                b.tobytes() if isinstance(b, np.ndarray) else b)
+
+
+def test_cauchy_scan_errors(rng):
+    x, g, lo, hi = _box(rng, np.float64, 10_000)
+    S, Y, rows = _pairs(rng, np.float64, 10_000, k=2)
+    M = _middle(S, Y, rows, 1.0)
+    nb = _kernels.lbfgsb_scan_bytes(10_000)
+    free = np.ones(10_000, dtype=np.uint8)
+    with pytest.raises(ValueError, match="scan, free: expected both or neither"):
+        _kernels.lbfgsb_cauchy(x, g, lo, hi, S, Y, rows, 1.0, M, scan=np.zeros(nb, np.uint8))
+    with pytest.raises(ValueError, match=f"scan: expected {nb} elements"):
+        _kernels.lbfgsb_cauchy(x, g, lo, hi, S, Y, rows, 1.0, M, scan=np.zeros(nb - 1, np.uint8),
+                               free=free)
+    junk = np.full(nb, 0xFF, dtype=np.uint8)        # counts of -1: not a scan
+    out = np.zeros(10_000)
+    with pytest.raises(ValueError, match="scan: expected the buffer"):
+        _kernels.lbfgsb_cauchy(x, g, lo, hi, S, Y, rows, 1.0, M, out=out, scan=junk, free=free)
+    assert not out.any() and free.all()
+    with pytest.raises(ValueError, match="free: overlaps x"):
+        _kernels.lbfgsb_pair_update(x, x.copy(), g, g.copy(), lo, hi, S, Y, rows,
+                                    scan=np.zeros(nb, np.uint8), free=x.view(np.uint8)[:10_000])
+
+
+@pytest.mark.parametrize("k", [0, 5])
+@pytest.mark.parametrize("scale", [0.05, 1.0, 30.0])
+def test_cauchy_point_from_free_and_tsum(dtype, rng, k, scale):
+    """lbfgsb_cauchy_point(free, tsum) is the Cauchy kernel's xcp to the bit (no breakpoint
+    passed, some, most), the numpy statement's too, and the Cauchy kernel with point=False
+    gives the rest unchanged; 1 and 2 threads."""
+    n = 20_011
+    x, g, lo, hi = _box(rng, dtype, n)
+    g = (g * dtype(scale)).astype(dtype)
+    S, Y, rows = _pairs(rng, dtype, n, k=k)
+    M = _middle(S, Y, rows, 1.7) if k else np.zeros((0, 0))
+    full = _kernels.lbfgsb_cauchy(x, g, lo, hi, S, Y, rows, 1.7, M)
+    xcp, c, free, nfree, tsum, p = full
+    np.testing.assert_array_equal(ref.lbfgsb_cauchy_point(x, g, lo, hi, free, tsum), xcp)
+    for t in (1, 2):
+        with fastopt.threads(t):
+            bare = _kernels.lbfgsb_cauchy(x, g, lo, hi, S, Y, rows, 1.7, M, point=False)
+            out = np.full_like(x, np.nan)
+            got = _kernels.lbfgsb_cauchy_point(x, g, lo, hi, bare[2], bare[4], out=out)
+        assert bare[0] is None and got is out
+        assert got.tobytes() == xcp.tobytes()
+        for a, b in zip(bare[1:], full[1:]):
+            assert (a.tobytes() if isinstance(a, np.ndarray) else a) == (
+                b.tobytes() if isinstance(b, np.ndarray) else b)
+    if nfree == n:
+        np.testing.assert_array_equal(_kernels.lbfgsb_cauchy_point(x, g, lo, hi, None, tsum),
+                                      xcp)
+
+
+@pytest.mark.parametrize("scale", [0.05, 30.0])
+@pytest.mark.parametrize("case", ["inside", "projected", "backtrack"])
+def test_subspace_direction_forms_the_cauchy_point(dtype, rng, case, scale):
+    """With xcp None (and tsum), the subspace direction forms the Cauchy point in its pass:
+    the bits of passing lbfgsb_cauchy's xcp, 1 and 2 threads, and the numpy statement's."""
+    x, g, lo, hi, S, Y, rows, _, cg, a, b = _subspace_case(rng, dtype, case)
+    g = (g * dtype(scale)).astype(dtype)
+    M = _middle(S, Y, rows, 1.3)
+    xcp, c, free, nfree, tsum, p = _kernels.lbfgsb_cauchy(x, g, lo, hi, S, Y, rows, 1.3, M)
+    exp = _kernels.lbfgsb_subspace_direction(x, g, xcp, lo, hi, S, Y, rows, cg, a, b, free)
+    exp_trial = _kernels.bounds_step(x, 1.0, exp[0], lo, hi)
+    np.testing.assert_array_equal(
+        ref.lbfgsb_subspace_direction(x, g, None, lo, hi, S, Y, rows, cg, a, b, free,
+                                      tsum=tsum)[0], exp[0])
+    for t in (1, 2):
+        trial = np.empty_like(x)
+        with fastopt.threads(t):
+            got = _kernels.lbfgsb_subspace_direction(x, g, None, lo, hi, S, Y, rows, cg, a, b,
+                                                     free, trial=trial, tsum=tsum)
+        assert got[0].tobytes() == exp[0].tobytes() and got[1:] == exp[1:]
+        assert trial.tobytes() == exp_trial.tobytes()
+    with pytest.raises(ValueError, match="tsum: expected"):
+        _kernels.lbfgsb_subspace_direction(x, g, None, lo, hi, S, Y, rows, cg, a, b, free)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_pair_update_without_storing_the_direction(dtype, rng, masked):
+    """dcp=False (the direction formed in cache, range by range): the same products, norm,
+    pair and scan as with dcp stored, for 1 and 2 threads; the numpy statement agrees."""
+    x0, g0, lo, hi = _box(rng, dtype)
+    x1 = np.clip(x0 + dtype(0.1) * rng.standard_normal(N).astype(dtype), lo, hi)
+    g1 = (g0 + rng.standard_normal(N)).astype(dtype)
+    S, Y, rows = _pairs(rng, dtype, N, k=5)
+    mask = (rng.random(N) < 0.4).astype(np.uint8) if masked else None
+    nb = _kernels.lbfgsb_scan_bytes(N)
+    # zeros: list entries past a block's count are not written
+    S0, Y0, scan0, free0 = S.copy(), Y.copy(), np.zeros(nb, np.uint8), np.empty(N, np.uint8)
+    out0, pg0, d0 = _kernels.lbfgsb_pair_update(x1, x0, g1, g0, lo, hi, S0, Y0, rows, mask,
+                                                scan=scan0, free=free0)
+    exp = ref.lbfgsb_pair_update(x1, x0, g1, g0, lo, hi, S.copy(), Y.copy(), rows, mask, False)
+    assert exp[2] is None
+    np.testing.assert_allclose(exp[0], out0, rtol=RTOL[dtype], atol=1e-6)
+    for t in (1, 2):
+        S1, Y1, scan1, free1 = S.copy(), Y.copy(), np.zeros(nb, np.uint8), np.empty(N, np.uint8)
+        with fastopt.threads(t):
+            out1, pg1, d1 = _kernels.lbfgsb_pair_update(x1, x0, g1, g0, lo, hi, S1, Y1, rows,
+                                                        mask, False, scan=scan1, free=free1)
+        assert d1 is None
+        assert out1.tobytes() == out0.tobytes() and pg1 == pg0
+        assert S1.tobytes() == S0.tobytes() and Y1.tobytes() == Y0.tobytes()
+        assert scan1.tobytes() == scan0.tobytes() and free1.tobytes() == free0.tobytes()

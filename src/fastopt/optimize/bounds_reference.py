@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["bounds_step", "bounds_projgrad_norm", "bounds_max_step", "lbfgsb_cauchy",
-           "lbfgsb_free_gram", "lbfgsb_gram_update", "lbfgsb_pair_dots", "lbfgsb_subspace_point",
-           "lbfgsb_direction", "lbfgsb_subspace_direction", "lbfgsb_pair_update"]
+__all__ = ["lbfgsb_scan_bytes", "bounds_step", "bounds_projgrad_norm", "bounds_max_step", "lbfgsb_cauchy",
+           "lbfgsb_free_gram", "lbfgsb_gram_update", "lbfgsb_gram_change", "lbfgsb_pair_dots", "lbfgsb_subspace_point",
+           "lbfgsb_direction", "lbfgsb_subspace_direction", "lbfgsb_pair_update",
+           "lbfgsb_cauchy_point"]
 
 
 def _f64(a):
@@ -74,7 +75,14 @@ def _path_direction(x, g, lower, upper):
     return fixed, held, np.where(held | (neg == 0), 0.0, neg)
 
 
-def lbfgsb_cauchy(x, g, lower, upper, S, Y, rows, theta, M, wd=None, out=None):
+def lbfgsb_scan_bytes(n):
+    """The kernels' scan buffer holds the Cauchy point's first pass; the statements here
+    recompute it, so theirs is empty."""
+    return 0
+
+
+def lbfgsb_cauchy(x, g, lower, upper, S, Y, rows, theta, M, wd=None, out=None, scan=None,
+                  free=None, point=True):
     r"""The generalized Cauchy point (Byrd, Lu, Nocedal & Zhu 1995, Algorithm CP).
 
     Returns ``(xcp, c, free, nfree, tsum, p)``: the point, :math:`c = W^T (x^{cp} - x)`
@@ -83,10 +91,14 @@ def lbfgsb_cauchy(x, g, lower, upper, S, Y, rows, theta, M, wd=None, out=None):
     :math:`p = -W_F^T g` over the free variables (2k, float64), which lets the subspace
     step skip a pass over :math:`W`. ``wd`` (the kernel's shortcut for
     :math:`W^T d`) is not used: the statement here always forms :math:`W^T d`. ``out``:
-    where to write the point.
+    where to write the point. ``scan`` is not used either; ``free`` (given with it) receives
+    the mask and is returned. ``point`` False: ``xcp`` is None.
     """
+    if not point:
+        return (None, *lbfgsb_cauchy(x, g, lower, upper, S, Y, rows, theta, M, free=free)[1:])
+    free_out = free
     if out is not None:
-        got = lbfgsb_cauchy(x, g, lower, upper, S, Y, rows, theta, M)
+        got = lbfgsb_cauchy(x, g, lower, upper, S, Y, rows, theta, M, free=free_out)
         out[...] = got[0]
         return (out, *got[1:])
     x = np.asarray(x)
@@ -111,7 +123,7 @@ def lbfgsb_cauchy(x, g, lower, upper, S, Y, rows, theta, M, wd=None, out=None):
     c = np.zeros(2 * k)
     f1 = -float(np.dot(d, d))
     if not np.any(d != 0):
-        return xcp, c, free, int(free.sum()), 0.0, np.zeros(2 * k)
+        return xcp, c, _into(free, free_out), int(free.sum()), 0.0, np.zeros(2 * k)
     Sd = _f64(S[rows]) if k else np.zeros((0, n))
     Yd = _f64(Y[rows]) if k else np.zeros((0, n))
     p = np.concatenate([Yd @ d, theta * (Sd @ d)]) if k else np.zeros(0)
@@ -172,7 +184,7 @@ def lbfgsb_cauchy(x, g, lower, upper, S, Y, rows, theta, M, wd=None, out=None):
         xcp[moving] = (xd[moving] + tsum * d[moving]).astype(dt_)
     if k:
         c += dtm * p
-    return xcp, c, free, int(free.sum()), tsum, p
+    return xcp, c, _into(free, free_out), int(free.sum()), tsum, p
 
 
 def lbfgsb_free_gram(S, Y, rows, free, select=1):
@@ -189,6 +201,19 @@ def lbfgsb_gram_update(S, Y, rows, weight):
     rows = np.asarray(rows)
     U = np.concatenate([_f64(Y[rows]), _f64(S[rows])])
     return (U * np.asarray(weight, dtype=np.float64)) @ U.T
+
+
+def lbfgsb_gram_change(S, Y, rows, now, before, limit):
+    """``(G, changes)``: ``changes`` the number of variables whose mask differs between
+    ``now`` and ``before``; if at most ``limit``, ``G`` = :func:`lbfgsb_gram_update` with
+    weights ``now - before`` and ``before`` is set to ``now``, else ``G`` is None and
+    ``before`` is left as it was."""
+    changes = int(np.count_nonzero(np.asarray(now) != np.asarray(before)))
+    if changes > limit:
+        return None, changes
+    G = lbfgsb_gram_update(S, Y, rows, np.asarray(now, dtype=np.int8) - before.astype(np.int8))
+    np.copyto(before, now)
+    return G, changes
 
 
 def lbfgsb_pair_dots(S, Y, rows, r, mask=None, g=None):
@@ -275,24 +300,61 @@ def lbfgsb_direction(x, z, g, lower, upper, out=None):
             float(np.dot(_f64(d), _f64(d))))
 
 
-def lbfgsb_subspace_direction(x, g, xcp, lower, upper, S, Y, rows, cg, a, b, free, out=None):
+def lbfgsb_cauchy_point(x, g, lower, upper, free, tsum, out=None):
+    """The Cauchy point from :func:`lbfgsb_cauchy`'s ``free`` and ``tsum``: ``x + tsum d``
+    on the free variables (``x`` where ``g`` is 0), ``x`` where held at a bound at ``(x, g)``,
+    the bound reached (``upper`` where ``-g > 0``, else ``lower``) on the rest."""
+    x = np.asarray(x)
+    g = np.asarray(g)
+    f = np.ones(x.size, dtype=bool) if free is None else np.asarray(free) != 0
+    moved = (_f64(x) + tsum * -_f64(g)).astype(x.dtype)
+    on_free = np.where(g != 0, moved, x)
+    held = _path_direction(x, g, lower, upper)[1]
+    passed = np.where(-g > 0, upper, lower).astype(x.dtype)
+    z = np.where(f, on_free, np.where(held, x, passed)).astype(x.dtype)
+    if out is not None:
+        out[...] = z
+        return out
+    return z
+
+
+def lbfgsb_subspace_direction(x, g, xcp, lower, upper, S, Y, rows, cg, a, b, free, out=None,
+                              trial=None, tsum=None):
     """:func:`lbfgsb_direction` from the point of :func:`lbfgsb_subspace_point`:
-    ``(d, max_step, gd, dd)``."""
+    ``(d, max_step, gd, dd)``; ``trial`` (optional) receives ``bounds_step(x, 1, d)``;
+    ``xcp`` None: :func:`lbfgsb_cauchy_point` with ``free`` and ``tsum``."""
+    if xcp is None:
+        xcp = lbfgsb_cauchy_point(x, g, lower, upper, free, tsum)
     z = lbfgsb_subspace_point(x, g, xcp, lower, upper, S, Y, rows, cg, a, b, free)
-    return lbfgsb_direction(x, z, g, lower, upper, out=out)
+    found = lbfgsb_direction(x, z, g, lower, upper, out=out)
+    if trial is not None:
+        bounds_step(x, 1.0, found[0], lower, upper, out=trial)
+    return found
 
 
-def lbfgsb_pair_update(x1, x0, g1, g0, lower, upper, S, Y, rows, mask=None, dcp=None):
+def _into(mask, out):
+    """`mask`, copied into `out` when that is given."""
+    if out is None:
+        return mask
+    out[...] = mask
+    return out
+
+
+def lbfgsb_pair_update(x1, x0, g1, g0, lower, upper, S, Y, rows, mask=None, dcp=None,
+                       scan=None, free=None):
     """``S[r] = x1 - x0``, ``Y[r] = g1 - g0`` for ``r = rows[-1]``, the direction ``dcp``
     of the Cauchy path at ``(x1, g1)``, then ``(lbfgsb_pair_dots(S, Y, rows, r, mask,
-    dcp), bounds_projgrad_norm(x1, g1, ...), dcp)``."""
+    dcp), bounds_projgrad_norm(x1, g1, ...), dcp)`` (``dcp=False``: None); ``free`` (with ``scan``, which is not
+    used) receives the mask of the variables not held at a bound at ``(x1, g1)``."""
     r = int(np.asarray(rows)[-1])
+    if free is not None:
+        free[...] = ~_path_direction(x1, g1, lower, upper)[1]
     x1 = np.asarray(x1)
     S[r] = x1 - np.asarray(x0)
     Y[r] = np.asarray(g1) - np.asarray(g0)
     d = _path_direction(x1, g1, lower, upper)[2].astype(x1.dtype)
-    if dcp is not None:
+    if dcp is not None and dcp is not False:
         dcp[...] = d
         d = dcp
     return (lbfgsb_pair_dots(S, Y, rows, r, mask, d), bounds_projgrad_norm(x1, g1, lower, upper),
-            d)
+            None if dcp is False else d)

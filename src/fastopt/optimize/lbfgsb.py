@@ -154,18 +154,22 @@ class CompactMemory:
         self.theta = 1.0
         self.version += 1
 
-    def form(self, x_new, x_old, g_new, g_old, lower, upper, work: np.ndarray,
-             free_gram: FreeGram | None = None) -> tuple[tuple, float]:
+    def form(self, x_new, x_old, g_new, g_old, lower, upper,
+             free_gram: FreeGram | None = None,
+             classify: tuple | None = None) -> tuple[tuple, float]:
         r"""Form ``s, y`` in the free row and, in the same pass
         (:func:`~fastopt._kernels.lbfgsb_pair_update`), the new pair's products with the
         memory, the same over ``free_gram``'s free set, :math:`W^T d` for the next Cauchy
-        point (its path's direction ``d`` written to ``work``, scratch) and the projected
-        gradient's max-norm at ``(x_new, g_new)``. Returns ``(formed, pgnorm)``;
+        point (its path's direction ``d`` formed range by range in cache), the projected
+        gradient's max-norm at ``(x_new, g_new)`` and, given ``classify = (scan, free)``,
+        the next Cauchy point's first pass written there. Returns ``(formed, pgnorm)``;
         :meth:`add` commits ``formed``."""
         rows = np.append(self.rows[1:] if self.count == self.m else self.rows, self.head)
         mask = None if free_gram is None else free_gram.mask
+        scan, free = (None, None) if classify is None else classify
         out, pgnorm, _ = _K.lbfgsb_pair_update(x_new, x_old, g_new, g_old, lower, upper,
-                                               self.S, self.Y, rows, mask, work)
+                                               self.S, self.Y, rows, mask, False, scan=scan,
+                                               free=free)
         return (rows, out, mask), pgnorm
 
     def add(self, formed: tuple, eps: float, gs_old: float,
@@ -278,37 +282,37 @@ class FreeGram:
         rows = mem.rows
         n = mem.n
         known = rows[self.ids[rows] == mem.ids[rows]]
-        if self.mask is None or known.size == 0:
+        D, changes = None, 0
+        if self.mask is not None and known.size:
+            # the known rows' change with the free set, self.mask set to `free` (None: more
+            # changes than the smaller of the two sets, mask left as it was)
+            D, changes = _K.lbfgsb_gram_change(mem.S, mem.Y, known, free, self.mask,
+                                         min(nfree, n - nfree))
+        if D is None:
             self._full(rows, free, nfree)
         else:
-            delta = free.view(np.int8) - self.mask.view(np.int8)
-            changes = int(np.count_nonzero(delta))
-            if changes > min(nfree, n - nfree):
-                self._full(rows, free, nfree)
-            else:
-                if changes:
-                    k = known.size
-                    D = _K.lbfgsb_gram_update(mem.S, mem.Y, known, delta)
-                    ix = np.ix_(known, known)
-                    self.YY[ix] += D[:k, :k]
-                    self.SY[ix] += D[k:, :k]
-                    self.SS[ix] += D[k:, k:]
-                fresh = rows[self.ids[rows] != mem.ids[rows]]
-                if fresh.size:
-                    fm = free.astype(mem.S.dtype)
-                    for r in fresh:
-                        ym = mem.Y[r] * fm
-                        sm = mem.S[r] * fm
-                        out = _kernels.lbfgs_gram(mem.S, mem.Y, rows, ym, sm)
-                        kk = rows.size
-                        self.SY[rows, r] = out[0:4 * kk:4]     # s_i . y_r (free part)
-                        self.YY[rows, r] = self.YY[r, rows] = out[1:4 * kk:4]
-                        self.SS[rows, r] = self.SS[r, rows] = out[2:4 * kk:4]
-                        self.SY[r, rows] = out[3:4 * kk:4]     # s_r . y_i
+            if changes:
+                k = known.size
+                ix = np.ix_(known, known)
+                self.YY[ix] += D[:k, :k]
+                self.SY[ix] += D[k:, :k]
+                self.SS[ix] += D[k:, k:]
+            fresh = rows[self.ids[rows] != mem.ids[rows]]
+            if fresh.size:
+                fm = free.astype(mem.S.dtype)
+                for r in fresh:
+                    ym = mem.Y[r] * fm
+                    sm = mem.S[r] * fm
+                    out = _kernels.lbfgs_gram(mem.S, mem.Y, rows, ym, sm)
+                    kk = rows.size
+                    self.SY[rows, r] = out[0:4 * kk:4]     # s_i . y_r (free part)
+                    self.YY[rows, r] = self.YY[r, rows] = out[1:4 * kk:4]
+                    self.SS[rows, r] = self.SS[r, rows] = out[2:4 * kk:4]
+                    self.SY[r, rows] = out[3:4 * kk:4]     # s_r . y_i
         self.ids[rows] = mem.ids[rows]
         if self.mask is None:
             self.mask = free.copy()
-        else:
+        elif D is None:
             np.copyto(self.mask, free)
         ix = np.ix_(rows, rows)
         return self.YY[ix], self.SY[ix], self.SS[ix]
@@ -388,20 +392,34 @@ def _result(reason: str, x, f, g, nit, obj: Objective, memory: CompactMemory,
 
 class _BoxLine(Line):
     """The line :math:`P(x + \\alpha d)`: trial points projected onto the box; the slope
-    :math:`g^T d` at 0 comes from :func:`~fastopt._kernels.lbfgsb_direction`."""
+    :math:`g^T d` at 0 comes from :func:`~fastopt._kernels.lbfgsb_direction`. ``unit``:
+    :math:`P(x + d)` when the pass that formed ``d`` wrote it too (the point of
+    :math:`\\alpha = 1`, the usual first trial), else None."""
 
-    def __init__(self, obj, x, d, f0, g0, dphi0, pool, *, lower, upper):
+    def __init__(self, obj, x, d, f0, g0, dphi0, pool, *, lower, upper, unit=None):
         self.obj, self.x, self.d, self.f0, self.g0 = obj, x, d, f0, g0
         self.space = LOCAL
         self.dphi0 = dphi0
         self.pool = pool
         self.points: list = []
         self.lower, self.upper = lower, upper
+        self.unit = unit
 
     def point(self, alpha: float) -> np.ndarray:
+        if alpha == 1.0 and self.unit is not None:
+            out, self.unit = self.unit, None
+            self.points.append(out)
+            return out
         out = self.pool.pop() if self.pool else np.empty_like(self.x)
         self.points.append(out)
         return _K.bounds_step(self.x, alpha, self.d, self.lower, self.upper, out=out)
+
+    def release(self, keep: np.ndarray | None) -> None:
+        if self.unit is not None:       # formed, never asked for
+            if self.pool is not None:
+                self.pool.append(self.unit)
+            self.unit = None
+        super().release(keep)
 
 
 def minimize_lbfgsb(objective: Objective | Callable[..., Any], x0: Any,
@@ -493,6 +511,11 @@ def minimize_lbfgsb(objective: Objective | Callable[..., Any], x0: Any,
     # the Cauchy point and the search direction: written afresh every iteration
     xcp_buf = np.empty_like(x)
     d_buf = np.empty_like(x)
+    # the next Cauchy point's first pass, made by the pair update's pass (constrained
+    # problems): its scan buffer and mask, and whether they hold the current (x, g)'s
+    classify = ((np.empty(_K.lbfgsb_scan_bytes(n), dtype=np.uint8),
+                 np.empty(n, dtype=np.uint8)) if constrained else None)
+    classified = False
 
     def result(reason, x, f, g, detail=""):
         return _result(reason, x, f, g, nit, obj, memory, shape, detail)
@@ -525,16 +548,30 @@ def minimize_lbfgsb(objective: Objective | Callable[..., Any], x0: Any,
                 wd = -np.concatenate([out[3:4 * k:4], out[2:4 * k:4]])
             p = np.concatenate([wd[:k], memory.theta * wd[k:]])
         else:
+            # the scan updates the mask in place: the classification serves once
+            scan, pre_free = classify if classified and classify is not None else (None, None)
+            classified = False
+            # with pairs, the point is formed where it is needed (the subspace step's pass,
+            # or below when no variable is free), not stored and read back
             z, c, free, nfree, tsum, p = _K.lbfgsb_cauchy(
                 x, g, lo, hi, memory.S, memory.Y, memory.rows, memory.theta,
-                np.zeros((0, 0)) if M is None else M, memory.products_with_d(), out=xcp_buf)
+                np.zeros((0, 0)) if M is None else M, memory.products_with_d(), out=xcp_buf,
+                scan=scan, free=pre_free, point=k == 0)
             if nfree == n:
                 free = None
+            if z is None and nfree == 0:
+                z = _K.lbfgsb_cauchy_point(x, g, lo, hi, free, tsum, out=xcp_buf)
+        unit = None
         if nfree > 0 and k > 0:
             assert M is not None
+            # P(x + d), the line search's first point when it starts at 1 (from the second
+            # iteration on), formed in the same pass as d
+            unit = (pool.pop() if pool else np.empty_like(x)) if nit > 0 else None
             found = _subspace_direction(x, g, z, c, tsum, p, lo, hi, free, nfree, memory, sub,
-                                        M, d_buf)
+                                        M, d_buf, unit)
             if found is None:        # the reduced matrix is singular: start afresh
+                if unit is not None:
+                    pool.append(unit)
                 memory.reset()
                 continue
             d, box_step, gd, dd = found
@@ -552,7 +589,7 @@ def minimize_lbfgsb(objective: Objective | Callable[..., Any], x0: Any,
             alpha0 = min(1.0 / math.sqrt(dd), alpha_max) if dd > 0 else alpha_max
         else:
             alpha0 = 1.0
-        line = _BoxLine(obj, x, d, f, g, gd, pool, lower=lo, upper=hi)
+        line = _BoxLine(obj, x, d, f, g, gd, pool, lower=lo, upper=hi, unit=unit)
         if not gd < 0.0 or alpha_max <= 0.0:
             ls = None
         else:
@@ -591,8 +628,8 @@ def minimize_lbfgsb(objective: Objective | Callable[..., Any], x0: Any,
         if obj.nfev > maxfun:
             return result("maxfun", x, f, g)
         free_gram = sub.free_gram if constrained else None
-        # d_buf (the last direction) serves as scratch: the line search is over
-        formed, pgnorm = memory.form(x, x_old, g, g_old, lo, hi, d_buf, free_gram)
+        formed, pgnorm = memory.form(x, x_old, g, g_old, lo, hi, free_gram, classify)
+        classified = classify is not None
         if not (math.isfinite(f) and math.isfinite(pgnorm)):
             return result("nonfinite", x, f, g)
         if pgnorm <= gtol:
@@ -606,10 +643,13 @@ def minimize_lbfgsb(objective: Objective | Callable[..., Any], x0: Any,
 
 
 def _subspace_direction(x, g, xcp, c, tsum, p, lo, hi, free, nfree, memory: CompactMemory,
-                        sub: _Subspace, M, out: np.ndarray) -> tuple | None:
+                        sub: _Subspace, M, out: np.ndarray,
+                        unit: np.ndarray | None = None) -> tuple | None:
     r"""The search direction ``(d, max_step, gd, dd)`` (:func:`~fastopt._kernels.lbfgsb_direction`)
     towards the point :math:`z` that minimises the model over the free variables from the
-    Cauchy point ``xcp``, with the Morales-Nocedal projection, ``d`` written to ``out``;
+    Cauchy point ``xcp`` (None: formed in the pass from ``free`` and ``tsum``,
+    :func:`~fastopt._kernels.lbfgsb_cauchy_point`), with the Morales-Nocedal projection,
+    ``d`` written to ``out``;
     None when the reduced matrix is singular.
 
     On the free set the Cauchy point moved by :math:`-t g`, so the reduced gradient is
@@ -617,7 +657,8 @@ def _subspace_direction(x, g, xcp, c, tsum, p, lo, hi, free, nfree, memory: Comp
     Cauchy scan and :math:`G = W_F^T W_F`, :math:`W_F^T r = (1 - \theta t) p + G M c`
     costs no pass over memory; the step
     :math:`r/\theta + W_F N^{-1} W_F^T r / \theta^2`, :math:`z` and :math:`d = z - x`
-    are then one fused pass (:func:`~fastopt._kernels.lbfgsb_subspace_direction`)."""
+    are then one fused pass (:func:`~fastopt._kernels.lbfgsb_subspace_direction`), which
+    also writes :math:`P(x + d)` to ``unit`` when given."""
     k = memory.count
     th = memory.theta
     N, G = sub.reduced(free, nfree)
@@ -634,4 +675,5 @@ def _subspace_direction(x, g, xcp, c, tsum, p, lo, hi, free, nfree, memory: Comp
     a = Mc[:k] / th + sol[:k] / (th * th)
     b = Mc[k:] + sol[k:] / th
     return _K.lbfgsb_subspace_direction(x, g, xcp, lo, hi, memory.S, memory.Y, memory.rows,
-                                        -scale / th, a, b, free, out=out)
+                                        -scale / th, a, b, free, out=out, trial=unit,
+                                        tsum=tsum)
