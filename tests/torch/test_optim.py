@@ -212,6 +212,30 @@ def test_params_and_state_are_updated_in_place_without_copies():
     assert int(opt.state[ps[0]]["step"]) == 4
 
 
+@pytest.mark.parametrize("name", ["Adam", "Adagrad"])
+def test_new_state_is_packed_each_tensor_aligned_and_pickled_alone(name):
+    # state created in one step (Adagrad: at construction) lies side by side, in order,
+    # each tensor on a 64-byte boundary (torch's alignment); each has its own storage, so
+    # that pickling one writes its own bytes only
+    shapes = [(3,), (4, 5), (), (17,)]
+    ps = [torch.nn.Parameter(torch.ones(s)) for s in shapes]
+    opt = getattr(ft, name)(ps, lr=0.1)
+    for p in ps:
+        p.grad = torch.ones(p.shape)
+    opt.step()
+    key = "exp_avg" if name == "Adam" else "sum"
+    ptrs = [opt.state[p][key].data_ptr() for p in ps]
+    assert all(ptr % 64 == 0 for ptr in ptrs)
+    gaps = [b - a for a, b in zip(ptrs, ptrs[1:])]
+    assert gaps == [64, 128, 64]  # 12, 80, 4 bytes, each rounded up to 64
+    steps = [opt.state[p]["step"].data_ptr() for p in ps]
+    assert [b - a for a, b in zip(steps, steps[1:])] == [8, 8, 8]
+    t = opt.state[ps[1]][key]
+    assert t.untyped_storage().nbytes() == t.nbytes == 80
+    assert len(pickle.dumps(t)) < 2000
+    torch.testing.assert_close(pickle.loads(pickle.dumps(t)), t)
+
+
 def test_params_without_grad_are_skipped():
     ps = _params(3)
     opt = ft.Adam(ps, lr=0.1)

@@ -47,6 +47,8 @@ _DLPackUnfit = _kernels.DLPackUnfit
 _gather = _kernels.gather_torch_grads
 # Plans kept per structure (one per combination of units, used state and params with a grad).
 _MAX_PLANS = 8
+# Large state arenas (new_state_tensors) start on a huge-page boundary.
+_HUGE_PAGE = 1 << 21
 
 try:  # the global step hooks torch's own step wrapper runs (empty stand-ins if they move)
     from torch.optim.optimizer import (
@@ -131,6 +133,44 @@ def new_state_tensor(p: torch.Tensor, fill: float) -> torch.Tensor:
     if t.nbytes >= _kernels.HUGEPAGE_BYTES:
         _kernels.advise_hugepages(t.numpy())
     return t.fill_(fill)
+
+
+def new_state_tensors(like: list[torch.Tensor], fill: float, dtype: Any = None,
+                      shapes: list[tuple[int, ...]] | None = None,
+                      slot_bytes: int = 64) -> list[torch.Tensor]:
+    """Contiguous state tensors holding `fill`, one like each tensor of `like` (all of one
+    dtype; or of `dtype` and `shapes`), packed side by side in one numpy arena, each a
+    tensor with its own storage (``torch.from_numpy`` of its slice: pickling one state
+    tensor writes its own bytes, not the arena's). Each starts on a `slot_bytes` boundary.
+
+    Why one arena: a step streams every param's state; state tensors allocated one by one
+    land wherever the allocator finds room, and a 500-tensor step then pays a page walk and
+    a restarted prefetch stream per 4 KiB (measured: the kernel about 20% slower than on
+    packed state). An arena of at least ``HUGEPAGE_BYTES`` starts on a 2 MiB boundary with
+    transparent huge pages asked for. The default 64-byte slots are torch's allocator's
+    alignment (the kernels see the alignment they saw before); step counters take 8."""
+    if dtype is None:
+        dtype = like[0].dtype
+        shapes = [tuple(t.shape) for t in like]
+    assert shapes is not None
+    np_dtype = torch.empty(0, dtype=dtype).numpy().dtype
+    item = np_dtype.itemsize
+    slot = max(1, slot_bytes // item)
+    sizes = [int(np.prod(shape)) for shape in shapes]
+    offsets, total = [], 0
+    for n in sizes:
+        offsets.append(total)
+        total += -(-n // slot) * slot
+    huge = total * item >= _kernels.HUGEPAGE_BYTES
+    align = _HUGE_PAGE if huge else max(slot_bytes, item)
+    raw = np.empty(total + align // item, np_dtype)  # untouched pages cost no memory
+    start = (-raw.ctypes.data % align) // item
+    arena = raw[start:start + total]
+    if huge:
+        _kernels.advise_hugepages(arena)
+    arena.fill(fill)
+    return [torch.from_numpy(arena[o:o + n].reshape(shape))
+            for o, n, shape in zip(offsets, sizes, shapes)]
 
 
 def _check_state_tensor(t: Any, p: torch.Tensor, where: str) -> None:
@@ -648,7 +688,8 @@ class Optimizer(torch.optim.Optimizer):
         return ([lay.arrays[i] for i in members], columns, steps, reals)
 
     def _fo_allocate(self, lay: _Layout, indices: Iterable[int]) -> dict[int, list[str]]:
-        """Zero (or ``_fill``) state tensors the options need and a param lacks."""
+        """Zero (or ``_fill``) state tensors the options need and a param lacks; those this
+        step creates are packed per state name and dtype (:func:`new_state_tensors`)."""
         created: dict[int, list[str]] = {}
         state = self.state
         for i in indices:
@@ -660,20 +701,28 @@ class Optimizer(torch.optim.Optimizer):
             if self._has_step and (entry is None or entry.get("step") is None):
                 needed.append("step")
             needed += [n for n, _ in self._reals if entry is None or entry.get(n) is None]
-            if not needed:
-                continue
-            entry = state[p]
-            initial = dict(self._reals)
+            if needed:
+                created[i] = needed
+        if not created:
+            return created
+        initial = dict(self._reals)
+        batches: dict[tuple[str, Any], list[int]] = {}  # in the order the names are needed
+        for i, needed in created.items():
             for name in needed:
-                if name == "step":
-                    entry[name] = torch.zeros((), dtype=torch.int64)
-                elif name in initial:
-                    entry[name] = torch.tensor(initial[name], dtype=torch.float64)
-                else:
-                    entry[name] = self._new_state(p, name, self._fill(name))
-            created[i] = needed
-        if created:
-            lay.version = self._fo_version.n  # our own additions leave the tables valid
+                batches.setdefault((name, lay.params[i].dtype), []).append(i)
+        for (name, _), members in batches.items():
+            ps = [lay.params[i] for i in members]
+            if name == "step":
+                tensors = new_state_tensors([], 0, torch.int64, [()] * len(ps), slot_bytes=8)
+            elif name in initial:
+                tensors = [torch.tensor(initial[name], dtype=torch.float64) for _ in ps]
+            elif self._fo_lowprec is None:
+                tensors = new_state_tensors(ps, self._fill(name))
+            else:
+                tensors = [self._new_state(p, name, self._fill(name)) for p in ps]
+            for p, t in zip(ps, tensors):
+                state[p][name] = t
+        lay.version = self._fo_version.n  # our own additions leave the tables valid
         return created
 
     def _fo_rollback(self, lay: _Layout, created: dict[int, list[str]]) -> None:
