@@ -544,8 +544,9 @@ cdef class StepPlan:
         """Check the gradients (one per param, in unit order) and put their pointers in the
         tables. Returns False, binding nothing, if an entry is None. Raises TypeError /
         ValueError naming ``grads[i]`` (i from `indices` when given) for a bad one. An entry
-        may also be a DLPack capsule of a CPU tensor (fastopt.torch): it is checked as an
-        array that is not copied and DLPackUnfit is raised if it does not fit."""
+        may also be a DLPack capsule of a CPU tensor, or a torch tensor once
+        use_torch_exchange_api was called (fastopt.torch): it is checked as an array that is
+        not copied and DLPackUnfit is raised if it does not fit."""
         cdef Py_ssize_t i, n = self.total
         cdef char *data
         cdef object g
@@ -562,8 +563,11 @@ cdef class StepPlan:
         for i in range(n):
             g = <object>PyList_GET_ITEM(grads, i)
             p = <cnp.ndarray>self.slot_param[i]
-            if PyCapsule_CheckExact(g):  # fastopt.torch's new gradients (_dlpack.pxi)
-                data = _dlpack_data(g, p, i, i if indices is None else indices[i])
+            if PyCapsule_CheckExact(g) or (not cnp.PyArray_Check(g) and _is_torch_tensor(g)):
+                # fastopt.torch's new gradients, capsules or tensors (_dlpack.pxi)
+                data = (_dlpack_data(g, p, i, i if indices is None else indices[i])
+                        if PyCapsule_CheckExact(g) else
+                        _torch_data(g, p, i, i if indices is None else indices[i]))
                 start = <uintptr_t>data
                 if self._overlaps_written(start, start + <uintptr_t>cnp.PyArray_NBYTES(p)):
                     raise ValueError(

@@ -491,6 +491,30 @@ def test_new_gradients_of_every_layout_give_torchs_result(kind):
     _one_step_each(make)
 
 
+def test_new_gradients_are_bound_as_tensors_through_torchs_exchange_api():
+    # torch >= 2.10 exports Tensor.__dlpack_c_exchange_api__: StepPlan.bind then reads a
+    # new grad tensor itself (no capsule) and checks it as it checks a capsule
+    from fastopt import _kernels
+    from fastopt.torch import _base
+
+    if getattr(torch.Tensor, "__dlpack_c_exchange_api__", None) is None:
+        pytest.skip("this torch has no DLPack C exchange API")
+    assert _base._to_dlpack is None  # gather hands the tensors to bind
+    p = np.zeros((4, 5), np.float32)
+    plan = _kernels.StepPlan([([p], [], None, None)])
+    g = torch.ones(4, 5)
+    assert plan.bind([g])
+    plan.release()
+    for bad, why in [(torch.ones(5, 4).t(), "C-contiguous"), (torch.ones(4, 4), "shape"),
+                     (torch.ones(4, 5, dtype=torch.float64), "dtype"),
+                     (torch._neg_view(torch.ones(4, 5)), "negative"),
+                     (torch.ones(4, 5).to_sparse(), "memory")]:
+        with pytest.raises(_kernels.DLPackUnfit, match=why):
+            plan.bind([bad])
+    with pytest.raises(TypeError, match=r"grads\[0\]"):  # other objects: the array checks
+        plan.bind([[1.0] * 20])
+
+
 def test_a_gradient_sharing_memory_with_a_param_is_refused():
     ps = _params(2)
     opt = ft.SGD(ps, lr=0.1)
