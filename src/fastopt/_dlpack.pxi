@@ -23,6 +23,7 @@
 
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.exc cimport PyErr_Clear
+from cpython.long cimport PyLong_AsVoidPtr
 from cpython.object cimport PyObject_TypeCheck, PyTypeObject
 from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_IsValid
 from cpython.weakref cimport PyWeakref_GetObject, PyWeakref_NewRef
@@ -210,9 +211,39 @@ cdef char *_dl_checked_data(fo_DLTensor *t, cnp.ndarray p, Py_ssize_t position,
 # ---------------------------------------------------------------------------------------
 
 
-def gather_torch_grads(list params, list ptrs, list srcs, list gptrs, list views, list weak,
-                       object no_grad, object data_ptr, object is_neg, object to_dlpack,
-                       object numpy_view):
+cdef uintptr_t _tensor_address(object t, object data_ptr) except? 0:
+    """``t.data_ptr()``, read through torch's exchange API where it is in use (no Python
+    call, no int object made), else by calling `data_ptr` (``Tensor.data_ptr``)."""
+    cdef fo_DLTensor d
+    if _torch_describe != NULL:
+        if _torch_describe(<void *>t, &d) == 0:
+            return <uintptr_t>d.data + <uintptr_t>d.byte_offset
+        PyErr_Clear()
+    return <uintptr_t>PyLong_AsVoidPtr(data_ptr(t))
+
+
+def tensor_addresses(list tensors, object data_ptr):
+    """The data pointer of each tensor as gather_torch_grads reads it (a uintp array; the
+    pointers it compares are read the same way)."""
+    cdef Py_ssize_t i, n = PyList_GET_SIZE(tensors)
+    cdef cnp.ndarray out = np.zeros(n, np.uintp)
+    cdef uintptr_t *a = <uintptr_t *>cnp.PyArray_DATA(out)
+    for i in range(n):
+        a[i] = _tensor_address(<object>PyList_GET_ITEM(tensors, i), data_ptr)
+    return out
+
+
+cdef uintptr_t *_address_table(cnp.ndarray a, Py_ssize_t n, str name) except NULL:
+    if (cnp.PyArray_TYPE(a) != cnp.NPY_UINTP or cnp.PyArray_SIZE(a) != n
+            or not cnp.PyArray_IS_C_CONTIGUOUS(a) or not cnp.PyArray_ISWRITEABLE(a)):
+        raise ValueError(f"gather_torch_grads: {name}: expected a writeable uintp array of "
+                         f"{n} pointers")
+    return <uintptr_t *>cnp.PyArray_DATA(a)
+
+
+def gather_torch_grads(list params, cnp.ndarray ptrs, list srcs, cnp.ndarray gptrs,
+                       list views, list weak, object no_grad, object data_ptr, object is_neg,
+                       object to_dlpack, object numpy_view):
     """Read ``p.grad`` of every param of fastopt.torch's cached layout: its step's loop over
     the params, in C (three torch calls per tensor and no bytecode). torch's own methods
     are passed in (``Tensor.data_ptr``, ``Tensor.is_neg``, ``to_dlpack``,
@@ -220,37 +251,38 @@ def gather_torch_grads(list params, list ptrs, list srcs, list gptrs, list views
 
     Per slot i: ``ptrs[i]`` is the param's data pointer when the layout was built;
     ``srcs[i]`` the grad tensor whose numpy view ``views[i]`` is retained (``no_grad`` and
-    None when none is) and ``gptrs[i]`` its data pointer; ``weak[i]`` a weak reference to
-    the slot's grad of an earlier step. A grad that is still the retained one keeps its
-    view; a new grad is handed to StepPlan.bind as the tensor itself when ``to_dlpack`` is
-    None (bind reads it through torch's exchange API, see use_torch_exchange_api), else as
-    a DLPack capsule; it is retained (a numpy view) when it is the grad ``weak[i]`` refers
-    to (met two steps running), else read for this step only: a new grad tensor every step
+    None when none is) and ``gptrs[i]`` its data pointer (both uintp arrays, the pointers
+    as tensor_addresses reads them); ``weak[i]`` a weak reference to the slot's grad of an
+    earlier step. A grad that is still the retained one keeps its view; a new grad is
+    handed to StepPlan.bind as the tensor itself when ``to_dlpack`` is None (bind reads it
+    through torch's exchange API, see use_torch_exchange_api), else as a DLPack capsule; it
+    is retained (a numpy view) when it is the grad ``weak[i]`` refers to (met two steps
+    running), else read for this step only: a new grad tensor every step
     (``zero_grad(set_to_none=True)``) must not outlive its step through a reference of ours.
 
     Returns None when some param's data pointer is not ``ptrs[i]`` (its storage was
     swapped: the layout must be rebuilt), else ``(changed, grads, missing, slow)``: whether
     any slot changed (False: ``grads`` holds the retained views), the list to bind (per
-    slot a view, a capsule, or None), the slots whose grad is None (None when every param
-    has one), and the slots left to the caller (a negative view, or a grad ``to_dlpack``
-    refused: the numpy road, which copies or explains; with ``to_dlpack`` None, bind finds
-    these)."""
+    slot a view, a tensor or capsule, or None), the slots whose grad is None (None when
+    every param has one), and the slots left to the caller (a negative view, or a grad
+    ``to_dlpack`` refused: the numpy road, which copies or explains; with ``to_dlpack``
+    None, bind finds these)."""
     cdef Py_ssize_t i, n = PyList_GET_SIZE(params)
     cdef object p, g, w, cap
     cdef bint changed = False
     cdef list slow = [], grads
     cdef object missing = None
-    if (PyList_GET_SIZE(ptrs) != n or PyList_GET_SIZE(srcs) != n or PyList_GET_SIZE(gptrs) != n
-            or PyList_GET_SIZE(views) != n or PyList_GET_SIZE(weak) != n):
+    if PyList_GET_SIZE(srcs) != n or PyList_GET_SIZE(views) != n or PyList_GET_SIZE(weak) != n:
         raise ValueError("gather_torch_grads: expected one entry per param in every list")
+    cdef uintptr_t *pp = _address_table(ptrs, n, "ptrs")
+    cdef uintptr_t *gp = _address_table(gptrs, n, "gptrs")
     grads = list(views)
     for i in range(n):
         p = <object>PyList_GET_ITEM(params, i)
-        if data_ptr(p) != <object>PyList_GET_ITEM(ptrs, i):
+        if _tensor_address(p, data_ptr) != pp[i]:
             return None
         g = p.grad
-        if (g is <object>PyList_GET_ITEM(srcs, i)
-                and data_ptr(g) == <object>PyList_GET_ITEM(gptrs, i)):
+        if g is <object>PyList_GET_ITEM(srcs, i) and _tensor_address(g, data_ptr) == gp[i]:
             continue
         changed = True
         srcs[i] = no_grad
@@ -276,7 +308,7 @@ def gather_torch_grads(list params, list ptrs, list srcs, list gptrs, list views
         w = <object>PyList_GET_ITEM(weak, i)
         if w is not None and <object>PyWeakref_GetObject(w) is g:
             srcs[i] = g
-            gptrs[i] = data_ptr(g)
+            gp[i] = _tensor_address(g, data_ptr)
             try:  # retained: a numpy view binds faster than a capsule (parsed every step)
                 cap = numpy_view(g)
                 grads[i] = cap

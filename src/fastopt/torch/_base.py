@@ -239,11 +239,11 @@ class _Layout:
                 self.where.append((k, j))
         self.group_of = [k for k, _ in self.where]
         self.arrays = [p.detach().numpy() for p in self.params]
-        self.ptrs = [p.data_ptr() for p in self.params]
+        self.ptrs = _kernels.tensor_addresses(self.params, _data_ptr)  # as _gather reads them
         n = len(self.params)
         self.views: list[Any] = [None] * n          # the retained views of grads
         self.srcs: list[Any] = [_NO_GRAD] * n       # the grad tensors they view
-        self.gptrs = [0] * n
+        self.gptrs = np.zeros(n, np.uintp)
         self.weak: list[Any] = [None] * n           # the grads of the previous step
         self.keys: list[Any] = [None] * len(groups)
         self.plain = [False] * len(groups)
@@ -506,9 +506,10 @@ class Optimizer(torch.optim.Optimizer):
             view = self._grad_view(lay, i, g)
         w = lay.weak[i]
         if w is not None and w() is g:
-            if view.__array_interface__["data"][0] == g.data_ptr():  # a copy is read again
-                lay.srcs[i] = g                                       # at each step
-                lay.gptrs[i] = g.data_ptr()
+            address = int(_kernels.tensor_addresses([g], _data_ptr)[0])
+            if view.__array_interface__["data"][0] == address:  # a copy is read again at
+                lay.srcs[i] = g                                # each step
+                lay.gptrs[i] = address
                 lay.views[i] = view
         else:
             lay.weak[i] = weakref.ref(g)
