@@ -540,7 +540,7 @@ cdef class StepPlan:
                 return False
         return True
 
-    def bind(self, list grads, list indices=None):
+    cpdef bint bind(self, list grads, list indices=None) except -1:
         """Check the gradients (one per param, in unit order) and put their pointers in the
         tables. Returns False, binding nothing, if an entry is None. Raises TypeError /
         ValueError naming ``grads[i]`` (i from `indices` when given) for a bad one. An entry
@@ -608,7 +608,7 @@ cdef class StepPlan:
                     return False
         return True
 
-    def run(self, Py_ssize_t u, KernelOptions o):
+    cpdef run(self, Py_ssize_t u, KernelOptions o):
         """Run o's kernel over unit u with the bound gradients (GIL released). Each tensor
         with scalar state gets t = counter + 1 and its real scalars advanced by o's rule;
         the stored values change only in :meth:`advance`."""
@@ -645,7 +645,7 @@ cdef class StepPlan:
             _last_threads_used = b.layout.threads_used
             check_status(status, o.kernel)
 
-    def advance(self):
+    cpdef advance(self):
         """Add 1 to the step counter of every tensor of the plan, store the real scalars
         the last run computed, and drop the bound grads."""
         cdef Py_ssize_t u, j
@@ -662,10 +662,29 @@ cdef class StepPlan:
                         st.reals[j][0] = st.real_values[j]
         self.release()
 
-    def release(self):
+    cpdef release(self):
         """Drop the references to this step's gradients."""
         self.grad_keep = []
         self.bound = False
+
+    cpdef run_all(self, list unit_groups, list options):
+        """:meth:`run` every unit u with ``options[unit_groups[u]]``, then :meth:`advance`;
+        the grads are released whatever happens."""
+        cdef Py_ssize_t u
+        try:
+            for u in range(PyList_GET_SIZE(unit_groups)):
+                self.run(u, <KernelOptions?>options[<Py_ssize_t>unit_groups[u]])
+            self.advance()
+        finally:
+            self.release()
+
+    def step(self, list grads, list unit_groups, list options):
+        """One whole step in one call: :meth:`bind` `grads`, then :meth:`run_all`. Returns
+        False, running nothing, when bind does (an entry is None)."""
+        if not self.bind(grads):
+            return False
+        self.run_all(unit_groups, options)
+        return True
 
 
 cdef cnp.ndarray _check_scalar(object a, Py_ssize_t i, int typenum):

@@ -470,21 +470,13 @@ class Optimizer(torch.optim.Optimizer):
             if entry is None or lay.dirty:
                 self._fo_run(lay, None, grads)
                 return
-            plan, unit_groups, _ = entry
-            try:
-                bound = plan.bind(grads)
+            try:  # bind, run every unit, advance: one call
+                ran = entry[0].step(grads, entry[1], lay.options)
             except _DLPackUnfit:  # pragma: no cover - retained capsules were bound before
                 self._fo_run(lay, None, grads)
                 return
-            if not bound:  # pragma: no cover - retained views are never None
+            if not ran:  # pragma: no cover - retained views are never None
                 raise RuntimeError("fastopt.torch: a retained gradient view is missing")
-            try:
-                options = lay.options
-                for u in range(len(unit_groups)):
-                    plan.run(u, options[unit_groups[u]])
-                plan.advance()
-            finally:
-                plan.release()
             return
         for i in slow:
             grads[i] = self._fo_grad_view(lay, i, lay.params[i].grad)
@@ -534,17 +526,10 @@ class Optimizer(torch.optim.Optimizer):
             if isinstance(err, (TypeError, ValueError)):
                 raise type(err)(_torch_words(str(err), lay)) from None
             raise
-        try:
-            if unit_options is None:
-                options = lay.options
-                for u in range(len(unit_groups)):
-                    plan.run(u, options[unit_groups[u]])
-            else:
-                for u in range(len(unit_options)):
-                    plan.run(u, unit_options[u])
-            plan.advance()
-        finally:
-            plan.release()
+        if unit_options is None:
+            plan.run_all(unit_groups, lay.options)
+        else:
+            plan.run_all(list(range(len(unit_options))), unit_options)
 
     def _fo_bind(self, lay: _Layout, plan: Any, grads: list,
                  active: tuple[int, ...] | None) -> None:
