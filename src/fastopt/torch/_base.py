@@ -256,6 +256,9 @@ class _Layout:
     def same_groups(self, groups: list[dict[str, Any]]) -> bool:
         if len(groups) != len(self.group_lists):
             return False
+        if len(groups) == 1:  # the common case, without the loop (a step's fixed cost)
+            params = groups[0]["params"]
+            return params is self.group_lists[0] and len(params) == self.group_lens[0]
         for group, lst, n in zip(groups, self.group_lists, self.group_lens):
             params = group["params"]
             if params is not lst or len(params) != n:
