@@ -307,8 +307,11 @@ def gather_torch_grads(list params, cnp.ndarray ptrs, list srcs, cnp.ndarray gpt
         grads[i] = cap
         w = <object>PyList_GET_ITEM(weak, i)
         if w is not None and <object>PyWeakref_GetObject(w) is g:
+            try:
+                gp[i] = _tensor_address(g, data_ptr)
+            except RuntimeError:  # no memory to read (sparse): bind finds it, and explains
+                continue
             srcs[i] = g
-            gp[i] = _tensor_address(g, data_ptr)
             try:  # retained: a numpy view binds faster than a capsule (parsed every step)
                 cap = numpy_view(g)
                 grads[i] = cap
