@@ -241,9 +241,16 @@ cdef uintptr_t *_address_table(cnp.ndarray a, Py_ssize_t n, str name) except NUL
     return <uintptr_t *>cnp.PyArray_DATA(a)
 
 
+# After this many steps in a row with a new grad tensor, a slot stops making a weak
+# reference to each (~50 ns, and an object for the garbage collector to track): it keeps
+# the grad's address instead, and makes one again when a grad shows up at that address.
+cdef enum:
+    _WEAK_NEW_STEPS = 8
+
+
 def gather_torch_grads(list params, cnp.ndarray ptrs, list srcs, cnp.ndarray gptrs,
-                       list views, list weak, object no_grad, object data_ptr, object is_neg,
-                       object to_dlpack, object numpy_view):
+                       list views, list weak, cnp.ndarray seen, object no_grad,
+                       object data_ptr, object is_neg, object to_dlpack, object numpy_view):
     """Read ``p.grad`` of every param of fastopt.torch's cached layout: its step's loop over
     the params, in C (three torch calls per tensor and no bytecode). torch's own methods
     are passed in (``Tensor.data_ptr``, ``Tensor.is_neg``, ``to_dlpack``,
@@ -253,12 +260,17 @@ def gather_torch_grads(list params, cnp.ndarray ptrs, list srcs, cnp.ndarray gpt
     ``srcs[i]`` the grad tensor whose numpy view ``views[i]`` is retained (``no_grad`` and
     None when none is) and ``gptrs[i]`` its data pointer (both uintp arrays, the pointers
     as tensor_addresses reads them); ``weak[i]`` a weak reference to the slot's grad of an
-    earlier step. A grad that is still the retained one keeps its view; a new grad is
+    earlier step, and ``seen[2 * i]`` how many steps in a row its grad was new and
+    ``seen[2 * i + 1]`` that grad's address (a uintp array of 2 per slot). A grad that is
+    still the retained one keeps its view; a new grad is
     handed to StepPlan.bind as the tensor itself when ``to_dlpack`` is None (bind reads it
     through torch's exchange API, see use_torch_exchange_api), else as a DLPack capsule; it
     is retained (a numpy view) when it is the grad ``weak[i]`` refers to (met two steps
     running), else read for this step only: a new grad tensor every step
     (``zero_grad(set_to_none=True)``) must not outlive its step through a reference of ours.
+    A slot whose grad was new _WEAK_NEW_STEPS steps running makes a weak reference only to
+    a grad at the address of the last one (maybe the same tensor): retention then starts
+    one step later.
 
     Returns None when some param's data pointer is not ``ptrs[i]`` (its storage was
     swapped: the layout must be rebuilt), else ``(changed, grads, missing, slow)``: whether
@@ -276,6 +288,7 @@ def gather_torch_grads(list params, cnp.ndarray ptrs, list srcs, cnp.ndarray gpt
         raise ValueError("gather_torch_grads: expected one entry per param in every list")
     cdef uintptr_t *pp = _address_table(ptrs, n, "ptrs")
     cdef uintptr_t *gp = _address_table(gptrs, n, "gptrs")
+    cdef uintptr_t *sn = _address_table(seen, 2 * n, "seen")
     grads = list(views)
     for i in range(n):
         p = <object>PyList_GET_ITEM(params, i)
@@ -312,12 +325,18 @@ def gather_torch_grads(list params, cnp.ndarray ptrs, list srcs, cnp.ndarray gpt
             except RuntimeError:  # no memory to read (sparse): bind finds it, and explains
                 continue
             srcs[i] = g
+            sn[2 * i] = 0
             try:  # retained: a numpy view binds faster than a capsule (parsed every step)
                 cap = numpy_view(g)
                 grads[i] = cap
             except (TypeError, RuntimeError):
                 pass
             views[i] = cap
-        else:
+        elif sn[2 * i] < _WEAK_NEW_STEPS or sn[2 * i + 1] == <uintptr_t><PyObject *>g:
             weak[i] = PyWeakref_NewRef(g, None)
+            sn[2 * i] = 1 if sn[2 * i] >= _WEAK_NEW_STEPS else sn[2 * i] + 1
+        else:
+            sn[2 * i + 1] = <uintptr_t><PyObject *>g
+            if w is not None:  # or a grad met again steps later would be retained
+                weak[i] = None
     return changed, grads, missing, slow

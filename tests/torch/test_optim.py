@@ -317,6 +317,25 @@ def test_grad_views_are_reused_and_transient_grads_not_retained():
     assert all(r() is None for r in refs)
 
 
+def test_after_many_new_grads_no_weak_reference_is_made_and_a_kept_grad_is_retained_again():
+    # new grad tensors step after step: after 8 steps a slot stops making a weak reference
+    # to each (it keeps the last one's address); a grad kept from then on is retained
+    # again, one step later than at the start
+    ps = _params(2)
+    opt = ft.Adam(ps)
+    kept = [[torch.randn(4, 5) for _ in ps] for _ in range(3)]  # alive: other addresses
+    for step in range(12):
+        for p, g in zip(ps, kept[step % 3]):
+            p.grad = g
+        opt.step()
+    lay = opt._fo_layout
+    assert all(w is None for w in lay.weak) and all(v is None for v in lay.views)
+    for _ in range(3):  # the same grad tensors now (zero_grad(set_to_none=False) style)
+        opt.step()
+    assert all(src is p.grad for src, p in zip(lay.srcs, ps))
+    assert int(opt.state[ps[0]]["step"]) == 15
+
+
 def test_non_contiguous_grad_is_copied_and_matches():
     ps, qs = _params(1), _params(1)
     ours, theirs = ft.Adam(ps), torch.optim.Adam(qs, foreach=False)

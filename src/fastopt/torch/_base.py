@@ -223,7 +223,7 @@ class _Layout:
     """What the short path of step() checks and reuses (see the module docstring)."""
 
     __slots__ = ("version", "state", "group_lists", "group_lens", "params", "arrays", "ptrs",
-                 "where", "group_of", "views", "srcs", "gptrs", "weak", "keys", "plain",
+                 "where", "group_of", "views", "srcs", "gptrs", "weak", "seen", "keys", "plain",
                  "options", "sig", "dirty", "plans", "full")
 
     def __init__(self, groups: list[dict[str, Any]], state: Any, version: int) -> None:
@@ -245,6 +245,7 @@ class _Layout:
         self.srcs: list[Any] = [_NO_GRAD] * n       # the grad tensors they view
         self.gptrs = np.zeros(n, np.uintp)
         self.weak: list[Any] = [None] * n           # the grads of the previous step
+        self.seen = np.zeros(2 * n, np.uintp)       # new grads in a row, the last's address
         self.keys: list[Any] = [None] * len(groups)
         self.plain = [False] * len(groups)
         self.options: list[Any] = [None] * len(groups)
@@ -462,7 +463,7 @@ class Optimizer(torch.optim.Optimizer):
                 lay.set_options(k, key, self._options(groups[k]))
         # gradients: a numpy view of each p.grad, reused while p.grad is the same tensor;
         # every p.grad (and p's data pointer) read in one C loop
-        got = _gather(lay.params, lay.ptrs, lay.srcs, lay.gptrs, lay.views, lay.weak,
+        got = _gather(lay.params, lay.ptrs, lay.srcs, lay.gptrs, lay.views, lay.weak, lay.seen,
                       _NO_GRAD, _data_ptr, _is_neg, _to_dlpack, _numpy)
         if got is None:  # some p.data was replaced
             self._fo_layout = None
