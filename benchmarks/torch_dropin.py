@@ -20,7 +20,8 @@ Rows (each times its contenders interleaved, median over rounds, as optim_vs_tor
   that is the cached StepPlan's bind + one C call + counter advance on the same arrays, and
   against ``fastopt.kernels.adam_step`` over the same lists. The difference is the Python
   cost of ``step()``, with the same grad tensors and with new ones every step (read through
-  DLPack capsules; also timed through ``Tensor.numpy()``, the road before).
+  torch's DLPack C exchange API, or DLPack capsules on older torch; also timed through
+  ``Tensor.numpy()``, the road before).
 """
 
 from __future__ import annotations
@@ -164,7 +165,7 @@ def overhead_rows(args):
     opt.step()  # the grads are the same tensors: their views are retained
     lay = opt._fo_layout
     plan, options = lay.full[0], lay.options[0]
-    views = list(lay.views)  # what step() binds: the grads' DLPack capsules
+    views = list(lay.views)  # what step() binds: the grads' retained numpy views
     grads_np = [p.grad.numpy() for p in params]  # the same memory, for the numpy contenders
     arrays = [p.detach().numpy() for p in params]
     m = [np.zeros(1_000, np.float32) for _ in params]
@@ -188,8 +189,8 @@ def overhead_rows(args):
         assign()
         opt.step()
 
-    # the same with each new gradient read through Tensor.numpy() instead of a DLPack
-    # capsule (the road before; a second optimizer on its own params)
+    # the same with each new gradient read through Tensor.numpy() instead of torch's
+    # exchange API (the road before; a second optimizer on its own params)
     from fastopt.torch import _base
 
     params2 = _clone(params)

@@ -14,8 +14,17 @@
 # takes the numpy road for that gradient (which copies a strided one, and words the errors).
 # Capsules are only peeked at, never consumed: the producer's capsule destructor releases
 # the tensor.
+#
+# Where torch has it (2.10 on), a torch tensor itself is read instead, through torch's DLPack
+# C exchange API (``Tensor.__dlpack_c_exchange_api__``, dlpack.h's DLPackExchangeAPI): its
+# ``dltensor_from_py_object_no_sync`` fills a DLTensor on our stack, with no capsule, no
+# allocation and no Python call (about 50 ns, against 140 for to_dlpack plus the capsule's
+# destruction). DLPack has no negative bit, so the tensor's is_neg() is asked first.
 
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
+from cpython.exc cimport PyErr_Clear
+from cpython.long cimport PyLong_AsVoidPtr
+from cpython.object cimport PyObject_TypeCheck, PyTypeObject
 from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_IsValid
 from cpython.weakref cimport PyWeakref_GetObject, PyWeakref_NewRef
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t, uintptr_t
@@ -48,6 +57,18 @@ cdef extern from *:
         uint64_t flags;
         fo_DLTensor dl_tensor;
     } fo_DLManagedTensorVersioned;
+    /* DLPackExchangeAPI (dlpack.h 1.3): a header, then five function pointers; only
+     * dltensor_from_py_object_no_sync is used (0, or -1 with a Python exception set). */
+    typedef int (*fo_DLTensorFromPyObject)(void *py_object, fo_DLTensor *out);
+    typedef struct fo_DLPackExchangeAPI {
+        fo_DLPackVersion version;
+        void *prev_api;
+        void *managed_tensor_allocator;
+        void *managed_tensor_from_py_object_no_sync;
+        void *managed_tensor_to_py_object_no_sync;
+        fo_DLTensorFromPyObject dltensor_from_py_object_no_sync;
+        void *current_work_stream;
+    } fo_DLPackExchangeAPI;
     """
     ctypedef struct fo_DLDevice:
         int32_t device_type
@@ -70,6 +91,10 @@ cdef extern from *:
     ctypedef struct fo_DLManagedTensorVersioned:
         fo_DLPackVersion version
         fo_DLTensor dl_tensor
+    ctypedef int (*fo_DLTensorFromPyObject)(void *py_object, fo_DLTensor *out)
+    ctypedef struct fo_DLPackExchangeAPI:
+        fo_DLPackVersion version
+        fo_DLTensorFromPyObject dltensor_from_py_object_no_sync
 
 cdef enum:
     _DL_CPU = 1
@@ -103,12 +128,62 @@ cdef char *_dlpack_data(object capsule, cnp.ndarray p, Py_ssize_t position,
     """The address of a capsule's first element, after checking it against param `p` (the
     boundary's rules for a gradient that is not copied); raises DLPackUnfit otherwise."""
     cdef fo_DLTensor *t = _dl_tensor(capsule)
+    if t == NULL:
+        raise DLPackUnfit(position, label, "not a DLPack capsule (dltensor) fastopt can read")
+    return _dl_checked_data(t, p, position, label)
+
+
+# torch's exchange API and what it reads (use_torch_exchange_api sets them, once)
+cdef fo_DLTensorFromPyObject _torch_describe = NULL
+cdef object _torch_tensor_type = None
+cdef object _torch_is_neg = None
+
+
+def use_torch_exchange_api(object capsule, object tensor_type, object is_neg):
+    """Let StepPlan.bind read torch tensors of `tensor_type` (``torch.Tensor``) directly,
+    through `capsule` (``Tensor.__dlpack_c_exchange_api__``); `is_neg` is
+    ``Tensor.is_neg``. Returns whether the API is usable (DLPack major version 1, the
+    function present); when not, nothing changes (fastopt.torch then makes capsules)."""
+    global _torch_describe, _torch_tensor_type, _torch_is_neg
+    cdef fo_DLPackExchangeAPI *api
+    if not isinstance(tensor_type, type):
+        raise TypeError(f"tensor_type: expected a type, got {type(tensor_type).__name__}")
+    if not PyCapsule_IsValid(capsule, b"dlpack_exchange_api"):
+        return False
+    api = <fo_DLPackExchangeAPI *>PyCapsule_GetPointer(capsule, b"dlpack_exchange_api")
+    if api.version.major != 1 or api.dltensor_from_py_object_no_sync == NULL:
+        return False
+    _torch_tensor_type, _torch_is_neg = tensor_type, is_neg
+    _torch_describe = api.dltensor_from_py_object_no_sync
+    return True
+
+
+cdef inline bint _is_torch_tensor(object g):
+    return _torch_describe != NULL and PyObject_TypeCheck(g, <PyTypeObject *>_torch_tensor_type)
+
+
+cdef char *_torch_data(object tensor, cnp.ndarray p, Py_ssize_t position,
+                       object label) except NULL:
+    """The address of a torch tensor's first element, read through torch's exchange API and
+    checked against param `p` as a capsule is; raises DLPackUnfit otherwise (a negative
+    view, which DLPack cannot say, included)."""
+    cdef fo_DLTensor t
+    if _torch_is_neg(tensor):
+        raise DLPackUnfit(position, label, "a negative view")
+    if _torch_describe(<void *>tensor, &t) != 0:  # e.g. a sparse or meta tensor
+        PyErr_Clear()
+        raise DLPackUnfit(position, label, "a tensor without memory fastopt can read")
+    return _dl_checked_data(&t, p, position, label)
+
+
+cdef char *_dl_checked_data(fo_DLTensor *t, cnp.ndarray p, Py_ssize_t position,
+                            object label) except NULL:
+    """The address of the first element `t` describes, after the boundary's checks of a
+    gradient that is not copied against param `p`; raises DLPackUnfit otherwise."""
     cdef int k, nd = cnp.PyArray_NDIM(p)
     cdef int64_t expected = 1
     cdef Py_ssize_t itemsize = cnp.PyArray_ITEMSIZE(p)
     cdef uintptr_t addr
-    if t == NULL:
-        raise DLPackUnfit(position, label, "not a DLPack capsule (dltensor) fastopt can read")
     if t.device.device_type != _DL_CPU:
         raise DLPackUnfit(position, label, "not in CPU memory")
     if t.dtype.code != _DL_FLOAT or t.dtype.lanes != 1 or t.dtype.bits != 8 * itemsize:
@@ -136,9 +211,46 @@ cdef char *_dlpack_data(object capsule, cnp.ndarray p, Py_ssize_t position,
 # ---------------------------------------------------------------------------------------
 
 
-def gather_torch_grads(list params, list ptrs, list srcs, list gptrs, list views, list weak,
-                       object no_grad, object data_ptr, object is_neg, object to_dlpack,
-                       object numpy_view):
+cdef uintptr_t _tensor_address(object t, object data_ptr) except? 0:
+    """``t.data_ptr()``, read through torch's exchange API where it is in use (no Python
+    call, no int object made), else by calling `data_ptr` (``Tensor.data_ptr``)."""
+    cdef fo_DLTensor d
+    if _torch_describe != NULL:
+        if _torch_describe(<void *>t, &d) == 0:
+            return <uintptr_t>d.data + <uintptr_t>d.byte_offset
+        PyErr_Clear()
+    return <uintptr_t>PyLong_AsVoidPtr(data_ptr(t))
+
+
+def tensor_addresses(list tensors, object data_ptr):
+    """The data pointer of each tensor as gather_torch_grads reads it (a uintp array; the
+    pointers it compares are read the same way)."""
+    cdef Py_ssize_t i, n = PyList_GET_SIZE(tensors)
+    cdef cnp.ndarray out = np.zeros(n, np.uintp)
+    cdef uintptr_t *a = <uintptr_t *>cnp.PyArray_DATA(out)
+    for i in range(n):
+        a[i] = _tensor_address(<object>PyList_GET_ITEM(tensors, i), data_ptr)
+    return out
+
+
+cdef uintptr_t *_address_table(cnp.ndarray a, Py_ssize_t n, str name) except NULL:
+    if (cnp.PyArray_TYPE(a) != cnp.NPY_UINTP or cnp.PyArray_SIZE(a) != n
+            or not cnp.PyArray_IS_C_CONTIGUOUS(a) or not cnp.PyArray_ISWRITEABLE(a)):
+        raise ValueError(f"gather_torch_grads: {name}: expected a writeable uintp array of "
+                         f"{n} pointers")
+    return <uintptr_t *>cnp.PyArray_DATA(a)
+
+
+# After this many steps in a row with a new grad tensor, a slot stops making a weak
+# reference to each (~50 ns, and an object for the garbage collector to track): it keeps
+# the grad's address instead, and makes one again when a grad shows up at that address.
+cdef enum:
+    _WEAK_NEW_STEPS = 8
+
+
+def gather_torch_grads(list params, cnp.ndarray ptrs, list srcs, cnp.ndarray gptrs,
+                       list views, list weak, cnp.ndarray seen, object no_grad,
+                       object data_ptr, object is_neg, object to_dlpack, object numpy_view):
     """Read ``p.grad`` of every param of fastopt.torch's cached layout: its step's loop over
     the params, in C (three torch calls per tensor and no bytecode). torch's own methods
     are passed in (``Tensor.data_ptr``, ``Tensor.is_neg``, ``to_dlpack``,
@@ -146,35 +258,44 @@ def gather_torch_grads(list params, list ptrs, list srcs, list gptrs, list views
 
     Per slot i: ``ptrs[i]`` is the param's data pointer when the layout was built;
     ``srcs[i]`` the grad tensor whose numpy view ``views[i]`` is retained (``no_grad`` and
-    None when none is) and ``gptrs[i]`` its data pointer; ``weak[i]`` a weak reference to
-    the slot's grad of an earlier step. A grad that is still the retained one keeps its
-    view; a new grad is read through a DLPack capsule, and is retained (a numpy view) when
-    it is the grad ``weak[i]`` refers to (met two steps running), else read for this step
-    only: a new grad tensor every step (``zero_grad(set_to_none=True)``) must not outlive
-    its step through a reference of ours.
+    None when none is) and ``gptrs[i]`` its data pointer (both uintp arrays, the pointers
+    as tensor_addresses reads them); ``weak[i]`` a weak reference to the slot's grad of an
+    earlier step, and ``seen[2 * i]`` how many steps in a row its grad was new and
+    ``seen[2 * i + 1]`` that grad's address (a uintp array of 2 per slot). A grad that is
+    still the retained one keeps its view; a new grad is
+    handed to StepPlan.bind as the tensor itself when ``to_dlpack`` is None (bind reads it
+    through torch's exchange API, see use_torch_exchange_api), else as a DLPack capsule; it
+    is retained (a numpy view) when it is the grad ``weak[i]`` refers to (met two steps
+    running), else read for this step only: a new grad tensor every step
+    (``zero_grad(set_to_none=True)``) must not outlive its step through a reference of ours.
+    A slot whose grad was new _WEAK_NEW_STEPS steps running makes a weak reference only to
+    a grad at the address of the last one (maybe the same tensor): retention then starts
+    one step later.
 
     Returns None when some param's data pointer is not ``ptrs[i]`` (its storage was
     swapped: the layout must be rebuilt), else ``(changed, grads, missing, slow)``: whether
     any slot changed (False: ``grads`` holds the retained views), the list to bind (per
-    slot a view, a capsule, or None), the slots whose grad is None (None when every param
-    has one), and the slots left to the caller (a negative view, or a grad ``to_dlpack``
-    refused: the numpy road, which copies or explains)."""
+    slot a view, a tensor or capsule, or None), the slots whose grad is None (None when
+    every param has one), and the slots left to the caller (a negative view, or a grad
+    ``to_dlpack`` refused: the numpy road, which copies or explains; with ``to_dlpack``
+    None, bind finds these)."""
     cdef Py_ssize_t i, n = PyList_GET_SIZE(params)
     cdef object p, g, w, cap
     cdef bint changed = False
     cdef list slow = [], grads
     cdef object missing = None
-    if (PyList_GET_SIZE(ptrs) != n or PyList_GET_SIZE(srcs) != n or PyList_GET_SIZE(gptrs) != n
-            or PyList_GET_SIZE(views) != n or PyList_GET_SIZE(weak) != n):
+    if PyList_GET_SIZE(srcs) != n or PyList_GET_SIZE(views) != n or PyList_GET_SIZE(weak) != n:
         raise ValueError("gather_torch_grads: expected one entry per param in every list")
+    cdef uintptr_t *pp = _address_table(ptrs, n, "ptrs")
+    cdef uintptr_t *gp = _address_table(gptrs, n, "gptrs")
+    cdef uintptr_t *sn = _address_table(seen, 2 * n, "seen")
     grads = list(views)
     for i in range(n):
         p = <object>PyList_GET_ITEM(params, i)
-        if data_ptr(p) != <object>PyList_GET_ITEM(ptrs, i):
+        if _tensor_address(p, data_ptr) != pp[i]:
             return None
         g = p.grad
-        if (g is <object>PyList_GET_ITEM(srcs, i)
-                and data_ptr(g) == <object>PyList_GET_ITEM(gptrs, i)):
+        if g is <object>PyList_GET_ITEM(srcs, i) and _tensor_address(g, data_ptr) == gp[i]:
             continue
         changed = True
         srcs[i] = no_grad
@@ -185,25 +306,37 @@ def gather_torch_grads(list params, list ptrs, list srcs, list gptrs, list views
                 missing = []
             missing.append(i)
             continue
-        if is_neg(g):  # DLPack would drop the negative bit
-            slow.append(i)
-            continue
-        try:
-            cap = to_dlpack(g)
-        except (TypeError, RuntimeError):
-            slow.append(i)
-            continue
+        if to_dlpack is None:  # bind reads the tensor (and checks its negative bit)
+            cap = g
+        else:
+            if is_neg(g):  # DLPack would drop the negative bit
+                slow.append(i)
+                continue
+            try:
+                cap = to_dlpack(g)
+            except (TypeError, RuntimeError):
+                slow.append(i)
+                continue
         grads[i] = cap
         w = <object>PyList_GET_ITEM(weak, i)
         if w is not None and <object>PyWeakref_GetObject(w) is g:
+            try:
+                gp[i] = _tensor_address(g, data_ptr)
+            except RuntimeError:  # no memory to read (sparse): bind finds it, and explains
+                continue
             srcs[i] = g
-            gptrs[i] = data_ptr(g)
+            sn[2 * i] = 0
             try:  # retained: a numpy view binds faster than a capsule (parsed every step)
                 cap = numpy_view(g)
                 grads[i] = cap
             except (TypeError, RuntimeError):
                 pass
             views[i] = cap
-        else:
+        elif sn[2 * i] < _WEAK_NEW_STEPS or sn[2 * i + 1] == <uintptr_t><PyObject *>g:
             weak[i] = PyWeakref_NewRef(g, None)
+            sn[2 * i] = 1 if sn[2 * i] >= _WEAK_NEW_STEPS else sn[2 * i] + 1
+        else:
+            sn[2 * i + 1] = <uintptr_t><PyObject *>g
+            if w is not None:  # or a grad met again steps later would be retained
+                weak[i] = None
     return changed, grads, missing, slow

@@ -12,7 +12,7 @@ use only what the files above it define (DEVELOPING.md draws the layers):
     _threads.pxi    the thread policy: current_threads()
     _runtime.pxi    build facts
     _norm.pxi       global norms and scaling                  (uses the two above)
-    _dlpack.pxi     reading a torch gradient's memory from a DLPack capsule (StepPlan.bind)
+    _dlpack.pxi     reading a torch gradient's memory: a DLPack capsule or torch's exchange API
     _optim.pxi      what every optimizer family shares: KernelOptions, StepPlan, all_finite
     _families.pxi   every optimizer family of fastopt/optim/families.py (generated from
                     _families.pxi.tp at build time)           (uses _optim.pxi)

@@ -15,6 +15,7 @@
 from cpython.object cimport PyObject
 from cpython.pycapsule cimport PyCapsule_CheckExact
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
+from libc.stdlib cimport calloc
 from libc.string cimport memset
 from libc.stdint cimport uint16_t, uint64_t
 
@@ -346,6 +347,7 @@ cdef class StepPlan:
     cdef void ***slot_ptr        # where in a batch table its pointer goes
     cdef void **slot_data        # the param's data pointer and size when the plan was built
     cdef Py_ssize_t *slot_size
+    cdef Py_ssize_t *slot_hint    # its grad's place among the written spans at the last bind
     # every written array (params, states): data and size, for the overlap checks
     cdef void **w_data
     cdef Py_ssize_t *w_size
@@ -360,6 +362,7 @@ cdef class StepPlan:
         free(self.slot_ptr)
         free(self.slot_data)
         free(self.slot_size)
+        free(self.slot_hint)
         free(self.w_data)
         free(self.w_size)
         free(self.s_start)
@@ -390,10 +393,12 @@ cdef class StepPlan:
         self.slot_ptr = <void ***>malloc((total + 1) * sizeof(void **))
         self.slot_data = <void **>malloc((total + 1) * sizeof(void *))
         self.slot_size = <Py_ssize_t *>malloc((total + 1) * sizeof(Py_ssize_t))
+        self.slot_hint = <Py_ssize_t *>calloc(total + 1, sizeof(Py_ssize_t))
         self.w_data = <void **>malloc((nwritten + 1) * sizeof(void *))
         self.w_size = <Py_ssize_t *>malloc((nwritten + 1) * sizeof(Py_ssize_t))
         if (self.slot_param == NULL or self.slot_ptr == NULL or self.slot_data == NULL
-                or self.slot_size == NULL or self.w_data == NULL or self.w_size == NULL):
+                or self.slot_size == NULL or self.slot_hint == NULL or self.w_data == NULL
+                or self.w_size == NULL):
             raise MemoryError()
         cdef Py_ssize_t slot = 0, w = 0
         cdef int mask
@@ -496,21 +501,28 @@ cdef class StepPlan:
         finally:
             free(spans)
 
-    cdef bint _overlaps_written(self, uintptr_t start, uintptr_t end) noexcept nogil:
-        """Whether [start, end) overlaps any written span (binary search on sorted spans).
-        Branches, not a branchless search: grads usually come in address order, which the
-        branch predictor follows, and a branchless search waits on each of its loads
-        (measured with 500 tiny tensors: its share of a step doubled)."""
-        cdef Py_ssize_t lo = 0, hi = self.nspans, mid
+    cdef bint _overlaps_written(self, Py_ssize_t slot, uintptr_t start,
+                                uintptr_t end) noexcept nogil:
+        """Whether [start, end) overlaps any written span. The place found (the first span
+        whose end exceeds start) is kept per gradient slot and tried first at the next bind:
+        a gradient at the same address (retained between steps) costs two loads. Else a
+        binary search on the sorted spans, with branches, not branchless: grads usually
+        come in address order, which the branch predictor follows, and a branchless search
+        waits on each of its loads (measured with 500 tiny tensors: its share of a step
+        doubled)."""
+        cdef Py_ssize_t lo = self.slot_hint[slot], hi = self.nspans, mid
         if start >= end:
             return False
-        # first span whose end > start
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if self.s_end[mid] <= start:
-                lo = mid + 1
-            else:
-                hi = mid
+        if not (lo <= hi and (lo == 0 or self.s_end[lo - 1] <= start)
+                and (lo == hi or self.s_end[lo] > start)):
+            lo = 0
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if self.s_end[mid] <= start:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            self.slot_hint[slot] = lo
         return lo < self.nspans and self.s_start[lo] < end
 
     def matches(self, list groups, list options):
@@ -540,12 +552,13 @@ cdef class StepPlan:
                 return False
         return True
 
-    def bind(self, list grads, list indices=None):
+    cpdef bint bind(self, list grads, list indices=None) except -1:
         """Check the gradients (one per param, in unit order) and put their pointers in the
         tables. Returns False, binding nothing, if an entry is None. Raises TypeError /
         ValueError naming ``grads[i]`` (i from `indices` when given) for a bad one. An entry
-        may also be a DLPack capsule of a CPU tensor (fastopt.torch): it is checked as an
-        array that is not copied and DLPackUnfit is raised if it does not fit."""
+        may also be a DLPack capsule of a CPU tensor, or a torch tensor once
+        use_torch_exchange_api was called (fastopt.torch): it is checked as an array that is
+        not copied and DLPackUnfit is raised if it does not fit."""
         cdef Py_ssize_t i, n = self.total
         cdef char *data
         cdef object g
@@ -562,10 +575,13 @@ cdef class StepPlan:
         for i in range(n):
             g = <object>PyList_GET_ITEM(grads, i)
             p = <cnp.ndarray>self.slot_param[i]
-            if PyCapsule_CheckExact(g):  # fastopt.torch's new gradients (_dlpack.pxi)
-                data = _dlpack_data(g, p, i, i if indices is None else indices[i])
+            if PyCapsule_CheckExact(g) or (not cnp.PyArray_Check(g) and _is_torch_tensor(g)):
+                # fastopt.torch's new gradients, capsules or tensors (_dlpack.pxi)
+                data = (_dlpack_data(g, p, i, i if indices is None else indices[i])
+                        if PyCapsule_CheckExact(g) else
+                        _torch_data(g, p, i, i if indices is None else indices[i]))
                 start = <uintptr_t>data
-                if self._overlaps_written(start, start + <uintptr_t>cnp.PyArray_NBYTES(p)):
+                if self._overlaps_written(i, start, start + <uintptr_t>cnp.PyArray_NBYTES(p)):
                     raise ValueError(
                         f"grads[{i if indices is None else indices[i]}]: shares memory with a "
                         "parameter or state array of this optimizer, which the step updates "
@@ -581,7 +597,7 @@ cdef class StepPlan:
                 a = <cnp.ndarray>_contiguous_copy(a)  # aligned, 0-d stays 0-d
                 self.grad_keep.append(a)
             start = <uintptr_t>cnp.PyArray_DATA(a)
-            if self._overlaps_written(start, start + <uintptr_t>cnp.PyArray_NBYTES(a)):
+            if self._overlaps_written(i, start, start + <uintptr_t>cnp.PyArray_NBYTES(a)):
                 raise ValueError(
                     f"grads[{i if indices is None else indices[i]}]: shares memory with a "
                     "parameter or state array of this optimizer, which the step updates in "
@@ -604,7 +620,7 @@ cdef class StepPlan:
                     return False
         return True
 
-    def run(self, Py_ssize_t u, KernelOptions o):
+    cpdef run(self, Py_ssize_t u, KernelOptions o):
         """Run o's kernel over unit u with the bound gradients (GIL released). Each tensor
         with scalar state gets t = counter + 1 and its real scalars advanced by o's rule;
         the stored values change only in :meth:`advance`."""
@@ -641,7 +657,7 @@ cdef class StepPlan:
             _last_threads_used = b.layout.threads_used
             check_status(status, o.kernel)
 
-    def advance(self):
+    cpdef advance(self):
         """Add 1 to the step counter of every tensor of the plan, store the real scalars
         the last run computed, and drop the bound grads."""
         cdef Py_ssize_t u, j
@@ -658,10 +674,29 @@ cdef class StepPlan:
                         st.reals[j][0] = st.real_values[j]
         self.release()
 
-    def release(self):
+    cpdef release(self):
         """Drop the references to this step's gradients."""
         self.grad_keep = []
         self.bound = False
+
+    cpdef run_all(self, list unit_groups, list options):
+        """:meth:`run` every unit u with ``options[unit_groups[u]]``, then :meth:`advance`;
+        the grads are released whatever happens."""
+        cdef Py_ssize_t u
+        try:
+            for u in range(PyList_GET_SIZE(unit_groups)):
+                self.run(u, <KernelOptions?>options[<Py_ssize_t>unit_groups[u]])
+            self.advance()
+        finally:
+            self.release()
+
+    def step(self, list grads, list unit_groups, list options):
+        """One whole step in one call: :meth:`bind` `grads`, then :meth:`run_all`. Returns
+        False, running nothing, when bind does (an entry is None)."""
+        if not self.bind(grads):
+            return False
+        self.run_all(unit_groups, options)
+        return True
 
 
 cdef cnp.ndarray _check_scalar(object a, Py_ssize_t i, int typenum):

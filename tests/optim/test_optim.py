@@ -603,8 +603,9 @@ def test_a_fastopt_schedule_as_lr_resumes_through_pickle(rng):
 
 @pytest.mark.parametrize("seed", range(4))
 def test_a_grad_overlapping_any_param_or_state_is_refused(seed):
-    # StepPlan.bind looks each grad up among the sorted written spans (a branchless binary
-    # search); against a brute-force answer over views of one buffer, in scrambled order
+    # StepPlan.bind looks each grad up among the sorted written spans (first where the
+    # slot's grad was at the last bind, else a binary search); against a brute-force answer
+    # over views of one buffer, in scrambled order, each slot's grad moving between binds
     rng = np.random.default_rng(seed)
     n = 40
     buf = np.zeros(4 * n * 6)

@@ -212,6 +212,30 @@ def test_params_and_state_are_updated_in_place_without_copies():
     assert int(opt.state[ps[0]]["step"]) == 4
 
 
+@pytest.mark.parametrize("name", ["Adam", "Adagrad"])
+def test_new_state_is_packed_each_tensor_aligned_and_pickled_alone(name):
+    # state created in one step (Adagrad: at construction) lies side by side, in order,
+    # each tensor on a 64-byte boundary (torch's alignment); each has its own storage, so
+    # that pickling one writes its own bytes only
+    shapes = [(3,), (4, 5), (), (17,)]
+    ps = [torch.nn.Parameter(torch.ones(s)) for s in shapes]
+    opt = getattr(ft, name)(ps, lr=0.1)
+    for p in ps:
+        p.grad = torch.ones(p.shape)
+    opt.step()
+    key = "exp_avg" if name == "Adam" else "sum"
+    ptrs = [opt.state[p][key].data_ptr() for p in ps]
+    assert all(ptr % 64 == 0 for ptr in ptrs)
+    gaps = [b - a for a, b in zip(ptrs, ptrs[1:])]
+    assert gaps == [64, 128, 64]  # 12, 80, 4 bytes, each rounded up to 64
+    steps = [opt.state[p]["step"].data_ptr() for p in ps]
+    assert [b - a for a, b in zip(steps, steps[1:])] == [8, 8, 8]
+    t = opt.state[ps[1]][key]
+    assert t.untyped_storage().nbytes() == t.nbytes == 80
+    assert len(pickle.dumps(t)) < 2000
+    torch.testing.assert_close(pickle.loads(pickle.dumps(t)), t)
+
+
 def test_params_without_grad_are_skipped():
     ps = _params(3)
     opt = ft.Adam(ps, lr=0.1)
@@ -291,6 +315,25 @@ def test_grad_views_are_reused_and_transient_grads_not_retained():
             p.grad = None
     gc.collect()
     assert all(r() is None for r in refs)
+
+
+def test_after_many_new_grads_no_weak_reference_is_made_and_a_kept_grad_is_retained_again():
+    # new grad tensors step after step: after 8 steps a slot stops making a weak reference
+    # to each (it keeps the last one's address); a grad kept from then on is retained
+    # again, one step later than at the start
+    ps = _params(2)
+    opt = ft.Adam(ps)
+    kept = [[torch.randn(4, 5) for _ in ps] for _ in range(3)]  # alive: other addresses
+    for step in range(12):
+        for p, g in zip(ps, kept[step % 3]):
+            p.grad = g
+        opt.step()
+    lay = opt._fo_layout
+    assert all(w is None for w in lay.weak) and all(v is None for v in lay.views)
+    for _ in range(3):  # the same grad tensors now (zero_grad(set_to_none=False) style)
+        opt.step()
+    assert all(src is p.grad for src, p in zip(lay.srcs, ps))
+    assert int(opt.state[ps[0]]["step"]) == 15
 
 
 def test_non_contiguous_grad_is_copied_and_matches():
@@ -376,8 +419,9 @@ def test_bad_grads_raise_and_change_nothing():
     with pytest.raises(TypeError, match=r"param_groups\[0\]\['params'\]\[1\]\.grad: .*float32"):
         opt.step()
     ps[1].grad = torch.ones(4, 5).to_sparse()
-    with pytest.raises(RuntimeError, match="sparse"):
-        opt.step()
+    for _ in range(2):  # the second time, the same grad tensor again
+        with pytest.raises(RuntimeError, match="sparse"):
+            opt.step()
     assert all(torch.equal(p.detach(), b) for p, b in zip(ps, before))
     assert len(opt.state[ps[0]]) == 0  # the first step's buffers were not kept
     ps[1].grad = torch.ones(4, 5)
@@ -465,6 +509,30 @@ def test_new_gradients_of_every_layout_give_torchs_result(kind):
         "expanded": lambda s: _randn(s, 1, 5).expand(4, 5),        # stride 0: copied
     }[kind]
     _one_step_each(make)
+
+
+def test_new_gradients_are_bound_as_tensors_through_torchs_exchange_api():
+    # torch >= 2.10 exports Tensor.__dlpack_c_exchange_api__: StepPlan.bind then reads a
+    # new grad tensor itself (no capsule) and checks it as it checks a capsule
+    from fastopt import _kernels
+    from fastopt.torch import _base
+
+    if getattr(torch.Tensor, "__dlpack_c_exchange_api__", None) is None:
+        pytest.skip("this torch has no DLPack C exchange API")
+    assert _base._to_dlpack is None  # gather hands the tensors to bind
+    p = np.zeros((4, 5), np.float32)
+    plan = _kernels.StepPlan([([p], [], None, None)])
+    g = torch.ones(4, 5)
+    assert plan.bind([g])
+    plan.release()
+    for bad, why in [(torch.ones(5, 4).t(), "C-contiguous"), (torch.ones(4, 4), "shape"),
+                     (torch.ones(4, 5, dtype=torch.float64), "dtype"),
+                     (torch._neg_view(torch.ones(4, 5)), "negative"),
+                     (torch.ones(4, 5).to_sparse(), "memory")]:
+        with pytest.raises(_kernels.DLPackUnfit, match=why):
+            plan.bind([bad])
+    with pytest.raises(TypeError, match=r"grads\[0\]"):  # other objects: the array checks
+        plan.bind([[1.0] * 20])
 
 
 def test_a_gradient_sharing_memory_with_a_param_is_refused():

@@ -16,7 +16,7 @@ import torch
 
 import fastopt.optim as _numpy_optim
 from fastopt import _kernels
-from fastopt.torch._base import Optimizer, real
+from fastopt.torch._base import Optimizer, new_state_tensors, real
 
 __all__ = ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adadelta", "NAdam", "Lion"]
 
@@ -115,10 +115,15 @@ class Adagrad(Optimizer):
                     "differentiable": differentiable, "fused": fused}
         super().__init__(params, defaults, state_dtype=state_dtype,
                          min_lowprec_size=min_lowprec_size, state_seed=state_seed)
-        for group in self.param_groups:
-            for p in group["params"]:
-                self.state[p] = {"step": torch.zeros((), dtype=torch.int64),
-                                 "sum": self._new_state(p, "sum", float(value))}
+        # torch fills the sums at construction; packed per dtype (new_state_tensors)
+        params = [p for group in self.param_groups for p in group["params"]]
+        for dtype in dict.fromkeys(p.dtype for p in params):
+            ps = [p for p in params if p.dtype == dtype]
+            sums = (new_state_tensors(ps, float(value)) if state_dtype is None else
+                    [self._new_state(p, "sum", float(value)) for p in ps])
+            steps = new_state_tensors([], 0, torch.int64, [()] * len(ps), slot_bytes=8)
+            for p, s, step in zip(ps, sums, steps):
+                self.state[p] = {"step": step, "sum": s}
 
     def _options(self, group: dict[str, Any]) -> Any:
         return _kernels.adagrad_options(lr=real(group["lr"], "lr"),
