@@ -47,8 +47,10 @@ _is_neg = torch.Tensor.is_neg
 # exchange API (torch >= 2.10; ~50 ns), else a capsule from to_dlpack (~140 ns, and its
 # destruction; still ~4x cheaper than .numpy()).
 _to_dlpack: Any = torch.utils.dlpack.to_dlpack
-if _kernels.use_torch_exchange_api(getattr(torch.Tensor, "__dlpack_c_exchange_api__", None),
-                                   torch.Tensor, torch.Tensor.is_neg):
+# (torch.Tensor is not a type under the docs build's mock of torch: capsules there.)
+if isinstance(torch.Tensor, type) and _kernels.use_torch_exchange_api(
+        getattr(torch.Tensor, "__dlpack_c_exchange_api__", None), torch.Tensor,
+        torch.Tensor.is_neg):
     _to_dlpack = None
 _DLPackUnfit = _kernels.DLPackUnfit
 _gather = _kernels.gather_torch_grads
