@@ -49,8 +49,7 @@ _is_neg = torch.Tensor.is_neg
 _to_dlpack: Any = torch.utils.dlpack.to_dlpack
 # (torch.Tensor is not a type under the docs build's mock of torch: capsules there.)
 if isinstance(torch.Tensor, type) and _kernels.use_torch_exchange_api(
-        getattr(torch.Tensor, "__dlpack_c_exchange_api__", None), torch.Tensor,
-        torch.Tensor.is_neg):
+        getattr(torch.Tensor, "__dlpack_c_exchange_api__", None), torch.Tensor, _is_neg):
     _to_dlpack = None
 _DLPackUnfit = _kernels.DLPackUnfit
 _gather = _kernels.gather_torch_grads
