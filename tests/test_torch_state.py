@@ -99,10 +99,26 @@ def test_conversion_errors(mutate, target, error, match):
 
 # -- with torch ------------------------------------------------------------------------------
 
+_TORCH_THREADS_BEFORE: list[int] = []
+
+
 def _torch():
     torch = pytest.importorskip("torch")
+    if not _TORCH_THREADS_BEFORE:
+        _TORCH_THREADS_BEFORE.append(torch.get_num_threads())
     torch.set_num_threads(1)
     return torch
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _torch_threads_restored():
+    """torch gets its thread count back after this module: torch and fastopt can share one
+    libgomp, whose lower limit (torch.set_num_threads(1)) would otherwise hold every later
+    fastopt call to one thread (tests/optim's 1-against-2-thread tests failed after it)."""
+    yield
+    if _TORCH_THREADS_BEFORE:
+        import torch
+        torch.set_num_threads(_TORCH_THREADS_BEFORE.pop())
 
 
 def test_a_torch_adamw_one_cycle_run_continues_in_numpy():
