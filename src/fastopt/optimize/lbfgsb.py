@@ -168,7 +168,7 @@ class CompactMemory:
         mask = None if free_gram is None else free_gram.mask
         scan, free = (None, None) if classify is None else classify
         out, pgnorm, _ = _K.lbfgsb_pair_update(x_new, x_old, g_new, g_old, lower, upper,
-                                               self.S, self.Y, rows, mask, False, scan=scan,
+                                               self.S, self.Y, rows, mask, dcp=False, scan=scan,
                                                free=free)
         return (rows, out, mask), pgnorm
 
