@@ -574,3 +574,88 @@ def test_a_retained_negative_view_gradient_is_not_a_stale_copy():
         ours.step()
         theirs.step()
     _assert_equal_runs(ps, qs, ours, theirs)
+
+
+def test_steps_without_a_new_bind_follow_every_change_of_the_grads():
+    from fastopt import _kernels
+
+    # The same grad tensors step after step (zero_grad(set_to_none=False) style): once a
+    # step has bound the retained views of every grad, the next runs without binding them
+    # again (StepPlan.step_again). Every change between steps must be followed as when
+    # binding at every step (bit for bit) and as torch.optim.
+    ps, rs, qs = (_params(3, torch.float64) for _ in range(3))  # (float32 drifts from torch)
+    ours, ref = ft.Adam(ps, lr=0.01), ft.Adam(rs, lr=0.01)
+    theirs = torch.optim.Adam(qs, lr=0.01, foreach=False)
+    models = (ps, rs, qs)
+    reused = []
+    # every bind of any StepPlan takes the next serial: a probe's tells how many ran
+    probe_grad = [np.zeros(1, np.float32)]
+    probe = _kernels.StepPlan([([np.zeros(1, np.float32)], [], None, None)])
+
+    def binds(call):
+        probe.bind(probe_grad)
+        before = probe.serial
+        call()
+        probe.bind(probe_grad)
+        return probe.serial - before - 1
+
+    def each(change):
+        for params in models:
+            change(params)
+
+    def step(times=1):
+        for _ in range(times):
+            reused.append(binds(ours.step) == 0)
+            if ref._fo_layout is not None:
+                ref._fo_layout.serial = 0  # ref binds at every step
+            assert binds(ref.step) >= 1  # (twice where a tensor proves unfit)
+            theirs.step()
+            for p, r in zip(ps, rs):
+                assert torch.equal(p.detach(), r.detach())
+            for p, r in zip(ps, rs):
+                for name, t in ours.state[p].items():
+                    assert torch.equal(t, ref.state[r][name])
+        _assert_equal_runs(ps, qs, ours, theirs)
+
+    def grads(seed):
+        g = torch.Generator().manual_seed(seed)
+        values = [torch.randn(4, 5, generator=g, dtype=torch.float64) for _ in ps]
+        each(lambda params: [setattr(p, "grad", v.clone()) for p, v in zip(params, values)])
+
+    # a new grad tensor: bound as a tensor, retained at the next step, which binds its
+    # view; the step after that binds every retained view and the next reuses that bind
+    after_new = [False, False, False, True]
+    grads(0)
+    step(4)
+    assert reused == after_new
+    each(lambda params: [p.grad.mul_(-0.5) for p in params])  # values changed in place
+    step()
+    each(lambda params: [p.grad.zero_().add_(1.5) for p in params])
+    step()
+    assert reused[-2:] == [True, True]
+    each(lambda params: setattr(params[1], "grad", params[1].grad * 3))
+    step(4)
+    assert reused[-4:] == after_new
+    each(lambda params: setattr(params[0], "grad", None))  # skipped, as in torch
+    step(2)
+    assert reused[-2:] == [False, False]
+    each(lambda params: setattr(params[0], "grad", torch.full((4, 5), 0.25, dtype=torch.float64)))
+    step(4)
+    assert reused[-4:] == after_new
+    g = torch.randn(5, 4, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    each(lambda params: setattr(params[2], "grad", g.clone().t()))  # non-contiguous: its
+    step(4)                                                           # copy is made anew
+    assert not any(reused[-4:])
+    each(lambda params: setattr(params[2], "grad", params[2].grad.contiguous()))
+    step(4)
+    assert reused[-4:] == after_new
+    each(lambda params: setattr(params[1].grad, "data", torch.full((4, 5), -2.0, dtype=torch.float64)))
+    step(3)  # the same grad tensor with a new storage: read again (and retained at once)
+    assert reused[-3:] == [False, False, True]
+    each(lambda params: setattr(params[0], "data", params[0].detach().clone()))
+    step(4)  # a param's new storage: the layout is rebuilt
+    assert reused[-4:] == after_new
+    for opt in (ours, ref, theirs):
+        opt.param_groups[0]["lr"] = 0.003  # what an LR scheduler does
+    step(2)
+    assert reused[-2:] == [True, True]

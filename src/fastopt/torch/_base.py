@@ -225,7 +225,7 @@ class _Layout:
 
     __slots__ = ("version", "state", "group_lists", "group_lens", "params", "arrays", "ptrs",
                  "where", "group_of", "views", "srcs", "gptrs", "weak", "seen", "keys", "plain",
-                 "options", "sig", "dirty", "plans", "full")
+                 "options", "sig", "dirty", "plans", "full", "serial")
 
     def __init__(self, groups: list[dict[str, Any]], state: Any, version: int) -> None:
         self.version = version
@@ -254,6 +254,9 @@ class _Layout:
         self.dirty = True
         self.plans: dict[Any, tuple] = {}
         self.full: tuple | None = None  # the plan of the current signature, all params active
+        # the serial of full's last bind when it bound the retained views of every slot
+        # and no slot changed since (0: none): step_again then runs without binding
+        self.serial = 0
 
     def same_groups(self, groups: list[dict[str, Any]]) -> bool:
         if len(groups) != len(self.group_lists):
@@ -292,6 +295,7 @@ class _Layout:
 
     def drop_grads(self) -> None:
         n = len(self.params)
+        self.serial = 0
         self.views = [None] * n
         self.srcs = [_NO_GRAD] * n
         self.weak = [None] * n
@@ -475,14 +479,21 @@ class Optimizer(torch.optim.Optimizer):
             if entry is None or lay.dirty:
                 self._fo_run(lay, None, grads)
                 return
+            plan = entry[0]
+            # the same views as full's last bind, which bound them all (no slot changed
+            # since: each is still its grad's view, at the grad's address): no bind
+            if plan.step_again(grads, lay.serial, entry[1], lay.options):
+                return
             try:  # bind, run every unit, advance: one call
-                ran = entry[0].step(grads, entry[1], lay.options)
+                ran = plan.step(grads, entry[1], lay.options)
             except _DLPackUnfit:  # pragma: no cover - retained capsules were bound before
                 self._fo_run(lay, None, grads)
                 return
             if not ran:  # pragma: no cover - retained views are never None
                 raise RuntimeError("fastopt.torch: a retained gradient view is missing")
+            lay.serial = plan.serial
             return
+        lay.serial = 0
         for i in slow:
             grads[i] = self._fo_grad_view(lay, i, lay.params[i].grad)
         if missing is None:
