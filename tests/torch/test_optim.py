@@ -659,3 +659,42 @@ def test_steps_without_a_new_bind_follow_every_change_of_the_grads():
         opt.param_groups[0]["lr"] = 0.003  # what an LR scheduler does
     step(2)
     assert reused[-2:] == [True, True]
+
+
+def test_loaded_state_is_packed_as_new_state_and_large_tensors_are_kept():
+    # a checkpoint's state tensors lie wherever its loader put them: load_state_dict
+    # copies those under 4 MiB side by side per name (64-byte slots, param order) and the
+    # step counters (8-byte slots), as a step packs the state it creates; larger ones are
+    # kept as loaded (no second copy of a large state)
+    from fastopt import _kernels
+
+    shapes = [(3,), (4, 5), (), (17,)]
+    big = _kernels.HUGEPAGE_BYTES // 4  # float32 elements of the first kept size
+    qs = [torch.nn.Parameter(torch.ones(s)) for s in shapes + [(big,)]]
+    theirs = torch.optim.Adam(qs, lr=0.1, foreach=False)
+    for q in qs:
+        q.grad = torch.ones(q.shape)
+    theirs.step()
+    ps = [torch.nn.Parameter(q.detach().clone()) for q in qs]
+    saved = copy.deepcopy(theirs.state_dict())  # (a torch state_dict holds the live state)
+    values = copy.deepcopy(saved)
+    ours = ft.Adam(ps, lr=0.1)
+    ours.load_state_dict(saved)
+    for key in ("exp_avg", "exp_avg_sq"):
+        ptrs = [ours.state[p][key].data_ptr() for p in ps]
+        assert [b - a for a, b in zip(ptrs, ptrs[1:4])] == [64, 128, 64]
+        assert all(ptr % 64 == 0 for ptr in ptrs[:4])
+        assert ours.state[ps[4]][key] is saved["state"][4][key]  # large: as loaded
+        for i in range(4):
+            assert ours.state[ps[i]][key].data_ptr() != saved["state"][i][key].data_ptr()
+        for i, p in enumerate(ps):
+            assert torch.equal(ours.state[p][key], values["state"][i][key])
+    steps = [ours.state[p]["step"].data_ptr() for p in ps]
+    assert [b - a for a, b in zip(steps, steps[1:])] == [8, 8, 8, 8]
+    assert all(int(ours.state[p]["step"]) == 1 for p in ps)
+    for p, q in zip(ps, qs):
+        p.grad, q.grad = torch.full(p.shape, 0.5), torch.full(q.shape, 0.5)
+    ours.step()
+    theirs.step()
+    _assert_equal_runs(ps, qs, ours, theirs)
+    assert int(ours.state[ps[0]]["step"]) == 2

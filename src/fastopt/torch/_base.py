@@ -143,13 +143,14 @@ def new_state_tensor(p: torch.Tensor, fill: float) -> torch.Tensor:
     return t.fill_(fill)
 
 
-def new_state_tensors(like: list[torch.Tensor], fill: float, dtype: Any = None,
+def new_state_tensors(like: list[torch.Tensor], fill: float | None, dtype: Any = None,
                       shapes: list[tuple[int, ...]] | None = None,
                       slot_bytes: int = 64) -> list[torch.Tensor]:
-    """Contiguous state tensors holding `fill`, one like each tensor of `like` (all of one
-    dtype; or of `dtype` and `shapes`), packed side by side in one numpy arena, each a
-    tensor with its own storage (``torch.from_numpy`` of its slice: pickling one state
-    tensor writes its own bytes, not the arena's). Each starts on a `slot_bytes` boundary.
+    """Contiguous state tensors holding `fill` (None: left unwritten, for a caller that
+    writes every element), one like each tensor of `like` (all of one dtype; or of `dtype`
+    and `shapes`), packed side by side in one numpy arena, each a tensor with its own
+    storage (``torch.from_numpy`` of its slice: pickling one state tensor writes its own
+    bytes, not the arena's). Each starts on a `slot_bytes` boundary.
 
     Why one arena: a step streams every param's state; state tensors allocated one by one
     land wherever the allocator finds room, and a 500-tensor step then pays a page walk and
@@ -176,9 +177,19 @@ def new_state_tensors(like: list[torch.Tensor], fill: float, dtype: Any = None,
     arena = raw[start:start + total]
     if huge:
         _kernels.advise_hugepages(arena)
-    arena.fill(fill)
+    if fill is not None:
+        arena.fill(fill)
     return [torch.from_numpy(arena[o:o + n].reshape(shape))
             for o, n, shape in zip(offsets, sizes, shapes)]
+
+
+def packed_copies(tensors: list[torch.Tensor], slot_bytes: int = 64) -> list[torch.Tensor]:
+    """Copies of contiguous CPU tensors of one dtype, packed as :func:`new_state_tensors`
+    packs the state a step creates."""
+    copies = new_state_tensors(tensors, None, slot_bytes=slot_bytes)
+    for new, old in zip(copies, tensors):
+        new.copy_(old)
+    return copies
 
 
 def _check_state_tensor(t: Any, p: torch.Tensor, where: str) -> None:
@@ -758,8 +769,14 @@ class Optimizer(torch.optim.Optimizer):
         same family), then checks: every state tensor matches its parameter (dtype, shape,
         CPU, no grad; non-contiguous ones are copied), each ``step`` is a non-negative whole
         number (kept as an int64 counter), and the groups' options are valid. On error
-        nothing changes. As in torch, loaded state tensors may share memory with the
-        state_dict's (deep-copy the dict first if you keep using it)."""
+        nothing changes.
+
+        State tensors under 4 MiB (``HUGEPAGE_BYTES``) and the step counters are then
+        copied side by side, per state name and dtype, as the state a step creates is
+        packed: a checkpoint's tensors lie wherever its loader put them, and a step over
+        many small tensors is slower on scattered state. Larger state tensors are kept
+        as loaded and may, as in torch, share memory with the state_dict's (deep-copy the
+        dict first if you keep using it)."""
         before = self.__dict__.get("state"), self.param_groups
         # int8 states (dicts) go around torch's load, which would cast their codes to floats
         # and their "format" to the text of a generator
@@ -798,11 +815,34 @@ class Optimizer(torch.optim.Optimizer):
                                                               or not t.is_contiguous()):
                             entry[name] = t.detach().contiguous()
             self._fo_normalize_state()
+            if self._fo_lowprec is None:
+                self._fo_pack_state()
         except Exception:
             self.state, self.param_groups = before  # type: ignore[assignment]
             self._fo_version.n += 1
             raise
         self._fo_layout = None
+
+    def _fo_pack_state(self) -> None:
+        """Pack the (checked) state tensors under HUGEPAGE_BYTES and the step counters,
+        per name and dtype in param order, as _fo_allocate packs new state."""
+        batches: dict[tuple[str, Any], list[dict[str, Any]]] = {}
+        for group in self.param_groups:
+            for p in group["params"]:
+                entry = self.state.get(p)
+                if not entry:
+                    continue
+                for name in self._state_names:
+                    t = entry.get(name)
+                    if isinstance(t, torch.Tensor) and t.nbytes < _kernels.HUGEPAGE_BYTES:
+                        batches.setdefault((name, t.dtype), []).append(entry)
+                if self._has_step and isinstance(entry.get("step"), torch.Tensor):
+                    batches.setdefault(("step", torch.int64), []).append(entry)
+        for (name, _), entries in batches.items():
+            copies = packed_copies([e[name] for e in entries],
+                                   slot_bytes=8 if name == "step" else 64)
+            for entry, t in zip(entries, copies):
+                entry[name] = t
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()  # type: ignore[misc]
