@@ -698,3 +698,50 @@ def test_loaded_state_is_packed_as_new_state_and_large_tensors_are_kept():
     theirs.step()
     _assert_equal_runs(ps, qs, ours, theirs)
     assert int(ours.state[ps[0]]["step"]) == 2
+
+
+def test_grads_are_read_as_p_grad_reads_them_also_where_a_class_redefines_grad():
+    # gather_torch_grads calls torch's C getter of Tensor.grad directly for the param types
+    # whose lookup of "grad" ends there, checked once per type and again whenever the
+    # type changes (CPython's version tag): a class redefining grad later is followed
+    from fastopt import _kernels
+
+    assert not _kernels.use_grad_getter(None)  # not a getset descriptor: nothing changes
+
+    class Tagged(torch.nn.Parameter):
+        pass
+
+    def model():
+        return [Tagged(torch.ones(4, 5)), torch.nn.Parameter(torch.ones(4, 5))]
+
+    ps, qs = model(), model()
+    ours, theirs = ft.SGD(ps, lr=0.1), torch.optim.SGD(qs, lr=0.1)
+    for p in ps + qs:
+        p.grad = torch.full((4, 5), 0.5)
+
+    def step(times):
+        for _ in range(times):
+            ours.step()
+            theirs.step()
+        _assert_equal_runs(ps, qs, ours, theirs)
+
+    step(3)  # Tagged is checked and remembered
+    Tagged.grad = property(lambda self: torch.full((4, 5), -3.0))  # type: ignore[assignment]
+    try:
+        step(3)
+        torch.testing.assert_close(ps[0].detach(), torch.full((4, 5), 1 - 0.15 + 0.9))
+    finally:
+        del Tagged.grad
+    step(2)  # torch's getter again
+    torch.testing.assert_close(ps[0].detach(), torch.full((4, 5), 1 - 0.25 + 0.9))
+
+    class Lazy(torch.nn.Parameter):  # attribute access that is not the generic one
+        def __getattribute__(self, name):
+            if name == "grad":
+                return torch.full((4, 5), 1.0)
+            return super().__getattribute__(name)
+
+    ps, qs = [Lazy(torch.ones(4, 5))], [Lazy(torch.ones(4, 5))]
+    ours, theirs = ft.SGD(ps, lr=0.1), torch.optim.SGD(qs, lr=0.1)
+    step(2)
+    torch.testing.assert_close(ps[0].detach(), torch.full((4, 5), 0.8))

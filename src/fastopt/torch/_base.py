@@ -51,6 +51,9 @@ _to_dlpack: Any = torch.utils.dlpack.to_dlpack
 if isinstance(torch.Tensor, type) and _kernels.use_torch_exchange_api(
         getattr(torch.Tensor, "__dlpack_c_exchange_api__", None), torch.Tensor, _is_neg):
     _to_dlpack = None
+# p.grad through torch's C getter where type(p) looks "grad" up there (gather_torch_grads)
+if isinstance(torch.Tensor, type):
+    _kernels.use_grad_getter(vars(torch.Tensor.__mro__[-2]).get("grad"))
 _DLPackUnfit = _kernels.DLPackUnfit
 _gather = _kernels.gather_torch_grads
 # Plans kept per structure (one per combination of units, used state and params with a grad).
