@@ -745,3 +745,32 @@ def test_grads_are_read_as_p_grad_reads_them_also_where_a_class_redefines_grad()
     ours, theirs = ft.SGD(ps, lr=0.1), torch.optim.SGD(qs, lr=0.1)
     step(2)
     torch.testing.assert_close(ps[0].detach(), torch.full((4, 5), 0.8))
+
+
+def test_negative_views_are_found_through_is_negs_c_function_or_any_callable():
+    # bind asks Tensor.is_neg (DLPack has no negative bit) through its C function when it
+    # is a METH_NOARGS method of torch's tensor type; any other callable is called
+    from fastopt import _kernels
+
+    api = getattr(torch.Tensor, "__dlpack_c_exchange_api__", None)
+    if api is None:
+        pytest.skip("this torch has no DLPack C exchange API")
+    p = np.zeros((4, 5), np.float32)
+    plan = _kernels.StepPlan([([p], [], None, None)])
+    asked = []
+
+    def is_neg(t):
+        asked.append(t)
+        return torch.Tensor.is_neg(t)
+
+    try:
+        for ask in (torch.Tensor.is_neg, is_neg):
+            assert _kernels.use_torch_exchange_api(api, torch.Tensor, ask)
+            neg = torch._neg_view(torch.ones(4, 5))
+            with pytest.raises(_kernels.DLPackUnfit, match="negative"):
+                plan.bind([neg])
+            assert plan.bind([torch.ones(4, 5)])
+            plan.release()
+        assert len(asked) == 2
+    finally:
+        assert _kernels.use_torch_exchange_api(api, torch.Tensor, torch.Tensor.is_neg)
