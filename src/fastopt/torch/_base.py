@@ -14,7 +14,9 @@ How a step runs (the short path, taken while nothing but hyperparameter values c
    tensor (``zero_grad(set_to_none=False)``) is retained as a numpy view;
 3. a cached ``StepPlan`` (pointer tables over the param, state and step-counter views,
    validated once) binds the gradients and runs one C call per unit and dtype, GIL
-   released; the per-parameter step counters are int64 tensors the plan increments.
+   released; the per-parameter step counters are int64 tensors the plan increments. When
+   no slot changed since a step that bound the retained views of every grad, the plan
+   runs on that bind's pointers (``StepPlan.step_again``: no bind).
 
 The cache is rebuilt when the structure changes: param groups added or edited, state
 replaced (``opt.state`` and its entries are tracked dicts), a param's storage swapped
