@@ -774,3 +774,32 @@ def test_negative_views_are_found_through_is_negs_c_function_or_any_callable():
         assert len(asked) == 2
     finally:
         assert _kernels.use_torch_exchange_api(api, torch.Tensor, torch.Tensor.is_neg)
+
+
+@pytest.mark.parametrize("fresh", [False, True])
+def test_grads_reach_their_params_when_units_reorder_the_params(fresh):
+    # groups with equal options share one kernel call (one unit), so the plan's order of
+    # the params is not the groups' where equal groups are not adjacent (0 and 2 here),
+    # and SGD's first step puts the params whose state it creates first: each grad must
+    # still update its own param (a bug before: param 1 got param 2's grad)
+    def model():
+        return [torch.nn.Parameter(torch.full((3,), float(k))) for k in range(4)]
+
+    def groups(params):
+        return [{"params": [params[0]], "lr": 0.1}, {"params": [params[1]], "lr": 0.2},
+                {"params": [params[2], params[3]], "lr": 0.1}]
+
+    ps, qs = model(), model()
+    ours = ft.SGD(groups(ps), lr=0.1, momentum=0.5)
+    theirs = torch.optim.SGD(groups(qs), lr=0.1, momentum=0.5, foreach=False)
+    kept = [torch.full((3,), float(k + 1)) for k in range(4)]
+    for step in range(6):
+        for k, (p, q) in enumerate(zip(ps, qs)):
+            if step == 0 and k == 1:  # no grad at first: its momentum starts a step later
+                p.grad = q.grad = None
+                continue
+            g = kept[k] * (step + 1) if fresh else kept[k]
+            p.grad, q.grad = g, g.clone()
+        ours.step()
+        theirs.step()
+        _assert_equal_runs(ps, qs, ours, theirs)

@@ -495,13 +495,14 @@ class Optimizer(torch.optim.Optimizer):
             if entry is None or lay.dirty:
                 self._fo_run(lay, None, grads)
                 return
-            plan = entry[0]
+            plan, order = entry[0], entry[3]
+            bound = grads if order is None else [grads[i] for i in order]
             # the same views as full's last bind, which bound them all (no slot changed
             # since: each is still its grad's view, at the grad's address): no bind
-            if plan.step_again(grads, lay.serial, entry[1], lay.options):
+            if plan.step_again(bound, lay.serial, entry[1], lay.options):
                 return
             try:  # bind, run every unit, advance: one call
-                ran = plan.step(grads, entry[1], lay.options)
+                ran = plan.step(bound, entry[1], lay.options)
             except _DLPackUnfit:  # pragma: no cover - retained capsules were bound before
                 self._fo_run(lay, None, grads)
                 return
@@ -517,7 +518,7 @@ class Optimizer(torch.optim.Optimizer):
         elif len(missing) < len(grads):
             skip = set(missing)
             active = tuple(i for i in range(len(grads)) if i not in skip)
-            self._fo_run(lay, active, [grads[i] for i in active])
+            self._fo_run(lay, active, grads)
 
     def _fo_grad_view(self, lay: _Layout, i: int, g: Any) -> np.ndarray:
         """The view of a new grad that gather_torch_grads left to Python (a negative view,
@@ -540,6 +541,7 @@ class Optimizer(torch.optim.Optimizer):
         return view
 
     def _fo_run(self, lay: _Layout, active: tuple[int, ...] | None, grads: list) -> None:
+        """Step the params in `active` (all when None); `grads` holds every slot's."""
         if lay.dirty:
             lay.signature()
         entry = lay.full if active is None else None
@@ -550,9 +552,11 @@ class Optimizer(torch.optim.Optimizer):
                 entry, created = self._fo_plan(lay, active)
             if active is None and entry[2] is None:
                 lay.full = entry
-        plan, unit_groups, unit_options = entry
+        plan, unit_groups, unit_options, order = entry
+        slots = order if order is not None else active  # the slot of each plan entry
+        bound = grads if slots is None else [grads[i] for i in slots]
         try:
-            self._fo_bind(lay, plan, grads, active)
+            self._fo_bind(lay, plan, bound, slots)
         except Exception as err:  # e.g. the numpy road's RuntimeError for a sparse grad
             self._fo_rollback(lay, created)
             if isinstance(err, (TypeError, ValueError)):
@@ -564,19 +568,20 @@ class Optimizer(torch.optim.Optimizer):
             plan.run_all(list(range(len(unit_options))), unit_options)
 
     def _fo_bind(self, lay: _Layout, plan: Any, grads: list,
-                 active: tuple[int, ...] | None) -> None:
-        """Bind the grads; a DLPack capsule the plan finds unfit (a strided, misaligned or
-        foreign gradient) is replaced by the numpy road, which copies or explains."""
+                 slots: tuple[int, ...] | None) -> None:
+        """Bind the grads, in the plan's order (``grads[k]`` is slot ``slots[k]``'s, or
+        slot k's when None); a DLPack capsule the plan finds unfit (a strided, misaligned
+        or foreign gradient) is replaced by the numpy road, which copies or explains."""
         while True:
             try:
-                if active is None:
+                if slots is None:
                     plan.bind(grads)
                 else:
-                    plan.bind(grads, list(active))
+                    plan.bind(grads, list(slots))
                 return
             except _DLPackUnfit as unfit:
                 k = unfit.position
-                i = k if active is None else active[k]
+                i = k if slots is None else slots[k]
                 g: Any = lay.params[i].grad
                 try:
                     view = _numpy(g)
@@ -674,6 +679,7 @@ class Optimizer(torch.optim.Optimizer):
         created = self._fo_allocate(lay, indices)
         partition, _ = lay.signature()
         units, names, unit_groups, unit_options = [], [], [], []
+        order: list[int] = []  # the slot of each plan entry (units group params anew)
         one_off = False
         for unit in partition:
             members = [i for i in indices if lay.group_of[i] in unit]
@@ -690,6 +696,7 @@ class Optimizer(torch.optim.Optimizer):
                 split = [(members, options)]
             sub_opts: Any
             for sub, sub_opts in split:
+                order.extend(sub)
                 units.append(self._fo_unit(lay, sub, sub_opts))
                 names.append(sub_opts.state_names)
                 unit_groups.append(unit[0])
@@ -699,9 +706,11 @@ class Optimizer(torch.optim.Optimizer):
         except (TypeError, ValueError):
             self._fo_rollback(lay, created)
             raise
+        # None where the plan's order is the slots' (no reordering of the grads)
+        slots = None if order == list(indices) else tuple(order)
         if one_off:
-            return (plan, unit_groups, unit_options), created
-        entry = (plan, unit_groups, None)
+            return (plan, unit_groups, unit_options, slots), created
+        entry = (plan, unit_groups, None, slots)
         lay.plans[(lay.signature(), active)] = entry
         return entry, created
 
