@@ -3,6 +3,7 @@
     python benchmarks/adam_placement.py scan                 # the cause, in one process
     python benchmarks/adam_placement.py fresh --processes 4  # the spread over processes
     python benchmarks/adam_placement.py fresh --build /work/main/src --build src
+    python benchmarks/adam_placement.py fresh --threads 1 --cpu-time   # on a busy machine
 
 ``scan`` steps ``fastopt.kernels.adam_step`` (float32, 1e6 elements by default) on p, g, m, v
 placed at chosen byte offsets from a 2 MiB boundary (mmap, with or without transparent huge
@@ -21,6 +22,7 @@ import argparse
 import json
 import mmap
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -89,6 +91,9 @@ def child(args) -> None:
 
     fastopt.set_num_threads(args.threads)
     torch.set_num_threads(args.threads)
+    common.STAT = min if args.stat == "min" else statistics.median
+    if args.cpu_time:  # 1 thread: every contender runs on this thread, preemption uncounted
+        common.CLOCK = time.thread_time
     ds = dropin._deepspeed_adam()
     out: dict[str, dict[str, float]] = {}
     for n in args.sizes:
@@ -108,15 +113,17 @@ def child(args) -> None:
 
 def fresh(args) -> None:
     builds = args.build or [os.path.join(os.path.dirname(HERE), "src")]
-    print(f"fresh processes: {args.processes} per build, threads {args.threads}, median of "
-          f"{args.repeats} interleaved rounds in each; ratio = other's time / fastopt's "
+    print(f"fresh processes: {args.processes} per build, threads {args.threads}, {args.stat} of "
+          f"{args.repeats} interleaved rounds in each, {'CPU' if args.cpu_time else 'wall'} "
+          f"time; ratio = other's time / fastopt's "
           f"(fastopt.torch's for torch fused and DeepSpeed)  load {os.getloadavg()[0]:.2f}")
     runs: dict[str, list[dict]] = {b: [] for b in builds}
     for k in range(args.processes):
         for build in builds:
             env = dict(os.environ, PYTHONPATH=os.path.abspath(build))
             cmd = [sys.executable, os.path.abspath(__file__), "child", "--threads",
-                   str(args.threads), "--repeats", str(args.repeats), "--sizes",
+                   str(args.threads), "--repeats", str(args.repeats), "--stat", args.stat,
+                   *(["--cpu-time"] if args.cpu_time else []), "--sizes",
                    *[str(n) for n in args.sizes]]
             load = os.getloadavg()[0]
             res = json.loads(subprocess.run(cmd, env=env, check=True, capture_output=True,
@@ -159,11 +166,17 @@ def main(argv: list[str] | None = None) -> None:
         f.add_argument("--threads", type=int, default=2)
         f.add_argument("--repeats", type=int, default=7)
         f.add_argument("--sizes", type=int, nargs="*", default=SIZES)
+        f.add_argument("--stat", choices=["median", "min"], default="median")
+        f.add_argument("--cpu-time", action="store_true",
+                       help="CPU time of the calling thread (time.thread_time): with "
+                            "--threads 1 on a busy machine, preemption no longer counts")
         if name == "fresh":
             f.add_argument("--processes", type=int, default=4)
             f.add_argument("--build", action="append",
                            help="a src/ folder holding a built fastopt (repeatable)")
     args = ap.parse_args(argv)
+    if args.cmd != "scan" and args.cpu_time and args.threads != 1:
+        ap.error("--cpu-time needs --threads 1 (other threads' work is not counted)")
     {"scan": scan, "fresh": fresh, "child": child}[args.cmd](args)
 
 

@@ -23,9 +23,10 @@ import numpy as np
 
 #: The aliasing period: the low address bits a load is checked against pending stores.
 PAGE = 4096
-#: Arrays below this many bytes are allocated plainly: their step is short, and the
-#: padding (up to a page) would be a large share of them.
-MIN_PLACED_BYTES = 1 << 16
+#: Arrays below this many bytes are allocated plainly: the padding (up to a page) would be a
+#: large share of them. (A 1e4-element float32 step, 40 KB, still lost 25% to a state 64
+#: bytes behind the param.)
+MIN_PLACED_BYTES = 1 << 15
 _LINE = 64
 
 
