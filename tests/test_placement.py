@@ -15,6 +15,12 @@ def _gap(a: int, b: int) -> int:
     return min(d, PAGE - d)
 
 
+# The gaps the placement guarantees: the first state sits mid-way in the largest arc left by
+# 2 addresses (>= 2048 bytes), the second in the largest left by 3 (>= 4096 / 3); each to a
+# 64-byte line of the param's alignment.
+FIRST_GAP, SECOND_GAP = 1024 - 32, 4096 // 6 - 32
+
+
 def _large(n: int = 1 << 16, dtype=np.float32) -> np.ndarray:
     return np.random.default_rng(0).standard_normal(n).astype(dtype)
 
@@ -59,9 +65,9 @@ def test_numpy_adam_state_is_placed_and_steps_as_before(dtype):
     m, v = opt.state[0]["exp_avg"], opt.state[0]["exp_avg_sq"]
     for s in (m, v):
         assert (s.ctypes.data - p.ctypes.data) % 64 == 0
-    assert min(_gap(m.ctypes.data, x) for x in (p.ctypes.data, g.ctypes.data)) >= 1024
+    assert min(_gap(m.ctypes.data, x) for x in (p.ctypes.data, g.ctypes.data)) >= FIRST_GAP
     assert min(_gap(v.ctypes.data, x) for x in (p.ctypes.data, g.ctypes.data, m.ctypes.data)) \
-        >= 1024 - 64
+        >= SECOND_GAP
     # the same update as on plainly allocated state (the kernel reads values, not places)
     mq, vq = np.zeros_like(q), np.zeros_like(q)
     fastopt.kernels.adam_step(q, g, mq, vq, step=1, lr=1e-3)
@@ -81,8 +87,8 @@ def test_torch_adam_state_is_placed():
     opt.step()
     m, v = opt.state[p]["exp_avg"], opt.state[p]["exp_avg_sq"]
     ptrs = [p.data_ptr(), p.grad.data_ptr()]
-    assert min(_gap(m.data_ptr(), x) for x in ptrs) >= 1024
-    assert min(_gap(v.data_ptr(), x) for x in [*ptrs, m.data_ptr()]) >= 1024 - 64
+    assert min(_gap(m.data_ptr(), x) for x in ptrs) >= FIRST_GAP
+    assert min(_gap(v.data_ptr(), x) for x in [*ptrs, m.data_ptr()]) >= SECOND_GAP
     assert (m.data_ptr() - p.data_ptr()) % 64 == 0 and (v.data_ptr() - p.data_ptr()) % 64 == 0
     g = p.grad.numpy()
     mq, vq = np.zeros_like(g), np.zeros_like(g)
