@@ -74,6 +74,20 @@ def test_numpy_adam_state_is_placed_and_steps_as_before(dtype):
     assert np.array_equal(p, q) and np.array_equal(m, mq) and np.array_equal(v, vq)
 
 
+def test_loaded_state_is_placed_and_equal():
+    p, g = _large(), _large() * np.float32(1e-3)
+    opt = fastopt.Adam([p], lr=1e-3)
+    opt.step([g])
+    saved = {k: np.array(v) for k, v in opt.state[0].items()}
+    other = fastopt.Adam([q := p.copy()], lr=1e-3)
+    other.load_state_dict(opt.state_dict())
+    m, v = other.state[0]["exp_avg"], other.state[0]["exp_avg_sq"]
+    assert _gap(m.ctypes.data, q.ctypes.data) >= 2048 - 32  # only p is known at load
+    assert min(_gap(v.ctypes.data, x) for x in (q.ctypes.data, m.ctypes.data)) >= FIRST_GAP
+    assert all(np.array_equal(other.state[0][k], a) for k, a in saved.items())
+    assert not np.shares_memory(m, opt.state[0]["exp_avg"])
+
+
 def test_torch_adam_state_is_placed():
     torch = pytest.importorskip("torch")
     import fastopt.torch as ft

@@ -668,15 +668,19 @@ class Optimizer:
                     entry[name] = np.array(checked_state_array(value, p, key, name, np.uint16),
                                            order="C", copy=True)
                     continue
-                entry[name] = self._loaded_state(value, p, key, name)
+                entry[name] = self._loaded_state(value, p, key, name, [
+                    a.ctypes.data for a in (p, *entry.values())
+                    if isinstance(a, np.ndarray) and a.ndim])
             new_state[i] = entry
         for group, merged in zip(self.param_groups, new_groups):
             group.clear()
             group.update(merged)
         self.state = new_state
 
-    def _loaded_state(self, value: Any, p: np.ndarray, key: Any, name: str) -> Any:
-        """A checkpoint's state array in the format this optimizer keeps for `p`."""
+    def _loaded_state(self, value: Any, p: np.ndarray, key: Any, name: str,
+                      avoid: Sequence[int] = ()) -> Any:
+        """A checkpoint's state array in the format this optimizer keeps for `p` (a full
+        one placed away from the addresses `avoid`, as fastopt._placement explains)."""
         where = f"state_dict: state[{key!r}][{name!r}]"
         target = None if self._lowprec is None else self._lowprec.format_of(p)
         nonnegative = self.family.state(name).values == "nonnegative"
@@ -684,6 +688,10 @@ class Optimizer:
         if isinstance(value, dict):
             return storage.convert(value, target, dtype, nonnegative, p.shape, where)
         arr = checked_state_array(value, p, key, name, dtype)
+        if target is None:
+            placed = _placement.placed_full(p, 0.0, avoid, dtype)
+            np.copyto(placed, arr)
+            return placed
         return storage.convert(arr, target, dtype, nonnegative, p.shape, where)
 
     # -- pickling, repr ---------------------------------------------------------------------
