@@ -159,7 +159,9 @@ def new_state_tensors(like: list[torch.Tensor], fill: float, dtype: Any = None,
     transparent huge pages asked for. The default 64-byte slots are torch's allocator's
     alignment (the kernels see the alignment they saw before); step counters take 8.
     With `avoid` (per tensor of `like`, the addresses of the streams its state meets in a
-    step), each large state starts at the page offset :mod:`fastopt._placement` picks."""
+    step), each state of ``_placement.MIN_PLACED_BYTES`` or more starts at the page offset
+    :mod:`fastopt._placement` picks (at its param's alignment modulo 64 bytes; the arena
+    then starts on a page boundary)."""
     if dtype is None:
         dtype = like[0].dtype
         shapes = [tuple(t.shape) for t in like]
