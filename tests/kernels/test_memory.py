@@ -40,3 +40,66 @@ def test_other_systems_take_no_advice():
 def test_non_contiguous_arrays_are_refused():
     with pytest.raises(ValueError, match="C-contiguous"):
         _kernels.advise_hugepages(np.ones((2, 2))[:, 0])
+
+
+# -- large new outputs on whole huge pages (dropout's and batch norm's arrays without out=) --
+
+HUGE = 2 << 20
+_LINUX = sys.platform.startswith("linux")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_large_outputs_start_on_a_huge_page_and_own_their_memory(dtype):
+    ref = np.ones((3, _kernels.HUGE_OUTPUT_BYTES // np.dtype(dtype).itemsize // 3 + 5), dtype)
+    out = _kernels.new_output_like(ref)
+    assert out.shape == ref.shape and out.dtype == ref.dtype and out.flags.c_contiguous
+    assert out.flags.owndata and out.base is None and out.flags.writeable
+    if _LINUX:
+        assert out.ctypes.data % HUGE == 0
+    out[...] = ref  # every page writable, up to the last byte
+    assert np.array_equal(out, ref)
+
+
+def test_small_outputs_come_from_numpy():
+    ref = np.ones(1000, np.float32)
+    out = _kernels.new_output_like(ref)
+    assert out.shape == ref.shape and out.dtype == ref.dtype and out.flags.owndata
+
+
+def test_large_outputs_resize_and_free_through_their_handler():
+    n = _kernels.HUGE_OUTPUT_BYTES // 8
+    out = _kernels.new_output_like(np.ones(n))
+    out[...] = np.arange(n)
+    out.resize(2 * n, refcheck=False)   # numpy reallocs through the array's own handler
+    assert np.array_equal(out[:n], np.arange(n)) and (out[n:] == 0).all()
+    out.resize(n // 3, refcheck=False)
+    assert np.array_equal(out, np.arange(n // 3))
+    del out   # freed by the handler's free (a wrong free would abort the process)
+
+
+def _handler_name(a=None):
+    try:
+        from numpy._core.multiarray import get_handler_name  # numpy 2
+    except ImportError:
+        from numpy.core.multiarray import get_handler_name  # numpy 1.x
+    return get_handler_name(a) if a is not None else get_handler_name()
+
+
+def test_other_arrays_keep_numpy_s_allocator():
+    before = _handler_name()
+    big = _kernels.new_output_like(np.ones(_kernels.HUGE_OUTPUT_BYTES // 8))
+    if _LINUX:
+        assert _handler_name(big) == "fastopt_huge_pages"
+    a = np.empty(_kernels.HUGE_OUTPUT_BYTES // 8)  # the handler was set only for that call
+    assert _handler_name(a) == _handler_name() == before
+
+
+def test_dropout_outputs_are_huge_page_outputs():
+    from fastopt import nn
+
+    x = np.ones(_kernels.HUGE_OUTPUT_BYTES // 4, np.float32)
+    y, mask = nn.dropout(x, p=0.5, seed=0)
+    dx = nn.dropout_backward(x, mask)
+    if _LINUX:
+        assert y.ctypes.data % HUGE == 0 and dx.ctypes.data % HUGE == 0
+    assert np.array_equal(dx, y) and y.flags.owndata
