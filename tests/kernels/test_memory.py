@@ -103,3 +103,47 @@ def test_dropout_outputs_are_huge_page_outputs():
     if _LINUX:
         assert y.ctypes.data % HUGE == 0 and dx.ctypes.data % HUGE == 0
     assert np.array_equal(dx, y) and y.flags.owndata
+
+
+@pytest.mark.skipif(not _LINUX, reason="huge-page outputs: Linux")
+def test_a_freed_large_output_is_reused_for_the_next_of_its_size():
+    _kernels.release_huge_output_cache()
+    assert _kernels.huge_output_cache() == (0, 0)
+    ref = np.ones(_kernels.HUGE_OUTPUT_BYTES // 4, np.float32)
+    a = _kernels.new_output_like(ref)
+    where = a.ctypes.data
+    del a
+    assert _kernels.huge_output_cache() == (1, _kernels.HUGE_OUTPUT_BYTES)
+    b = _kernels.new_output_like(ref)
+    assert b.ctypes.data == where and _kernels.huge_output_cache() == (0, 0)
+    b[...] = 3.0
+    c = _kernels.new_output_like(np.ones(_kernels.HUGE_OUTPUT_BYTES // 2, np.float32))
+    assert c.ctypes.data != where  # another size: a new block
+    del b, c
+    _kernels.release_huge_output_cache()
+    assert _kernels.huge_output_cache() == (0, 0)
+
+
+@pytest.mark.skipif(not _LINUX, reason="huge-page outputs: Linux")
+def test_the_kept_blocks_are_bounded():
+    _kernels.release_huge_output_cache()
+    arrays = [_kernels.new_output_like(np.ones(_kernels.HUGE_OUTPUT_BYTES // 8 * k))
+              for k in range(1, 2 * _kernels.HUGE_CACHE_BLOCKS + 2)]
+    del arrays
+    blocks, nbytes = _kernels.huge_output_cache()
+    assert 0 < blocks <= _kernels.HUGE_CACHE_BLOCKS and nbytes <= _kernels.HUGE_CACHE_BYTES
+    _kernels.release_huge_output_cache()
+
+
+def test_dropout_results_are_the_same_on_reused_outputs():
+    from fastopt import nn
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal(_kernels.HUGE_OUTPUT_BYTES // 4).astype(np.float32)
+    expected = nn.dropout(x, p=0.3, seed=9, out=np.empty_like(x))[0]
+    for _ in range(3):  # the second and third calls write blocks the first ones freed
+        y, mask = nn.dropout(x, p=0.3, seed=9)
+        assert np.array_equal(y, expected)
+        dx = nn.dropout_backward(x, mask)
+        assert np.array_equal(dx, expected)
+        del y, dx
