@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from fastopt import _kernels
+from fastopt import _kernels, _placement
 from fastopt import torch_state as _torch_layout
 from fastopt.torch._lowprec import TorchLowPrecision, convert_state
 from fastopt.torch._state import TrackedState, Version
@@ -145,7 +145,8 @@ def new_state_tensor(p: torch.Tensor, fill: float) -> torch.Tensor:
 
 def new_state_tensors(like: list[torch.Tensor], fill: float, dtype: Any = None,
                       shapes: list[tuple[int, ...]] | None = None,
-                      slot_bytes: int = 64) -> list[torch.Tensor]:
+                      slot_bytes: int = 64, avoid: list[list[int]] | None = None
+                      ) -> list[torch.Tensor]:
     """Contiguous state tensors holding `fill`, one like each tensor of `like` (all of one
     dtype; or of `dtype` and `shapes`), packed side by side in one numpy arena, each a
     tensor with its own storage (``torch.from_numpy`` of its slice: pickling one state
@@ -156,7 +157,11 @@ def new_state_tensors(like: list[torch.Tensor], fill: float, dtype: Any = None,
     a restarted prefetch stream per 4 KiB (measured: the kernel about 20% slower than on
     packed state). An arena of at least ``HUGEPAGE_BYTES`` starts on a 2 MiB boundary with
     transparent huge pages asked for. The default 64-byte slots are torch's allocator's
-    alignment (the kernels see the alignment they saw before); step counters take 8."""
+    alignment (the kernels see the alignment they saw before); step counters take 8.
+    With `avoid` (per tensor of `like`, the addresses of the streams its state meets in a
+    step), each state of ``_placement.MIN_PLACED_BYTES`` or more starts at the page offset
+    :mod:`fastopt._placement` picks (at its param's alignment modulo 64 bytes; the arena
+    then starts on a page boundary)."""
     if dtype is None:
         dtype = like[0].dtype
         shapes = [tuple(t.shape) for t in like]
@@ -165,12 +170,16 @@ def new_state_tensors(like: list[torch.Tensor], fill: float, dtype: Any = None,
     item = np_dtype.itemsize
     slot = max(1, slot_bytes // item)
     sizes = [int(np.prod(shape)) for shape in shapes]
-    offsets, total = [], 0
-    for n in sizes:
-        offsets.append(total)
-        total += -(-n // slot) * slot
+    places: list[int | None] = [None] * len(sizes)
+    if avoid is not None:
+        places = [_placement.best_offset(t.data_ptr(), a)
+                  if n * item >= _placement.MIN_PLACED_BYTES else None
+                  for t, a, n in zip(like, avoid, sizes)]
+    offsets, total = _placement.slot_offsets(sizes, item, slot, places)
     huge = total * item >= _kernels.HUGEPAGE_BYTES
     align = _HUGE_PAGE if huge else max(slot_bytes, item)
+    if any(place is not None for place in places):
+        align = max(align, _placement.PAGE)
     raw = np.empty(total + align // item, np_dtype)  # untouched pages cost no memory
     start = (-raw.ctypes.data % align) // item
     arena = raw[start:start + total]
@@ -717,7 +726,10 @@ class Optimizer(torch.optim.Optimizer):
             elif name in initial:
                 tensors = [torch.tensor(initial[name], dtype=torch.float64) for _ in ps]
             elif self._fo_lowprec is None:
-                tensors = new_state_tensors(ps, self._fill(name))
+                tensors = new_state_tensors(ps, self._fill(name), avoid=[
+                    [t.data_ptr() for t in (p, p.grad, *state.get(p, _NO_STATE).values())
+                     if isinstance(t, torch.Tensor) and t.dim() and t.layout == torch.strided]
+                    for p in ps])
             else:
                 tensors = [self._new_state(p, name, self._fill(name)) for p in ps]
             for p, t in zip(ps, tensors):
