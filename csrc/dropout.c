@@ -46,6 +46,40 @@ static inline
 /* Tiles of FO_PHILOX_TILE elements covering n elements; threads split whole tiles. */
 static inline int64_t fo_tiles(int64_t n) { return (n + FO_PHILOX_TILE - 1) / FO_PHILOX_TILE; }
 
+/* Tiles per chunk of a parallel call: about FO_CHUNKS_PER_THREAD chunks per thread, a
+ * multiple of FO_SPLIT_ALIGN tiles (so of FO_PHILOX_GROUP). Threads take chunks as they
+ * ask, so a thread slowed by the page faults of a new output, a late wake-up or a
+ * preemption takes fewer instead of the call waiting for its fixed half. A tile's result
+ * depends only on its index: the same bits for any chunking and thread count. */
+static inline int64_t fo_tile_chunk(int64_t tiles, int team)
+{
+    const int64_t parts = (int64_t)team * FO_CHUNKS_PER_THREAD;
+    const int64_t chunk = (tiles + parts - 1) / parts;
+    return (chunk + FO_SPLIT_ALIGN - 1) / FO_SPLIT_ALIGN * FO_SPLIT_ALIGN;
+}
+
+/* A pragma inside a macro: C99's _Pragma, MSVC's __pragma. */
+#if defined(_MSC_VER) && !defined(__clang__)
+#  define FO_PRAGMA(x) __pragma(x)
+#else
+#  define FO_PRAGMA(x) _Pragma(#x)
+#endif
+
+/* Inside a parallel region: run `body` with t0, t1 bound to each chunk of tiles
+ * [0, tiles) this thread takes. */
+#define FO_FOR_EACH_TILE_CHUNK(tiles, team, t0, t1, body)                                 \
+    do {                                                                                   \
+        const int64_t fo_chunk_ = fo_tile_chunk((tiles), (team));                          \
+        const int fo_chunks_ = (int)(((tiles) + fo_chunk_ - 1) / fo_chunk_);               \
+        int fo_c_; /* an int loop variable: MSVC's OpenMP 2.0 takes no other */            \
+        FO_PRAGMA(omp for schedule(dynamic, 1) nowait)                                     \
+        for (fo_c_ = 0; fo_c_ < fo_chunks_; ++fo_c_) {                                     \
+            const int64_t t0 = (int64_t)fo_c_ * fo_chunk_;                                 \
+            const int64_t t1 = t0 + fo_chunk_ < (tiles) ? t0 + fo_chunk_ : (tiles);        \
+            body;                                                                          \
+        }                                                                                  \
+    } while (0)
+
 static FO_CLONES void fo_philox_fill_tiles(uint32_t *restrict out, int64_t n, int64_t t0,
                                            int64_t t1, uint64_t seed, uint64_t stream, int isa)
 {
@@ -69,11 +103,8 @@ int fo_philox_fill(uint32_t *out, int64_t n, uint64_t seed, uint64_t stream, int
         return FO_OK;
     }
 #pragma omp parallel num_threads(team)
-    {
-        int64_t t0, t1;
-        fo_split(fo_tiles(n), fo_thread_id(), fo_team_threads(), &t0, &t1);
-        fo_philox_fill_tiles(out, n, t0, t1, seed, stream, isa);
-    }
+    FO_FOR_EACH_TILE_CHUNK(fo_tiles(n), team, t0, t1,
+                           fo_philox_fill_tiles(out, n, t0, t1, seed, stream, isa));
     return FO_OK;
 }
 

@@ -385,8 +385,53 @@ def test_loop_scenario_reports_both_conditions():
             assert _positive_finite(t["median"]) and 0 < t["optimizer"] < t["median"]
         assert all(_positive_finite(r) for r in c["ratios"].values())
     assert report["policy"]["wait_policy"]
+    for c in report["conditions"].values():
+        assert c["repeats_done"] == 1
+        for name, (q1, q3) in c["ratio_quartiles"].items():
+            assert q1 <= c["ratios"][name] <= q3
+        t = c["times_s"]
+        assert c["ratios"]["fastopt"] == pytest.approx(
+            t["numpy"]["samples"][0] / t["fastopt"]["samples"][0])
+        assert c["default_vs_best"]["median"] == pytest.approx(
+            t["fastopt"]["samples"][0] / t["fastopt_threads1"]["samples"][0])
+        assert t["fastopt_threads1"]["threads_used"] == [1]
+        assert len(t["fastopt"]["threads_used"]) == 1 and "threads_used" not in t["numpy"]
     table = format_loop(report)
     assert "busy (+1 busy process)" in table and "x fastopt" in table
+    assert "busy: default within 1.2x of threads(1): " in table
+
+
+def test_paired_ratio_takes_the_median_of_per_repeat_ratios():
+    from fastopt.bench_loop import paired_ratio
+
+    # Both contenders jump between a fast and a slow mode together: the ratio of the two
+    # medians (10 / 1.5 = 6.7) says nothing, the per-repeat ratios all say 2.
+    num = [2.0, 2.0, 40.0, 2.0, 40.0]
+    den = [1.0, 1.0, 20.0, 20.0 / 20.0, 20.0]
+    r = paired_ratio(num, den)
+    assert r == {"median": 2.0, "q1": 2.0, "q3": 2.0}
+    r = paired_ratio([1.0, 2.0, 3.0, 4.0, 5.0], [1.0] * 5)
+    assert (r["q1"], r["median"], r["q3"]) == (2.0, 3.0, 4.0)
+
+
+@pytest.mark.parametrize("q1, median, q3, expected", [
+    (0.9, 1.0, 1.1, "yes"), (0.9, 1.0, 1.2, "yes"), (1.3, 1.5, 2.0, "no"),
+    (1.0, 1.1, 1.3, "undecided"), (1.1, 1.3, 1.4, "undecided")])
+def test_verdict_is_decided_only_by_both_quartiles(q1, median, q3, expected):
+    from fastopt.bench_loop import verdict
+
+    assert verdict({"median": median, "q1": q1, "q3": q3}, 1.2).split()[0] == expected
+
+
+def test_measure_loop_stops_at_its_time_bound_after_three_repeats():
+    from fastopt.bench_loop import MLP, NumpyAdam, measure_loop
+
+    built = MLP(batch=8)
+    contenders = {"numpy": lambda: (built, NumpyAdam(built.params))}
+    times = measure_loop(contenders, repeats=50, steps=1, max_seconds=0.0)
+    assert len(times["numpy"]["samples"]) == 3
+    times = measure_loop(contenders, repeats=4, steps=1, max_seconds=None)
+    assert len(times["numpy"]["samples"]) == 4
 
 
 def test_loop_scenario_cli_rejects_kernel_options(capsys):

@@ -18,11 +18,12 @@ use only what the files above it define (DEVELOPING.md draws the layers):
                     _families.pxi.tp at build time)           (uses _optim.pxi)
     _lowprec.pxi    state in bfloat16 / int8: conversions, the low-precision step
     _bf16param.pxi  bfloat16 parameters (ml_dtypes arrays) stepped in float32
+    _memory.pxi     huge pages: advice for fastopt.torch's state tensors, whole huge pages
+                    for the large new outputs of _nn.pxi
     _nn.pxi         dropout and batch norm
     _linalg.pxi     vector kernels of the quasi-Newton minimizers
     _bounds.pxi     L-BFGS-B: box projections, Cauchy point, subspace step (uses _linalg)
     _bandwidth.pxi  memory-bandwidth probes for the benchmarks
-    _memory.pxi     huge-page advice for the state tensors fastopt.torch allocates
 """
 
 include "_boundary.pxi"
@@ -34,11 +35,11 @@ include "_optim.pxi"
 include "_families.pxi"
 include "_lowprec.pxi"
 include "_bf16param.pxi"
+include "_memory.pxi"
 include "_nn.pxi"
 include "_linalg.pxi"
 include "_bounds.pxi"
 include "_bandwidth.pxi"
-include "_memory.pxi"
 
 #: What fastopt.kernels re-exports: the functional kernel of every optimizer family, and
 #: the gradient check and thread diagnostics that go with them.

@@ -67,7 +67,7 @@ cdef inline bint _readable_plain(cnp.ndarray a):
 cdef object _writable(object out, str name, cnp.ndarray ref, str ref_name):
     """A new array like `ref`, or `out` checked as a writeable C-contiguous array like it."""
     if out is None:
-        return np.empty_like(ref, order="C")
+        return _new_output_like(ref)  # _memory.pxi: large ones on whole huge pages
     _check_array(out, name, STATE, ref, ref_name)
     return out
 

@@ -1692,9 +1692,12 @@ def _loop_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
     for name in ("only", "threads", "sizes"):
         if getattr(args, name) is not None:
             parser.error(f"--{name}: not used by --scenario loop (it measures the defaults)")
-    repeats = args.repeats or (3 if args.quick else 7)
-    steps = 8 if args.quick else 20
-    report = bench_loop.run_loop(repeats=repeats, steps=steps)
+    # Many short repeats: their paired ratios share the machine's mode (bench_loop); the
+    # time bound keeps a machine where every step is slow within about a minute.
+    repeats = args.repeats or (9 if args.quick else 31)
+    steps = 4 if args.quick else 5
+    report = bench_loop.run_loop(repeats=repeats, steps=steps,
+                                 max_seconds=4.0 if args.quick else 20.0)
     print(bench_loop.format_loop(report))
     if args.json:
         with open(args.json, "w") as f:

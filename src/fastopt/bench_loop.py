@@ -20,6 +20,7 @@ Ratios: ``numpy / fastopt`` per condition (> 1: fastopt's loop is faster).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import signal
@@ -33,10 +34,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["MLP", "NumpyAdam", "background_load", "format_loop", "run_loop"]
+__all__ = ["MLP", "NumpyAdam", "background_load", "format_loop", "paired_ratio", "quartiles",
+           "run_loop", "verdict"]
 
 LAYERS = (784, 1024, 10)
 BATCH = 64
+#: Issue 12's bound: with one busy process, fastopt's default loop within this factor of
+#: its explicit threads(1) loop.
+DEFAULT_WITHIN = 1.2
 
 
 class MLP:
@@ -221,29 +226,80 @@ def _time_steps(model: MLP, opt: Any, steps: int) -> tuple[float, float]:
     return (time.perf_counter() - t0) / steps, in_optimizer / steps
 
 
+def quartiles(values: list[float]) -> tuple[float, float, float]:
+    """(first quartile, median, third quartile) of `values` (linear interpolation).
+
+    Examples
+    --------
+    >>> from fastopt.bench_loop import quartiles
+    >>> quartiles([4.0, 1.0, 3.0, 2.0, 5.0])
+    (2.0, 3.0, 4.0)
+    """
+    v = sorted(values)
+    if len(v) == 1:
+        return v[0], v[0], v[0]
+    q1, _, q3 = statistics.quantiles(v, n=4, method="inclusive")
+    return q1, statistics.median(v), q3
+
+
+def paired_ratio(num: list[float], den: list[float]) -> dict[str, float]:
+    """The ratio of two contenders from their repeats taken side by side: per repeat
+    ``num[r] / den[r]``, then the median and quartiles of those ratios.
+
+    On a shared machine the whole loop's time jumps between modes that last for a second
+    or more (numpy's two-thread matrix products beside a busy process: 4.5 or 85 ms per
+    step on the 2-core VM, for every contender alike); two runs taken one after the other
+    almost always share the mode, so their ratio is steady where a ratio of two medians
+    taken over different mode mixes is not.
+
+    Examples
+    --------
+    >>> from fastopt.bench_loop import paired_ratio
+    >>> paired_ratio([2.0, 40.0, 2.2], [1.0, 20.0, 1.0])["median"]
+    2.0
+    """
+    q1, median, q3 = quartiles([a / b for a, b in zip(num, den)])
+    return {"median": median, "q1": q1, "q3": q3}
+
+
 def measure_loop(contenders: dict[str, Callable[[], tuple[MLP, Any]]], repeats: int,
-                 steps: int) -> dict[str, dict[str, float]]:
+                 steps: int, max_seconds: float | None = None) -> dict[str, dict[str, Any]]:
     """Seconds per training step of each contender, interleaved: median, fastest, spread,
-    and ``optimizer``, the median seconds of its optimizer step within the training step.
+    ``optimizer`` (the median seconds of its optimizer step within the training step),
+    ``samples`` (seconds per step of each repeat, for :func:`paired_ratio`) and, for the
+    contenders named ``fastopt*``, ``threads_used`` (the team of the last optimizer call of
+    each repeat).
 
     Each contender is a factory returning (model, optimizer); it is built once and warmed
-    up, then timed `repeats` times over `steps` steps in rotating order.
+    up, then timed `repeats` times over `steps` steps in rotating order. With
+    `max_seconds`, repeats stop once that much time has passed (after at least three), so
+    a machine where every step is slow still finishes in bounded time.
     """
+    from fastopt.kernels import last_threads_used
+
     built = {name: make() for name, make in contenders.items()}
     for model, opt in built.values():
         _time_steps(model, opt, max(2, steps // 5))  # warm-up: threads, page faults
     names = list(built)
     samples: dict[str, list[tuple[float, float]]] = {n: [] for n in names}
+    fastopt_names = [n for n in names if n.startswith("fastopt")]
+    teams: dict[str, list[int]] = {n: [] for n in fastopt_names}
+    start = time.perf_counter()
     for r in range(repeats):
+        if max_seconds is not None and r >= 3 and time.perf_counter() - start > max_seconds:
+            break
         k = r % len(names)
         for name in names[k:] + names[:k]:
             samples[name].append(_time_steps(*built[name], steps))
+            if name in teams:
+                teams[name].append(last_threads_used())
     out = {}
     for n, pairs in samples.items():
         v = [total for total, _ in pairs]
         out[n] = {"median": statistics.median(v), "fastest": min(v),
                   "spread": (max(v) - min(v)) / statistics.median(v),
-                  "optimizer": statistics.median(opt for _, opt in pairs)}
+                  "optimizer": statistics.median(opt for _, opt in pairs),
+                  "samples": v, **({"threads_used": teams[n]} if n in fastopt_names else {})}
     return out
 
 
@@ -278,8 +334,14 @@ class _ThreadsOne:
 
 
 def run_loop(repeats: int = 7, steps: int = 20, busy: bool = True, explicit: bool = True,
-             max_load_seconds: float = 120.0) -> dict[str, Any]:
+             max_load_seconds: float = 120.0,
+             max_seconds: float | None = None) -> dict[str, Any]:
     """Time the training loop quiet and (`busy`) with one background CPU-bound process.
+
+    Ratios are paired (:func:`paired_ratio`): per repeat, then the median and quartiles.
+    ``default_vs_best`` is fastopt's default loop time over its explicit ``threads(1)``
+    loop time (> 1: the default is slower). `max_seconds` bounds each condition's repeats
+    (:func:`measure_loop`).
 
     Examples
     --------
@@ -298,7 +360,7 @@ def run_loop(repeats: int = 7, steps: int = 20, busy: bool = True, explicit: boo
         "scenario": "loop",
         "model": f"MLP {'-'.join(map(str, LAYERS))}, batch {BATCH}, {model.size:,} float32 "
                  "parameters, Adam",
-        "repeats": repeats, "steps": steps,
+        "repeats": repeats, "steps": steps, "max_seconds": max_seconds,
         "fastopt_threads": fastopt.get_num_threads(),
         "policy": thread_policy(),
         "env": {k: v for k, v in sorted(os.environ.items())
@@ -309,18 +371,23 @@ def run_loop(repeats: int = 7, steps: int = 20, busy: bool = True, explicit: boo
     conditions = ["quiet"] + (["busy"] if busy else [])
     for condition in conditions:
         load = _loadavg()
-        if condition == "busy":
-            with background_load(1, max_load_seconds):
-                times = measure_loop(loop_contenders(explicit), repeats, steps)
-        else:
-            times = measure_loop(loop_contenders(explicit), repeats, steps)
+        with (background_load(1, max_load_seconds) if condition == "busy"
+              else contextlib.nullcontext()):
+            times = measure_loop(loop_contenders(explicit), repeats, steps, max_seconds)
+        samples = {name: t["samples"] for name, t in times.items()}
+        paired = {name: paired_ratio(samples["numpy"], v)
+                  for name, v in samples.items() if name != "numpy"}
         report["conditions"][condition] = {
             "loadavg": load,
+            "loadavg_after": _loadavg(),
             "background_processes": 1 if condition == "busy" else 0,
             "policy_after": thread_policy()["summary"],
+            "repeats_done": len(samples["numpy"]),
             "times_s": times,
-            "ratios": {name: times["numpy"]["median"] / t["median"]
-                       for name, t in times.items() if name != "numpy"},
+            "ratios": {name: r["median"] for name, r in paired.items()},
+            "ratio_quartiles": {name: (r["q1"], r["q3"]) for name, r in paired.items()},
+            "default_vs_best": (paired_ratio(samples["fastopt"], samples["fastopt_threads1"])
+                                if "fastopt_threads1" in samples else None),
         }
     return report
 
@@ -333,7 +400,7 @@ def _loadavg() -> list[float] | None:
 
 
 def format_loop(report: dict[str, Any]) -> str:
-    """The scenario's table: ms per training step and numpy/fastopt ratios.
+    """The scenario's table: ms per training step and paired numpy/fastopt ratios.
 
     Examples
     --------
@@ -344,12 +411,16 @@ def format_loop(report: dict[str, Any]) -> str:
     after = "; ".join(f"{k}: {c['policy_after']}" for k, c in report["conditions"].items())
     lines = [f"scenario loop: {report['model']}",
              f"fastopt default: {report['policy']['summary']}; after each condition: {after}",
-             (f"median of {report['repeats']} interleaved repeats of {report['steps']} "
-              "training steps; ms = per training step; x = numpy loop time / fastopt loop "
-              "time (> 1: fastopt's loop is faster); opt ms = the optimizer step within it")]
+             (f"up to {report['repeats']} interleaved repeats of {report['steps']} training "
+              "steps; ms = median per training step; x = numpy loop time / fastopt loop "
+              "time, per repeat, median [quartiles] (> 1: fastopt's loop is faster); "
+              "default/threads(1) = fastopt's default loop time / threads(1)'s, per repeat "
+              "(> 1: the default is slower); opt ms = the optimizer step within the step; "
+              "team = threads the default's optimizer used, per repeat")]
     if report["env"]:
         lines.append("environment: " + " ".join(f"{k}={v}" for k, v in report["env"].items()))
-    busy = [c["loadavg"][0] for c in report["conditions"].values() if c["loadavg"]]
+    busy = [load[0] for c in report["conditions"].values()
+            for load in (c["loadavg"], c.get("loadavg_after")) if load]
     cores = os.cpu_count() or 1
     if busy and max(busy) > 0.75 * cores:
         lines.append(f"WARNING: other processes were using the CPUs (load average up to "
@@ -357,22 +428,58 @@ def format_loop(report: dict[str, Any]) -> str:
     lines.append("")
     names = list(next(iter(report["conditions"].values()))["times_s"])
     short = {"numpy": "numpy", "fastopt": "fastopt", "fastopt_threads1": "threads(1)"}
-    header = ["condition", "load"] + [f"{short.get(n, n)} ms" for n in names] + \
-        [f"x {short.get(n, n)}" for n in names if n != "numpy"] + \
-        [f"{short.get(n, n)} opt ms" for n in names] + ["noise"]
+    compared = [n for n in names if n != "numpy"]
+    header = (["condition", "load", "repeats"] + [f"{short.get(n, n)} ms" for n in names]
+              + [f"x {short.get(n, n)}" for n in compared]
+              + (["default/threads(1)"] if "fastopt_threads1" in names else [])
+              + [f"{short.get(n, n)} opt ms" for n in names] + ["team"])
     rows = [header]
     for cond, c in report["conditions"].items():
         load = c["loadavg"]
         label = cond + (" (+1 busy process)" if c["background_processes"] else "")
-        rows.append([label, f"{load[0]:.2f}" if load else "-"]
-                    + [f"{1e3 * c['times_s'][n]['median']:.2f}" for n in names]
-                    + [f"{c['ratios'][n]:.2f}x" for n in names if n != "numpy"]
-                    + [f"{1e3 * c['times_s'][n]['optimizer']:.2f}" for n in names]
-                    + [f"{100 * max(t['spread'] for t in c['times_s'].values()):.0f}%"])
+        row = [label, f"{load[0]:.2f}" if load else "-", str(c["repeats_done"])]
+        row += [f"{1e3 * c['times_s'][n]['median']:.2f}" for n in names]
+        row += [_fmt_paired(c["ratios"][n], c["ratio_quartiles"][n]) for n in compared]
+        best = c.get("default_vs_best")
+        if "fastopt_threads1" in names:
+            row.append(_fmt_paired(best["median"], (best["q1"], best["q3"])) if best else "-")
+        row += [f"{1e3 * c['times_s'][n]['optimizer']:.2f}" for n in names]
+        team = c["times_s"].get("fastopt", {}).get("threads_used", [])
+        row.append(" ".join(f"{k}:{team.count(k)}" for k in sorted(set(team))) or "-")
+        rows.append(row)
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     for k, row in enumerate(rows):
         lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
                                for i, (c, w) in enumerate(zip(row, widths))).rstrip())
         if k == 0:
             lines.append("  ".join("-" * w for w in widths))
+    for cond, c in report["conditions"].items():
+        if c.get("default_vs_best"):
+            lines.append(f"{cond}: default within {DEFAULT_WITHIN}x of threads(1): "
+                         + verdict(c["default_vs_best"], DEFAULT_WITHIN))
     return "\n".join(lines)
+
+
+def verdict(ratio: dict[str, float], bound: float) -> str:
+    """Whether a paired ratio (:func:`paired_ratio`) is within `bound`, and whether its
+    quartiles decide it: ``"yes"``/``"no"`` when both quartiles lie on the median's side
+    of the bound, else ``"undecided"`` with the reason (rerun with more repeats).
+
+    Examples
+    --------
+    >>> from fastopt.bench_loop import verdict
+    >>> verdict({"median": 1.02, "q1": 0.98, "q3": 1.07}, 1.2)
+    'yes'
+    >>> verdict({"median": 1.1, "q1": 0.9, "q3": 1.5}, 1.2)
+    'undecided (median 1.10x, quartiles 0.90x-1.50x straddle 1.2x: more repeats)'
+    """
+    if ratio["q3"] <= bound:
+        return "yes"
+    if ratio["q1"] > bound:
+        return "no"
+    return (f"undecided (median {ratio['median']:.2f}x, quartiles {ratio['q1']:.2f}x-"
+            f"{ratio['q3']:.2f}x straddle {bound}x: more repeats)")
+
+
+def _fmt_paired(median: float, quartiles: tuple[float, float]) -> str:
+    return f"{median:.2f}x [{quartiles[0]:.2f}-{quartiles[1]:.2f}]"

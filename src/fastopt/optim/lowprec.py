@@ -12,11 +12,12 @@ float32, encode, in one pass).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from fastopt import _kernels, _validation
+from fastopt import _kernels, _placement, _validation
 from fastopt.optim import storage
 
 if TYPE_CHECKING:
@@ -114,13 +115,15 @@ class LowPrecision:
         """The state format of parameter `p`: None (full precision) below min_size."""
         return self.dtype if self.dtype is not None and p.size >= self.min_size else None
 
-    def new_state(self, p: np.ndarray, fill: float, nonnegative: bool) -> Any:
-        """A state array of parameter `p` holding `fill` everywhere."""
+    def new_state(self, p: np.ndarray, fill: float, nonnegative: bool,
+                  avoid: Sequence[int] = ()) -> Any:
+        """A state array of parameter `p` holding `fill` everywhere (a full-precision one
+        placed away from the addresses `avoid`, as fastopt._placement explains)."""
         dtype = math_dtype(p)
-        full = np.full(p.shape, fill, dtype=dtype)
         target = self.format_of(p)
         if target is None:
-            return full
+            return _placement.placed_full(p, fill, avoid, dtype)
+        full = np.full(p.shape, fill, dtype=dtype)
         return storage.convert(full, target, dtype, nonnegative, p.shape, "state")
 
     # -- the step ------------------------------------------------------------------------
@@ -152,7 +155,7 @@ class LowPrecision:
                 opt._groups_with_grads(grads, options, lrs)):
             created = [False] * len(indices)
 
-            allocate = opt._state_allocator(values, indices, created, new, self.new_state)
+            allocate = opt._state_allocator(values, indices, created, new, self.new_state, grads)
             gathered = opt._gather_state(o, indices, sub, allocate)
             assert gathered is not None  # allocate never gives up
             columns, scalars = gathered

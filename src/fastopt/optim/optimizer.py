@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from fastopt import _kernels, _validation, torch_state
+from fastopt import _kernels, _placement, _validation, torch_state
 from fastopt.optim import rebinding, storage
 from fastopt.optim.families import Family
 from fastopt.optim.lowprec import COMPENSATION, LowPrecision, math_dtype
@@ -104,9 +104,11 @@ class _TrackedDict(dict):
         return (dict, (dict(self),))
 
 
-def _full_state(p: np.ndarray, fill: float, nonnegative: bool) -> np.ndarray:
-    """A state array in the parameter's dtype, `fill` everywhere."""
-    return np.full(p.shape, fill, dtype=p.dtype)
+def _full_state(p: np.ndarray, fill: float, nonnegative: bool,
+                avoid: Sequence[int] = ()) -> np.ndarray:
+    """A state array in the parameter's dtype, `fill` everywhere, placed away from the
+    addresses `avoid` of the other streams of the step (:mod:`fastopt._placement`)."""
+    return _placement.placed_full(p, fill, avoid)
 
 
 class Optimizer:
@@ -450,13 +452,21 @@ class Optimizer:
 
     def _state_allocator(self, values: dict[str, Any], indices: list[int], created: list[bool],
                          new: dict[int, dict[str, Any]],
-                         make_array: Callable[[np.ndarray, float, bool], Any]
+                         make_array: Callable[..., Any], grads: Sequence[Any] = ()
                          ) -> Callable[[int, str, np.ndarray], Any]:
         """``allocate(k, name, p)`` for ``_gather_state``: a missing state entry of the k-th
         parameter of a group (options `values`), a family scalar at its initial value or
-        ``make_array(p, fill, nonnegative)``. The new entries wait in `new` (by parameter
-        index) until the step succeeds; ``created[k]`` marks a new state array."""
+        ``make_array(p, fill, nonnegative, avoid)``, `avoid` the addresses of the streams
+        the new array meets in a step: p, its gradient (from `grads`, in the flattened
+        order, when given) and its other state arrays. The new entries wait in `new` (by
+        parameter index) until the step succeeds; ``created[k]`` marks a new state array."""
         scalar_specs = {s.name: s for s in self.family.scalars}
+
+        def streams(k: int, p: np.ndarray) -> list[int]:
+            i = indices[k]
+            found = [p, grads[i] if i < len(grads) else None,
+                     *self._state.get(i, {}).values(), *new.get(i, {}).values()]
+            return [a.ctypes.data for a in found if isinstance(a, np.ndarray) and a.ndim]
 
         def allocate(k: int, name: str, p: np.ndarray) -> Any:
             if name in scalar_specs:
@@ -465,7 +475,7 @@ class Optimizer:
             else:
                 state = self.family.state(name)
                 entry = make_array(p, self.family.fill(state, values),
-                                   state.values == "nonnegative")
+                                   state.values == "nonnegative", streams(k, p))
                 created[k] = True
             new.setdefault(indices[k], {})[name] = entry
             return entry
@@ -482,7 +492,7 @@ class Optimizer:
         units: list[Unit] = []
         for _group, o, lr, values, indices, sub in self._groups_with_grads(grads, options, lrs):
             created = [False] * len(indices)
-            allocate = self._state_allocator(values, indices, created, new, _full_state)
+            allocate = self._state_allocator(values, indices, created, new, _full_state, grads)
             gathered = self._gather_state(o, indices, sub, allocate)
             assert gathered is not None  # allocate never gives up
             columns, scalars = gathered
@@ -658,15 +668,19 @@ class Optimizer:
                     entry[name] = np.array(checked_state_array(value, p, key, name, np.uint16),
                                            order="C", copy=True)
                     continue
-                entry[name] = self._loaded_state(value, p, key, name)
+                entry[name] = self._loaded_state(value, p, key, name, [
+                    a.ctypes.data for a in (p, *entry.values())
+                    if isinstance(a, np.ndarray) and a.ndim])
             new_state[i] = entry
         for group, merged in zip(self.param_groups, new_groups):
             group.clear()
             group.update(merged)
         self.state = new_state
 
-    def _loaded_state(self, value: Any, p: np.ndarray, key: Any, name: str) -> Any:
-        """A checkpoint's state array in the format this optimizer keeps for `p`."""
+    def _loaded_state(self, value: Any, p: np.ndarray, key: Any, name: str,
+                      avoid: Sequence[int] = ()) -> Any:
+        """A checkpoint's state array in the format this optimizer keeps for `p` (a full
+        one placed away from the addresses `avoid`, as fastopt._placement explains)."""
         where = f"state_dict: state[{key!r}][{name!r}]"
         target = None if self._lowprec is None else self._lowprec.format_of(p)
         nonnegative = self.family.state(name).values == "nonnegative"
@@ -674,6 +688,10 @@ class Optimizer:
         if isinstance(value, dict):
             return storage.convert(value, target, dtype, nonnegative, p.shape, where)
         arr = checked_state_array(value, p, key, name, dtype)
+        if target is None:
+            placed = _placement.placed_full(p, 0.0, avoid, dtype)
+            np.copyto(placed, arr)
+            return placed
         return storage.convert(arr, target, dtype, nonnegative, p.shape, where)
 
     # -- pickling, repr ---------------------------------------------------------------------

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from fastopt import _kernels
+from fastopt import _kernels, _placement
 from fastopt import torch_state as _torch_layout
 from fastopt.torch._lowprec import TorchLowPrecision, convert_state
 from fastopt.torch._state import TrackedState, Version
@@ -150,7 +150,8 @@ def new_state_tensor(p: torch.Tensor, fill: float) -> torch.Tensor:
 
 def new_state_tensors(like: list[torch.Tensor], fill: float | None, dtype: Any = None,
                       shapes: list[tuple[int, ...]] | None = None,
-                      slot_bytes: int = 64) -> list[torch.Tensor]:
+                      slot_bytes: int = 64, avoid: list[list[int]] | None = None
+                      ) -> list[torch.Tensor]:
     """Contiguous state tensors holding `fill` (None: left unwritten, for a caller that
     writes every element), one like each tensor of `like` (all of one dtype; or of `dtype`
     and `shapes`), packed side by side in one numpy arena, each a tensor with its own
@@ -162,7 +163,11 @@ def new_state_tensors(like: list[torch.Tensor], fill: float | None, dtype: Any =
     a restarted prefetch stream per 4 KiB (measured: the kernel about 20% slower than on
     packed state). An arena of at least ``HUGEPAGE_BYTES`` starts on a 2 MiB boundary with
     transparent huge pages asked for. The default 64-byte slots are torch's allocator's
-    alignment (the kernels see the alignment they saw before); step counters take 8."""
+    alignment (the kernels see the alignment they saw before); step counters take 8.
+    With `avoid` (per tensor of `like`, the addresses of the streams its state meets in a
+    step), each state of ``_placement.MIN_PLACED_BYTES`` or more starts at the page offset
+    :mod:`fastopt._placement` picks (at its param's alignment modulo 64 bytes; the arena
+    then starts on a page boundary)."""
     if dtype is None:
         dtype = like[0].dtype
         shapes = [tuple(t.shape) for t in like]
@@ -171,12 +176,16 @@ def new_state_tensors(like: list[torch.Tensor], fill: float | None, dtype: Any =
     item = np_dtype.itemsize
     slot = max(1, slot_bytes // item)
     sizes = [int(np.prod(shape)) for shape in shapes]
-    offsets, total = [], 0
-    for n in sizes:
-        offsets.append(total)
-        total += -(-n // slot) * slot
+    places: list[int | None] = [None] * len(sizes)
+    if avoid is not None:
+        places = [_placement.best_offset(t.data_ptr(), a)
+                  if n * item >= _placement.MIN_PLACED_BYTES else None
+                  for t, a, n in zip(like, avoid, sizes)]
+    offsets, total = _placement.slot_offsets(sizes, item, slot, places)
     huge = total * item >= _kernels.HUGEPAGE_BYTES
     align = _HUGE_PAGE if huge else max(slot_bytes, item)
+    if any(place is not None for place in places):
+        align = max(align, _placement.PAGE)
     raw = np.empty(total + align // item, np_dtype)  # untouched pages cost no memory
     start = (-raw.ctypes.data % align) // item
     arena = raw[start:start + total]
@@ -188,13 +197,24 @@ def new_state_tensors(like: list[torch.Tensor], fill: float | None, dtype: Any =
             for o, n, shape in zip(offsets, sizes, shapes)]
 
 
-def packed_copies(tensors: list[torch.Tensor], slot_bytes: int = 64) -> list[torch.Tensor]:
+def packed_copies(tensors: list[torch.Tensor], slot_bytes: int = 64,
+                  params: list[torch.Tensor] | None = None,
+                  avoid: list[list[int]] | None = None) -> list[torch.Tensor]:
     """Copies of contiguous CPU tensors of one dtype, packed as :func:`new_state_tensors`
-    packs the state a step creates."""
-    copies = new_state_tensors(tensors, None, slot_bytes=slot_bytes)
+    packs the state a step creates; with `params` (each tensor's param, of its shape and
+    dtype) and `avoid`, placed as that state is."""
+    copies = new_state_tensors(tensors if params is None else params, None,
+                               slot_bytes=slot_bytes, avoid=avoid)
     for new, old in zip(copies, tensors):
         new.copy_(old)
     return copies
+
+
+def _streams(p: torch.Tensor, entry: dict[str, Any]) -> list[int]:
+    """The addresses of the streams a new state of `p` meets in a step: the param, its
+    grad and the state tensors of `entry` (new_state_tensors' `avoid`)."""
+    return [t.data_ptr() for t in (p, p.grad, *entry.values())
+            if isinstance(t, torch.Tensor) and t.dim() and t.layout == torch.strided]
 
 
 def _check_state_tensor(t: Any, p: torch.Tensor, where: str) -> None:
@@ -753,7 +773,8 @@ class Optimizer(torch.optim.Optimizer):
             elif name in initial:
                 tensors = [torch.tensor(initial[name], dtype=torch.float64) for _ in ps]
             elif self._fo_lowprec is None:
-                tensors = new_state_tensors(ps, self._fill(name))
+                tensors = new_state_tensors(ps, self._fill(name), avoid=[
+                    _streams(p, state.get(p, _NO_STATE)) for p in ps])
             else:
                 tensors = [self._new_state(p, name, self._fill(name)) for p in ps]
             for p, t in zip(ps, tensors):
@@ -840,7 +861,7 @@ class Optimizer(torch.optim.Optimizer):
     def _fo_pack_state(self) -> None:
         """Pack the (checked) state tensors under HUGEPAGE_BYTES and the step counters,
         per name and dtype in param order, as _fo_allocate packs new state."""
-        batches: dict[tuple[str, Any], list[dict[str, Any]]] = {}
+        batches: dict[tuple[str, Any], list[tuple[torch.Tensor, dict[str, Any]]]] = {}
         for group in self.param_groups:
             for p in group["params"]:
                 entry = self.state.get(p)
@@ -849,13 +870,18 @@ class Optimizer(torch.optim.Optimizer):
                 for name in self._state_names:
                     t = entry.get(name)
                     if isinstance(t, torch.Tensor) and t.nbytes < _kernels.HUGEPAGE_BYTES:
-                        batches.setdefault((name, t.dtype), []).append(entry)
+                        batches.setdefault((name, t.dtype), []).append((p, entry))
                 if self._has_step and isinstance(entry.get("step"), torch.Tensor):
-                    batches.setdefault(("step", torch.int64), []).append(entry)
-        for (name, _), entries in batches.items():
-            copies = packed_copies([e[name] for e in entries],
-                                   slot_bytes=8 if name == "step" else 64)
-            for entry, t in zip(entries, copies):
+                    batches.setdefault(("step", torch.int64), []).append((p, entry))
+        for (name, _), members in batches.items():
+            tensors = [entry[name] for _, entry in members]
+            if name == "step":
+                copies = packed_copies(tensors, slot_bytes=8)
+            else:  # placed away from the streams it meets, as _fo_allocate places
+                copies = packed_copies(tensors, params=[p for p, _ in members], avoid=[
+                    _streams(p, {n: t for n, t in entry.items() if n != name})
+                    for p, entry in members])
+            for (_, entry), t in zip(members, copies):
                 entry[name] = t
 
     def __getstate__(self) -> dict[str, Any]:
