@@ -109,3 +109,26 @@ def test_torch_adam_state_is_placed():
     fastopt.kernels.adam_step(q := before.copy(), g, mq, vq, step=1, lr=1e-3)
     assert np.array_equal(p.detach().numpy(), q)
     assert np.array_equal(m.numpy(), mq) and np.array_equal(v.numpy(), vq)
+
+
+def test_torch_adam_loaded_state_is_placed():
+    # load_state_dict packs a checkpoint's state tensors under 4 MiB as a step packs the
+    # state it creates: placed away from the param, its grad and the other state
+    torch = pytest.importorskip("torch")
+    import copy
+
+    import fastopt.torch as ft
+
+    p = torch.nn.Parameter(torch.randn(1 << 16))
+    p.grad = torch.randn(1 << 16)
+    theirs = torch.optim.Adam([torch.nn.Parameter(p.detach().clone())], lr=1e-3)
+    theirs.param_groups[0]["params"][0].grad = p.grad.clone()
+    theirs.step()
+    opt = ft.Adam([p], lr=1e-3)
+    opt.load_state_dict(copy.deepcopy(theirs.state_dict()))
+    m, v = opt.state[p]["exp_avg"], opt.state[p]["exp_avg_sq"]
+    ptrs = [p.data_ptr(), p.grad.data_ptr()]
+    assert min(_gap(m.data_ptr(), x) for x in ptrs) >= SECOND_GAP
+    assert min(_gap(v.data_ptr(), x) for x in [*ptrs, m.data_ptr()]) >= SECOND_GAP
+    assert (m.data_ptr() - p.data_ptr()) % 64 == 0 and (v.data_ptr() - p.data_ptr()) % 64 == 0
+    assert torch.equal(m, theirs.state[theirs.param_groups[0]["params"][0]]["exp_avg"])

@@ -320,6 +320,10 @@ cdef _Scalars _new_scalars(Py_ssize_t count, int nreals):
     return st
 
 
+# Every bind of every StepPlan gets a new serial (unique across plans): see StepPlan.step_again.
+cdef Py_ssize_t _bind_serial = 0
+
+
 cdef class StepPlan:
     """Validated pointer tables for the params and state of an optimizer, by unit.
 
@@ -331,7 +335,8 @@ cdef class StepPlan:
     whole optimizer overlap. A step then only needs :meth:`bind` (check the gradients and
     put their pointers in the tables), :meth:`all_finite` (optional), :meth:`run` per unit
     and :meth:`advance` (add 1 to the step counters of every tensor and store the real
-    scalars the run computed).
+    scalars the run computed). A caller that knows its gradients are the very arrays of
+    the last bind may skip it: :meth:`step_again`.
     """
     cdef list units          # per unit: list [b32 or None, b64 or None]
     cdef list unit_steps     # per unit: [_Scalars or None, _Scalars or None]
@@ -356,6 +361,9 @@ cdef class StepPlan:
     cdef uintptr_t *s_end
     cdef Py_ssize_t nspans
     cdef bint bound
+    #: the serial of the last bind (0: none yet); unique across plans
+    cdef readonly Py_ssize_t serial
+    cdef bint reusable   # the last bind succeeded with numpy arrays only, none copied
 
     def __dealloc__(self):
         free(self.slot_param)
@@ -564,6 +572,11 @@ cdef class StepPlan:
         cdef object g
         cdef cnp.ndarray a, p
         cdef uintptr_t start
+        cdef bint plain = True  # numpy arrays only, none copied (step_again may reuse)
+        global _bind_serial
+        _bind_serial += 1
+        self.serial = _bind_serial
+        self.reusable = False
         if PyList_GET_SIZE(grads) != n:
             raise ValueError(f"grads: expected {n} gradients (one per parameter), "
                              f"got {len(grads)}")
@@ -587,6 +600,7 @@ cdef class StepPlan:
                         "parameter or state array of this optimizer, which the step updates "
                         "in place; pass a separate tensor (e.g. g.clone())")
                 self.slot_ptr[i][0] = data
+                plain = False
                 continue
             if (not cnp.PyArray_Check(g) or cnp.PyArray_TYPE(<cnp.ndarray>g) != cnp.PyArray_TYPE(p)
                     or not _same_shape(<cnp.ndarray>g, p)):
@@ -596,6 +610,7 @@ cdef class StepPlan:
             if _needs_copy(a):
                 a = <cnp.ndarray>_contiguous_copy(a)  # aligned, 0-d stays 0-d
                 self.grad_keep.append(a)
+                plain = False
             start = <uintptr_t>cnp.PyArray_DATA(a)
             if self._overlaps_written(i, start, start + <uintptr_t>cnp.PyArray_NBYTES(a)):
                 raise ValueError(
@@ -605,6 +620,7 @@ cdef class StepPlan:
             self.slot_ptr[i][0] = cnp.PyArray_DATA(a)
         self.grad_keep.append(grads)
         self.bound = True
+        self.reusable = plain
         return True
 
     def all_finite(self):
@@ -695,6 +711,22 @@ cdef class StepPlan:
         False, running nothing, when bind does (an entry is None)."""
         if not self.bind(grads):
             return False
+        self.run_all(unit_groups, options)
+        return True
+
+    cpdef bint step_again(self, list grads, Py_ssize_t serial, list unit_groups,
+                          list options) except -1:
+        """:meth:`run_all` with the pointers of the bind whose :attr:`serial` was `serial`,
+        without binding again; `grads` (kept alive until the run ends) must be that bind's
+        list or one holding the same arrays, unchanged since (their memory, shape and
+        dtype) -- the caller's guarantee, as fastopt.torch's for the numpy views it retains.
+        Returns False, running nothing, when another bind came since, or that bind failed,
+        held an entry that was not a numpy array, or copied one (its copy is gone)."""
+        if serial == 0 or serial != self.serial or not self.reusable \
+                or PyList_GET_SIZE(grads) != self.total:
+            return False
+        self.grad_keep = [grads]
+        self.bound = True
         self.run_all(unit_groups, options)
         return True
 

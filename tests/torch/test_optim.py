@@ -574,3 +574,232 @@ def test_a_retained_negative_view_gradient_is_not_a_stale_copy():
         ours.step()
         theirs.step()
     _assert_equal_runs(ps, qs, ours, theirs)
+
+
+def test_steps_without_a_new_bind_follow_every_change_of_the_grads():
+    from fastopt import _kernels
+
+    # The same grad tensors step after step (zero_grad(set_to_none=False) style): once a
+    # step has bound the retained views of every grad, the next runs without binding them
+    # again (StepPlan.step_again). Every change between steps must be followed as when
+    # binding at every step (bit for bit) and as torch.optim.
+    ps, rs, qs = (_params(3, torch.float64) for _ in range(3))  # (float32 drifts from torch)
+    ours, ref = ft.Adam(ps, lr=0.01), ft.Adam(rs, lr=0.01)
+    theirs = torch.optim.Adam(qs, lr=0.01, foreach=False)
+    models = (ps, rs, qs)
+    reused = []
+    # every bind of any StepPlan takes the next serial: a probe's tells how many ran
+    probe_grad = [np.zeros(1, np.float32)]
+    probe = _kernels.StepPlan([([np.zeros(1, np.float32)], [], None, None)])
+
+    def binds(call):
+        probe.bind(probe_grad)
+        before = probe.serial
+        call()
+        probe.bind(probe_grad)
+        return probe.serial - before - 1
+
+    def each(change):
+        for params in models:
+            change(params)
+
+    def step(times=1):
+        for _ in range(times):
+            reused.append(binds(ours.step) == 0)
+            if ref._fo_layout is not None:
+                ref._fo_layout.serial = 0  # ref binds at every step
+            assert binds(ref.step) >= 1  # (twice where a tensor proves unfit)
+            theirs.step()
+            for p, r in zip(ps, rs):
+                assert torch.equal(p.detach(), r.detach())
+            for p, r in zip(ps, rs):
+                for name, t in ours.state[p].items():
+                    assert torch.equal(t, ref.state[r][name])
+        _assert_equal_runs(ps, qs, ours, theirs)
+
+    def grads(seed):
+        g = torch.Generator().manual_seed(seed)
+        values = [torch.randn(4, 5, generator=g, dtype=torch.float64) for _ in ps]
+        each(lambda params: [setattr(p, "grad", v.clone()) for p, v in zip(params, values)])
+
+    # a new grad tensor: bound as a tensor, retained at the next step, which binds its
+    # view; the step after that binds every retained view and the next reuses that bind
+    after_new = [False, False, False, True]
+    grads(0)
+    step(4)
+    assert reused == after_new
+    each(lambda params: [p.grad.mul_(-0.5) for p in params])  # values changed in place
+    step()
+    each(lambda params: [p.grad.zero_().add_(1.5) for p in params])
+    step()
+    assert reused[-2:] == [True, True]
+    each(lambda params: setattr(params[1], "grad", params[1].grad * 3))
+    step(4)
+    assert reused[-4:] == after_new
+    each(lambda params: setattr(params[0], "grad", None))  # skipped, as in torch
+    step(2)
+    assert reused[-2:] == [False, False]
+    each(lambda params: setattr(params[0], "grad", torch.full((4, 5), 0.25, dtype=torch.float64)))
+    step(4)
+    assert reused[-4:] == after_new
+    g = torch.randn(5, 4, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    each(lambda params: setattr(params[2], "grad", g.clone().t()))  # non-contiguous: its
+    step(4)                                                           # copy is made anew
+    assert not any(reused[-4:])
+    each(lambda params: setattr(params[2], "grad", params[2].grad.contiguous()))
+    step(4)
+    assert reused[-4:] == after_new
+    each(lambda params: setattr(params[1].grad, "data", torch.full((4, 5), -2.0, dtype=torch.float64)))
+    step(3)  # the same grad tensor with a new storage: read again (and retained at once)
+    assert reused[-3:] == [False, False, True]
+    each(lambda params: setattr(params[0], "data", params[0].detach().clone()))
+    step(4)  # a param's new storage: the layout is rebuilt
+    assert reused[-4:] == after_new
+    for opt in (ours, ref, theirs):
+        opt.param_groups[0]["lr"] = 0.003  # what an LR scheduler does
+    step(2)
+    assert reused[-2:] == [True, True]
+
+
+def test_loaded_state_is_packed_as_new_state_and_large_tensors_are_kept():
+    # a checkpoint's state tensors lie wherever its loader put them: load_state_dict
+    # copies those under 4 MiB side by side per name (64-byte slots, param order) and the
+    # step counters (8-byte slots), as a step packs the state it creates; larger ones are
+    # kept as loaded (no second copy of a large state)
+    from fastopt import _kernels
+
+    shapes = [(3,), (4, 5), (), (17,)]
+    big = _kernels.HUGEPAGE_BYTES // 4  # float32 elements of the first kept size
+    qs = [torch.nn.Parameter(torch.ones(s)) for s in shapes + [(big,)]]
+    theirs = torch.optim.Adam(qs, lr=0.1, foreach=False)
+    for q in qs:
+        q.grad = torch.ones(q.shape)
+    theirs.step()
+    ps = [torch.nn.Parameter(q.detach().clone()) for q in qs]
+    saved = copy.deepcopy(theirs.state_dict())  # (a torch state_dict holds the live state)
+    values = copy.deepcopy(saved)
+    ours = ft.Adam(ps, lr=0.1)
+    ours.load_state_dict(saved)
+    for key in ("exp_avg", "exp_avg_sq"):
+        ptrs = [ours.state[p][key].data_ptr() for p in ps]
+        assert [b - a for a, b in zip(ptrs, ptrs[1:4])] == [64, 128, 64]
+        assert all(ptr % 64 == 0 for ptr in ptrs[:4])
+        assert ours.state[ps[4]][key] is saved["state"][4][key]  # large: as loaded
+        for i in range(4):
+            assert ours.state[ps[i]][key].data_ptr() != saved["state"][i][key].data_ptr()
+        for i, p in enumerate(ps):
+            assert torch.equal(ours.state[p][key], values["state"][i][key])
+    steps = [ours.state[p]["step"].data_ptr() for p in ps]
+    assert [b - a for a, b in zip(steps, steps[1:])] == [8, 8, 8, 8]
+    assert all(int(ours.state[p]["step"]) == 1 for p in ps)
+    for p, q in zip(ps, qs):
+        p.grad, q.grad = torch.full(p.shape, 0.5), torch.full(q.shape, 0.5)
+    ours.step()
+    theirs.step()
+    _assert_equal_runs(ps, qs, ours, theirs)
+    assert int(ours.state[ps[0]]["step"]) == 2
+
+
+def test_grads_are_read_as_p_grad_reads_them_also_where_a_class_redefines_grad():
+    # gather_torch_grads calls torch's C getter of Tensor.grad directly for the param types
+    # whose lookup of "grad" ends there, checked once per type and again whenever the
+    # type changes (CPython's version tag): a class redefining grad later is followed
+    from fastopt import _kernels
+
+    assert not _kernels.use_grad_getter(None)  # not a getset descriptor: nothing changes
+
+    class Tagged(torch.nn.Parameter):
+        pass
+
+    def model():
+        return [Tagged(torch.ones(4, 5)), torch.nn.Parameter(torch.ones(4, 5))]
+
+    ps, qs = model(), model()
+    ours, theirs = ft.SGD(ps, lr=0.1), torch.optim.SGD(qs, lr=0.1)
+    for p in ps + qs:
+        p.grad = torch.full((4, 5), 0.5)
+
+    def step(times):
+        for _ in range(times):
+            ours.step()
+            theirs.step()
+        _assert_equal_runs(ps, qs, ours, theirs)
+
+    step(3)  # Tagged is checked and remembered
+    Tagged.grad = property(lambda self: torch.full((4, 5), -3.0))  # type: ignore[assignment]
+    try:
+        step(3)
+        torch.testing.assert_close(ps[0].detach(), torch.full((4, 5), 1 - 0.15 + 0.9))
+    finally:
+        del Tagged.grad
+    step(2)  # torch's getter again
+    torch.testing.assert_close(ps[0].detach(), torch.full((4, 5), 1 - 0.25 + 0.9))
+
+    class Lazy(torch.nn.Parameter):  # attribute access that is not the generic one
+        def __getattribute__(self, name):
+            if name == "grad":
+                return torch.full((4, 5), 1.0)
+            return super().__getattribute__(name)
+
+    ps, qs = [Lazy(torch.ones(4, 5))], [Lazy(torch.ones(4, 5))]
+    ours, theirs = ft.SGD(ps, lr=0.1), torch.optim.SGD(qs, lr=0.1)
+    step(2)
+    torch.testing.assert_close(ps[0].detach(), torch.full((4, 5), 0.8))
+
+
+def test_negative_views_are_found_through_is_negs_c_function_or_any_callable():
+    # bind asks Tensor.is_neg (DLPack has no negative bit) through its C function when it
+    # is a METH_NOARGS method of torch's tensor type; any other callable is called
+    from fastopt import _kernels
+
+    api = getattr(torch.Tensor, "__dlpack_c_exchange_api__", None)
+    if api is None:
+        pytest.skip("this torch has no DLPack C exchange API")
+    p = np.zeros((4, 5), np.float32)
+    plan = _kernels.StepPlan([([p], [], None, None)])
+    asked = []
+
+    def is_neg(t):
+        asked.append(t)
+        return torch.Tensor.is_neg(t)
+
+    try:
+        for ask in (torch.Tensor.is_neg, is_neg):
+            assert _kernels.use_torch_exchange_api(api, torch.Tensor, ask)
+            neg = torch._neg_view(torch.ones(4, 5))
+            with pytest.raises(_kernels.DLPackUnfit, match="negative"):
+                plan.bind([neg])
+            assert plan.bind([torch.ones(4, 5)])
+            plan.release()
+        assert len(asked) == 2
+    finally:
+        assert _kernels.use_torch_exchange_api(api, torch.Tensor, torch.Tensor.is_neg)
+
+
+@pytest.mark.parametrize("fresh", [False, True])
+def test_grads_reach_their_params_when_units_reorder_the_params(fresh):
+    # groups with equal options share one kernel call (one unit), so the plan's order of
+    # the params is not the groups' where equal groups are not adjacent (0 and 2 here),
+    # and SGD's first step puts the params whose state it creates first: each grad must
+    # still update its own param (a bug before: param 1 got param 2's grad)
+    def model():
+        return [torch.nn.Parameter(torch.full((3,), float(k))) for k in range(4)]
+
+    def groups(params):
+        return [{"params": [params[0]], "lr": 0.1}, {"params": [params[1]], "lr": 0.2},
+                {"params": [params[2], params[3]], "lr": 0.1}]
+
+    ps, qs = model(), model()
+    ours = ft.SGD(groups(ps), lr=0.1, momentum=0.5)
+    theirs = torch.optim.SGD(groups(qs), lr=0.1, momentum=0.5, foreach=False)
+    kept = [torch.full((3,), float(k + 1)) for k in range(4)]
+    for step in range(6):
+        for k, (p, q) in enumerate(zip(ps, qs)):
+            if step == 0 and k == 1:  # no grad at first: its momentum starts a step later
+                p.grad = q.grad = None
+                continue
+            g = kept[k] * (step + 1) if fresh else kept[k]
+            p.grad, q.grad = g, g.clone()
+        ours.step()
+        theirs.step()
+        _assert_equal_runs(ps, qs, ours, theirs)

@@ -14,7 +14,9 @@ How a step runs (the short path, taken while nothing but hyperparameter values c
    tensor (``zero_grad(set_to_none=False)``) is retained as a numpy view;
 3. a cached ``StepPlan`` (pointer tables over the param, state and step-counter views,
    validated once) binds the gradients and runs one C call per unit and dtype, GIL
-   released; the per-parameter step counters are int64 tensors the plan increments.
+   released; the per-parameter step counters are int64 tensors the plan increments. When
+   no slot changed since a step that bound the retained views of every grad, the plan
+   runs on that bind's pointers (``StepPlan.step_again``: no bind).
 
 The cache is rebuilt when the structure changes: param groups added or edited, state
 replaced (``opt.state`` and its entries are tracked dicts), a param's storage swapped
@@ -51,6 +53,9 @@ _to_dlpack: Any = torch.utils.dlpack.to_dlpack
 if isinstance(torch.Tensor, type) and _kernels.use_torch_exchange_api(
         getattr(torch.Tensor, "__dlpack_c_exchange_api__", None), torch.Tensor, _is_neg):
     _to_dlpack = None
+# p.grad through torch's C getter where type(p) looks "grad" up there (gather_torch_grads)
+if isinstance(torch.Tensor, type):
+    _kernels.use_grad_getter(vars(torch.Tensor.__mro__[-2]).get("grad"))
 _DLPackUnfit = _kernels.DLPackUnfit
 _gather = _kernels.gather_torch_grads
 # Plans kept per structure (one per combination of units, used state and params with a grad).
@@ -143,14 +148,15 @@ def new_state_tensor(p: torch.Tensor, fill: float) -> torch.Tensor:
     return t.fill_(fill)
 
 
-def new_state_tensors(like: list[torch.Tensor], fill: float, dtype: Any = None,
+def new_state_tensors(like: list[torch.Tensor], fill: float | None, dtype: Any = None,
                       shapes: list[tuple[int, ...]] | None = None,
                       slot_bytes: int = 64, avoid: list[list[int]] | None = None
                       ) -> list[torch.Tensor]:
-    """Contiguous state tensors holding `fill`, one like each tensor of `like` (all of one
-    dtype; or of `dtype` and `shapes`), packed side by side in one numpy arena, each a
-    tensor with its own storage (``torch.from_numpy`` of its slice: pickling one state
-    tensor writes its own bytes, not the arena's). Each starts on a `slot_bytes` boundary.
+    """Contiguous state tensors holding `fill` (None: left unwritten, for a caller that
+    writes every element), one like each tensor of `like` (all of one dtype; or of `dtype`
+    and `shapes`), packed side by side in one numpy arena, each a tensor with its own
+    storage (``torch.from_numpy`` of its slice: pickling one state tensor writes its own
+    bytes, not the arena's). Each starts on a `slot_bytes` boundary.
 
     Why one arena: a step streams every param's state; state tensors allocated one by one
     land wherever the allocator finds room, and a 500-tensor step then pays a page walk and
@@ -185,9 +191,30 @@ def new_state_tensors(like: list[torch.Tensor], fill: float, dtype: Any = None,
     arena = raw[start:start + total]
     if huge:
         _kernels.advise_hugepages(arena)
-    arena.fill(fill)
+    if fill is not None:
+        arena.fill(fill)
     return [torch.from_numpy(arena[o:o + n].reshape(shape))
             for o, n, shape in zip(offsets, sizes, shapes)]
+
+
+def packed_copies(tensors: list[torch.Tensor], slot_bytes: int = 64,
+                  params: list[torch.Tensor] | None = None,
+                  avoid: list[list[int]] | None = None) -> list[torch.Tensor]:
+    """Copies of contiguous CPU tensors of one dtype, packed as :func:`new_state_tensors`
+    packs the state a step creates; with `params` (each tensor's param, of its shape and
+    dtype) and `avoid`, placed as that state is."""
+    copies = new_state_tensors(tensors if params is None else params, None,
+                               slot_bytes=slot_bytes, avoid=avoid)
+    for new, old in zip(copies, tensors):
+        new.copy_(old)
+    return copies
+
+
+def _streams(p: torch.Tensor, entry: dict[str, Any]) -> list[int]:
+    """The addresses of the streams a new state of `p` meets in a step: the param, its
+    grad and the state tensors of `entry` (new_state_tensors' `avoid`)."""
+    return [t.data_ptr() for t in (p, p.grad, *entry.values())
+            if isinstance(t, torch.Tensor) and t.dim() and t.layout == torch.strided]
 
 
 def _check_state_tensor(t: Any, p: torch.Tensor, where: str) -> None:
@@ -234,7 +261,7 @@ class _Layout:
 
     __slots__ = ("version", "state", "group_lists", "group_lens", "params", "arrays", "ptrs",
                  "where", "group_of", "views", "srcs", "gptrs", "weak", "seen", "keys", "plain",
-                 "options", "sig", "dirty", "plans", "full")
+                 "options", "sig", "dirty", "plans", "full", "serial")
 
     def __init__(self, groups: list[dict[str, Any]], state: Any, version: int) -> None:
         self.version = version
@@ -263,6 +290,9 @@ class _Layout:
         self.dirty = True
         self.plans: dict[Any, tuple] = {}
         self.full: tuple | None = None  # the plan of the current signature, all params active
+        # the serial of full's last bind when it bound the retained views of every slot
+        # and no slot changed since (0: none): step_again then runs without binding
+        self.serial = 0
 
     def same_groups(self, groups: list[dict[str, Any]]) -> bool:
         if len(groups) != len(self.group_lists):
@@ -301,6 +331,7 @@ class _Layout:
 
     def drop_grads(self) -> None:
         n = len(self.params)
+        self.serial = 0
         self.views = [None] * n
         self.srcs = [_NO_GRAD] * n
         self.weak = [None] * n
@@ -484,14 +515,22 @@ class Optimizer(torch.optim.Optimizer):
             if entry is None or lay.dirty:
                 self._fo_run(lay, None, grads)
                 return
+            plan, order = entry[0], entry[3]
+            bound = grads if order is None else [grads[i] for i in order]
+            # the same views as full's last bind, which bound them all (no slot changed
+            # since: each is still its grad's view, at the grad's address): no bind
+            if plan.step_again(bound, lay.serial, entry[1], lay.options):
+                return
             try:  # bind, run every unit, advance: one call
-                ran = entry[0].step(grads, entry[1], lay.options)
+                ran = plan.step(bound, entry[1], lay.options)
             except _DLPackUnfit:  # pragma: no cover - retained capsules were bound before
                 self._fo_run(lay, None, grads)
                 return
             if not ran:  # pragma: no cover - retained views are never None
                 raise RuntimeError("fastopt.torch: a retained gradient view is missing")
+            lay.serial = plan.serial
             return
+        lay.serial = 0
         for i in slow:
             grads[i] = self._fo_grad_view(lay, i, lay.params[i].grad)
         if missing is None:
@@ -499,7 +538,7 @@ class Optimizer(torch.optim.Optimizer):
         elif len(missing) < len(grads):
             skip = set(missing)
             active = tuple(i for i in range(len(grads)) if i not in skip)
-            self._fo_run(lay, active, [grads[i] for i in active])
+            self._fo_run(lay, active, grads)
 
     def _fo_grad_view(self, lay: _Layout, i: int, g: Any) -> np.ndarray:
         """The view of a new grad that gather_torch_grads left to Python (a negative view,
@@ -522,6 +561,7 @@ class Optimizer(torch.optim.Optimizer):
         return view
 
     def _fo_run(self, lay: _Layout, active: tuple[int, ...] | None, grads: list) -> None:
+        """Step the params in `active` (all when None); `grads` holds every slot's."""
         if lay.dirty:
             lay.signature()
         entry = lay.full if active is None else None
@@ -532,9 +572,11 @@ class Optimizer(torch.optim.Optimizer):
                 entry, created = self._fo_plan(lay, active)
             if active is None and entry[2] is None:
                 lay.full = entry
-        plan, unit_groups, unit_options = entry
+        plan, unit_groups, unit_options, order = entry
+        slots = order if order is not None else active  # the slot of each plan entry
+        bound = grads if slots is None else [grads[i] for i in slots]
         try:
-            self._fo_bind(lay, plan, grads, active)
+            self._fo_bind(lay, plan, bound, slots)
         except Exception as err:  # e.g. the numpy road's RuntimeError for a sparse grad
             self._fo_rollback(lay, created)
             if isinstance(err, (TypeError, ValueError)):
@@ -546,19 +588,20 @@ class Optimizer(torch.optim.Optimizer):
             plan.run_all(list(range(len(unit_options))), unit_options)
 
     def _fo_bind(self, lay: _Layout, plan: Any, grads: list,
-                 active: tuple[int, ...] | None) -> None:
-        """Bind the grads; a DLPack capsule the plan finds unfit (a strided, misaligned or
-        foreign gradient) is replaced by the numpy road, which copies or explains."""
+                 slots: tuple[int, ...] | None) -> None:
+        """Bind the grads, in the plan's order (``grads[k]`` is slot ``slots[k]``'s, or
+        slot k's when None); a DLPack capsule the plan finds unfit (a strided, misaligned
+        or foreign gradient) is replaced by the numpy road, which copies or explains."""
         while True:
             try:
-                if active is None:
+                if slots is None:
                     plan.bind(grads)
                 else:
-                    plan.bind(grads, list(active))
+                    plan.bind(grads, list(slots))
                 return
             except _DLPackUnfit as unfit:
                 k = unfit.position
-                i = k if active is None else active[k]
+                i = k if slots is None else slots[k]
                 g: Any = lay.params[i].grad
                 try:
                     view = _numpy(g)
@@ -656,6 +699,7 @@ class Optimizer(torch.optim.Optimizer):
         created = self._fo_allocate(lay, indices)
         partition, _ = lay.signature()
         units, names, unit_groups, unit_options = [], [], [], []
+        order: list[int] = []  # the slot of each plan entry (units group params anew)
         one_off = False
         for unit in partition:
             members = [i for i in indices if lay.group_of[i] in unit]
@@ -672,6 +716,7 @@ class Optimizer(torch.optim.Optimizer):
                 split = [(members, options)]
             sub_opts: Any
             for sub, sub_opts in split:
+                order.extend(sub)
                 units.append(self._fo_unit(lay, sub, sub_opts))
                 names.append(sub_opts.state_names)
                 unit_groups.append(unit[0])
@@ -681,9 +726,11 @@ class Optimizer(torch.optim.Optimizer):
         except (TypeError, ValueError):
             self._fo_rollback(lay, created)
             raise
+        # None where the plan's order is the slots' (no reordering of the grads)
+        slots = None if order == list(indices) else tuple(order)
         if one_off:
-            return (plan, unit_groups, unit_options), created
-        entry = (plan, unit_groups, None)
+            return (plan, unit_groups, unit_options, slots), created
+        entry = (plan, unit_groups, None, slots)
         lay.plans[(lay.signature(), active)] = entry
         return entry, created
 
@@ -727,9 +774,7 @@ class Optimizer(torch.optim.Optimizer):
                 tensors = [torch.tensor(initial[name], dtype=torch.float64) for _ in ps]
             elif self._fo_lowprec is None:
                 tensors = new_state_tensors(ps, self._fill(name), avoid=[
-                    [t.data_ptr() for t in (p, p.grad, *state.get(p, _NO_STATE).values())
-                     if isinstance(t, torch.Tensor) and t.dim() and t.layout == torch.strided]
-                    for p in ps])
+                    _streams(p, state.get(p, _NO_STATE)) for p in ps])
             else:
                 tensors = [self._new_state(p, name, self._fill(name)) for p in ps]
             for p, t in zip(ps, tensors):
@@ -759,8 +804,14 @@ class Optimizer(torch.optim.Optimizer):
         same family), then checks: every state tensor matches its parameter (dtype, shape,
         CPU, no grad; non-contiguous ones are copied), each ``step`` is a non-negative whole
         number (kept as an int64 counter), and the groups' options are valid. On error
-        nothing changes. As in torch, loaded state tensors may share memory with the
-        state_dict's (deep-copy the dict first if you keep using it)."""
+        nothing changes.
+
+        State tensors under 4 MiB (``HUGEPAGE_BYTES``) and the step counters are then
+        copied side by side, per state name and dtype, as the state a step creates is
+        packed: a checkpoint's tensors lie wherever its loader put them, and a step over
+        many small tensors is slower on scattered state. Larger state tensors are kept
+        as loaded and may, as in torch, share memory with the state_dict's (deep-copy the
+        dict first if you keep using it)."""
         before = self.__dict__.get("state"), self.param_groups
         # int8 states (dicts) go around torch's load, which would cast their codes to floats
         # and their "format" to the text of a generator
@@ -799,11 +850,39 @@ class Optimizer(torch.optim.Optimizer):
                                                               or not t.is_contiguous()):
                             entry[name] = t.detach().contiguous()
             self._fo_normalize_state()
+            if self._fo_lowprec is None:
+                self._fo_pack_state()
         except Exception:
             self.state, self.param_groups = before  # type: ignore[assignment]
             self._fo_version.n += 1
             raise
         self._fo_layout = None
+
+    def _fo_pack_state(self) -> None:
+        """Pack the (checked) state tensors under HUGEPAGE_BYTES and the step counters,
+        per name and dtype in param order, as _fo_allocate packs new state."""
+        batches: dict[tuple[str, Any], list[tuple[torch.Tensor, dict[str, Any]]]] = {}
+        for group in self.param_groups:
+            for p in group["params"]:
+                entry = self.state.get(p)
+                if not entry:
+                    continue
+                for name in self._state_names:
+                    t = entry.get(name)
+                    if isinstance(t, torch.Tensor) and t.nbytes < _kernels.HUGEPAGE_BYTES:
+                        batches.setdefault((name, t.dtype), []).append((p, entry))
+                if self._has_step and isinstance(entry.get("step"), torch.Tensor):
+                    batches.setdefault(("step", torch.int64), []).append((p, entry))
+        for (name, _), members in batches.items():
+            tensors = [entry[name] for _, entry in members]
+            if name == "step":
+                copies = packed_copies(tensors, slot_bytes=8)
+            else:  # placed away from the streams it meets, as _fo_allocate places
+                copies = packed_copies(tensors, params=[p for p, _ in members], avoid=[
+                    _streams(p, {n: t for n, t in entry.items() if n != name})
+                    for p, entry in members])
+            for (_, entry), t in zip(members, copies):
+                entry[name] = t
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()  # type: ignore[misc]
