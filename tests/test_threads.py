@@ -250,3 +250,42 @@ def test_load_cap_follows_the_signal_and_spares_explicit_counts():
     finally:
         _kernels._set_load_tuning(*old)
         _kernels._set_runnable_probe(old_probe if "old_probe" in locals() else -2)
+
+
+LOAD_WINDOW_PROBE = """
+import resource, sys
+before = resource.getrusage(resource.RUSAGE_SELF)
+sum(i * i for i in range(300_000))  # CPU time the interpreter spends before the import
+before = resource.getrusage(resource.RUSAGE_SELF)
+from fastopt import _kernels
+state = _kernels._load_state()
+print(before.ru_utime + before.ru_stime, before.ru_nivcsw, state["window_cpu_s"],
+      state["window_switches"])
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="getrusage's counters: Linux")
+def test_load_window_starts_at_import_not_at_process_start():
+    # The preemptions of the interpreter's start and of the imports are not the load the
+    # first kernel call meets: counted from the process's start they halved the team of
+    # some quiet fresh processes at their first call.
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OMP_NUM_THREADS", "FASTOPT_LOAD_ADAPTIVE")}
+    out = subprocess.run([sys.executable, "-c", LOAD_WINDOW_PROBE], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    cpu_before, switches_before, window_cpu, window_switches = map(float, out.stdout.split())
+    assert window_cpu >= cpu_before > 0
+    assert window_switches >= switches_before
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="getrusage's counters: Linux")
+def test_new_load_tuning_starts_a_fresh_window():
+    first = _kernels._load_state()["window_cpu_s"]
+    sum(i * i for i in range(300_000))
+    old = _kernels._set_load_tuning(_kernels.LOAD_WINDOW_S, _kernels.LOAD_MIN_CPU_S,
+                                    _kernels.LOAD_BUSY_RATE, _kernels.LOAD_QUIET_RATE)
+    try:
+        assert _kernels._load_state()["window_cpu_s"] > first
+    finally:
+        _kernels._set_load_tuning(*old)
