@@ -53,9 +53,7 @@ static inline int64_t fo_tiles(int64_t n) { return (n + FO_PHILOX_TILE - 1) / FO
  * depends only on its index: the same bits for any chunking and thread count. */
 static inline int64_t fo_tile_chunk(int64_t tiles, int team)
 {
-    const int64_t parts = (int64_t)team * FO_CHUNKS_PER_THREAD;
-    const int64_t chunk = (tiles + parts - 1) / parts;
-    return (chunk + FO_SPLIT_ALIGN - 1) / FO_SPLIT_ALIGN * FO_SPLIT_ALIGN;
+    return fo_chunk_length_least(tiles, team, 1);
 }
 
 /* A pragma inside a macro: C99's _Pragma, MSVC's __pragma. */

@@ -130,16 +130,23 @@ typedef void (*fo_range_fn)(const fo_layout *layout, int64_t lo, int64_t hi, voi
 #  define FO_CHUNKS_PER_THREAD 8
 #endif
 
-/* The chunk length for `total` elements and `team` threads: about total / (team *
- * FO_CHUNKS_PER_THREAD), at least half the serial threshold (a chunk is worth a thread's
- * turn), a multiple of FO_SPLIT_ALIGN. Depends only on total and team. */
-static inline int64_t fo_chunk_length(int64_t total, int team)
+/* The chunk length for `total` items (elements, or dropout's tiles) and `team` threads:
+ * about total / (team * FO_CHUNKS_PER_THREAD), at least `least`, a multiple of
+ * FO_SPLIT_ALIGN. Depends only on its arguments. */
+static inline int64_t fo_chunk_length_least(int64_t total, int team, int64_t least)
 {
     const int64_t parts = (int64_t)team * FO_CHUNKS_PER_THREAD;
     int64_t chunk = (total + parts - 1) / parts;
-    if (chunk < FO_SERIAL_BELOW / 2)
-        chunk = FO_SERIAL_BELOW / 2;
+    if (chunk < least)
+        chunk = least;
     return (chunk + FO_SPLIT_ALIGN - 1) / FO_SPLIT_ALIGN * FO_SPLIT_ALIGN;
+}
+
+/* The chunk length of a multi-tensor call: at least half the serial threshold (a chunk is
+ * worth a thread's turn). */
+static inline int64_t fo_chunk_length(int64_t total, int team)
+{
+    return fo_chunk_length_least(total, team, FO_SERIAL_BELOW / 2);
 }
 
 /* Atomically take the next chunk index of a share: *next, then one more. Relaxed order is

@@ -45,6 +45,12 @@ def best_offset(like: int, avoid: Iterable[int]) -> int:
     return best
 
 
+def addresses(arrays: Iterable[object]) -> list[int]:
+    """The data addresses of the numpy arrays among `arrays` that have at least one
+    dimension (the streams a step's new state meets; scalars and other entries are none)."""
+    return [a.ctypes.data for a in arrays if isinstance(a, np.ndarray) and a.ndim]
+
+
 def placed_full(p: np.ndarray, fill: float, avoid: Iterable[int] = (),
                 dtype: np.dtype | None = None) -> np.ndarray:
     """An array shaped like `p` (of `p`'s dtype or `dtype`) holding `fill`, whose first

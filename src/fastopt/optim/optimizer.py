@@ -466,7 +466,7 @@ class Optimizer:
             i = indices[k]
             found = [p, grads[i] if i < len(grads) else None,
                      *self._state.get(i, {}).values(), *new.get(i, {}).values()]
-            return [a.ctypes.data for a in found if isinstance(a, np.ndarray) and a.ndim]
+            return _placement.addresses(found)
 
         def allocate(k: int, name: str, p: np.ndarray) -> Any:
             if name in scalar_specs:
@@ -668,9 +668,8 @@ class Optimizer:
                     entry[name] = np.array(checked_state_array(value, p, key, name, np.uint16),
                                            order="C", copy=True)
                     continue
-                entry[name] = self._loaded_state(value, p, key, name, [
-                    a.ctypes.data for a in (p, *entry.values())
-                    if isinstance(a, np.ndarray) and a.ndim])
+                entry[name] = self._loaded_state(
+                    value, p, key, name, _placement.addresses((p, *entry.values())))
             new_state[i] = entry
         for group, merged in zip(self.param_groups, new_groups):
             group.clear()
