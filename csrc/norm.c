@@ -2,6 +2,7 @@
  * The typed bodies live in norm.inc, instantiated here for float and double. */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "fastopt.h"
 #include "parallel.h"

@@ -39,6 +39,26 @@ def test_nan_propagates(p, dtype):
     assert math.isnan(_kernels.norm_reduce([np.ones(3, dtype), x], p))
 
 
+@pytest.mark.parametrize("n", [1, 7, 8, 9, 4095, 4096, 4103, 70_001])
+def test_max_abs_is_exact_at_every_position(n, dtype, rng):
+    # the max-abs path keeps eight integer maxima of the bits of |x| and falls back to
+    # the scalar loop when the maximum is not finite: the largest |x| wins wherever it
+    # sits (in the vectorized part, in the tail, negative), and inf and the NaN of the
+    # piece come out as before
+    x = rng.standard_normal(n).astype(dtype)
+    for where in {0, n // 2, n - 1}:
+        y = x.copy()
+        y[where] = -7.5
+        assert _kernels.norm_reduce([y], math.inf) == 7.5
+        y[where] = -np.inf
+        assert _kernels.norm_reduce([y], math.inf) == math.inf
+        y[where] = np.nan
+        assert math.isnan(_kernels.norm_reduce([y], math.inf))
+    tiny = np.full(n, -np.finfo(dtype).smallest_subnormal, dtype)
+    assert _kernels.norm_reduce([tiny], math.inf) == float(np.finfo(dtype).smallest_subnormal)
+    assert _kernels.norm_reduce([np.full(n, -0.0, dtype)], math.inf) == 0.0
+
+
 @pytest.mark.parametrize("p", [1.0, 2.0, math.inf])
 def test_one_and_two_threads_bitwise_identical(p, dtype, rng):
     arrays = [rng.standard_normal(1_500_000).astype(dtype) for _ in range(2)]
