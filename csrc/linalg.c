@@ -1,6 +1,7 @@
 /* linalg.c — dot, axpy, scal and the L-BFGS two-loop recursion.
  * The typed bodies live in linalg.inc, instantiated here for float and double. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "fastopt.h"
 #include "parallel.h"

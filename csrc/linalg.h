@@ -37,6 +37,19 @@ FO_API int fo_lbfgs_pair_f64(int64_t n, const double *x1, const double *x0, cons
                              const double *g0, double *s, double *y, double *sy, double *yy,
                              int nthreads);
 
+/* A trial point of the L-BFGS line search in one pass: the new pair as fo_lbfgs_pair writes
+ * it (s = x1 - x0, y = g1 - g0; the memory's free row, committed only if the step is taken)
+ * and out[0] = g1 . d (the slope the line search tests), out[1] = s . y, out[2] = y . y,
+ * out[3] = max |g1[i]| (NaN if any is NaN; the gradient test). The products are the bits of
+ * fo_dot and fo_lbfgs_pair (the same blocks, summed in block order) for any thread count;
+ * s and y must not overlap the inputs. */
+FO_API int fo_lbfgs_trial_f32(int64_t n, const float *x1, const float *x0, const float *g1,
+                              const float *g0, const float *d, float *s, float *y,
+                              double *out, int nthreads);
+FO_API int fo_lbfgs_trial_f64(int64_t n, const double *x1, const double *x0,
+                              const double *g1, const double *g0, const double *d, double *s,
+                              double *y, double *out, int nthreads);
+
 /* L-BFGS two-loop recursion (Nocedal & Wright, Algorithm 7.4): out = sign * H g, where H is
  * the L-BFGS inverse Hessian of the `count` newest pairs in a ring buffer and
  * H0 = gamma * I, sign = -1 if `negate` else +1.

@@ -20,6 +20,12 @@ cdef extern from "linalg.h" nogil:
     int fo_lbfgs_pair_f64(int64_t n, const double *x1, const double *x0, const double *g1,
                           const double *g0, double *s, double *y, double *sy, double *yy,
                           int nthreads)
+    int fo_lbfgs_trial_f32(int64_t n, const float *x1, const float *x0, const float *g1,
+                           const float *g0, const float *d, float *s, float *y, double *out,
+                           int nthreads)
+    int fo_lbfgs_trial_f64(int64_t n, const double *x1, const double *x0, const double *g1,
+                           const double *g0, const double *d, double *s, double *y,
+                           double *out, int nthreads)
     int fo_lbfgs_two_loop_f32(int64_t n, int64_t slots, int64_t count, int64_t newest,
                               const float *S, const float *Y, const double *rho, double gamma,
                               const float *g, float *out, int negate, int nthreads)
@@ -236,6 +242,64 @@ def lbfgs_pair(x1, x0, g1, g0, s, y):
     _last_threads_used = fo_team_size(n, nthreads)
     check_status(status, "lbfgs_pair")
     return sy, yy
+
+
+def lbfgs_trial(x1, x0, g1, g0, d, s, y):
+    """A trial point of the L-BFGS line search in one pass over memory.
+
+    Writes the candidate pair ``s = x1 - x0``, ``y = g1 - g0`` as :func:`lbfgs_pair`
+    does and returns ``(g1 . d, s . y, y . y, max |g1|)``: the slope the line search
+    tests, what the curvature test and the scaling need, and the gradient test's norm
+    (NaN if any element of ``g1`` is NaN). The products are the bits of :func:`dot` and
+    :func:`lbfgs_pair` (the same fixed blocks, summed in block order), for any thread
+    count: one pass instead of three.
+
+    Parameters
+    ----------
+    x1, x0, g1, g0, d : ndarray
+        float32 or float64, all of the dtype and size of `x1`; non-contiguous inputs are
+        copied.
+    s, y : ndarray
+        Outputs: dtype and size of `x1`, writeable, C-contiguous; they must not share
+        memory with each other or with any input.
+
+    Returns
+    -------
+    (gd, sy, yy, gmax) : tuple of float
+    """
+    global _last_threads_used
+    cdef cnp.ndarray x1a = _vec_in(x1, "x1", None)
+    cdef cnp.ndarray x0a = _vec_in(x0, "x0", x1a)
+    cdef cnp.ndarray g1a = _vec_in(g1, "g1", x1a)
+    cdef cnp.ndarray g0a = _vec_in(g0, "g0", x1a)
+    cdef cnp.ndarray da = _vec_in(d, "d", x1a)
+    cdef cnp.ndarray sa = _vec_out(s, "s", x1a)
+    cdef cnp.ndarray ya = _vec_out(y, "y", x1a)
+    if _overlap(sa, ya):
+        raise ValueError("s: shares memory with y")
+    for name, out in (("s", sa), ("y", ya)):
+        for other in (x1a, x0a, g1a, g0a, da):
+            if _overlap(out, other):
+                raise ValueError(f"{name}: shares memory with x1, x0, g1, g0 or d")
+    cdef int64_t n = cnp.PyArray_SIZE(x1a)
+    cdef double res[4]
+    cdef int status, nthreads = current_threads()
+    with nogil:
+        if cnp.PyArray_TYPE(x1a) == cnp.NPY_FLOAT:
+            status = fo_lbfgs_trial_f32(
+                n, <const float *>cnp.PyArray_DATA(x1a), <const float *>cnp.PyArray_DATA(x0a),
+                <const float *>cnp.PyArray_DATA(g1a), <const float *>cnp.PyArray_DATA(g0a),
+                <const float *>cnp.PyArray_DATA(da), <float *>cnp.PyArray_DATA(sa),
+                <float *>cnp.PyArray_DATA(ya), res, nthreads)
+        else:
+            status = fo_lbfgs_trial_f64(
+                n, <const double *>cnp.PyArray_DATA(x1a),
+                <const double *>cnp.PyArray_DATA(x0a), <const double *>cnp.PyArray_DATA(g1a),
+                <const double *>cnp.PyArray_DATA(g0a), <const double *>cnp.PyArray_DATA(da),
+                <double *>cnp.PyArray_DATA(sa), <double *>cnp.PyArray_DATA(ya), res, nthreads)
+    _last_threads_used = fo_team_size(n, nthreads)
+    check_status(status, "lbfgs_trial")
+    return res[0], res[1], res[2], res[3]
 
 
 def lbfgs_two_loop(g, S, Y, rho, gamma, count, newest, out=None, negate=False):

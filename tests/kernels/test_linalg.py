@@ -216,6 +216,75 @@ def test_pair_validation_leaves_arrays_untouched(rng):
     assert snapshot(arrays) == before
 
 
+# ------------------------------------------------------------------ trial point
+@pytest.mark.parametrize("n", [0, 1, 7, 4096, N])
+def test_trial_is_pair_dot_and_max_norm_in_one_pass(dtype, rng, n):
+    # the same bits as lbfgs_pair, dot and norm_reduce(inf) called one after the other
+    x1, x0, g1, g0, d = (rng.standard_normal(n).astype(dtype) for _ in range(5))
+    if n:
+        g1[n // 2] = -9.0                          # the largest |g1|, negative
+    S = np.full((3, n), 7.0, dtype=dtype)
+    Y = np.full((3, n), 7.0, dtype=dtype)
+    gd, sy, yy, gmax = _kernels.lbfgs_trial(x1, x0, g1, g0, d, S[1], Y[1])
+    s_ref, y_ref = np.empty_like(x1), np.empty_like(x1)
+    sy_ref, yy_ref = _kernels.lbfgs_pair(x1, x0, g1, g0, s_ref, y_ref)
+    np.testing.assert_array_equal(S[1], x1 - x0)
+    np.testing.assert_array_equal(Y[1], g1 - g0)
+    assert np.all(S[[0, 2]] == 7.0) and np.all(Y[[0, 2]] == 7.0)
+    assert (sy.hex(), yy.hex()) == (sy_ref.hex(), yy_ref.hex())
+    assert gd.hex() == _kernels.dot(g1, d).hex()
+    assert gd == pytest.approx(float(g1.astype(np.float64) @ d.astype(np.float64)),
+                               rel=1e-12, abs=1e-300)
+    assert gmax == (9.0 if n else 0.0)
+    assert all(isinstance(v, float) for v in (gd, sy, yy, gmax))
+
+
+def test_trial_norm_is_nan_or_inf_when_the_gradient_is(rng):
+    n = 10_000
+    x1, x0, g0, d = (rng.standard_normal(n) for _ in range(4))
+    s, y = np.empty(n), np.empty(n)
+    for bad, check in ((np.inf, lambda v: v == np.inf), (-np.inf, lambda v: v == np.inf),
+                       (np.nan, np.isnan)):
+        for where in (3, n - 1):
+            g1 = rng.standard_normal(n)
+            g1[where] = bad
+            assert check(_kernels.lbfgs_trial(x1, x0, g1, g0, d, s, y)[3])
+
+
+@pytest.mark.skipif(not _two_threads_possible(), reason="needs OpenMP and two threads")
+def test_trial_one_and_two_threads_bitwise_identical(dtype, rng):
+    n = 1_000_003
+    args = [rng.standard_normal(n).astype(dtype) for _ in range(5)]
+    got = []
+    for t in (1, 2):
+        s, y = np.empty(n, dtype), np.empty(n, dtype)
+        with fastopt.threads(t):
+            r = _kernels.lbfgs_trial(*args, s, y)
+            assert _kernels.last_threads_used() == t
+        got.append([v.hex() for v in r] + [s.tobytes(), y.tobytes()])
+    assert got[0] == got[1]
+
+
+def test_trial_validation_leaves_arrays_untouched(rng):
+    n = 50
+    x1, x0, g1, g0, d = (rng.standard_normal(n) for _ in range(5))
+    s, y = np.zeros(n), np.zeros(n)
+    arrays = [x1, x0, g1, g0, d, s, y]
+    before = snapshot(arrays)
+    bad = [
+        ((x1, x0, g1, g0, d.astype(np.float32), s, y), TypeError, "d: expected dtype"),
+        ((x1, x0, g1, g0, d[:-1], s, y), ValueError, "d: expected 50 elements"),
+        ((x1, x0, g1, g0, d, s, s), ValueError, "s: shares memory with y"),
+        ((x1, x0, g1, g0, d, d, y), ValueError, "s: shares memory with x1, x0, g1, g0 or d"),
+        ((x1, x0, g1, g0, d, s, np.zeros(2 * n)[::2]), ValueError,
+         "y: expected a C-contiguous"),
+    ]
+    for args, exc, match in bad:
+        with pytest.raises(exc, match=match):
+            _kernels.lbfgs_trial(*args)
+    assert snapshot(arrays) == before
+
+
 def test_gram_matches_numpy(dtype, rng):
     S, Y, rho = _ring(dtype, rng)
     v = rng.standard_normal(N).astype(dtype)

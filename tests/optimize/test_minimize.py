@@ -727,3 +727,43 @@ def test_scaled_objective_takes_the_same_iterations(method):
         np.testing.assert_allclose(res.x, 1.0, atol=1e-7)
         runs[e] = (res.nit, res.nfev)
     assert len(set(runs.values())) == 1, runs
+
+
+@pytest.mark.parametrize("vector_free", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_lbfgs_fused_trial_pass_changes_no_bit(monkeypatch, vector_free, dtype):
+    # the line search's one pass per trial point (LbfgsMemory.trial_for: the candidate
+    # pair, the slope and the gradient's norm; fastopt._kernels.lbfgs_trial) against the
+    # separate dot, pair and norm: the same iterates, bit for bit, at 1 and 2 threads
+    import fastopt
+    import fastopt.optimize._minimize as solver
+    from fastopt import _kernels
+
+    p = get_problem("ext_rosenbrock")
+    x0 = p.x0(60_000).astype(dtype)
+    made = solver.LbfgsMemory
+    monkeypatch.setattr(solver, "LbfgsMemory",
+                        lambda *a, **k: made(*a, **{**k, "vector_free": vector_free}))
+    calls = {"trial": 0, "pair": 0}
+    for name in calls:
+        kernel = getattr(_kernels, f"lbfgs_{name}")
+
+        def counted(*a, _kernel=kernel, _name=name):
+            calls[_name] += 1
+            return _kernel(*a)
+
+        monkeypatch.setattr(_kernels, f"lbfgs_{name}", counted)
+
+    def run(threads):
+        with fastopt.threads(threads):
+            res = minimize(p.fg, x0, jac=True, method="L-BFGS",
+                           options={"maxiter": 40, "gtol": 0.0})
+        return res.x.tobytes(), float(res.fun).hex(), res.nit, res.nfev, res.status
+
+    fused = run(1)
+    assert calls["trial"] >= fused[2] and calls["pair"] < fused[2] // 4
+    assert run(2) == fused
+    monkeypatch.setattr(LbfgsMemory, "trial_for", lambda self, x, g, d: None)
+    calls["trial"] = 0
+    assert run(1) == fused
+    assert calls["trial"] == 0 and (vector_free or calls["pair"] >= fused[2] - 1)

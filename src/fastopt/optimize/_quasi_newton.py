@@ -213,6 +213,9 @@ def run_quasi_newton(obj: Objective, x: np.ndarray, memory, opts: QNOptions,
         return result("maxiter", x, f, g)
 
     search = more_thuente if opts.line_search == "more-thuente" else backtracking
+    # L-BFGS forms the candidate pair, the slope and the gradient's norm of a trial point
+    # in one pass (LbfgsMemory.trial_for); other memories leave the line search its dots
+    trial_for = getattr(memory, "trial_for", None)
     retried_after: str | None = None   # message of the failure we restarted after
     # Hager-Zhang running average of |f|, the scale of the function-value noise
     f_avg, f_q = abs(f), 1.0
@@ -225,7 +228,8 @@ def run_quasi_newton(obj: Objective, x: np.ndarray, memory, opts: QNOptions,
         else:
             d = memory.direction(g)
             alpha0 = 1.0
-        line = Line(obj, x, d, f, g, pool, space)
+        line = Line(obj, x, d, f, g, pool, space,
+                    trial=trial_for(x, g, d) if trial_for is not None else None)
         if opts.predicted_first_step and f_prev is not None and not memory.is_empty():
             alpha0 = _predicted_step(f, f_prev, line.dphi0)
         if search is more_thuente:
@@ -279,7 +283,7 @@ def run_quasi_newton(obj: Objective, x: np.ndarray, memory, opts: QNOptions,
             _call_callback(callback, intermediate)
         except CallbackStop:
             return result("callback", x, f, g)
-        gnorm = space.norm_inf(g)   # NaN or inf when g is not finite: one pass for both tests
+        gnorm = line.norm_inf(g)    # NaN or inf when g is not finite: one pass for both tests
         reason = stop_reason(opts, obj, nit, math.isfinite(f) and math.isfinite(gnorm), gnorm,
                              f_old, f, x_old, x, space)
         if reason is not None:

@@ -152,6 +152,9 @@ class LbfgsMemory:
         self._Sp = np.zeros(self.slots)
         self._Yp = np.zeros(self.slots)
         self._dbuf: np.ndarray | None = None   # reused output of direction()
+        # the last trial point's candidate pair in the free row (trial_for):
+        # (x_new, x_old, g_new, g_old, row, s.y, y.y)
+        self._candidate: tuple | None = None
 
     # --------------------------------------------------------------- state
     @property
@@ -172,6 +175,7 @@ class LbfgsMemory:
         self.head = 0
         self.gamma = 1.0
         self._probe = None
+        self._candidate = None
 
     def _commit(self, sy: float, yy: float, slope: float | None = None) -> bool:
         if not curvature_ok(sy, yy, slope, self.eps):
@@ -210,6 +214,7 @@ class LbfgsMemory:
 
     def update(self, s: np.ndarray, y: np.ndarray) -> bool:
         r"""Store :math:`(s, y)` if :math:`s^T y > \varepsilon y^T y`; return whether stored."""
+        self._candidate = None
         self.S[self.head] = s
         self.Y[self.head] = y
         return self._store_gram(None)
@@ -221,12 +226,39 @@ class LbfgsMemory:
         product with ``g_new`` (the next direction's). ``slope``: :math:`s^T g_{old}`
         (the curvature guard's scale; see the module)."""
         r = self.head
+        c, self._candidate = self._candidate, None
+        formed = (c is not None and c[0] is x_new and c[1] is x_old and c[2] is g_new
+                  and c[3] is g_old and c[4] == r)
         if not self.vector_free:
-            sy, yy = _kernels.lbfgs_pair(x_new, x_old, g_new, g_old, self.S[r], self.Y[r])
+            if c is not None and formed:
+                sy, yy = c[5], c[6]
+            else:
+                sy, yy = _kernels.lbfgs_pair(x_new, x_old, g_new, g_old, self.S[r],
+                                             self.Y[r])
             return self._commit(sy, yy, slope)
-        np.subtract(x_new, x_old, out=self.S[r])
-        np.subtract(g_new, g_old, out=self.Y[r])
+        if not formed:
+            np.subtract(x_new, x_old, out=self.S[r])
+            np.subtract(g_new, g_old, out=self.Y[r])
         return self._store_gram(g_new, slope)
+
+    def trial_for(self, x: np.ndarray, g: np.ndarray, d: np.ndarray):
+        """The line search's pass over a trial point along ``d`` from ``x`` (gradient
+        ``g``): ``trial(xa, ga) -> (ga . d, max |ga|)``, which also writes the candidate
+        pair ``(xa - x, ga - g)`` into the free row with its ``s.y`` and ``y.y``
+        (:func:`fastopt._kernels.lbfgs_trial`: one pass instead of the slope's dot
+        product, :func:`~fastopt._kernels.lbfgs_pair` and the gradient test's norm, the
+        same bits). :meth:`update_from` with that point then commits it without another
+        pass. None where the reductions are not local."""
+        if self.space is not LOCAL or x.dtype != self.dtype:
+            return None
+
+        def trial(xa: np.ndarray, ga: np.ndarray) -> tuple[float, float]:
+            r = self.head
+            gd, sy, yy, gmax = _kernels.lbfgs_trial(xa, x, ga, g, d, self.S[r], self.Y[r])
+            self._candidate = (xa, x, ga, g, r, sy, yy)
+            return gd, gmax
+
+        return trial
 
     def _product(self, g: np.ndarray, negate: bool, out=None) -> np.ndarray:
         g = np.asarray(g, dtype=self.dtype)

@@ -65,10 +65,20 @@ class Line:
         give back the ones it does not keep (:meth:`release`).
     space : VectorSpace, optional
         Where the slopes :math:`g^T d` are reduced (default: this process).
+    trial : callable, optional
+        ``trial(xa, ga) -> (slope, gmax)``: the slope :math:`g_a^T d` and
+        :math:`\|g_a\|_\infty` of a trial point, from a pass that also does other work
+        on it (L-BFGS: :meth:`~fastopt.optimize.lbfgs.LbfgsMemory.trial_for` forms the
+        candidate pair in the same pass); by default the slope is a dot product.
     """
 
+    # class defaults for subclasses that set their own fields (lbfgsb._BoxLine)
+    trial = None
+    _gmax: tuple[np.ndarray, float] | None = None
+
     def __init__(self, obj: Objective, x: np.ndarray, d: np.ndarray, f0: float,
-                 g0: np.ndarray, pool: list | None = None, space: VectorSpace = LOCAL):
+                 g0: np.ndarray, pool: list | None = None, space: VectorSpace = LOCAL,
+                 trial=None):
         self.obj = obj
         self.x = x
         self.d = d
@@ -78,6 +88,8 @@ class Line:
         self.dphi0 = space.dot(g0, d)
         self.pool = pool
         self.points: list = []
+        self.trial = trial
+        self._gmax = None     # (the last trial's gradient, its max-norm)
 
     def point(self, alpha: float) -> np.ndarray:
         out = self.pool.pop() if self.pool else np.empty_like(self.x)
@@ -104,7 +116,17 @@ class Line:
     def value_slope(self, alpha: float) -> tuple[float, float, np.ndarray, np.ndarray]:
         xa = self.point(alpha)
         f, g = self.obj.fg(xa)
-        return f, self.space.dot(g, self.d), xa, g
+        if self.trial is None:
+            return f, self.space.dot(g, self.d), xa, g
+        slope, gmax = self.trial(xa, g)
+        self._gmax = (g, gmax)
+        return f, slope, xa, g
+
+    def norm_inf(self, g: np.ndarray) -> float:
+        r""":math:`\|g\|_\infty`, from the last trial's pass when ``g`` is its gradient."""
+        if self._gmax is not None and self._gmax[0] is g:
+            return self._gmax[1]
+        return self.space.norm_inf(g)
 
 
 @dataclass
