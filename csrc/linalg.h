@@ -70,6 +70,20 @@ FO_API int fo_lbfgs_two_loop_f64(int64_t n, int64_t slots, int64_t count, int64_
                                  double gamma, const double *g, double *out, int negate,
                                  int nthreads);
 
+/* fo_lbfgs_two_loop, and in its last pass the first trial point of the line search while
+ * the direction d = out is in cache: x_unit = x + d and *gd = g . d (the bits of fo_dot).
+ * x_unit must not overlap the other arrays. x = NULL: fo_lbfgs_two_loop. */
+FO_API int fo_lbfgs_two_loop_step_f32(int64_t n, int64_t slots, int64_t count, int64_t newest,
+                                      const float *S, const float *Y, const double *rho,
+                                      double gamma, const float *g, float *out, int negate,
+                                      const float *x, float *x_unit, double *gd,
+                                      int nthreads);
+FO_API int fo_lbfgs_two_loop_step_f64(int64_t n, int64_t slots, int64_t count, int64_t newest,
+                                      const double *S, const double *Y, const double *rho,
+                                      double gamma, const double *g, double *out, int negate,
+                                      const double *x, double *x_unit, double *gd,
+                                      int nthreads);
+
 /* Vector-free L-BFGS (the same two-loop recursion run on the coefficients of q in the
  * basis {p, s_i, y_i}, after Chen, Wang, Zhou & Chen, "Large-scale L-BFGS using
  * MapReduce", NIPS 2014): two passes over memory per direction instead of 2*count+1.

@@ -20,6 +20,14 @@ cdef extern from "linalg.h" nogil:
     int fo_lbfgs_pair_f64(int64_t n, const double *x1, const double *x0, const double *g1,
                           const double *g0, double *s, double *y, double *sy, double *yy,
                           int nthreads)
+    int fo_lbfgs_two_loop_step_f32(int64_t n, int64_t slots, int64_t count, int64_t newest,
+                                   const float *S, const float *Y, const double *rho,
+                                   double gamma, const float *g, float *out, int negate,
+                                   const float *x, float *x_unit, double *gd, int nthreads)
+    int fo_lbfgs_two_loop_step_f64(int64_t n, int64_t slots, int64_t count, int64_t newest,
+                                   const double *S, const double *Y, const double *rho,
+                                   double gamma, const double *g, double *out, int negate,
+                                   const double *x, double *x_unit, double *gd, int nthreads)
     int fo_lbfgs_trial_f32(int64_t n, const float *x1, const float *x0, const float *g1,
                            const float *g0, const float *d, float *s, float *y, double *out,
                            int nthreads)
@@ -302,7 +310,8 @@ def lbfgs_trial(x1, x0, g1, g0, d, s, y):
     return res[0], res[1], res[2], res[3]
 
 
-def lbfgs_two_loop(g, S, Y, rho, gamma, count, newest, out=None, negate=False):
+def lbfgs_two_loop(g, S, Y, rho, gamma, count, newest, out=None, negate=False, x=None,
+                   x_unit=None):
     """L-BFGS two-loop recursion: ``out = (-1 if negate else 1) * H @ g``.
 
     ``H`` is the L-BFGS inverse-Hessian approximation built on ``H0 = gamma * I`` from
@@ -325,10 +334,14 @@ def lbfgs_two_loop(g, S, Y, rho, gamma, count, newest, out=None, negate=False):
         Written with the result (allocated when omitted); must not overlap `g`, `S`, `Y`.
     negate : bool
         Return ``-H g`` (the L-BFGS search direction).
+    x, x_unit : ndarray, shape (n,), optional
+        With `x`, the last pass also writes the line search's first trial point
+        ``x_unit = x + out`` and returns ``g . out`` (the bits of :func:`dot`) while
+        ``out`` is in cache; `x_unit` (dtype of `g`) must not overlap the other arrays.
 
     Returns
     -------
-    out : ndarray
+    out : ndarray, or (out, g . out) when `x` is given
         Computed in 2 * count + 1 passes over memory, with dot products accumulated in
         float64 over fixed blocks (the same bits for any thread count).
     """
@@ -370,23 +383,39 @@ def lbfgs_two_loop(g, S, Y, rho, gamma, count, newest, out=None, negate=False):
         oa = _vec_out(out, "out", ga)
         if _overlap(oa, ga) or _overlap(oa, Sa) or _overlap(oa, Ya) or _overlap(oa, ra):
             raise ValueError("out: shares memory with g, S, Y or rho")
+    cdef cnp.ndarray xa = None, xua = None
+    cdef void *xp = NULL
+    cdef void *xup = NULL
+    cdef double gd = 0.0
+    if x is not None:
+        xa = _vec_in(x, "x", ga)
+        if x_unit is None:
+            raise ValueError("x_unit: expected an array for the trial point, got None")
+        xua = _vec_out(x_unit, "x_unit", ga)
+        for other in (ga, Sa, Ya, oa, xa):
+            if _overlap(xua, other):
+                raise ValueError("x_unit: shares memory with g, S, Y, out or x")
+        xp, xup = cnp.PyArray_DATA(xa), cnp.PyArray_DATA(xua)
+    elif x_unit is not None:
+        raise ValueError("x: expected the point x_unit = x + out starts from, got None")
     cdef int status, nthreads = current_threads()
     with nogil:
         if cnp.PyArray_TYPE(ga) == cnp.NPY_FLOAT:
-            status = fo_lbfgs_two_loop_f32(
+            status = fo_lbfgs_two_loop_step_f32(
                 n, slots, cnt, nw, <const float *>cnp.PyArray_DATA(Sa),
                 <const float *>cnp.PyArray_DATA(Ya), <const double *>cnp.PyArray_DATA(ra), gm,
                 <const float *>cnp.PyArray_DATA(ga), <float *>cnp.PyArray_DATA(oa), neg,
-                nthreads)
+                <const float *>xp, <float *>xup, &gd if xp != NULL else NULL, nthreads)
         else:
-            status = fo_lbfgs_two_loop_f64(
+            status = fo_lbfgs_two_loop_step_f64(
                 n, slots, cnt, nw, <const double *>cnp.PyArray_DATA(Sa),
                 <const double *>cnp.PyArray_DATA(Ya), <const double *>cnp.PyArray_DATA(ra), gm,
                 <const double *>cnp.PyArray_DATA(ga), <double *>cnp.PyArray_DATA(oa), neg,
-                nthreads)
+                <const double *>xp, <double *>xup, &gd if xp != NULL else NULL, nthreads)
     _last_threads_used = fo_team_size(n, nthreads)
     check_status(status, "lbfgs_two_loop")
-    return out if out is not None else oa
+    result = out if out is not None else oa
+    return (result, gd) if x is not None else result
 
 
 cdef tuple _ring(object S, object Y, cnp.ndarray ref):

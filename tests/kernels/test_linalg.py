@@ -216,6 +216,24 @@ def test_pair_validation_leaves_arrays_untouched(rng):
     assert snapshot(arrays) == before
 
 
+@pytest.mark.parametrize("count", [0, 1, 4])
+def test_two_loop_step_forms_the_unit_point_and_slope(dtype, rng, count):
+    # x_unit = x + d and g.d from the last pass: the bits of axpy and dot after the call
+    S, Y, rho = _ring(dtype, rng)
+    g, x = (rng.standard_normal(N).astype(dtype) for _ in range(2))
+    d_ref = _kernels.lbfgs_two_loop(g, S, Y, rho, 0.7, count, 2, negate=True)
+    unit = np.full(N, 5.0, dtype)
+    d, gd = _kernels.lbfgs_two_loop(g, S, Y, rho, 0.7, count, 2, negate=True, x=x,
+                                    x_unit=unit)
+    np.testing.assert_array_equal(d, d_ref)
+    np.testing.assert_array_equal(unit, _kernels.axpy(1.0, d_ref, x, out=np.empty_like(x)))
+    assert gd.hex() == _kernels.dot(g, d_ref).hex()
+    with pytest.raises(ValueError, match="x_unit: shares memory"):
+        _kernels.lbfgs_two_loop(g, S, Y, rho, 0.7, count, 2, x=x, x_unit=x)
+    with pytest.raises(ValueError, match="x_unit: expected an array"):
+        _kernels.lbfgs_two_loop(g, S, Y, rho, 0.7, count, 2, x=x)
+
+
 # ------------------------------------------------------------------ trial point
 @pytest.mark.parametrize("n", [0, 1, 7, 4096, N])
 def test_trial_is_pair_dot_and_max_norm_in_one_pass(dtype, rng, n):

@@ -733,8 +733,10 @@ def test_scaled_objective_takes_the_same_iterations(method):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_lbfgs_fused_trial_pass_changes_no_bit(monkeypatch, vector_free, dtype):
     # the line search's one pass per trial point (LbfgsMemory.trial_for: the candidate
-    # pair, the slope and the gradient's norm; fastopt._kernels.lbfgs_trial) against the
-    # separate dot, pair and norm: the same iterates, bit for bit, at 1 and 2 threads
+    # pair, the slope and the gradient's norm; fastopt._kernels.lbfgs_trial) and the first
+    # trial point x + d with g.d from the direction's last pass (direction_step) against
+    # the separate dots, axpy, pair and norm: the same iterates, bit for bit, at 1 and 2
+    # threads
     import fastopt
     import fastopt.optimize._minimize as solver
     from fastopt import _kernels
@@ -764,6 +766,8 @@ def test_lbfgs_fused_trial_pass_changes_no_bit(monkeypatch, vector_free, dtype):
     assert calls["trial"] >= fused[2] and calls["pair"] < fused[2] // 4
     assert run(2) == fused
     monkeypatch.setattr(LbfgsMemory, "trial_for", lambda self, x, g, d: None)
+    monkeypatch.setattr(LbfgsMemory, "direction_step",
+                        lambda self, g, x, pool: (self.direction(g), None, None))
     calls["trial"] = 0
     assert run(1) == fused
     assert calls["trial"] == 0 and (vector_free or calls["pair"] >= fused[2] - 1)

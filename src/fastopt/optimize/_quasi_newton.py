@@ -216,20 +216,29 @@ def run_quasi_newton(obj: Objective, x: np.ndarray, memory, opts: QNOptions,
     # L-BFGS forms the candidate pair, the slope and the gradient's norm of a trial point
     # in one pass (LbfgsMemory.trial_for); other memories leave the line search its dots
     trial_for = getattr(memory, "trial_for", None)
+    # and its direction's last pass forms the first trial point x + d and g.d (when the
+    # first trial step is 1)
+    direction_step = (getattr(memory, "direction_step", None)
+                      if not opts.predicted_first_step else None)
     retried_after: str | None = None   # message of the failure we restarted after
     # Hager-Zhang running average of |f|, the scale of the function-value noise
     f_avg, f_q = abs(f), 1.0
     f_prev: float | None = None      # the value before the last step (scipy's old_phi0)
     while True:
         x_old = None
+        dphi0 = unit = None
         if memory.is_empty():
             d = -g
             alpha0 = first_step(x, f, g, space)
+        elif direction_step is not None:
+            d, dphi0, unit = direction_step(g, x, pool)
+            alpha0 = 1.0
         else:
             d = memory.direction(g)
             alpha0 = 1.0
         line = Line(obj, x, d, f, g, pool, space,
-                    trial=trial_for(x, g, d) if trial_for is not None else None)
+                    trial=trial_for(x, g, d) if trial_for is not None else None,
+                    dphi0=dphi0, unit=unit)
         if opts.predicted_first_step and f_prev is not None and not memory.is_empty():
             alpha0 = _predicted_step(f, f_prev, line.dphi0)
         if search is more_thuente:

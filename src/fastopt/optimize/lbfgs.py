@@ -287,6 +287,22 @@ class LbfgsMemory:
             self._dbuf = np.empty(self.n, dtype=self.dtype)
         return self._product(g, True, out=self._dbuf)
 
+    def direction_step(self, g: np.ndarray, x: np.ndarray, pool: list):
+        """:meth:`direction`, and the line search's first trial point from the same last
+        pass while the direction is in cache: ``(d, g . d, x + d)`` (the bits of a dot
+        product and an axpy; :func:`fastopt._kernels.lbfgs_two_loop` with ``x``), the
+        point in a spare array of ``pool``. ``(d, None, None)`` where the direction
+        comes from another kernel (vector-free form, no pairs, another space)."""
+        if self.vector_free or self.count == 0 or self.space is not LOCAL:
+            return self.direction(g), None, None
+        if self._dbuf is None:
+            self._dbuf = np.empty(self.n, dtype=self.dtype)
+        unit = pool.pop() if pool else np.empty_like(x)
+        d, gd = _kernels.lbfgs_two_loop(g, self.S, self.Y, self.rho, self.gamma, self.count,
+                                        self.newest, out=self._dbuf, negate=True, x=x,
+                                        x_unit=unit)
+        return d, gd, unit
+
     # ----------------------------------------------------------- export
     def state_dict(self) -> dict[str, Any]:
         """Plain-array copy of the memory, oldest pair first."""

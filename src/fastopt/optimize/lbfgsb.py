@@ -406,20 +406,12 @@ class _BoxLine(Line):
         self.unit = unit
 
     def point(self, alpha: float) -> np.ndarray:
-        if alpha == 1.0 and self.unit is not None:
-            out, self.unit = self.unit, None
-            self.points.append(out)
-            return out
+        unit = self._take_unit(alpha)
+        if unit is not None:
+            return unit
         out = self.pool.pop() if self.pool else np.empty_like(self.x)
         self.points.append(out)
         return _K.bounds_step(self.x, alpha, self.d, self.lower, self.upper, out=out)
-
-    def release(self, keep: np.ndarray | None) -> None:
-        if self.unit is not None:       # formed, never asked for
-            if self.pool is not None:
-                self.pool.append(self.unit)
-            self.unit = None
-        super().release(keep)
 
 
 def minimize_lbfgsb(objective: Objective | Callable[..., Any], x0: Any,

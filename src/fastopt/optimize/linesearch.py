@@ -70,28 +70,47 @@ class Line:
         :math:`\|g_a\|_\infty` of a trial point, from a pass that also does other work
         on it (L-BFGS: :meth:`~fastopt.optimize.lbfgs.LbfgsMemory.trial_for` forms the
         candidate pair in the same pass); by default the slope is a dot product.
+    dphi0 : float, optional
+        :math:`g_0^T d` when the pass that formed ``d`` computed it (else a dot product).
+    unit : ndarray, optional
+        The point :math:`x + d` (:math:`\alpha = 1`, the usual first trial) when the pass
+        that formed ``d`` wrote it too; a spare array of the pool, given back by
+        :meth:`release` if the search never asks for it.
     """
 
     # class defaults for subclasses that set their own fields (lbfgsb._BoxLine)
     trial = None
     _gmax: tuple[np.ndarray, float] | None = None
+    unit: np.ndarray | None = None
 
     def __init__(self, obj: Objective, x: np.ndarray, d: np.ndarray, f0: float,
                  g0: np.ndarray, pool: list | None = None, space: VectorSpace = LOCAL,
-                 trial=None):
+                 trial=None, dphi0: float | None = None, unit: np.ndarray | None = None):
         self.obj = obj
         self.x = x
         self.d = d
         self.f0 = f0
         self.g0 = g0
         self.space = space
-        self.dphi0 = space.dot(g0, d)
+        self.dphi0 = space.dot(g0, d) if dphi0 is None else dphi0
         self.pool = pool
         self.points: list = []
         self.trial = trial
         self._gmax = None     # (the last trial's gradient, its max-norm)
+        self.unit = unit
+
+    def _take_unit(self, alpha: float) -> np.ndarray | None:
+        """The ready point :math:`x + d` when ``alpha`` is 1 and it was formed."""
+        if alpha != 1.0 or self.unit is None:
+            return None
+        out, self.unit = self.unit, None
+        self.points.append(out)
+        return out
 
     def point(self, alpha: float) -> np.ndarray:
+        unit = self._take_unit(alpha)
+        if unit is not None:
+            return unit
         out = self.pool.pop() if self.pool else np.empty_like(self.x)
         self.points.append(out)
         if alpha == 0.0:
@@ -100,7 +119,12 @@ class Line:
         return axpy(alpha, self.d, self.x, out=out)
 
     def release(self, keep: np.ndarray | None) -> None:
-        """Give every trial point but ``keep`` back to the pool."""
+        """Give every trial point but ``keep`` (and the unused unit point) back to the
+        pool."""
+        if self.unit is not None:       # formed, never asked for
+            if self.pool is not None:
+                self.pool.append(self.unit)
+            self.unit = None
         if self.pool is None:
             return
         for a in self.points:
