@@ -110,12 +110,15 @@ class LbfgsMemory:
         kept up to date with one pass over the memory per new pair and gradient
         (:func:`fastopt._kernels.lbfgs_gram`), the recursion runs on :math:`2m+1`
         coefficients, and one more pass forms the direction: about half the memory
-        traffic of the :math:`2m+1` passes of the plain recursion, but its passes read
-        :math:`2m` rows side by side, and on the 2-core AMD EPYC this was written on
-        it measured 1.5x *slower* at n = 1e6 (1 thread) than the plain recursion's
-        simple streaming passes -- so the default (``False``/``None``) is the plain
-        recursion; the vector-free path is kept, tested against it, for machines
-        where bandwidth per stream is not the limit.
+        traffic of the :math:`2m+1` passes of the plain recursion (both read the
+        :math:`2m` stored rows twice per iteration; the plain recursion also moves its
+        work vector through the cache in every pass), but one core does not stream the
+        rows as fast through its many-operand passes: on the 2-core AMD EPYC this was
+        written on, n = 1e6, m = 10, its two passes took 9.0 + 6.9 ms against the plain
+        recursion's 12.5-13.4 ms on 1 thread, 6.0 + 5.7 against 10.5 ms on 2 -- so the
+        default (``False``/``None``) is the plain recursion; the vector-free path is
+        kept, tested against it, for machines where bandwidth per stream is not the
+        limit and for vectors split across processes.
     space : VectorSpace, optional
         Where the inner products are reduced (default: this process). Another space
         (``fastopt.distributed``: the vector sharded across MPI ranks) needs
