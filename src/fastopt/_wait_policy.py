@@ -17,13 +17,17 @@ the system's, so with torch installed whichever of the two is imported first pro
 one runtime both use, and a spin count set for fastopt would be torch's too. A short spin
 there is harmful: torch's fused CPU Adam and DeepSpeedCPUAdam open one parallel region per
 tensor, and on a machine where another process kept a core busy their 500-tensor steps
-took 105-120 ms (fused) and 300-360 ms (DeepSpeed) instead of 3-25 ms in 7 of 12 processes
-with ``GOMP_SPINCOUNT=4000``; with 300,000 fused never did, DeepSpeed once (the worker,
-asleep after its short spin while the main thread was preempted, has to be woken and
-scheduled again for each region). So fastopt sets nothing when an installed torch would share its runtime
-(found without importing torch); ``GOMP_SPINCOUNT=4000`` in the environment asks for the
-short spin anyway. This module imports nothing from fastopt: the package's ``__init__``
-imports it before anything loads ``fastopt._kernels``.
+took 105-120 ms (fused) and 300-360 ms (DeepSpeed) instead of 3-30 ms in 10 of 15 processes
+with ``GOMP_SPINCOUNT=4000`` (fastopt's team 1 or 2, load 1.6-3.3); with 300,000 fused did
+in none of those 15, DeepSpeed in one (the worker, asleep after its short spin while the
+main thread was preempted, has to be woken and scheduled again for each region). Less
+often, not never: one whole ``benchmarks/torch_dropin.py`` run at load 1.6-2.9 still had
+fused at 230 ms. fastopt's own steps in those processes were 0.5-1.0 ms with the short
+spin and 1.1-1.3 ms without (torch's spinning workers take CPU from them). So fastopt
+sets nothing when an installed torch would share its runtime (found without importing
+torch); ``GOMP_SPINCOUNT=4000`` in the environment asks for the short spin anyway. This
+module imports nothing from fastopt: the package's ``__init__`` imports it before anything
+loads ``fastopt._kernels``.
 """
 
 from __future__ import annotations
