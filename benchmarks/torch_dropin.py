@@ -1,10 +1,19 @@
 """fastopt.torch against torch.optim on CPU tensors: the ratios of issue 15's speed targets.
 
-    python benchmarks/torch_dropin.py                       # float32, fastopt's threads
+    python benchmarks/torch_dropin.py                       # float32, each library's default threads
+    python benchmarks/torch_dropin.py --threads 2           # both held at 2 threads
     python benchmarks/torch_dropin.py --threads 1 --repeats 9 --only sizes
     python benchmarks/torch_dropin.py --threads 1 --cpu-time     # on a busy machine
 
 Rows (each times its contenders interleaved, median over rounds, as optim_vs_torch.py):
+
+Threads: without ``--threads`` each library keeps its default, as a user's process would:
+torch one thread per physical core, fastopt the same with its load cap (a smaller team
+while another process keeps the cores busy; ``fastopt.show_config()``). ``--threads N``
+fixes both at N, which turns the load cap off: on a machine where another process keeps
+one of 2 cores busy, a team of 2 then waits at every kernel's end for its preempted
+thread, and 500 x 2,000 ran at 2-3x its quiet time. Each row prints the fastopt teams its
+fastopt.torch steps ran with (``team``) and the load average beside the row.
 
 * ``sizes``: ``fastopt.torch.Adam.step()`` against torch's fused CPU Adam and its default
   (foreach) Adam, one tensor of 1e5 .. 1.6e7 elements and 500 tensors x 2,000; ratios are
@@ -109,18 +118,32 @@ def _contenders(params):
     return opts
 
 
-def _row(label, times, base="fastopt.torch"):
+def _row(label, times, base="fastopt.torch", teams=()):
     ours = times[base]
     parts = [f"{label:<34s} {base} {ours * 1e6:10.1f} us"]
     parts += [f"{name} {t / ours:5.2f}x" for name, t in times.items() if name != base]
+    parts.append(f"team {','.join(map(str, sorted(teams)))}  load {os.getloadavg()[0]:.2f}")
     print("  ".join(parts), flush=True)
+
+
+def _recording_team(step, teams):
+    """`step`, adding the team fastopt's last kernel call ran with to the set `teams`."""
+    from fastopt.kernels import last_threads_used
+
+    def call():
+        step()
+        teams.add(last_threads_used())
+    return call
 
 
 def sizes_rows(args):
     for label, count, n in SIZES:
         opts = _contenders(_model(count, n, torch.float32))
-        times = common.interleaved({k: o.step for k, o in opts.items()}, args.repeats)
-        _row(f"Adam {label}", times)
+        teams: set[int] = set()
+        calls = {k: o.step for k, o in opts.items()}
+        calls["fastopt.torch"] = _recording_team(calls["fastopt.torch"], teams)
+        times = common.interleaved(calls, args.repeats)
+        _row(f"Adam {label}", times, teams=teams)
         del opts
 
 
@@ -234,7 +257,8 @@ def overhead_rows(args):
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--threads", type=int, default=fastopt.get_num_threads())
+    ap.add_argument("--threads", type=int, default=None,
+                    help="fix fastopt's and torch's threads (default: each library's own)")
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--only", default="", help="comma list of: sizes,fresh,overhead")
     ap.add_argument("--passive", action="store_true", help="OMP_WAIT_POLICY=PASSIVE")
@@ -252,10 +276,14 @@ def main(argv=None) -> int:
         print("torch is not installed: nothing to compare (pip install torch==2.13.0)")
         return 1
     common.STAT = statistics.median if args.stat == "median" else min
-    fastopt.set_num_threads(args.threads)
-    torch.set_num_threads(args.threads)
+    if args.threads is not None:
+        fastopt.set_num_threads(args.threads)
+        torch.set_num_threads(args.threads)
+    threads = (f"{args.threads}" if args.threads is not None else
+               f"defaults (torch {torch.get_num_threads()}, fastopt {fastopt.get_num_threads()} "
+               "with its load cap)")
     ds = "present" if _deepspeed_adam() is not None else "not installed"
-    print(f"fastopt {fastopt.__version__}  torch {torch.__version__}  threads {args.threads}  "
+    print(f"fastopt {fastopt.__version__}  torch {torch.__version__}  threads {threads}  "
           f"float32  {args.stat} of {args.repeats} interleaved rounds  DeepSpeedCPUAdam "
           f"{ds}  {'CPU' if args.cpu_time else 'wall'} time  load {os.getloadavg()[0]:.2f}")
     print("ratios: other's time / fastopt.torch's time (above 1: fastopt.torch faster)")

@@ -409,18 +409,41 @@ def test_paired_ratio_takes_the_median_of_per_repeat_ratios():
     num = [2.0, 2.0, 40.0, 2.0, 40.0]
     den = [1.0, 1.0, 20.0, 20.0 / 20.0, 20.0]
     r = paired_ratio(num, den)
-    assert r == {"median": 2.0, "q1": 2.0, "q3": 2.0}
+    assert r == {"median": 2.0, "q1": 2.0, "q3": 2.0, "low": 2.0, "high": 2.0}
     r = paired_ratio([1.0, 2.0, 3.0, 4.0, 5.0], [1.0] * 5)
     assert (r["q1"], r["median"], r["q3"]) == (2.0, 3.0, 4.0)
+    assert (r["low"], r["high"]) == (1.0, 5.0)  # 5 repeats: no 95% interval narrower
 
 
-@pytest.mark.parametrize("q1, median, q3, expected", [
+def test_median_interval_matches_the_binomial_order_statistics():
+    from scipy import stats
+
+    from fastopt.bench_loop import median_interval
+
+    for n in (6, 9, 31, 100):
+        values = [float(v) for v in range(1, n + 1)]
+        low, high = median_interval(values)
+        k = int(low)
+        assert high == n + 1 - k
+        # k is the largest order statistic whose lower tail stays within 2.5%
+        assert stats.binom.cdf(k - 1, n, 0.5) <= 0.025 or k == 1
+        assert stats.binom.cdf(k, n, 0.5) > 0.025
+    assert median_interval([float(v) for v in range(1, 32)]) == (10.0, 22.0)
+    # it narrows as repeats are added, where the quartiles would not
+    wide = median_interval([float(v % 10) for v in range(20)])
+    narrow = median_interval([float(v % 10) for v in range(200)])
+    assert narrow[1] - narrow[0] < wide[1] - wide[0]
+
+
+@pytest.mark.parametrize("low, median, high, expected", [
     (0.9, 1.0, 1.1, "yes"), (0.9, 1.0, 1.2, "yes"), (1.3, 1.5, 2.0, "no"),
     (1.0, 1.1, 1.3, "undecided"), (1.1, 1.3, 1.4, "undecided")])
-def test_verdict_is_decided_only_by_both_quartiles(q1, median, q3, expected):
+def test_verdict_is_decided_by_the_interval_of_the_median(low, median, high, expected):
     from fastopt.bench_loop import verdict
 
-    assert verdict({"median": median, "q1": q1, "q3": q3}, 1.2).split()[0] == expected
+    # the quartiles (the spread of single repeats) do not enter the verdict
+    ratio = {"median": median, "low": low, "high": high, "q1": 0.1, "q3": 9.0}
+    assert verdict(ratio, 1.2).split()[0] == expected
 
 
 def test_measure_loop_stops_at_its_time_bound_after_three_repeats():

@@ -101,6 +101,10 @@ POLICY_PROBE = (
     "            hashlib.sha256(b''.join(p.tobytes() for p in ps)).hexdigest())))\n")
 
 
+# Makes importlib.util.find_spec("torch") answer None in the probe: torch looks absent.
+NO_TORCH = "import sys\nsys.modules['torch'] = None\n"
+
+
 def _probe(env_extra, pre_import=""):
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("OMP_", "GOMP_", "FASTOPT_LOAD"))}
@@ -116,7 +120,9 @@ def _probe(env_extra, pre_import=""):
 @needs_openmp
 def test_default_sets_a_short_spin_for_its_runtime_only():
     # OMP_DISPLAY_ENV makes libgomp print the settings it loaded with.
-    (spin, wait, policy, source, cap, _), err = _probe({"OMP_DISPLAY_ENV": "VERBOSE"})
+    # (as without torch: an installed torch sharing the runtime leaves libgomp's default)
+    (spin, wait, policy, source, cap, _), err = _probe({"OMP_DISPLAY_ENV": "VERBOSE"},
+                                                       pre_import=NO_TORCH)
     from fastopt._wait_policy import SPIN_COUNT
 
     assert f"GOMP_SPINCOUNT = '{SPIN_COUNT}'" in err
@@ -143,12 +149,44 @@ def test_a_users_wait_setting_is_never_overridden(env):
 
 @needs_openmp
 def test_policy_not_applied_is_reported_when_the_runtime_was_loaded_first():
-    torch = pytest.importorskip("torch")
-    lib = os.path.join(os.path.dirname(torch.__file__), "lib", "libgomp.so.1")
-    if not os.path.exists(lib):
-        pytest.skip("this torch does not ship a libgomp.so.1 of the same name")
-    (_, _, policy, source, _, _), _ = _probe({}, pre_import="import torch\n")
+    # another library's libgomp.so.1 loaded before fastopt (torch's would be, were torch
+    # installed: then fastopt sets nothing anyway, next test)
+    pre = NO_TORCH + "import ctypes\nctypes.CDLL('libgomp.so.1')\n"
+    (_, _, policy, source, _, _), _ = _probe({}, pre_import=pre)
     assert "NOT applied" in source and policy.startswith("libgomp's default")
+
+
+@needs_openmp
+def test_nothing_is_set_when_an_installed_torch_shares_the_runtime():
+    from fastopt import _wait_policy
+
+    if not _wait_policy.torch_shares_runtime():
+        pytest.skip("no installed torch shares fastopt's OpenMP runtime")
+    for pre in ("", "import torch\n"):  # imported after fastopt or before it
+        (spin, wait, policy, source, _, _), err = _probe({"OMP_DISPLAY_ENV": "VERBOSE"},
+                                                         pre_import=pre)
+        assert (spin, wait) == (None, None)
+        assert policy.startswith("libgomp's default") and "fastopt sets nothing" in source
+        assert "GOMP_SPINCOUNT = '300000'" in err
+
+
+@pytest.mark.parametrize("files, shares", [
+    (["libgomp.so.1", "libtorch_cpu.so"], True),          # torch's wheels: the same name
+    (["libgomp-a34b3233.so.1", "libtorch_cpu.so"], False),  # a private copy
+    (["libtorch_cpu.so"], True),                          # links the system's runtime
+    (None, False)])                                       # torch not installed
+def test_torch_shares_runtime_reads_torchs_lib_folder(tmp_path, monkeypatch, files, shares):
+    from types import SimpleNamespace
+
+    from fastopt import _wait_policy
+
+    (tmp_path / "lib").mkdir()
+    for name in files or ():
+        (tmp_path / "lib" / name).write_bytes(b"")
+    spec = None if files is None else SimpleNamespace(submodule_search_locations=[str(tmp_path)])
+    monkeypatch.setattr(_wait_policy.importlib.util, "find_spec",
+                        lambda name: spec if name == "torch" else None)
+    assert _wait_policy.torch_shares_runtime() is shares
 
 
 @needs_openmp

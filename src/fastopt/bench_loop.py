@@ -34,8 +34,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["MLP", "NumpyAdam", "background_load", "format_loop", "paired_ratio", "quartiles",
-           "run_loop", "verdict"]
+__all__ = ["MLP", "NumpyAdam", "background_load", "format_loop", "median_interval",
+           "paired_ratio", "quartiles", "run_loop", "verdict"]
 
 LAYERS = (784, 1024, 10)
 BATCH = 64
@@ -244,7 +244,8 @@ def quartiles(values: list[float]) -> tuple[float, float, float]:
 
 def paired_ratio(num: list[float], den: list[float]) -> dict[str, float]:
     """The ratio of two contenders from their repeats taken side by side: per repeat
-    ``num[r] / den[r]``, then the median and quartiles of those ratios.
+    ``num[r] / den[r]``, then the median and quartiles of those ratios and the 95% interval
+    of their median (``low``, ``high``; :func:`median_interval`).
 
     On a shared machine the whole loop's time jumps between modes that last for a second
     or more (numpy's two-thread matrix products beside a busy process: 4.5 or 85 ms per
@@ -258,8 +259,40 @@ def paired_ratio(num: list[float], den: list[float]) -> dict[str, float]:
     >>> paired_ratio([2.0, 40.0, 2.2], [1.0, 20.0, 1.0])["median"]
     2.0
     """
-    q1, median, q3 = quartiles([a / b for a, b in zip(num, den)])
-    return {"median": median, "q1": q1, "q3": q3}
+    ratios = [a / b for a, b in zip(num, den)]
+    q1, median, q3 = quartiles(ratios)
+    low, high = median_interval(ratios)
+    return {"median": median, "q1": q1, "q3": q3, "low": low, "high": high}
+
+
+def median_interval(values: list[float], confidence: float = 0.95) -> tuple[float, float]:
+    """A distribution-free `confidence` interval for the median of the population
+    `values` were drawn from: the order statistics ``x(k)`` and ``x(n+1-k)`` with the
+    largest ``k`` whose binomial(n, 1/2) tail ``P(B < k)`` is at most (1 - confidence) / 2.
+
+    Unlike the quartiles (the spread of single repeats, which more repeats do not
+    narrow), this interval narrows as repeats are added, so it is what decides whether
+    a median is on one side of a bound. With fewer than 6 values no such ``k`` exists at
+    95% and the interval is the whole range.
+
+    Examples
+    --------
+    >>> from fastopt.bench_loop import median_interval
+    >>> median_interval([float(v) for v in range(1, 32)])  # 31 repeats: x(10), x(22)
+    (10.0, 22.0)
+    >>> median_interval([3.0, 1.0, 2.0])
+    (1.0, 3.0)
+    """
+    v = sorted(values)
+    n = len(v)
+    tail, k = 0.0, 0  # tail = P(B <= k - 1), B ~ binomial(n, 1/2)
+    while k < n // 2:
+        next_tail = tail + math.comb(n, k) / 2.0 ** n
+        if next_tail > (1.0 - confidence) / 2.0:
+            break
+        tail, k = next_tail, k + 1
+    k = max(k, 1)
+    return v[k - 1], v[n - k]
 
 
 def measure_loop(contenders: dict[str, Callable[[], tuple[MLP, Any]]], repeats: int,
@@ -461,24 +494,25 @@ def format_loop(report: dict[str, Any]) -> str:
 
 
 def verdict(ratio: dict[str, float], bound: float) -> str:
-    """Whether a paired ratio (:func:`paired_ratio`) is within `bound`, and whether its
-    quartiles decide it: ``"yes"``/``"no"`` when both quartiles lie on the median's side
-    of the bound, else ``"undecided"`` with the reason (rerun with more repeats).
+    """Whether a paired ratio (:func:`paired_ratio`) is within `bound`: ``"yes"`` when the
+    95% interval of its median (:func:`median_interval`) lies at or below the bound,
+    ``"no"`` when it lies above, else ``"undecided"`` with the reason (more repeats
+    narrow the interval).
 
     Examples
     --------
     >>> from fastopt.bench_loop import verdict
-    >>> verdict({"median": 1.02, "q1": 0.98, "q3": 1.07}, 1.2)
+    >>> verdict({"median": 1.02, "low": 0.98, "high": 1.07}, 1.2)
     'yes'
-    >>> verdict({"median": 1.1, "q1": 0.9, "q3": 1.5}, 1.2)
-    'undecided (median 1.10x, quartiles 0.90x-1.50x straddle 1.2x: more repeats)'
+    >>> verdict({"median": 1.1, "low": 0.9, "high": 1.5}, 1.2)
+    'undecided (median 1.10x, its 95% interval 0.90x-1.50x straddles 1.2x: more repeats)'
     """
-    if ratio["q3"] <= bound:
+    if ratio["high"] <= bound:
         return "yes"
-    if ratio["q1"] > bound:
+    if ratio["low"] > bound:
         return "no"
-    return (f"undecided (median {ratio['median']:.2f}x, quartiles {ratio['q1']:.2f}x-"
-            f"{ratio['q3']:.2f}x straddle {bound}x: more repeats)")
+    return (f"undecided (median {ratio['median']:.2f}x, its 95% interval {ratio['low']:.2f}x-"
+            f"{ratio['high']:.2f}x straddles {bound}x: more repeats)")
 
 
 def _fmt_paired(median: float, quartiles: tuple[float, float]) -> str:
