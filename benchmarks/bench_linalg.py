@@ -76,6 +76,36 @@ class LbfgsPairNumpy(LbfgsPair):
         np.dot(self.s, self.y), np.dot(self.y, self.y)
 
 
+class LbfgsTrial(_Grid):
+    """fastopt._kernels.lbfgs_trial: a line-search trial point's candidate pair, g.d, s.y,
+    y.y and max|g| in one pass."""
+
+    def setup(self, size, dtype, threads):
+        set_threads(threads)
+        from fastopt import _kernels
+
+        self.trial = _kernels.lbfgs_trial
+        self.x1, self.x0, self.g1, self.g0, self.d, self.s, self.y = _vectors(size, dtype, 7)
+
+    def time_trial(self, size, dtype, threads):
+        self.trial(self.x1, self.x0, self.g1, self.g0, self.d, self.s, self.y)
+
+
+class LbfgsTrialSeparate(LbfgsTrial):
+    """The passes lbfgs_trial replaces: dot, lbfgs_pair and the max-norm."""
+
+    def setup(self, size, dtype, threads):
+        super().setup(size, dtype, threads)
+        from fastopt import _kernels
+
+        self.k = _kernels
+
+    def time_trial(self, size, dtype, threads):
+        self.k.dot(self.g1, self.d)
+        self.k.lbfgs_pair(self.x1, self.x0, self.g1, self.g0, self.s, self.y)
+        self.k.norm_reduce(self.g1, np.inf)
+
+
 class LbfgsTwoLoop(_Grid):
     """fastopt._kernels.lbfgs_two_loop: d = -H g from M pairs (2M + 1 fused passes)."""
 
