@@ -173,6 +173,17 @@ cdef extern from *:
     #endif
     }
 
+    /* The bytes mapped for `size` bytes of data: whole huge pages when rounding up to them
+     * adds at most an eighth (4e6 bytes -> 4 MiB), else whole 4 KiB pages, the partial
+     * last huge page then on 4 KiB pages (THP fills only 2 MiB ranges inside a mapping). */
+    static size_t fo_huge_block_data(size_t size)
+    {
+        const size_t huge = (size + FO_HUGE_PAGE - 1) / FO_HUGE_PAGE * FO_HUGE_PAGE;
+        if (huge - size <= size / 8)
+            return huge;
+        return (size + FO_BLOCK_HEADER - 1) / FO_BLOCK_HEADER * FO_BLOCK_HEADER;
+    }
+
     /* `size` bytes starting on a 2 MiB boundary, huge pages advised; one page before them
      * holds the header. Zeroed (a fresh mapping) unless `reuse` allows a kept block, whose
      * contents are unset. NULL on failure. */
@@ -181,9 +192,9 @@ cdef extern from *:
     #if FO_HUGE_OUTPUTS
         if (size == 0)
             size = 1;
-        const size_t data = (size + FO_HUGE_PAGE - 1) / FO_HUGE_PAGE * FO_HUGE_PAGE;
-        if (data < size || data > (size_t)-1 - FO_HUGE_PAGE - FO_BLOCK_HEADER)
+        if (size > (size_t)-1 - 2 * FO_HUGE_PAGE - FO_BLOCK_HEADER)
             return NULL;
+        const size_t data = fo_huge_block_data(size);
         char *kept = reuse ? fo_cache_take(data) : NULL;
         if (kept) {
             ((fo_block_header *)(kept - FO_BLOCK_HEADER))->size = size;
@@ -278,8 +289,10 @@ cdef extern from *:
     object fo_huge_handler_capsule()
     object PyDataMem_SetHandler(object handler)
 
-#: Outputs of at least this many bytes get whole huge pages (numpy advises from 4 MiB too).
-HUGE_OUTPUT_BYTES = HUGEPAGE_BYTES
+#: Outputs of at least this many bytes (one huge page) start on a huge page; numpy
+#: advises huge pages only from 4 MiB, so a 1e6-element float32 output faulted in 977
+#: 4 KiB pages on every call.
+HUGE_OUTPUT_BYTES = 1 << 21
 #: Freed huge-page outputs kept for reuse: at most this many blocks, this many bytes.
 HUGE_CACHE_BLOCKS = FO_CACHE_BLOCKS
 HUGE_CACHE_BYTES = FO_CACHE_BYTES

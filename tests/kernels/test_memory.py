@@ -125,6 +125,29 @@ def test_a_freed_large_output_is_reused_for_the_next_of_its_size():
 
 
 @pytest.mark.skipif(not _LINUX, reason="huge-page outputs: Linux")
+@pytest.mark.parametrize("nbytes, mapped", [
+    (4_000_000, 2 * HUGE),                       # 1e6 float32: 5% more, whole huge pages
+    (HUGE + 4096 * 100, HUGE + 4096 * 100),      # an eighth would be exceeded: 4 KiB pages
+    (HUGE + 4096 * 100 + 8, HUGE + 4096 * 101),
+    (15 * HUGE + 1, 16 * HUGE), (7 * HUGE + 1, 7 * HUGE + 4096)])
+def test_a_large_output_maps_whole_huge_pages_only_when_that_adds_at_most_an_eighth(
+        nbytes, mapped):
+    _kernels.release_huge_output_cache()
+    a = _kernels.new_output_like(np.ones(nbytes, np.uint8))
+    assert a.ctypes.data % HUGE == 0
+    a[...] = 1  # the last byte is writable
+    del a
+    assert _kernels.huge_output_cache() == (1, mapped)  # the kept block is what was mapped
+    _kernels.release_huge_output_cache()
+
+
+def test_outputs_below_one_huge_page_come_from_numpy():
+    ref = np.ones(_kernels.HUGE_OUTPUT_BYTES - 1, np.uint8)
+    assert _handler_name(_kernels.new_output_like(ref)) == _handler_name()
+    assert _kernels.HUGE_OUTPUT_BYTES == HUGE
+
+
+@pytest.mark.skipif(not _LINUX, reason="huge-page outputs: Linux")
 def test_the_kept_blocks_are_bounded():
     _kernels.release_huge_output_cache()
     arrays = [_kernels.new_output_like(np.ones(_kernels.HUGE_OUTPUT_BYTES // 8 * k))
