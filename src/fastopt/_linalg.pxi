@@ -197,6 +197,26 @@ def scal(a, x):
     return x
 
 
+cdef tuple _pair_operands(x1, x0, g1, g0, s, y, d=None):
+    """The checked arrays of lbfgs_pair (and lbfgs_trial, with its `d`): inputs of x1's
+    dtype and size, outputs s and y that share memory with nothing else; returns
+    (x1, x0, g1, g0, s, y) and then d where given."""
+    cdef cnp.ndarray x1a = _vec_in(x1, "x1", None)
+    inputs = [x1a, _vec_in(x0, "x0", x1a), _vec_in(g1, "g1", x1a), _vec_in(g0, "g0", x1a)]
+    if d is not None:
+        inputs.append(_vec_in(d, "d", x1a))
+    cdef cnp.ndarray sa = _vec_out(s, "s", x1a)
+    cdef cnp.ndarray ya = _vec_out(y, "y", x1a)
+    if _overlap(sa, ya):
+        raise ValueError("s: shares memory with y")
+    names = "x1, x0, g1, g0 or d" if d is not None else "x1, x0, g1 or g0"
+    for name, out in (("s", sa), ("y", ya)):
+        for other in inputs:
+            if _overlap(out, other):
+                raise ValueError(f"{name}: shares memory with {names}")
+    return (*inputs[:4], sa, ya, *inputs[4:])
+
+
 def lbfgs_pair(x1, x0, g1, g0, s, y):
     """A new L-BFGS correction pair in one pass over memory.
 
@@ -219,18 +239,8 @@ def lbfgs_pair(x1, x0, g1, g0, s, y):
     (sy, yy) : tuple of float
     """
     global _last_threads_used
-    cdef cnp.ndarray x1a = _vec_in(x1, "x1", None)
-    cdef cnp.ndarray x0a = _vec_in(x0, "x0", x1a)
-    cdef cnp.ndarray g1a = _vec_in(g1, "g1", x1a)
-    cdef cnp.ndarray g0a = _vec_in(g0, "g0", x1a)
-    cdef cnp.ndarray sa = _vec_out(s, "s", x1a)
-    cdef cnp.ndarray ya = _vec_out(y, "y", x1a)
-    if _overlap(sa, ya):
-        raise ValueError("s: shares memory with y")
-    for name, out in (("s", sa), ("y", ya)):
-        for other in (x1a, x0a, g1a, g0a):
-            if _overlap(out, other):
-                raise ValueError(f"{name}: shares memory with x1, x0, g1 or g0")
+    cdef cnp.ndarray x1a, x0a, g1a, g0a, sa, ya
+    x1a, x0a, g1a, g0a, sa, ya = _pair_operands(x1, x0, g1, g0, s, y)
     cdef int64_t n = cnp.PyArray_SIZE(x1a)
     cdef double sy = 0.0, yy = 0.0
     cdef int status, nthreads = current_threads()
@@ -276,19 +286,8 @@ def lbfgs_trial(x1, x0, g1, g0, d, s, y):
     (gd, sy, yy, gmax) : tuple of float
     """
     global _last_threads_used
-    cdef cnp.ndarray x1a = _vec_in(x1, "x1", None)
-    cdef cnp.ndarray x0a = _vec_in(x0, "x0", x1a)
-    cdef cnp.ndarray g1a = _vec_in(g1, "g1", x1a)
-    cdef cnp.ndarray g0a = _vec_in(g0, "g0", x1a)
-    cdef cnp.ndarray da = _vec_in(d, "d", x1a)
-    cdef cnp.ndarray sa = _vec_out(s, "s", x1a)
-    cdef cnp.ndarray ya = _vec_out(y, "y", x1a)
-    if _overlap(sa, ya):
-        raise ValueError("s: shares memory with y")
-    for name, out in (("s", sa), ("y", ya)):
-        for other in (x1a, x0a, g1a, g0a, da):
-            if _overlap(out, other):
-                raise ValueError(f"{name}: shares memory with x1, x0, g1, g0 or d")
+    cdef cnp.ndarray x1a, x0a, g1a, g0a, sa, ya, da
+    x1a, x0a, g1a, g0a, sa, ya, da = _pair_operands(x1, x0, g1, g0, s, y, d)
     cdef int64_t n = cnp.PyArray_SIZE(x1a)
     cdef double res[4]
     cdef int status, nthreads = current_threads()
