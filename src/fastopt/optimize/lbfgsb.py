@@ -397,13 +397,8 @@ class _BoxLine(Line):
     :math:`\\alpha = 1`, the usual first trial), else None."""
 
     def __init__(self, obj, x, d, f0, g0, dphi0, pool, *, lower, upper, unit=None):
-        self.obj, self.x, self.d, self.f0, self.g0 = obj, x, d, f0, g0
-        self.space = LOCAL
-        self.dphi0 = dphi0
-        self.pool = pool
-        self.points: list = []
+        super().__init__(obj, x, d, f0, g0, pool, LOCAL, dphi0=dphi0, unit=unit)
         self.lower, self.upper = lower, upper
-        self.unit = unit
 
     def point(self, alpha: float) -> np.ndarray:
         unit = self._take_unit(alpha)

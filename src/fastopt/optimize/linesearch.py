@@ -78,11 +78,6 @@ class Line:
         :meth:`release` if the search never asks for it.
     """
 
-    # class defaults for subclasses that set their own fields (lbfgsb._BoxLine)
-    trial = None
-    _gmax: tuple[np.ndarray, float] | None = None
-    unit: np.ndarray | None = None
-
     def __init__(self, obj: Objective, x: np.ndarray, d: np.ndarray, f0: float,
                  g0: np.ndarray, pool: list | None = None, space: VectorSpace = LOCAL,
                  trial=None, dphi0: float | None = None, unit: np.ndarray | None = None):
@@ -96,8 +91,9 @@ class Line:
         self.pool = pool
         self.points: list = []
         self.trial = trial
-        self._gmax = None     # (the last trial's gradient, its max-norm)
-        self.unit = unit
+        # (the last trial's gradient, its max-norm)
+        self._gmax: tuple[np.ndarray, float] | None = None
+        self.unit: np.ndarray | None = unit
 
     def _take_unit(self, alpha: float) -> np.ndarray | None:
         """The ready point :math:`x + d` when ``alpha`` is 1 and it was formed."""
