@@ -14,6 +14,11 @@ aliasing of the loads against pending stores; fastopt._placement explains it).
 timing fastopt.Adam (numpy), fastopt.torch.Adam, torch's fused Adam and DeepSpeedCPUAdam
 (when installed) interleaved on one tensor per size, and prints each process's ratios
 (other's time / fastopt's) and the worst over processes: issue 12/15's "in every run".
+It also steps a second fastopt.torch.Adam on a copy of the same tensor ("twin"): the same
+kernel on the same values, only at other addresses. The twin's ratio to the first is the
+spread that placement alone gives a process, the yardstick for the others' ratios (at the
+sizes where every Adam moves the same bytes at the memory's speed, a ratio inside that
+spread says nothing about which kernel is faster).
 """
 
 from __future__ import annotations
@@ -98,7 +103,9 @@ def child(args) -> None:
     out: dict[str, dict[str, float]] = {}
     for n in args.sizes:
         params = dropin._model(1, n, torch.float32)
-        opts = {"fastopt.torch": ft.Adam(params, lr=1e-3)}
+        # each contender on its own copy (as torch_dropin._contenders), the twin on another
+        opts = {"fastopt.torch": ft.Adam(dropin._clone(params), lr=1e-3),
+                "twin": ft.Adam(dropin._clone(params), lr=1e-3)}
         arrays = [p.detach().numpy().copy() for p in params]
         opts["fastopt"] = dropin._NumpyStep(fastopt.Adam(arrays, lr=1e-3),
                                             [p.grad.numpy() for p in params])
@@ -132,12 +139,13 @@ def fresh(args) -> None:
             for n, t in res.items():
                 ft_us, np_us = t["fastopt.torch"], t["fastopt"]
                 others = " ".join(f"{name} {t[name] / ft_us:5.2f}x" for name in
-                                  ("torch fused", "DeepSpeed") if name in t)
+                                  ("twin", "torch fused", "DeepSpeed") if name in t)
                 print(f"  {build:<22s} run {k} load {load:4.2f} n={int(n):>9,d}  fastopt "
                       f"{np_us:8.1f} us  fastopt.torch {ft_us:8.1f} us  {others}  "
                       f"DeepSpeed/fastopt {t.get('DeepSpeed', float('nan')) / np_us:5.2f}x",
                       flush=True)
-    print("worst over processes (ratio above 1: fastopt faster in every run):")
+    print("worst over processes (ratio above 1: fastopt faster in every run); twin: the range "
+          "of twin/fastopt.torch, the same kernel at other addresses:")
     for build, res in runs.items():
         for n in res[0]:
             worst = {}
@@ -145,8 +153,10 @@ def fresh(args) -> None:
                                ("torch fused", "fastopt"), ("DeepSpeed", "fastopt")):
                 if name in res[0][n]:
                     worst[f"{name}/{base}"] = min(r[n][name] / r[n][base] for r in res)
+            twin = [r[n]["twin"] / r[n]["fastopt.torch"] for r in res if "twin" in r[n]]
+            spread = f"  twin {min(twin):4.2f}-{max(twin):4.2f}x" if twin else ""
             print(f"  {build:<22s} n={int(n):>9,d}  " + "  ".join(
-                f"{k} {v:5.2f}x" for k, v in worst.items()))
+                f"{k} {v:5.2f}x" for k, v in worst.items()) + spread)
     print(f"load at the end {os.getloadavg()[0]:.2f}")
 
 

@@ -80,16 +80,19 @@ CLOCK = time.perf_counter
 
 
 def interleaved(contenders, repeats, budget=0.04):
-    """{name: median (or --stat min) seconds per call} over `repeats` interleaved rounds."""
+    """{name: median (or --stat min) seconds per call} over `repeats` interleaved rounds,
+    round r in the order rotated by r (no contender always runs after the same one)."""
     calls = {}
     for name, fn in contenders.items():
         fn()  # warm up (and allocate lazy state)
         t = per_call(fn, 1)
         calls[name] = max(1, min(20000, int(budget / max(t, 1e-7))))
-    samples = {name: [] for name in contenders}
-    for _ in range(repeats):
-        for name, fn in contenders.items():
-            samples[name].append(per_call(fn, calls[name]))
+    names = list(contenders)
+    samples = {name: [] for name in names}
+    for r in range(repeats):
+        k = r % len(names)
+        for name in names[k:] + names[:k]:
+            samples[name].append(per_call(contenders[name], calls[name]))
     return {name: STAT(s) for name, s in samples.items()}
 
 

@@ -100,7 +100,10 @@ class _NumpyStep:
 def _contenders(params):
     import fastopt.torch as ft
 
-    opts = {"fastopt.torch": ft.Adam(params, lr=LR)}
+    # every contender steps its own copy, made the same way: the first tensor of a size
+    # lands in its own mapping and the copies on the heap, and the same kernel ran up to
+    # 10% apart on the two at 4e6 elements (adam_placement.py fresh's "twin" column)
+    opts = {"fastopt.torch": ft.Adam(_clone(params), lr=LR)}
     fused = _clone(params)
     opts["torch fused"] = torch.optim.Adam(fused, lr=LR, fused=True)
     default = _clone(params)
