@@ -5,7 +5,8 @@ The plain two-loop recursion makes 2m + 1 synchronised parallel passes per itera
 machine the passes cost bandwidth; on a busy one each synchronised pass may wait for a
 preempted thread. This script measures the solver's overhead per iteration outside the
 objective (extended Rosenbrock; the iterations after the memory is full, as
-``bench_minimize.py``'s "steady" figure), for both forms at 1 and 2 threads and under
+``bench_minimize.py``'s "steady" figure, by default timed within one solve: see
+``steady_overhead``), for both forms at 1 and 2 threads and under
 fastopt's default thread policy, against scipy's L-BFGS-B, quiet and with one other
 CPU-bound process that the script starts and stops::
 
@@ -72,39 +73,70 @@ def memory_form(vector_free):
 
 
 class _Timed:
-    """The objective, adding up the seconds spent inside it."""
+    """The objective, adding up the seconds spent inside it; `marks[j]`: the seconds spent
+    outside it (since `start`) when evaluation j began."""
 
     def __init__(self, problem, n):
         self.problem, self.x0, self.inside = problem, problem.x0(n), 0.0
+        self.marks: list[float] = []
+        self.start = time.perf_counter()
 
     def __call__(self, x):
         t = time.perf_counter()
+        self.marks.append(t - self.start - self.inside)
         out = self.problem.fg(x)
         self.inside += time.perf_counter() - t
         return out
 
 
-def _outside(contender, problem, n, iterations):
-    """Seconds outside the objective and iterations done, for one run."""
+def _run(contender, problem, n, iterations, callback=None, obj=None):
+    """One solve of `iterations` iterations: (the timed objective, seconds outside it,
+    iterations done)."""
     form, threads = contender
-    obj = _Timed(problem, n)
-    t = time.perf_counter()
+    obj = obj or _Timed(problem, n)
     if form == "scipy":
-        res = so.minimize(obj, obj.x0, jac=True, method="L-BFGS-B",
+        res = so.minimize(obj, obj.x0, jac=True, method="L-BFGS-B", callback=callback,
                           options={"maxiter": iterations, "gtol": 0.0, "ftol": 0.0})
     else:
         with memory_form({"two-loop": False, "vector-free": True, "default": None}[form]), \
                 (fastopt.threads(threads) if threads else contextlib.nullcontext()):
-            res = fastopt.minimize(obj, obj.x0, jac=True, method="L-BFGS",
+            res = fastopt.minimize(obj, obj.x0, jac=True, method="L-BFGS", callback=callback,
                                    options={"maxiter": iterations, "gtol": 0.0})
-    return time.perf_counter() - t - obj.inside, res.nit
+    return obj, time.perf_counter() - obj.start - obj.inside, res.nit
 
 
-def steady_overhead(contender, problem, n, iterations, steady_from):
-    """Seconds per iteration outside the objective over the iterations after the memory
-    filled (the difference between a run of `iterations` and one of `steady_from`)."""
-    whole, nit = _outside(contender, problem, n, iterations)
-    first, nit_first = _outside(contender, problem, n, steady_from)
+def iteration_starts(contender, problem, n, iterations):
+    """`starts[k]`: the index of the first evaluation of iteration k + 1 (k = 0..iterations),
+    from one solve whose callback counts the evaluations so far (the iterates, and so the
+    evaluations, are the same in every solve, whatever the threads)."""
+    obj = _Timed(problem, n)
+    starts = [0]
+
+    def count(intermediate_result):
+        starts.append(len(obj.marks))
+
+    _run(contender, problem, n, iterations + 1, callback=count, obj=obj)
+    return starts
+
+
+def steady_overhead(contender, problem, n, iterations, steady_from, starts=None):
+    """Seconds per iteration outside the objective over iterations steady_from + 1 ..
+    iterations (after the memory filled).
+
+    With `starts` (:func:`iteration_starts`): within one solve without a callback, the time
+    outside the objective between the first evaluation of iteration steady_from + 1 and
+    that of iteration iterations + 1 (the solve's start -- allocation, first touch of the
+    memory -- is outside that window, and a callback's copies are not in the solve).
+    Without: the difference between a solve of `iterations` and one of `steady_from`
+    iterations (each with its start)."""
+    if starts is not None:
+        obj, _, nit = _run(contender, problem, n, iterations + 1)
+        if nit <= iterations or len(obj.marks) <= starts[iterations]:
+            raise RuntimeError(f"{label(contender)} stopped early ({nit} iterations)")
+        return ((obj.marks[starts[iterations]] - obj.marks[starts[steady_from]])
+                / (iterations - steady_from))
+    _, whole, nit = _run(contender, problem, n, iterations)
+    _, first, nit_first = _run(contender, problem, n, steady_from)
     return (whole - first) / max(1, nit - nit_first)
 
 
@@ -124,6 +156,10 @@ def main(argv=None):
     ap.add_argument("--steady-from", type=int, default=12)
     ap.add_argument("--conditions", default="quiet,busy")
     ap.add_argument("--threads", default="1,2,0", help="explicit counts; 0 = the default")
+    ap.add_argument("--estimator", choices=["window", "difference"], default="window",
+                    help="window (default): the steady iterations' time within one solve; "
+                         "difference: a solve of --iterations minus one of --steady-from "
+                         "(see steady_overhead)")
     args = ap.parse_args(argv)
     problem = _problem()
     threads = [int(t) for t in args.threads.split(",")]
@@ -132,19 +168,23 @@ def main(argv=None):
     print(f"fastopt {fastopt.__version__}; policy: {fastopt._config.thread_policy()['summary']}"
           if hasattr(fastopt._config, "thread_policy") else f"fastopt {fastopt.__version__}")
     print(f"extended Rosenbrock, ms per iteration outside the objective (iterations "
-          f"{args.steady_from}..{args.iterations}), median of {args.repeats} interleaved "
-          "repeats; ratio = fastopt / scipy in the same repeat")
+          f"{args.steady_from + 1}..{args.iterations}, {args.estimator} estimate), median of "
+          f"{args.repeats} interleaved repeats; ratio = fastopt / scipy in the same repeat")
     for condition in args.conditions.split(","):
         for n in [int(float(s)) for s in args.sizes.split(",")]:
             samples = {c: [] for c in contenders}
             ratios = {c: [] for c in contenders}
             load = os.getloadavg()[0]
+            starts = {}
+            if args.estimator == "window":  # per form: the iterates do not depend on threads
+                for form in dict.fromkeys(c[0] for c in contenders):
+                    starts[form] = iteration_starts((form, 1), problem, n, args.iterations)
             with (background_load(1, 3600) if condition == "busy"
                   else contextlib.nullcontext()):
                 for r in range(args.repeats):
                     order = contenders[r % len(contenders):] + contenders[:r % len(contenders)]
-                    got = {c: steady_overhead(c, problem, n, args.iterations, args.steady_from)
-                           for c in order}
+                    got = {c: steady_overhead(c, problem, n, args.iterations, args.steady_from,
+                                              starts.get(c[0])) for c in order}
                     for c in contenders:
                         samples[c].append(got[c])
                         ratios[c].append(got[c] / got[("scipy", 1)])
