@@ -136,6 +136,63 @@ class LbfgsTwoLoopNumpy(LbfgsTwoLoop):
         self.reference(self.g, self.S, self.Y, self.rho, list(range(M)), 0.5)
 
 
+class LbfgsGram(_Grid):
+    """fastopt._kernels.lbfgs_gram: the vector-free form's one pass per new pair, the 4M + 1
+    products of the M stored pairs with the new y and the gradient."""
+
+    def setup(self, size, dtype, threads):
+        set_threads(threads)
+        from fastopt import _kernels
+
+        self.gram = _kernels.lbfgs_gram
+        self.S, self.Y, _ = _ring(size, dtype)
+        self.rows = np.arange(M)
+        (self.g,) = _vectors(size, dtype, 1)
+
+    def time_gram(self, size, dtype, threads):
+        self.gram(self.S, self.Y, self.rows, self.Y[M], self.g)
+
+
+class LbfgsGramNumpy(LbfgsGram):
+    """The same products as two matrix-vector products per stored matrix (BLAS)."""
+
+    def time_gram(self, size, dtype, threads):
+        S, Y = self.S[:M], self.Y[:M]
+        S @ self.Y[M], Y @ self.Y[M], S @ self.g, Y @ self.g, self.g @ self.g
+
+
+class LbfgsVfDirection(_Grid):
+    """fastopt._kernels.lbfgs_vf_direction: the vector-free form's direction, one pass
+    forming -gamma g + S a + Y b from the 2M + 1 coefficients."""
+
+    def setup(self, size, dtype, threads):
+        set_threads(threads)
+        from fastopt import _kernels
+
+        self.direction = _kernels.lbfgs_vf_direction
+        self.S, self.Y, rho = _ring(size, dtype)
+        (self.g,) = _vectors(size, dtype, 1)
+        self.rows = np.arange(M)
+        self.rho = rho[:M]
+        S64, Y64 = self.S[:M].astype(np.float64), self.Y[:M].astype(np.float64)
+        self.SY, self.YY = S64 @ Y64.T, Y64 @ Y64.T
+        self.Sg, self.Yg = S64 @ self.g, Y64 @ self.g
+        self.out = np.empty_like(self.g)
+
+    def time_direction(self, size, dtype, threads):
+        self.direction(self.g, self.S, self.Y, self.rows, self.rho, self.SY, self.YY,
+                       self.Sg, self.Yg, 0.5, out=self.out, negate=True)
+
+
+class LbfgsVfDirectionNumpy(LbfgsVfDirection):
+    """The combination as two BLAS products (the coefficients are not the kernel's: only
+    the memory traffic compares)."""
+
+    def time_direction(self, size, dtype, threads):
+        a = np.full(M, 0.1, self.g.dtype)
+        np.subtract(self.S[:M].T @ a + self.Y[:M].T @ a, 0.5 * self.g, out=self.out)
+
+
 class BfgsUpdate:
     """The dense BFGS iteration's matrix work: ``symv`` (H y) + ``syr2`` (rank-2 update)
     on an (n, n) float64 inverse Hessian, fastopt's kernels against scipy's BLAS

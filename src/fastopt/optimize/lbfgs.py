@@ -112,13 +112,16 @@ class LbfgsMemory:
         coefficients, and one more pass forms the direction: about half the memory
         traffic of the :math:`2m+1` passes of the plain recursion (both read the
         :math:`2m` stored rows twice per iteration; the plain recursion also moves its
-        work vector through the cache in every pass), but one core does not stream the
-        rows as fast through its many-operand passes: on the 2-core AMD EPYC this was
-        written on, n = 1e6, m = 10, its two passes took 9.0 + 6.9 ms against the plain
-        recursion's 12.5-13.4 ms on 1 thread, 6.0 + 5.7 against 10.5 ms on 2 -- so the
-        default (``False``/``None``) is the plain recursion; the vector-free path is
-        kept, tested against it, for machines where bandwidth per stream is not the
-        limit and for vectors split across processes.
+        work vector through the cache in every pass), but it is not faster where it was
+        measured: on the 2-core AMD EPYC this was written on, n = 1e6 float64, m = 10,
+        each kernel timed in turn with the others (so the rows are not in the cache, as in
+        a solve), its two passes took 9.1-9.6 + 7.7-9.8 ms against the plain recursion's
+        16.8-18.5 ms on 1 thread, 6.1-7.0 + 5.7-6.8 against 10.4-11.8 ms on 2, and the
+        solver then needs two more passes for the first trial point and its slope, which
+        the plain recursion's last pass forms -- so the default (``False``/``None``) is the
+        plain recursion; the vector-free path is kept, tested against it, for machines
+        where bandwidth per stream is not the limit and for vectors split across
+        processes.
     space : VectorSpace, optional
         Where the inner products are reduced (default: this process). Another space
         (``fastopt.distributed``: the vector sharded across MPI ranks) needs
