@@ -324,6 +324,22 @@ def test_gram_matches_numpy(dtype, rng):
     assert none[16] == out[16]
 
 
+@pytest.mark.parametrize("n", [5, 4096, 4096 * 3 + 13])
+def test_gram_products_have_the_bits_of_dot(dtype, rng, n):
+    """Each product is summed as fastopt's dot sums it (the same blocks and lanes), so the
+    vector-free form and the two-loop kernels see the same inner products."""
+    S = rng.standard_normal((4, n)).astype(dtype)
+    Y = rng.standard_normal((4, n)).astype(dtype)
+    v, w = (rng.standard_normal(n).astype(dtype) for _ in range(2))
+    rows = np.array([1, 3, 0])
+    ref = [_kernels.dot(a, b) for r in rows for a, b in
+           ((S[r], v), (Y[r], v), (S[r], w), (Y[r], w))] + [_kernels.dot(w, w)]
+    for threads in (1, 2):
+        with fastopt.threads(threads):
+            out = _kernels.lbfgs_gram(S, Y, rows, v, w)
+        np.testing.assert_array_equal(out, np.array(ref))
+
+
 @pytest.mark.parametrize("vector_free", [True, False])
 def test_memory_directions_match_numpy_two_loop(dtype, rng, vector_free):
     """Run the ring through more pairs than it holds; compare every direction."""
