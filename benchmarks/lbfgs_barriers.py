@@ -15,6 +15,11 @@ CPU-bound process that the script starts and stops::
 
 All contenders of one size and condition run interleaved (rotating order), and the
 median of the repeats is printed with its ratio to scipy's overhead in the same repeat.
+
+The "memory floor" rows (``--floor``, on by default) bound what any L-BFGS with scipy's
+semantics can reach here: the least bytes an iteration must move (see ``FLOOR_VECTORS``)
+at the rate ``fastopt._kernels.dot`` reads the stored rows in the same repeat and thread
+count (the fastest stream this machine gives: pure reads, no writes).
 """
 from __future__ import annotations
 
@@ -140,10 +145,46 @@ def steady_overhead(contender, problem, n, iterations, steady_from, starts=None)
     return (whole - first) / max(1, nit - nit_first)
 
 
+#: Vectors of n elements an iteration must move at the least, beyond the 2m stored rows
+#: read twice by the direction (any form of the recursion needs every row in two passes:
+#: the second pass's coefficients depend on reductions over the whole first pass): the
+#: direction's last pass reads g and x and writes d and the first trial point x + d (4);
+#: the objective gets its own copy of the point (scipy copies too: 2); forming the new
+#: pair reads x_new, x, g_new, g and writes s and y (6). Extra line-search evaluations,
+#: Python and the objective's own reads are not counted: a generous floor.
+FLOOR_VECTORS = 12
+
+_floor_rows: dict[int, object] = {}
+
+
+def memory_floor(n, m, threads):
+    """Seconds per iteration at least (see FLOOR_VECTORS): the (4m + 12) n elements at the
+    rate fastopt's dot reads the 2m rows of an (m, n) pair of float64 arrays on `threads`
+    threads, the fastest of three reads (cold: the 16 m n bytes do not fit a cache at the
+    sizes this is for)."""
+    import numpy as np
+    from fastopt import _kernels
+    if n not in _floor_rows:
+        _floor_rows.clear()
+        rng = np.random.default_rng(0)
+        _floor_rows[n] = (rng.standard_normal((m, n)), rng.standard_normal((m, n)))
+    S, Y = _floor_rows[n]
+    seconds = []
+    with fastopt.threads(threads):
+        for _ in range(3):  # a floor: the fastest of three reads
+            t = time.perf_counter()
+            for i in range(m):
+                _kernels.dot(S[i], Y[i])
+            seconds.append(time.perf_counter() - t)
+    return min(seconds) * (4 * m + FLOOR_VECTORS) / (2 * m)
+
+
 def label(contender):
     form, threads = contender
     if form == "scipy":
         return "scipy L-BFGS-B"
+    if form == "floor":
+        return f"memory floor, {threads} thread{'s' if threads > 1 else ''}"
     return f"{form}, " + (f"{threads} thread{'s' if threads > 1 else ''}" if threads
                           else "default threads")
 
@@ -160,11 +201,15 @@ def main(argv=None):
                     help="window (default): the steady iterations' time within one solve; "
                          "difference: a solve of --iterations minus one of --steady-from "
                          "(see steady_overhead)")
+    ap.add_argument("--no-floor", dest="floor", action="store_false",
+                    help="leave out the memory floor rows (see memory_floor)")
     args = ap.parse_args(argv)
     problem = _problem()
     threads = [int(t) for t in args.threads.split(",")]
     contenders = [("scipy", 1)] + [(form, t) for form in ("two-loop", "vector-free")
                                    for t in threads]
+    if args.floor:
+        contenders += [("floor", t) for t in sorted({t for t in threads if t} or {1})]
     print(f"fastopt {fastopt.__version__}; policy: {fastopt._config.thread_policy()['summary']}"
           if hasattr(fastopt._config, "thread_policy") else f"fastopt {fastopt.__version__}")
     print(f"extended Rosenbrock, ms per iteration outside the objective (iterations "
@@ -177,14 +222,15 @@ def main(argv=None):
             load = os.getloadavg()[0]
             starts = {}
             if args.estimator == "window":  # per form: the iterates do not depend on threads
-                for form in dict.fromkeys(c[0] for c in contenders):
+                for form in dict.fromkeys(c[0] for c in contenders if c[0] != "floor"):
                     starts[form] = iteration_starts((form, 1), problem, n, args.iterations)
             with (background_load(1, 3600) if condition == "busy"
                   else contextlib.nullcontext()):
                 for r in range(args.repeats):
                     order = contenders[r % len(contenders):] + contenders[:r % len(contenders)]
-                    got = {c: steady_overhead(c, problem, n, args.iterations, args.steady_from,
-                                              starts.get(c[0])) for c in order}
+                    got = {c: memory_floor(n, 10, c[1]) if c[0] == "floor" else
+                           steady_overhead(c, problem, n, args.iterations, args.steady_from,
+                                           starts.get(c[0])) for c in order}
                     for c in contenders:
                         samples[c].append(got[c])
                         ratios[c].append(got[c] / got[("scipy", 1)])

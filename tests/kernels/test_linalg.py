@@ -331,13 +331,16 @@ def test_gram_products_have_the_bits_of_dot(dtype, rng, n):
     S = rng.standard_normal((4, n)).astype(dtype)
     Y = rng.standard_normal((4, n)).astype(dtype)
     v, w = (rng.standard_normal(n).astype(dtype) for _ in range(2))
-    rows = np.array([1, 3, 0])
-    ref = [_kernels.dot(a, b) for r in rows for a, b in
-           ((S[r], v), (Y[r], v), (S[r], w), (Y[r], w))] + [_kernels.dot(w, w)]
-    for threads in (1, 2):
-        with fastopt.threads(threads):
-            out = _kernels.lbfgs_gram(S, Y, rows, v, w)
-        np.testing.assert_array_equal(out, np.array(ref))
+    # the kernel reads the pairs two at a time: an odd count leaves one on its own
+    for rows in (np.array([1, 3, 0]), np.array([2, 0, 3, 1]), np.array([3])):
+        for vv in (v, None):
+            ref = [0.0 if vv is None and b is None else _kernels.dot(a, b)
+                   for r in rows for a, b in ((S[r], vv), (Y[r], vv), (S[r], w), (Y[r], w))]
+            ref.append(_kernels.dot(w, w))
+            for threads in (1, 2):
+                with fastopt.threads(threads):
+                    out = _kernels.lbfgs_gram(S, Y, rows, vv, w)
+                np.testing.assert_array_equal(out, np.array(ref))
 
 
 @pytest.mark.parametrize("vector_free", [True, False])
