@@ -193,6 +193,36 @@ class LbfgsVfDirectionNumpy(LbfgsVfDirection):
         np.subtract(self.S[:M].T @ a + self.Y[:M].T @ a, 0.5 * self.g, out=self.out)
 
 
+class LbfgsVfDirectionStep(LbfgsVfDirection):
+    """lbfgs_vf_direction with ``x``: the same pass also writes the first trial point
+    x + d and returns g . d (what the solver calls)."""
+
+    def setup(self, size, dtype, threads):
+        super().setup(size, dtype, threads)
+        self.x, self.unit = _vectors(size, dtype, 2)
+
+    def time_direction(self, size, dtype, threads):
+        self.direction(self.g, self.S, self.Y, self.rows, self.rho, self.SY, self.YY,
+                       self.Sg, self.Yg, 0.5, out=self.out, negate=True, x=self.x,
+                       x_unit=self.unit)
+
+
+class LbfgsVfDirectionStepSeparate(LbfgsVfDirectionStep):
+    """The passes the fused step replaces: the direction, then axpy and dot."""
+
+    def setup(self, size, dtype, threads):
+        super().setup(size, dtype, threads)
+        from fastopt import _kernels
+
+        self.k = _kernels
+
+    def time_direction(self, size, dtype, threads):
+        self.direction(self.g, self.S, self.Y, self.rows, self.rho, self.SY, self.YY,
+                       self.Sg, self.Yg, 0.5, out=self.out, negate=True)
+        self.k.axpy(1.0, self.out, self.x, out=self.unit)
+        self.k.dot(self.g, self.out)
+
+
 class BfgsUpdate:
     """The dense BFGS iteration's matrix work: ``symv`` (H y) + ``syr2`` (rank-2 update)
     on an (n, n) float64 inverse Hessian, fastopt's kernels against scipy's BLAS

@@ -33,6 +33,7 @@ import time
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")   # scipy's BLAS pinned: no pool fights
 
+import numpy as np
 import scipy.optimize as so
 
 try:
@@ -40,6 +41,7 @@ try:
 except ImportError:  # a source checkout with an in-place build
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
     import fastopt
+from fastopt import _kernels
 from fastopt.bench_loop import background_load
 
 
@@ -162,8 +164,6 @@ def memory_floor(n, m, threads):
     rate fastopt's dot reads the 2m rows of an (m, n) pair of float64 arrays on `threads`
     threads, the fastest of three reads (cold: the 16 m n bytes do not fit a cache at the
     sizes this is for)."""
-    import numpy as np
-    from fastopt import _kernels
     if n not in _floor_rows:
         _floor_rows.clear()
         rng = np.random.default_rng(0)

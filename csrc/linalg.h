@@ -114,6 +114,23 @@ FO_API int fo_lbfgs_vf_direction_f64(int64_t n, const double *S, const double *Y
                                      const double *SY, const double *YY, const double *Sp,
                                      const double *Yp, double gamma, const double *p,
                                      double *out, int negate, int nthreads);
+/* fo_lbfgs_vf_direction_step: the same, and with x (then x_unit and gd too) the line
+ * search's first trial point x_unit = x + out and *gd = p . out (the bits of fo_dot), formed
+ * block by block as out is written (as fo_lbfgs_two_loop_step does). */
+FO_API int fo_lbfgs_vf_direction_step_f32(int64_t n, const float *S, const float *Y,
+                                          const int64_t *rows, int64_t k, const double *rho,
+                                          const double *SY, const double *YY,
+                                          const double *Sp, const double *Yp, double gamma,
+                                          const float *p, float *out, int negate,
+                                          const float *x, float *x_unit, double *gd,
+                                          int nthreads);
+FO_API int fo_lbfgs_vf_direction_step_f64(int64_t n, const double *S, const double *Y,
+                                          const int64_t *rows, int64_t k, const double *rho,
+                                          const double *SY, const double *YY,
+                                          const double *Sp, const double *Yp, double gamma,
+                                          const double *p, double *out, int negate,
+                                          const double *x, double *x_unit, double *gd,
+                                          int nthreads);
 
 /* The dense BFGS inverse Hessian H, (n, n) row-major with BOTH triangles stored
  * (fastopt.optimize.bfgs): fastopt's own kernels instead of a BLAS's dsymv/dsyr2, whose

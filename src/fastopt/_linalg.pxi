@@ -46,16 +46,18 @@ cdef extern from "linalg.h" nogil:
     int fo_lbfgs_gram_f64(int64_t n, const double *S, const double *Y, const int64_t *rows,
                           int64_t k, const double *v, const double *w, double *out,
                           int nthreads)
-    int fo_lbfgs_vf_direction_f32(int64_t n, const float *S, const float *Y,
-                                  const int64_t *rows, int64_t k, const double *rho,
-                                  const double *SY, const double *YY, const double *Sp,
-                                  const double *Yp, double gamma, const float *p, float *out,
-                                  int negate, int nthreads)
-    int fo_lbfgs_vf_direction_f64(int64_t n, const double *S, const double *Y,
-                                  const int64_t *rows, int64_t k, const double *rho,
-                                  const double *SY, const double *YY, const double *Sp,
-                                  const double *Yp, double gamma, const double *p,
-                                  double *out, int negate, int nthreads)
+    int fo_lbfgs_vf_direction_step_f32(int64_t n, const float *S, const float *Y,
+                                       const int64_t *rows, int64_t k, const double *rho,
+                                       const double *SY, const double *YY, const double *Sp,
+                                       const double *Yp, double gamma, const float *p,
+                                       float *out, int negate, const float *x,
+                                       float *x_unit, double *gd, int nthreads)
+    int fo_lbfgs_vf_direction_step_f64(int64_t n, const double *S, const double *Y,
+                                       const int64_t *rows, int64_t k, const double *rho,
+                                       const double *SY, const double *YY, const double *Sp,
+                                       const double *Yp, double gamma, const double *p,
+                                       double *out, int negate, const double *x,
+                                       double *x_unit, double *gd, int nthreads)
     int fo_symv_f32(int64_t n, const float *H, const float *v, float *out, int nthreads)
     int fo_symv_f64(int64_t n, const double *H, const double *v, double *out, int nthreads)
     int fo_syr2_f32(int64_t n, double a, const float *x, const float *y, float *H,
@@ -382,21 +384,10 @@ def lbfgs_two_loop(g, S, Y, rho, gamma, count, newest, out=None, negate=False, x
         oa = _vec_out(out, "out", ga)
         if _overlap(oa, ga) or _overlap(oa, Sa) or _overlap(oa, Ya) or _overlap(oa, ra):
             raise ValueError("out: shares memory with g, S, Y or rho")
-    cdef cnp.ndarray xa = None, xua = None
-    cdef void *xp = NULL
-    cdef void *xup = NULL
+    xa, xua = _trial_arrays(x, x_unit, ga, (ga, Sa, Ya, oa), "g, S, Y, out")
+    cdef void *xp = NULL if xa is None else cnp.PyArray_DATA(<cnp.ndarray>xa)
+    cdef void *xup = NULL if xa is None else cnp.PyArray_DATA(<cnp.ndarray>xua)
     cdef double gd = 0.0
-    if x is not None:
-        xa = _vec_in(x, "x", ga)
-        if x_unit is None:
-            raise ValueError("x_unit: expected an array for the trial point, got None")
-        xua = _vec_out(x_unit, "x_unit", ga)
-        for other in (ga, Sa, Ya, oa, xa):
-            if _overlap(xua, other):
-                raise ValueError("x_unit: shares memory with g, S, Y, out or x")
-        xp, xup = cnp.PyArray_DATA(xa), cnp.PyArray_DATA(xua)
-    elif x_unit is not None:
-        raise ValueError("x: expected the point x_unit = x + out starts from, got None")
     cdef int status, nthreads = current_threads()
     with nogil:
         if cnp.PyArray_TYPE(ga) == cnp.NPY_FLOAT:
@@ -415,6 +406,25 @@ def lbfgs_two_loop(g, S, Y, rho, gamma, count, newest, out=None, negate=False, x
     check_status(status, "lbfgs_two_loop")
     result = out if out is not None else oa
     return (result, gd) if x is not None else result
+
+
+cdef tuple _trial_arrays(object x, object x_unit, cnp.ndarray ref, tuple others,
+                         str names):
+    """(x, x_unit) of a direction kernel's fused first trial point ``x_unit = x + out``
+    ((None, None) without one): `x` read like `ref`, `x_unit` written, apart from
+    `others` (named `names`) and `x`."""
+    if x is None:
+        if x_unit is not None:
+            raise ValueError("x: expected the point x_unit = x + out starts from, got None")
+        return None, None
+    cdef cnp.ndarray xa = _vec_in(x, "x", ref)
+    if x_unit is None:
+        raise ValueError("x_unit: expected an array for the trial point, got None")
+    cdef cnp.ndarray xua = _vec_out(x_unit, "x_unit", ref)
+    for other in others + (xa,):
+        if _overlap(xua, other):
+            raise ValueError(f"x_unit: shares memory with {names} or x")
+    return xa, xua
 
 
 cdef tuple _ring(object S, object Y, cnp.ndarray ref):
@@ -496,7 +506,8 @@ def lbfgs_gram(S, Y, rows, v, w):
     return out
 
 
-def lbfgs_vf_direction(p, S, Y, rows, rho, SY, YY, Sp, Yp, gamma, out=None, negate=False):
+def lbfgs_vf_direction(p, S, Y, rows, rho, SY, YY, Sp, Yp, gamma, out=None, negate=False,
+                       x=None, x_unit=None):
     """Vector-free L-BFGS product ``out = (-1 if negate else 1) * H @ p``.
 
     The two-loop recursion of :func:`lbfgs_two_loop`, run on the coefficients of the
@@ -505,6 +516,21 @@ def lbfgs_vf_direction(p, S, Y, rows, rho, SY, YY, Sp, Yp, gamma, out=None, nega
     (oldest first) of `S` and `Y`; in that order ``rho[i] = 1/(s_i . y_i)``,
     ``SY[i, j] = s_i . y_j`` (read for i <= j), ``YY[i, j] = y_i . y_j``,
     ``Sp[i] = s_i . p``, ``Yp[i] = y_i . p`` (all float64; see :func:`lbfgs_gram`).
+
+    With `x` (and `x_unit`, as in :func:`lbfgs_two_loop`) the same pass also writes the line
+    search's first trial point ``x_unit = x + out`` and returns ``(out, p . out)`` (the bits
+    of :func:`dot`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastopt import _kernels
+    >>> S, Y = np.array([[1.0, 0.0]]), np.array([[2.0, 0.0]])   # curvature 2 along e0
+    >>> g = np.array([4.0, 1.0])
+    >>> G = _kernels.lbfgs_gram(S, Y, [0], None, g)
+    >>> _kernels.lbfgs_vf_direction(g, S, Y, [0], np.array([0.5]), np.array([[2.0]]),
+    ...                             np.array([[4.0]]), G[2:3], G[3:4], 0.5, negate=True)
+    array([-2. , -0.5])
     """
     global _last_threads_used
     cdef cnp.ndarray pa = _vec_in(p, "p", None)
@@ -529,27 +555,32 @@ def lbfgs_vf_direction(p, S, Y, rows, rho, SY, YY, Sp, Yp, gamma, out=None, nega
                         ("Yp", yp)):
             if _overlap(oa, t):
                 raise ValueError(f"out: shares memory with {name}")
+    xa, xua = _trial_arrays(x, x_unit, pa, (pa, Sc, Yc, oa), "p, S, Y, out")
+    cdef void *xp = NULL if xa is None else cnp.PyArray_DATA(<cnp.ndarray>xa)
+    cdef void *xup = NULL if xa is None else cnp.PyArray_DATA(<cnp.ndarray>xua)
+    cdef double gd = 0.0
     cdef int status, nthreads = current_threads()
     with nogil:
         if cnp.PyArray_TYPE(pa) == cnp.NPY_FLOAT:
-            status = fo_lbfgs_vf_direction_f32(
+            status = fo_lbfgs_vf_direction_step_f32(
                 n, <const float *>cnp.PyArray_DATA(Sc), <const float *>cnp.PyArray_DATA(Yc),
                 <const int64_t *>cnp.PyArray_DATA(ra), k, <const double *>cnp.PyArray_DATA(rh),
                 <const double *>cnp.PyArray_DATA(sy), <const double *>cnp.PyArray_DATA(yy),
                 <const double *>cnp.PyArray_DATA(sp), <const double *>cnp.PyArray_DATA(yp),
                 gm, <const float *>cnp.PyArray_DATA(pa), <float *>cnp.PyArray_DATA(oa), neg,
-                nthreads)
+                <const float *>xp, <float *>xup, &gd if xp != NULL else NULL, nthreads)
         else:
-            status = fo_lbfgs_vf_direction_f64(
+            status = fo_lbfgs_vf_direction_step_f64(
                 n, <const double *>cnp.PyArray_DATA(Sc), <const double *>cnp.PyArray_DATA(Yc),
                 <const int64_t *>cnp.PyArray_DATA(ra), k, <const double *>cnp.PyArray_DATA(rh),
                 <const double *>cnp.PyArray_DATA(sy), <const double *>cnp.PyArray_DATA(yy),
                 <const double *>cnp.PyArray_DATA(sp), <const double *>cnp.PyArray_DATA(yp),
                 gm, <const double *>cnp.PyArray_DATA(pa), <double *>cnp.PyArray_DATA(oa), neg,
-                nthreads)
+                <const double *>xp, <double *>xup, &gd if xp != NULL else NULL, nthreads)
     _last_threads_used = fo_team_size(n * (2 * k + 1), nthreads)
     check_status(status, "lbfgs_vf_direction")
-    return out if out is not None else oa
+    result = out if out is not None else oa
+    return (result, gd) if x is not None else result
 
 
 # cimportable nogil entry points (declared in _kernels.pxd); nthreads <= 0: current setting

@@ -234,6 +234,37 @@ def test_two_loop_step_forms_the_unit_point_and_slope(dtype, rng, count):
         _kernels.lbfgs_two_loop(g, S, Y, rho, 0.7, count, 2, x=x)
 
 
+@pytest.mark.parametrize("k", [0, 1, 3])
+def test_vf_direction_step_forms_the_unit_point_and_slope(dtype, rng, k):
+    # as the two-loop's: x_unit = x + d and g.d from the pass that writes d, with the bits
+    # of axpy and dot after the call, and d itself unchanged, at 1 and 2 threads
+    S, Y, rho = _ring(dtype, rng)
+    g, x = (rng.standard_normal(N).astype(dtype) for _ in range(2))
+    rows = np.array([4, 0, 2][:k], dtype=np.int64)
+    G = _kernels.lbfgs_gram(S, Y, rows, None, g)
+    S64, Y64 = S[rows].astype(np.float64), Y[rows].astype(np.float64)
+    args = (g, S, Y, rows, rho[rows], S64 @ Y64.T, Y64 @ Y64.T, G[2:4 * k:4], G[3:4 * k:4],
+            0.7)
+    d_ref = _kernels.lbfgs_vf_direction(*args, negate=True)
+    for threads in (1, 2):
+        unit = np.full(N, 5.0, dtype)
+        with fastopt.threads(threads):
+            d, gd = _kernels.lbfgs_vf_direction(*args, negate=True, x=x, x_unit=unit)
+        np.testing.assert_array_equal(d, d_ref)
+        np.testing.assert_array_equal(unit, _kernels.axpy(1.0, d_ref, x, out=np.empty_like(x)))
+        assert gd.hex() == _kernels.dot(g, d_ref).hex()
+    before = x.copy()
+    with pytest.raises(ValueError, match="x_unit: shares memory with p, S, Y, out or x"):
+        _kernels.lbfgs_vf_direction(*args, x=x, x_unit=x)
+    with pytest.raises(ValueError, match="x_unit: expected an array"):
+        _kernels.lbfgs_vf_direction(*args, x=x)
+    with pytest.raises(ValueError, match="x: expected the point"):
+        _kernels.lbfgs_vf_direction(*args, x_unit=unit)
+    with pytest.raises(TypeError, match="x: expected dtype"):
+        _kernels.lbfgs_vf_direction(*args, x=x.astype(np.complex64), x_unit=unit)
+    np.testing.assert_array_equal(x, before)
+
+
 # ------------------------------------------------------------------ trial point
 @pytest.mark.parametrize("n", [0, 1, 7, 4096, N])
 def test_trial_is_pair_dot_and_max_norm_in_one_pass(dtype, rng, n):

@@ -266,11 +266,14 @@ class LbfgsMemory:
 
         return trial
 
-    def _product(self, g: np.ndarray, negate: bool, out=None) -> np.ndarray:
+    def _product(self, g: np.ndarray, negate: bool, out=None, x=None, unit=None):
+        """``(-1 if negate else 1) * H g``; with ``x``: ``(that, g . that)``, and the first
+        trial point ``x + that`` written into ``unit`` by the same last pass."""
         g = np.asarray(g, dtype=self.dtype)
         if not self.vector_free or self.count == 0:
             return _kernels.lbfgs_two_loop(g, self.S, self.Y, self.rho, self.gamma,
-                                           self.count, self.newest, out=out, negate=negate)
+                                           self.count, self.newest, out=out, negate=negate,
+                                           x=x, x_unit=unit)
         o = np.array(self.order)
         if g is not self._probe:
             dots = self.space.sums(_kernels.lbfgs_gram(self.S, self.Y, o, None, g))
@@ -280,7 +283,8 @@ class LbfgsMemory:
         ix = np.ix_(o, o)
         return _kernels.lbfgs_vf_direction(g, self.S, self.Y, o, self.rho[o], self.SY[ix],
                                            self.YY[ix], self._Sp[o], self._Yp[o],
-                                           self.gamma, out=out, negate=negate)
+                                           self.gamma, out=out, negate=negate, x=x,
+                                           x_unit=unit)
 
     def apply(self, g: np.ndarray) -> np.ndarray:
         """:math:`H g` (C kernels)."""
@@ -296,17 +300,16 @@ class LbfgsMemory:
     def direction_step(self, g: np.ndarray, x: np.ndarray, pool: list):
         """:meth:`direction`, and the line search's first trial point from the same last
         pass while the direction is in cache: ``(d, g . d, x + d)`` (the bits of a dot
-        product and an axpy; :func:`fastopt._kernels.lbfgs_two_loop` with ``x``), the
-        point in a spare array of ``pool``. ``(d, None, None)`` where the direction
-        comes from another kernel (vector-free form, no pairs, another space)."""
-        if self.vector_free or self.count == 0 or self.space is not LOCAL:
+        product and an axpy; :func:`fastopt._kernels.lbfgs_two_loop` or
+        :func:`~fastopt._kernels.lbfgs_vf_direction` with ``x``), the point in a spare
+        array of ``pool``. ``(d, None, None)`` where ``g . d`` is not a local sum (another
+        space) or ``x`` is not of the memory's dtype."""
+        if self.space is not LOCAL or x.dtype != self.dtype:
             return self.direction(g), None, None
         if self._dbuf is None:
             self._dbuf = np.empty(self.n, dtype=self.dtype)
         unit = pool.pop() if pool else np.empty_like(x)
-        d, gd = _kernels.lbfgs_two_loop(g, self.S, self.Y, self.rho, self.gamma, self.count,
-                                        self.newest, out=self._dbuf, negate=True, x=x,
-                                        x_unit=unit)
+        d, gd = self._product(g, True, out=self._dbuf, x=x, unit=unit)
         return d, gd, unit
 
     # ----------------------------------------------------------- export
