@@ -109,19 +109,19 @@ class LbfgsMemory:
         :math:`s_i^T y_j`, :math:`y_i^T y_j`, :math:`s_i^T g`, :math:`y_i^T g` are
         kept up to date with one pass over the memory per new pair and gradient
         (:func:`fastopt._kernels.lbfgs_gram`), the recursion runs on :math:`2m+1`
-        coefficients, and one more pass forms the direction: about half the memory
-        traffic of the :math:`2m+1` passes of the plain recursion (both read the
-        :math:`2m` stored rows twice per iteration; the plain recursion also moves its
-        work vector through the cache in every pass), but it is not faster where it was
-        measured: on the 2-core AMD EPYC this was written on, n = 1e6 float64, m = 10,
-        each kernel timed in turn with the others (so the rows are not in the cache, as in
-        a solve), its two passes took 9.1-9.6 + 7.7-9.8 ms against the plain recursion's
-        16.8-18.5 ms on 1 thread, 6.1-7.0 + 5.7-6.8 against 10.4-11.8 ms on 2, and the
-        solver then needs two more passes for the first trial point and its slope, which
-        the plain recursion's last pass forms -- so the default (``False``/``None``) is the
-        plain recursion; the vector-free path is kept, tested against it, for machines
-        where bandwidth per stream is not the limit and for vectors split across
-        processes.
+        coefficients, and one more pass forms the direction (and, as the plain
+        recursion's last pass does, the first trial point and its slope). Both forms read
+        the :math:`2m` stored rows twice per iteration; the plain recursion also moves its
+        work vector through the cache in every pass, the vector-free form reads the rows
+        in two passes with few synchronisations. It is not faster where it was measured
+        (the 2-core AMD EPYC this was written on, n = 1e6 float64, m = 10,
+        ``benchmarks/lbfgs_barriers.py``): 0.34x scipy L-BFGS-B's overhead per iteration
+        against the plain recursion's 0.31-0.32x on 1 thread, quiet or beside a busy
+        process, and 0.26x against 0.24x on 2 threads (quiet); at n = 1e5 0.26-0.28x
+        against 0.21-0.22x (1 thread), 0.15x against 0.12x (2). So the default
+        (``False``/``None``) is the plain recursion; the
+        vector-free path is kept, tested against it, for machines where bandwidth per
+        stream is not the limit and for vectors split across processes.
     space : VectorSpace, optional
         Where the inner products are reduced (default: this process). Another space
         (``fastopt.distributed``: the vector sharded across MPI ranks) needs
