@@ -384,7 +384,7 @@ def lbfgs_two_loop(g, S, Y, rho, gamma, count, newest, out=None, negate=False, x
         oa = _vec_out(out, "out", ga)
         if _overlap(oa, ga) or _overlap(oa, Sa) or _overlap(oa, Ya) or _overlap(oa, ra):
             raise ValueError("out: shares memory with g, S, Y or rho")
-    xa, xua = _trial_arrays(x, x_unit, ga, (ga, Sa, Ya, oa), "g, S, Y, out")
+    xa, xua = _trial_arrays(x, x_unit, ga, oa, (ga, Sa, Ya), "g, S, Y, out")
     cdef void *xp = NULL if xa is None else cnp.PyArray_DATA(<cnp.ndarray>xa)
     cdef void *xup = NULL if xa is None else cnp.PyArray_DATA(<cnp.ndarray>xua)
     cdef double gd = 0.0
@@ -408,20 +408,23 @@ def lbfgs_two_loop(g, S, Y, rho, gamma, count, newest, out=None, negate=False, x
     return (result, gd) if x is not None else result
 
 
-cdef tuple _trial_arrays(object x, object x_unit, cnp.ndarray ref, tuple others,
-                         str names):
+cdef tuple _trial_arrays(object x, object x_unit, cnp.ndarray ref, cnp.ndarray out,
+                         tuple others, str names):
     """(x, x_unit) of a direction kernel's fused first trial point ``x_unit = x + out``
-    ((None, None) without one): `x` read like `ref`, `x_unit` written, apart from
-    `others` (named `names`) and `x`."""
+    ((None, None) without one): `x` read like `ref` and apart from `out` (written before
+    the last pass reads x), `x_unit` written, apart from `out`, `others` (named, with out,
+    in `names`) and `x`."""
     if x is None:
         if x_unit is not None:
             raise ValueError("x: expected the point x_unit = x + out starts from, got None")
         return None, None
     cdef cnp.ndarray xa = _vec_in(x, "x", ref)
+    if _overlap(xa, out):
+        raise ValueError("x: shares memory with out")
     if x_unit is None:
         raise ValueError("x_unit: expected an array for the trial point, got None")
     cdef cnp.ndarray xua = _vec_out(x_unit, "x_unit", ref)
-    for other in others + (xa,):
+    for other in others + (out, xa):
         if _overlap(xua, other):
             raise ValueError(f"x_unit: shares memory with {names} or x")
     return xa, xua
@@ -555,7 +558,7 @@ def lbfgs_vf_direction(p, S, Y, rows, rho, SY, YY, Sp, Yp, gamma, out=None, nega
                         ("Yp", yp)):
             if _overlap(oa, t):
                 raise ValueError(f"out: shares memory with {name}")
-    xa, xua = _trial_arrays(x, x_unit, pa, (pa, Sc, Yc, oa), "p, S, Y, out")
+    xa, xua = _trial_arrays(x, x_unit, pa, oa, (pa, Sc, Yc), "p, S, Y, out")
     cdef void *xp = NULL if xa is None else cnp.PyArray_DATA(<cnp.ndarray>xa)
     cdef void *xup = NULL if xa is None else cnp.PyArray_DATA(<cnp.ndarray>xua)
     cdef double gd = 0.0

@@ -230,6 +230,9 @@ def test_two_loop_step_forms_the_unit_point_and_slope(dtype, rng, count):
     assert gd.hex() == _kernels.dot(g, d_ref).hex()
     with pytest.raises(ValueError, match="x_unit: shares memory"):
         _kernels.lbfgs_two_loop(g, S, Y, rho, 0.7, count, 2, x=x, x_unit=x)
+    out = np.empty_like(x)   # x would be overwritten by the direction before it is read
+    with pytest.raises(ValueError, match="x: shares memory with out"):
+        _kernels.lbfgs_two_loop(g, S, Y, rho, 0.7, count, 2, out=out, x=out, x_unit=unit)
     with pytest.raises(ValueError, match="x_unit: expected an array"):
         _kernels.lbfgs_two_loop(g, S, Y, rho, 0.7, count, 2, x=x)
 
@@ -258,6 +261,8 @@ def test_vf_direction_step_forms_the_unit_point_and_slope(dtype, rng, k):
         _kernels.lbfgs_vf_direction(*args, x=x, x_unit=x)
     with pytest.raises(ValueError, match="x_unit: expected an array"):
         _kernels.lbfgs_vf_direction(*args, x=x)
+    with pytest.raises(ValueError, match="x: shares memory with out"):
+        _kernels.lbfgs_vf_direction(*args, out=unit, x=unit, x_unit=np.empty_like(x))
     with pytest.raises(ValueError, match="x: expected the point"):
         _kernels.lbfgs_vf_direction(*args, x_unit=unit)
     with pytest.raises(TypeError, match="x: expected dtype"):
