@@ -291,6 +291,49 @@ def test_validation_errors():
         minimize(rosen, np.zeros(2), method="BFGS", options={"hess_inv0": -np.eye(2)})
 
 
+def test_vector_free_default_is_a_fixed_size():
+    # the form depends on the bytes per vector only: the same iterates on every machine
+    from fastopt.optimize.lbfgs import VECTOR_FREE_BYTES, vector_free_default
+
+    assert VECTOR_FREE_BYTES == 16 << 20
+    assert vector_free_default(2**21, np.float64) and not vector_free_default(2**21 - 1,
+                                                                              np.float64)
+    assert vector_free_default(2**22, np.float32) and not vector_free_default(2**22 - 1,
+                                                                              np.float32)
+    assert not LbfgsMemory(1000, 5, np.float64).vector_free
+    assert LbfgsMemory(2**22, 1, np.float32).vector_free        # np.empty: not touched
+    assert not LbfgsMemory(2**22, 1, np.float32, vector_free=False).vector_free
+    assert LbfgsMemory(1000, 5, np.float64, vector_free=True).vector_free
+
+
+@pytest.mark.parametrize("method, extra", [("L-BFGS", {}), ("L-BFGS-OWLQN", {"l1": 1e-3})])
+def test_vector_free_option(monkeypatch, method, extra):
+    # options["vector_free"] reaches the memory; both forms solve the problem alike (the
+    # directions agree up to rounding), None is the size-based default
+    import fastopt.optimize._minimize as solver
+
+    made, forms = solver.LbfgsMemory, []
+
+    def record(*a, **k):
+        memory = made(*a, **k)
+        forms.append(memory.vector_free)
+        return memory
+
+    monkeypatch.setattr(solver, "LbfgsMemory", record)
+    p = get_problem("ext_rosenbrock")
+    x0 = p.x0(1000)
+    runs = [minimize(p.fg, x0, jac=True, method=method, options={"vector_free": vf, **extra})
+            for vf in (True, False, None, np.bool_(True))]
+    assert forms == [True, False, False, True]
+    for res in runs:
+        assert res.success, res.message
+        np.testing.assert_allclose(res.x, runs[1].x, rtol=1e-5, atol=1e-6)
+    assert runs[2].x.tobytes() == runs[1].x.tobytes()    # None: the plain form at n = 1000
+    assert runs[3].x.tobytes() == runs[0].x.tobytes()
+    with pytest.raises(TypeError, match="options\\['vector_free'\\]"):
+        minimize(p.fg, x0, jac=True, method=method, options={"vector_free": "yes", **extra})
+
+
 def test_unknown_option_warns():
     # scipy's warning text ("Unknown solver options: ..."), pointing at the caller
     with pytest.warns(OptimizeWarning, match="Unknown solver options: foo") as rec:
@@ -300,6 +343,9 @@ def test_unknown_option_warns():
         minimize(rosen, np.zeros(2), jac=rosen_der, method="BFGS", options={"m": 3})
     with pytest.warns(OptimizeWarning, match="Unknown solver options: l1 "):
         minimize(rosen, np.zeros(2), jac=rosen_der, method="L-BFGS-B", options={"l1": 1.0})
+    with pytest.warns(OptimizeWarning, match="Unknown solver options: vector_free "):
+        minimize(rosen, np.zeros(2), jac=rosen_der, method="L-BFGS-B",
+                 options={"vector_free": True})
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         minimize(rosen, np.zeros(2), jac=rosen_der, method="L-BFGS",

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from fastopt._validation import check_callable, check_options, describe_value
+from fastopt._validation import check_bool, check_callable, check_options, describe_value
 
 from ._options import (
     METHOD_DEFAULTS,
@@ -225,6 +225,11 @@ def minimize(fun: Callable[..., Any], x0: ArrayLike, args: tuple | Any = (),
         * ``line_search`` ["more-thuente"] or "backtracking" (Armijo); ``c1``
           [1e-4], ``c2`` [0.9] (``0 < c1 < c2 < 1``), ``maxls`` [20].
         * ``maxcor`` [10] (alias ``m``): L-BFGS pairs kept.
+        * ``vector_free`` [None] (L-BFGS, OWL-QN): the form of the two-loop recursion
+          (:class:`~fastopt.optimize.lbfgs.LbfgsMemory`): None chooses the vector-free
+          form from 16 MiB per vector (n >= 2,097,152 float64), where it ran faster
+          than the plain recursion, and the plain one below. The two give the same
+          directions up to rounding, so iterates may differ in the last bits.
         * ``scaling`` [True]: :math:`H_0 = \gamma I`,
           :math:`\gamma = s^T y / y^T y` (newest pair for L-BFGS; first pair, before
           the first update, for BFGS). scipy's BFGS does not scale: ``scaling=False``
@@ -414,7 +419,10 @@ def _quasi_newton(fun, x, shape, dtype, args, jac, kind, opts, tol, cb, bounds=N
             return res
         res = run_quasi_newton(obj, x, bfgs_memory, qn, cb, finalize)
     else:
-        memory = LbfgsMemory(n, m, dtype, scaling=scaling)
+        vector_free = opts.get("vector_free")
+        memory = LbfgsMemory(n, m, dtype, scaling=scaling, vector_free=None
+                             if vector_free is None else
+                             check_bool(vector_free, "options['vector_free']"))
         if warm is not None:
             _load_lbfgs_warm_start(memory, warm)
 

@@ -47,9 +47,9 @@ _COMMON = {"maxiter", "maxfun", "gtol", "ftol", "xtol", "line_search", "c1", "c2
 _LIMITED = {"m", "maxcor", "iprint"}
 KNOWN_OPTIONS: dict[str, set[str]] = {
     "BFGS": _COMMON | {"hess_inv0", "xrtol", "norm"},
-    "L-BFGS": _COMMON | _LIMITED | {"l1"},
+    "L-BFGS": _COMMON | _LIMITED | {"l1", "vector_free"},
     "L-BFGS-B": _COMMON | _LIMITED,
-    "L-BFGS-OWLQN": _COMMON | _LIMITED | {"l1"},
+    "L-BFGS-OWLQN": _COMMON | _LIMITED | {"l1", "vector_free"},
 }
 
 #: per method: (maxiter, maxfun, ftol); ``maxiter`` None means ``200 n`` (scipy's BFGS)

@@ -48,7 +48,22 @@ from ._vector import LOCAL, VectorSpace, dot
 if TYPE_CHECKING:
     from .inverse_hessian import LbfgsInverseHessian
 
-__all__ = ["LbfgsMemory", "two_loop_numpy", "curvature_ok"]
+__all__ = ["LbfgsMemory", "two_loop_numpy", "curvature_ok", "VECTOR_FREE_BYTES",
+           "vector_free_default"]
+
+#: From this many bytes per vector, ``LbfgsMemory(vector_free=None)`` uses the
+#: vector-free form. Below, the plain recursion's work vector stays in the cache between
+#: its 2m + 1 passes; above, it goes to memory and back in every pass, which the
+#: vector-free form does not do. A fixed size, not this machine's cache: the choice, and
+#: so the iterates, are the same on every machine and for any thread count.
+VECTOR_FREE_BYTES = 16 << 20
+
+
+def vector_free_default(n: int, dtype) -> bool:
+    """The form ``LbfgsMemory(vector_free=None)`` takes for n elements of `dtype`: the
+    vector-free one from :data:`VECTOR_FREE_BYTES` per vector (n = 2,097,152 float64 or
+    4,194,304 float32), else the plain recursion."""
+    return n * np.dtype(dtype).itemsize >= VECTOR_FREE_BYTES
 
 
 def curvature_ok(sy: float, yy: float, slope: float | None, eps: float) -> bool:
@@ -113,15 +128,22 @@ class LbfgsMemory:
         recursion's last pass does, the first trial point and its slope). Both forms read
         the :math:`2m` stored rows twice per iteration; the plain recursion also moves its
         work vector through the cache in every pass, the vector-free form reads the rows
-        in two passes with few synchronisations. It is not faster where it was measured
-        (the 2-core AMD EPYC this was written on, n = 1e6 float64, m = 10,
-        ``benchmarks/lbfgs_barriers.py``): 0.34x scipy L-BFGS-B's overhead per iteration
-        against the plain recursion's 0.31-0.32x on 1 thread, quiet or beside a busy
-        process, and 0.26x against 0.24x on 2 threads (quiet); at n = 1e5 0.26-0.28x
-        against 0.21-0.22x (1 thread), 0.15x against 0.12x (2). So the default
-        (``False``/``None``) is the plain recursion; the
-        vector-free path is kept, tested against it, for machines where bandwidth per
-        stream is not the limit and for vectors split across processes.
+        in two passes with few synchronisations. Measured on the 2-core AMD EPYC this was
+        written on (float64, m = 10, ``benchmarks/lbfgs_barriers.py``, overhead per
+        iteration against scipy L-BFGS-B's, median of interleaved repeats), the plain
+        recursion wins while its work vector stays in the 32 MB cache, the vector-free
+        form once it does not:
+
+        * n = 1e6 (8 MB): plain 0.31-0.32x scipy on 1 thread against vector-free 0.34x,
+          quiet or beside a busy process; 0.24x against 0.26x on 2 threads (quiet);
+        * n = 3e6 (24 MB): plain 80 against vector-free 68 ms on 1 thread, 58 against
+          51 ms on 2 (quiet); 81 against 71 ms on 1 thread beside a busy process;
+        * n = 1e7 (80 MB): plain 238 against vector-free 216 ms on 1 thread, 194 against
+          162 ms on 2 (quiet); 244 against 246 ms on 1 thread beside a busy process.
+
+        ``None`` (default) takes the vector-free form from :data:`VECTOR_FREE_BYTES` per
+        vector (:func:`vector_free_default`), the plain recursion below; ``True`` or
+        ``False`` forces one. The two give the same directions up to rounding.
     space : VectorSpace, optional
         Where the inner products are reduced (default: this process). Another space
         (``fastopt.distributed``: the vector sharded across MPI ranks) needs
@@ -149,7 +171,8 @@ class LbfgsMemory:
         self.count = 0
         self.gamma = 1.0
         self.eps = float(np.finfo(self.dtype).eps)
-        self.vector_free = bool(vector_free)
+        self.vector_free = (vector_free_default(n, self.dtype) if vector_free is None
+                            else bool(vector_free))
         # inner products by physical row: SY[i, j] = s_i . y_j (kept for i older than or
         # equal to j), YY[i, j] = y_i . y_j; Sp/Yp: s_i . p, y_i . p for the probe p
         self.SY = np.zeros((self.slots, self.slots))
