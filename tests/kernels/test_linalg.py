@@ -379,6 +379,33 @@ def test_gram_products_have_the_bits_of_dot(dtype, rng, n):
                 np.testing.assert_array_equal(out, np.array(ref))
 
 
+def test_vector_free_commit_from_the_trial_pass_changes_no_bit(dtype, rng):
+    # a pair formed by the trial pass is committed before the gram pass, which then skips
+    # the pair a full memory drops (and, for a refused pair, the candidate): the same
+    # directions, bit for bit, as the pass over every row, through refused pairs and a
+    # memory that fills and wraps
+    n, m = 9_000, 3
+    A = rng.uniform(0.5, 3.0, n)
+    fused, plain = (LbfgsMemory(n, m, dtype, vector_free=True) for _ in range(2))
+    x = rng.standard_normal(n).astype(dtype)
+    g = (A * x).astype(dtype)
+    stored = []
+    for step in range(10):
+        d = fused.direction(g)
+        np.testing.assert_array_equal(d, plain.direction(g))
+        xn = (x + 0.3 * d).astype(dtype)
+        # every third step a gradient that turns the pair's curvature negative (y = -s):
+        # refused
+        gn = (A * xn if step % 3 else g - (xn - x)).astype(dtype)
+        trial = fused.trial_for(x, g, d)
+        trial(xn, gn)
+        stored.append(fused.update_from(xn, x, gn, g))
+        assert plain.update_from(xn, x, gn, g) == stored[-1]
+        assert fused.count == plain.count and fused.gamma == plain.gamma
+        x, g = xn, gn
+    assert True in stored and False in stored and fused.count == m
+
+
 @pytest.mark.parametrize("vector_free", [True, False])
 def test_memory_directions_match_numpy_two_loop(dtype, rng, vector_free):
     """Run the ring through more pairs than it holds; compare every direction."""

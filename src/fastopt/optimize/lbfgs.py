@@ -217,9 +217,28 @@ class LbfgsMemory:
         self.count = min(self.count + 1, self.m)
         return True
 
-    def _store_gram(self, g: np.ndarray | None, slope: float | None = None) -> bool:
-        """Inner products of the candidate row (and of ``g``) with the memory; commit."""
+    def _store_gram(self, g: np.ndarray | None, slope: float | None = None,
+                    known: tuple[float, float] | None = None) -> bool:
+        """Inner products of the candidate row (and of ``g``) with the memory; commit.
+        ``known``: the candidate's ``(s.y, y.y)``, already summed (by the trial pass, with
+        the bits the gram would give), so the commit is decided first and the pass reads
+        only the rows that stay: not the oldest pair a full memory drops (1/(m+1) of the
+        pass), nor, when the pair is refused, the candidate and its products with y."""
         r = self.head
+        if self.vector_free and known is not None and g is not None:
+            ok = self._commit(known[0], known[1], slope)
+            kept = self.order              # with the candidate r last when it was stored
+            k = len(kept)
+            out = self.space.sums(_kernels.lbfgs_gram(self.S, self.Y, np.array(kept),
+                                                      self.Y[r] if ok else None, g))
+            if ok:
+                self.SY[kept, r] = out[0:4 * k:4]
+                self.YY[kept, r] = out[1:4 * k:4]
+                self.YY[r, kept] = out[1:4 * k:4]
+            self._Sp[kept] = out[2:4 * k:4]
+            self._Yp[kept] = out[3:4 * k:4]
+            self._probe = g
+            return ok
         rows = self.order + [r]
         k = len(rows)
         if self.vector_free:
@@ -268,7 +287,8 @@ class LbfgsMemory:
         if not formed:
             np.subtract(x_new, x_old, out=self.S[r])
             np.subtract(g_new, g_old, out=self.Y[r])
-        return self._store_gram(g_new, slope)
+        return self._store_gram(g_new, slope,
+                                (c[5], c[6]) if c is not None and formed else None)
 
     def trial_for(self, x: np.ndarray, g: np.ndarray, d: np.ndarray):
         """The line search's pass over a trial point along ``d`` from ``x`` (gradient
