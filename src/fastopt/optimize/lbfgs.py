@@ -225,39 +225,28 @@ class LbfgsMemory:
         only the rows that stay: not the oldest pair a full memory drops (1/(m+1) of the
         pass), nor, when the pair is refused, the candidate and its products with y."""
         r = self.head
-        if self.vector_free and known is not None and g is not None:
+        if not self.vector_free:
+            return self._commit(dot(self.S[r], self.Y[r]), dot(self.Y[r], self.Y[r]), slope)
+        if known is not None and g is not None:
             ok = self._commit(known[0], known[1], slope)
-            kept = self.order              # with the candidate r last when it was stored
-            k = len(kept)
-            out = self.space.sums(_kernels.lbfgs_gram(self.S, self.Y, np.array(kept),
-                                                      self.Y[r] if ok else None, g))
-            if ok:
-                self.SY[kept, r] = out[0:4 * k:4]
-                self.YY[kept, r] = out[1:4 * k:4]
-                self.YY[r, kept] = out[1:4 * k:4]
-            self._Sp[kept] = out[2:4 * k:4]
-            self._Yp[kept] = out[3:4 * k:4]
-            self._probe = g
-            return ok
-        rows = self.order + [r]
-        k = len(rows)
-        if self.vector_free:
-            w = g if g is not None else self.Y[r]
+            rows = self.order              # with the candidate r last when it was stored
             out = self.space.sums(_kernels.lbfgs_gram(self.S, self.Y, np.array(rows),
-                                                      self.Y[r], w))
-            sy, yy = out[4 * (k - 1)], out[4 * (k - 1) + 1]
+                                                      self.Y[r] if ok else None, g))
         else:
-            sy, yy = dot(self.S[r], self.Y[r]), dot(self.Y[r], self.Y[r])
-        ok = self._commit(sy, yy, slope)
-        if self.vector_free:
-            if ok:
-                self.SY[rows, r] = out[0:4 * k:4]
-                self.YY[rows, r] = out[1:4 * k:4]
-                self.YY[r, rows] = out[1:4 * k:4]
-            if g is not None:
-                self._Sp[rows] = out[2:4 * k:4]
-                self._Yp[rows] = out[3:4 * k:4]
-            self._probe = g
+            rows = self.order + [r]
+            out = self.space.sums(_kernels.lbfgs_gram(self.S, self.Y, np.array(rows),
+                                                      self.Y[r],
+                                                      g if g is not None else self.Y[r]))
+            ok = self._commit(out[4 * len(rows) - 4], out[4 * len(rows) - 3], slope)
+        k = len(rows)
+        if ok:
+            self.SY[rows, r] = out[0:4 * k:4]
+            self.YY[rows, r] = out[1:4 * k:4]
+            self.YY[r, rows] = out[1:4 * k:4]
+        if g is not None:
+            self._Sp[rows] = out[2:4 * k:4]
+            self._Yp[rows] = out[3:4 * k:4]
+        self._probe = g
         return ok
 
     def update(self, s: np.ndarray, y: np.ndarray) -> bool:
