@@ -131,6 +131,9 @@ def _agreement(torch, cls, kernels, n: int) -> float:
 def interleaved(contenders: dict, repeats: int, budget: float,
                 stat=statistics.median) -> dict[str, float]:
     """{name: `stat` (median) of seconds per call} over `repeats` rounds in rotated order."""
+    _import_fastopt()
+    from fastopt.bench_loop import rotated
+
     calls = {}
     for name, fn in contenders.items():
         fn()  # warm-up: first touch, lazy state
@@ -141,8 +144,7 @@ def interleaved(contenders: dict, repeats: int, budget: float,
     names = list(contenders)
     samples: dict[str, list[float]] = {name: [] for name in names}
     for r in range(repeats):
-        k = r % len(names)
-        for name in names[k:] + names[:k]:
+        for name in rotated(names, r):
             fn, number = contenders[name], calls[name]
             t0 = time.perf_counter()
             for _ in range(number):

@@ -42,7 +42,7 @@ except ImportError:  # a source checkout with an in-place build
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
     import fastopt
 from fastopt import _kernels
-from fastopt.bench_loop import background_load
+from fastopt.bench_loop import background_load, rotated
 
 
 def _solver_module():
@@ -155,6 +155,8 @@ def steady_overhead(contender, problem, n, iterations, steady_from, starts=None)
 #: pair reads x_new, x, g_new, g and writes s and y (6). Extra line-search evaluations,
 #: Python and the objective's own reads are not counted: a generous floor.
 FLOOR_VECTORS = 12
+#: The pairs kept: fastopt's and scipy's default (maxcor = 10), as the solves here use.
+MEMORY = 10
 
 _floor_rows: dict[int, object] = {}
 
@@ -183,10 +185,8 @@ def label(contender):
     form, threads = contender
     if form == "scipy":
         return "scipy L-BFGS-B"
-    if form == "floor":
-        return f"memory floor, {threads} thread{'s' if threads > 1 else ''}"
-    return f"{form}, " + (f"{threads} thread{'s' if threads > 1 else ''}" if threads
-                          else "default threads")
+    count = f"{threads} thread{'s' if threads > 1 else ''}" if threads else "default threads"
+    return f"memory floor, {count}" if form == "floor" else f"{form}, {count}"
 
 
 def main(argv=None):
@@ -227,10 +227,9 @@ def main(argv=None):
             with (background_load(1, 3600) if condition == "busy"
                   else contextlib.nullcontext()):
                 for r in range(args.repeats):
-                    order = contenders[r % len(contenders):] + contenders[:r % len(contenders)]
-                    got = {c: memory_floor(n, 10, c[1]) if c[0] == "floor" else
+                    got = {c: memory_floor(n, MEMORY, c[1]) if c[0] == "floor" else
                            steady_overhead(c, problem, n, args.iterations, args.steady_from,
-                                           starts.get(c[0])) for c in order}
+                                           starts.get(c[0])) for c in rotated(contenders, r)}
                     for c in contenders:
                         samples[c].append(got[c])
                         ratios[c].append(got[c] / got[("scipy", 1)])

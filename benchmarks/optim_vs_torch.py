@@ -54,6 +54,7 @@ except ImportError:  # run from a source checkout with an in-place build
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src"))
     import fastopt
 from fastopt import kernels
+from fastopt.bench_loop import rotated
 
 try:
     import torch
@@ -90,8 +91,7 @@ def interleaved(contenders, repeats, budget=0.04):
     names = list(contenders)
     samples = {name: [] for name in names}
     for r in range(repeats):
-        k = r % len(names)
-        for name in names[k:] + names[:k]:
+        for name in rotated(names, r):
             samples[name].append(per_call(contenders[name], calls[name]))
     return {name: STAT(s) for name, s in samples.items()}
 

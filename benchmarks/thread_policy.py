@@ -93,16 +93,15 @@ def _child(code: str, args: list[str], env: dict[str, str]) -> dict:
 
 def loop(args: argparse.Namespace) -> None:
     sys.path.insert(0, SRC)
-    from fastopt.bench_loop import background_load
+    from fastopt.bench_loop import background_load, rotated
 
     names = [n for n in LOOP_POLICIES if not args.policies or n in args.policies.split(",")]
     for condition in args.conditions.split(","):
         got: dict[str, list[dict]] = {n: [] for n in names}
         loads = []
         for r in range(args.rounds):
-            order = names[r % len(names):] + names[:r % len(names)]
             loads.append(os.getloadavg()[0])
-            for name in order:
+            for name in rotated(names, r):
                 env = _env(LOOP_POLICIES[name], SRC)
                 run = [str(args.repeats), str(args.steps)]
                 if condition == "busy":

@@ -463,3 +463,13 @@ def test_loop_scenario_cli_rejects_kernel_options(capsys):
         main(["bench", "--scenario", "loop", "--only", "adam"])
     assert exc.value.code == 2
     assert "--only" in capsys.readouterr().err
+
+
+def test_rotated_orders_each_round_from_another_contender():
+    from fastopt.bench_loop import rotated
+
+    names = ["a", "b", "c"]
+    assert [rotated(names, r) for r in range(4)] == [
+        ["a", "b", "c"], ["b", "c", "a"], ["c", "a", "b"], ["a", "b", "c"]]
+    assert rotated([], 3) == [] and rotated(("x",), 5) == ["x"]
+    assert names == ["a", "b", "c"]        # the caller's list is not changed

@@ -1122,6 +1122,8 @@ def measure(contenders: dict[str, Callable[[], Any]], repeats: int, target: floa
     spread is (slowest - fastest batch) / median, a noise figure; a contender that raises
     is dropped and its error is in failures.
     """
+    from fastopt.bench_loop import rotated
+
     failures: dict[str, str] = {}
     numbers: dict[str, int] = {}
     for name, f in contenders.items():
@@ -1133,8 +1135,7 @@ def measure(contenders: dict[str, Callable[[], Any]], repeats: int, target: floa
     samples: dict[str, list[float]] = {n: [] for n in names}
     perf = time.perf_counter
     for r in range(repeats):
-        k = r % max(1, len(names))
-        for name in names[k:] + names[:k]:
+        for name in rotated(names, r):
             f, number = contenders[name], numbers[name]
             if gap:
                 time.sleep(gap)

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["MLP", "NumpyAdam", "background_load", "format_loop", "median_interval",
-           "paired_ratio", "quartiles", "run_loop", "verdict"]
+           "paired_ratio", "quartiles", "rotated", "run_loop", "verdict"]
 
 LAYERS = (784, 1024, 10)
 BATCH = 64
@@ -265,6 +265,18 @@ def paired_ratio(num: list[float], den: list[float]) -> dict[str, float]:
     return {"median": median, "q1": q1, "q3": q3, "low": low, "high": high}
 
 
+def rotated(items, r: int) -> list:
+    """`items` in round `r`'s order of an interleaved benchmark: rotated left by r, so that
+    no contender always runs first or after the same one.
+
+    >>> rotated(["a", "b", "c"], 4)
+    ['b', 'c', 'a']
+    """
+    items = list(items)
+    k = r % len(items) if items else 0
+    return items[k:] + items[:k]
+
+
 def median_interval(values: list[float], confidence: float = 0.95) -> tuple[float, float]:
     """A distribution-free `confidence` interval for the median of the population
     `values` were drawn from: the order statistics ``x(k)`` and ``x(n+1-k)`` with the
@@ -321,8 +333,7 @@ def measure_loop(contenders: dict[str, Callable[[], tuple[MLP, Any]]], repeats: 
     for r in range(repeats):
         if max_seconds is not None and r >= 3 and time.perf_counter() - start > max_seconds:
             break
-        k = r % len(names)
-        for name in names[k:] + names[:k]:
+        for name in rotated(names, r):
             samples[name].append(_time_steps(*built[name], steps))
             if name in teams:
                 teams[name].append(last_threads_used())
